@@ -1,0 +1,37 @@
+# Two commands: `make serve` and `make test`. Both install what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+HOME_DIR ?= $(CURDIR)/.roost-home
+
+.PHONY: install serve test check format bench clean
+
+$(STAMP): pyproject.toml
+	@scripts/bootstrap-venv.sh "$(PYTHON)" "$(VENV)"
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+serve: install
+	$(BIN)/roost serve --home "$(HOME_DIR)"
+
+check: install
+	$(BIN)/ruff format --check roost tests $(wildcard bench)
+	$(BIN)/ruff check roost tests $(wildcard bench)
+	$(BIN)/mypy
+
+test: check
+	$(BIN)/python -m pytest -q
+
+format: install
+	$(BIN)/ruff format roost tests $(wildcard bench)
+	$(BIN)/ruff check --fix roost tests $(wildcard bench)
+
+bench: install
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .roost-home .mypy_cache .ruff_cache .pytest_cache

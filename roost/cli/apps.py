@@ -1,0 +1,103 @@
+"""App commands: create, list, info, remove."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from roost.cli.base import Context, json_option, pass_context
+from roost.cli.output import age, console, print_json, show, table
+from roost.config import format_duration, format_size
+
+
+@click.command("create")
+@click.argument("name")
+@click.option("--mode", type=click.Choice(["service", "function"]), help="Default: function.")
+@json_option
+@pass_context
+def create(ctx: Context, name: str, mode: str | None, as_json: bool) -> None:
+    """Create an empty app (push creates one too)."""
+    app = ctx.client().request("POST", "/v1/apps", json={"name": name, "mode": mode})
+    if as_json:
+        print_json(app)
+    else:
+        console.print(f"created app [bold]{app['name']}[/] ({app['mode']})")
+
+
+@click.command("list")
+@json_option
+@pass_context
+def list_apps(ctx: Context, as_json: bool) -> None:
+    """List every app."""
+    apps: list[dict[str, Any]] = ctx.client().request("GET", "/v1/apps")
+    if as_json:
+        print_json(apps)
+        return
+    rows = table("NAME", "MODE", "DESIRED", "CREATED")
+    for app in apps:
+        rows.add_row(app["name"], app["mode"], app["desired"], age(app["created_at"]))
+    show(rows)
+    if not apps:
+        console.print("[dim]no apps yet: `roost push` in an app's folder creates one[/]")
+
+
+@click.command("info")
+@click.argument("app")
+@click.option("--events", default=20, show_default=True, help="How many recent events to show.")
+@json_option
+@pass_context
+def info(ctx: Context, app: str, events: int, as_json: bool) -> None:
+    """Show an app's settings, traffic, deployments and recent events."""
+    details = ctx.client().request("GET", f"/v1/apps/{app}", params={"events": events})
+    if as_json:
+        print_json(details)
+        return
+    _show_settings(details["app"])
+    _show_deployments(details["deployments"])
+    _show_events(details["events"])
+
+
+def _show_settings(app: dict[str, Any]) -> None:
+    config = app["config"]
+    scale, limits = config["scale"], config["limits"]
+    console.print(f"[bold]{app['name']}[/]  mode={app['mode']}  desired={app['desired']}")
+    runs = config.get("entrypoint") or config.get("command") or "-"
+    console.print(f"  runs       {runs}")
+    console.print(
+        f"  scale      min={scale['min']} max={scale['max']} concurrency={scale['concurrency']}"
+        f" idle_timeout={format_duration(scale['idle_timeout'])}"
+    )
+    console.print(
+        f"  limits     memory={format_size(limits['memory'])} cpu={limits['cpu']:g}"
+        f" timeout={format_duration(limits['timeout'])} body={format_size(limits['body'])}"
+        f" network={limits['network']}"
+    )
+
+
+def _show_deployments(deployments: list[dict[str, Any]]) -> None:
+    console.print()
+    if not deployments:
+        console.print("[dim]no deployments yet[/]")
+        return
+    rows = table("DEPLOYMENT", "STATUS", "TRAFFIC", "AGE", "MESSAGE")
+    for d in deployments:
+        rows.add_row(d["id"], d["status"], f"{d['weight']}%" if d["weight"] else "", age(d["created_at"]), d["message"])
+    show(rows)
+
+
+def _show_events(events: list[dict[str, Any]]) -> None:
+    console.print()
+    rows = table("AGE", "EVENT", "MESSAGE")
+    for e in events:
+        rows.add_row(age(e["at"]), e["kind"], e["message"])
+    show(rows)
+
+
+@click.command("remove")
+@click.argument("app")
+@pass_context
+def remove(ctx: Context, app: str) -> None:
+    """Remove an app with all its deployments."""
+    ctx.client().request("DELETE", f"/v1/apps/{app}")
+    console.print(f"removed app [bold]{app}[/]")

@@ -1,0 +1,97 @@
+"""The CLI's one way to the daemon: HTTP(JSON) over the Unix socket or TCP.
+
+Turns the API's `{"error", "message", "hint"}` back into the same RoostError,
+and a refused connection into DaemonUnreachable with what to do.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from roost.errors import DaemonUnreachable, RoostError, from_wire
+from roost.settings import DEFAULT_API_HOST, DEFAULT_API_PORT, SOCKET_NAME, default_home
+
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where the daemon is: a base URL, and a Unix socket path when local."""
+
+    url: str
+    socket: Path | None = None
+
+    def describe(self) -> str:
+        return f"unix socket {self.socket}" if self.socket else self.url
+
+
+def resolve_target(url: str | None) -> Target:
+    """`--url`/`ROOST_URL` (http://, https:// or unix:///path), else the home's socket, else TCP."""
+    chosen = url or os.environ.get("ROOST_URL")
+    if chosen:
+        if chosen.startswith("unix://"):
+            return Target("http://roost", Path(chosen.removeprefix("unix://")))
+        return Target(chosen.rstrip("/"))
+    socket_path = default_home() / SOCKET_NAME
+    if socket_path.exists():
+        return Target("http://roost", socket_path)
+    return Target(f"http://{DEFAULT_API_HOST}:{DEFAULT_API_PORT}")
+
+
+class Client:
+    def __init__(self, target: Target, token: str | None = None) -> None:
+        self.target = target
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        transport = httpx.HTTPTransport(uds=str(target.socket)) if target.socket else None
+        self._http = httpx.Client(base_url=target.url, transport=transport, timeout=TIMEOUT, headers=headers)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send a request; return the decoded JSON body (None for 204)."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        return self._decode(response)
+
+    def stream_lines(self, method: str, path: str, **kwargs: Any) -> Iterator[str]:
+        """Yield the lines of a streamed response (logs, events, build output)."""
+        try:
+            with self._http.stream(method, path, timeout=httpx.Timeout(None, connect=5.0), **kwargs) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._decode(response)
+                yield from response.iter_lines()
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+
+    def _unreachable(self, exc: Exception) -> RoostError:
+        return DaemonUnreachable(
+            f"cannot reach the daemon at {self.target.describe()}: is `roost serve` running?",
+            hint=f"start it with `roost serve`, or point at it with --url or ROOST_URL ({type(exc).__name__})",
+        )
+
+    @staticmethod
+    def _decode(response: httpx.Response) -> Any:
+        if response.status_code == 204:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400:
+            if isinstance(body, dict) and "error" in body:
+                raise from_wire(body, response.status_code)
+            raise RoostError(
+                f"the daemon answered HTTP {response.status_code}: {response.text[:200]}",
+                hint="check that --url points at a Roost admin API",
+            )
+        return body

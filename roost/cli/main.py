@@ -1,0 +1,62 @@
+"""The `roost` command: the group and its global options."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import click
+
+from roost import __version__
+from roost.cli.apps import create, info, list_apps, remove
+from roost.cli.base import Context, RoostGroup, json_option, pass_context
+from roost.cli.output import console, print_json
+from roost.cli.serve import serve
+from roost.config import format_duration, format_size, load_app_config
+
+
+@click.group(cls=RoostGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--url", envvar="ROOST_URL", help="Daemon URL: http(s)://HOST:PORT or unix:///PATH [env ROOST_URL].")
+@click.option("--token", envvar="ROOST_TOKEN", help="API token [env ROOST_TOKEN].")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, url: str | None, token: str | None, debug: bool) -> None:
+    """Roost: push Python web apps, serve them, scale them, sleep them."""
+    ctx.obj = Context(url=url, token=token, debug=debug)
+
+
+@cli.command("version")
+@json_option
+@pass_context
+def version(ctx: Context, as_json: bool) -> None:
+    """Print the CLI's version (and the daemon's, when reachable)."""
+    data = {"cli": __version__, "python": platform.python_version()}
+    if as_json:
+        print_json(data)
+    else:
+        console.print(f"roost {__version__} (Python {data['python']})")
+
+
+@cli.command("check")
+@click.argument("path", default=".", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@json_option
+def check(path: Path, as_json: bool) -> None:
+    """Validate an app's roost.toml and print the settings in force."""
+    config = load_app_config(path)
+    if as_json:
+        print_json(config.to_dict())
+        return
+    console.print(f"[green]ok[/]: {path}")
+    console.print(f"  mode={config.mode.value} runs={config.entrypoint or config.command or '(to be guessed)'}")
+    console.print(
+        f"  scale min={config.scale.min} max={config.scale.max} concurrency={config.scale.concurrency}"
+        f" idle_timeout={format_duration(config.scale.idle_timeout)}"
+    )
+    console.print(
+        f"  limits memory={format_size(config.limits.memory)} cpu={config.limits.cpu:g}"
+        f" timeout={format_duration(config.limits.timeout)} body={format_size(config.limits.body)}"
+    )
+
+
+for command in (serve, create, list_apps, info, remove):
+    cli.add_command(command)

@@ -1,0 +1,49 @@
+"""How the CLI shows things: Rich tables for people, JSON for scripts, errors in one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from roost.errors import RoostError
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def table(*columns: str) -> Table:
+    result = Table(box=None, pad_edge=False, header_style="bold")
+    for column in columns:
+        result.add_column(column, overflow="fold")
+    return result
+
+
+def show(renderable: Any) -> None:
+    console.print(renderable)
+
+
+def print_error(error: RoostError) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(error.message)}", markup=True, highlight=False)
+    if error.hint:
+        err_console.print(f"  [dim]hint:[/] {escape(error.hint)}", markup=True, highlight=False)
+
+
+def age(timestamp: float | None, now: float | None = None) -> str:
+    """A short human age: '12s', '5m', '3h', '2d'."""
+    if not timestamp:
+        return "-"
+    seconds = max(0, int((now or time.time()) - timestamp))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -1,0 +1,358 @@
+"""App configuration: `roost.toml` or `[tool.roost]` into a typed `AppConfig`.
+
+Reads files and validates; never talks to the daemon. Every error names the
+file, the key and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from roost.errors import ConfigError
+from roost.model import (
+    APP_NAME_RULE,
+    AppConfig,
+    LimitsConfig,
+    Mode,
+    Network,
+    ScaleConfig,
+    is_valid_app_name,
+)
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
+_SIZE_FACTORS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+SIZE_FORMS = "a number of bytes or a size like 512K, 128M, 1G"
+DURATION_FORMS = "a number of seconds or a duration like 500ms, 5s, 5m, 1h, 1h30m"
+
+
+def parse_size(value: object) -> int:
+    """`128M` -> 134217728. Units are powers of 1024; a bare number is bytes."""
+    if isinstance(value, bool):
+        raise ValueError(SIZE_FORMS)
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(SIZE_FORMS)
+        return value
+    if not isinstance(value, str):
+        raise ValueError(SIZE_FORMS)
+    match = _SIZE_RE.match(value)
+    if not match:
+        raise ValueError(SIZE_FORMS)
+    number, unit, _ = match.groups()
+    return int(float(number) * _SIZE_FACTORS[unit.upper()])
+
+
+def parse_duration(value: object) -> float:
+    """`5m` -> 300.0 seconds; `1h30m` and `500ms` too; a bare number is seconds."""
+    if isinstance(value, bool):
+        raise ValueError(DURATION_FORMS)
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(DURATION_FORMS)
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(DURATION_FORMS)
+    text = value.strip().lower()
+    if not text:
+        raise ValueError(DURATION_FORMS)
+    total = 0.0
+    position = 0
+    for match in _DURATION_RE.finditer(text):
+        if match.start() != position:
+            raise ValueError(DURATION_FORMS)
+        total += float(match.group(1)) * _DURATION_FACTORS[match.group(2)]
+        position = match.end()
+    if position != len(text):
+        raise ValueError(DURATION_FORMS)
+    return total
+
+
+def format_size(size: int) -> str:
+    """134217728 -> '128M': the inverse of `parse_size` for whole units."""
+    for unit in ("T", "G", "M", "K"):
+        factor = _SIZE_FACTORS[unit]
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+def format_duration(seconds: float) -> str:
+    if seconds and seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    for unit in ("d", "h", "m"):
+        factor = _DURATION_FACTORS[unit]
+        if seconds >= factor and seconds % factor == 0:
+            return f"{int(seconds // factor)}{unit}"
+    return f"{seconds:g}s"
+
+
+Parser = Callable[[object], Any]
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("a non-empty string")
+    return value
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("true or false")
+    return value
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("a whole number, 0 or more")
+    return value
+
+
+def _positive_count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("a whole number, 1 or more")
+    return value
+
+
+def _cores(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1024:
+        raise ValueError("a number of cores above 0, like 0.5 or 2")
+    return float(value)
+
+
+def _app_name(value: object) -> str:
+    if not isinstance(value, str) or not is_valid_app_name(value):
+        raise ValueError(APP_NAME_RULE)
+    return value
+
+
+def _entrypoint(value: object) -> str:
+    if not isinstance(value, str) or not re.match(r"^[\w.]+:[\w.]+$", value):
+        raise ValueError("'module:object', like 'main:app'")
+    return value
+
+
+def _choice(*choices: str) -> Parser:
+    def parse(value: object) -> str:
+        if value not in choices:
+            raise ValueError(" or ".join(repr(c) for c in choices))
+        return str(value)
+
+    return parse
+
+
+def _env(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError('a table of NAME = "value"')
+    result: dict[str, str] = {}
+    for key, item in value.items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            raise ValueError(f"variable names of letters, digits and '_' ({key!r} is not one)")
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise ValueError(f"string values ({key} is a {type(item).__name__})")
+        result[key] = str(item)
+    return result
+
+
+def _size(value: object) -> int:
+    return parse_size(value)
+
+
+def _duration(value: object) -> float:
+    return parse_duration(value)
+
+
+TOP_KEYS: dict[str, Parser] = {
+    "name": _app_name,
+    "entrypoint": _entrypoint,
+    "command": _string,
+    "mode": _choice("service", "function"),
+    "preload": _bool,
+}
+SCALE_KEYS: dict[str, Parser] = {
+    "min": _count,
+    "max": _positive_count,
+    "concurrency": _positive_count,
+    "idle_timeout": _duration,
+}
+LIMIT_KEYS: dict[str, Parser] = {
+    "memory": _size,
+    "cpu": _cores,
+    "timeout": _duration,
+    "body": _size,
+    "network": _choice("host", "none"),
+}
+TABLES: dict[str, dict[str, Parser]] = {"scale": SCALE_KEYS, "limits": LIMIT_KEYS}
+
+
+def _check_keys(source: str, prefix: str, data: Mapping[str, object], allowed: set[str]) -> None:
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(
+                f"{source}: unknown key '{prefix}{key}'",
+                hint=f"accepted keys{' in [' + prefix.rstrip('.') + ']' if prefix else ''}: "
+                + ", ".join(sorted(allowed)),
+            )
+
+
+def _parse_table(source: str, prefix: str, data: Mapping[str, object], keys: dict[str, Parser]) -> dict[str, Any]:
+    _check_keys(source, prefix, data, set(keys))
+    parsed: dict[str, Any] = {}
+    for key, value in data.items():
+        try:
+            parsed[key] = keys[key](value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{source}: '{prefix}{key}' = {value!r} is not valid",
+                hint=f"'{prefix}{key}' takes {exc}",
+            ) from exc
+    return parsed
+
+
+def validate(data: Mapping[str, object], source: str = "roost.toml") -> dict[str, Any]:
+    """Check raw settings and return them parsed, still as a sparse dict.
+
+    Only the keys present come back, so layers (file, CLI) can be merged
+    before defaults are applied by `build_config`.
+    """
+    _check_keys(source, "", data, set(TOP_KEYS) | set(TABLES) | {"env"})
+    result = _parse_table(source, "", {k: v for k, v in data.items() if k in TOP_KEYS}, TOP_KEYS)
+    for table, keys in TABLES.items():
+        if table in data:
+            value = data[table]
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: '{table}' must be a table", hint=f"write it as [{table}]")
+            result[table] = _parse_table(source, f"{table}.", value, keys)
+    if "env" in data:
+        try:
+            result["env"] = _env(data["env"])
+        except ValueError as exc:
+            raise ConfigError(f"{source}: [env] is not valid", hint=f"[env] takes {exc}") from exc
+    return result
+
+
+def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Later layers win, key by key inside tables."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+    return merged
+
+
+def build_config(settings: Mapping[str, Any], source: str = "roost.toml") -> AppConfig:
+    """Apply defaults to validated settings and check the rules across keys."""
+    mode = Mode(settings.get("mode", Mode.FUNCTION.value))
+    scale_data = dict(settings.get("scale", {}))
+    scale_data.setdefault("min", 1 if mode is Mode.SERVICE else 0)
+    scale = ScaleConfig(**scale_data)
+    limits_data = dict(settings.get("limits", {}))
+    limits_data["network"] = Network(limits_data.get("network", Network.HOST.value))
+    limits = LimitsConfig(**limits_data)
+    config = AppConfig(
+        name=settings.get("name"),
+        entrypoint=settings.get("entrypoint"),
+        command=settings.get("command"),
+        mode=mode,
+        preload=settings.get("preload", True),
+        scale=scale,
+        limits=limits,
+        env=dict(settings.get("env", {})),
+    )
+    _check_rules(config, source)
+    return config
+
+
+def _check_rules(config: AppConfig, source: str) -> None:
+    if config.entrypoint and config.command:
+        raise ConfigError(
+            f"{source}: both 'entrypoint' and 'command' are set",
+            hint="keep one: 'entrypoint' for an object Roost serves, 'command' for a server that listens on $PORT",
+        )
+    if config.scale.min > config.scale.max:
+        raise ConfigError(
+            f"{source}: 'scale.min' ({config.scale.min}) is above 'scale.max' ({config.scale.max})",
+            hint="raise scale.max or lower scale.min",
+        )
+    if config.mode is Mode.SERVICE and config.scale.min < 1:
+        raise ConfigError(
+            f"{source}: a service needs 'scale.min' of at least 1",
+            hint='set scale.min = 1, or mode = "function" to scale to zero',
+        )
+    if config.limits.memory < 16 * 1024 * 1024:
+        raise ConfigError(
+            f"{source}: 'limits.memory' = {format_size(config.limits.memory)} is too small",
+            hint="give at least 16M; Python itself needs about 10M",
+        )
+    if config.limits.timeout <= 0:
+        raise ConfigError(f"{source}: 'limits.timeout' must be above 0", hint='for example timeout = "5s"')
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", hint="fix the syntax at the line named") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}", hint="check the path and its permissions") from exc
+
+
+def find_settings(app_dir: Path) -> tuple[dict[str, Any], str]:
+    """Raw settings from `roost.toml`, else `[tool.roost]` in pyproject.toml.
+
+    Returns the validated sparse settings and the file they came from ("" when
+    the app has no settings at all).
+    """
+    roost_toml = app_dir / "roost.toml"
+    if roost_toml.is_file():
+        return validate(read_toml(roost_toml), str(roost_toml)), str(roost_toml)
+    pyproject = app_dir / "pyproject.toml"
+    if pyproject.is_file():
+        tool = read_toml(pyproject).get("tool", {})
+        section = tool.get("roost") if isinstance(tool, dict) else None
+        if isinstance(section, dict):
+            source = f"{pyproject} [tool.roost]"
+            return validate(section, source), source
+    return {}, ""
+
+
+def load_app_config(app_dir: Path, overrides: Mapping[str, Any] | None = None) -> AppConfig:
+    """The settings in force for the app in `app_dir`, with CLI overrides on top."""
+    settings, source = find_settings(app_dir)
+    override_layer = validate(overrides or {}, "command-line flags")
+    return build_config(merge(settings, override_layer), source or "roost.toml")
+
+
+def replace_settings(config: AppConfig, changes: Mapping[str, Any], source: str) -> AppConfig:
+    """A copy of `config` with validated `changes` applied (for `roost scale`)."""
+    current = config.to_dict()
+    current.pop("name", None)
+    merged = merge(current, validate(changes, source))
+    merged["name"] = config.name
+    return build_config(merged, source)
+
+
+__all__ = [
+    "DURATION_FORMS",
+    "SIZE_FORMS",
+    "build_config",
+    "find_settings",
+    "format_duration",
+    "format_size",
+    "load_app_config",
+    "merge",
+    "parse_duration",
+    "parse_size",
+    "read_toml",
+    "replace_settings",
+    "validate",
+]

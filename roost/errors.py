@@ -1,0 +1,138 @@
+"""The one tree of errors a Roost user can meet.
+
+Every error carries a message (what went wrong) and a hint (what to do), a
+stable ``code`` for the wire, and the HTTP status the admin API answers with::
+
+    RoostError                      500  internal
+    ├── ConfigError                 400  config_invalid
+    ├── UsageError                  400  usage
+    ├── AuthError                   401  unauthorized
+    ├── Forbidden                   403  forbidden
+    ├── NotFound                    404  not_found
+    ├── Conflict                    409  conflict
+    │   └── DaemonAlreadyRunning    409  daemon_running
+    ├── BuildFailed                 422  build_failed
+    ├── LimitExceeded               429  limit_exceeded
+    ├── Unavailable                 503  unavailable
+    │   ├── DaemonUnreachable       503  daemon_unreachable
+    │   └── PortInUse               503  port_in_use
+    └── StoreError                  500  store
+
+The CLI client turns the API's ``{"error", "message", "hint"}`` back into the
+same class with :func:`from_wire`. This module imports nothing of Roost.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class RoostError(Exception):
+    """Base of every error a user may see: a message and a hint."""
+
+    code: ClassVar[str] = "internal"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_wire(self) -> dict[str, str]:
+        """The JSON body the admin API sends for this error."""
+        return {"error": self.code, "message": self.message, "hint": self.hint}
+
+
+class ConfigError(RoostError):
+    """A roost.toml, pyproject.toml or flag holds a value Roost cannot use."""
+
+    code = "config_invalid"
+    status = 400
+
+
+class UsageError(RoostError):
+    """A request or command was given arguments that do not fit."""
+
+    code = "usage"
+    status = 400
+
+
+class AuthError(RoostError):
+    """No credentials, or wrong ones."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(RoostError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(RoostError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(RoostError):
+    """The request contradicts the current state (a name taken, a wrong status)."""
+
+    code = "conflict"
+    status = 409
+
+
+class DaemonAlreadyRunning(Conflict):
+    code = "daemon_running"
+
+
+class BuildFailed(RoostError):
+    code = "build_failed"
+    status = 422
+
+
+class LimitExceeded(RoostError):
+    code = "limit_exceeded"
+    status = 429
+
+
+class Unavailable(RoostError):
+    code = "unavailable"
+    status = 503
+
+
+class DaemonUnreachable(Unavailable):
+    code = "daemon_unreachable"
+
+
+class PortInUse(Unavailable):
+    code = "port_in_use"
+
+
+class StoreError(RoostError):
+    """The database could not be opened, migrated or written."""
+
+    code = "store"
+    status = 500
+
+
+def _all_subclasses(cls: type[RoostError]) -> list[type[RoostError]]:
+    found: list[type[RoostError]] = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_all_subclasses(sub))
+    return found
+
+
+def from_wire(body: dict[str, object], status: int) -> RoostError:
+    """Rebuild the error the API sent, as the same class where the code is known."""
+    code = str(body.get("error", "internal"))
+    message = str(body.get("message") or body.get("error") or f"HTTP {status}")
+    hint = str(body.get("hint") or "")
+    classes: list[type[RoostError]] = [RoostError, *_all_subclasses(RoostError)]
+    for cls in classes:
+        if cls.code == code:
+            return cls(message, hint)
+    return RoostError(message, hint)

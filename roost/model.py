@@ -1,0 +1,176 @@
+"""Shared leaf types: ids, states and the frozen records that cross modules.
+
+Pure data: no I/O, imports nothing of Roost. Every module may import this one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NewType
+
+AppName = NewType("AppName", str)
+DeploymentId = NewType("DeploymentId", str)
+InstanceId = NewType("InstanceId", str)
+
+APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+APP_NAME_RULE = "1 to 63 characters: lowercase letters, digits and '-', starting with a letter"
+DEPLOYMENT_ID_RE = re.compile(r"^[a-z0-9]{8}$")
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def is_valid_app_name(name: str) -> bool:
+    """True for a name usable as an app: a DNS label that never holds '--'."""
+    return bool(APP_NAME_RE.match(name)) and "--" not in name and not name.endswith("-")
+
+
+def new_deployment_id() -> DeploymentId:
+    """Eight random lowercase letters and digits: a DNS label of its own."""
+    return DeploymentId("".join(secrets.choice(_ID_ALPHABET) for _ in range(8)))
+
+
+def new_instance_id() -> InstanceId:
+    return InstanceId("i" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(9)))
+
+
+class Mode(StrEnum):
+    """How an app's instances live: always on, or started by requests."""
+
+    SERVICE = "service"
+    FUNCTION = "function"
+
+
+class DeploymentStatus(StrEnum):
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class InstanceState(StrEnum):
+    STARTING = "starting"
+    READY = "ready"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+    CRASHED = "crashed"
+
+
+class DesiredState(StrEnum):
+    """What the user asked for with start/stop; the store keeps it."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class AppState(StrEnum):
+    """What `roost list` shows: derived from deployments and instances."""
+
+    NEW = "new"
+    BUILDING = "building"
+    RUNNING = "running"
+    SLEEPING = "sleeping"
+    STOPPED = "stopped"
+    CRASH_LOOPING = "crash-looping"
+    FAILED = "failed"
+
+
+class Network(StrEnum):
+    HOST = "host"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleConfig:
+    min: int = 0
+    max: int = 10
+    concurrency: int = 50
+    idle_timeout: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Per-instance limits; the defaults are Globe's."""
+
+    memory: int = 128 * 1024 * 1024
+    cpu: float = 0.5
+    timeout: float = 5.0
+    body: int = 10 * 1024 * 1024
+    network: Network = Network.HOST
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    """An app's settings in force, after defaults, files and flags."""
+
+    name: str | None = None
+    entrypoint: str | None = None
+    command: str | None = None
+    mode: Mode = Mode.FUNCTION
+    preload: bool = True
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; `from_dict` reads it back."""
+        data = dataclasses.asdict(self)
+        data["mode"] = self.mode.value
+        data["limits"]["network"] = self.limits.network.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AppConfig:
+        scale = ScaleConfig(**data.get("scale", {}))
+        limits_data = dict(data.get("limits", {}))
+        limits_data["network"] = Network(limits_data.get("network", Network.HOST.value))
+        return cls(
+            name=data.get("name"),
+            entrypoint=data.get("entrypoint"),
+            command=data.get("command"),
+            mode=Mode(data.get("mode", Mode.FUNCTION.value)),
+            preload=bool(data.get("preload", True)),
+            scale=scale,
+            limits=LimitsConfig(**limits_data),
+            env=dict(data.get("env", {})),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    name: AppName
+    mode: Mode
+    desired: DesiredState
+    created_at: float
+    updated_at: float
+    config: AppConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    id: DeploymentId
+    app: AppName
+    status: DeploymentStatus
+    digest: str
+    message: str
+    created_at: float
+    build_seconds: float | None
+    config: AppConfig
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficEntry:
+    deployment: DeploymentId
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    at: float
+    app: AppName | None
+    kind: str
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,52 @@
+"""Daemon settings: where Roost keeps its state and where it listens.
+
+Defaults live here once; the CLI maps flags and environment variables onto
+`ServeSettings`. No I/O beyond reading the environment for defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_API_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 7070
+DEFAULT_EDGE_HOST = "0.0.0.0"  # noqa: S104 - the edge serves the world by design
+DEFAULT_EDGE_PORT = 8080
+DEFAULT_DOMAIN = "localhost"
+SOCKET_NAME = "roost.sock"
+LOCK_NAME = "roost.lock"
+DB_NAME = "roost.db"
+
+
+def default_home() -> Path:
+    """`$ROOST_HOME`, else `$XDG_DATA_HOME/roost`, else `~/.local/share/roost`."""
+    if os.environ.get("ROOST_HOME"):
+        return Path(os.environ["ROOST_HOME"]).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "roost"
+
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    home: Path
+    edge_host: str = DEFAULT_EDGE_HOST
+    edge_port: int = DEFAULT_EDGE_PORT
+    api_host: str = DEFAULT_API_HOST
+    api_port: int = DEFAULT_API_PORT
+    domain: str = DEFAULT_DOMAIN
+    require_password: bool = False
+    trust_proxy: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def socket_path(self) -> Path:
+        return self.home / SOCKET_NAME
+
+    @property
+    def lock_path(self) -> Path:
+        return self.home / LOCK_NAME
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / DB_NAME

@@ -1,0 +1,81 @@
+"""Versioned, forward-only migrations, tracked in SQLite's `user_version`.
+
+Append a new script to `MIGRATIONS`; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema
+    """
+    CREATE TABLE apps (
+        name        TEXT PRIMARY KEY,
+        mode        TEXT NOT NULL,
+        desired     TEXT NOT NULL DEFAULT 'running',
+        config      TEXT NOT NULL,
+        created_at  REAL NOT NULL,
+        updated_at  REAL NOT NULL
+    );
+    CREATE TABLE deployments (
+        id            TEXT PRIMARY KEY,
+        app           TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        seq           INTEGER NOT NULL,
+        status        TEXT NOT NULL,
+        digest        TEXT NOT NULL,
+        message       TEXT NOT NULL DEFAULT '',
+        config        TEXT NOT NULL,
+        error         TEXT NOT NULL DEFAULT '',
+        created_at    REAL NOT NULL,
+        build_seconds REAL,
+        UNIQUE (app, seq)
+    );
+    CREATE TABLE traffic (
+        app         TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        deployment  TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+        weight      INTEGER NOT NULL CHECK (weight BETWEEN 0 AND 100),
+        PRIMARY KEY (app, deployment)
+    );
+    CREATE TABLE releases (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        app         TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        deployment  TEXT NOT NULL,
+        at          REAL NOT NULL
+    );
+    CREATE TABLE instances (
+        id          TEXT PRIMARY KEY,
+        app         TEXT NOT NULL,
+        deployment  TEXT NOT NULL,
+        pid         INTEGER,
+        pgid        INTEGER,
+        cgroup      TEXT NOT NULL DEFAULT '',
+        state       TEXT NOT NULL,
+        started_at  REAL NOT NULL,
+        stopped_at  REAL,
+        reason      TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX instances_live ON instances(state);
+    CREATE TABLE events (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        at       REAL NOT NULL,
+        app      TEXT,
+        kind     TEXT NOT NULL,
+        message  TEXT NOT NULL,
+        data     TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_by_app ON events(app, id);
+    CREATE TABLE users (
+        name        TEXT PRIMARY KEY,
+        created_at  REAL NOT NULL
+    );
+    CREATE TABLE tokens (
+        name          TEXT PRIMARY KEY,
+        hash          TEXT NOT NULL,
+        created_at    REAL NOT NULL,
+        last_used_at  REAL
+    );
+    CREATE TABLE domains (
+        host  TEXT PRIMARY KEY,
+        app   TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE
+    );
+    """,
+)

@@ -1,0 +1,131 @@
+"""DESIGN.md's import rules, checked on the source: imports point one way."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2] / "roost"
+LEAVES = ("roost.model", "roost.errors")
+VERSION = ("roost",)  # `from roost import __version__`
+
+# module prefix -> what it may import from roost (besides itself)
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "roost.model": (),
+    "roost.errors": (),
+    "roost.config": LEAVES,
+    "roost.settings": LEAVES,
+    "roost.store": LEAVES,
+    "roost.registry": LEAVES,
+    "roost.build": (*LEAVES, "roost.registry"),
+    "roost.runtime": LEAVES,
+    "roost.edge": (*LEAVES, "roost.runtime.protocol"),
+    "roost.autoscale": (*LEAVES, "roost.runtime.protocol"),
+    "roost.homelock": LEAVES,
+    "roost.listeners": LEAVES,
+    "roost.control": (
+        *LEAVES,
+        "roost.config",
+        "roost.settings",
+        "roost.store",
+        "roost.registry",
+        "roost.build",
+        "roost.runtime",
+    ),
+    "roost.api": (*LEAVES, *VERSION, "roost.control", "roost.config", "roost.settings"),
+    "roost.cli": (*LEAVES, *VERSION, "roost.config", "roost.settings"),
+    "roost.daemon": ("roost",),
+    "roost.__main__": ("roost.cli",),
+    "roost": (),
+}
+DAEMON_IMPORTERS = {"roost.cli.serve"}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def roost_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "roost")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "roost":
+            found.add(node.module)
+    return found
+
+
+def rule_for(module: str) -> tuple[str, tuple[str, ...]]:
+    best = max((prefix for prefix in ALLOWED if module == prefix or module.startswith(prefix + ".")), key=len)
+    return best, ALLOWED[best]
+
+
+def is_within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def test_every_module_has_a_rule() -> None:
+    for path in ROOT.rglob("*.py"):
+        module = module_name(path)
+        assert any(is_within(module, p) for p in ALLOWED), f"{module} has no import rule in this test"
+
+
+def violations(module: str, imports: set[str]) -> list[str]:
+    """The imports of `module` that its rule does not allow."""
+    own, allowed = rule_for(module)
+    if own == "roost.daemon":
+        return []
+    bad = []
+    for name in sorted(imports):
+        if own != "roost" and is_within(name, own):
+            continue
+        if name == "roost" and "roost" in allowed:
+            continue
+        if any(is_within(name, a) for a in allowed if a != "roost"):
+            continue
+        bad.append(f"{module} imports {name}")
+    return bad
+
+
+def test_the_checker_catches_a_wrong_import() -> None:
+    assert violations("roost.edge.proxy", {"roost.store"}) == ["roost.edge.proxy imports roost.store"]
+    assert violations("roost.edge.proxy", {"roost.runtime.supervisor"})
+    assert violations("roost.model", {"roost.errors"})
+    assert not violations("roost.edge.proxy", {"roost.runtime.protocol", "roost.model", "roost.edge.parse"})
+
+
+def test_imports_point_one_way() -> None:
+    broken = []
+    for path in sorted(ROOT.rglob("*.py")):
+        broken.extend(violations(module_name(path), roost_imports(path)))
+    assert not broken, "imports against DESIGN.md:\n" + "\n".join(broken)
+
+
+def test_only_serve_imports_the_daemon() -> None:
+    for path in ROOT.rglob("*.py"):
+        module = module_name(path)
+        if module in DAEMON_IMPORTERS:
+            continue
+        assert not any(is_within(n, "roost.daemon") for n in roost_imports(path)), f"{module} imports roost.daemon"
+
+
+def test_leaves_import_nothing_of_roost() -> None:
+    for leaf in LEAVES:
+        path = ROOT / f"{leaf.split('.')[1]}.py"
+        assert roost_imports(path) == set()
+
+
+def test_only_the_cli_exits() -> None:
+    for path in ROOT.rglob("*.py"):
+        if module_name(path).startswith("roost.cli"):
+            continue
+        assert "sys.exit" not in path.read_text(), f"{path} calls sys.exit; only roost/cli may"
+
+
+def test_only_the_store_speaks_sql() -> None:
+    for path in ROOT.rglob("*.py"):
+        if module_name(path).startswith("roost.store"):
+            continue
+        assert "import sqlite3" not in path.read_text(), f"{path} imports sqlite3; only roost/store may"

@@ -1,0 +1,175 @@
+from pathlib import Path
+
+import pytest
+
+from roost.config import (
+    format_duration,
+    format_size,
+    load_app_config,
+    parse_duration,
+    parse_size,
+    replace_settings,
+)
+from roost.errors import ConfigError
+from roost.model import Mode, Network
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("128M", 128 * 1024**2),
+        ("1G", 1024**3),
+        ("512K", 512 * 1024),
+        ("10", 10),
+        (2048, 2048),
+        ("1.5G", int(1.5 * 1024**3)),
+        ("64MiB", 64 * 1024**2),
+        ("64mb", 64 * 1024**2),
+    ],
+)
+def test_parse_size(text: object, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "M", "12X", "-1", "1.2.3M", True, None, -5, [1]])
+def test_parse_size_rejects(text: object) -> None:
+    with pytest.raises(ValueError, match="128M"):
+        parse_size(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("500ms", 0.5), ("5s", 5.0), ("5m", 300.0), ("1h30m", 5400.0), ("2d", 172800.0), (3, 3.0), (0.25, 0.25)],
+)
+def test_parse_duration(text: object, expected: float) -> None:
+    assert parse_duration(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", ["", "5", "5 s", "5x", "m5", "s", False, -1])
+def test_parse_duration_rejects(text: object) -> None:
+    with pytest.raises(ValueError, match="500ms"):
+        parse_duration(text)
+
+
+def test_formats_round_trip() -> None:
+    assert format_size(parse_size("128M")) == "128M"
+    assert format_size(1000) == "1000"
+    assert format_duration(parse_duration("5m")) == "5m"
+    assert format_duration(0.5) == "500ms"
+    assert format_duration(7.5) == "7.5s"
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def test_defaults_are_globes(tmp_path: Path) -> None:
+    config = load_app_config(tmp_path)
+    assert config.mode is Mode.FUNCTION
+    assert config.scale.min == 0
+    assert config.limits.memory == 128 * 1024**2
+    assert config.limits.timeout == 5.0
+    assert config.limits.cpu == 0.5
+    assert config.limits.body == 10 * 1024**2
+    assert config.limits.network is Network.HOST
+    assert config.preload is True
+
+
+def test_full_roost_toml(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "roost.toml",
+        """
+name = "hello"
+entrypoint = "main:app"
+mode = "service"
+preload = false
+[scale]
+max = 4
+concurrency = 8
+idle_timeout = "90s"
+[limits]
+memory = "256M"
+cpu = 1
+timeout = "2s"
+body = "1M"
+network = "none"
+[env]
+GREETING = "hi"
+COUNT = 3
+""",
+    )
+    config = load_app_config(tmp_path)
+    assert config.name == "hello"
+    assert config.entrypoint == "main:app"
+    assert config.mode is Mode.SERVICE
+    assert config.scale.min == 1  # a service's default
+    assert (config.scale.max, config.scale.concurrency, config.scale.idle_timeout) == (4, 8, 90.0)
+    assert config.limits.memory == 256 * 1024**2
+    assert config.limits.network is Network.NONE
+    assert config.env == {"GREETING": "hi", "COUNT": "3"}
+    assert config.preload is False
+
+
+def test_pyproject_tool_roost(tmp_path: Path) -> None:
+    write(tmp_path, "pyproject.toml", '[project]\nname = "x"\n[tool.roost]\nentrypoint = "app:application"\n')
+    assert load_app_config(tmp_path).entrypoint == "app:application"
+
+
+def test_roost_toml_wins_over_pyproject(tmp_path: Path) -> None:
+    write(tmp_path, "pyproject.toml", '[tool.roost]\nentrypoint = "a:b"\n')
+    write(tmp_path, "roost.toml", 'entrypoint = "c:d"\n')
+    assert load_app_config(tmp_path).entrypoint == "c:d"
+
+
+def test_overrides_win(tmp_path: Path) -> None:
+    write(tmp_path, "roost.toml", 'mode = "service"\n[scale]\nmax = 3\n')
+    config = load_app_config(tmp_path, {"mode": "function", "scale": {"min": 0}})
+    assert config.mode is Mode.FUNCTION
+    assert config.scale.max == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("colour = 1\n", ["unknown key 'colour'", "accepted keys"]),
+        ("[scale]\nmaxx = 3\n", ["unknown key 'scale.maxx'", "concurrency"]),
+        ('[limits]\nmemory = "lots"\n', ["'limits.memory'", "128M"]),
+        ('[limits]\ntimeout = "5 parsecs"\n', ["'limits.timeout'", "500ms"]),
+        ('mode = "daemon"\n', ["'mode'", "'service' or 'function'"]),
+        ('[scale]\nmax = "ten"\n', ["'scale.max'", "whole number"]),
+        ("[scale]\nmin = 5\nmax = 2\n", ["'scale.min' (5) is above 'scale.max' (2)"]),
+        ('mode = "service"\n[scale]\nmin = 0\n', ["a service needs 'scale.min'"]),
+        ('entrypoint = "main"\n', ["'entrypoint'", "module:object"]),
+        ('entrypoint = "a:b"\ncommand = "x"\n', ["both 'entrypoint' and 'command'"]),
+        ('name = "Bad_Name"\n', ["'name'", "lowercase"]),
+        ("scale = 3\n", ["'scale' must be a table"]),
+        ('[env]\n"1X" = "v"\n', ["[env]"]),
+        ("this is not toml\n", ["not valid TOML"]),
+        ('[limits]\nmemory = "1M"\n', ["too small"]),
+    ],
+)
+def test_errors_name_file_and_key(tmp_path: Path, text: str, names: list[str]) -> None:
+    write(tmp_path, "roost.toml", text)
+    with pytest.raises(ConfigError) as caught:
+        load_app_config(tmp_path)
+    full = f"{caught.value.message} {caught.value.hint}"
+    assert str(tmp_path / "roost.toml") in caught.value.message
+    for name in names:
+        assert name in full
+    assert caught.value.hint
+
+
+def test_replace_settings_keeps_the_rest(tmp_path: Path) -> None:
+    write(tmp_path, "roost.toml", 'entrypoint = "main:app"\n[scale]\nmax = 3\n[limits]\nmemory = "64M"\n')
+    config = replace_settings(load_app_config(tmp_path), {"scale": {"max": 7}}, "roost scale")
+    assert config.scale.max == 7
+    assert config.limits.memory == 64 * 1024**2
+    assert config.entrypoint == "main:app"
+
+
+def test_config_dict_round_trip(tmp_path: Path) -> None:
+    write(tmp_path, "roost.toml", 'command = "python server.py"\n[limits]\nnetwork = "none"\n[env]\nA = "1"\n')
+    config = load_app_config(tmp_path)
+    assert type(config).from_dict(config.to_dict()) == config

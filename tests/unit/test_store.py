@@ -1,0 +1,170 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from roost.errors import Conflict, NotFound, StoreError
+from roost.model import AppConfig, AppName, DeploymentId, DeploymentStatus, DesiredState, Mode, TrafficEntry
+from roost.store import Store
+from roost.store.schema import MIGRATIONS
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    opened = await Store.open(tmp_path / "roost.db")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_wal_and_schema_version(tmp_path: Path, store: Store) -> None:
+    conn = sqlite3.connect(tmp_path / "roost.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"apps", "deployments", "traffic", "instances", "events", "users", "tokens"} <= tables
+    conn.close()
+
+
+async def test_create_get_list_delete(store: Store) -> None:
+    await store.create_app(AppName("beta"), Mode.SERVICE, AppConfig(mode=Mode.SERVICE))
+    await store.create_app(AppName("alpha"), Mode.FUNCTION, AppConfig())
+    assert [a.name for a in await store.list_apps()] == ["alpha", "beta"]
+    beta = await store.get_app("beta")
+    assert beta.mode is Mode.SERVICE
+    assert beta.config.mode is Mode.SERVICE
+    await store.delete_app("alpha")
+    with pytest.raises(NotFound, match="alpha"):
+        await store.get_app("alpha")
+    with pytest.raises(NotFound):
+        await store.delete_app("alpha")
+
+
+async def test_duplicate_name_conflicts_and_changes_nothing(store: Store) -> None:
+    await store.create_app(AppName("hello"), Mode.FUNCTION, AppConfig())
+    events_before = await store.list_events("hello")
+    with pytest.raises(Conflict, match="already exists"):
+        await store.create_app(AppName("hello"), Mode.SERVICE, AppConfig())
+    assert (await store.get_app("hello")).mode is Mode.FUNCTION
+    assert await store.list_events("hello") == events_before
+
+
+async def test_update_app(store: Store) -> None:
+    await store.create_app(AppName("hello"), Mode.FUNCTION, AppConfig())
+    updated = await store.update_app("hello", desired=DesiredState.STOPPED)
+    assert updated.desired is DesiredState.STOPPED
+    assert updated.mode is Mode.FUNCTION
+
+
+async def test_failed_write_leaves_previous_state(store: Store) -> None:
+    await store.create_app(AppName("hello"), Mode.FUNCTION, AppConfig())
+
+    def half_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM apps WHERE name = 'hello'")
+        raise RuntimeError("crash mid-write")
+
+    with pytest.raises(RuntimeError):
+        await store._db.write(half_then_fail)
+    assert (await store.get_app("hello")).name == "hello"
+
+
+async def test_deployments_traffic_and_cascade(store: Store) -> None:
+    app = AppName("hello")
+    await store.create_app(app, Mode.FUNCTION, AppConfig())
+    first = await store.create_deployment(app, DeploymentId("aaaaaaaa"), "sha256:1", "first", AppConfig())
+    second = await store.create_deployment(app, DeploymentId("bbbbbbbb"), "sha256:2", "second", AppConfig())
+    assert first.status is DeploymentStatus.BUILDING
+    await store.finish_deployment(first.id, DeploymentStatus.READY, 1.5)
+    await store.set_traffic(app, [TrafficEntry(first.id, 100)], "promote", "promoted")
+    await store.set_traffic(app, [TrafficEntry(first.id, 90), TrafficEntry(second.id, 10)], "traffic", "split")
+    assert await store.get_traffic(app) == [TrafficEntry(first.id, 90), TrafficEntry(second.id, 10)]
+    assert [d.id for d in await store.list_deployments(app)] == [second.id, first.id]
+    failed = await store.fail_building_deployments("the daemon stopped during the build")
+    assert [d.id for d in failed] == [second.id]
+    assert (await store.get_deployment(app, second.id)).status is DeploymentStatus.FAILED
+    await store.delete_app(app)
+    assert await store.list_deployments(app) == []
+    assert await store.get_traffic(app) == []
+
+
+async def test_events_order_and_paging(store: Store) -> None:
+    for index in range(5):
+        await store.add_event("x", "test", f"event {index}")
+    latest = await store.list_events("x", limit=3)
+    assert [e.message for e in latest] == ["event 2", "event 3", "event 4"]
+    after = await store.list_events("x", after=latest[0].id)
+    assert [e.message for e in after] == ["event 3", "event 4"]
+
+
+async def test_reopen_keeps_everything(tmp_path: Path) -> None:
+    first = await Store.open(tmp_path / "roost.db")
+    await first.create_app(AppName("kept"), Mode.FUNCTION, AppConfig(entrypoint="main:app"))
+    await first.close()
+    second = await Store.open(tmp_path / "roost.db")
+    try:
+        assert (await second.get_app("kept")).config.entrypoint == "main:app"
+    finally:
+        await second.close()
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "roost.db")
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this Roost"):
+        await Store.open(tmp_path / "roost.db")
+
+
+WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from roost.model import AppConfig, AppName, Mode
+    from roost.store import Store
+
+    async def main():
+        store = await Store.open(Path(sys.argv[1]))
+        index = 0
+        while True:
+            await store.create_app(AppName(f"app{index}"), Mode.FUNCTION, AppConfig())
+            print(index, flush=True)
+            index += 1
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_sigkill_mid_writes_keeps_every_acknowledged_app(tmp_path: Path) -> None:
+    db = tmp_path / "roost.db"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True)
+    acknowledged = -1
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            acknowledged = int(line)
+            if acknowledged >= 30:
+                break
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert acknowledged >= 30
+    store = await Store.open(db)
+    try:
+        names = {a.name for a in await store.list_apps()}
+        assert {f"app{i}" for i in range(acknowledged + 1)} <= names
+        events = await store.list_events(limit=1000)
+        assert len(events) == len(names)  # each app and its event landed together
+    finally:
+        await store.close()
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
