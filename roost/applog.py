@@ -1,0 +1,145 @@
+"""Per-app log files: every line of every instance, zygote and build, with a
+timestamp, the deployment and its source, in size-capped rotating files.
+
+Layout: `<root>/<app>/app.log`, then `app.log.1` ... `app.log.<backups>`.
+One line: `2026-11-22T01:47:17.123456Z<TAB>deployment<TAB>source<TAB>text`.
+Writes are single O_APPEND `write()` calls to the page cache (microseconds),
+so the event loop may call them. Imports only the leaves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+LIMIT_FILE_BYTES = 5 * 1024 * 1024
+BACKUPS = 3
+LIMIT_LINE_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    at: float
+    deployment: str
+    source: str
+    text: str
+
+    def render(self) -> str:
+        stamp = datetime.fromtimestamp(self.at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        return f"{stamp} {self.deployment} {self.source}: {self.text}"
+
+
+def _format(at: float, deployment: str, source: str, text: str) -> bytes:
+    stamp = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    clean = text.replace("\t", "    ").rstrip("\r\n").replace("\n", " | ")
+    encoded = clean.encode("utf-8", "replace")[:LIMIT_LINE_BYTES]
+    return f"{stamp}\t{deployment}\t{source}\t".encode() + encoded + b"\n"
+
+
+def parse_line(raw: str) -> LogLine | None:
+    parts = raw.rstrip("\n").split("\t", 3)
+    if len(parts) != 4:
+        return None
+    try:
+        at = datetime.strptime(parts[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+    return LogLine(at, parts[1], parts[2], parts[3])
+
+
+class AppLog:
+    """The log of one app. `write` appends a line and rotates past the size cap."""
+
+    def __init__(self, root: Path, app: str, limit_bytes: int = LIMIT_FILE_BYTES, backups: int = BACKUPS) -> None:
+        self.directory = root / app
+        self.path = self.directory / "app.log"
+        self.limit_bytes = limit_bytes
+        self.backups = backups
+        self._fd: int | None = None
+        self._size = 0
+
+    def write(self, deployment: str, source: str, text: str, at: float | None = None) -> None:
+        data = _format(at or time.time(), deployment, source, text)
+        if self._fd is None:
+            self._open()
+        if self._size + len(data) > self.limit_bytes:
+            self._rotate()
+        assert self._fd is not None  # noqa: S101 - opened just above
+        os.write(self._fd, data)
+        self._size += len(data)
+
+    def _open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._size = os.fstat(self._fd).st_size
+
+    def _rotate(self) -> None:
+        self.close()
+        for index in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"app.log.{index}")
+            if older.exists():
+                older.replace(self.path.with_name(f"app.log.{index + 1}"))
+        if self.path.exists():
+            self.path.replace(self.path.with_name("app.log.1"))
+        self._open()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class LogBook:
+    """All apps' logs under one root; hands out one `AppLog` per app."""
+
+    def __init__(self, root: Path, limit_bytes: int = LIMIT_FILE_BYTES, backups: int = BACKUPS) -> None:
+        self.root = root
+        self.limit_bytes = limit_bytes
+        self.backups = backups
+        self._logs: dict[str, AppLog] = {}
+
+    def app(self, app: str) -> AppLog:
+        log = self._logs.get(app)
+        if log is None:
+            log = self._logs[app] = AppLog(self.root, app, self.limit_bytes, self.backups)
+        return log
+
+    def write(self, app: str, deployment: str, source: str, text: str) -> None:
+        self.app(app).write(deployment, source, text)
+
+    def files(self, app: str) -> list[Path]:
+        """The app's log files, oldest first."""
+        directory = self.root / app
+        rotated = [directory / f"app.log.{i}" for i in range(self.backups, 0, -1)]
+        return [p for p in [*rotated, directory / "app.log"] if p.exists()]
+
+    def read(self, app: str, since: float | None = None, deployment: str | None = None) -> list[LogLine]:
+        """Every kept line of the app, oldest first, filtered. Blocking: call in a thread."""
+        lines: list[LogLine] = []
+        for path in self.files(app):
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                for raw in handle:
+                    line = parse_line(raw)
+                    if line is None or (since is not None and line.at < since):
+                        continue
+                    if deployment is not None and line.deployment != deployment:
+                        continue
+                    lines.append(line)
+        return lines
+
+    def remove(self, app: str) -> None:
+        log = self._logs.pop(app, None)
+        if log is not None:
+            log.close()
+        for path in self.files(app):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def close(self) -> None:
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()

@@ -1,0 +1,192 @@
+"""The runtime's contract with the rest of Roost: the only runtime module the
+edge router and the autoscaler may import.
+
+Nothing here assumes that an instance is a local child process: an instance
+is an id, a state and an address to forward to. A cluster backend implements
+the same `Runtime` protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from roost.model import AppConfig, AppName, DeploymentId, InstanceId, InstanceState
+
+RUNNER_REQUIREMENTS: tuple[str, ...] = (
+    "uvicorn>=0.30",
+    "httptools>=0.6.4",
+    "uvloop>=0.19",
+    "a2wsgi>=1.10",
+)
+"""What Roost's in-instance runner needs inside every deployment's virtual
+environment. The builder installs these beside the app's own dependencies and
+includes them in the venv cache key."""
+
+
+class StartKind(StrEnum):
+    """How an instance came to be; the edge turns it into X-Roost-Start."""
+
+    FORK = "fork"  # forked from a warm zygote: the request that waited is "warm"
+    FRESH = "fresh"  # a new process that imported everything: "cold"
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentSpec:
+    """Everything the runtime needs to run instances of one deployment.
+
+    `code_dir` holds the unpacked source (the app's working directory, read-only
+    to it); `venv_dir` the deployment's virtual environment (`venv_dir/bin/python`);
+    `env` the app's own environment (roost.toml [env] and secrets), without
+    PORT, TMPDIR or HOME, which the runtime sets.
+    """
+
+    app: AppName
+    deployment: DeploymentId
+    code_dir: Path
+    venv_dir: Path
+    config: AppConfig
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """A snapshot of one instance, as `roost info` and the router see it."""
+
+    id: InstanceId
+    app: AppName
+    deployment: DeploymentId
+    state: InstanceState
+    host: str
+    port: int
+    pid: int | None
+    started_at: float
+    start_kind: StartKind
+    in_flight: int = 0
+    restarts: int = 0
+    reason: str = ""  # why it stopped or crashed, in words: "exited with status 3", "killed by SIGKILL"
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentStats:
+    """Counters of one deployment, for the autoscaler and `roost list`."""
+
+    deployment: DeploymentId
+    ready: int
+    starting: int
+    draining: int
+    in_flight: int
+    capacity: int  # free slots on ready instances
+    last_request_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """The build check: did one instance listen on $PORT and answer HTTP in time?"""
+
+    ok: bool
+    seconds: float
+    message: str  # "answered HTTP 200 in 0.41s" or "never listened on $PORT (port 41234) within 30s"
+    output: str  # the app's own stdout and stderr, last lines
+
+
+class Slot:
+    """One request's place on a ready instance. Release it exactly once, on
+    every path (success, error, cancellation)."""
+
+    __slots__ = ("_release", "deployment", "host", "instance", "port", "released", "start_kind")
+
+    def __init__(
+        self,
+        instance: InstanceId,
+        deployment: DeploymentId,
+        host: str,
+        port: int,
+        start_kind: StartKind,
+        release: Callable[[Slot], None],
+    ) -> None:
+        self.instance = instance
+        self.deployment = deployment
+        self.host = host
+        self.port = port
+        self.start_kind = start_kind
+        self.released = False
+        self._release = release
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self._release(self)
+
+
+class RuntimeListener(Protocol):
+    """What the runtime tells the edge. Called on the event loop; must not block."""
+
+    def instance_changed(self, info: InstanceInfo) -> None:
+        """Any state change of an instance (starting -> ready, ready -> draining, ...)."""
+
+    def capacity_changed(self, deployment: DeploymentId) -> None:
+        """A slot freed or an instance became ready: waiters may retry `try_acquire`."""
+
+    def start_failed(self, deployment: DeploymentId, reason: str) -> None:
+        """An instance could not start (crashed on import, never listened): waiters should fail fast."""
+
+
+class Runtime(Protocol):
+    """Starts, watches and stops instances; hands out slots on ready ones.
+
+    Example (the edge's activator)::
+
+        slot = runtime.try_acquire(dep)
+        if slot is None:
+            runtime.request_capacity(dep, waiting + 1)   # one start for many waiters
+            ...wait for capacity_changed(dep), then try_acquire again...
+        try:
+            forward(request, slot.host, slot.port)
+        finally:
+            slot.release()
+    """
+
+    def subscribe(self, listener: RuntimeListener) -> None: ...
+
+    async def deploy(self, spec: DeploymentSpec) -> None:
+        """Make a deployment runnable (zygote for preload apps; a service's `min`
+        instances). Idempotent: a new spec for a known deployment (new env)
+        replaces its instances with a rolling restart."""
+
+    async def retire(self, deployment: DeploymentId) -> None:
+        """Drain and stop every instance and the zygote of a deployment, and forget it."""
+
+    def try_acquire(self, deployment: DeploymentId) -> Slot | None:
+        """A slot on the least-loaded ready instance with room, or None. Synchronous:
+        nothing can take the same slot in between."""
+
+    def request_capacity(self, deployment: DeploymentId, slots: int) -> None:
+        """Start instances (never beyond `scale.max`, nor when stopped) unless ready and
+        starting instances already cover `slots` requests. Returns at once."""
+
+    async def start_instance(self, deployment: DeploymentId) -> InstanceInfo:
+        """Start one instance and return once it can take requests. Raises
+        roost.errors.Unavailable when it could not start."""
+
+    async def stop_instance(self, instance: InstanceId, reason: str) -> None:
+        """Drain (no new requests, in-flight finish within the grace), TERM, grace, KILL."""
+
+    async def scale_to(self, deployment: DeploymentId, count: int, reason: str) -> None:
+        """Converge on `count` instances (clamped to min/max): start or drain the difference."""
+
+    async def drain(self, deployment: DeploymentId) -> None:
+        """Stop every instance of the deployment gracefully (the deployment stays known)."""
+
+    def instances(self, deployment: DeploymentId | None = None) -> list[InstanceInfo]: ...
+
+    def stats(self, deployment: DeploymentId) -> DeploymentStats: ...
+
+    async def probe(self, spec: DeploymentSpec, timeout: float) -> ProbeResult:
+        """The build check: start one throwaway instance with PORT set and see it answer."""
+
+    async def close(self) -> None:
+        """Stop everything (daemon shutdown): drain, TERM, grace, KILL; leave no process."""
