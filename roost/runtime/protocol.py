@@ -185,7 +185,7 @@ class Runtime(Protocol):
 
     def stats(self, deployment: DeploymentId) -> DeploymentStats: ...
 
-    async def probe(self, spec: DeploymentSpec, timeout: float) -> ProbeResult:
+    async def probe(self, spec: DeploymentSpec, limit_seconds: float) -> ProbeResult:
         """The build check: start one throwaway instance with PORT set and see it answer."""
 
     async def close(self) -> None:
