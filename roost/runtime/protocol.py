@@ -122,6 +122,16 @@ class Slot:
             self._release(self)
 
 
+class EventSink(Protocol):
+    """Where the runtime records what happened (the daemon writes it to the store).
+
+    `kind` is dotted (`instance.ready`, `instance.crashed`, `zygote.evicted`),
+    `message` is for people ("instance i3k... exited with status 3"), `data` is JSON-able.
+    """
+
+    def __call__(self, app: AppName, kind: str, message: str, data: Mapping[str, object]) -> None: ...
+
+
 class RuntimeListener(Protocol):
     """What the runtime tells the edge. Called on the event loop; must not block."""
 
@@ -177,6 +187,9 @@ class Runtime(Protocol):
 
     async def scale_to(self, deployment: DeploymentId, count: int, reason: str) -> None:
         """Converge on `count` instances (clamped to min/max): start or drain the difference."""
+
+    async def restart(self, deployment: DeploymentId) -> None:
+        """Rolling restart: start new instances before draining the old ones."""
 
     async def drain(self, deployment: DeploymentId) -> None:
         """Stop every instance of the deployment gracefully (the deployment stays known)."""
