@@ -1,0 +1,22 @@
+"""The builder: safe unpack, uv installs into a venv cache keyed by the dependency files, bytecode.
+What others may use is exported here. Imports the leaves, the registry and applog only.
+"""
+
+from roost.build.builder import Builder, BuildOutput, BuildRequest, BuildStep
+from roost.build.deps import Dependencies, DependencyKind, find_dependencies, venv_key
+from roost.build.unpack import LIMIT_MEMBERS, LIMIT_UNPACKED_BYTES, UnpackStats, unpack_archive
+
+__all__ = [
+    "LIMIT_MEMBERS",
+    "LIMIT_UNPACKED_BYTES",
+    "BuildOutput",
+    "BuildRequest",
+    "BuildStep",
+    "Builder",
+    "Dependencies",
+    "DependencyKind",
+    "UnpackStats",
+    "find_dependencies",
+    "unpack_archive",
+    "venv_key",
+]

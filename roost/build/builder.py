@@ -1,0 +1,225 @@
+"""The builder: a deployment's archive in, its code dir and venv out, at most `max_parallel` at once.
+Orchestrates unpack, install and compile; blocking work runs in threads or subprocesses, never on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from roost.build.deps import Dependencies, DependencyKind, find_dependencies, venv_key
+from roost.build.fs import human_size, in_thread, remove_tree, replace_dir
+from roost.build.install import Toolchain, compile_code, create_venv, python_version
+from roost.build.process import build_env, uv_binary
+from roost.build.unpack import LIMIT_MEMBERS, LIMIT_UNPACKED_BYTES, UnpackStats, unpack_archive
+from roost.build.venv import VenvCache
+from roost.errors import BuildFailed, UsageError
+from roost.model import APP_NAME_RE, DEPLOYMENT_ID_RE, is_valid_app_name
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRequest:
+    """Build `archive` (a blob of the registry) as `deployment` of `app`."""
+
+    app: str
+    deployment: str
+    archive: Path
+
+
+@dataclass(frozen=True, slots=True)
+class BuildStep:
+    name: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOutput:
+    """A finished build. `venv_key` is also the name of `venv_dir`, for `gc_venvs`."""
+
+    code_dir: Path
+    venv_dir: Path
+    venv_key: str
+    reused_venv: bool
+    seconds: float
+    steps: tuple[BuildStep, ...]
+
+
+class _Steps:
+    """Times each named step of one build."""
+
+    def __init__(self) -> None:
+        self.done: list[BuildStep] = []
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        yield
+        self.done.append(BuildStep(name, time.monotonic() - started))
+
+
+class Builder:
+    """Builds deployments under `home`: `deployments/<app>/<deployment>/code`, `venvs/<key>`, `cache/uv`.
+
+    `python` is the interpreter venvs are made from; `cache_dir` moves uv's
+    cache elsewhere (tests share one across homes).
+
+    Example::
+
+        builder = Builder(home, RUNNER_REQUIREMENTS)
+        output = await builder.build(BuildRequest("hello", "a1b2c3d4", registry.path(digest)), print)
+        # output.code_dir, output.venv_dir / "bin" / "python"
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        runner_requirements: Sequence[str],
+        *,
+        python: str = sys.executable,
+        max_parallel: int = 2,
+        limit_unpacked_bytes: int = LIMIT_UNPACKED_BYTES,
+        limit_members: int = LIMIT_MEMBERS,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.home = home
+        self.runner_requirements = tuple(runner_requirements)
+        self.python = python
+        self.max_parallel = max_parallel
+        self.limit_unpacked_bytes = limit_unpacked_bytes
+        self.limit_members = limit_members
+        self.cache_dir = cache_dir or home / "cache" / "uv"
+        self._venvs = VenvCache(home / "venvs")
+        self._slots = asyncio.Semaphore(max_parallel)
+        self._toolchain: Toolchain | None = None
+        self._python_version: str | None = None
+
+    def deployment_dir(self, app: str, deployment: str) -> Path:
+        """Where a deployment's files live. Raises UsageError for names that are not Roost's."""
+        if not (APP_NAME_RE.fullmatch(app) and is_valid_app_name(app)):
+            raise UsageError(f"{app!r} is not an app name", hint="app names are DNS labels, like 'hello'")
+        if not DEPLOYMENT_ID_RE.fullmatch(deployment):
+            raise UsageError(f"{deployment!r} is not a deployment id", hint="`roost deployments APP` lists them")
+        return self.home / "deployments" / app / deployment
+
+    async def build(self, request: BuildRequest, log: Log) -> BuildOutput:
+        """Build one deployment, reporting progress to `log` one line at a time.
+
+        Waits for a free build slot first. Raises BuildFailed, with uv's own
+        error for a failed install; whatever happens, nothing half-built is
+        left at the final paths. Cancelling it stops its subprocesses.
+        """
+        code_dir = self.deployment_dir(request.app, request.deployment) / "code"
+        if self._slots.locked():
+            log(f"==> waiting for a free build slot ({self.max_parallel} builds running)")
+        async with self._slots:
+            return await self._build(request, code_dir, log)
+
+    async def _build(self, request: BuildRequest, code_dir: Path, log: Log) -> BuildOutput:
+        started = time.monotonic()
+        steps = _Steps()
+        toolchain = self._ensure_toolchain()
+        staging = code_dir.with_name(f".code-{secrets.token_hex(4)}")
+        try:
+            with steps.step("unpack"):
+                await self._unpack(request.archive, staging, log)
+            dependencies = await asyncio.to_thread(find_dependencies, staging)
+            key = await self._venv_key(dependencies, request.archive, toolchain)
+            with steps.step("dependencies"):
+                venv, reused = await self._install(key, dependencies, staging, toolchain, log)
+            with steps.step("compile"):
+                await self._compile(venv, staging, code_dir, toolchain, log)
+            await in_thread(replace_dir, staging, code_dir)
+        except BaseException:
+            await in_thread(remove_tree, staging)
+            raise
+        seconds = time.monotonic() - started
+        log(f"==> done in {seconds:.1f}s")
+        return BuildOutput(code_dir, venv, key, reused, seconds, tuple(steps.done))
+
+    def _ensure_toolchain(self) -> Toolchain:
+        if self._toolchain is None:
+            try:
+                uv = uv_binary()
+            except FileNotFoundError as exc:
+                raise BuildFailed("the uv binary is missing", hint="reinstall Roost: uv comes with it") from exc
+            self._toolchain = Toolchain(uv=uv, python=self.python, env=build_env(self.cache_dir))
+        return self._toolchain
+
+    async def _unpack(self, archive: Path, staging: Path, log: Log) -> UnpackStats:
+        try:
+            size = (await asyncio.to_thread(archive.stat)).st_size
+        except FileNotFoundError as exc:
+            raise BuildFailed(f"the archive {archive.name} is missing", hint="run `roost push` again") from exc
+        log(f"==> unpacking the archive ({human_size(size)})")
+        await asyncio.to_thread(staging.parent.mkdir, parents=True, exist_ok=True)
+        stats = await in_thread(
+            unpack_archive,
+            archive,
+            staging,
+            limit_unpacked_bytes=self.limit_unpacked_bytes,
+            limit_members=self.limit_members,
+        )
+        log(f"    {stats.files} files, {stats.directories} folders, {human_size(stats.unpacked_bytes)}")
+        return stats
+
+    async def _venv_key(self, dependencies: Dependencies, archive: Path, toolchain: Toolchain) -> str:
+        if self._python_version is None:
+            self._python_version = await python_version(toolchain)
+        source = await asyncio.to_thread(_sha256, archive) if dependencies.uses_local_code else ""
+        return venv_key(dependencies, self._python_version, self.runner_requirements, source)
+
+    async def _install(
+        self, key: str, dependencies: Dependencies, code_dir: Path, toolchain: Toolchain, log: Log
+    ) -> tuple[Path, bool]:
+        async def create(venv: Path) -> None:
+            what = "Roost's runner" if dependencies.kind is DependencyKind.NONE else "dependencies"
+            log(f"==> installing {what} with uv ({dependencies.source})")
+            await create_venv(toolchain, venv, dependencies, code_dir, self.runner_requirements, log)
+
+        venv, reused = await self._venvs.ensure(key, create)
+        if reused:
+            log(f"==> reusing the virtual environment {key[:12]} ({dependencies.source} unchanged)")
+        return venv, reused
+
+    async def _compile(self, venv: Path, staging: Path, code_dir: Path, toolchain: Toolchain, log: Log) -> None:
+        log("==> compiling bytecode")
+        if not await compile_code(venv, staging, code_dir, toolchain.env, log):
+            log("    warning: some files did not compile (above); the build check shows whether the app starts")
+
+    async def remove_deployment(self, app: str, deployment: str) -> int:
+        """Remove a deployment's files (its venv stays, for `gc_venvs`); returns the bytes freed."""
+        path = self.deployment_dir(app, deployment)
+        return await in_thread(_remove_deployment_dir, path)
+
+    async def gc_venvs(self, referenced_keys: set[str]) -> list[tuple[str, int]]:
+        """Remove the venvs that no key in `referenced_keys` names; returns (key, bytes freed) for each.
+
+        A deployment's key is `BuildOutput.venv_key`, also the name of its
+        `venv_dir`. Venvs used in the last hour are kept, so a build that has
+        not been recorded yet keeps its venv.
+        """
+        return await self._venvs.gc(referenced_keys)
+
+
+def _remove_deployment_dir(path: Path) -> int:
+    freed = remove_tree(path)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()  # the app's folder, once its last deployment is gone
+    return freed
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+__all__ = ["BuildOutput", "BuildRequest", "BuildStep", "Builder"]

@@ -1,0 +1,91 @@
+"""Directory moves for the builder: replace a tree atomically, remove one safely, measure one.
+Blocking: the builder calls these through `in_thread`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def in_thread(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """`asyncio.to_thread`, except that a cancelled caller still waits for the thread to end.
+
+    A thread cannot be stopped; waiting for it means the cleanup that follows
+    a cancellation never races with a write still under way.
+    """
+    work = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])
+        if not work.cancelled():
+            work.exception()  # retrieved: the cancellation is what propagates
+        raise
+
+
+def human_size(size: float) -> str:
+    """1536 -> '1.5 KB'."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def tree_size(path: Path) -> int:
+    """Bytes held by the files under `path` (links counted once each, not followed)."""
+    total = 0
+    for directory, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_size
+            except FileNotFoundError:
+                continue
+    return total
+
+
+def remove_tree(path: Path) -> int:
+    """Remove `path` and return the bytes it held; nothing when it is missing.
+
+    The tree is first renamed aside, so a removal cut short never leaves a
+    half-deleted tree under its old name.
+    """
+    if not path.exists() and not path.is_symlink():
+        return 0
+    doomed = path.with_name(f".trash-{path.name}-{secrets.token_hex(4)}")
+    os.replace(path, doomed)
+    if doomed.is_symlink() or not doomed.is_dir():
+        size = doomed.lstat().st_size
+        doomed.unlink()
+        return size
+    size = tree_size(doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+    return size
+
+
+def replace_dir(built: Path, final: Path) -> None:
+    """Move the finished tree `built` to `final`, setting aside whatever was there."""
+    if final.exists():
+        remove_tree(final)
+    os.replace(built, final)
+    fsync_dir(final.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["fsync_dir", "human_size", "in_thread", "remove_tree", "replace_dir", "tree_size"]
