@@ -1,0 +1,137 @@
+"""Cold start of the FastAPI example as a function with zero instances: time from a request to
+the first response byte, (a) forked from a resident zygote, (b) with the zygote evicted, (c) the
+ordinary way, `uvicorn main:app` as a new process. Targets: (a) median <= 15 ms, (c)/(a) >= 40.
+
+Run: .venv/bin/python bench/coldstart.py [SAMPLES]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import uvloop
+from _common import EXAMPLE, Recorder, build_venv, first_byte, free_port, summary, workdir
+
+from roost.applog import LogBook
+from roost.model import AppConfig, AppName, DeploymentId, Mode, ScaleConfig
+from roost.runtime import DeploymentSpec, LocalRuntime
+
+SAMPLES = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+
+
+async def activate(runtime: LocalRuntime, recorder: Recorder, deployment: DeploymentId) -> float:
+    """What the edge does for a request that finds no instance; seconds to the first byte."""
+    started = time.perf_counter()
+    slot = runtime.try_acquire(deployment)
+    while slot is None:
+        recorder.wake.clear()
+        runtime.request_capacity(deployment, 1)
+        await recorder.wake.wait()
+        slot = runtime.try_acquire(deployment)
+    try:
+        await first_byte(slot.host, slot.port)
+        return time.perf_counter() - started
+    finally:
+        slot.release()
+
+
+async def forked(
+    runtime: LocalRuntime, recorder: Recorder, spec: DeploymentSpec, evict: bool, pause: float
+) -> list[float]:
+    def count(kind: str) -> int:
+        return sum(1 for k, _ in recorder.events if k == kind)
+
+    samples = []
+    for sample in range(SAMPLES):
+        if evict:
+            await recorder.until(lambda: count("zygote.evicted") > sample)  # noqa: B023 - awaited at once
+        else:
+            await recorder.until(lambda: count("zygote.started") > 0)
+            await asyncio.sleep(pause)  # with a pause, the zygote's next spare is warm when the request comes
+        samples.append(await activate(runtime, recorder, spec.deployment))
+        await runtime.drain(spec.deployment)
+    return samples
+
+
+async def uvicorn_fresh(venv: Path) -> list[float]:
+    samples = []
+    env = {"PATH": f"{venv}/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+    for _ in range(SAMPLES):
+        port = free_port()
+        argv = [
+            str(venv / "bin" / "python"),
+            "-m",
+            "uvicorn",
+            "main:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, cwd=EXAMPLE, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
+        try:
+            while True:
+                try:
+                    await first_byte("127.0.0.1", port)
+                    break
+                except OSError:
+                    await asyncio.sleep(0.002)
+            samples.append(time.perf_counter() - started)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return samples
+
+
+def spec_for(venv: Path, deployment: str) -> DeploymentSpec:
+    config = AppConfig(entrypoint="main:app", mode=Mode.FUNCTION, scale=ScaleConfig(concurrency=10, idle_timeout=300))
+    return DeploymentSpec(AppName("fastapi-hello"), DeploymentId(deployment), EXAMPLE, venv, config)
+
+
+async def run_runtime(home: Path, venv: Path, zygote_idle: float, deployment: str, pause: float = 0.0) -> list[float]:
+    recorder = Recorder()
+    logs = LogBook(home / "logs")
+    runtime = LocalRuntime(home, logs, recorder, zygote_idle=zygote_idle, idle_check_interval=0.02)
+    runtime.subscribe(recorder)
+    await runtime.start()
+    try:
+        spec = spec_for(venv, deployment)
+        await runtime.deploy(spec)
+        return await forked(runtime, recorder, spec, evict=zygote_idle < 1, pause=pause)
+    finally:
+        await runtime.close()
+        logs.close()
+
+
+async def main() -> None:
+    with workdir() as tmp:
+        root = Path(tmp)
+        print(f"building the FastAPI example's venv in {root} ...", flush=True)
+        venv = build_venv(root)
+        resident = await run_runtime(root / "home-a", venv, 1800.0, "benchaaa", pause=0.2)
+        back_to_back = await run_runtime(root / "home-a2", venv, 1800.0, "benchaa2", pause=0.0)
+        evicted = await run_runtime(root / "home-b", venv, 0.05, "benchbbb")
+        fresh = await uvicorn_fresh(venv)
+    a, c = statistics.median(resident), statistics.median(fresh)
+    print(f"(a) fork from a resident zygote   {summary(resident)}")
+    print(f"(a') back to back, no pause     {summary(back_to_back)}")
+    print(f"(b) zygote evicted (full import)  {summary(evicted)}")
+    print(f"(c) uvicorn main:app, new process {summary(fresh)}")
+    print(f"(c)/(a) = {c / a:.0f}x   (b)/(a) = {statistics.median(evicted) / a:.0f}x")
+    print(
+        f"target (a) <= 15 ms: {'met' if a <= 0.015 else 'MISSED'}; (c)/(a) >= 40: {'met' if c / a >= 40 else 'MISSED'}"
+    )
+
+
+if __name__ == "__main__":
+    uvloop.run(main())

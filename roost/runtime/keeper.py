@@ -1,0 +1,290 @@
+"""Instances from spawn to reap: launch (fork or fresh), ready, drain, stop, and what a crash
+means (back-off, crash-looping, a restart to keep a deployment's floor).
+
+Each instance's life is one task, `_run`, which alone awaits its process's end;
+stopping only drains and signals, then waits for that task to record the end.
+A dying process is state, not an exception: the reason is recorded in words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+
+from roost.model import InstanceState, new_instance_id
+from roost.runtime.backoff import is_crash_looping
+from roost.runtime.environ import make_tmpdir
+from roost.runtime.instance import Instance
+from roost.runtime.launch import StartFailed, launch_command, launch_forked, launch_fresh
+from roost.runtime.output import Output
+from roost.runtime.pool import Pool
+from roost.runtime.process import ExitStatus, terminate
+from roost.runtime.protocol import InstanceInfo, StartKind
+from roost.runtime.zygote import ForkFailed
+from roost.runtime.zygotes import ZygoteKeeper
+
+log = logging.getLogger("roost.runtime")
+
+
+class InstanceKeeper(ZygoteKeeper):
+    # -- spawn and launch ----------------------------------------------------------------------------------------------
+
+    def _start(self, pool: Pool, restarts: int = 0) -> Instance:
+        """A new instance in `starting`; its task launches it. Synchronous, so it counts at once."""
+        spec = pool.spec
+        instance_id = new_instance_id()
+        output = Output(lambda line: self._logs.write(spec.app, spec.deployment, instance_id, line))
+        instance = Instance(spec, instance_id, self._tmpdir(instance_id), output, restarts)
+        if restarts:
+            instance.reason = f"restart {restarts} after: {pool.last_failure}"
+        instance.on_spawned = lambda: self._spawned(instance)
+        pool.instances[instance_id] = instance
+        self._instances[instance_id] = (pool, instance)
+        self._changed(instance)
+        self._spawn_task(self._run(pool, instance), name=f"instance {instance_id}")
+        return instance
+
+    async def _run(self, pool: Pool, instance: Instance) -> None:
+        """The instance's whole life: launch, ready, wait for its end, record it."""
+        launching = instance.launching = asyncio.ensure_future(self._launch(pool, instance))
+        try:
+            await asyncio.wait([launching])
+        except asyncio.CancelledError:
+            launching.cancel()
+            self._kill(instance)
+            raise
+        failure = self._launch_failure(launching)
+        instance.spawned.set()
+        status: ExitStatus | None = None
+        try:
+            if failure is None and instance.child is not None:
+                if instance.state is InstanceState.STARTING:
+                    self._mark_ready(pool, instance)
+                status = await instance.child.exited
+            elif instance.child is not None:
+                status = await terminate(instance.child, self.settings.grace_kill)
+            await instance.output.finish()
+        except asyncio.CancelledError:
+            self._kill(instance)
+            instance.output.close()
+            raise
+        self._finish(pool, instance, status, failure)
+
+    async def _launch(self, pool: Pool, instance: Instance) -> None:
+        deadline = time.monotonic() + self.settings.timeout_start
+        make_tmpdir(instance.tmpdir)
+        if instance.spec.config.command:
+            await launch_command(instance, deadline)
+            return
+        zygote = await self._zygote_for(pool, deadline)
+        if zygote is not None and zygote.spec == instance.spec:
+            try:
+                await launch_forked(instance, zygote)
+                return
+            except ForkFailed as exc:
+                instance.output.log(f"roost: could not fork from the zygote ({exc}); starting fresh")
+        await launch_fresh(instance, deadline)
+
+    def _launch_failure(self, launching: asyncio.Future[None]) -> str | None:
+        if launching.cancelled():
+            return "stopped before it started"
+        exc = launching.exception()
+        if exc is None:
+            return None
+        if isinstance(exc, StartFailed):
+            return str(exc)
+        log.error("could not launch an instance", exc_info=exc)
+        return f"could not start: {type(exc).__name__}: {exc}"
+
+    def _spawned(self, instance: Instance) -> None:
+        how = "forked from the zygote" if instance.start_kind is StartKind.FORK else "started fresh"
+        self._event(
+            instance.spec.app,
+            "instance.started",
+            f"instance {instance.id} of {instance.spec.deployment} {how} (pid {instance.pid})",
+            deployment=instance.spec.deployment,
+            instance=instance.id,
+            pid=instance.pid,
+            start_kind=instance.start_kind.value,
+        )
+        self._changed(instance)  # the pid, for recovery after a daemon crash
+
+    def _kill(self, instance: Instance) -> None:
+        if instance.child is not None:
+            instance.child.signal(signal.SIGKILL)
+
+    # -- ready and finished --------------------------------------------------------------------------------------------
+
+    def _mark_ready(self, pool: Pool, instance: Instance) -> None:
+        # starting -> ready: forked, said "ready" (fresh) or accepted a connection (command)
+        instance.move(InstanceState.READY)
+        instance.reason = ""
+        instance.ready_at = instance.last_used = time.monotonic()
+        pool.failing_to_start = False
+        seconds = instance.ready_at - instance.spawned_at
+        self._event(
+            instance.spec.app,
+            "instance.ready",
+            f"instance {instance.id} ready on {instance.host}:{instance.port} in {seconds:.3f}s "
+            f"({instance.start_kind.value})",
+            deployment=pool.deployment,
+            instance=instance.id,
+            seconds=round(seconds, 4),
+            start_kind=instance.start_kind.value,
+        )
+        self._changed(instance)
+        instance.resolve_waiters(instance.info())
+        self._arm_idle(pool, instance)
+        self._capacity_changed(pool.spec.deployment)
+
+    def _finish(self, pool: Pool, instance: Instance, status: ExitStatus | None, failure: str | None) -> None:
+        instance.cancel_idle_timer()
+        pool.instances.pop(instance.id, None)
+        self._instances.pop(instance.id, None)
+        if instance.state is InstanceState.DRAINING:
+            # draining -> stopped: we asked it to go
+            instance.move(InstanceState.STOPPED, instance.stop_reason or "stopped")
+            self._event(
+                instance.spec.app,
+                "instance.stopped",
+                f"instance {instance.id} stopped ({instance.reason})",
+                deployment=pool.deployment,
+                instance=instance.id,
+            )
+        else:
+            self._crashed(pool, instance, status, failure)
+        pool.finished.append(instance.info())
+        instance.resolve_waiters(instance.reason)
+        instance.finished.set()
+        self._changed(instance)
+        self._remove_tmpdir(instance.tmpdir)
+        self._evict_old_zygotes(pool)
+
+    def _crashed(self, pool: Pool, instance: Instance, status: ExitStatus | None, failure: str | None) -> None:
+        # starting/ready -> crashed: it ended without being asked
+        was_ready = instance.ready_at is not None
+        what = failure or (status.describe() if status is not None else "ended")
+        lines = instance.output.last_lines(3)
+        tail = f": {' | '.join(lines)}" if lines else ""
+        now = time.monotonic()
+        pool.streak = self.settings.backoff.next_streak(pool.streak, instance.healthy_seconds(now))
+        delay = self.settings.backoff.delay(pool.streak)
+        pool.backoff_until = now + delay
+        pool.failing_to_start = not was_ready
+        reason = f"{what}{tail}"
+        if is_crash_looping(pool.streak):
+            reason = f"crash-looping ({pool.streak} crashes in a row): {reason}"
+        pool.last_failure = reason
+        instance.move(InstanceState.CRASHED, reason)
+        self._event(
+            instance.spec.app,
+            "instance.crashed",
+            f"instance {instance.id} {what}{tail}",
+            deployment=pool.deployment,
+            instance=instance.id,
+            status=status.describe() if status is not None else what,
+            output=list(instance.output.tail),
+            streak=pool.streak,
+        )
+        if not was_ready:
+            self._start_failed(pool.spec.deployment, f"instance {instance.id} {reason}")
+        self._keep_floor(pool, restarts=pool.streak)
+
+    # -- keeping the floor: a service's instances, restarted after a back-off ------------------------------------------
+
+    def _keep_floor(self, pool: Pool, restarts: int = 0) -> None:
+        if self._closing or pool.retiring:
+            return
+        missing = pool.floor() - len(pool.live())
+        if missing <= 0:
+            return
+        wait = pool.backoff_until - time.monotonic()
+        if wait > 0:
+            self._restart_later(pool, wait)
+            return
+        for _ in range(missing):
+            self._start(pool, restarts=restarts)
+
+    def _restart_later(self, pool: Pool, delay: float) -> None:
+        if pool.restart_timer is not None:
+            return
+        looping = ", crash-looping" if is_crash_looping(pool.streak) else ""
+        self._event(
+            pool.spec.app,
+            "instance.backoff",
+            f"restarting an instance of {pool.deployment} in {delay:.1f}s "
+            f"({pool.streak} crash(es) in a row{looping}); last: {pool.last_failure}",
+            deployment=pool.deployment,
+            delay=round(delay, 3),
+            streak=pool.streak,
+        )
+        pool.restart_timer = asyncio.get_running_loop().call_later(delay, self._restart_due, pool)
+
+    def _restart_due(self, pool: Pool) -> None:
+        pool.restart_timer = None
+        self._keep_floor(pool, restarts=pool.streak)
+
+    # -- idle, drain, stop ---------------------------------------------------------------------------------------------
+
+    def _arm_idle(self, pool: Pool, instance: Instance) -> None:
+        if instance.is_ready() and instance.in_flight == 0:
+            instance.cancel_idle_timer()
+            timeout = instance.spec.config.scale.idle_timeout
+            instance.idle_timer = asyncio.get_running_loop().call_later(timeout, self._on_idle, pool, instance)
+
+    def _on_idle(self, pool: Pool, instance: Instance) -> None:
+        instance.idle_timer = None
+        if instance.is_ready() and instance.in_flight == 0 and len(pool.live()) > pool.floor():
+            timeout = instance.spec.config.scale.idle_timeout
+            if self._begin_stop(pool, instance, f"idle for {timeout:g}s"):
+                self._spawn_task(self._complete_stop(instance), name=f"stop {instance.id}")
+
+    async def _stop(self, pool: Pool, instance: Instance, reason: str) -> None:
+        """Drain (no new requests, in-flight finish within the grace), TERM, grace, KILL."""
+        if self._begin_stop(pool, instance, reason):
+            await self._complete_stop(instance)
+        await instance.finished.wait()
+
+    def _begin_stop(self, pool: Pool, instance: Instance, reason: str) -> bool:
+        """Synchronously out of routing; False if it was already on its way out."""
+        if not instance.is_live():
+            return False
+        # starting/ready -> draining: no new requests from now on
+        instance.stop_reason = reason
+        instance.move(InstanceState.DRAINING, f"draining: {reason}")
+        instance.cancel_idle_timer()
+        self._event(
+            instance.spec.app,
+            "instance.draining",
+            f"instance {instance.id} draining ({reason}), {instance.in_flight} request(s) in flight",
+            deployment=pool.deployment,
+            instance=instance.id,
+        )
+        self._changed(instance)
+        if not instance.spawned.is_set() and instance.launching is not None:
+            instance.launching.cancel()
+        self._keep_floor(pool)  # recycling: the replacement starts while this one drains
+        return True
+
+    async def _complete_stop(self, instance: Instance) -> None:
+        if instance.in_flight:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.grace_drain):
+                    await instance.idle.wait()
+        await instance.spawned.wait()
+        if instance.child is not None and instance.child.is_alive():
+            await terminate(instance.child, self.settings.grace_kill)
+        await instance.finished.wait()
+
+    async def _wait_ready(self, instance: Instance) -> InstanceInfo | str:
+        """The instance's info once ready, or the reason it never was."""
+        if instance.is_ready():
+            return instance.info()
+        if not instance.is_live():
+            return instance.reason or "stopped"
+        waiter: asyncio.Future[InstanceInfo | str] = asyncio.get_running_loop().create_future()
+        instance.ready_waiters.append(waiter)
+        return await waiter

@@ -1,0 +1,116 @@
+"""Bringing one instance's process into being, three ways: a fork of the zygote, a fresh
+runner, or the app's own command. Each returns once the instance can take requests and
+raises StartFailed otherwise; none decides which way to go (the supervisor does).
+
+Readiness differs on purpose: a forked instance is ready the moment it exists, since
+the app is already imported and the kernel queues connections on the socket we bound;
+a fresh runner is ready once it says so on its notify pipe (after the import and the
+ASGI lifespan startup), so an import error is a start failure rather than a 502; a
+command app is ready once its $PORT accepts a connection.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from roost.runtime.environ import instance_vars, process_env
+from roost.runtime.instance import Instance
+from roost.runtime.process import wait_exit
+from roost.runtime.protocol import StartKind
+from roost.runtime.spawn import (
+    SpawnFailed,
+    bind_listener,
+    command_argv,
+    free_port,
+    python_of,
+    spawn,
+    spawn_runner,
+    wait_listening,
+    wait_notified,
+)
+from roost.runtime.zygote import Zygote
+
+GRACE_EXIT_NOTICE = 1.0
+
+
+class StartFailed(Exception):
+    """The instance could not start; the message says why, for people."""
+
+
+async def launch_forked(instance: Instance, zygote: Zygote) -> None:
+    """Fork from the zygote; raises ForkFailed (the caller falls back to a fresh start)."""
+    sock = bind_listener()
+    read_fd, write_fd = os.pipe()
+    try:
+        port: int = sock.getsockname()[1]
+        env = instance_vars(instance.spec, instance.id, instance.tmpdir, port)
+        child = await zygote.fork(instance.id, sock, write_fd, env)
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        sock.close()
+        os.close(write_fd)
+    instance.port = port
+    instance.child = child
+    instance.start_kind = StartKind.FORK
+    instance.mark_spawned()
+    await instance.output.attach(read_fd)
+
+
+async def launch_fresh(instance: Instance, deadline: float) -> None:
+    """A new runner process that imports the app itself (seconds, not milliseconds)."""
+    spec = instance.spec
+    if not python_of(spec.venv_dir).exists():
+        raise StartFailed(f"the deployment's virtual environment has no python ({python_of(spec.venv_dir)})")
+    sock = bind_listener()
+    try:
+        port: int = sock.getsockname()[1]
+        env = process_env(spec, instance.id, instance.tmpdir, port)
+        spawned = spawn_runner(spec.venv_dir, spec.code_dir, env, spec.config.entrypoint or "", sock)
+    except SpawnFailed as exc:
+        raise StartFailed(str(exc)) from exc
+    finally:
+        sock.close()
+    instance.port = port
+    instance.child = spawned.child
+    instance.start_kind = StartKind.FRESH
+    instance.mark_spawned()
+    assert spawned.notify_fd is not None  # noqa: S101 - spawn_runner always opens it
+    try:
+        await instance.output.attach(spawned.output_fd)
+    except BaseException:
+        os.close(spawned.notify_fd)
+        raise
+    if not await wait_notified(spawned.notify_fd, spawned.child, deadline):
+        raise StartFailed(await _not_ready(instance, deadline, "did not start serving"))
+
+
+async def launch_command(instance: Instance, deadline: float) -> None:
+    """The app's own command, with $PORT set to a free port it must listen on."""
+    spec = instance.spec
+    port = free_port()
+    env = process_env(spec, instance.id, instance.tmpdir, port)
+    try:
+        spawned = spawn(command_argv(spec.config.command or ""), spec.code_dir, env)
+    except SpawnFailed as exc:
+        raise StartFailed(str(exc)) from exc
+    instance.port = port
+    instance.child = spawned.child
+    instance.start_kind = StartKind.FRESH
+    instance.mark_spawned()
+    await instance.output.attach(spawned.output_fd)
+    if not await wait_listening(port, spawned.child, deadline):
+        raise StartFailed(await _not_ready(instance, deadline, f"never listened on $PORT (port {port})"))
+
+
+async def _not_ready(instance: Instance, deadline: float, what: str) -> str:
+    """Why the instance is not ready: it ended (its pipe closed first: give the reaping a moment),
+    or time ran out."""
+    child = instance.child
+    if child is not None and time.monotonic() < deadline:
+        status = await wait_exit(child, GRACE_EXIT_NOTICE)
+        if status is not None:
+            return f"{status.describe()} before it was ready"
+    return f"{what} within {max(0.0, deadline - instance.spawned_at):.0f}s"

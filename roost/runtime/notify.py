@@ -1,0 +1,90 @@
+"""The supervisor's foundation: its settings, what it owns (pools, instances, background
+tasks) and how it tells the world (events for people, listener calls for the edge).
+
+Layers build on it, one concern each: `zygotes` (the fork servers), `keeper`
+(instances: spawn, ready, drain, stop, crash, back off) and `supervisor` (the
+Runtime protocol itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from roost.applog import LogBook
+from roost.model import AppName, DeploymentId
+from roost.runtime.backoff import Backoff
+from roost.runtime.instance import Instance
+from roost.runtime.pool import Pool
+from roost.runtime.protocol import EventSink, RuntimeListener
+
+log = logging.getLogger("roost.runtime")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    grace_drain: float = 10.0  # in-flight requests may finish within this, then TERM
+    grace_kill: float = 5.0  # after TERM, then KILL
+    zygote_idle: float = 1800.0  # a zygote without a fork this long (and no live instance) is evicted
+    idle_check_interval: float = 1.0  # the sweep: zygote eviction, crash-loop expiry
+    timeout_start: float = 60.0  # a fresh instance or a zygote must be ready within this
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+class Notifier:
+    def __init__(self, home: Path, logs: LogBook, events: EventSink, settings: Settings) -> None:
+        self.home = home
+        self.settings = settings
+        self._logs = logs
+        self._events = events
+        self._listeners: list[RuntimeListener] = []
+        self._pools: dict[DeploymentId, Pool] = {}
+        self._instances: dict[str, tuple[Pool, Instance]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    def subscribe(self, listener: RuntimeListener) -> None:
+        self._listeners.append(listener)
+
+    # -- telling -------------------------------------------------------------------------------------------------------
+
+    def _event(self, app: AppName, kind: str, message: str, **data: object) -> None:
+        self._events(app, kind, message, data)
+
+    def _changed(self, instance: Instance) -> None:
+        info = instance.info()
+        for listener in self._listeners:
+            listener.instance_changed(info)
+
+    def _capacity_changed(self, deployment: DeploymentId) -> None:
+        for listener in self._listeners:
+            listener.capacity_changed(deployment)
+
+    def _start_failed(self, deployment: DeploymentId, reason: str) -> None:
+        for listener in self._listeners:
+            listener.start_failed(deployment, reason)
+
+    # -- owning --------------------------------------------------------------------------------------------------------
+
+    def _spawn_task(self, work: Coroutine[Any, Any, Any], name: str) -> None:
+        """A background task whose handle is kept until it ends; close() cancels what is left."""
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("runtime task %s failed", task.get_name(), exc_info=task.exception())
+
+    def _tmpdir(self, name: str) -> Path:
+        return self.home / "run" / "tmp" / name
+
+    def _remove_tmpdir(self, path: Path) -> None:
+        """Wipe an instance's TMPDIR in a thread (it may hold many files)."""
+        self._spawn_task(asyncio.to_thread(shutil.rmtree, path, True), name=f"rmtree {path.name}")

@@ -1,0 +1,159 @@
+"""Spawning fresh processes: the runner (serve or zygote mode) and command apps.
+
+Each one gets argv as a list, an explicit environment, its own session and
+process group, stdin from /dev/null, one pipe for stdout and stderr, and only
+the descriptors named here. Readiness: a runner writes to its notify pipe once
+it serves; a command app is ready when its port accepts a connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from roost.runtime.process import Child, SpawnedChild
+
+RUNNER = Path(__file__).with_name("runner.py")
+LOOPBACK = "127.0.0.1"
+LIMIT_BACKLOG = 1024
+POLL_CONNECT = 0.02
+
+
+class SpawnFailed(Exception):
+    """The process could not even be created (no python in the venv, a missing command)."""
+
+
+@dataclass(slots=True)
+class Spawned:
+    """A fresh child, the read end of its output pipe and, for runners, of its notify pipe."""
+
+    child: SpawnedChild
+    output_fd: int
+    notify_fd: int | None = None
+
+
+def bind_listener() -> socket.socket:
+    """A listening socket on 127.0.0.1 with a free port, bound here so connections queue in the
+    kernel before the instance accepts them (socket activation)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((LOOPBACK, 0))
+        sock.listen(LIMIT_BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (for command apps, which bind $PORT themselves)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def python_of(venv_dir: Path) -> Path:
+    return venv_dir / "bin" / "python"
+
+
+def runner_argv(venv_dir: Path, mode: str, *options: str) -> list[str]:
+    return [str(python_of(venv_dir)), str(RUNNER), mode, *options]
+
+
+def command_argv(command: str) -> list[str]:
+    """`command` from roost.toml as an argv list: split like a shell would, never run by one."""
+    argv = shlex.split(command)
+    if not argv:
+        raise SpawnFailed("the command is empty")
+    return argv
+
+
+def spawn(argv: Sequence[str], cwd: Path, env: Mapping[str, str], pass_fds: Sequence[int] = ()) -> Spawned:
+    """Start `argv` in a new session; its stdout and stderr go to one pipe we read."""
+    loop = asyncio.get_running_loop()
+    read_fd, write_fd = os.pipe()
+    try:
+        popen = subprocess.Popen(  # noqa: S603 - an argv list, never a shell
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=write_fd,
+            pass_fds=tuple(pass_fds),
+            close_fds=True,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        os.close(read_fd)
+        raise SpawnFailed(f"could not run {argv[0]}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(write_fd)
+    return Spawned(SpawnedChild(popen, loop), read_fd)
+
+
+def spawn_runner(venv_dir: Path, cwd: Path, env: Mapping[str, str], entrypoint: str, sock: socket.socket) -> Spawned:
+    """A fresh runner serving `entrypoint` on `sock`; it says "ready" on a pipe once it serves."""
+    notify_read, notify_write = os.pipe()
+    fd = sock.fileno()
+    argv = runner_argv(venv_dir, "serve", "--app", entrypoint, "--fd", str(fd), "--notify-fd", str(notify_write))
+    try:
+        spawned = spawn(argv, cwd, env, (fd, notify_write))
+    except BaseException:
+        os.close(notify_read)
+        raise
+    finally:
+        os.close(notify_write)
+    spawned.notify_fd = notify_read
+    return spawned
+
+
+async def wait_notified(notify_fd: int, child: Child, deadline: float) -> bool:
+    """True once the runner wrote to its notify pipe; False if it exited first or time ran out.
+    Closes `notify_fd`."""
+    loop = asyncio.get_running_loop()
+    readable: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(notify_fd, lambda: None if readable.done() else readable.set_result(None))
+    try:
+        async with asyncio.timeout_at(loop.time() + max(0.0, deadline - time.monotonic())):
+            waiting: list[asyncio.Future[Any]] = [readable, child.exited]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    except TimeoutError:
+        pass
+    finally:
+        loop.remove_reader(notify_fd)
+    data = b""
+    if readable.done():
+        with contextlib.suppress(OSError):
+            data = os.read(notify_fd, 64)
+    readable.cancel()
+    os.close(notify_fd)
+    return data.startswith(b"ready")
+
+
+async def wait_listening(port: int, child: Child | None, deadline: float) -> bool:
+    """Poll-connect to 127.0.0.1:`port` until it accepts; False if the child exited or time ran out."""
+    while time.monotonic() < deadline:
+        if child is not None and not child.is_alive():
+            return False
+        try:
+            async with asyncio.timeout(max(0.01, min(1.0, deadline - time.monotonic()))):
+                _, writer = await asyncio.open_connection(LOOPBACK, port)
+        except (OSError, TimeoutError):
+            await asyncio.sleep(POLL_CONNECT)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+    return False

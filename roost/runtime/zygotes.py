@@ -1,0 +1,159 @@
+"""Keeping each preload deployment's zygote: spawn it on demand, replace it when it dies
+(with back-off; instances start fresh meanwhile), evict it when idle.
+
+A zygote is evicted only when no fork happened for `zygote_idle` seconds AND no
+instance it forked is alive: it is their parent and the only one who can tell how
+they ended. A zygote of an earlier spec lingers, forking nothing, until its
+instances are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+
+from roost.runtime.backoff import is_crash_looping
+from roost.runtime.notify import Notifier
+from roost.runtime.pool import Pool
+from roost.runtime.runner import EXIT_CANNOT_PRELOAD
+from roost.runtime.spawn import SpawnFailed
+from roost.runtime.zygote import Zygote, ZygoteState
+
+
+class ZygoteKeeper(Notifier):
+    async def _zygote_for(self, pool: Pool, deadline: float) -> Zygote | None:
+        """The zygote to fork from, once ready; None means "start fresh"."""
+        if not pool.wants_zygote() or self._closing or pool.retiring:
+            return None
+        zygote = pool.zygote
+        if zygote is None:
+            if pool.zygote_timer is not None:
+                return None  # it died; its replacement is due after a back-off
+            zygote = self._start_zygote(pool)  # never started or evicted: this start pays the import once
+        if await zygote.wait_ready(max(0.0, deadline - time.monotonic())):
+            return zygote
+        return None
+
+    def _start_zygote(self, pool: Pool) -> Zygote:
+        spec = pool.spec
+        zygote = Zygote(
+            spec,
+            self._tmpdir(f"zygote-{spec.deployment}-{secrets.token_hex(3)}"),  # a replacement never shares it
+            lambda line: self._logs.write(spec.app, spec.deployment, "zygote", line),
+        )
+        zygote.on_gone = lambda gone: self._zygote_gone(pool, gone)
+        pool.zygote = zygote
+        self._spawn_task(self._run_zygote(pool, zygote), name=f"zygote {spec.deployment}")
+        return zygote
+
+    async def _run_zygote(self, pool: Pool, zygote: Zygote) -> None:
+        spec = pool.spec
+        try:
+            await zygote.spawn()
+        except SpawnFailed as exc:
+            if pool.zygote is zygote:
+                pool.zygote = None
+            self._event(spec.app, "zygote.died", f"zygote of {spec.deployment} could not start: {exc}")
+            return
+        if await zygote.wait_ready(self.settings.timeout_start):
+            assert zygote.ready_at is not None  # noqa: S101 - set with the ready state
+            seconds = zygote.ready_at - zygote.spawned_at
+            self._event(
+                spec.app,
+                "zygote.started",
+                f"zygote of {spec.deployment} ready in {seconds:.2f}s (pid {zygote.pid}, {zygote.kind})",
+                deployment=spec.deployment,
+                pid=zygote.pid,
+                seconds=round(seconds, 3),
+            )
+        elif zygote.state is ZygoteState.STARTING:
+            zygote.output.tail.append(f"(did not become ready within {self.settings.timeout_start:g}s)")
+            await zygote.stop(self.settings.grace_kill)
+            self._zygote_gone(pool, zygote, forced=True)
+
+    def _zygote_gone(self, pool: Pool, zygote: Zygote, forced: bool = False) -> None:
+        """A zygote's process ended: evicted or retired (nothing to do), else it died."""
+        self._drop_zygote(pool, zygote)
+        if (zygote.stopping and not forced) or self._closing or pool.retiring:
+            return
+        status = zygote.status.describe() if zygote.status else "ended"
+        output = list(zygote.output.tail)
+        if zygote.status is not None and zygote.status.code == EXIT_CANNOT_PRELOAD:
+            pool.preload_refused = True
+            message = f"zygote of {pool.deployment} refused to preload the app; instances start fresh"
+            self._event(pool.spec.app, "zygote.died", f"{message}: {' | '.join(output[-1:])}", output=output)
+            return
+        healthy = 0.0 if zygote.ready_at is None else time.monotonic() - zygote.ready_at
+        pool.zygote_streak = self.settings.backoff.next_streak(pool.zygote_streak, healthy)
+        delay = self.settings.backoff.delay(pool.zygote_streak)
+        last = f": {output[-1]}" if output else ""
+        looping = " (crash-looping)" if is_crash_looping(pool.zygote_streak) else ""
+        self._event(
+            pool.spec.app,
+            "zygote.died",
+            f"zygote of {pool.deployment} {status}{last}; instances start fresh until it is replaced "
+            f"in {delay:g}s{looping}",
+            deployment=pool.deployment,
+            status=status,
+            output=output,
+            retry_in=delay,
+        )
+        loop = asyncio.get_running_loop()
+        pool.zygote_timer = loop.call_later(delay, self._replace_zygote, pool)
+
+    def _drop_zygote(self, pool: Pool, zygote: Zygote) -> None:
+        if pool.zygote is zygote:
+            pool.zygote = None
+        if zygote in pool.old_zygotes:
+            pool.old_zygotes.remove(zygote)
+        self._remove_tmpdir(zygote.tmpdir)
+
+    def _replace_zygote(self, pool: Pool) -> None:
+        pool.zygote_timer = None
+        if pool.zygote is None and pool.wants_zygote() and not (self._closing or pool.retiring):
+            self._start_zygote(pool)
+
+    def _retire_zygote(self, pool: Pool) -> None:
+        """The spec changed: the current zygote forks no more, and goes once its instances are gone."""
+        if pool.zygote is not None:
+            pool.old_zygotes.append(pool.zygote)
+            pool.zygote = None
+        if pool.zygote_timer is not None:
+            pool.zygote_timer.cancel()
+            pool.zygote_timer = None
+        pool.zygote_streak = 0
+        self._evict_old_zygotes(pool)
+
+    def _evict_old_zygotes(self, pool: Pool) -> None:
+        for zygote in list(pool.old_zygotes):
+            if zygote.live_children() == 0 and not zygote.stopping:
+                zygote.stopping = True
+                self._spawn_task(zygote.stop(self.settings.grace_kill), name=f"stop old zygote {zygote.pid}")
+
+    def _evict_idle_zygotes(self, now: float) -> None:
+        for pool in list(self._pools.values()):
+            self._evict_old_zygotes(pool)
+            zygote = pool.zygote
+            if zygote is None or not zygote.is_ready() or zygote.live_children():
+                continue
+            idle = now - zygote.last_fork
+            if idle >= self.settings.zygote_idle:
+                pool.zygote = None
+                zygote.stopping = True
+                self._event(
+                    pool.spec.app,
+                    "zygote.evicted",
+                    f"zygote of {pool.deployment} evicted after {idle:.0f}s without a fork; "
+                    "the next instance pays the full import",
+                    deployment=pool.deployment,
+                )
+                self._spawn_task(zygote.stop(self.settings.grace_kill), name=f"evict zygote {zygote.pid}")
+
+    async def _stop_zygotes(self, pool: Pool) -> None:
+        zygotes = [z for z in [pool.zygote, *pool.old_zygotes] if z is not None]
+        pool.zygote = None
+        if pool.zygote_timer is not None:
+            pool.zygote_timer.cancel()
+            pool.zygote_timer = None
+        await asyncio.gather(*(z.stop(self.settings.grace_kill) for z in zygotes))

@@ -1,0 +1,51 @@
+"""The build check: a throwaway fresh instance must answer HTTP on $PORT within the limit,
+and says in words why not, with the app's own output."""
+
+import re
+
+import psutil
+
+from tests.unit.runtime.conftest import Harness
+
+
+async def test_an_app_that_answers_passes(harness: Harness) -> None:
+    result = await harness.runtime.probe(harness.function("fastapi", entrypoint="main:app"), 20)
+    assert result.ok, result
+    assert re.fullmatch(r"answered HTTP 200 in \d+\.\d\ds", result.message)
+    assert "lifespan startup" in result.output
+
+
+async def test_a_command_app_that_answers_passes(harness: Harness) -> None:
+    result = await harness.runtime.probe(harness.function("command", command="python server.py"), 20)
+    assert result.ok, result
+    assert "command app listening" in result.output
+
+
+async def test_a_crash_at_import_fails_with_the_traceback(harness: Harness) -> None:
+    result = await harness.runtime.probe(harness.function("crash", entrypoint="main:app"), 20)
+    assert not result.ok
+    assert result.message == "exited with status 3 before answering"
+    assert "RuntimeError: boom at import" in result.output
+    assert "about to fail" in result.output
+
+
+async def test_an_app_that_never_listens_fails_and_is_stopped(harness: Harness) -> None:
+    result = await harness.runtime.probe(harness.function("never", command="python server.py"), 1)
+    assert not result.ok
+    assert re.fullmatch(r"never listened on \$PORT \(\d+\) within 1s", result.message), result.message
+    assert "not listening, on purpose" in result.output
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "server.py" in (p.info["cmdline"] or [])]
+
+
+async def test_a_missing_command_or_object_fails(harness: Harness) -> None:
+    result = await harness.runtime.probe(harness.function("command", command="no-such-program --port 1"), 5)
+    assert not result.ok
+    assert "could not run no-such-program" in result.message
+    result = await harness.runtime.probe(harness.function("fastapi", entrypoint="main:nothing"), 10)
+    assert not result.ok
+    assert "AttributeError" in result.output
+
+
+async def test_probe_output_goes_to_the_apps_log(harness: Harness) -> None:
+    await harness.runtime.probe(harness.function("crash", entrypoint="main:app"), 10)
+    assert any(line.source == "probe" and line.text == "about to fail" for line in harness.logs.read("crash"))

@@ -1,0 +1,91 @@
+"""Every kind of app serves through a slot: ASGI, WSGI, handler functions, command apps,
+forked from a zygote or started fresh."""
+
+import json
+
+import pytest
+
+from roost.runtime import StartKind
+from tests.unit.runtime.conftest import Harness, get, without_preload
+
+
+@pytest.mark.parametrize("preload", [True, False], ids=["fork", "fresh"])
+async def test_an_asgi_app_serves_with_its_lifespan(harness: Harness, preload: bool) -> None:
+    spec = harness.function("fastapi", entrypoint="main:app")
+    spec = spec if preload else without_preload(spec)
+    await harness.runtime.deploy(spec)
+    slot = await harness.acquire(spec.deployment)
+    assert slot.start_kind is (StartKind.FORK if preload else StartKind.FRESH)
+    status, _, body = await get(slot, "/where", headers={"X-Forwarded-Prefix": "/fastapi"})
+    assert status == 200
+    assert json.loads(body) == {"path": "/fastapi/where", "root_path": "/fastapi", "started": True}
+    assert "lifespan startup" in [line.text for line in harness.logs.read("fastapi")]
+
+
+async def test_a_raw_asgi_app_gets_lifespan_shutdown_on_stop(harness: Harness) -> None:
+    spec = harness.function("rawasgi", entrypoint="app:app")
+    await harness.runtime.deploy(spec)
+    slot = await harness.acquire(spec.deployment)
+    instance = slot.instance
+    status, _, body = await get(slot, "/hello")
+    assert (status, body) == (200, b"/hello")
+    await harness.runtime.stop_instance(instance, "test")
+    lines = [(line.source, line.text) for line in harness.logs.read("rawasgi")]
+    assert (instance, "raw startup") in lines
+    assert (instance, "raw shutdown") in lines
+
+
+async def test_a_wsgi_app_serves_with_script_name(harness: Harness) -> None:
+    spec = harness.function("flask", entrypoint="app:app", env={"GREETING": "hi"})
+    await harness.runtime.deploy(spec)
+    status, _, body = await get(await harness.acquire(spec.deployment), "/")
+    assert (status, body) == (200, b"hello from flask")
+    slot = await harness.acquire(spec.deployment)
+    status, _, body = await get(slot, "/json", headers={"X-Forwarded-Prefix": "/flask"})
+    assert json.loads(body) == {"path": "/json", "script_root": "/flask", "greeting": "hi"}
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "content_type", "body"),
+    [
+        ("/text?name=roost", 200, "text/plain; charset=utf-8", b"hello roost"),
+        ("/bytes", 200, "application/octet-stream", b"\x00\x01"),
+        ("/json", 200, "application/json", b'{"method": "GET", "header": "yes", "root": "/h"}'),
+        ("/tuple", 418, "text/plain; charset=utf-8", b"teapot"),
+        ("/none", 204, None, b""),
+        ("/boom", 500, "text/plain; charset=utf-8", b"Internal Server Error\n"),
+    ],
+)
+async def test_a_handler_function_serves_each_return_type(
+    harness: Harness, path: str, status: int, content_type: str | None, body: bytes
+) -> None:
+    spec = harness.function("handler", entrypoint="handler:handler")
+    await harness.runtime.deploy(spec)
+    got_status, headers, got_body = await get(
+        await harness.acquire(spec.deployment), path, headers={"X-Test": "yes", "X-Forwarded-Prefix": "/h"}
+    )
+    assert (got_status, headers.get("content-type"), got_body) == (status, content_type, body)
+    if path == "/tuple":
+        assert headers["x-kind"] == "teapot"
+
+
+async def test_a_handler_reads_a_json_body_and_an_async_handler_serves(harness: Harness) -> None:
+    spec = harness.function("handler", entrypoint="handler:handler")
+    await harness.runtime.deploy(spec)
+    status, _, body = await get(await harness.acquire(spec.deployment), "/echo", method="POST", body=b'{"a": [1]}')
+    assert (status, json.loads(body)) == (201, {"a": [1]})
+    spec = harness.function("handler", entrypoint="handler:async_handler")
+    await harness.runtime.deploy(spec)
+    status, _, body = await get(await harness.acquire(spec.deployment), "/x")
+    assert (status, json.loads(body)) == (200, {"async": True, "path": "/x"})
+
+
+async def test_a_command_app_serves_on_its_port(harness: Harness) -> None:
+    spec = harness.function("command", command="python server.py")
+    await harness.runtime.deploy(spec)
+    slot = await harness.acquire(spec.deployment)
+    assert slot.start_kind is StartKind.FRESH
+    port = slot.port
+    status, _, body = await get(slot, "/")
+    assert (status, body) == (200, f"command on {port}".encode())
+    assert any(line.text == "command app listening" for line in harness.logs.read("command"))

@@ -1,0 +1,121 @@
+"""The zygote: forking is much faster than a fresh start; a dead zygote is replaced while
+instances start fresh; an idle one is evicted; an app with import-time threads is not forked."""
+
+import json
+import os
+import signal
+import time
+from dataclasses import replace
+
+from roost.model import ScaleConfig
+from roost.runtime import StartKind
+from tests.unit.runtime.conftest import Harness, get, without_preload
+
+
+async def first_response(harness: Harness, deployment: str) -> tuple[float, StartKind]:
+    """Seconds from "no instance" to the first response, as a request at the edge would see it."""
+    started = time.monotonic()
+    slot = await harness.acquire(deployment)  # type: ignore[arg-type]
+    kind = slot.start_kind
+    status, _, _ = await get(slot, "/")
+    assert status == 200
+    return time.monotonic() - started, kind
+
+
+async def test_a_fork_answers_much_sooner_than_a_fresh_start(harness: Harness) -> None:
+    forked = harness.function("fastapi", entrypoint="main:app")
+    fresh = without_preload(harness.function("fastapi", entrypoint="main:app"))
+    await harness.runtime.deploy(forked)
+    await harness.runtime.deploy(fresh)
+    await harness.recorder.until(lambda: "zygote.started" in harness.recorder.kinds())
+    fork_times, fresh_times = [], []
+    for _ in range(3):
+        seconds, kind = await first_response(harness, forked.deployment)
+        assert kind is StartKind.FORK
+        fork_times.append(seconds)
+        seconds, kind = await first_response(harness, fresh.deployment)
+        assert kind is StartKind.FRESH
+        fresh_times.append(seconds)
+        await harness.runtime.drain(forked.deployment)
+        await harness.runtime.drain(fresh.deployment)
+    assert min(fresh_times) > 3 * max(fork_times), (fork_times, fresh_times)
+
+
+async def test_forked_instances_are_separate_processes_with_their_own_group(harness: Harness) -> None:
+    spec = harness.function("fastapi", entrypoint="main:app", scale=ScaleConfig(concurrency=1))
+    await harness.runtime.deploy(spec)
+    one = await harness.acquire(spec.deployment)
+    two = await harness.acquire(spec.deployment)
+    assert one.instance != two.instance
+    first = json.loads((await get(one, "/pid"))[2])
+    second = json.loads((await get(two, "/pid"))[2])
+    assert first["pid"] != second["pid"]
+    assert first["pid"] == first["pgid"] and second["pid"] == second["pgid"]
+
+
+async def test_a_dead_zygote_is_replaced_and_instances_start_fresh_meanwhile(harness: Harness) -> None:
+    recorder = harness.recorder
+    spec = harness.function("fastapi", entrypoint="main:app")
+    await harness.runtime.deploy(spec)
+    await recorder.until(lambda: recorder.kinds().count("zygote.started") == 1)
+    zygote_pid = next(data["pid"] for kind, _, data in recorder.events if kind == "zygote.started")
+    assert isinstance(zygote_pid, int)
+    os.kill(zygote_pid, signal.SIGKILL)
+    await recorder.until(lambda: "zygote.died" in recorder.kinds())
+    assert "killed by SIGKILL" in recorder.messages("zygote.died")[0]
+    slot = await harness.acquire(spec.deployment)
+    assert slot.start_kind is StartKind.FRESH
+    assert (await get(slot, "/"))[0] == 200
+    await recorder.until(lambda: recorder.kinds().count("zygote.started") == 2)
+    await harness.runtime.drain(spec.deployment)
+    slot = await harness.acquire(spec.deployment)
+    assert slot.start_kind is StartKind.FORK
+    assert (await get(slot, "/"))[0] == 200
+
+
+async def test_instances_outlive_their_zygote(harness: Harness) -> None:
+    recorder = harness.recorder
+    spec = harness.function("fastapi", entrypoint="main:app")
+    await harness.runtime.deploy(spec)
+    slot = await harness.acquire(spec.deployment)
+    zygote_pid = next(data["pid"] for kind, _, data in recorder.events if kind == "zygote.started")
+    assert isinstance(zygote_pid, int)
+    os.kill(zygote_pid, signal.SIGKILL)
+    await recorder.until(lambda: "zygote.died" in recorder.kinds())
+    assert (await get(slot, "/"))[0] == 200
+    await harness.runtime.stop_instance(slot.instance, "test")
+    assert harness.runtime.instances(spec.deployment)[0].reason == "test"
+
+
+async def test_an_idle_zygote_is_evicted_and_the_next_start_pays_the_import(harness: Harness) -> None:
+    harness.runtime.settings = replace(harness.runtime.settings, zygote_idle=0.3)
+    recorder = harness.recorder
+    spec = harness.function("fastapi", entrypoint="main:app")
+    await harness.runtime.deploy(spec)
+    await recorder.until(lambda: "zygote.evicted" in recorder.kinds())
+    slot = await harness.acquire(spec.deployment)
+    assert slot.start_kind is StartKind.FORK  # from a new zygote, after its import
+    assert recorder.kinds().count("zygote.started") == 2
+    assert (await get(slot, "/"))[0] == 200
+    assert "zygote.evicted" in recorder.kinds()
+
+
+async def test_a_zygote_is_never_evicted_while_its_instances_live(harness: Harness) -> None:
+    harness.runtime.settings = replace(harness.runtime.settings, zygote_idle=0.2)
+    spec = harness.service("fastapi", entrypoint="main:app")
+    await harness.runtime.deploy(spec)
+    await harness.recorder.until(lambda: len(harness.ready(spec.deployment)) == 1)
+    started = time.monotonic()
+    await harness.recorder.until(lambda: time.monotonic() - started > 1.0)
+    assert "zygote.evicted" not in harness.recorder.kinds()
+
+
+async def test_an_app_with_import_time_threads_is_not_forked(harness: Harness) -> None:
+    recorder = harness.recorder
+    spec = harness.function("threads", entrypoint="main:app")
+    await harness.runtime.deploy(spec)
+    await recorder.until(lambda: "zygote.died" in recorder.kinds())
+    assert "refused to preload" in recorder.messages("zygote.died")[0]
+    slot = await harness.acquire(spec.deployment)
+    assert slot.start_kind is StartKind.FRESH
+    assert (await get(slot, "/"))[2] == b"threads"
