@@ -1,5 +1,24 @@
-"""Edge router package: the HTTP data plane in front of every app."""
+"""Edge router package: the HTTP/1.1 data plane in front of every app.
 
-from roost.edge.placeholder import PlaceholderProtocol
+Others use `Edge` (serve, swap routes, count, close), `EdgeSettings`, the
+routing snapshot types `RouteTable`/`AppRoute`, and the pure `resolve` and
+`pick` for tests and tools. Nothing here spawns processes or reads the store.
+"""
 
-__all__ = ["PlaceholderProtocol"]
+from roost.edge.counters import LATENCY_BUCKETS, EdgeCounters
+from roost.edge.routes import AppRoute, Resolution, RouteTable, resolve
+from roost.edge.server import Edge
+from roost.edge.settings import EdgeSettings
+from roost.edge.split import pick
+
+__all__ = [
+    "LATENCY_BUCKETS",
+    "AppRoute",
+    "Edge",
+    "EdgeCounters",
+    "EdgeSettings",
+    "Resolution",
+    "RouteTable",
+    "pick",
+    "resolve",
+]

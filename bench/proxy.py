@@ -1,0 +1,332 @@
+"""Benchmark: a hello ASGI app (uvicorn, one process) behind nothing, nginx and Roost's edge.
+
+    python bench/proxy.py [--seconds 10] [--connections 64] [--profile]
+
+Runs wrk (64 keep-alive connections) against each in one run and prints
+requests/s, p50 and p99, the Roost/nginx ratios, and p99 at half of the peak
+load. Not a test: figures depend on the machine. Needs `nginx` and `wrk`
+(Debian: apt-get install nginx wrk). nginx runs on loopback only, from a
+temporary prefix with its own config, pid and logs, and is stopped after.
+
+Half load: wrk has no fixed-rate mode (wrk2 is not in Debian), so each of the
+same 64 connections waits a fixed delay before each request (wrk's `delay()`
+hook); the delay is chosen so the offered rate is half the lowest peak of the
+three, and the rate wrk actually achieved is printed beside the latencies.
+
+`--profile` runs the edge under cProfile during the peak run and prints the
+functions that cost the most.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+HOST = "hello.localhost"
+BODY = b"Hello, world!"
+
+
+# -- the app under test (imported by uvicorn in its own process) ------------------------------
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The hello app: what a real handler would answer, no more."""
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(BODY))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": BODY})
+
+
+# -- the Roost edge in its own process, with a runtime of one fixed instance -------------------
+
+
+def serve_edge(fd: int, upstream_port: int, profile: Path | None) -> None:
+    import cProfile
+
+    import uvloop
+
+    from roost.edge import AppRoute, Edge, EdgeSettings, RouteTable
+    from roost.model import AppName, DeploymentId, InstanceId
+    from roost.runtime.protocol import RuntimeListener, Slot, StartKind
+
+    deployment = DeploymentId("bench001")
+
+    class StaticRuntime:
+        """One ready instance at 127.0.0.1:upstream_port that always has a slot."""
+
+        def __init__(self) -> None:
+            self.in_flight = 0
+
+        def subscribe(self, listener: RuntimeListener) -> None:
+            pass
+
+        def try_acquire(self, dep: DeploymentId) -> Slot:
+            self.in_flight += 1
+            return Slot(InstanceId("ibench0001"), dep, "127.0.0.1", upstream_port, StartKind.FORK, self._release)
+
+        def _release(self, slot: Slot) -> None:
+            self.in_flight -= 1
+
+        def request_capacity(self, dep: DeploymentId, slots: int) -> None:
+            pass
+
+    async def main() -> None:
+        # Per-client rate limiting stays on (its cost is measured), set above what one wrk address sends.
+        settings = EdgeSettings(rate_per_client=1e9, rate_burst=10**9)
+        edge = Edge(StaticRuntime(), settings)  # type: ignore[arg-type]
+        route = AppRoute("hello", ((deployment, 100),), frozenset({deployment}), False, 5.0, 10 << 20, True)
+        edge.update_routes(RouteTable("localhost", {AppName("hello"): route}))
+        sock = socket.socket(fileno=fd)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        await edge.start(sock)
+        await stop.wait()
+        await edge.close(1.0)
+
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
+    uvloop.run(main())
+    if profiler is not None and profile is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
+
+
+# -- the harness --------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+def bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4096)
+    return sock
+
+
+def wait_http(port: int, host: str, deadline: float = 15.0) -> None:
+    """Until something on `port` answers HTTP 200, or fail after `deadline` seconds."""
+    end = time.monotonic() + deadline
+    request = f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+    while time.monotonic() < end:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(request)
+            if conn.recv(64).startswith(b"HTTP/1.1 200"):
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing answered on port {port} within {deadline}s")
+
+
+@contextlib.contextmanager
+def process(argv: list[str], pass_fds: tuple[int, ...] = (), env: dict[str, str] | None = None) -> Iterator[None]:
+    child = subprocess.Popen(argv, pass_fds=pass_fds, env=env, start_new_session=True)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGTERM)
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+def serve_app(fd: int) -> None:
+    """uvicorn on the inherited TCP socket (its `--fd` assumes a Unix socket, which loses TCP_NODELAY)."""
+    import uvicorn
+
+    sock = socket.socket(fileno=fd)
+    config = uvicorn.Config(app, http="httptools", loop="uvloop", access_log=False, log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+@contextlib.contextmanager
+def uvicorn_app() -> Iterator[int]:
+    sock = bound_socket()
+    argv = [sys.executable, str(Path(__file__)), "--serve-app", str(sock.fileno())]
+    port = sock.getsockname()[1]
+    with process(argv, (sock.fileno(),)):
+        sock.close()
+        wait_http(port, HOST)
+        yield port
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    upstream app {{
+        server 127.0.0.1:{upstream};
+        keepalive 128;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def nginx(upstream: int) -> Iterator[int]:
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    prefix = Path(tempfile.mkdtemp(prefix="roost-bench-nginx-"))
+    prefix.chmod(0o755)
+    try:
+        probe = bound_socket()  # nginx wants a port number: a free one, released just before it binds
+        port = probe.getsockname()[1]
+        probe.close()
+        conf = prefix / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(prefix=prefix, upstream=upstream, port=port))
+        with process([binary, "-p", str(prefix), "-c", str(conf)]):
+            wait_http(port, HOST)
+            yield port
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def roost_edge(upstream: int, profile: Path | None) -> Iterator[int]:
+    sock = bound_socket()
+    sock.setblocking(False)
+    argv = [sys.executable, str(Path(__file__)), "--serve-edge", str(sock.fileno()), "--upstream", str(upstream)]
+    if profile is not None:
+        argv += ["--profile-to", str(profile)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    port = sock.getsockname()[1]
+    with process(argv, (sock.fileno(),), env):
+        sock.close()
+        wait_http(port, HOST)
+        yield port
+
+
+def milliseconds(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip()).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(name: str, port: int, seconds: int, connections: int, delay_ms: int = 0) -> Result:
+    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Host: {HOST}"]
+    script = None
+    if delay_ms:
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
+        script.write(f"function delay()\n  return {delay_ms}\nend\n")
+        script.close()
+        argv += ["-s", script.name]
+    try:
+        out = subprocess.run([*argv, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
+    finally:
+        if script is not None:
+            os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = milliseconds(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = milliseconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    if re.search(r"Non-2xx|Socket errors", out):
+        notes = " ".join(line.strip() for line in out.splitlines() if "rror" in line or "Non-2xx" in line)
+        print(f"  note for {name}: {notes}")
+    return Result(name, rps, p50, p99)
+
+
+def table(title: str, results: list[Result]) -> None:
+    print(f"\n{title}")
+    print(f"  {'':8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    for r in results:
+        print(f"  {r.name:8} {r.rps:>10.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}")
+
+
+def print_profile(path: Path) -> None:
+    import pstats
+
+    print("\nedge profile (cProfile, peak run, top 25 by own time):")
+    pstats.Stats(str(path)).sort_stats("tottime").print_stats(25)
+
+
+def run(seconds: int, connections: int, profile: bool) -> None:
+    for tool in ("wrk", "nginx"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            raise SystemExit(f"{tool} not found: apt-get install nginx wrk")
+    print(f"{os.cpu_count()} CPUs; wrk -t2 -c{connections} -d{seconds}s; uvicorn (httptools, uvloop), 1 process")
+    profile_path = Path(tempfile.mkdtemp(prefix="roost-bench-")) / "edge.prof" if profile else None
+    with uvicorn_app() as upstream, nginx(upstream) as nginx_port, roost_edge(upstream, profile_path) as edge_port:
+        targets = {"direct": upstream, "nginx": nginx_port, "roost": edge_port}
+        for port in targets.values():
+            wrk("warm-up", port, 2, connections)
+        peak = [wrk(name, port, seconds, connections) for name, port in targets.items()]
+        half_rate = min(r.rps for r in peak) / 2
+        delay_ms = max(1, round(connections * 1000 / half_rate))
+        half = [wrk(name, port, seconds, connections, delay_ms) for name, port in targets.items()]
+    by_name = {r.name: r for r in peak}
+    table(f"peak load ({connections} connections, no pause)", peak)
+    print(f"  roost/nginx throughput {by_name['roost'].rps / by_name['nginx'].rps:.2f}")
+    print(f"  roost/direct throughput {by_name['roost'].rps / by_name['direct'].rps:.2f}")
+    print(f"  p99 roost - nginx {by_name['roost'].p99_ms - by_name['nginx'].p99_ms:+.2f} ms")
+    table(
+        f"half load (offered ~{half_rate:.0f} req/s: {connections} connections, {delay_ms} ms between requests)", half
+    )
+    half_by = {r.name: r for r in half}
+    print(f"  p99 roost - direct {half_by['roost'].p99_ms - half_by['direct'].p99_ms:+.2f} ms")
+    print(f"  p99 nginx - direct {half_by['nginx'].p99_ms - half_by['direct'].p99_ms:+.2f} ms")
+    if profile_path is not None:
+        print_profile(profile_path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--serve-app", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-edge", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--profile-to", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_app is not None:
+        serve_app(args.serve_app)
+    elif args.serve_edge is not None:
+        serve_edge(args.serve_edge, args.upstream, args.profile_to)
+    else:
+        run(args.seconds, args.connections, args.profile)
+
+
+if __name__ == "__main__":
+    main()

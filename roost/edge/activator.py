@@ -1,0 +1,131 @@
+"""The activator: requests that found no free slot wait here, FIFO, per deployment.
+
+It asks the runtime for capacity (one start covers many waiters), hands out
+slots as `capacity_changed` arrives, and fails fast when the queue is full,
+the wait too long, or the instance could not start. It never starts a process
+itself. Slots change hands synchronously: a slot taken is a slot handed over,
+or given back if handing it over raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Protocol
+
+from roost.model import DeploymentId
+from roost.runtime.protocol import Runtime, Slot
+
+RETRY_AFTER_FULL = 1
+RETRY_AFTER_TIMEOUT = 5
+
+
+class Waiting(Protocol):
+    """A request waiting for a slot; exactly one of the two is called, once."""
+
+    def activated(self, slot: Slot) -> None:
+        """Here is a slot: the request owns it from now on and must release it."""
+
+    def not_activated(self, status: int, message: str, retry_after: int | None) -> None:
+        """No slot will come: answer with `status`."""
+
+
+class Waiter:
+    __slots__ = ("deployment", "request", "timer")
+
+    def __init__(self, deployment: DeploymentId, request: Waiting) -> None:
+        self.deployment = deployment
+        self.request = request
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class Activator:
+    """Bounded FIFO queues of waiting requests, one per deployment."""
+
+    def __init__(self, runtime: Runtime, limit_queue: int, timeout_activate: float) -> None:
+        self._runtime = runtime
+        self._limit_queue = limit_queue
+        self._timeout = timeout_activate
+        self._queues: dict[DeploymentId, deque[Waiter]] = {}
+        self._wakes: set[DeploymentId] = set()
+
+    def try_acquire(self, deployment: DeploymentId) -> Slot | None:
+        """A slot at once, unless none is free or others wait already (they go first)."""
+        if deployment in self._queues:
+            return None
+        return self._runtime.try_acquire(deployment)
+
+    def wait(self, deployment: DeploymentId, request: Waiting) -> Waiter | None:
+        """Queue `request`, or None when the queue is full (the caller sheds it with a 503)."""
+        queue = self._queues.get(deployment)
+        if queue is None:
+            queue = self._queues[deployment] = deque()
+        elif len(queue) >= self._limit_queue:
+            return None
+        waiter = Waiter(deployment, request)
+        waiter.timer = asyncio.get_running_loop().call_later(self._timeout, self._expire, waiter)
+        queue.append(waiter)
+        self._runtime.request_capacity(deployment, len(queue))
+        return waiter
+
+    def leave(self, waiter: Waiter) -> None:
+        """The request gave up (its client left): forget it without an answer."""
+        if waiter.timer is not None:
+            waiter.timer.cancel()
+        queue = self._queues.get(waiter.deployment)
+        if queue is not None and waiter in queue:
+            queue.remove(waiter)
+            if not queue:
+                del self._queues[waiter.deployment]
+
+    def waiting(self, deployment: DeploymentId) -> int:
+        queue = self._queues.get(deployment)
+        return 0 if queue is None else len(queue)
+
+    def capacity_changed(self, deployment: DeploymentId) -> None:
+        """Wake waiters on the next loop turn: never inside the runtime's own call (a release, say)."""
+        if deployment in self._queues and deployment not in self._wakes:
+            self._wakes.add(deployment)
+            asyncio.get_running_loop().call_soon(self._wake, deployment)
+
+    def _wake(self, deployment: DeploymentId) -> None:
+        self._wakes.discard(deployment)
+        queue = self._queues.get(deployment)
+        while queue:
+            slot = self._runtime.try_acquire(deployment)
+            if slot is None:
+                break
+            waiter = queue.popleft()
+            if waiter.timer is not None:
+                waiter.timer.cancel()
+            try:
+                waiter.request.activated(slot)
+            except BaseException:
+                slot.release()
+                raise
+        if queue:
+            self._runtime.request_capacity(deployment, len(queue))
+        else:
+            self._queues.pop(deployment, None)
+
+    def start_failed(self, deployment: DeploymentId, reason: str) -> None:
+        """Fail every waiter of the deployment now rather than at the timeout."""
+        self._fail_all(deployment, 502, "the app could not start", None)
+
+    def _expire(self, waiter: Waiter) -> None:
+        waiter.timer = None
+        self.leave(waiter)
+        waiter.request.not_activated(503, "no instance became ready in time", RETRY_AFTER_TIMEOUT)
+
+    def _fail_all(self, deployment: DeploymentId, status: int, message: str, retry_after: int | None) -> None:
+        queue = self._queues.pop(deployment, None)
+        while queue:
+            waiter = queue.popleft()
+            if waiter.timer is not None:
+                waiter.timer.cancel()
+            waiter.request.not_activated(status, message, retry_after)
+
+    def close(self) -> None:
+        """Shutdown: every waiter gets a 503 now."""
+        for deployment in list(self._queues):
+            self._fail_all(deployment, 503, "shutting down", RETRY_AFTER_FULL)

@@ -1,0 +1,532 @@
+"""One request's trip through the edge, as named steps:
+
+    start (limits, route, split) -> acquire (slot, or wait in the activator)
+    -> forward (pooled connection, our own framing) -> relay (the answer, streamed)
+    -> finish (slot back, connection back, counters, next request)
+
+Never spawns anything: it asks the activator for a slot. Every path ends the
+instance half (slot released once, connection pooled or closed) and the
+client half (answered once); after a 504 the instance half waits for the app
+to finish, and asks for a recycle if it does not within the grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from roost.edge import wire
+from roost.edge.counters import Tally
+from roost.edge.guard import retry_after
+from roost.edge.routes import AppRoute, resolve_path
+from roost.edge.split import cookie_name, is_split, pick, read_cookie, set_cookie
+from roost.edge.tunnel import Tunnel
+from roost.edge.upstream import UpstreamConnection
+from roost.model import DeploymentId
+from roost.runtime.protocol import Slot, StartKind
+
+if TYPE_CHECKING:
+    from roost.edge.activator import Waiter
+    from roost.edge.client import ClientConnection
+    from roost.edge.context import Context
+    from roost.edge.request import Rejected, Request
+
+log = logging.getLogger("roost.edge")
+RETRY_AFTER_FULL = 1
+# How the answer's body is framed towards the client.
+NO_BODY, LENGTH, CHUNKED, TO_CLOSE = 0, 1, 2, 3
+
+
+class Exchange:
+    """One request and its answer; see the module docstring for the steps."""
+
+    __slots__ = (
+        "answered",
+        "body_sent",
+        "client",
+        "connecting",
+        "cookie",
+        "ctx",
+        "deployment",
+        "framing",
+        "keep_client",
+        "limit_body",
+        "out",
+        "path",
+        "prefix",
+        "req",
+        "request_id",
+        "responded",
+        "retried",
+        "slot",
+        "start_kind",
+        "started",
+        "status",
+        "tally",
+        "timeout_request",
+        "timer",
+        "upstream",
+        "waiter",
+    )
+
+    def __init__(self, ctx: Context, client: ClientConnection, req: Request) -> None:
+        self.ctx = ctx
+        self.client = client
+        self.req = req
+        self.started = time.monotonic()
+        rid = req.sane_request_id() if client.trusted else None
+        self.request_id = rid or ctx.new_request_id()
+        self.deployment: DeploymentId | None = None
+        self.tally: Tally = ctx.unrouted
+        self.limit_body = 0
+        self.timeout_request = 0.0
+        self.path = req.target
+        self.prefix = b""
+        self.slot: Slot | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.waiter: Waiter | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.start_kind = b"hot"
+        self.cookie: bytes | None = None
+        self.status = 0
+        self.responded = False  # a byte of the answer went to the client
+        self.answered = False  # the client half is over
+        self.keep_client = req.keep_alive
+        self.body_sent = False
+        self.retried = False
+        self.connecting = False
+        self.framing = NO_BODY
+        self.out: list[bytes] = []
+
+    # -- step 1: limits, route, split --------------------------------------------------
+
+    def start(self) -> None:
+        req = self.req
+        ctx = self.ctx
+        client = self.client
+        wait = ctx.guard.take(client.key if client.key is not None else client.rate_key(req), self.started)
+        if wait:
+            self.reply(429, "too many requests", retry_after(wait))
+            return
+        matched = ctx.match(req.host or b"")
+        if type(matched) is tuple and not matched[0].private_paths:
+            app, deployment = matched  # a host route: the path does not matter
+        else:
+            found = resolve_path(ctx.routes, matched, req.target.decode("latin-1"), req.internal)
+            if found is None:
+                self.reply(404, "no such app")
+                return
+            app, deployment = found.app, found.deployment
+            if found.prefix:
+                self.path = found.path.encode("latin-1")
+                self.prefix = found.prefix.encode("latin-1")
+        self.limit_body = app.limit_body
+        self.timeout_request = app.timeout_request
+        if app.stopped:
+            self.reply(503, "this app is stopped")
+        elif req.content_length is not None and req.content_length > app.limit_body:
+            self.reply(413, "request body too large")
+        else:
+            deployment = deployment or self._pick(app)
+            if deployment is None:
+                self.reply(503, "this app has no deployment taking traffic")
+                return
+            self.deployment = deployment
+            self.tally = ctx.tally(deployment)
+            self._acquire(deployment)
+
+    def fail_internal(self) -> None:
+        """A bug on our side while handling this request: a 500, and the slot goes back."""
+        self.keep_client = False
+        if self.responded:
+            self.client.abort()
+            self._finish()
+        else:
+            self.reply(500, "internal error")
+
+    def _pick(self, app: AppRoute) -> DeploymentId | None:
+        """Production traffic: the split's pick, sticky by cookie when traffic is split."""
+        traffic = app.traffic
+        if len(traffic) == 1:
+            return traffic[0][0] if traffic[0][1] > 0 else None
+        if not is_split(traffic):
+            return pick(traffic, None, 0.0)
+        name = cookie_name(app.name)
+        current = None
+        for header in self.req.cookies or ():
+            current = read_cookie(header.decode("latin-1"), name) or current
+        chosen = pick(traffic, current, self.ctx.rng.random())
+        if chosen is not None and chosen != current:
+            self.cookie = set_cookie(app.name, chosen, self.prefix.decode("latin-1")).encode("latin-1")
+        return chosen
+
+    # -- step 2: acquire a slot ------------------------------------------------------------
+
+    def _acquire(self, deployment: DeploymentId) -> None:
+        activator = self.ctx.activator
+        slot = activator.try_acquire(deployment)
+        if slot is not None:
+            self._forward(slot)
+            return
+        self.waiter = activator.wait(deployment, self)
+        if self.waiter is None:
+            self.reply(503, "too many requests are waiting for this app", RETRY_AFTER_FULL)
+
+    def activated(self, slot: Slot) -> None:
+        """The activator's answer: a slot on an instance that was not free when we asked."""
+        self.waiter = None
+        self.start_kind = b"warm" if slot.start_kind is StartKind.FORK else b"cold"
+        self._forward(slot)
+
+    def not_activated(self, status: int, message: str, retry_after: int | None) -> None:
+        self.waiter = None
+        self.reply(status, message, retry_after)
+
+    # -- step 3: forward -------------------------------------------------------------------
+
+    def _forward(self, slot: Slot) -> None:
+        self.slot = slot
+        self.tally.in_flight += 1
+        if self.timer is None:
+            self.timer = self.client.loop.call_later(self.timeout_request, self._timed_out)
+        conn = self.ctx.pool.take(slot.host, slot.port)
+        if conn is None:
+            self.connecting = True
+            self.ctx.pool.connect(slot.host, slot.port, self)
+        else:
+            self._send(conn)
+
+    def connected(self, conn: UpstreamConnection) -> None:
+        self.connecting = False
+        if self.slot is None:  # the client left meanwhile: keep the fresh connection for others
+            conn.reusable = True
+            self.ctx.pool.give(conn)
+            return
+        self._send(conn)
+
+    def connect_failed(self, why: str) -> None:
+        self.connecting = False
+        if self.slot is not None:
+            self.upstream_failed(why)
+
+    def _send(self, conn: UpstreamConnection) -> None:
+        """Write our head (and what body we hold) upstream; the rest of the body follows as it comes."""
+        req = self.req
+        if req.body_size > self.limit_body:
+            self.ctx.pool.give(conn)
+            self._body_too_large()
+            return
+        self.upstream = conn
+        conn.begin(self, req.method == b"HEAD", not self.ctx.server)
+        head = wire.request_head(
+            req, self.path, self._forwarded(), self.prefix, req.upgrade is not None, self.client.trusted
+        )
+        body = req.take_body()
+        if body:
+            self.body_sent = True
+            head += b"".join(map(wire.chunk, body)) if req.chunked else b"".join(body)
+        if req.body_done:
+            if req.chunked:
+                head += wire.LAST_CHUNK
+        else:
+            req.sink = self
+        conn.write(head)
+        if not req.body_done:
+            if req.expect_continue and not body:
+                self.client.write(wire.CONTINUE)
+            self.client.body_wanted()
+
+    def _forwarded(self) -> tuple[bytes, bytes, bytes, bytes]:
+        """X-Forwarded-For/Proto/Host and X-Request-Id: believed from trusted proxies only."""
+        req = self.req
+        client = self.client
+        host = req.host or b""
+        if client.trusted:
+            xff = req.forwarded_for + b", " + client.peer if req.forwarded_for else client.peer
+            return xff, req.forwarded_proto or client.scheme, req.forwarded_host or host, self.request_id
+        return client.peer, client.scheme, host, self.request_id
+
+    def on_request_body(self, data: bytes) -> None:
+        """More request body from the client while a connection is attached."""
+        req = self.req
+        conn = self.upstream
+        if conn is None:
+            req.buffer(data)
+        elif req.body_size > self.limit_body:
+            self._body_too_large()
+        else:
+            conn.write(wire.chunk(data) if req.chunked else data)
+            self.body_sent = True
+
+    def on_request_end(self) -> None:
+        self.req.sink = None
+        conn = self.upstream
+        if self.req.chunked and conn is not None:
+            conn.write(wire.LAST_CHUNK)
+
+    def request_failed(self, rejection: Rejected) -> None:
+        """The client's body turned out malformed (bad chunk): answer if we still can, and close."""
+        self.req.sink = None
+        self.keep_client = False
+        if self.answered:
+            return
+        if self.responded:
+            self.client.abort()
+        else:
+            self.reply(rejection.status, rejection.message)
+
+    def _body_too_large(self) -> None:
+        self.req.sink = None
+        self.keep_client = False
+        if self.responded:
+            self.client.abort()
+        else:
+            self.reply(413, "request body too large")
+
+    def upstream_full(self, full: bool) -> None:
+        """The upstream's write buffer filled (or drained): stop (or resume) reading the client."""
+        self.client.upstream_full(full)
+
+    # -- step 4: relay the answer ----------------------------------------------------------
+
+    def response_informational(self, status: int) -> None:
+        """A 1xx: 101 waits for the upgrade; 100 was ours to send; others go to HTTP/1.1 clients."""
+        self.status = status
+        conn = self.upstream
+        if status in (100, 101) or self.answered or self.req.version != "1.1" or conn is None:
+            return
+        self.out.append(b"%b%b\r\n" % (wire.status_line(status), b"".join(conn.parts)))
+
+    def response_head(self, status: int, no_body: bool) -> None:
+        """The app's status and headers, filtered by the connection: write ours around them."""
+        self.status = status
+        conn = self.upstream
+        if self.answered or conn is None:
+            return
+        req = self.req
+        self.responded = True
+        parts = [wire.status_line(status), *conn.parts]
+        if conn.length is not None:
+            parts.append(b"Content-Length: %d\r\n" % conn.length)
+        if no_body:
+            self.framing = NO_BODY
+        elif conn.length is not None:
+            self.framing = LENGTH
+        elif req.version == "1.1":
+            self.framing = CHUNKED
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        else:
+            self.framing = TO_CLOSE
+            self.keep_client = False
+        parts += (self.ctx.server_line, b"X-Request-Id: ", self.request_id, b"\r\nX-Roost-Start: ", self.start_kind)
+        if self.cookie is not None:
+            parts += (b"\r\nSet-Cookie: ", self.cookie)
+        if self.ctx.closing or self.client.finishing:
+            self.keep_client = False  # (a body still coming is judged at the end: see ClientConnection.exchange_done)
+        if not self.keep_client:
+            parts.append(b"\r\nConnection: close\r\n\r\n")
+        elif req.version == "1.0":
+            parts.append(b"\r\nConnection: keep-alive\r\n\r\n")
+        else:
+            parts.append(b"\r\n\r\n")
+        self.out.append(b"".join(parts))
+
+    def response_body(self, data: bytes) -> None:
+        if self.answered:
+            return
+        self.out.append(wire.chunk(data) if self.framing == CHUNKED else data)
+
+    def response_end(self) -> None:
+        """The app's answer is complete (its connection may be reused)."""
+        if self.framing == CHUNKED and not self.answered:
+            self.out.append(wire.LAST_CHUNK)
+        conn = self.upstream
+        if conn is not None and (not self.req.body_done or self.req.sink is not None):
+            conn.reusable = False  # the app answered before reading our whole body
+        self.flush()
+        self._finish()
+
+    def flush(self) -> None:
+        """Write what the last read from the app produced, in one go."""
+        out = self.out
+        if out:
+            self.client.write(b"".join(out) if len(out) > 1 else out[0])
+            out.clear()
+
+    def upgrade_accepted(self, rest: bytes) -> None:
+        """The app answered 101: write its head and splice the two connections."""
+        conn = self.upstream
+        req = self.req
+        if conn is None or conn.transport is None or self.answered:
+            return
+        if self.status != 101 or req.upgrade is None:
+            self.upstream_failed("the app switched protocols unasked")
+            return
+        self._stop_timer()
+        self.responded = True
+        head = [b"HTTP/1.1 101 Switching Protocols\r\n", *conn.parts, b"Connection: upgrade\r\n"]
+        head += (b"Upgrade: ", conn.upgrade or req.upgrade, b"\r\n", self.ctx.server_line)
+        head += (b"X-Request-Id: ", self.request_id, b"\r\nX-Roost-Start: ", self.start_kind, b"\r\n\r\n")
+        self.client.write(b"".join(head))
+        self._record()
+        self.answered = True
+        tunnel = Tunnel(self.client.transport_or_fail(), conn.transport, self._tunnel_closed)
+        conn.tunnel = tunnel
+        self.client.open_tunnel(tunnel)
+        tunnel.start(req.early + self.client.take_early(), rest)
+
+    def _tunnel_closed(self) -> None:
+        self.upstream = None
+        self._release_slot()
+        self.client.tunnel_closed()
+
+    # -- step 5: finish --------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        """The app's answer is over: give back the instance half; answer the client if not yet."""
+        self._stop_timer()
+        conn = self.upstream
+        self.upstream = None
+        self.req.sink = None
+        if conn is not None:
+            self.ctx.pool.give(conn)
+        self._release_slot()
+        self._end_client_half()
+
+    def reply(self, status: int, message: str, retry_after: int | None = None) -> None:
+        """Answer with the edge's own short page, then finish both halves."""
+        if self.answered:
+            return
+        self.status = status
+        if status == 413 or not self.req.body_done:
+            self.keep_client = False
+        self.out.clear()
+        self.client.write(
+            wire.page(
+                status,
+                message,
+                self.request_id,
+                close=not self.keep_client,
+                head_only=self.req.method == b"HEAD",
+                retry_after=retry_after,
+                server=self.ctx.server,
+                date=self.ctx.clock.date(),
+            )
+        )
+        self.responded = True
+        if self.upstream is not None:
+            self.upstream.reusable = False
+        self._finish()
+
+    def _end_client_half(self) -> None:
+        if self.answered:
+            return
+        self.answered = True
+        self._record()
+        self.client.exchange_done(self, self.keep_client)
+
+    def _record(self) -> None:
+        self.tally.record(self.status, time.monotonic() - self.started, time.time())
+
+    def _release_slot(self) -> None:
+        slot = self.slot
+        if slot is not None:
+            self.slot = None
+            self.tally.in_flight -= 1
+            slot.release()
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    # -- failures --------------------------------------------------------------------------
+
+    def upstream_failed(self, why: str) -> None:
+        """The connection to the app broke (or never came): retry once if nothing was lost, else 502."""
+        conn = self.upstream
+        self.upstream = None
+        self.req.sink = None
+        if conn is not None:
+            conn.exchange = None
+            conn.close()
+        if self.answered:  # timed out already: the app is done with this request one way or another
+            self._stop_timer()
+            self._release_slot()
+            return
+        if self._is_retryable(conn) and self.deployment is not None:
+            self.retried = True
+            self._release_slot()
+            self._acquire(self.deployment)
+            return
+        if self.responded:
+            self.keep_client = False
+            self.flush()
+            self.client.abort()
+            self._finish()
+        else:
+            self.reply(502, "the app failed to answer")
+
+    def _is_retryable(self, conn: UpstreamConnection | None) -> bool:
+        received = conn is not None and conn.received
+        return (
+            not self.retried and not received and not self.responded and not self.body_sent and self.req.is_idempotent
+        )
+
+    def _timed_out(self) -> None:
+        """Over the app's time limit: 504 now; the instance gets a grace to finish, then a recycle."""
+        self.timer = None
+        self.req.sink = None
+        if self.waiter is not None:  # waiting again after a failed first try
+            self.ctx.activator.leave(self.waiter)
+            self.waiter = None
+        if self.responded:
+            self.keep_client = False
+            self.flush()
+            self.client.abort()
+        else:
+            self.status = 504
+            self.keep_client = False
+            self.client.write(
+                wire.page(504, "the app did not answer in time", self.request_id, close=True, server=self.ctx.server)
+            )
+            self.responded = True
+        self._end_client_half()
+        if self.upstream is None:  # still connecting: nothing runs on the instance yet
+            self._release_slot()
+        else:
+            self.timer = self.client.loop.call_later(self.ctx.settings.grace_recycle, self._recycle)
+
+    def _recycle(self) -> None:
+        self.timer = None
+        slot = self.slot
+        if slot is not None:
+            limit = self.timeout_request
+            self.ctx.recycle(slot.instance, f"a request ran past its {limit:g}s time limit and did not finish")
+        if self.upstream is not None:
+            self.upstream.exchange = None
+            self.upstream.abort()
+            self.upstream = None
+        self._release_slot()
+
+    def client_gone(self) -> None:
+        """The client connection closed: stop waiting, drop the upstream connection, give the slot back."""
+        if self.waiter is not None:
+            self.ctx.activator.leave(self.waiter)
+            self.waiter = None
+        if self.answered:
+            return
+        self.answered = True
+        self.req.sink = None
+        if not self.responded:
+            self.status = 499  # nginx's "client closed request"
+        self._record()
+        self._stop_timer()
+        conn = self.upstream
+        self.upstream = None
+        if conn is not None:
+            conn.exchange = None
+            conn.abort()
+        self._release_slot()

@@ -1,0 +1,158 @@
+"""The routing table and the pure `resolve(table, host, path)` that reads it.
+
+Owns the mapping from a request's Host and path to an app and, for previews,
+one deployment. Never does I/O and never looks at traffic weights (see split).
+
+    resolve(table, "hello.localhost:8080", "/x")       -> hello, production, "/x"
+    resolve(table, "ab12cd34--hello.localhost", "/")   -> hello, deployment ab12cd34
+    resolve(table, "localhost", "/hello/x?q=1")        -> hello, "/x?q=1", prefix "/hello"
+    resolve(table, "shop.example.org", "/")            -> the app owning that custom domain
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from roost.model import AppName, DeploymentId
+
+
+@dataclass(frozen=True, slots=True)
+class AppRoute:
+    """What the edge needs to know about one app: a snapshot, rebuilt on every change.
+
+    `traffic` is production's (deployment, weight) list; `deployments` the ready
+    ones a preview host may name; `private_paths` answer 404 from outside.
+    """
+
+    name: str
+    traffic: tuple[tuple[DeploymentId, int], ...]
+    deployments: frozenset[DeploymentId]
+    stopped: bool
+    timeout_request: float
+    limit_body: int
+    entrypoint: bool
+    private_paths: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    """Every app by name, the base domain, and custom domain (lower case) -> app name."""
+
+    domain: str
+    apps: Mapping[AppName, AppRoute] = field(default_factory=dict)
+    hosts: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Where one request goes. `deployment` is None for production (the split picks)."""
+
+    app: AppRoute
+    deployment: DeploymentId | None
+    path: str  # the target to send upstream, query included
+    prefix: str  # "/<app>" for path routes, else ""
+
+
+def host_name(host: str) -> str:
+    """The lower-case name in a Host value, without port or trailing dot ("[::1]:80" -> "[::1]")."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end > 0 else host
+    colon = host.rfind(":")
+    if colon >= 0:
+        host = host[:colon]
+    return host.rstrip(".")
+
+
+def resolve(table: RouteTable, host: str, path: str) -> Resolution | None:
+    """The app (and preview deployment) for `host` and `path`, or None for a plain 404.
+
+    `host` is the raw Host value (any case, any port); `path` the origin-form
+    target, query included. A private path is None too: outside callers must
+    not learn that it exists.
+    """
+    return resolve_path(table, match_host(table, host), path)
+
+
+HostMatch = tuple[AppRoute, DeploymentId | None] | str | None
+BARE_DOMAIN = "bare-domain"  # match_host's answer for the bare domain: the path names the app
+
+
+def match_host(table: RouteTable, host: str) -> HostMatch:
+    """The Host part of `resolve`: (app, preview deployment or None), BARE_DOMAIN, or None."""
+    name = host_name(host)
+    domain = table.domain.lower()
+    if name in table.hosts:
+        app = table.apps.get(AppName(table.hosts[name]))
+        return None if app is None else (app, None)
+    if name == domain:
+        return BARE_DOMAIN
+    if not name.endswith("." + domain):
+        return None
+    label = name[: -len(domain) - 1]
+    if "." in label:
+        return None
+    deployment, sep, app_name = label.partition("--")
+    app = table.apps.get(AppName(app_name if sep else label))
+    if app is None:
+        return None
+    if not sep:
+        return app, None
+    return (app, DeploymentId(deployment)) if deployment in app.deployments else None
+
+
+def resolve_path(table: RouteTable, matched: HostMatch, path: str, internal: bool = False) -> Resolution | None:
+    """The path part of `resolve`, given what `match_host` found; `internal` (Roost's own
+    cron requests) may reach private paths."""
+    if matched is None:
+        return None
+    if isinstance(matched, str):
+        found = _path_route(table, path)
+        if found is None:
+            return None
+    else:
+        found = Resolution(matched[0], matched[1], path, "")
+    if not internal and found.app.private_paths and is_private(found.app.private_paths, found.path):
+        return None
+    return found
+
+
+def _path_route(table: RouteTable, path: str) -> Resolution | None:
+    """`/<app>/rest?query` on the bare domain: the app sees `/rest?query`."""
+    if not path.startswith("/"):
+        return None
+    end = len(path)
+    for stop in ("/", "?", "#"):
+        index = path.find(stop, 1)
+        if 0 < index < end:
+            end = index
+    app = table.apps.get(AppName(path[1:end]))
+    if app is None:
+        return None
+    rest = path[end:]
+    if not rest.startswith("/"):
+        rest = "/" + rest
+    return Resolution(app, None, rest, path[:end])
+
+
+def normal_path(path: str) -> str:
+    """The path an app would see: no query, percent-decoded, dot segments and repeated slashes gone."""
+    for stop in ("?", "#"):
+        path = path.split(stop, 1)[0]
+    path = unquote(path).replace("\\", "/")
+    path = posixpath.normpath("/" + path)
+    return "/" + path.lstrip("/")
+
+
+def is_private(private_paths: frozenset[str], path: str) -> bool:
+    """True if `path` is, once normalised, one of the private paths or below one."""
+    wanted = normal_path(path)
+    for private in private_paths:
+        base = normal_path(private)
+        if wanted == base or wanted.startswith(base.rstrip("/") + "/"):
+            return True
+    return False

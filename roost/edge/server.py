@@ -1,0 +1,174 @@
+"""The edge router: serve a listening socket, swap routing snapshots, count, and close gracefully.
+
+Never spawns processes and never reads the store: the runtime hands out slots
+(through the activator), the daemon hands over `RouteTable` snapshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import httpx
+
+from roost.edge.activator import Activator
+from roost.edge.client import ClientConnection
+from roost.edge.context import Context
+from roost.edge.counters import EdgeCounters, Tally
+from roost.edge.guard import parse_networks
+from roost.edge.routes import RouteTable
+from roost.edge.settings import EdgeSettings
+from roost.errors import ConfigError
+from roost.model import AppName, DeploymentId, InstanceId, InstanceState
+from roost.runtime.protocol import InstanceInfo, Runtime
+
+log = logging.getLogger("roost.edge")
+PRUNE_EVERY = 60.0
+
+
+class Edge:
+    """The HTTP/1.1 reverse proxy in front of every app; also the runtime's listener.
+
+    Example (the daemon)::
+
+        edge = Edge(runtime, EdgeSettings(trust_proxy=("10.0.0.0/8",)))   # subscribes to the runtime
+        edge.on_recycle = lambda instance, reason: spawn(runtime.stop_instance(instance, reason))
+        edge.update_routes(table)          # again on every change; open connections keep working
+        await edge.start(sock)             # a listening socket the daemon bound
+        ...
+        await edge.close(grace=10.0)       # stop accepting, finish in-flight answers, then cut
+
+    Raises ConfigError for a bad `trust_proxy` network.
+    """
+
+    def __init__(self, runtime: Runtime, settings: EdgeSettings | None = None, *, rng: random.Random | None = None):
+        self.settings = settings = settings or EdgeSettings()
+        try:
+            networks = parse_networks(settings.trust_proxy)
+        except ValueError as exc:
+            raise ConfigError(str(exc), hint="pass --trust-proxy a CIDR such as 10.0.0.0/8") from exc
+        self._activator = Activator(runtime, settings.limit_queue, settings.timeout_activate)
+        self._ctx = Context(settings, self._activator, networks, rng or random.Random())  # noqa: S311 - a traffic split, not a secret
+        self._server: asyncio.AbstractServer | None = None
+        self._internal: asyncio.AbstractServer | None = None
+        self._internal_path: Path | None = None
+        self._prune_timer: asyncio.TimerHandle | None = None
+        runtime.subscribe(self)
+
+    @property
+    def on_recycle(self) -> Callable[[InstanceId, str], None] | None:
+        """Called with (instance, reason) when an instance overran a request's time limit and grace."""
+        return self._ctx.on_recycle
+
+    @on_recycle.setter
+    def on_recycle(self, hook: Callable[[InstanceId, str], None] | None) -> None:
+        self._ctx.on_recycle = hook
+
+    # -- RuntimeListener -------------------------------------------------------------------
+
+    def instance_changed(self, info: InstanceInfo) -> None:
+        if info.state is not InstanceState.READY:
+            self._ctx.pool.close_address(info.host, info.port)
+
+    def capacity_changed(self, deployment: DeploymentId) -> None:
+        self._activator.capacity_changed(deployment)
+
+    def start_failed(self, deployment: DeploymentId, reason: str) -> None:
+        log.warning("deployment %s: an instance could not start (%s); failing its waiting requests", deployment, reason)
+        self._activator.start_failed(deployment, reason)
+
+    # -- routes and counters -----------------------------------------------------------------
+
+    @property
+    def routes(self) -> RouteTable:
+        return self._ctx.routes
+
+    def update_routes(self, table: RouteTable) -> None:
+        """Swap in a new routing snapshot: the next request on any connection sees it."""
+        self._ctx.set_routes(table)
+
+    def counters(self, deployment: DeploymentId) -> EdgeCounters:
+        """A frozen copy of one deployment's counters (zeros if it never had a request)."""
+        tally = self._ctx.tallies.get(deployment) or Tally(deployment)
+        return tally.snapshot(queued=self._activator.waiting(deployment))
+
+    def all_counters(self) -> dict[DeploymentId, EdgeCounters]:
+        return {deployment: self.counters(deployment) for deployment in list(self._ctx.tallies)}
+
+    @property
+    def connections(self) -> int:
+        """Open client connections."""
+        return len(self._ctx.connections)
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def start(self, sock: socket.socket, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Serve on `sock` (already bound and listening); returns once accepting."""
+        loop = asyncio.get_running_loop()
+        scheme = b"https" if ssl_context is not None else b"http"
+        ctx = self._ctx
+        ctx.pool.loop = loop  # kept: asyncio.get_running_loop() costs a getpid() syscall on 3.11
+        self._server = await loop.create_server(lambda: ClientConnection(ctx, loop, scheme), sock=sock, ssl=ssl_context)
+        self._prune_timer = loop.call_later(PRUNE_EVERY, self._prune)
+
+    async def start_internal(self, sock: socket.socket) -> None:
+        """Serve Roost's own door on `sock` (an owner-only Unix socket): requests through it
+        keep X-Roost-Cron and may reach private paths. Everything else is the normal path."""
+        loop = asyncio.get_running_loop()
+        ctx = self._ctx
+        self._internal = await loop.create_unix_server(lambda: ClientConnection(ctx, loop, internal=True), sock=sock)
+        self._internal_path = Path(sock.getsockname())
+
+    async def internal_request(self, app: AppName, method: str, path: str, headers: Mapping[str, str]) -> int:
+        """Send one request to `app`'s production traffic through the internal door and
+        return the status (it wakes a sleeping function like any request). Raises
+        httpx.HTTPError when the request cannot be made."""
+        if self._internal_path is None:
+            raise RuntimeError("start_internal() was not called")
+        route = self._ctx.routes.apps.get(app)
+        timeout = self.settings.timeout_activate + (route.timeout_request if route is not None else 60.0) + 5.0
+        transport = httpx.AsyncHTTPTransport(uds=str(self._internal_path))
+        async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
+            host = f"{app}.{self._ctx.routes.domain}"
+            response = await client.request(method, f"http://{host}{path}", headers=dict(headers))
+            return response.status_code
+
+    async def close(self, grace: float) -> None:
+        """Stop accepting; answer waiting requests 503; let in-flight answers finish for up to
+        `grace` seconds; then cut what is left and close the upstream pool."""
+        ctx = self._ctx
+        ctx.closing = True
+        if self._prune_timer is not None:
+            self._prune_timer.cancel()
+            self._prune_timer = None
+        for server in (self._server, self._internal):
+            if server is not None:
+                server.close()
+        self._activator.close()
+        ctx.drained = asyncio.Event()
+        for conn in list(ctx.connections):
+            conn.shutdown()
+        if ctx.connections:
+            try:
+                async with asyncio.timeout(grace):
+                    await ctx.drained.wait()
+            except TimeoutError:
+                log.warning("edge: %d connections still open after %.1fs; closing them", len(ctx.connections), grace)
+        for conn in list(ctx.connections):
+            conn.abort()
+        await asyncio.sleep(0)  # let the aborted connections report, so their slots go back
+        await ctx.pool.close()
+        for server in (self._server, self._internal):
+            if server is not None:
+                await server.wait_closed()
+        self._server = self._internal = None
+
+    def _prune(self) -> None:
+        self._ctx.guard.prune(time.monotonic())
+        self._prune_timer = asyncio.get_running_loop().call_later(PRUNE_EVERY, self._prune)

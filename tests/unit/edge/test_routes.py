@@ -1,0 +1,85 @@
+"""resolve(table, host, path): the pure routing decision."""
+
+from __future__ import annotations
+
+import pytest
+
+from roost.edge import resolve
+from roost.edge.routes import host_name, normal_path
+from roost.model import DeploymentId
+from tests.unit.edge.harness import route, table
+
+A, B, C = DeploymentId("aaaaaaaa"), DeploymentId("bbbbbbbb"), DeploymentId("cccccccc")
+TABLE = table(
+    route("hello", [(A, 90), (B, 10)], previews=(C,)),
+    route("shop", [(C, 100)], private=frozenset({"/_roost/cron/"})),
+    domain="apps.example.com",
+    hosts={"www.shop.test": "shop", "gone.test": "removed"},
+)
+
+
+@pytest.mark.parametrize(
+    ("host", "path", "app", "deployment", "upstream", "prefix"),
+    [
+        ("hello.apps.example.com", "/x?y=1", "hello", None, "/x?y=1", ""),
+        ("HELLO.Apps.Example.COM:8080", "/", "hello", None, "/", ""),
+        ("hello.apps.example.com.", "/", "hello", None, "/", ""),
+        ("cccccccc--hello.apps.example.com", "/p", "hello", C, "/p", ""),
+        ("aaaaaaaa--hello.apps.example.com", "/", "hello", A, "/", ""),
+        ("apps.example.com", "/hello/x/y?z", "hello", None, "/x/y?z", "/hello"),
+        ("apps.example.com:80", "/hello", "hello", None, "/", "/hello"),
+        ("apps.example.com", "/hello?q=1", "hello", None, "/?q=1", "/hello"),
+        ("www.shop.test", "/cart", "shop", None, "/cart", ""),
+        ("WWW.SHOP.TEST:443", "/", "shop", None, "/", ""),
+        ("shop.apps.example.com", "/_roost/cronjob", "shop", None, "/_roost/cronjob", ""),
+    ],
+)
+def test_routes_that_resolve(
+    host: str, path: str, app: str, deployment: str | None, upstream: str, prefix: str
+) -> None:
+    found = resolve(TABLE, host, path)
+    assert found is not None
+    assert (found.app.name, found.deployment, found.path, found.prefix) == (app, deployment, upstream, prefix)
+
+
+@pytest.mark.parametrize(
+    ("host", "path"),
+    [
+        ("nope.apps.example.com", "/"),  # unknown app
+        ("example.com", "/"),  # another domain
+        ("evil-apps.example.com", "/"),  # suffix without the dot
+        ("x.hello.apps.example.com", "/"),  # two labels
+        ("zzzzzzzz--hello.apps.example.com", "/"),  # a deployment of no one
+        ("aaaaaaaa--shop.apps.example.com", "/"),  # hello's deployment under shop's name
+        ("apps.example.com", "/"),  # the bare domain alone
+        ("apps.example.com", "/nope/"),  # a path naming no app
+        ("apps.example.com", "*"),
+        ("gone.test", "/"),  # a custom domain of a removed app
+        ("shop.apps.example.com", "/_roost/cron/run"),  # private
+        ("shop.apps.example.com", "/_roost/%63ron/run"),  # private, percent-encoded
+        ("shop.apps.example.com", "//_roost/./cron/"),  # private, dot segments
+        ("apps.example.com", "/shop/_roost/cron/"),  # private behind a path route
+        ("", "/"),
+    ],
+)
+def test_routes_that_do_not(host: str, path: str) -> None:
+    assert resolve(TABLE, host, path) is None
+
+
+def test_a_production_deployment_has_a_preview_too() -> None:
+    found = resolve(TABLE, "cccccccc--shop.apps.example.com", "/")
+    assert found is not None and found.deployment == C
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"), [("A.b:80", "a.b"), ("[::1]:8080", "[::1]"), ("x.", "x"), (" h ", "h"), ("h:", "h")]
+)
+def test_host_name(raw: str, name: str) -> None:
+    assert host_name(raw) == name
+
+
+@pytest.mark.parametrize(
+    ("path", "normal"), [("/a/./b/../c", "/a/c"), ("//x//y/", "/x/y"), ("/%2e%2e/etc", "/etc"), ("a\\b", "/a/b")]
+)
+def test_normal_path(path: str, normal: str) -> None:
+    assert normal_path(path) == normal
