@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 serve: install
-	$(BIN)/roost serve --home "$(HOME_DIR)"
+	@scripts/serve.sh "$(BIN)" "$(HOME_DIR)"
 
 check: install
 	$(BIN)/ruff format --check roost tests $(wildcard bench)
@@ -31,7 +31,7 @@ format: install
 	$(BIN)/ruff check --fix roost tests $(wildcard bench)
 
 bench: install
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .roost-home .mypy_cache .ruff_cache .pytest_cache

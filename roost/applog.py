@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,6 +102,7 @@ class LogBook:
         self.limit_bytes = limit_bytes
         self.backups = backups
         self._logs: dict[str, AppLog] = {}
+        self._followers: dict[str, list[Callable[[LogLine], None]]] = {}
 
     def app(self, app: str) -> AppLog:
         log = self._logs.get(app)
@@ -109,7 +111,21 @@ class LogBook:
         return log
 
     def write(self, app: str, deployment: str, source: str, text: str) -> None:
-        self.app(app).write(deployment, source, text)
+        at = time.time()
+        self.app(app).write(deployment, source, text, at)
+        for follower in self._followers.get(app, ()):
+            follower(LogLine(at, deployment, source, text.rstrip("\r\n")))
+
+    def follow(self, app: str, callback: Callable[[LogLine], None]) -> Callable[[], None]:
+        """Call `callback` with every line written from now on; returns the way to stop."""
+        self._followers.setdefault(app, []).append(callback)
+
+        def stop() -> None:
+            followers = self._followers.get(app, [])
+            if callback in followers:
+                followers.remove(callback)
+
+        return stop
 
     def files(self, app: str) -> list[Path]:
         """The app's log files, oldest first."""

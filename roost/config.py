@@ -12,10 +12,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from croniter import croniter
+
 from roost.errors import ConfigError
 from roost.model import (
     APP_NAME_RULE,
     AppConfig,
+    CronJob,
     LimitsConfig,
     Mode,
     Network,
@@ -173,6 +176,7 @@ TOP_KEYS: dict[str, Parser] = {
     "command": _string,
     "mode": _choice("service", "function"),
     "preload": _bool,
+    "keep": _positive_count,
 }
 SCALE_KEYS: dict[str, Parser] = {
     "min": _count,
@@ -214,13 +218,54 @@ def _parse_table(source: str, prefix: str, data: Mapping[str, object], keys: dic
     return parsed
 
 
+CRON_KEYS = {"name", "schedule", "path", "public"}
+CRON_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+
+
+def _cron_jobs(source: str, value: object) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{source}: 'cron' must be an array of tables", hint="write each job as [[cron]]")
+    jobs: list[dict[str, Any]] = []
+    for index, job in enumerate(value):
+        if not isinstance(job, dict):
+            raise ConfigError(f"{source}: cron job {index + 1} is not a table", hint="write each job as [[cron]]")
+        label = f"cron job '{job.get('name', index + 1)}'"
+        _check_keys(source, "cron.", job, CRON_KEYS)
+        missing = sorted({"name", "schedule", "path"} - set(job))
+        if missing:
+            raise ConfigError(
+                f"{source}: {label} has no {', '.join(missing)}", hint="each [[cron]] needs name, schedule and path"
+            )
+        jobs.append(_cron_job(source, label, job))
+    names = [job["name"] for job in jobs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: two cron jobs share a name", hint="give each [[cron]] its own name")
+    return jobs
+
+
+def _cron_job(source: str, label: str, job: Mapping[str, object]) -> dict[str, Any]:
+    name, schedule, path, public = job["name"], job["schedule"], job["path"], job.get("public", False)
+    if not isinstance(name, str) or not CRON_NAME_RE.match(name):
+        raise ConfigError(f"{source}: {label}: 'name' = {name!r} is not valid", hint="use letters, digits, '-' and '_'")
+    if not isinstance(schedule, str) or len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+        raise ConfigError(
+            f"{source}: {label}: schedule {schedule!r} is not a valid cron expression",
+            hint='five fields, minute hour day month weekday, in UTC, e.g. "*/5 * * * *" or "0 3 * * 1"',
+        )
+    if not isinstance(path, str) or not path.startswith("/") or any(c in path for c in " ?#\r\n"):
+        raise ConfigError(f"{source}: {label}: 'path' = {path!r} is not valid", hint='a path like "/tasks/cleanup"')
+    if not isinstance(public, bool):
+        raise ConfigError(f"{source}: {label}: 'public' must be true or false", hint="public = false keeps it private")
+    return {"name": name, "schedule": schedule, "path": path, "public": public}
+
+
 def validate(data: Mapping[str, object], source: str = "roost.toml") -> dict[str, Any]:
     """Check raw settings and return them parsed, still as a sparse dict.
 
     Only the keys present come back, so layers (file, CLI) can be merged
     before defaults are applied by `build_config`.
     """
-    _check_keys(source, "", data, set(TOP_KEYS) | set(TABLES) | {"env"})
+    _check_keys(source, "", data, set(TOP_KEYS) | set(TABLES) | {"env", "cron"})
     result = _parse_table(source, "", {k: v for k, v in data.items() if k in TOP_KEYS}, TOP_KEYS)
     for table, keys in TABLES.items():
         if table in data:
@@ -233,6 +278,8 @@ def validate(data: Mapping[str, object], source: str = "roost.toml") -> dict[str
             result["env"] = _env(data["env"])
         except ValueError as exc:
             raise ConfigError(f"{source}: [env] is not valid", hint=f"[env] takes {exc}") from exc
+    if "cron" in data:
+        result["cron"] = _cron_jobs(source, data["cron"])
     return result
 
 
@@ -266,6 +313,8 @@ def build_config(settings: Mapping[str, Any], source: str = "roost.toml") -> App
         scale=scale,
         limits=limits,
         env=dict(settings.get("env", {})),
+        crons=tuple(CronJob(**job) for job in settings.get("cron", [])),
+        keep=settings.get("keep"),
     )
     _check_rules(config, source)
     return config
@@ -336,6 +385,9 @@ def replace_settings(config: AppConfig, changes: Mapping[str, Any], source: str)
     """A copy of `config` with validated `changes` applied (for `roost scale`)."""
     current = config.to_dict()
     current.pop("name", None)
+    current["cron"] = current.pop("crons")
+    if current.get("keep") is None:
+        current.pop("keep", None)
     merged = merge(current, validate(changes, source))
     merged["name"] = config.name
     return build_config(merged, source)

@@ -1,7 +1,8 @@
-"""`roost serve`: wiring, start and stop order, signals. Nothing imports this module.
+"""`roost serve`: wiring, start and stop order, signals. Only `roost serve` imports this.
 
-One asyncio loop (uvloop) runs the admin API and the edge. Signal handlers
-only set an event; the shutdown order is written once, in `Daemon.shutdown`.
+One asyncio loop (uvloop) runs the admin API, the edge, the runtime and the
+builds. Signal handlers only set an event; the shutdown order is written
+once, in `Daemon.shutdown`.
 """
 
 from __future__ import annotations
@@ -11,21 +12,46 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Callable, Generator
+import ssl
+from collections.abc import Callable, Coroutine, Generator, Mapping
+from typing import Any
 
 import uvicorn
 import uvloop
+from prometheus_client import CollectorRegistry
 
-from roost.api import create_api
-from roost.control import Control
-from roost.edge import PlaceholderProtocol
+from roost.api import Authenticator, AuthMiddleware, DoorSettings, Identity, create_api, parse_networks
+from roost.applog import LogBook
+from roost.autoscale import Autoscaler, ScaleSpec
+from roost.build import Builder
+from roost.control import Control, Urls
+from roost.cron import CronRunner
+from roost.edge import AppRoute, Edge, EdgeSettings, RouteTable
+from roost.errors import ConfigError
 from roost.homelock import HomeLock
 from roost.listeners import bind_tcp, bind_unix
+from roost.metrics import RoostCollector, Tallies, make_registry, render
+from roost.model import (
+    AppName,
+    CronJob,
+    Deployment,
+    DeploymentId,
+    DeploymentStatus,
+    DesiredState,
+    InstanceId,
+    InstanceRecord,
+)
+from roost.passwords import PasswordFile
+from roost.registry import Registry
+from roost.runtime import LocalRuntime
+from roost.runtime.protocol import RUNNER_REQUIREMENTS, InstanceInfo
 from roost.settings import ServeSettings
 from roost.store import Store
 
 log = logging.getLogger("roost.daemon")
 GRACE_API_SHUTDOWN = 3
+GRACE_EDGE_SHUTDOWN = 10.0
+INTERNAL_SOCKET_NAME = "edge-internal.sock"  # the edge's door for Roost's own requests (cron)
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -36,9 +62,106 @@ class _EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
-def _address(sock: socket.socket) -> str:
+def _address(sock: socket.socket, scheme: str = "http") -> str:
     host, port = sock.getsockname()[:2]
-    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def is_loopback_host(host: str) -> bool:
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+async def build_route_table(store: Store, domain: str) -> RouteTable:
+    """A routing snapshot of the store: the edge never reads SQLite itself."""
+    traffic = await store.all_traffic()
+    ready: dict[str, dict[DeploymentId, Deployment]] = {}
+    for deployment in await store.list_deployments():
+        if deployment.status is DeploymentStatus.READY:
+            ready.setdefault(deployment.app, {})[deployment.id] = deployment
+    routes = {}
+    for app in await store.list_apps():
+        entries = traffic.get(app.name, [])
+        deployments = ready.get(app.name, {})
+        top = max(entries, key=lambda e: e.weight).deployment if entries else None
+        config = deployments[top].config if top in deployments else app.config
+        routes[app.name] = AppRoute(
+            name=app.name,
+            traffic=tuple((entry.deployment, entry.weight) for entry in entries),
+            deployments=frozenset(deployments),
+            stopped=app.desired is DesiredState.STOPPED,
+            timeout_request=config.limits.timeout,
+            limit_body=config.limits.body,
+            entrypoint=config.command is None,
+            private_paths=frozenset(job.path for job in config.crons if not job.public),
+        )
+    return RouteTable(domain=domain, apps=routes, hosts=await store.list_domains())
+
+
+async def production_scale_specs(store: Store, settings: ServeSettings) -> dict[DeploymentId, ScaleSpec]:
+    """What the autoscaler watches: every deployment with production traffic of a running app."""
+    specs: dict[DeploymentId, ScaleSpec] = {}
+    traffic = await store.all_traffic()
+    for app in await store.list_apps():
+        if app.desired is DesiredState.STOPPED:
+            continue
+        for entry in traffic.get(app.name, []):
+            if entry.weight <= 0:
+                continue
+            config = (await store.get_deployment(app.name, entry.deployment)).config
+            specs[entry.deployment] = ScaleSpec.of(
+                config.scale,
+                config.mode,
+                window_stable=settings.scale_window,
+                window_panic=settings.scale_panic_window,
+                scale_down_delay=settings.scale_down_delay,
+            )
+    return specs
+
+
+class Recorder:
+    """Writes what the runtime reports into the store, in the order it happened."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.tallies = Tallies()
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not record runtime state: %s", task.exception())
+
+    def __call__(self, app: AppName, kind: str, message: str, data: Mapping[str, object]) -> None:
+        self.tallies.event(app, kind, data)
+        self._spawn(self._store.add_event(app, kind, message, dict(data)))
+
+    def instance_changed(self, info: InstanceInfo) -> None:
+        record = InstanceRecord(
+            id=info.id,
+            app=info.app,
+            deployment=info.deployment,
+            pid=info.pid,
+            pgid=info.pid,
+            state=info.state,
+            started_at=info.started_at,
+            reason=info.reason,
+        )
+        self._spawn(self._store.record_instance(record))
+
+    def capacity_changed(self, deployment: DeploymentId) -> None:
+        return None
+
+    def start_failed(self, deployment: DeploymentId, reason: str) -> None:
+        return None
+
+    async def flush(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
 class Daemon:
@@ -51,64 +174,234 @@ class Daemon:
         self._lock = HomeLock(settings.lock_path)
         self._sockets: list[socket.socket] = []
         self._store: Store | None = None
-        self._edge: asyncio.Server | None = None
-        self._api: _EmbeddedUvicorn | None = None
-        self._api_task: asyncio.Task[None] | None = None
+        self._logs: LogBook | None = None
+        self._runtime: LocalRuntime | None = None
+        self._recorder: Recorder | None = None
+        self._control: Control | None = None
+        self._edge: Edge | None = None
+        self._servers: list[tuple[_EmbeddedUvicorn, asyncio.Task[None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._autoscaler: Autoscaler | None = None
+        self._apps_of: dict[DeploymentId, str] = {}
+        self.metrics_registry: CollectorRegistry | None = None
 
     async def start(self) -> None:
-        """Lock the home, bind every socket, open the store, start serving."""
-        self.settings.home.mkdir(parents=True, exist_ok=True)
-        self._lock.acquire()
+        """Lock the home, bind every socket, open the store, recover, start serving."""
         s = self.settings
+        s.home.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
         edge_sock = self._keep(bind_tcp(s.edge_host, s.edge_port, "edge router", "--port"))
         api_sock = self._keep(bind_tcp(s.api_host, s.api_port, "admin API", "--api-port"))
         unix_sock = self._keep(bind_unix(s.socket_path))
-        self._store = await Store.open(s.db_path)
-        control = Control(self._store)
-        loop = asyncio.get_running_loop()
-        self._edge = await loop.create_server(PlaceholderProtocol, sock=edge_sock)
-        config = uvicorn.Config(
-            create_api(control),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=GRACE_API_SHUTDOWN,
-        )
-        self._api = _EmbeddedUvicorn(config)
-        self._api_task = asyncio.create_task(self._api.serve(sockets=[api_sock, unix_sock]))
-        while not self._api.started:
-            if self._api_task.done():
-                await self._api_task
-                raise RuntimeError("the admin API stopped while starting")
-            await asyncio.sleep(0.01)
-        self.announce(f"admin API  {_address(api_sock)}  (and unix socket {s.socket_path})")
-        self.announce(
-            f"edge       {_address(edge_sock)}  (apps at http://<app>.{s.domain}:{edge_sock.getsockname()[1]}/)"
-        )
+        internal_sock = self._keep(bind_unix(s.home / INTERNAL_SOCKET_NAME))
+        store = self._store = await Store.open(s.db_path)
+        await self._check_exposure(store)
+        control = await self._wire(store, edge_sock.getsockname()[1])
+        await self._refresh_routes(None)
+        assert self._edge is not None  # noqa: S101 - wired just above
+        await self._edge.start(edge_sock, self._tls_context())
+        await self._edge.start_internal(internal_sock)
+        await control.recover()
+        self._background(self._autoscaler.run() if self._autoscaler else None, "autoscaler")
+        self._background(control.cron.run() if control.cron else None, "cron")
+        await self._start_api(control, api_sock, unix_sock)
+        scheme = "https" if s.tls_cert else "http"
+        self.announce(f"admin API  {_address(api_sock, scheme)}  (and unix socket {s.socket_path})")
+        self.announce(f"edge       {_address(edge_sock, scheme)}  (apps at {control.urls.production('<app>')})")
         self.announce(f"home       {s.home}")
         self.announce("roost is ready")
+
+    async def _wire(self, store: Store, edge_port: int) -> Control:
+        """Build the runtime, edge, builder, control, autoscaler and cron runner, and connect them."""
+        s = self.settings
+        logs = self._logs = LogBook(s.home / "logs")
+        recorder = self._recorder = Recorder(store)
+        runtime = self._runtime = LocalRuntime(s.home, logs, recorder)
+        runtime.subscribe(recorder)
+        await runtime.start()
+        edge = self._edge = Edge(runtime, EdgeSettings(trust_proxy=s.trust_proxy))
+        edge.on_recycle = self._spawn_stop
+        urls = Urls(domain=s.domain, port=edge_port, scheme="https" if s.tls_cert else "http")
+        builder = Builder(s.home, RUNNER_REQUIREMENTS, cache_dir=s.uv_cache)
+        control = self._control = Control(
+            store,
+            Registry(s.home / "blobs"),
+            builder,
+            runtime,
+            logs,
+            s.home,
+            urls,
+            timeout_build_check=s.timeout_build_check,
+            keep=s.keep,
+        )
+        control.on_change(self._refresh_routes)
+        self._autoscaler = Autoscaler(runtime, self._demand, self._record_scale)
+        control.cron = CronRunner(self._send_cron, self._record_event, speed=s.cron_speed)
+        self.metrics_registry = make_registry(
+            RoostCollector(
+                lambda: edge.all_counters().values(), runtime.instances, lambda: self._apps_of, recorder.tallies
+            )
+        )
+        return control
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if self.settings.tls_cert is None or self.settings.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
+        return context
+
+    def _background(self, work: Coroutine[Any, Any, None] | None, name: str) -> None:
+        if work is None:
+            return
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.append(task)
+
+    def _demand(self, deployment: DeploymentId) -> tuple[int, float | None]:
+        if self._edge is None:
+            return 0, None
+        counters = self._edge.counters(deployment)
+        return counters.in_flight + counters.queued, counters.last_request_at
+
+    async def _record_scale(self, deployment: DeploymentId, current: int, desired: int, reason: str) -> None:
+        if self._store is not None:
+            app = self._apps_of.get(deployment)
+            await self._store.add_event(
+                app,
+                "scale",
+                f"{deployment}: {current} -> {desired} instances ({reason})",
+                {"deployment": deployment, "from": current, "to": desired, "reason": reason},
+            )
+
+    async def _record_event(self, app: str, kind: str, message: str, data: dict[str, object]) -> None:
+        if self._store is not None:
+            await self._store.add_event(app, kind, message, data)
+
+    async def _send_cron(self, app: str, job: CronJob) -> int:
+        if self._edge is None:
+            return 0
+        return await self._edge.internal_request(AppName(app), "POST", job.path, {"x-roost-cron": job.name})
+
+    async def _check_exposure(self, store: Store) -> None:
+        """Refuse to open the admin API beyond loopback while nobody could log in."""
+        s = self.settings
+        if is_loopback_host(s.api_host):
+            return
+        if PasswordFile(s.passwords_path).has_users() or await store.has_tokens():
+            return
+        if s.insecure:
+            log.warning("the admin API listens on %s with no user and no token (--insecure)", s.api_host)
+            return
+        raise ConfigError(
+            f"refusing to expose the admin API on {s.api_host}: no user or token exists, so anyone could log in",
+            hint="add one first: `roost password admin` (or `roost token create NAME` over the Unix socket); "
+            "--insecure overrides",
+        )
+
+    async def _start_api(self, control: Control, tcp: socket.socket, unix: socket.socket) -> None:
+        """Two doors onto one API: TCP (always authenticated) and the owner-only Unix socket."""
+        s = self.settings
+        registry = self.metrics_registry
+        api = create_api(control, lambda: render(registry) if registry is not None else b"")
+        auth = Authenticator(PasswordFile(s.passwords_path), control.token_name)
+        proxies = parse_networks(s.trust_proxy)
+
+        async def audit(identity: Identity, method: str, path: str, status: int) -> None:
+            app = path.split("/")[3] if path.startswith("/v1/apps/") else None
+            await control.store.add_event(
+                app,
+                "api.call",
+                f"{identity.name} ({identity.kind}, {identity.address}) {method} {path} -> {status}",
+                {
+                    "user": identity.name,
+                    "kind": identity.kind,
+                    "address": identity.address,
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                },
+            )
+
+        doors = [
+            (tcp, DoorSettings(False, s.require_password, s.trust_loopback, proxies), s.tls_cert, s.tls_key),
+            (unix, DoorSettings(True, s.require_password), None, None),
+        ]
+        for sock, door, cert, key in doors:
+            config = uvicorn.Config(
+                AuthMiddleware(api, auth, door, audit),
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                proxy_headers=False,
+                server_header=False,
+                timeout_graceful_shutdown=GRACE_API_SHUTDOWN,
+                ssl_certfile=str(cert) if cert else None,
+                ssl_keyfile=str(key) if key else None,
+            )
+            server = _EmbeddedUvicorn(config)
+            task = asyncio.create_task(server.serve(sockets=[sock]))
+            self._servers.append((server, task))
+            while not server.started:
+                if task.done():
+                    await task
+                    raise ConfigError("the admin API stopped while starting", hint="see the lines above")
+                await asyncio.sleep(0.01)
+
+    def _spawn_stop(self, instance: InstanceId, reason: str) -> None:
+        """The edge's recycle hook: an instance overran its request timeout."""
+        if self._control is not None and self._runtime is not None:
+            self._control.spawn(self._runtime.stop_instance(instance, reason), name=f"recycle {instance}")
+
+    async def _refresh_routes(self, _: AppName | None) -> None:
+        """Hand the edge a new routing snapshot, and the autoscaler its deployments."""
+        if self._store is None or self._edge is None:
+            return
+        table: RouteTable = await build_route_table(self._store, self.settings.domain)
+        self._edge.update_routes(table)
+        self._apps_of = {d.id: d.app for d in await self._store.list_deployments()}
+        if self._autoscaler is not None:
+            self._autoscaler.set_specs(await production_scale_specs(self._store, self.settings))
 
     def _keep(self, sock: socket.socket) -> socket.socket:
         self._sockets.append(sock)
         return sock
 
     async def shutdown(self) -> None:
-        """The one shutdown order: close listeners, stop the API, flush the store, unlock."""
-        if self._edge is not None:
-            self._edge.close()
-        if self._api is not None and self._api_task is not None:
-            self._api.should_exit = True
-            await self._api_task
-        if self._edge is not None:
-            await self._edge.wait_closed()
+        """The one shutdown order: stop admitting, drain, stop instances, stop the API, flush, unlock."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stop_serving()
+        await self._stop_api()
+        if self._recorder is not None:
+            await self._recorder.flush()
         if self._store is not None:
             await self._store.close()
+        if self._logs is not None:
+            self._logs.close()
         for sock in self._sockets:
             sock.close()
-        with contextlib.suppress(FileNotFoundError):
-            if self._sockets:
-                self.settings.socket_path.unlink()
+        if self._sockets:
+            for path in (self.settings.socket_path, self.settings.home / INTERNAL_SOCKET_NAME):
+                path.unlink(missing_ok=True)
         self._lock.release()
+
+    async def _stop_serving(self) -> None:
+        """Cron first (no new work), then the edge drains, then builds and instances stop."""
+        if self._control is not None and self._control.cron is not None:
+            await self._control.cron.close()
+        if self._edge is not None:
+            await self._edge.close(GRACE_EDGE_SHUTDOWN)
+        if self._control is not None:
+            await self._control.cancel_background()
+        if self._runtime is not None:
+            await self._runtime.close()
+
+    async def _stop_api(self) -> None:
+        for server, _ in self._servers:
+            server.should_exit = True
+        for _, task in self._servers:
+            await task
 
 
 async def _serve(settings: ServeSettings, announce: Callable[[str], None]) -> None:

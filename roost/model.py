@@ -16,15 +16,15 @@ AppName = NewType("AppName", str)
 DeploymentId = NewType("DeploymentId", str)
 InstanceId = NewType("InstanceId", str)
 
-APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+APP_NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
 APP_NAME_RULE = "1 to 63 characters: lowercase letters, digits and '-', starting with a letter"
-DEPLOYMENT_ID_RE = re.compile(r"^[a-z0-9]{8}$")
+DEPLOYMENT_ID_RE = re.compile(r"[a-z0-9]{8}")
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
 def is_valid_app_name(name: str) -> bool:
     """True for a name usable as an app: a DNS label that never holds '--'."""
-    return bool(APP_NAME_RE.match(name)) and "--" not in name and not name.endswith("-")
+    return bool(APP_NAME_RE.fullmatch(name)) and "--" not in name and not name.endswith("-")
 
 
 def new_deployment_id() -> DeploymentId:
@@ -47,6 +47,7 @@ class DeploymentStatus(StrEnum):
     BUILDING = "building"
     READY = "ready"
     FAILED = "failed"
+    PRUNED = "pruned"  # past the retention count: its files are gone, its record stays
 
 
 class InstanceState(StrEnum):
@@ -101,6 +102,16 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CronJob:
+    """A scheduled POST to `path` on the production deployment (Globe's crons)."""
+
+    name: str
+    schedule: str  # five fields, UTC
+    path: str
+    public: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class AppConfig:
     """An app's settings in force, after defaults, files and flags."""
 
@@ -112,10 +123,13 @@ class AppConfig:
     scale: ScaleConfig = field(default_factory=ScaleConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     env: dict[str, str] = field(default_factory=dict)
+    crons: tuple[CronJob, ...] = ()
+    keep: int | None = None  # deployments to keep on disk; None: the daemon's --keep
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; `from_dict` reads it back."""
         data = dataclasses.asdict(self)
+        data["crons"] = [dataclasses.asdict(job) for job in self.crons]
         data["mode"] = self.mode.value
         data["limits"]["network"] = self.limits.network.value
         return data
@@ -134,6 +148,8 @@ class AppConfig:
             scale=scale,
             limits=LimitsConfig(**limits_data),
             env=dict(data.get("env", {})),
+            crons=tuple(CronJob(**job) for job in data.get("crons", [])),
+            keep=data.get("keep"),
         )
 
 
@@ -158,6 +174,8 @@ class Deployment:
     build_seconds: float | None
     config: AppConfig
     error: str = ""
+    code_dir: str = ""
+    venv_dir: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,3 +192,18 @@ class Event:
     kind: str
     message: str
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    """What the store keeps of an instance: enough to find it after a daemon crash."""
+
+    id: InstanceId
+    app: AppName
+    deployment: DeploymentId
+    pid: int | None
+    pgid: int | None
+    state: InstanceState
+    started_at: float
+    stopped_at: float | None = None
+    reason: str = ""

@@ -38,6 +38,21 @@ class ServeSettings:
     domain: str = DEFAULT_DOMAIN
     require_password: bool = False
     trust_proxy: tuple[str, ...] = field(default_factory=tuple)
+    timeout_build_check: float = 30.0
+    trust_loopback: bool = False
+    insecure: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    uv_cache: Path | None = None  # default: home/cache/uv
+    keep: int = 10
+    cron_speed: float = 1.0
+    scale_window: float = 60.0
+    scale_panic_window: float = 6.0
+    scale_down_delay: float = 30.0
+
+    @property
+    def passwords_path(self) -> Path:
+        return self.home / "passwords"
 
     @property
     def socket_path(self) -> Path:

@@ -1,5 +1,7 @@
-"""Admin API package: `create_api(control)` is its whole public surface."""
+"""Admin API package: the FastAPI app and the auth middleware that guards it."""
 
 from roost.api.app import create_api
+from roost.api.auth import Authenticator, AuthMiddleware, DoorSettings, Identity
+from roost.api.clientaddr import parse_networks
 
-__all__ = ["create_api"]
+__all__ = ["AuthMiddleware", "Authenticator", "DoorSettings", "Identity", "create_api", "parse_networks"]

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from roost.control import AppDetails
+from roost.control import AppDetails, AppSummary, Urls
 from roost.model import App, Deployment, Event, TrafficEntry
 
 
@@ -51,6 +51,41 @@ class AppOut(BaseModel):
         )
 
 
+class AppSummaryOut(BaseModel):
+    """One line of `roost list`."""
+
+    name: str
+    mode: str
+    desired: str
+    state: str = Field(description="running, sleeping, starting, stopped, crash-looping, building, failed or empty")
+    ready: int
+    instances: int
+    production: str | None
+    production_created_at: float | None
+    traffic: list[TrafficOut]
+    memory: int = Field(description="bytes in use by the app's instances (proportional set size)")
+    url: str
+    created_at: float
+
+    @classmethod
+    def of(cls, summary: AppSummary) -> AppSummaryOut:
+        production = summary.production
+        return cls(
+            name=summary.app.name,
+            mode=summary.app.mode.value,
+            desired=summary.app.desired.value,
+            state=summary.state,
+            ready=summary.ready,
+            instances=summary.total,
+            production=production.id if production else None,
+            production_created_at=production.created_at if production else None,
+            traffic=[TrafficOut.of(t) for t in summary.traffic],
+            memory=summary.memory,
+            url=summary.url,
+            created_at=summary.app.created_at,
+        )
+
+
 class DeploymentOut(BaseModel):
     id: str
     app: str
@@ -61,10 +96,14 @@ class DeploymentOut(BaseModel):
     build_seconds: float | None
     error: str
     weight: int = 0
+    preview_url: str = ""
+    url: str = ""
 
     @classmethod
-    def of(cls, deployment: Deployment, weight: int = 0) -> DeploymentOut:
+    def of(cls, deployment: Deployment, weight: int = 0, urls: Urls | None = None) -> DeploymentOut:
         return cls(
+            preview_url=urls.preview(deployment.app, deployment.id) if urls else "",
+            url=urls.production(deployment.app) if urls else "",
             id=deployment.id,
             app=deployment.app,
             status=deployment.status.value,
@@ -99,18 +138,55 @@ class EventOut(BaseModel):
         return cls(id=event.id, at=event.at, app=event.app, kind=event.kind, message=event.message, data=event.data)
 
 
+class InstanceOut(BaseModel):
+    id: str
+    deployment: str
+    state: str
+    pid: int | None
+    address: str
+    started_at: float
+    start_kind: str
+    in_flight: int
+    restarts: int
+    reason: str
+    memory: int | None = Field(default=None, description="proportional set size in bytes, now")
+    cpu: float | None = Field(default=None, description="percent of one core, now")
+
+
 class AppInfoOut(BaseModel):
     app: AppOut
+    url: str
     deployments: list[DeploymentOut]
     traffic: list[TrafficOut]
+    instances: list[InstanceOut]
     events: list[EventOut]
+    domains: list[str]
 
     @classmethod
-    def of(cls, details: AppDetails) -> AppInfoOut:
+    def of(cls, details: AppDetails, urls: Urls) -> AppInfoOut:
         weights = {t.deployment: t.weight for t in details.traffic}
         return cls(
             app=AppOut.of(details.app),
-            deployments=[DeploymentOut.of(d, weights.get(d.id, 0)) for d in details.deployments],
+            url=urls.production(details.app.name),
+            deployments=[DeploymentOut.of(d, weights.get(d.id, 0), urls) for d in details.deployments],
             traffic=[TrafficOut.of(t) for t in details.traffic],
+            instances=[
+                InstanceOut(
+                    id=i.id,
+                    deployment=i.deployment,
+                    state=i.state.value,
+                    pid=i.pid,
+                    address=f"{i.host}:{i.port}",
+                    started_at=i.started_at,
+                    start_kind=i.start_kind.value,
+                    in_flight=i.in_flight,
+                    restarts=i.restarts,
+                    reason=i.reason,
+                    memory=details.usage[i.pid].memory if i.pid in details.usage else None,
+                    cpu=details.usage[i.pid].cpu if i.pid in details.usage else None,
+                )
+                for i in details.instances
+            ],
             events=[EventOut.of(e) for e in details.events],
+            domains=details.domains,
         )

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from roost.cli.base import Context, json_option, pass_context
-from roost.cli.output import age, console, print_json, show, table
+from roost.cli.output import age, console, human_size, print_json, show, table
 from roost.config import format_duration, format_size
 
 
@@ -29,14 +29,25 @@ def create(ctx: Context, name: str, mode: str | None, as_json: bool) -> None:
 @json_option
 @pass_context
 def list_apps(ctx: Context, as_json: bool) -> None:
-    """List every app."""
+    """List every app: state, instances, production deployment, traffic, memory and URL."""
     apps: list[dict[str, Any]] = ctx.client().request("GET", "/v1/apps")
     if as_json:
         print_json(apps)
         return
-    rows = table("NAME", "MODE", "DESIRED", "CREATED")
+    rows = table("NAME", "MODE", "STATE", "READY", "PRODUCTION", "AGE", "TRAFFIC", "MEMORY", "URL")
     for app in apps:
-        rows.add_row(app["name"], app["mode"], app["desired"], age(app["created_at"]))
+        split = app["traffic"]
+        rows.add_row(
+            app["name"],
+            app["mode"],
+            app["state"],
+            f"{app['ready']}/{app['instances']}",
+            app["production"] or "-",
+            age(app["production_created_at"]) if app["production_created_at"] else "-",
+            " ".join(f"{t['deployment']}={t['weight']}" for t in split) if len(split) > 1 else "",
+            human_size(app["memory"]) if app["memory"] else "-",
+            app["url"],
+        )
     show(rows)
     if not apps:
         console.print("[dim]no apps yet: `roost push` in an app's folder creates one[/]")
@@ -55,6 +66,7 @@ def info(ctx: Context, app: str, events: int, as_json: bool) -> None:
         return
     _show_settings(details["app"])
     _show_deployments(details["deployments"])
+    _show_instances(details["instances"])
     _show_events(details["events"])
 
 
@@ -83,6 +95,28 @@ def _show_deployments(deployments: list[dict[str, Any]]) -> None:
     rows = table("DEPLOYMENT", "STATUS", "TRAFFIC", "AGE", "MESSAGE")
     for d in deployments:
         rows.add_row(d["id"], d["status"], f"{d['weight']}%" if d["weight"] else "", age(d["created_at"]), d["message"])
+    show(rows)
+
+
+def _show_instances(instances: list[dict[str, Any]]) -> None:
+    console.print()
+    if not instances:
+        console.print("[dim]no instances (a function starts one on its next request)[/]")
+        return
+    rows = table("INSTANCE", "DEPLOYMENT", "STATE", "PID", "UPTIME", "RESTARTS", "MEMORY", "CPU", "START", "NOTE")
+    for i in instances:
+        rows.add_row(
+            i["id"],
+            i["deployment"],
+            i["state"],
+            str(i["pid"] or "-"),
+            age(i["started_at"]),
+            str(i["restarts"]),
+            human_size(i["memory"]) if i["memory"] is not None else "-",
+            f"{i['cpu']:.0f}%" if i["cpu"] is not None else "-",
+            i["start_kind"],
+            i["reason"],
+        )
     show(rows)
 
 

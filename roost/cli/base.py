@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from roost.cli import credentials
 from roost.cli.client import Client, resolve_target
 from roost.cli.output import print_error
 from roost.errors import RoostError, UsageError
@@ -22,11 +23,22 @@ class Context:
     url: str | None
     token: str | None
     debug: bool
+    basic_auth: bool = False
+    cacert: str | None = None
     _client: Client | None = field(default=None, repr=False)
 
     def client(self) -> Client:
+        """The API client: --token, else -B's prompt, else a saved `roost login` for this URL."""
         if self._client is None:
-            self._client = Client(resolve_target(self.url), token=self.token)
+            target = resolve_target(self.url)
+            token = self.token
+            basic = None
+            if self.basic_auth:
+                user = click.prompt("user")
+                basic = (user, click.prompt("password", hide_input=True))
+            elif token is None and target.socket is None:
+                token = credentials.token_for(target.url)
+            self._client = Client(target, token=token, basic=basic, verify=self.cacert or True)
         return self._client
 
 

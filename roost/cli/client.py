@@ -45,11 +45,20 @@ def resolve_target(url: str | None) -> Target:
 
 
 class Client:
-    def __init__(self, target: Target, token: str | None = None) -> None:
+    def __init__(
+        self,
+        target: Target,
+        token: str | None = None,
+        basic: tuple[str, str] | None = None,
+        verify: str | bool = True,
+    ) -> None:
         self.target = target
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        auth = httpx.BasicAuth(*basic) if basic else None
         transport = httpx.HTTPTransport(uds=str(target.socket)) if target.socket else None
-        self._http = httpx.Client(base_url=target.url, transport=transport, timeout=TIMEOUT, headers=headers)
+        self._http = httpx.Client(
+            base_url=target.url, transport=transport, timeout=TIMEOUT, headers=headers, auth=auth, verify=verify
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -61,6 +70,22 @@ class Client:
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
         return self._decode(response)
+
+    def _unreachable_hint(self) -> str:
+        if (
+            self.target.socket is not None
+            and self.target.socket.exists()
+            and not os.access(self.target.socket, os.W_OK)
+        ):
+            return f"{self.target.socket} belongs to another user: run as its owner, or use --url with credentials"
+        return "start it with `roost serve`, or point at it with --url or ROOST_URL"
+
+    def has_blob(self, digest: str) -> bool:
+        try:
+            response = self._http.head(f"/v1/blobs/{digest}")
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        return response.status_code == 200
 
     def stream_lines(self, method: str, path: str, **kwargs: Any) -> Iterator[str]:
         """Yield the lines of a streamed response (logs, events, build output)."""
@@ -74,6 +99,12 @@ class Client:
             raise self._unreachable(exc) from exc
 
     def _unreachable(self, exc: Exception) -> RoostError:
+        if isinstance(exc.__context__, PermissionError) or "Permission denied" in str(exc):
+            return DaemonUnreachable(
+                f"you are not allowed to use the daemon's socket {self.target.describe()}",
+                hint="run the command as the user who runs `roost serve`, or reach it over TCP with --url and "
+                "a password or token",
+            )
         return DaemonUnreachable(
             f"cannot reach the daemon at {self.target.describe()}: is `roost serve` running?",
             hint=f"start it with `roost serve`, or point at it with --url or ROOST_URL ({type(exc).__name__})",

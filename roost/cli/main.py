@@ -10,7 +10,15 @@ import click
 from roost import __version__
 from roost.cli.apps import create, info, list_apps, remove
 from roost.cli.base import Context, RoostGroup, json_option, pass_context
+from roost.cli.deploys import deployments, promote, rollback, traffic
+from roost.cli.env import env
+from roost.cli.events import events
+from roost.cli.init import init
+from roost.cli.lifecycle import domains, logs, restart, start, stop
+from roost.cli.ops import cron, gc
 from roost.cli.output import console, print_json
+from roost.cli.push import push
+from roost.cli.security import login, logout, password, token
 from roost.cli.serve import serve
 from roost.config import format_duration, format_size, load_app_config
 
@@ -18,11 +26,15 @@ from roost.config import format_duration, format_size, load_app_config
 @click.group(cls=RoostGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--url", envvar="ROOST_URL", help="Daemon URL: http(s)://HOST:PORT or unix:///PATH [env ROOST_URL].")
 @click.option("--token", envvar="ROOST_TOKEN", help="API token [env ROOST_TOKEN].")
+@click.option("-B", "--basic-auth", is_flag=True, help="Prompt for a user and password.")
+@click.option("--cacert", envvar="ROOST_CACERT", help="CA bundle to trust for an https --url [env ROOST_CACERT].")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.pass_context
-def cli(ctx: click.Context, url: str | None, token: str | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context, url: str | None, token: str | None, basic_auth: bool, cacert: str | None, debug: bool
+) -> None:
     """Roost: push Python web apps, serve them, scale them, sleep them."""
-    ctx.obj = Context(url=url, token=token, debug=debug)
+    ctx.obj = Context(url=url, token=token, debug=debug, basic_auth=basic_auth, cacert=cacert)
 
 
 @cli.command("version")
@@ -58,5 +70,31 @@ def check(path: Path, as_json: bool) -> None:
     )
 
 
-for command in (serve, create, list_apps, info, remove):
+for command in (
+    serve,
+    create,
+    list_apps,
+    info,
+    remove,
+    push,
+    deployments,
+    promote,
+    rollback,
+    traffic,
+    start,
+    stop,
+    restart,
+    logs,
+    domains,
+    password,
+    token,
+    login,
+    logout,
+    init,
+    env,
+    gc,
+    cron,
+    events,
+):
     cli.add_command(command)
+cli.add_command(stop, name="kill")

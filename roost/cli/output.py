@@ -47,3 +47,23 @@ def age(timestamp: float | None, now: float | None = None) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def human_size(size: float) -> str:
+    """1536 -> '1.5 KB'."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def until(timestamp: float, now: float | None = None) -> str:
+    """How long until `timestamp`, as short as `age`."""
+    current = now or time.time()
+    return age(current - max(0.0, timestamp - current), current)
+
+
+def timestamp(at: float) -> str:
+    """A local time for event lines: '2026-11-22 01:47:17'."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import sys
 from pathlib import Path
 
 import click
 
+from roost.config import parse_duration
 from roost.settings import (
     DEFAULT_API_HOST,
     DEFAULT_API_PORT,
@@ -17,6 +19,13 @@ from roost.settings import (
     ServeSettings,
     default_home,
 )
+
+
+def _duration(flag: str, value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r}: {flag} takes {exc}") from exc
 
 
 def _announce(line: str) -> None:
@@ -35,6 +44,66 @@ def _announce(line: str) -> None:
 )
 @click.option("--require-password", is_flag=True, envvar="ROOST_REQUIRE_PASSWORD", help="Ask even on the Unix socket.")
 @click.option("--trust-proxy", multiple=True, metavar="CIDR", help="Believe X-Forwarded-For from these networks.")
+@click.option(
+    "--trust-loopback",
+    is_flag=True,
+    help="Let TCP clients on loopback in without credentials (unsafe on shared hosts).",
+)
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback admin API with no user and no token.")
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Serve HTTPS with this certificate.",
+)
+@click.option(
+    "--tls-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="The certificate's private key."
+)
+@click.option(
+    "--keep",
+    default=10,
+    show_default=True,
+    envvar="ROOST_KEEP",
+    type=click.IntRange(1),
+    help="Deployments each app keeps on disk (besides those with traffic).",
+)
+@click.option(
+    "--uv-cache",
+    type=click.Path(path_type=Path),
+    envvar="ROOST_UV_CACHE",
+    help="uv's package cache [default: HOME/cache/uv].",
+)
+@click.option(
+    "--scale-window", default="60s", show_default=True, envvar="ROOST_SCALE_WINDOW", help="Autoscaler's stable window."
+)
+@click.option(
+    "--scale-panic-window",
+    default="6s",
+    show_default=True,
+    envvar="ROOST_SCALE_PANIC_WINDOW",
+    help="Autoscaler's panic window.",
+)
+@click.option(
+    "--scale-down-delay",
+    default="30s",
+    show_default=True,
+    envvar="ROOST_SCALE_DOWN_DELAY",
+    help="Lower demand must last this long before instances are drained.",
+)
+@click.option(
+    "--cron-speed",
+    default=1.0,
+    type=click.FloatRange(min=1.0),
+    envvar="ROOST_CRON_SPEED",
+    hidden=True,
+    help="Run the cron clock this many times faster (for tests).",
+)
+@click.option(
+    "--build-check-timeout",
+    default="30s",
+    show_default=True,
+    envvar="ROOST_BUILD_CHECK_TIMEOUT",
+    help="How long a new deployment has to answer on $PORT.",
+)
 def serve(
     home: Path | None,
     host: str,
@@ -44,9 +113,28 @@ def serve(
     domain: str,
     require_password: bool,
     trust_proxy: tuple[str, ...],
+    build_check_timeout: str,
+    trust_loopback: bool,
+    insecure: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    keep: int,
+    uv_cache: Path | None,
+    scale_window: str,
+    scale_panic_window: str,
+    scale_down_delay: str,
+    cron_speed: float,
 ) -> None:
     """Run the Roost daemon in the foreground."""
     from roost import daemon  # the one place the daemon is imported
+
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    for cidr in trust_proxy:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError as exc:
+            raise click.BadParameter(f"{cidr!r} is not a network like 10.0.0.0/8", param_hint="--trust-proxy") from exc
 
     logging.basicConfig(level=logging.INFO, format="roost: %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     settings = ServeSettings(
@@ -58,5 +146,20 @@ def serve(
         domain=domain.lower().strip("."),
         require_password=require_password,
         trust_proxy=trust_proxy,
+        timeout_build_check=_duration("--build-check-timeout", build_check_timeout),
+        trust_loopback=trust_loopback,
+        insecure=insecure,
+        tls_cert=tls_cert.resolve() if tls_cert else None,
+        tls_key=tls_key.resolve() if tls_key else None,
+        keep=keep,
+        uv_cache=uv_cache.resolve() if uv_cache else None,
+        scale_window=_duration("--scale-window", scale_window),
+        scale_panic_window=_duration("--scale-panic-window", scale_panic_window),
+        scale_down_delay=_duration("--scale-down-delay", scale_down_delay),
+        cron_speed=cron_speed,
     )
+    if trust_loopback:
+        logging.getLogger("roost").warning(
+            "--trust-loopback: any local process, including every app Roost runs, can use the admin API over TCP"
+        )
     daemon.run(settings, _announce)

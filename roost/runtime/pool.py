@@ -73,6 +73,8 @@ class Pool:
             in_flight=sum(i.in_flight for i in self.instances.values()),
             capacity=self.free_slots(),
             last_request_at=self.last_request_at,
+            crash_streak=self.streak,
+            last_failure=self.last_failure,
         )
 
     def cancel_timers(self) -> None:

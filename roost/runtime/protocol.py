@@ -81,6 +81,8 @@ class DeploymentStats:
     in_flight: int
     capacity: int  # free slots on ready instances
     last_request_at: float | None
+    crash_streak: int = 0  # crashes in a row; 3 or more is crash-looping
+    last_failure: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -203,6 +203,10 @@ class LocalRuntime(InstanceKeeper):
         target = clamp_count(pool.spec.config, count)
         live = pool.live()
         if target > len(live):
+            wait = pool.backoff_until - time.monotonic()
+            if wait > 0:  # crash-looping: the back-off decides when the floor comes back, not demand
+                self._restart_later(pool, wait)
+                return
             started = [self._start(pool) for _ in range(target - len(live))]
             await asyncio.gather(*(self._wait_ready(i) for i in started))
         elif target < len(live):

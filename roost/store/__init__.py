@@ -26,7 +26,10 @@ from roost.model import (
     TrafficEntry,
 )
 from roost.store.db import Database
+from roost.store.instances import InstanceTables
 from roost.store.records import app_from_row, deployment_from_row, event_from_row
+from roost.store.secrets import SecretTable
+from roost.store.tokens import TokenTable
 
 __all__ = ["Store"]
 
@@ -35,7 +38,7 @@ def _no_app(name: str) -> NotFound:
     return NotFound(f"no app named '{name}'", hint="`roost list` shows the apps there are")
 
 
-class Store:
+class Store(InstanceTables, TokenTable, SecretTable):
     """Apps, deployments, traffic, instances and events.
 
     Example::
@@ -162,12 +165,21 @@ class Store:
         return await self._db.write(insert)
 
     async def finish_deployment(
-        self, deployment: DeploymentId, status: DeploymentStatus, build_seconds: float, error: str = ""
+        self,
+        deployment: DeploymentId,
+        status: DeploymentStatus,
+        build_seconds: float,
+        error: str = "",
+        code_dir: str = "",
+        venv_dir: str = "",
     ) -> Deployment:
+        """Record the end of a build: ready (with where it lives) or failed (with why)."""
+
         def update(conn: sqlite3.Connection) -> Deployment:
             conn.execute(
-                "UPDATE deployments SET status = ?, build_seconds = ?, error = ? WHERE id = ?",
-                (status.value, build_seconds, error, deployment),
+                "UPDATE deployments SET status = ?, build_seconds = ?, error = ?, code_dir = ?, venv_dir = ?"
+                " WHERE id = ?",
+                (status.value, build_seconds, error, code_dir, venv_dir, deployment),
             )
             row = conn.execute("SELECT * FROM deployments WHERE id = ?", (deployment,)).fetchone()
             if row is None:
@@ -175,6 +187,13 @@ class Store:
             return deployment_from_row(row)
 
         return await self._db.write(update)
+
+    async def mark_pruned(self, deployment: DeploymentId) -> None:
+        await self._db.write(
+            lambda conn: conn.execute(
+                "UPDATE deployments SET status = 'pruned', code_dir = '', venv_dir = '' WHERE id = ?", (deployment,)
+            ).close()
+        )
 
     async def fail_building_deployments(self, reason: str) -> list[Deployment]:
         """Mark every `building` deployment failed (after a daemon restart)."""

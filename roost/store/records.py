@@ -40,6 +40,8 @@ def deployment_from_row(row: sqlite3.Row) -> Deployment:
         build_seconds=row["build_seconds"],
         config=AppConfig.from_dict(json.loads(row["config"])),
         error=row["error"],
+        code_dir=row["code_dir"],
+        venv_dir=row["venv_dir"],
     )
 
 

@@ -78,4 +78,19 @@ MIGRATIONS: tuple[str, ...] = (
         app   TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE
     );
     """,
+    # 2: where each deployment's build put its code and virtual environment
+    """
+    ALTER TABLE deployments ADD COLUMN code_dir TEXT NOT NULL DEFAULT '';
+    ALTER TABLE deployments ADD COLUMN venv_dir TEXT NOT NULL DEFAULT '';
+    """,
+    # 3: encrypted secrets (the store sees only ciphertext)
+    """
+    CREATE TABLE secrets (
+        app         TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        value       TEXT NOT NULL,
+        updated_at  REAL NOT NULL,
+        PRIMARY KEY (app, name)
+    );
+    """,
 )

@@ -13,20 +13,27 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 REPO = Path(__file__).resolve().parents[2]
+# One uv cache for every test daemon: each test's home is new, its wheels need not be.
+UV_CACHE = Path(tempfile.gettempdir()) / "roost-tests-uv-cache"
 
 
 def base_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
     env["ROOST_HOME"] = str(home)
+    env["ROOST_UV_CACHE"] = str(UV_CACHE)
+    env["XDG_CONFIG_HOME"] = str(home.parent / "config")
     env["PYTHONUNBUFFERED"] = "1"
     env["NO_COLOR"] = "1"
     env["COLUMNS"] = "200"
@@ -53,9 +60,9 @@ class Daemon:
             if line is None:
                 raise RuntimeError(f"roost serve exited early:\n{self.output()}")
             self.lines.append(line)
-            if match := re.search(r"admin API\s+(http://\S+)", line):
+            if match := re.search(r"admin API\s+(https?://\S+)", line):
                 self.api_url = match.group(1)
-            if match := re.search(r"edge\s+(http://\S+)", line):
+            if match := re.search(r"edge\s+(https?://\S+)", line):
                 self.edge_url = match.group(1)
             if "roost is ready" in line:
                 return
@@ -69,11 +76,16 @@ class Daemon:
         return int(self.edge_url.rsplit(":", 1)[1])
 
     def cli(
-        self, *args: str, url: bool = True, stdin: str | None = None, timeout: float = 60
+        self, *args: str, url: bool = False, stdin: str | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        """Run `roost ARGS` against this daemon (over TCP with url=True, else its Unix socket)."""
+        """Run `roost ARGS` against this daemon: over its Unix socket, or over TCP with url=True."""
         prefix = ["--url", self.api_url] if url else []
         return run_cli(self.home, *prefix, *args, stdin=stdin, timeout=timeout)
+
+    def api(self) -> httpx.Client:
+        """An HTTP client on the daemon's Unix socket (no credentials needed there)."""
+        transport = httpx.HTTPTransport(uds=str(self.home / "roost.sock"))
+        return httpx.Client(transport=transport, base_url="http://roost", timeout=60)
 
     def signal(self, sig: int) -> None:
         os.kill(self.proc.pid, sig)
@@ -93,14 +105,48 @@ class Daemon:
                 return
             self.lines.append(line)
 
+    def stop(self) -> None:
+        """SIGTERM and wait (the daemon stops its instances), then make sure nothing is left."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=STOP_TIMEOUT)
+        self.kill_group()
+
     def kill_group(self) -> None:
+        """SIGKILL the daemon's group and any instance it left (they run in groups of their own)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
+        for pid in leftover_instances(self.home):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def leftover_instances(home: Path) -> list[int]:
+    """Processes of Roost instances or zygotes that belong to `home` (ROOST_INSTANCE in their
+    environment and the home's path in their environment, command line or working directory)."""
+    found: list[int] = []
+    marker = str(home).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            if b"ROOST_INSTANCE=" not in environ:
+                continue
+            cmdline = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd").encode()
+        except OSError:
+            continue
+        if marker in environ or marker in cmdline or cwd.startswith(marker):
+            found.append(int(entry.name))
+    return found
 
 
 def run_cli(home: Path, *args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -165,4 +211,4 @@ def running(home: Path, *extra: str) -> Iterator[Daemon]:
         daemon.wait_ready()
         yield daemon
     finally:
-        daemon.kill_group()
+        daemon.stop()

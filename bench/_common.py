@@ -1,0 +1,102 @@
+"""Shared by the benchmarks (not a benchmark itself): a venv for the FastAPI example, built with
+uv in a temporary directory, a runtime that records events, and small statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from uv import find_uv_bin
+
+from roost.model import DeploymentId
+from roost.runtime import RUNNER_REQUIREMENTS, InstanceInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "fastapi-hello"
+
+
+def build_venv(parent: Path) -> Path:
+    """The FastAPI example's venv as the builder would make it (runner requirements, bytecode)."""
+    venv = parent / "venv"
+    uv = find_uv_bin()
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
+    packages = [*RUNNER_REQUIREMENTS, *(EXAMPLE / "requirements.txt").read_text().split()]
+    install = [uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(venv / "bin" / "python")]
+    subprocess.run([*install, *packages], check=True, env=env)
+    return venv
+
+
+def workdir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="roost-bench-")
+
+
+class Recorder:
+    """Listener and event sink: wakes whoever waits for capacity or an event."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.wake = asyncio.Event()
+
+    def __call__(self, app: str, kind: str, message: str, data: Mapping[str, object]) -> None:
+        self.events.append((kind, message))
+        self.wake.set()
+
+    def instance_changed(self, info: InstanceInfo) -> None:
+        self.wake.set()
+
+    def capacity_changed(self, deployment: DeploymentId) -> None:
+        self.wake.set()
+
+    def start_failed(self, deployment: DeploymentId, reason: str) -> None:
+        raise SystemExit(f"start failed: {reason}")
+
+    async def until(self, predicate: object, within: float = 60.0) -> None:
+        assert callable(predicate)
+        deadline = time.monotonic() + within
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"timed out; last events: {self.events[-5:]}")
+            self.wake.clear()
+            try:
+                async with asyncio.timeout(0.05):
+                    await self.wake.wait()
+            except TimeoutError:
+                pass
+
+
+async def first_byte(host: str, port: int, path: str = "/") -> bytes:
+    """Send GET and return the first byte of the answer (then read the rest and close)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+        first = await reader.readexactly(1)
+        await reader.read()
+        return first
+    finally:
+        writer.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def summary(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p10 = ordered[len(ordered) // 10]
+    p90 = ordered[(len(ordered) * 9) // 10 - 1]
+    return (
+        f"median {statistics.median(samples) * 1000:7.1f} ms   p10 {p10 * 1000:7.1f} ms   "
+        f"p90 {p90 * 1000:7.1f} ms   (n={len(samples)})"
+    )

@@ -1,0 +1,152 @@
+"""App routes: create, list, show, remove, start/stop/restart, logs, domains, events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from roost.api.deps import ControlDep
+from roost.api.schemas import AppCreate, AppInfoOut, AppOut, AppSummaryOut, EventOut
+from roost.applog import LogLine
+
+router = APIRouter(tags=["apps"])
+LIMIT_FOLLOW_QUEUE = 10_000
+EVENT_POLL_SECONDS = 0.25
+
+
+class DomainIn(BaseModel):
+    host: str
+
+
+@router.get("/v1/apps", response_model=list[AppSummaryOut])
+async def list_apps(control: ControlDep) -> list[AppSummaryOut]:
+    """Every app with its state, instances, production deployment, traffic and memory."""
+    return [AppSummaryOut.of(summary) for summary in await control.summaries()]
+
+
+@router.post("/v1/apps", response_model=AppOut, status_code=201)
+async def create_app(body: AppCreate, control: ControlDep) -> AppOut:
+    return AppOut.of(await control.create_app(body.name, body.mode, body.settings))
+
+
+@router.get("/v1/apps/{name}", response_model=AppInfoOut)
+async def show_app(name: str, control: ControlDep, events: int = Query(20, ge=0, le=1000)) -> AppInfoOut:
+    return AppInfoOut.of(await control.app_details(name, events), control.urls)
+
+
+@router.delete("/v1/apps/{name}", status_code=204)
+async def delete_app(name: str, control: ControlDep) -> Response:
+    await control.remove_app(name)
+    return Response(status_code=204)
+
+
+@router.post("/v1/apps/{name}/stop", status_code=204)
+async def stop_app(name: str, control: ControlDep) -> Response:
+    await control.stop_app(name)
+    return Response(status_code=204)
+
+
+@router.post("/v1/apps/{name}/start", status_code=204)
+async def start_app(name: str, control: ControlDep) -> Response:
+    await control.start_app(name)
+    return Response(status_code=204)
+
+
+@router.post("/v1/apps/{name}/restart", status_code=204)
+async def restart_app(name: str, control: ControlDep) -> Response:
+    await control.restart_app(name)
+    return Response(status_code=204)
+
+
+@router.get("/v1/apps/{name}/logs", response_class=StreamingResponse)
+async def logs(
+    name: str,
+    control: ControlDep,
+    since: float | None = Query(None, description="seconds back from now"),
+    deployment: str | None = None,
+    follow: bool = False,
+) -> StreamingResponse:
+    """The app's log lines, oldest first; with follow=true, new lines as they come."""
+    start = time.time() - since if since is not None else None
+    queue: asyncio.Queue[LogLine] = asyncio.Queue(LIMIT_FOLLOW_QUEUE)
+    stop_following = control.logs.follow(name, _enqueue(queue, deployment)) if follow else None
+    try:
+        existing = await control.read_logs(name, start, deployment)
+    except BaseException:
+        if stop_following:
+            stop_following()
+        raise
+
+    async def lines() -> AsyncIterator[bytes]:
+        try:
+            for line in existing:
+                yield (line.render() + "\n").encode()
+            while stop_following is not None:
+                line = await queue.get()
+                yield (line.render() + "\n").encode()
+        finally:
+            if stop_following:
+                stop_following()
+
+    return StreamingResponse(lines(), media_type="text/plain; charset=utf-8")
+
+
+def _enqueue(queue: asyncio.Queue[LogLine], deployment: str | None) -> Callable[[LogLine], None]:
+    def put(line: LogLine) -> None:
+        if (deployment is None or line.deployment == deployment) and not queue.full():
+            queue.put_nowait(line)
+
+    return put
+
+
+@router.get("/v1/apps/{name}/domains", response_model=list[str])
+async def list_domains(name: str, control: ControlDep) -> list[str]:
+    return (await control.app_details(name, 0)).domains
+
+
+@router.post("/v1/apps/{name}/domains", status_code=204)
+async def add_domain(name: str, body: DomainIn, control: ControlDep) -> Response:
+    await control.add_domain(name, body.host)
+    return Response(status_code=204)
+
+
+@router.delete("/v1/apps/{name}/domains/{host}", status_code=204)
+async def remove_domain(name: str, host: str, control: ControlDep) -> Response:
+    await control.remove_domain(name, host)
+    return Response(status_code=204)
+
+
+@router.get("/v1/events", response_model=list[EventOut], tags=["events"])
+async def list_events(
+    control: ControlDep,
+    app: str | None = None,
+    after: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=1000),
+) -> list[EventOut]:
+    return [EventOut.of(e) for e in await control.events(app, after, limit)]
+
+
+@router.get("/v1/events/stream", response_class=StreamingResponse, tags=["events"])
+async def stream_events(
+    control: ControlDep, app: str | None = None, last: int = Query(20, ge=0, le=1000)
+) -> StreamingResponse:
+    """The last events, then every new one as it happens: one JSON object per line."""
+    first = await control.events(app, 0, max(last, 1))
+    shown = first[-last:] if last else []
+
+    async def lines() -> AsyncIterator[bytes]:
+        after = first[-1].id if first else 0
+        for event in shown:
+            yield (EventOut.of(event).model_dump_json() + "\n").encode()
+        while True:
+            await asyncio.sleep(EVENT_POLL_SECONDS)
+            for event in await control.events(app, after, 1000):
+                after = event.id
+                yield (EventOut.of(event).model_dump_json() + "\n").encode()
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")

@@ -1,0 +1,188 @@
+"""Who may use the admin API. An ASGI middleware in front of every route.
+
+The Unix socket is the local door (no password unless --require-password).
+Over TCP every client shows a token or a password, loopback included, unless
+--trust-loopback. The client's address is the socket peer; X-Forwarded-For
+counts only from --trust-proxy networks. Failed attempts are throttled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from roost.api.clientaddr import Network, client_address, is_localhost
+from roost.api.throttle import Throttle
+from roost.passwords import PasswordFile
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+OPEN_PATHS = frozenset({"/healthz"})
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CACHE_SECONDS = 60.0
+BCRYPT_PARALLEL = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    name: str  # user or token name; "local" for the Unix socket and trusted loopback
+    kind: str  # "socket", "loopback", "password", "token"
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class DoorSettings:
+    """How one listening socket treats its clients."""
+
+    via_unix: bool
+    require_password: bool = False
+    trust_loopback: bool = False
+    trusted_proxies: tuple[Network, ...] = ()
+
+
+class Authenticator:
+    """Checks credentials; shared by every door so throttling and caching are global."""
+
+    def __init__(self, passwords: PasswordFile, token_name: Callable[[str], Awaitable[str | None]]) -> None:
+        self.passwords = passwords
+        self.token_name = token_name
+        self.throttle = Throttle()
+        self._bcrypt = asyncio.Semaphore(BCRYPT_PARALLEL)
+        self._cache: dict[str, float] = {}
+
+    async def password_ok(self, user: str, password: str) -> bool:
+        key = hashlib.sha256(f"{user}\0{password}".encode()).hexdigest()
+        now = time.monotonic()
+        if self._cache.get(key, 0.0) > now:
+            return True
+        async with self._bcrypt:
+            ok = await asyncio.to_thread(self.passwords.verify, user, password)
+        if ok:
+            if len(self._cache) > 1000:
+                self._cache.clear()
+            self._cache[key] = now + CACHE_SECONDS
+        return ok
+
+    async def identify(self, authorization: str, address: str) -> Identity | None:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value:
+            name = await self.token_name(value.strip())
+            return Identity(name, "token", address) if name else None
+        if scheme.lower() == "basic" and value:
+            try:
+                user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            if sep and await self.password_ok(user, password):
+                return Identity(user, "password", address)
+        return None
+
+
+AuditSink = Callable[[Identity, str, str, int], Awaitable[None]]
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp, auth: Authenticator, door: DoorSettings, audit: AuditSink) -> None:
+        self.app = app
+        self.auth = auth
+        self.door = door
+        self.audit = audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        address = self._address(scope, headers)
+        identity = self._trusted(address)
+        if identity is None:
+            identity = await self._authenticate(headers, address, send)
+            if identity is None:
+                return
+        scope.setdefault("state", {})["identity"] = identity
+        await self._call_audited(scope, receive, send, identity)
+
+    def _address(self, scope: Scope, headers: dict[str, str]) -> str:
+        if self.door.via_unix:
+            return "unix-socket"
+        client = scope.get("client")
+        peer = str(client[0]) if client else ""
+        return client_address(peer, headers.get("x-forwarded-for"), self.door.trusted_proxies)
+
+    def _trusted(self, address: str) -> Identity | None:
+        if self.door.require_password:
+            return None
+        if self.door.via_unix:
+            return Identity("local", "socket", address)
+        if self.door.trust_loopback and is_localhost(address):
+            return Identity("local", "loopback", address)
+        return None
+
+    async def _authenticate(self, headers: dict[str, str], address: str, send: Send) -> Identity | None:
+        verdict = self.auth.throttle.check(address, time.monotonic())
+        if verdict.locked:
+            await _refuse(
+                send,
+                429,
+                "limit_exceeded",
+                "too many failed logins from this address",
+                f"wait {int(verdict.retry_after) + 1}s and try again",
+                verdict.retry_after,
+            )
+            return None
+        if verdict.delay:
+            await asyncio.sleep(verdict.delay)
+        authorization = headers.get("authorization", "")
+        identity = await self.auth.identify(authorization, address) if authorization else None
+        if identity is None:
+            if authorization:
+                self.auth.throttle.failed(address, time.monotonic())
+            message = "wrong credentials" if authorization else "this API needs credentials"
+            await _refuse(
+                send,
+                401,
+                "unauthorized",
+                message,
+                "use --token/ROOST_TOKEN, -B/--basic-auth, or `roost login`; locally, the Unix socket",
+                0,
+            )
+            return None
+        self.auth.throttle.succeeded(address)
+        return identity
+
+    async def _call_audited(self, scope: Scope, receive: Receive, send: Send, identity: Identity) -> None:
+        if scope["method"] not in MUTATING:
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def capture(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            await self.audit(identity, scope["method"], scope["path"], status)
+
+
+async def _refuse(send: Send, status: int, code: str, message: str, hint: str, retry_after: float) -> None:
+    body = json.dumps({"error": code, "message": message, "hint": hint}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Basic realm="roost", charset="UTF-8"'))
+    if retry_after:
+        headers.append((b"retry-after", str(int(retry_after) + 1).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,72 @@
+"""Operations routes: garbage collection and cron status."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from roost.api.deps import ControlDep
+
+router = APIRouter(tags=["operations"])
+
+
+class FreedOut(BaseModel):
+    name: str
+    bytes: int
+
+
+class GcOut(BaseModel):
+    pruned: list[str]
+    venvs: list[FreedOut]
+    blobs: list[FreedOut]
+    freed_bytes: int
+
+
+class CronOut(BaseModel):
+    name: str
+    schedule: str
+    path: str
+    public: bool
+    next_run: float
+    running: bool
+    last_run: float | None
+    last_status: int | None
+    last_seconds: float | None
+    last_error: str
+
+
+@router.post("/v1/gc", response_model=GcOut)
+async def gc(control: ControlDep) -> GcOut:
+    report = await control.gc()
+    return GcOut(
+        pruned=report.pruned,
+        venvs=[FreedOut(name=n, bytes=b) for n, b in report.venvs],
+        blobs=[FreedOut(name=n, bytes=b) for n, b in report.blobs],
+        freed_bytes=report.freed_bytes,
+    )
+
+
+@router.get("/v1/apps/{name}/cron", response_model=list[CronOut])
+async def cron(name: str, control: ControlDep) -> list[CronOut]:
+    return [
+        CronOut(
+            name=s.job.name,
+            schedule=s.job.schedule,
+            path=s.job.path,
+            public=s.job.public,
+            next_run=s.next_at,
+            running=s.running,
+            last_run=s.last_at,
+            last_status=s.last_status,
+            last_seconds=s.last_seconds,
+            last_error=s.last_error,
+        )
+        for s in await control.cron_status(name)
+    ]
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; the daemon hands the renderer to the app's state."""
+    render = request.app.state.metrics
+    return Response(render(), media_type="text/plain; version=0.0.4; charset=utf-8")

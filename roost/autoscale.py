@@ -1,0 +1,154 @@
+"""Autoscaler: a pure `decide(spec, state, observation)` and the thin loop that applies it.
+
+Concurrency-based, like Knative's KPA: desired = ceil(average demand / target per
+instance), averaged over a stable window and a short panic window. Panic
+(demand >= 2x capacity) scales up at once and never down; scale-down waits for
+`scale_down_delay` of lower demand. Sees the runtime only through its protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from roost.model import DeploymentId, Mode, ScaleConfig
+from roost.runtime.protocol import Runtime
+
+log = logging.getLogger("roost.autoscale")
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleSpec:
+    min: int
+    max: int
+    target: int  # requests in flight per instance
+    idle_timeout: float
+    function: bool
+    window_stable: float = 60.0
+    window_panic: float = 6.0
+    scale_down_delay: float = 30.0
+    panic_threshold: float = 2.0
+
+    @classmethod
+    def of(cls, scale: ScaleConfig, mode: Mode, **windows: float) -> ScaleSpec:
+        return cls(scale.min, scale.max, scale.concurrency, scale.idle_timeout, mode is Mode.FUNCTION, **windows)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    now: float
+    current: int  # ready + starting instances
+    samples: tuple[tuple[float, float], ...]  # (time, demand = in flight + queued), oldest first
+    last_request_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleState:
+    panic_until: float | None = None
+    below_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    desired: int
+    reason: str
+
+
+def _average(samples: Iterable[tuple[float, float]], since: float) -> float:
+    values = [demand for at, demand in samples if at >= since]
+    return sum(values) / len(values) if values else 0.0
+
+
+def _floor(spec: ScaleSpec, obs: Observation) -> int:
+    """A function keeps one instance while it is not idle; a service keeps min."""
+    if spec.function and obs.last_request_at is not None and obs.now - obs.last_request_at < spec.idle_timeout:
+        return max(spec.min, 1)
+    return spec.min
+
+
+def decide(spec: ScaleSpec, state: ScaleState, obs: Observation) -> tuple[Decision, ScaleState]:
+    """How many instances the deployment should have now, and why. Pure."""
+    stable = _average(obs.samples, obs.now - spec.window_stable)
+    panic = _average(obs.samples, obs.now - spec.window_panic)
+    want_stable = math.ceil(stable / spec.target - 1e-9)
+    want_panic = math.ceil(panic / spec.target - 1e-9)
+    floor = _floor(spec, obs)
+
+    def clamp(count: int) -> int:
+        return max(floor, min(spec.max, count))
+
+    capacity = obs.current * spec.target
+    if panic > 0 and panic >= spec.panic_threshold * capacity:
+        state = replace(state, panic_until=obs.now + spec.window_stable)
+    if state.panic_until is not None and obs.now < state.panic_until:
+        desired = clamp(max(obs.current, want_panic, want_stable))
+        return Decision(desired, f"panic: {panic:.1f} in flight over {spec.window_panic:g}s"), replace(
+            state, below_since=None
+        )
+    state = replace(state, panic_until=None)
+    desired = clamp(want_stable)
+    if desired >= obs.current:
+        why = f"average {stable:.1f} in flight over {spec.window_stable:g}s, target {spec.target} per instance"
+        if desired == floor and desired > want_stable:
+            why = "keeping the minimum" if not spec.function or floor == spec.min else "not idle yet"
+        return Decision(desired, why), replace(state, below_since=None)
+    if desired == 0 and spec.function and stable == 0:
+        return Decision(0, f"no request for {spec.idle_timeout:g}s"), replace(state, below_since=None)
+    below_since = state.below_since if state.below_since is not None else obs.now
+    if obs.now - below_since < spec.scale_down_delay:
+        return Decision(obs.current, "waiting out the scale-down delay"), replace(state, below_since=below_since)
+    why = f"demand fell to {stable:.1f} in flight for {spec.scale_down_delay:g}s"
+    return Decision(desired, why), replace(state, below_since=None)
+
+
+Demand = Callable[[DeploymentId], tuple[int, float | None]]  # (in flight + queued, last request time)
+Record = Callable[[DeploymentId, int, int, str], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Tracked:
+    spec: ScaleSpec
+    state: ScaleState = field(default_factory=ScaleState)
+    samples: deque[tuple[float, float]] = field(default_factory=deque)
+
+
+class Autoscaler:
+    """Samples demand every `interval` and applies `decide` through `runtime.scale_to`."""
+
+    def __init__(self, runtime: Runtime, demand: Demand, record: Record, interval: float = 1.0) -> None:
+        self._runtime = runtime
+        self._demand = demand
+        self._record = record
+        self._interval = interval
+        self._tracked: dict[DeploymentId, _Tracked] = {}
+
+    def set_specs(self, specs: Mapping[DeploymentId, ScaleSpec]) -> None:
+        """The deployments to scale (production ones) and their settings."""
+        self._tracked = {
+            dep: replace(self._tracked[dep], spec=spec) if dep in self._tracked else _Tracked(spec)
+            for dep, spec in specs.items()
+        }
+
+    async def run(self) -> None:
+        while True:
+            await self.tick(time.time())
+            await asyncio.sleep(self._interval)
+
+    async def tick(self, now: float) -> None:
+        for deployment, tracked in list(self._tracked.items()):
+            demand, last_request = self._demand(deployment)
+            tracked.samples.append((now, float(demand)))
+            while tracked.samples and tracked.samples[0][0] < now - tracked.spec.window_stable:
+                tracked.samples.popleft()
+            stats = self._runtime.stats(deployment)
+            current = stats.ready + stats.starting
+            obs = Observation(now, current, tuple(tracked.samples), last_request)
+            decision, tracked.state = decide(tracked.spec, tracked.state, obs)
+            if decision.desired != current:
+                await self._record(deployment, current, decision.desired, decision.reason)
+                await self._runtime.scale_to(deployment, decision.desired, decision.reason)

@@ -1,0 +1,86 @@
+"""Deployment commands: deployments, promote, rollback, traffic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from roost.cli.base import Context, json_option, pass_context
+from roost.cli.output import age, console, print_json, show, table
+from roost.errors import UsageError
+
+
+@click.command("deployments")
+@click.argument("app")
+@json_option
+@pass_context
+def deployments(ctx: Context, app: str, as_json: bool) -> None:
+    """List an app's deployments, newest first; TRAFFIC marks production."""
+    found: list[dict[str, Any]] = ctx.client().request("GET", f"/v1/apps/{app}/deployments")
+    if as_json:
+        print_json(found)
+        return
+    rows = table("DEPLOYMENT", "STATUS", "TRAFFIC", "AGE", "BUILD", "MESSAGE", "PREVIEW")
+    for d in found:
+        build = f"{d['build_seconds']:.1f}s" if d["build_seconds"] is not None else "-"
+        traffic = f"{d['weight']}%" if d["weight"] else ""
+        rows.add_row(
+            d["id"], d["status"], traffic, age(d["created_at"]), build, d["message"] or d["error"], d["preview_url"]
+        )
+    show(rows)
+    if not found:
+        console.print("[dim]no deployments yet: `roost push` in the app's folder makes one[/]")
+
+
+@click.command("promote")
+@click.argument("app")
+@click.argument("deployment")
+@pass_context
+def promote(ctx: Context, app: str, deployment: str) -> None:
+    """Send all production traffic to DEPLOYMENT (no rebuild)."""
+    done = ctx.client().request("POST", f"/v1/apps/{app}/promote", json={"deployment": deployment})
+    console.print(f"promoted [bold]{done['id']}[/]: {done['url']}")
+
+
+@click.command("rollback")
+@click.argument("app")
+@click.argument("deployment", required=False)
+@pass_context
+def rollback(ctx: Context, app: str, deployment: str | None) -> None:
+    """Back to the previous production deployment (or DEPLOYMENT), instantly."""
+    done = ctx.client().request("POST", f"/v1/apps/{app}/rollback", json={"deployment": deployment})
+    console.print(f"rolled back to [bold]{done['id']}[/]: {done['url']}")
+
+
+def parse_weights(pairs: tuple[str, ...]) -> dict[str, int]:
+    weights: dict[str, int] = {}
+    for pair in pairs:
+        deployment, sep, weight = pair.partition("=")
+        if not sep or not weight.strip().rstrip("%").isdigit():
+            raise UsageError(
+                f"'{pair}' is not DEPLOYMENT=WEIGHT", hint="for example: roost traffic hello ab12cd34=90 ef56gh78=10"
+            )
+        weights[deployment.strip()] = int(weight.strip().rstrip("%"))
+    return weights
+
+
+@click.command("traffic")
+@click.argument("app")
+@click.argument("weights", nargs=-1)
+@json_option
+@pass_context
+def traffic(ctx: Context, app: str, weights: tuple[str, ...], as_json: bool) -> None:
+    """Split production traffic: roost traffic APP DEP1=90 DEP2=10 (no weights: show it)."""
+    client = ctx.client()
+    if weights:
+        result = client.request("PUT", f"/v1/apps/{app}/traffic", json={"weights": parse_weights(weights)})
+    else:
+        result = client.request("GET", f"/v1/apps/{app}")["traffic"]
+    if as_json:
+        print_json(result)
+        return
+    rows = table("DEPLOYMENT", "WEIGHT")
+    for entry in result:
+        rows.add_row(entry["deployment"], f"{entry['weight']}%")
+    show(rows)

@@ -1,0 +1,69 @@
+"""Operations commands: gc, cron."""
+
+from __future__ import annotations
+
+import click
+
+from roost.cli.base import Context, json_option, pass_context
+from roost.cli.output import age, console, print_json, show, table, until
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+@click.command("gc")
+@json_option
+@pass_context
+def gc(ctx: Context, as_json: bool) -> None:
+    """Apply retention now: prune old deployments, remove unused venvs and blobs."""
+    report = ctx.client().request("POST", "/v1/gc")
+    if as_json:
+        print_json(report)
+        return
+    for name in report["pruned"]:
+        console.print(f"pruned deployment {name}")
+    for kind in ("venvs", "blobs"):
+        for item in report[kind]:
+            console.print(f"removed {kind[:-1]} {item['name']} ({_size(item['bytes'])})")
+    console.print(f"freed {_size(report['freed_bytes'])}")
+
+
+@click.command("cron")
+@click.argument("app")
+@json_option
+@pass_context
+def cron(ctx: Context, app: str, as_json: bool) -> None:
+    """An app's cron jobs: schedule, next run, last result."""
+    jobs = ctx.client().request("GET", f"/v1/apps/{app}/cron")
+    if as_json:
+        print_json(jobs)
+        return
+    rows = table("JOB", "SCHEDULE (UTC)", "PATH", "NEXT RUN", "LAST RUN", "RESULT")
+    for job in jobs:
+        result = (
+            "running"
+            if job["running"]
+            else (
+                f"HTTP {job['last_status']} in {job['last_seconds'] * 1000:.0f}ms"
+                if job["last_status"]
+                else (job["last_error"] or "-")
+            )
+        )
+        nxt = f"in {until(job['next_run'])}"
+        rows.add_row(
+            job["name"],
+            job["schedule"],
+            job["path"] + ("" if job["public"] else " (private)"),
+            nxt,
+            f"{age(job['last_run'])} ago" if job["last_run"] else "-",
+            result,
+        )
+    show(rows)
+    if not jobs:
+        console.print(f"[dim]{app} has no cron jobs: add [[cron]] tables to its roost.toml[/]")

@@ -1,0 +1,121 @@
+"""`roost push`: pack the folder, upload it if the daemon lacks it, build, follow, report."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from roost.cli.base import Context, json_option, pass_context
+from roost.cli.client import Client
+from roost.cli.output import console, err_console, human_size, print_json
+from roost.config import find_settings, merge, validate
+from roost.errors import BuildFailed, ConfigError
+from roost.guess import guess
+from roost.pack import pack_app
+
+CHUNK = 256 * 1024
+
+
+def app_name_for(path: Path, settings: dict[str, Any], flag: str | None) -> str:
+    """--name, else `name` in roost.toml, else the folder's name made valid."""
+    if flag:
+        return flag
+    if settings.get("name"):
+        return str(settings["name"])
+    guess = re.sub(r"[^a-z0-9-]+", "-", path.resolve().name.lower()).strip("-")
+    guess = re.sub(r"-{2,}", "-", guess)
+    if not guess or not guess[0].isalpha():
+        guess = f"app-{guess}".rstrip("-")
+    return guess[:63].rstrip("-")
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
+
+
+def _upload(client: Client, archive: Path, digest: str, size: int, say: Any) -> None:
+    if client.has_blob(digest):
+        say(f"[dim]archive {digest[:19]}… ({human_size(size)}) already on the daemon: not uploaded again[/]")
+        return
+    started = time.monotonic()
+    client.request(
+        "PUT",
+        f"/v1/blobs/{digest}",
+        content=_chunks(archive),
+        headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+    )
+    seconds = max(time.monotonic() - started, 1e-6)
+    say(f"uploaded {human_size(size)} in {seconds:.2f}s ({human_size(size / seconds)}/s)")
+
+
+@click.command("push")
+@click.argument("path", default=".", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--name", help="App name (default: roost.toml's name, else the folder's).")
+@click.option("--mode", type=click.Choice(["service", "function"]), help="Override roost.toml's mode.")
+@click.option("--no-promote", is_flag=True, help="Build, but leave production traffic where it is.")
+@click.option("-m", "--message", default="", help="A note kept with the deployment.")
+@json_option
+@pass_context
+def push(
+    ctx: Context, path: Path, name: str | None, mode: str | None, no_promote: bool, message: str, as_json: bool
+) -> None:
+    """Build the app in PATH and (unless --no-promote) send production traffic to it."""
+    started = time.monotonic()
+    say = err_console.print if as_json else console.print
+    settings, source = find_settings(path)
+    overrides = validate({"mode": mode} if mode else {}, "command-line flags")
+    app = app_name_for(path, settings, name)
+    merged = merge(settings, overrides, {"name": app})
+    if not merged.get("entrypoint") and not merged.get("command"):
+        merged.update(_guessed(path, say))
+    say(f"[bold]pushing {path.resolve()}[/] as app [bold]{app}[/]" + (f" (settings from {source})" if source else ""))
+    client = ctx.client()
+    with tempfile.TemporaryDirectory(prefix="roost-push-") as scratch:
+        packed = pack_app(path, Path(scratch) / "app.tar.gz")
+        sizes = f"{human_size(packed.unpacked_size)} → {human_size(packed.size)}"
+        say(f"packed {packed.files} files, {sizes} ({packed.digest[:19]}…)")
+        _upload(client, packed.path, packed.digest, packed.size, say)
+    body = {"digest": packed.digest, "message": message, "settings": merged, "promote": not no_promote}
+    deployment = client.request("POST", f"/v1/apps/{app}/deployments", json=body)
+    say(f"deployment [bold]{deployment['id']}[/] building")
+    for line in client.stream_lines("GET", f"/v1/apps/{app}/deployments/{deployment['id']}/log"):
+        say(f"  {time.monotonic() - started:5.1f}s  {line}", markup=False, highlight=False)
+    final = client.request("GET", f"/v1/apps/{app}/deployments/{deployment['id']}")
+    elapsed = time.monotonic() - started
+    if as_json:
+        print_json({**final, "elapsed": round(elapsed, 3)})
+    if final["status"] != "ready":
+        raise BuildFailed(
+            f"deployment {final['id']} failed: {final['error']}",
+            hint="fix the error above and push again; production still serves the previous deployment",
+        )
+    if not as_json:
+        _report(final, elapsed, promoted=not no_promote)
+
+
+def _guessed(path: Path, say: Any) -> dict[str, str]:
+    found = guess(path)
+    if found is None:
+        raise ConfigError(
+            f"{path.resolve()}: roost.toml names no `entrypoint` or `command`, and none could be guessed",
+            hint='run `roost init` there, or set entrypoint = "module:app" (or command = "...") in roost.toml',
+        )
+    say(f"no entrypoint or command in roost.toml: guessed {found.framework} ({found.reason})")
+    return {"entrypoint": found.entrypoint} if found.entrypoint else {"command": str(found.command)}
+
+
+def _report(final: dict[str, Any], elapsed: float, promoted: bool) -> None:
+    console.print(f"[green]✓[/] deployment [bold]{final['id']}[/] ready in {elapsed:.1f}s")
+    console.print(f"  preview     {final['preview_url']}")
+    if promoted:
+        console.print(f"  production  {final['url']}")
+    else:
+        console.print(f"  not promoted: `roost promote {final['app']} {final['id']}` sends traffic to it")

@@ -1,0 +1,112 @@
+"""Access commands: password (local file), token (API), login/logout (saved tokens)."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from roost.cli import credentials
+from roost.cli.base import Context, json_option, pass_context
+from roost.cli.client import Client, resolve_target
+from roost.cli.output import age, console, print_json, show, table
+from roost.errors import UsageError
+from roost.passwords import PasswordFile, check_new_password, check_user_name
+from roost.settings import default_home
+
+
+@click.command("password")
+@click.argument("user")
+@click.option("--delete", is_flag=True, help="Remove the user.")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@click.option(
+    "--home", type=click.Path(path_type=Path), envvar="ROOST_HOME", help="The daemon's home [env ROOST_HOME]."
+)
+def password(user: str, delete: bool, from_stdin: bool, home: Path | None) -> None:
+    """Set (or --delete) USER's password in $ROOST_HOME/passwords (bcrypt, mode 0600)."""
+    check_user_name(user)
+    store = PasswordFile((home or default_home()) / "passwords")
+    if delete:
+        store.delete(user)
+        console.print(f"removed user [bold]{user}[/]")
+        return
+    if from_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:
+        secret = click.prompt("new password", hide_input=True, confirmation_prompt="repeat it")
+    check_new_password(secret)
+    store.set(user, secret)
+    console.print(f"password set for [bold]{user}[/] in {store.path}")
+
+
+@click.group("token")
+def token() -> None:
+    """API tokens: create (shown once), list, revoke."""
+
+
+@token.command("create")
+@click.argument("name")
+@json_option
+@pass_context
+def token_create(ctx: Context, name: str, as_json: bool) -> None:
+    """Make a token; it is printed once and only its hash is kept."""
+    created = ctx.client().request("POST", "/v1/tokens", json={"name": name})
+    if as_json:
+        print_json(created)
+        return
+    click.echo(created["token"])
+    click.echo(f"token {name} created: copy it now, it is not shown again", err=True)
+
+
+@token.command("list")
+@json_option
+@pass_context
+def token_list(ctx: Context, as_json: bool) -> None:
+    tokens = ctx.client().request("GET", "/v1/tokens")
+    if as_json:
+        print_json(tokens)
+        return
+    rows = table("NAME", "CREATED", "LAST USED")
+    for entry in tokens:
+        rows.add_row(entry["name"], age(entry["created_at"]), age(entry["last_used_at"]))
+    show(rows)
+
+
+@token.command("revoke")
+@click.argument("name")
+@pass_context
+def token_revoke(ctx: Context, name: str) -> None:
+    ctx.client().request("DELETE", f"/v1/tokens/{name}")
+    console.print(f"revoked token [bold]{name}[/]")
+
+
+@click.command("login")
+@click.argument("url", required=False)
+@click.option("--user", help="User name (prompted when missing).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_context
+def login(ctx: Context, url: str | None, user: str | None, password_stdin: bool) -> None:
+    """Log in to a daemon over TCP and save a token for it (0600, under ~/.config/roost)."""
+    target = resolve_target(url or ctx.url)
+    if target.socket is not None:
+        raise UsageError("the Unix socket needs no login", hint="give the daemon's URL: roost login https://host:7070")
+    user = user or click.prompt("user")
+    secret = sys.stdin.readline().rstrip("\r\n") if password_stdin else click.prompt("password", hide_input=True)
+    client = Client(target, basic=(user, secret), verify=ctx.cacert or True)
+    name = f"login-{user}-{platform.node() or 'host'}-{int(time.time())}"
+    created = client.request("POST", "/v1/tokens", json={"name": name})
+    path = credentials.save(target.url, created["token"])
+    console.print(f"logged in to {target.url} as [bold]{user}[/]; token {name} saved in {path}")
+
+
+@click.command("logout")
+@click.argument("url", required=False)
+@pass_context
+def logout(ctx: Context, url: str | None) -> None:
+    """Forget the saved token for a daemon URL."""
+    target = resolve_target(url or ctx.url)
+    credentials.save(target.url, None)
+    console.print(f"forgot the saved login for {target.url}")

@@ -1,0 +1,47 @@
+"""Use cases: the one place where a change spans the store, registry, builder and runtime.
+
+Each use case writes the store first, then announces the change (the daemon
+wires announcements to the router). Never parses HTTP.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from roost.applog import LogBook
+from roost.build import Builder
+from roost.control.access import AccessUseCases
+from roost.control.buildlog import BuildLogs
+from roost.control.core import AppDetails, Urls, check_app_name
+from roost.control.overview import AppSummary, OverviewUseCases
+from roost.control.retention import GcReport, RetentionUseCases
+from roost.model import DeploymentId
+from roost.registry import Registry
+from roost.runtime.protocol import DeploymentSpec, Runtime
+from roost.store import Store
+from roost.vault import Vault
+
+
+class Control(RetentionUseCases, AccessUseCases, OverviewUseCases):
+    """Every use case of Roost, over one store, registry, builder and runtime."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        builder: Builder,
+        runtime: Runtime,
+        logs: LogBook,
+        home: Path,
+        urls: Urls,
+        timeout_build_check: float = 30.0,
+        keep: int = 10,
+    ) -> None:
+        super().__init__(store, registry, builder, runtime, logs, home, urls, timeout_build_check)
+        self.keep_default = keep
+        self.buildlogs = BuildLogs(logs, self.deployments_root)
+        self._registered: dict[DeploymentId, DeploymentSpec] = {}
+        self.vault = Vault(home / "secret.key")
+
+
+__all__ = ["AppDetails", "AppSummary", "Control", "GcReport", "Urls", "check_app_name"]

@@ -1,0 +1,210 @@
+"""The Control object: the parts every use case shares, and the app use cases."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from roost.applog import LogBook, LogLine
+from roost.build import Builder
+from roost.config import build_config, validate
+from roost.control.usage import LIVE, Usage, measure
+from roost.errors import UsageError
+from roost.model import (
+    APP_NAME_RULE,
+    App,
+    AppName,
+    Deployment,
+    DeploymentId,
+    Event,
+    Mode,
+    TrafficEntry,
+    is_valid_app_name,
+)
+from roost.registry import Registry
+from roost.runtime.protocol import InstanceInfo, Runtime
+from roost.store import Store
+
+log = logging.getLogger("roost.control")
+Listener = Callable[[AppName], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Urls:
+    """How the edge is reached from outside, for the URLs Roost prints."""
+
+    domain: str
+    port: int
+    scheme: str = "http"
+
+    def _base(self, host: str) -> str:
+        default = (self.scheme, self.port) in (("http", 80), ("https", 443))
+        return f"{self.scheme}://{host}{'' if default else f':{self.port}'}/"
+
+    def production(self, app: str) -> str:
+        return self._base(f"{app}.{self.domain}")
+
+    def preview(self, app: str, deployment: str) -> str:
+        return self._base(f"{deployment}--{app}.{self.domain}")
+
+
+@dataclass(frozen=True, slots=True)
+class AppDetails:
+    """Everything `roost info` shows about one app."""
+
+    app: App
+    deployments: list[Deployment]
+    traffic: list[TrafficEntry]
+    events: list[Event] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
+    instances: list[InstanceInfo] = field(default_factory=list)
+    usage: dict[int, Usage] = field(default_factory=dict)  # by pid
+
+
+def check_app_name(name: str) -> AppName:
+    if not is_valid_app_name(name):
+        raise UsageError(f"'{name}' is not a valid app name", hint=f"an app name is {APP_NAME_RULE}")
+    return AppName(name)
+
+
+class ControlBase:
+    """State shared by the use cases: the store, registry, builder, runtime and logs."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        builder: Builder,
+        runtime: Runtime,
+        logs: LogBook,
+        home: Path,
+        urls: Urls,
+        timeout_build_check: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.builder = builder
+        self.runtime = runtime
+        self.logs = logs
+        self.home = home
+        self.urls = urls
+        self.timeout_build_check = timeout_build_check
+        self._listeners: list[Listener] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def deployments_root(self) -> Path:
+        return self.home / "deployments"
+
+    def on_change(self, listener: Listener) -> None:
+        """Call `listener(app)` after every change to an app's desired state."""
+        self._listeners.append(listener)
+
+    async def _announce(self, app: AppName) -> None:
+        for listener in self._listeners:
+            await listener(app)
+
+    def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run background work, keeping its handle so shutdown can cancel it; a crash is logged."""
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed: %r", task.get_name(), task.exception())
+
+    async def cancel_background(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class AppUseCases(ControlBase):
+    async def create_app(self, name: str, mode: str | None = None, settings: dict[str, object] | None = None) -> App:
+        """Create an app from raw settings (as in roost.toml). Raises Conflict, UsageError, ConfigError."""
+        app_name = check_app_name(name)
+        raw = dict(settings or {})
+        if mode is not None:
+            raw["mode"] = mode
+        config = build_config(validate(raw, "app settings"), "app settings")
+        created = await self.store.create_app(app_name, Mode(config.mode), config)
+        await self._announce(app_name)
+        return created
+
+    async def list_apps(self) -> list[App]:
+        return await self.store.list_apps()
+
+    async def app_details(self, name: str, events: int = 20) -> AppDetails:
+        app = await self.store.get_app(name)
+        instances = [i for i in self.runtime.instances() if i.app == name]
+        return AppDetails(
+            app=app,
+            deployments=await self.store.list_deployments(name),
+            traffic=await self.store.get_traffic(name),
+            events=await self.store.list_events(name, limit=events),
+            domains=sorted(await self.store.list_domains(name)),
+            instances=instances,
+            usage=await self.usage(instances),
+        )
+
+    async def usage(self, instances: Iterable[InstanceInfo]) -> dict[int, Usage]:
+        """Memory and CPU now of each live instance, by pid (read in a thread)."""
+        pids = [i.pid for i in instances if i.pid is not None and i.state in LIVE]
+        return await asyncio.to_thread(measure, pids) if pids else {}
+
+    async def remove_app(self, name: str) -> None:
+        """Forget the app: stop its instances, then delete its rows, files and logs."""
+        app = await self.store.get_app(name)
+        deployments = await self.store.list_deployments(name)
+        await self.store.delete_app(name)
+        await self._announce(app.name)
+        for deployment in deployments:
+            await self.runtime.retire(deployment.id)
+        await asyncio.to_thread(shutil.rmtree, self.deployments_root / name, True)
+        self.logs.remove(name)
+
+    async def events(self, app: str | None, after: int = 0, limit: int = 50) -> list[Event]:
+        if app is not None:
+            await self.store.get_app(app)
+        return await self.store.list_events(app, after=after, limit=limit)
+
+    async def read_logs(self, app: str, since: float | None, deployment: str | None) -> list[LogLine]:
+        await self.store.get_app(app)
+        return await asyncio.to_thread(self.logs.read, app, since, deployment)
+
+    async def add_domain(self, app: str, host: str) -> None:
+        host = _check_host(host)
+        await self.store.add_domain(host, app)
+        await self.store.add_event(app, "domain.added", f"{host} now routes to {app}")
+        await self._announce(AppName(app))
+
+    async def remove_domain(self, app: str, host: str) -> None:
+        host = _check_host(host)
+        await self.store.remove_domain(host, app)
+        await self.store.add_event(app, "domain.removed", f"{host} no longer routes to {app}")
+        await self._announce(AppName(app))
+
+
+def _check_host(host: str) -> str:
+    clean = host.strip().lower().rstrip(".")
+    labels = clean.split(".")
+    if (
+        not clean
+        or len(clean) > 253
+        or not all(
+            label and len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii() for label in labels
+        )
+    ):
+        raise UsageError(f"'{host}' is not a valid host name", hint="give a name like app.example.com")
+    return clean
+
+
+__all__ = ["AppDetails", "AppUseCases", "ControlBase", "DeploymentId", "Urls", "check_app_name"]

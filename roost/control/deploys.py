@@ -1,0 +1,201 @@
+"""Deploy use cases: push, build, build check, promote, rollback, traffic split.
+
+Writes the store first, then announces; a failed build never takes traffic.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from roost.build import BuildRequest
+from roost.config import build_config, validate
+from roost.control.buildlog import BuildLog, BuildLogs
+from roost.control.core import check_app_name
+from roost.control.env import EnvUseCases
+from roost.errors import BuildFailed, ConfigError, Conflict, NotFound, UsageError
+from roost.model import (
+    AppConfig,
+    AppName,
+    Deployment,
+    DeploymentId,
+    DeploymentStatus,
+    TrafficEntry,
+    new_deployment_id,
+)
+from roost.runtime.protocol import DeploymentSpec
+
+log = logging.getLogger("roost.control")
+
+
+class DeployUseCases(EnvUseCases):
+    buildlogs: BuildLogs
+
+    async def push(
+        self, name: str, digest: str, message: str, settings: Mapping[str, Any], promote: bool = True
+    ) -> Deployment:
+        """Record a deployment of an uploaded archive and build it in the background.
+
+        Creates the app on its first push. Raises ConfigError for bad settings and
+        UsageError when the archive was not uploaded.
+        """
+        app = check_app_name(name)
+        config = build_config(validate(settings, "roost.toml"), "roost.toml")
+        if not config.entrypoint and not config.command:
+            raise ConfigError(
+                "the app names no `entrypoint` or `command`",
+                hint='set entrypoint = "module:app" or command = "..." in roost.toml (`roost init` writes one)',
+            )
+        if not self.registry.has(digest):
+            raise UsageError(f"the archive {digest} is not in the registry", hint="run `roost push` again to upload it")
+        await self._ensure_app(app, config)
+        deployment = await self.store.create_deployment(app, new_deployment_id(), digest, message, config)
+        await self.store.add_event(app, "deploy.started", f"deployment {deployment.id} building", {"digest": digest})
+        build_log = self.buildlogs.open(app, deployment.id)
+        self.spawn(self._build_and_release(deployment, build_log, promote), name=f"build {deployment.id}")
+        return deployment
+
+    async def _ensure_app(self, app: AppName, config: AppConfig) -> None:
+        try:
+            await self.store.get_app(app)
+        except NotFound:
+            await self.store.create_app(app, config.mode, config)
+        else:
+            await self.store.update_app(app, mode=config.mode, config=config)
+
+    async def _build_and_release(self, deployment: Deployment, build_log: BuildLog, promote: bool) -> None:
+        started = time.monotonic()
+        try:
+            spec = await self._build(deployment, build_log)
+            await self._check(spec, build_log)
+        except BuildFailed as exc:
+            await self._fail(deployment, build_log, exc.message, exc.hint, time.monotonic() - started)
+            return
+        except Exception as exc:
+            log.exception("build of %s crashed", deployment.id)
+            await self._fail(deployment, build_log, f"internal error: {exc}", "see the daemon's log", 0.0)
+            raise
+        seconds = time.monotonic() - started
+        await self.store.finish_deployment(
+            deployment.id, DeploymentStatus.READY, seconds, code_dir=str(spec.code_dir), venv_dir=str(spec.venv_dir)
+        )
+        await self.store.add_event(
+            deployment.app, "deploy.ready", f"deployment {deployment.id} ready in {seconds:.1f}s", {"seconds": seconds}
+        )
+        build_log.line(f"==> deployment {deployment.id} is ready ({seconds:.1f}s)")
+        await self.buildlogs.close(build_log)
+        if promote:
+            await self.promote(deployment.app, deployment.id)
+        else:
+            await self.reconcile(deployment.app)
+        await self.prune(deployment.app)
+
+    async def prune(self, app: str) -> list[Deployment]:
+        """Remove deployments past the app's retention count (RetentionUseCases)."""
+        raise NotImplementedError
+
+    async def _build(self, deployment: Deployment, build_log: BuildLog) -> DeploymentSpec:
+        archive = self.registry.path(deployment.digest)
+        request = BuildRequest(app=deployment.app, deployment=deployment.id, archive=archive)
+        output = await self.builder.build(request, build_log.line)
+        return DeploymentSpec(
+            app=deployment.app,
+            deployment=deployment.id,
+            code_dir=output.code_dir,
+            venv_dir=output.venv_dir,
+            config=deployment.config,
+            env=await self.app_env(deployment.app, deployment.config),
+        )
+
+    async def _check(self, spec: DeploymentSpec, build_log: BuildLog) -> None:
+        build_log.line(f"==> build check: one instance must answer HTTP on $PORT within {self.timeout_build_check:g}s")
+        result = await self.runtime.probe(spec, self.timeout_build_check)
+        if not result.ok:
+            for line in result.output.splitlines()[-40:]:
+                build_log.line(f"    {line}")
+            raise BuildFailed(
+                f"build check failed: {result.message}",
+                hint="the app must listen on $PORT (entrypoint apps: check the import and the object name)",
+            )
+        build_log.line(f"    {result.message}")
+
+    async def _fail(self, deployment: Deployment, build_log: BuildLog, message: str, hint: str, seconds: float) -> None:
+        await self.store.finish_deployment(deployment.id, DeploymentStatus.FAILED, seconds, error=message)
+        await self.store.add_event(
+            deployment.app, "deploy.failed", f"deployment {deployment.id} failed: {message}", {"hint": hint}
+        )
+        build_log.line(f"error: {message}")
+        if hint:
+            build_log.line(f"  hint: {hint}")
+        await self.buildlogs.close(build_log)
+
+    async def deployment(self, app: str, deployment: str) -> Deployment:
+        return await self.store.get_deployment(app, deployment)
+
+    async def deployments(self, app: str) -> tuple[list[Deployment], list[TrafficEntry]]:
+        await self.store.get_app(app)
+        return await self.store.list_deployments(app), await self.store.get_traffic(app)
+
+    async def _ready_deployment(self, app: str, deployment: str, verb: str) -> Deployment:
+        found = await self.store.get_deployment(app, deployment)
+        if found.status is not DeploymentStatus.READY:
+            raise Conflict(
+                f"cannot {verb} {deployment}: it is {found.status.value}, not ready",
+                hint=f"`roost deployments {app}` shows which deployments are ready",
+            )
+        return found
+
+    async def promote(self, app: str, deployment: str, kind: str = "deploy.promoted") -> Deployment:
+        """Send all production traffic to one ready deployment, atomically."""
+        target = await self._ready_deployment(app, deployment, "promote")
+        verb = "rolled back to" if kind == "deploy.rollback" else "promoted"
+        await self.store.set_traffic(
+            AppName(app), [TrafficEntry(target.id, 100)], kind, f"{verb} {target.id} (100% of traffic)"
+        )
+        await self.reconcile(AppName(app))
+        return target
+
+    async def rollback(self, app: str, deployment: str | None = None) -> Deployment:
+        """Back to `deployment`, or to the previous production deployment. No rebuild."""
+        if deployment is None:
+            deployment = await self._previous_release(app)
+        return await self.promote(app, deployment, kind="deploy.rollback")
+
+    async def _previous_release(self, app: str) -> str:
+        traffic = await self.store.get_traffic(app)
+        current = traffic[0].deployment if traffic else None
+        for candidate in await self.store.release_history(app):
+            if candidate == current:
+                continue
+            try:
+                found = await self.store.get_deployment(app, candidate)
+            except NotFound:
+                continue
+            if found.status is DeploymentStatus.READY:
+                return found.id
+        raise Conflict(
+            f"app '{app}' has no earlier production deployment to roll back to",
+            hint=f"name one: `roost rollback {app} DEPLOYMENT` (see `roost deployments {app}`)",
+        )
+
+    async def set_traffic(self, app: str, weights: Mapping[str, int]) -> list[TrafficEntry]:
+        """Split production traffic by weight (they must add up to 100)."""
+        await self.store.get_app(app)
+        if not weights:
+            raise UsageError("no weights given", hint=f"for example: roost traffic {app} DEP1=90 DEP2=10")
+        for deployment, weight in weights.items():
+            if not 0 <= weight <= 100:
+                raise UsageError(f"weight {weight} for {deployment} is not between 0 and 100", hint="use 0 to 100")
+            await self._ready_deployment(app, deployment, "route traffic to")
+        if sum(weights.values()) != 100:
+            raise UsageError(
+                f"the weights add up to {sum(weights.values())}, not 100",
+                hint="make them add up to 100, e.g. 90 and 10",
+            )
+        entries = [TrafficEntry(DeploymentId(d), w) for d, w in weights.items()]
+        split = ", ".join(f"{e.deployment}={e.weight}%" for e in entries)
+        await self.store.set_traffic(AppName(app), entries, "traffic.split", f"traffic split: {split}")
+        await self.reconcile(AppName(app))
+        return await self.store.get_traffic(app)

@@ -1,0 +1,154 @@
+"""Bringing the runtime in line with the store: reconcile, start, stop, restart, recover.
+
+The store says what should run; this module tells the runtime, in an order
+that never leaves an app without a ready instance during a promote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from roost.control.deploys import DeployUseCases
+from roost.cron import CronRunner, JobState
+from roost.errors import NotFound, RoostError
+from roost.model import AppConfig, AppName, CronJob, Deployment, DeploymentId, DeploymentStatus, DesiredState, Mode
+from roost.runtime import kill_strays
+from roost.runtime.protocol import DeploymentSpec
+
+log = logging.getLogger("roost.control")
+TIMEOUT_HANDOVER = 30.0
+
+
+def preview_config(config: AppConfig) -> AppConfig:
+    """A deployment outside production runs on demand only, and without a zygote."""
+    return replace(config, mode=Mode.FUNCTION, preload=False, scale=replace(config.scale, min=0))
+
+
+class LifecycleUseCases(DeployUseCases):
+    _registered: dict[DeploymentId, DeploymentSpec]
+    cron: CronRunner | None = None
+
+    def _spec(self, deployment: Deployment, production: bool, env: dict[str, str]) -> DeploymentSpec:
+        config = deployment.config if production else preview_config(deployment.config)
+        return DeploymentSpec(
+            app=deployment.app,
+            deployment=deployment.id,
+            code_dir=Path(deployment.code_dir),
+            venv_dir=Path(deployment.venv_dir),
+            config=config,
+            env=env,
+        )
+
+    async def reconcile(self, app: AppName) -> None:
+        """Route first, then start what production needs, then retire what it no longer does."""
+        await self._announce(app)
+        await self.refresh_cron()
+        try:
+            record = await self.store.get_app(app)
+        except NotFound:
+            return
+        deployments = [d for d in await self.store.list_deployments(app) if d.status is DeploymentStatus.READY]
+        if record.desired is DesiredState.STOPPED:
+            for deployment in deployments:
+                if self._registered.pop(deployment.id, None) is not None:
+                    await self.runtime.retire(deployment.id)
+            return
+        weights = {t.deployment: t.weight for t in await self.store.get_traffic(app)}
+        secrets = await self.secrets_of(app)
+        production = [d for d in deployments if weights.get(d.id, 0) > 0]
+        leaving = [d for d in deployments if weights.get(d.id, 0) == 0 and d.id in self._registered]
+        for deployment in production:
+            await self._register(self._spec(deployment, True, {**deployment.config.env, **secrets}))
+        if leaving:
+            await self._hand_over(production, leaving)
+        for deployment in deployments:
+            if weights.get(deployment.id, 0) == 0:
+                await self._register(self._spec(deployment, False, {**deployment.config.env, **secrets}))
+
+    async def production_crons(self) -> dict[str, tuple[CronJob, ...]]:
+        """Each running app's cron jobs, from its production deployment's settings."""
+        jobs: dict[str, tuple[CronJob, ...]] = {}
+        traffic = await self.store.all_traffic()
+        for app in await self.store.list_apps():
+            entries = traffic.get(app.name)
+            if app.desired is DesiredState.STOPPED or not entries:
+                continue
+            top = max(entries, key=lambda e: e.weight)
+            deployment = await self.store.get_deployment(app.name, top.deployment)
+            if deployment.config.crons:
+                jobs[app.name] = deployment.config.crons
+        return jobs
+
+    async def refresh_cron(self) -> None:
+        if self.cron is not None:
+            self.cron.set_jobs(await self.production_crons())
+
+    async def cron_status(self, app: str) -> list[JobState]:
+        await self.store.get_app(app)
+        return self.cron.status(app) if self.cron is not None else []
+
+    async def _register(self, spec: DeploymentSpec) -> None:
+        if self._registered.get(spec.deployment) == spec:
+            return
+        self._registered[spec.deployment] = spec
+        await self.runtime.deploy(spec)
+
+    async def _hand_over(self, production: list[Deployment], leaving: list[Deployment]) -> None:
+        """Before old instances drain, make sure the new production has one ready."""
+        if not any(self.runtime.stats(d.id).ready for d in leaving):
+            return
+        deadline = time.monotonic() + TIMEOUT_HANDOVER
+        for deployment in production:
+            if self.runtime.stats(deployment.id).ready:
+                continue
+            try:
+                async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                    await self.runtime.start_instance(deployment.id)
+            except (RoostError, TimeoutError) as exc:
+                log.warning("no ready instance of %s before the hand-over: %s", deployment.id, exc)
+
+    async def stop_app(self, app: str) -> None:
+        """Stop every instance; the app answers 503 until started."""
+        await self.store.update_app(app, desired=DesiredState.STOPPED)
+        await self.store.add_event(app, "app.stopped", f"app {app} stopped")
+        await self.reconcile(AppName(app))
+
+    async def start_app(self, app: str) -> None:
+        await self.store.update_app(app, desired=DesiredState.RUNNING)
+        await self.store.add_event(app, "app.started", f"app {app} started")
+        await self.reconcile(AppName(app))
+
+    async def restart_app(self, app: str) -> None:
+        """Rolling restart of production: new instances first, then the old drain."""
+        record = await self.store.get_app(app)
+        if record.desired is DesiredState.STOPPED:
+            await self.start_app(app)
+            return
+        traffic = await self.store.get_traffic(app)
+        await self.store.add_event(app, "app.restarted", f"app {app} restarting")
+        for entry in traffic:
+            if entry.deployment in self._registered:
+                await self.runtime.restart(entry.deployment)
+
+    async def recover(self) -> None:
+        """After a daemon start: fail interrupted builds, kill strays, bring every app back."""
+        failed = await self.store.fail_building_deployments("the daemon stopped during the build; push again")
+        for deployment in failed:
+            log.warning(
+                "deployment %s of %s was building when the daemon stopped: marked failed",
+                *(deployment.id, deployment.app),
+            )
+        strays = await self.store.live_instances()
+        records = [(r.pid, r.pgid or r.pid) for r in strays if r.pid]
+        killed = await asyncio.to_thread(kill_strays, records) if records else []
+        if killed:
+            log.warning("killed %d stray process group(s) of a previous run: %s", len(killed), killed)
+        await self.store.close_live_instances("the daemon restarted")
+        for app in await self.store.list_apps():
+            with contextlib.suppress(RoostError):
+                await self.reconcile(app.name)

@@ -1,0 +1,66 @@
+"""What runs, at a glance: each app's state, instance counts and memory for `roost list`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from roost.control.core import AppUseCases
+from roost.control.usage import LIVE
+from roost.model import App, Deployment, DeploymentStatus, DesiredState, InstanceState, Mode, TrafficEntry
+from roost.runtime.backoff import is_crash_looping
+from roost.runtime.protocol import InstanceInfo
+
+
+@dataclass(frozen=True, slots=True)
+class AppSummary:
+    app: App
+    state: str  # running, sleeping, stopped, crash-looping, building, failed, empty
+    ready: int
+    total: int
+    production: Deployment | None
+    traffic: list[TrafficEntry]
+    memory: int
+    url: str
+
+
+def app_state(app: App, deployments: list[Deployment], live: list[InstanceInfo], crash_looping: bool) -> str:
+    """One word for `roost list`."""
+    if app.desired is DesiredState.STOPPED:
+        return "stopped"
+    if crash_looping:
+        return "crash-looping"
+    if any(d.status is DeploymentStatus.BUILDING for d in deployments):
+        return "building"
+    if live:
+        return "running"
+    if not any(d.status is DeploymentStatus.READY for d in deployments):
+        return "failed" if deployments else "empty"
+    return "sleeping" if app.mode is Mode.FUNCTION else "starting"
+
+
+class OverviewUseCases(AppUseCases):
+    async def summaries(self) -> list[AppSummary]:
+        apps = await self.store.list_apps()
+        instances = [i for i in self.runtime.instances() if i.state in LIVE]
+        usage = await self.usage(instances)
+        found: list[AppSummary] = []
+        for app in apps:
+            deployments = await self.store.list_deployments(app.name)
+            traffic = [t for t in await self.store.get_traffic(app.name) if t.weight > 0]
+            live = [i for i in instances if i.app == app.name]
+            looping = any(is_crash_looping(self.runtime.stats(t.deployment).crash_streak) for t in traffic)
+            serving = {t.deployment for t in traffic}
+            production = max((d for d in deployments if d.id in serving), key=lambda d: d.created_at, default=None)
+            found.append(
+                AppSummary(
+                    app=app,
+                    state=app_state(app, deployments, live, looping),
+                    ready=sum(1 for i in live if i.state is InstanceState.READY),
+                    total=len(live),
+                    production=production,
+                    traffic=traffic,
+                    memory=sum(usage[i.pid].memory for i in live if i.pid in usage),
+                    url=self.urls.production(app.name),
+                )
+            )
+        return found

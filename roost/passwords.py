@@ -1,0 +1,107 @@
+"""The password file: `$ROOST_HOME/passwords`, one `user:bcrypt-hash` per line.
+
+Written atomically with mode 0600; plain-text passwords are never written or
+logged. Every call here blocks (bcrypt is slow on purpose): call from a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import bcrypt
+
+from roost.errors import NotFound, UsageError
+
+BCRYPT_ROUNDS = 12
+LIMIT_PASSWORD_BYTES = 72  # bcrypt ignores what follows; refuse rather than truncate silently
+USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_DUMMY_HASH = bcrypt.hashpw(b"roost-dummy-password", bcrypt.gensalt(BCRYPT_ROUNDS))
+
+
+def check_user_name(user: str) -> str:
+    if not USER_RE.match(user):
+        raise UsageError(
+            f"'{user}' is not a valid user name",
+            hint="use 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit",
+        )
+    return user
+
+
+def check_new_password(password: str) -> bytes:
+    encoded = password.encode()
+    if len(encoded) < 8:
+        raise UsageError("the password is too short", hint="use at least 8 characters")
+    if len(encoded) > LIMIT_PASSWORD_BYTES:
+        raise UsageError(
+            f"the password is {len(encoded)} bytes; bcrypt uses only the first {LIMIT_PASSWORD_BYTES}",
+            hint=f"choose a password of at most {LIMIT_PASSWORD_BYTES} bytes",
+        )
+    return encoded
+
+
+class PasswordFile:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, bytes]:
+        """user -> bcrypt hash; an absent file means no users."""
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return {}
+        users: dict[str, bytes] = {}
+        for line in text.splitlines():
+            user, sep, hashed = line.strip().partition(":")
+            if sep and user and hashed.startswith("$2"):
+                users[user] = hashed.encode()
+        return users
+
+    def has_users(self) -> bool:
+        return bool(self.load())
+
+    def set(self, user: str, password: str) -> None:
+        """Add or replace a user's password (bcrypt, cost 12)."""
+        check_user_name(user)
+        hashed = bcrypt.hashpw(check_new_password(password), bcrypt.gensalt(BCRYPT_ROUNDS))
+        users = self.load()
+        users[user] = hashed
+        self._write(users)
+
+    def delete(self, user: str) -> None:
+        users = self.load()
+        if user not in users:
+            raise NotFound(f"no user named '{user}'", hint=f"the users are listed in {self.path}")
+        del users[user]
+        self._write(users)
+
+    def verify(self, user: str, password: str) -> bool:
+        """Constant-cost check: an unknown user is checked against a dummy hash of the same cost."""
+        hashed = self.load().get(user)
+        candidate = password.encode()[: LIMIT_PASSWORD_BYTES + 1]
+        if hashed is None:
+            bcrypt.checkpw(candidate[:LIMIT_PASSWORD_BYTES], _DUMMY_HASH)
+            return False
+        if len(candidate) > LIMIT_PASSWORD_BYTES:
+            bcrypt.checkpw(candidate[:LIMIT_PASSWORD_BYTES], _DUMMY_HASH)
+            return False
+        return bcrypt.checkpw(candidate, hashed)
+
+    def _write(self, users: dict[str, bytes]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(f"{user}:{hashed.decode()}\n" for user, hashed in sorted(users.items()))
+        fd, temp = tempfile.mkstemp(prefix=".passwords-", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise

@@ -1,0 +1,164 @@
+"""The runtime end to end: services and functions, crash restarts, stop/start, and a clean exit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.apps import EXAMPLES, get, info, pushed, ready_instances, wait_until, write_app
+from tests.e2e.harness import Daemon, leftover_instances, running
+
+FLIPPED = {
+    "flask-hello": "service",
+    "fastapi-hello": "service",
+    "django-hello": "service",
+    "handler-hello": "function",
+    "command-hello": "function",
+}
+ANSWERS = {
+    "flask-hello": "Hello from Flask!",
+    "fastapi-hello": "from FastAPI",
+    "django-hello": "Hello from Django!",
+    "handler-hello": "Hello, world!",
+    "command-hello": "from a command app",
+}
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    home = tmp_path_factory.mktemp("runtime") / "home"
+    home.mkdir()
+    with running(home) as started:
+        yield started
+
+
+def events_of(daemon: Daemon, app: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = info(daemon, app)["events"]
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(FLIPPED))
+def test_each_example_in_the_other_mode(daemon: Daemon, name: str) -> None:
+    """roost.toml says one mode; --mode flips it, and the app still serves."""
+    mode = FLIPPED[name]
+    app = f"{name.split('-')[0]}-{mode}"
+    pushed(daemon, EXAMPLES / name, "--name", app, "--mode", mode)
+    host = f"{app}.localhost"
+    if mode == "service":
+        up = wait_until(f"{app} to keep an instance", lambda: ready_instances(daemon, app))
+        assert len(up) == 1
+        first = get(daemon, host)
+        assert first.headers["x-roost-start"] == "hot"
+    else:
+        assert ready_instances(daemon, app) == []
+        first = get(daemon, host)
+        assert first.headers["x-roost-start"] in ("cold", "warm")
+        assert get(daemon, host).headers["x-roost-start"] == "hot"
+    assert first.status_code == 200
+    assert ANSWERS[name] in first.text
+
+
+def test_zygote_fork_is_warm_and_preload_false_is_cold(daemon: Daemon, tmp_path: Path) -> None:
+    app = tmp_path / "coldapp"
+    shutil.copytree(EXAMPLES / "handler-hello", app)
+    pushed(daemon, app, "--name", "warmfn")
+    assert get(daemon, "warmfn.localhost").headers["x-roost-start"] == "warm"
+    toml = app / "roost.toml"
+    toml.write_text(toml.read_text().replace('"handler-hello"', '"coldfn"') + "preload = false\n")
+    pushed(daemon, app)
+    assert get(daemon, "coldfn.localhost").headers["x-roost-start"] == "cold"
+
+
+def test_sigkill_of_an_instance_brings_a_new_one(daemon: Daemon, tmp_path: Path) -> None:
+    app = tmp_path / "victim"
+    shutil.copytree(EXAMPLES / "command-hello", app)
+    pushed(daemon, app, "--name", "victim")
+    before = wait_until("victim's instance", lambda: ready_instances(daemon, "victim"))[0]
+    os.kill(before["pid"], signal.SIGKILL)
+
+    def replaced() -> list[dict[str, Any]]:
+        return [i for i in ready_instances(daemon, "victim") if i["pid"] != before["pid"]]
+
+    after = wait_until("a new instance of victim", replaced, timeout=30)
+    assert after[0]["id"] != before["id"]
+    assert get(daemon, "victim.localhost").status_code == 200
+    crashed = [e for e in events_of(daemon, "victim") if "SIGKILL" in e["message"]]
+    assert crashed, events_of(daemon, "victim")
+
+
+CRASHER = """
+import os, sys, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Ok(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+        print("lost my database connection", flush=True)
+        os._exit(3)
+
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Ok).serve_forever()
+"""
+
+
+def test_a_crashing_app_backs_off_and_says_why(daemon: Daemon, tmp_path: Path) -> None:
+    app = write_app(
+        tmp_path,
+        "crasher",
+        {"roost.toml": 'name = "crasher"\ncommand = "python server.py"\nmode = "service"\n', "server.py": CRASHER},
+    )
+    pushed(daemon, app)
+    for _ in range(3):  # each answer kills the instance; the runtime restarts it, more slowly each time
+        wait_until("crasher to be up again", lambda: ready_instances(daemon, "crasher"), timeout=30)
+        get(daemon, "crasher.localhost")
+
+    def crash_events() -> list[dict[str, Any]]:
+        return [e for e in events_of(daemon, "crasher") if "exited with status 3" in e["message"]]
+
+    crashes = wait_until("crash events", crash_events)
+    assert any("lost my database connection" in e["message"] for e in crashes), crashes
+    listed = daemon.cli("list").stdout
+    assert "crash" in listed, listed
+    restarts = [e for e in events_of(daemon, "crasher") if e["kind"] == "instance.backoff"]
+    delays = [float(e["data"]["delay"]) for e in restarts]
+    assert delays == sorted(delays) and delays[-1] > delays[0], restarts
+
+
+def test_stop_start_and_restart(daemon: Daemon, tmp_path: Path) -> None:
+    app = tmp_path / "toggled"
+    shutil.copytree(EXAMPLES / "command-hello", app)
+    pushed(daemon, app, "--name", "toggled")
+    first = wait_until("toggled up", lambda: ready_instances(daemon, "toggled"))[0]
+    assert daemon.cli("stop", "toggled").returncode == 0
+    stopped = get(daemon, "toggled.localhost")
+    assert stopped.status_code == 503
+    assert "stopped" in stopped.text
+    assert ready_instances(daemon, "toggled") == []
+    assert daemon.cli("start", "toggled").returncode == 0
+    second = wait_until("toggled up again", lambda: ready_instances(daemon, "toggled"))[0]
+    assert get(daemon, "toggled.localhost").status_code == 200
+    assert daemon.cli("restart", "toggled").returncode == 0
+
+    def replaced() -> list[dict[str, Any]]:
+        return [i for i in ready_instances(daemon, "toggled") if i["id"] != second["id"]]
+
+    third = wait_until("toggled restarted", replaced)[0]
+    assert len({first["pid"], second["pid"], third["pid"]}) == 3
+
+
+def test_stopping_the_daemon_leaves_no_process(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    with running(home) as own:
+        pushed(own, EXAMPLES / "command-hello")
+        pushed(own, EXAMPLES / "handler-hello")
+        assert get(own, "handler-hello.localhost").status_code == 200
+        assert leftover_instances(home), "expected live instances while the daemon runs"
+        own.signal(signal.SIGTERM)
+        assert own.wait_exit() == 0
+        assert leftover_instances(home) == []

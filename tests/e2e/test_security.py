@@ -1,0 +1,223 @@
+"""Admin security end to end: who gets in over TCP and the Unix socket, and who does not."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.harness import REPO, Daemon, base_env, run_cli, running, spawn
+
+PASSWORD = "correct horse battery"
+
+
+def set_password(home: Path, user: str = "admin", password: str = PASSWORD) -> None:
+    result = run_cli(home, "password", user, "--stdin", stdin=password + "\n")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def secured(home: Path) -> Iterator[Daemon]:
+    set_password(home)
+    with running(home) as daemon:
+        yield daemon
+
+
+def test_tcp_refuses_without_credentials(secured: Daemon) -> None:
+    response = httpx.get(f"{secured.api_url}/v1/apps", timeout=10)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Basic")
+    assert response.json()["error"] == "unauthorized"
+    result = secured.cli("list", url=True)
+    assert result.returncode == 1
+    assert "needs credentials" in result.stderr
+    assert httpx.get(f"{secured.api_url}/healthz", timeout=10).status_code == 200
+
+
+def test_tcp_accepts_password_and_token(secured: Daemon) -> None:
+    ok = httpx.get(f"{secured.api_url}/v1/apps", auth=("admin", PASSWORD), timeout=30)
+    assert ok.status_code == 200
+    wrong = httpx.get(f"{secured.api_url}/v1/apps", auth=("admin", "wrong password"), timeout=30)
+    assert wrong.status_code == 401
+    created = secured.cli("token", "create", "ci", url=False)  # over the Unix socket
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert token.startswith("roost_")
+    with_token = secured.cli("--token", token, "list", url=True)
+    assert with_token.returncode == 0, with_token.stderr
+    listed = secured.cli("token", "list", "--json", url=False)
+    assert [t["name"] for t in json.loads(listed.stdout)] == ["ci"]
+    assert secured.cli("token", "revoke", "ci", url=False).returncode == 0
+    assert secured.cli("--token", token, "list", url=True).returncode == 1
+
+
+def test_basic_auth_prompt_and_login(secured: Daemon) -> None:
+    prompted = secured.cli("-B", "list", url=True, stdin=f"admin\n{PASSWORD}\n")
+    assert prompted.returncode == 0, prompted.stderr
+    login = secured.cli("login", secured.api_url, "--user", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+    assert login.returncode == 0, login.stderr
+    saved = secured.home.parent / "config" / "roost" / "credentials.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert PASSWORD not in saved.read_text()
+    assert secured.cli("list", url=True).returncode == 0
+
+
+def test_password_file_is_private_and_hashed(secured: Daemon) -> None:
+    path = secured.home / "passwords"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = path.read_text()
+    assert PASSWORD not in text
+    assert text.startswith("admin:$2")
+    too_long = run_cli(secured.home, "password", "bob", "--stdin", stdin="x" * 80 + "\n")
+    assert too_long.returncode == 2
+    assert "72" in too_long.stderr
+
+
+def test_unix_socket_is_owner_only(tmp_path: Path) -> None:
+    base = Path(tempfile.mkdtemp(prefix="roost-sock-", dir="/tmp"))
+    try:
+        os.chmod(base, 0o755)  # noqa: S103 - the point: a directory others may enter
+        home = base / "home"
+        home.mkdir(mode=0o755)
+        with running(home) as daemon:
+            assert stat.S_IMODE((home / "roost.sock").stat().st_mode) == 0o600
+            assert daemon.cli("list", url=False).returncode == 0
+            other = subprocess.run(
+                [
+                    "setpriv",
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    sys.executable,
+                    "-m",
+                    "roost",
+                    "--url",
+                    f"unix://{home / 'roost.sock'}",
+                    "list",
+                ],
+                env={**base_env(home), "HOME": "/tmp"},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=str(REPO),
+            )
+            assert other.returncode == 1, other.stdout
+            assert "not allowed to use the daemon's socket" in other.stderr
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_require_password_closes_the_socket(home: Path) -> None:
+    set_password(home)
+    with running(home, "--require-password") as daemon:
+        refused = daemon.cli("list", url=False)
+        assert refused.returncode == 1
+        assert "needs credentials" in refused.stderr
+        assert daemon.cli("-B", "list", url=False, stdin=f"admin\n{PASSWORD}\n").returncode == 0
+
+
+def raw_get(host: str, port: int, source: str, path: str, extra: str = "") -> int:
+    with socket.create_connection((host, port), timeout=10, source_address=(source, 0)) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n".encode())
+        head = sock.recv(65536).decode("latin-1")
+    return int(head.split(" ", 2)[1])
+
+
+def test_trust_loopback_is_not_talked_into_by_a_header(home: Path) -> None:
+    with running(home, "--api-host", "127.0.0.2", "--trust-loopback") as daemon:
+        port = int(daemon.api_url.rsplit(":", 1)[1])
+        assert raw_get("127.0.0.2", port, "127.0.0.1", "/v1/apps") == 200
+        assert raw_get("127.0.0.2", port, "127.0.0.3", "/v1/apps") == 401
+        forged = "X-Forwarded-For: 127.0.0.1\r\n"
+        assert raw_get("127.0.0.2", port, "127.0.0.3", "/v1/apps", forged) == 401
+        assert "--trust-loopback" in daemon.output()
+
+
+def test_trusted_proxy_header_counts_only_from_the_proxy(home: Path) -> None:
+    with running(home, "--trust-loopback", "--trust-proxy", "127.0.0.5/32") as daemon:
+        port = int(daemon.api_url.rsplit(":", 1)[1])
+        via_proxy = "X-Forwarded-For: 127.0.0.1\r\n"
+        assert raw_get("127.0.0.1", port, "127.0.0.5", "/v1/apps", via_proxy) == 200
+        outside = "X-Forwarded-For: 127.0.0.1, 10.1.2.3\r\n"
+        assert raw_get("127.0.0.1", port, "127.0.0.5", "/v1/apps", outside) == 401
+
+
+def test_failed_logins_are_throttled_per_address(secured: Daemon) -> None:
+    port = int(secured.api_url.rsplit(":", 1)[1])
+    statuses = []
+    with httpx.Client(timeout=30) as http:
+        for _ in range(9):
+            statuses.append(http.get(f"{secured.api_url}/v1/apps", auth=("admin", "nope-nope-nope")).status_code)
+    assert statuses[:8] == [401] * 8
+    assert statuses[8] == 429
+    locked = httpx.get(f"{secured.api_url}/v1/apps", auth=("admin", PASSWORD), timeout=30)
+    assert locked.status_code == 429
+    assert int(locked.headers["retry-after"]) > 0
+    # another address is not locked out
+    assert raw_get("127.0.0.1", port, "127.0.0.9", "/v1/apps") == 401
+
+
+def test_exposing_the_api_without_users_is_refused(home: Path) -> None:
+    daemon = spawn(home, "--api-host", "0.0.0.0")
+    try:
+        assert daemon.wait_exit() == 1
+        assert "refusing to expose the admin API" in daemon.output()
+        assert "roost password" in daemon.output()
+    finally:
+        daemon.kill_group()
+
+
+def test_mutating_calls_are_audited(secured: Daemon) -> None:
+    created = httpx.post(f"{secured.api_url}/v1/apps", json={"name": "audited"}, auth=("admin", PASSWORD), timeout=30)
+    assert created.status_code == 201
+    events = json.loads(secured.cli("events", "--json", "-n", "50").stdout)
+    audit = [e for e in events if e["kind"] == "api.call" and e["data"]["path"] == "/v1/apps"]
+    assert audit
+    assert audit[-1]["data"]["user"] == "admin"
+    assert audit[-1]["data"]["address"] == "127.0.0.1"
+    assert audit[-1]["data"]["status"] == 201
+
+
+def test_tls_serves_the_api_over_https(home: Path, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    set_password(home)
+    with running(home, "--tls-cert", str(cert), "--tls-key", str(key)) as daemon:
+        assert daemon.api_url.startswith("https://")
+        ok = daemon.cli("--cacert", str(cert), "-B", "list", stdin=f"admin\n{PASSWORD}\n")
+        assert ok.returncode == 0, ok.stderr
+        plain = daemon.api_url.replace("https://", "http://")
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{plain}/v1/apps", timeout=5).raise_for_status()
