@@ -9,6 +9,7 @@ HOME_DIR ?= $(CURDIR)/.roost-home
 
 $(STAMP): pyproject.toml
 	@scripts/bootstrap-venv.sh "$(PYTHON)" "$(VENV)"
+	@scripts/install-system-deps.sh
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)

@@ -190,6 +190,9 @@ LIMIT_KEYS: dict[str, Parser] = {
     "timeout": _duration,
     "body": _size,
     "network": _choice("host", "none"),
+    "pids": _positive_count,
+    "tmp": _size,
+    "cpu_budget": _duration,
 }
 TABLES: dict[str, dict[str, Parser]] = {"scale": SCALE_KEYS, "limits": LIMIT_KEYS}
 
@@ -343,6 +346,27 @@ def _check_rules(config: AppConfig, source: str) -> None:
         )
     if config.limits.timeout <= 0:
         raise ConfigError(f"{source}: 'limits.timeout' must be above 0", hint='for example timeout = "5s"')
+    _check_sandbox_limits(config.limits, source)
+
+
+CPU_WINDOW = 10.0  # limits.cpu_budget counts CPU seconds per this many seconds
+
+
+def _check_sandbox_limits(limits: LimitsConfig, source: str) -> None:
+    if limits.pids < 8:
+        raise ConfigError(
+            f"{source}: 'limits.pids' = {limits.pids} is too small",
+            hint="give at least 8: the runner itself uses a few threads",
+        )
+    if limits.tmp < 1024 * 1024:
+        raise ConfigError(f"{source}: 'limits.tmp' = {format_size(limits.tmp)} is too small", hint="give at least 1M")
+    ceiling = limits.cpu * CPU_WINDOW
+    if limits.cpu_budget is not None and limits.cpu_budget > ceiling:
+        raise ConfigError(
+            f"{source}: 'limits.cpu_budget' = {limits.cpu_budget:g}s can never be reached: with cpu = "
+            f"{limits.cpu:g} an instance gets at most {ceiling:g} CPU seconds per {CPU_WINDOW:g}s",
+            hint=f"lower it to {ceiling:g}s or less, raise limits.cpu, or set cpu_budget = 0 for no budget",
+        )
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -393,6 +417,33 @@ def replace_settings(config: AppConfig, changes: Mapping[str, Any], source: str)
     return build_config(merged, source)
 
 
+def with_overrides(config: AppConfig, overrides: Mapping[str, Any]) -> AppConfig:
+    """A deployment's settings with the app's `roost scale` changes on top."""
+    return replace_settings(config, overrides, "roost scale") if overrides else config
+
+
+def setting_sources(config: AppConfig, overrides: Mapping[str, Any]) -> dict[str, str]:
+    """Where each scale and limits setting in force came from: `roost scale`, roost.toml or the default.
+
+    A value equal to the default reads as "default" even when roost.toml repeats it.
+    """
+    defaults = build_config({"mode": config.mode.value})
+    sources: dict[str, str] = {}
+    for table, current, default in (
+        ("scale", config.scale, defaults.scale),
+        ("limits", config.limits, defaults.limits),
+    ):
+        changed = overrides.get(table, {})
+        for key in TABLES[table]:
+            if key in changed:
+                sources[f"{table}.{key}"] = "roost scale"
+            elif getattr(current, key) != getattr(default, key):
+                sources[f"{table}.{key}"] = "roost.toml"
+            else:
+                sources[f"{table}.{key}"] = "default"
+    return sources
+
+
 __all__ = [
     "DURATION_FORMS",
     "SIZE_FORMS",
@@ -406,5 +457,7 @@ __all__ = [
     "parse_size",
     "read_toml",
     "replace_settings",
+    "setting_sources",
     "validate",
+    "with_overrides",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NewType
@@ -99,6 +100,15 @@ class LimitsConfig:
     timeout: float = 5.0
     body: int = 10 * 1024 * 1024
     network: Network = Network.HOST
+    pids: int = 128  # processes and threads per instance
+    tmp: int = 64 * 1024 * 1024  # the private /tmp (TMPDIR) of an instance's sandbox
+    cpu_budget: float | None = None  # CPU seconds per 10 s window; None: 80 % of `cpu`; 0: no budget
+
+    def cpu_budget_seconds(self, window: float) -> float:
+        """The CPU seconds an instance may burn per `window` before it is recycled (0: never)."""
+        if self.cpu_budget is None:
+            return round(0.8 * self.cpu * window, 3)
+        return self.cpu_budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +171,7 @@ class App:
     created_at: float
     updated_at: float
     config: AppConfig
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # from `roost scale`, as validated settings
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,9 +108,13 @@ class Activator:
         else:
             self._queues.pop(deployment, None)
 
-    def start_failed(self, deployment: DeploymentId, reason: str) -> None:
-        """Fail every waiter of the deployment now rather than at the timeout."""
-        self._fail_all(deployment, 502, "the app could not start", None)
+    def start_failed(self, deployment: DeploymentId, reason: str, retry_after: int | None = None) -> None:
+        """Fail every waiter of the deployment now rather than at the timeout: 502 when the app
+        could not start, 503 with Retry-After when the host had no room for it (shedding)."""
+        if retry_after is not None:
+            self._fail_all(deployment, 503, "the server is at capacity, try again shortly", retry_after)
+        else:
+            self._fail_all(deployment, 502, "the app could not start", None)
 
     def _expire(self, waiter: Waiter) -> None:
         waiter.timer = None

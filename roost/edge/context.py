@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("roost.edge")
 LIMIT_HOST_CACHE = 4096
 NOT_SEEN = "not-seen"
+LIMIT_ENDS = 256  # crash reasons of recent instances, for 502 pages
+WAIT_END = 1.0  # a broken connection is noticed before the runtime reaps the instance: wait this long for why
 
 
 class Context:
@@ -63,6 +65,8 @@ class Context:
         self.unrouted = Tally(DeploymentId(""))  # answers given before a deployment was known (404, 429)
         self._hosts: dict[bytes, HostMatch] = {}
         self._ids = random.Random(os.urandom(16))  # noqa: S311 - request ids are not secrets
+        self._ends: dict[InstanceId, str] = {}
+        self._end_waiters: dict[InstanceId, list[Callable[[str], None]]] = {}
 
     def set_routes(self, table: RouteTable) -> None:
         self.routes = table
@@ -98,3 +102,37 @@ class Context:
                 self.on_recycle(instance, reason)
             except Exception:
                 log.exception("recycling instance %s failed", instance)
+
+    def instance_ended(self, instance: InstanceId, reason: str) -> None:
+        """An instance crashed (the runtime says why): remember it, and tell the 502s waiting for it."""
+        self._ends[instance] = reason
+        if len(self._ends) > LIMIT_ENDS:
+            del self._ends[next(iter(self._ends))]
+        for waiter in self._end_waiters.pop(instance, []):
+            waiter(reason)
+
+    def explain_end(self, instance: InstanceId, then: Callable[[str], None]) -> None:
+        """Call `then` with why `instance` ended ("" if the runtime does not say within WAIT_END)."""
+        known = self._ends.get(instance)
+        if known is not None:
+            then(known)
+            return
+        waiters = self._end_waiters.setdefault(instance, [])
+        called = False
+
+        def once(reason: str) -> None:
+            nonlocal called
+            if not called:
+                called = True
+                then(reason)
+
+        def expire() -> None:
+            pending = self._end_waiters.get(instance)
+            if pending is not None and once in pending:
+                pending.remove(once)
+                if not pending:
+                    del self._end_waiters[instance]
+            once("")
+
+        waiters.append(once)
+        asyncio.get_running_loop().call_later(WAIT_END, expire)

@@ -35,6 +35,7 @@ class EdgeCounters:
     latency: tuple[int, ...]
     latency_sum: float
     last_request_at: float | None
+    starts: tuple[tuple[str, int], ...] = ()  # ("cold" | "warm" | "hot", requests forwarded so)
 
     @property
     def requests(self) -> int:
@@ -44,7 +45,7 @@ class EdgeCounters:
 class Tally:
     """The mutable counters behind one deployment's EdgeCounters."""
 
-    __slots__ = ("by_class", "deployment", "in_flight", "last_request_at", "latency", "latency_sum")
+    __slots__ = ("by_class", "deployment", "in_flight", "last_request_at", "latency", "latency_sum", "starts")
 
     def __init__(self, deployment: DeploymentId) -> None:
         self.deployment = deployment
@@ -53,6 +54,7 @@ class Tally:
         self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
         self.last_request_at: float | None = None
+        self.starts = {b"cold": 0, b"warm": 0, b"hot": 0}  # by X-Roost-Start
 
     def record(self, status: int, seconds: float, now: float) -> None:
         """One answered request: its status class, its latency and when it came."""
@@ -76,4 +78,5 @@ class Tally:
             latency=tuple(self.latency),
             latency_sum=self.latency_sum,
             last_request_at=self.last_request_at,
+            starts=tuple((kind.decode(), count) for kind, count in self.starts.items()),
         )

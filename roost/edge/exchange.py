@@ -189,6 +189,8 @@ class Exchange:
     def _forward(self, slot: Slot) -> None:
         self.slot = slot
         self.tally.in_flight += 1
+        if not self.retried:
+            self.tally.starts[self.start_kind] += 1
         if self.timer is None:
             self.timer = self.client.loop.call_later(self.timeout_request, self._timed_out)
         conn = self.ctx.pool.take(slot.host, slot.port)
@@ -466,8 +468,14 @@ class Exchange:
             self.flush()
             self.client.abort()
             self._finish()
+        elif self.slot is not None:
+            # the page says why when the runtime knows (e.g. "exceeded its memory limit of 128 MB")
+            self.ctx.explain_end(self.slot.instance, self._reply_failed)
         else:
             self.reply(502, "the app failed to answer")
+
+    def _reply_failed(self, reason: str) -> None:
+        self.reply(502, f"the app failed to answer: the instance {reason}" if reason else "the app failed to answer")
 
     def _is_retryable(self, conn: UpstreamConnection | None) -> bool:
         received = conn is not None and conn.received

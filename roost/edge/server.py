@@ -75,13 +75,15 @@ class Edge:
     def instance_changed(self, info: InstanceInfo) -> None:
         if info.state is not InstanceState.READY:
             self._ctx.pool.close_address(info.host, info.port)
+        if info.state is InstanceState.CRASHED:
+            self._ctx.instance_ended(info.id, info.reason)
 
     def capacity_changed(self, deployment: DeploymentId) -> None:
         self._activator.capacity_changed(deployment)
 
-    def start_failed(self, deployment: DeploymentId, reason: str) -> None:
+    def start_failed(self, deployment: DeploymentId, reason: str, retry_after: int | None = None) -> None:
         log.warning("deployment %s: an instance could not start (%s); failing its waiting requests", deployment, reason)
-        self._activator.start_failed(deployment, reason)
+        self._activator.start_failed(deployment, reason, retry_after)
 
     # -- routes and counters -----------------------------------------------------------------
 
@@ -125,9 +127,11 @@ class Edge:
         self._internal = await loop.create_unix_server(lambda: ClientConnection(ctx, loop, internal=True), sock=sock)
         self._internal_path = Path(sock.getsockname())
 
-    async def internal_request(self, app: AppName, method: str, path: str, headers: Mapping[str, str]) -> int:
-        """Send one request to `app`'s production traffic through the internal door and
-        return the status (it wakes a sleeping function like any request). Raises
+    async def internal_request(
+        self, app: AppName, method: str, path: str, headers: Mapping[str, str]
+    ) -> tuple[int, str]:
+        """Send one request to `app`'s production traffic through the internal door and return
+        its status and X-Roost-Start (it wakes a sleeping function like any request). Raises
         httpx.HTTPError when the request cannot be made."""
         if self._internal_path is None:
             raise RuntimeError("start_internal() was not called")
@@ -137,7 +141,7 @@ class Edge:
         async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
             host = f"{app}.{self._ctx.routes.domain}"
             response = await client.request(method, f"http://{host}{path}", headers=dict(headers))
-            return response.status_code
+            return response.status_code, response.headers.get("x-roost-start", "")
 
     async def close(self, grace: float) -> None:
         """Stop accepting; answer waiting requests 503; let in-flight answers finish for up to

@@ -16,6 +16,7 @@ from roost.model import InstanceId, InstanceState
 from roost.runtime.output import Output
 from roost.runtime.process import Child
 from roost.runtime.protocol import DeploymentSpec, InstanceInfo, StartKind
+from roost.runtime.sandbox import Cgroup, Usage
 from roost.runtime.spawn import LOOPBACK
 
 TRANSITIONS: dict[InstanceState, frozenset[InstanceState]] = {
@@ -62,6 +63,9 @@ class Instance:
         self.finished = asyncio.Event()  # stopped or crashed, process reaped
         self.ready_waiters: list[asyncio.Future[InstanceInfo | str]] = []
         self.on_spawned: Callable[[], None] | None = None
+        self.cgroup: Cgroup | None = None  # its own, when the host has cgroups
+        self.usage = Usage()  # CPU-time samples, for the budget
+        self.memory_seen = 0  # RSS in bytes when polling (no cgroups) found it over the limit and killed it
 
     def mark_spawned(self) -> None:
         """Its process exists now (pid known), ready or not."""

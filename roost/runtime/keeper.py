@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import time
+from pathlib import Path
 
 from roost.model import InstanceState, new_instance_id
 from roost.runtime.backoff import is_crash_looping
@@ -23,6 +24,7 @@ from roost.runtime.output import Output
 from roost.runtime.pool import Pool
 from roost.runtime.process import ExitStatus, terminate
 from roost.runtime.protocol import InstanceInfo, StartKind
+from roost.runtime.sandbox import Confinement, megabytes
 from roost.runtime.zygote import ForkFailed
 from roost.runtime.zygotes import ZygoteKeeper
 
@@ -76,17 +78,30 @@ class InstanceKeeper(ZygoteKeeper):
     async def _launch(self, pool: Pool, instance: Instance) -> None:
         deadline = time.monotonic() + self.settings.timeout_start
         make_tmpdir(instance.tmpdir)
+        sandbox = self.sandbox
+        await sandbox.prepare(instance.spec)
         if instance.spec.config.command:
-            await launch_command(instance, deadline)
+            await launch_command(instance, deadline, self._inside_tmp(instance, False), self._confine(instance))
             return
         zygote = await self._zygote_for(pool, deadline)
         if zygote is not None and zygote.spec == instance.spec:
+            instance.cgroup = sandbox.cgroup(instance.id, instance.spec.config.limits)
             try:
-                await launch_forked(instance, zygote)
+                await launch_forked(instance, zygote, self._inside_tmp(instance, True), instance.cgroup)
                 return
             except ForkFailed as exc:
                 instance.output.log(f"roost: could not fork from the zygote ({exc}); starting fresh")
-        await launch_fresh(instance, deadline)
+                self._remove_cgroup(instance.cgroup)
+                instance.cgroup = None
+        await launch_fresh(instance, deadline, self._inside_tmp(instance, False), self._confine(instance))
+
+    def _confine(self, instance: Instance) -> Confinement | None:
+        confinement = self.sandbox.confine(instance.spec, instance.id, instance.tmpdir)
+        instance.cgroup = confinement.cgroup if confinement is not None else None
+        return confinement
+
+    def _inside_tmp(self, instance: Instance, forked: bool) -> Path:
+        return self.sandbox.tmpdir(instance.tmpdir, instance.id, forked)
 
     def _launch_failure(self, launching: asyncio.Future[None]) -> str | None:
         if launching.cancelled():
@@ -161,12 +176,16 @@ class InstanceKeeper(ZygoteKeeper):
         instance.finished.set()
         self._changed(instance)
         self._remove_tmpdir(instance.tmpdir)
+        self._remove_cgroup(instance.cgroup)
         self._evict_old_zygotes(pool)
 
     def _crashed(self, pool: Pool, instance: Instance, status: ExitStatus | None, failure: str | None) -> None:
         # starting/ready -> crashed: it ended without being asked
         was_ready = instance.ready_at is not None
         what = failure or (status.describe() if status is not None else "ended")
+        memory = out_of_memory(instance)
+        if memory:
+            what = f"{memory} ({what})"
         lines = instance.output.last_lines(3)
         tail = f": {' | '.join(lines)}" if lines else ""
         now = time.monotonic()
@@ -188,6 +207,7 @@ class InstanceKeeper(ZygoteKeeper):
             status=status.describe() if status is not None else what,
             output=list(instance.output.tail),
             streak=pool.streak,
+            out_of_memory=bool(memory),
         )
         if not was_ready:
             self._start_failed(pool.spec.deployment, f"instance {instance.id} {reason}")
@@ -288,3 +308,15 @@ class InstanceKeeper(ZygoteKeeper):
         waiter: asyncio.Future[InstanceInfo | str] = asyncio.get_running_loop().create_future()
         instance.ready_waiters.append(waiter)
         return await waiter
+
+
+def out_of_memory(instance: Instance) -> str:
+    """ "exceeded its memory limit of 128 MB" when the cgroup's OOM counter rose (or polling
+    caught it over the limit without cgroups), else ""."""
+    limit = instance.spec.config.limits.memory
+    if instance.memory_seen:
+        seen = instance.memory_seen // (1024 * 1024)
+        return f"exceeded its memory limit of {megabytes(limit)} (RSS {seen} MB when polled)"
+    if instance.cgroup is not None and instance.cgroup.oom_kills() > 0:  # a small sysfs read
+        return f"exceeded its memory limit of {megabytes(limit)}"
+    return ""

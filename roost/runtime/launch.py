@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from roost.runtime.environ import instance_vars, process_env
 from roost.runtime.instance import Instance
 from roost.runtime.process import wait_exit
 from roost.runtime.protocol import StartKind
+from roost.runtime.sandbox import Cgroup, Confinement
 from roost.runtime.spawn import (
     SpawnFailed,
     bind_listener,
@@ -38,28 +40,49 @@ class StartFailed(Exception):
     """The instance could not start; the message says why, for people."""
 
 
-async def launch_forked(instance: Instance, zygote: Zygote) -> None:
-    """Fork from the zygote; raises ForkFailed (the caller falls back to a fresh start)."""
+async def launch_forked(instance: Instance, zygote: Zygote, tmpdir: Path, group: Cgroup | None) -> None:
+    """Fork from the zygote; raises ForkFailed (the caller falls back to a fresh start).
+
+    With a cgroup, the child waits on a gate pipe until the daemon has moved it into `group`:
+    it serves nothing, and forks nothing, outside its limits."""
     sock = bind_listener()
     read_fd, write_fd = os.pipe()
+    gate_read, gate_write = os.pipe() if group is not None else (None, None)
     try:
         port: int = sock.getsockname()[1]
-        env = instance_vars(instance.spec, instance.id, instance.tmpdir, port)
-        child = await zygote.fork(instance.id, sock, write_fd, env)
+        env = instance_vars(instance.spec, instance.id, tmpdir, port)
+        child = await zygote.fork(instance.id, sock, write_fd, env, gate_read)
     except BaseException:
         os.close(read_fd)
+        if gate_write is not None:
+            os.close(gate_write)
         raise
     finally:
         sock.close()
         os.close(write_fd)
+        if gate_read is not None:
+            os.close(gate_read)
     instance.port = port
     instance.child = child
     instance.start_kind = StartKind.FORK
+    if group is not None and gate_write is not None:
+        _open_gate(group, child.pid, gate_write)
     instance.mark_spawned()
     await instance.output.attach(read_fd)
 
 
-async def launch_fresh(instance: Instance, deadline: float) -> None:
+def _open_gate(group: Cgroup, pid: int, gate_write: int) -> None:
+    """Move the forked child into its cgroup, then let it go (closing the gate unopened ends it)."""
+    try:
+        group.add(pid)  # one small sysfs write: fine on the loop
+        os.write(gate_write, b"1")
+    except OSError:
+        pass  # it died already, or cannot be confined: EOF on the gate makes it exit
+    finally:
+        os.close(gate_write)
+
+
+async def launch_fresh(instance: Instance, deadline: float, tmpdir: Path, confinement: Confinement | None) -> None:
     """A new runner process that imports the app itself (seconds, not milliseconds)."""
     spec = instance.spec
     if not python_of(spec.venv_dir).exists():
@@ -67,8 +90,9 @@ async def launch_fresh(instance: Instance, deadline: float) -> None:
     sock = bind_listener()
     try:
         port: int = sock.getsockname()[1]
-        env = process_env(spec, instance.id, instance.tmpdir, port)
-        spawned = spawn_runner(spec.venv_dir, spec.code_dir, env, spec.config.entrypoint or "", sock)
+        env = process_env(spec, instance.id, tmpdir, port)
+        entrypoint = spec.config.entrypoint or ""
+        spawned = spawn_runner(spec.venv_dir, spec.code_dir, env, entrypoint, sock, confinement)
     except SpawnFailed as exc:
         raise StartFailed(str(exc)) from exc
     finally:
@@ -87,13 +111,13 @@ async def launch_fresh(instance: Instance, deadline: float) -> None:
         raise StartFailed(await _not_ready(instance, deadline, "did not start serving"))
 
 
-async def launch_command(instance: Instance, deadline: float) -> None:
+async def launch_command(instance: Instance, deadline: float, tmpdir: Path, confinement: Confinement | None) -> None:
     """The app's own command, with $PORT set to a free port it must listen on."""
     spec = instance.spec
     port = free_port()
-    env = process_env(spec, instance.id, instance.tmpdir, port)
+    env = process_env(spec, instance.id, tmpdir, port)
     try:
-        spawned = spawn(command_argv(spec.config.command or ""), spec.code_dir, env)
+        spawned = spawn(command_argv(spec.config.command or ""), spec.code_dir, env, (), confinement)
     except SpawnFailed as exc:
         raise StartFailed(str(exc)) from exc
     instance.port = port

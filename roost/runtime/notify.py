@@ -22,6 +22,7 @@ from roost.runtime.backoff import Backoff
 from roost.runtime.instance import Instance
 from roost.runtime.pool import Pool
 from roost.runtime.protocol import EventSink, RuntimeListener
+from roost.runtime.sandbox import Cgroup, Sandbox
 
 log = logging.getLogger("roost.runtime")
 
@@ -34,12 +35,14 @@ class Settings:
     idle_check_interval: float = 1.0  # the sweep: zygote eviction, crash-loop expiry
     timeout_start: float = 60.0  # a fresh instance or a zygote must be ready within this
     backoff: Backoff = field(default_factory=Backoff)
+    memory_budget: int = 0  # bytes of instance memory limits the host allows in all; 0: no budget
 
 
 class Notifier:
-    def __init__(self, home: Path, logs: LogBook, events: EventSink, settings: Settings) -> None:
+    def __init__(self, home: Path, logs: LogBook, events: EventSink, settings: Settings, sandbox: Sandbox) -> None:
         self.home = home
         self.settings = settings
+        self.sandbox = sandbox
         self._logs = logs
         self._events = events
         self._listeners: list[RuntimeListener] = []
@@ -65,9 +68,9 @@ class Notifier:
         for listener in self._listeners:
             listener.capacity_changed(deployment)
 
-    def _start_failed(self, deployment: DeploymentId, reason: str) -> None:
+    def _start_failed(self, deployment: DeploymentId, reason: str, retry_after: int | None = None) -> None:
         for listener in self._listeners:
-            listener.start_failed(deployment, reason)
+            listener.start_failed(deployment, reason, retry_after)
 
     # -- owning --------------------------------------------------------------------------------------------------------
 
@@ -88,3 +91,9 @@ class Notifier:
     def _remove_tmpdir(self, path: Path) -> None:
         """Wipe an instance's TMPDIR in a thread (it may hold many files)."""
         self._spawn_task(asyncio.to_thread(shutil.rmtree, path, True), name=f"rmtree {path.name}")
+
+    def _remove_cgroup(self, group: Cgroup | None) -> None:
+        """Kill whatever is left in the group (a grandchild that left the process group) and
+        remove it, in a thread: it waits for the processes to die."""
+        if group is not None:
+            self._spawn_task(asyncio.to_thread(group.remove), name=f"remove cgroup {group.name}")

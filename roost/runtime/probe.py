@@ -15,6 +15,7 @@ from roost.runtime.environ import make_tmpdir, process_env
 from roost.runtime.output import Output
 from roost.runtime.process import Child, terminate, wait_exit
 from roost.runtime.protocol import DeploymentSpec, ProbeResult
+from roost.runtime.sandbox import Confinement, Sandbox
 from roost.runtime.spawn import (
     LOOPBACK,
     Spawned,
@@ -39,16 +40,19 @@ class NoAnswer(Exception):
 
 
 async def run_probe(
-    spec: DeploymentSpec, limit_seconds: float, tmpdir: Path, logs: LogBook, grace_kill: float
+    spec: DeploymentSpec, limit_seconds: float, tmpdir: Path, logs: LogBook, grace_kill: float, sandbox: Sandbox
 ) -> ProbeResult:
+    """The probe runs untrusted code at build time: in the same sandbox as any instance."""
     started = time.monotonic()
     deadline = started + limit_seconds
     output = Output(lambda line: logs.write(spec.app, spec.deployment, "probe", line), tail_lines=PROBE_TAIL)
     make_tmpdir(tmpdir)
+    await sandbox.prepare(spec)
+    confinement = sandbox.confine(spec, tmpdir.name, tmpdir)
     child: Child | None = None
     try:
         try:
-            spawned, port = _spawn(spec, tmpdir)
+            spawned, port = _spawn(spec, sandbox.tmpdir(tmpdir, "probe", forked=False), confinement)
         except SpawnFailed as exc:
             return ProbeResult(False, time.monotonic() - started, str(exc), "")
         child = spawned.child
@@ -63,20 +67,23 @@ async def run_probe(
             await terminate(child, grace_kill)
         await output.finish()
         await asyncio.to_thread(shutil.rmtree, tmpdir, True)
+        if confinement is not None and confinement.cgroup is not None:
+            await asyncio.to_thread(confinement.cgroup.remove)
     return ProbeResult(ok, seconds, message, "\n".join(output.tail))
 
 
-def _spawn(spec: DeploymentSpec, tmpdir: Path) -> tuple[Spawned, int]:
+def _spawn(spec: DeploymentSpec, tmpdir: Path, confinement: Confinement | None) -> tuple[Spawned, int]:
     if spec.config.command:
         port = free_port()
         env = process_env(spec, "probe", tmpdir, port)
-        return spawn(command_argv(spec.config.command), spec.code_dir, env), port
+        return spawn(command_argv(spec.config.command), spec.code_dir, env, (), confinement), port
     if not python_of(spec.venv_dir).exists():
         raise SpawnFailed(f"the deployment's virtual environment has no python ({python_of(spec.venv_dir)})")
     with bind_listener() as sock:
         port = sock.getsockname()[1]
         env = process_env(spec, "probe", tmpdir, port)
-        return spawn_runner(spec.venv_dir, spec.code_dir, env, spec.config.entrypoint or "", sock), port
+        entrypoint = spec.config.entrypoint or ""
+        return spawn_runner(spec.venv_dir, spec.code_dir, env, entrypoint, sock, confinement), port
 
 
 async def _check(spec: DeploymentSpec, spawned: Spawned, port: int, deadline: float, limit: float) -> str:

@@ -34,6 +34,14 @@ class ExitStatus:
     def unknown(cls, note: str) -> ExitStatus:
         return cls(note=note)
 
+    def unwrapped(self) -> ExitStatus:
+        """bwrap's status as the app's: 137 is "killed by SIGKILL" (an app exiting 137 itself
+        reads the same: the shell convention bwrap follows cannot tell them apart)."""
+        if self.code is not None and 128 < self.code < 128 + signal.NSIG:
+            with contextlib.suppress(ValueError):
+                return ExitStatus(signal=signal.Signals(self.code - 128).value)
+        return self
+
     def describe(self) -> str:
         """ "exited with status 3", "killed by SIGKILL", "exited (status unknown: ...)"."""
         if self.signal is not None:
@@ -69,6 +77,7 @@ class Child:
 
     def __init__(self, pid: int, loop: asyncio.AbstractEventLoop) -> None:
         self.pid = pid
+        self.leader: int | None = None  # behind bwrap: the app's own process, leading its group
         self.exited: asyncio.Future[ExitStatus] = loop.create_future()
         self._loop = loop
         self._pidfd: int | None = None
@@ -76,9 +85,16 @@ class Child:
     def is_alive(self) -> bool:
         return not self.exited.done()
 
+    def lead_by(self, pid: int) -> None:
+        """The app runs as `pid` in a group of its own (bwrap's --new-session): signal that group,
+        since bwrap forwards no signal and would take the app down with SIGKILL on its own TERM."""
+        self.leader = pid
+
     def signal(self, sig: int) -> None:
         """Signal the child's whole process group; nothing once it has been reaped."""
         if self.is_alive():
+            if self.leader is not None and signal_group(self.leader, sig) and sig != signal.SIGKILL:
+                return
             signal_group(self.pid, sig)
 
     def _watch(self) -> None:
@@ -111,9 +127,12 @@ class Child:
 class SpawnedChild(Child):
     """The daemon's own child, from `subprocess.Popen`: reaped here, by its pid."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, popen: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop, sandboxed: bool = False
+    ) -> None:
         super().__init__(popen.pid, loop)
         self._popen = popen
+        self._sandboxed = sandboxed  # bwrap exits with 128 + N when the app died of signal N
         self._watch()
 
     def _on_pidfd(self) -> None:
@@ -121,6 +140,9 @@ class SpawnedChild(Child):
         # whatever it left running in its group goes with it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
+        if self.leader is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.leader, signal.SIGKILL)
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:
@@ -130,6 +152,8 @@ class SpawnedChild(Child):
         if pid == 0:
             return  # not yet: the pidfd stays watched
         result = ExitStatus.from_wait_status(status)
+        if self._sandboxed:
+            result = result.unwrapped()
         self._popen.returncode = os.waitstatus_to_exitcode(status)
         self._finish(result)
 

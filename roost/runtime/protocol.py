@@ -143,8 +143,9 @@ class RuntimeListener(Protocol):
     def capacity_changed(self, deployment: DeploymentId) -> None:
         """A slot freed or an instance became ready: waiters may retry `try_acquire`."""
 
-    def start_failed(self, deployment: DeploymentId, reason: str) -> None:
-        """An instance could not start (crashed on import, never listened): waiters should fail fast."""
+    def start_failed(self, deployment: DeploymentId, reason: str, retry_after: int | None = None) -> None:
+        """An instance could not start (crashed on import, never listened): waiters should fail fast.
+        With `retry_after` the host is only full for now (memory budget): shed with 503."""
 
 
 class Runtime(Protocol):

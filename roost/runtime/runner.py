@@ -37,7 +37,9 @@ Modes:
   request, freeze the GC and wait, thread-free, for fork commands on the
   control socket (a SOCK_SEQPACKET Unix socket). A command is a JSON message
   `{"op": "fork", "instance": ID, "env": {...}}` carrying two descriptors, the
-  listening socket and the instance's output pipe. The zygote answers
+  listening socket and the instance's output pipe, and optionally a third, the
+  gate: the child serves only after reading a byte there (the daemon writes it
+  once the child is in its own cgroup). The zygote answers
   `{"op": "forked", "instance": ID, "pid": N}`, reaps its children by pidfd
   and reports `{"op": "exited", "pid": N, "status": WAIT_STATUS}`. EOF on the
   control socket (the daemon is gone) ends the zygote. To keep page faults and
@@ -65,6 +67,7 @@ import json
 import os
 import random
 import selectors
+import shutil
 import signal
 import socket
 import sys
@@ -494,6 +497,7 @@ class ForkServer:
         self.config = config
         self.selector = selectors.DefaultSelector()
         self.children: dict[int, int] = {}  # pidfd -> pid, of instances
+        self.tmpdirs: dict[int, str] = {}  # pid -> its TMPDIR, to wipe when it is reaped
         self.spare: Spare | None = None
         self.spare_due: float | None = None  # when to fork the next spare (monotonic)
 
@@ -532,45 +536,53 @@ class ForkServer:
                 os.close(fd)
             return False
         request = json.loads(data)
-        if request.get("op") != "fork" or len(fds) != 2:
+        if request.get("op") != "fork" or len(fds) not in (2, 3):
             for fd in fds:
                 os.close(fd)
             self.send({"op": "failed", "instance": request.get("instance"), "error": "malformed fork command"})
             return True
-        listen_fd, output_fd = fds
         try:
-            pid = self.hand_to_spare(request, listen_fd, output_fd) or self.fork(request, listen_fd, output_fd)
+            pid = self.hand_to_spare(request, fds) or self.fork(request, fds)
         finally:
-            os.close(listen_fd)
-            os.close(output_fd)
+            for fd in fds:
+                os.close(fd)
         self.send({"op": "forked", "instance": request["instance"], "pid": pid})
         return True
 
-    def hand_to_spare(self, request: dict[str, Any], listen_fd: int, output_fd: int) -> int | None:
+    def hand_to_spare(self, request: dict[str, Any], fds: list[int]) -> int | None:
         spare, self.spare = self.spare, None
         if spare is None:
             return None
         self.spare_due = time.monotonic() + SPARE_DELAY
         try:
-            socket.send_fds(spare.channel, [json.dumps(request).encode()], [listen_fd, output_fd])
+            socket.send_fds(spare.channel, [json.dumps(request).encode()], fds)
         except OSError:
             self.bury(spare)
             return None
         finally:
             spare.channel.close()
-        self.children[spare.pidfd] = spare.pid
+        self.adopt(spare.pidfd, spare.pid, request)
         return spare.pid
 
-    def fork(self, request: dict[str, Any], listen_fd: int, output_fd: int) -> int:
+    def fork(self, request: dict[str, Any], fds: list[int]) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            self.become_instance(request, listen_fd, output_fd)
+            self.become_instance(request, fds)
         pidfd = os.pidfd_open(pid)
-        self.children[pidfd] = pid
+        self.adopt(pidfd, pid, request)
         self.selector.register(pidfd, selectors.EVENT_READ)
         return pid
+
+    def adopt(self, pidfd: int, pid: int, request: dict[str, Any]) -> None:
+        """Remember an instance; its TMPDIR is wiped with it when it lies in the zygote's own
+        (inside a sandbox: /tmp/<instance> on the zygote's tmpfs, which only the zygote can reach)."""
+        self.children[pidfd] = pid
+        tmpdir = str(request.get("env", {}).get("TMPDIR", ""))
+        own = os.environ.get("TMPDIR", "")
+        if tmpdir and own and os.path.dirname(os.path.normpath(tmpdir)) == os.path.normpath(own):
+            self.tmpdirs[pid] = tmpdir
 
     def fork_spare(self) -> None:
         self.spare_due = None
@@ -593,6 +605,9 @@ class ForkServer:
             os.killpg(pid, signal.SIGKILL)  # what the instance left in its group; its pid is not free yet
         _, status = os.waitpid(pid, 0)
         os.close(pidfd)
+        tmpdir = self.tmpdirs.pop(pid, None)
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
         self.send({"op": "exited", "pid": pid, "status": status})
 
     def reap_spare(self) -> None:
@@ -631,24 +646,36 @@ class ForkServer:
             self.spare.channel.close()
             os.close(self.spare.pidfd)
 
-    def specialize(self, request: dict[str, Any], listen_fd: int, output_fd: int) -> socket.socket:
-        """From a copy of the zygote to one instance: its output, its environment, its socket."""
+    def specialize(self, request: dict[str, Any], fds: list[int]) -> socket.socket:
+        """From a copy of the zygote to one instance: its output, its environment, its socket.
+        A third descriptor is the gate: wait for the daemon to put us in our cgroup (one byte);
+        EOF means never, and the instance must not run at all."""
+        listen_fd, output_fd = fds[0], fds[1]
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
         os.close(output_fd)
+        if len(fds) > 2:
+            opened = os.read(fds[2], 1)
+            os.close(fds[2])
+            if not opened:
+                raise SystemExit(1)
         os.environ.update(request.get("env", {}))
+        tmpdir = os.environ.get("TMPDIR")
+        if tmpdir:
+            with contextlib.suppress(OSError):
+                os.makedirs(tmpdir, mode=0o700, exist_ok=True)
         tempfile.tempdir = None  # TMPDIR is the instance's own now
         random.seed()
         sock = socket.socket(fileno=listen_fd)
         sock.set_inheritable(False)
         return sock
 
-    def become_instance(self, request: dict[str, Any], listen_fd: int, output_fd: int) -> None:
+    def become_instance(self, request: dict[str, Any], fds: list[int]) -> None:
         """A child forked on demand (no spare was ready). Never returns."""
         code = 1
         try:
             self.detach()
-            sock = self.specialize(request, listen_fd, output_fd)
+            sock = self.specialize(request, fds)
             code = serve(make_server(self.config, None), sock, _new_loop)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
@@ -667,12 +694,12 @@ class ForkServer:
             with contextlib.suppress(Exception):
                 loop.run_until_complete(_warm_asgi(self.config.app))
             server = make_server(self.config, None)
-            data, fds, _, _ = socket.recv_fds(channel, LIMIT_MESSAGE, 2)
+            data, fds, _, _ = socket.recv_fds(channel, LIMIT_MESSAGE, 3)
             channel.close()
-            if not data or len(fds) != 2:
+            if not data or len(fds) not in (2, 3):
                 code = 0  # the zygote is gone: so is its spare
                 return
-            sock = self.specialize(json.loads(data), fds[0], fds[1])
+            sock = self.specialize(json.loads(data), fds)
             code = serve(server, sock, lambda: loop)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1

@@ -12,15 +12,19 @@ import asyncio
 import contextlib
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roost.runtime.process import Child, SpawnedChild
+
+if TYPE_CHECKING:
+    from roost.runtime.sandbox.confine import Confinement
 
 RUNNER = Path(__file__).with_name("runner.py")
 LOOPBACK = "127.0.0.1"
@@ -78,9 +82,20 @@ def command_argv(command: str) -> list[str]:
     return argv
 
 
-def spawn(argv: Sequence[str], cwd: Path, env: Mapping[str, str], pass_fds: Sequence[int] = ()) -> Spawned:
-    """Start `argv` in a new session; its stdout and stderr go to one pipe we read."""
+def spawn(
+    argv: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    pass_fds: Sequence[int] = (),
+    confinement: Confinement | None = None,
+) -> Spawned:
+    """Start `argv` in a new session; its stdout and stderr go to one pipe we read. With a
+    confinement, Roost's launcher starts first and puts it in its sandbox (see runtime/sandbox)."""
     loop = asyncio.get_running_loop()
+    if confinement is not None:
+        _check_runnable(argv[0], cwd, env)  # inside the sandbox it could only say "exit status 127"
+        argv = confinement.command(list(argv))
+        pass_fds = (*pass_fds, *confinement.pass_fds)
     read_fd, write_fd = os.pipe()
     try:
         popen = subprocess.Popen(  # noqa: S603 - an argv list, never a shell
@@ -96,19 +111,41 @@ def spawn(argv: Sequence[str], cwd: Path, env: Mapping[str, str], pass_fds: Sequ
         )
     except OSError as exc:
         os.close(read_fd)
+        if confinement is not None:
+            confinement.close()
         raise SpawnFailed(f"could not run {argv[0]}: {exc.strerror or exc}") from exc
     finally:
         os.close(write_fd)
-    return Spawned(SpawnedChild(popen, loop), read_fd)
+    child = SpawnedChild(popen, loop, sandboxed=confinement is not None and confinement.sandboxed)
+    if confinement is not None:
+        confinement.spawned(loop, child.lead_by)
+    return Spawned(child, read_fd)
 
 
-def spawn_runner(venv_dir: Path, cwd: Path, env: Mapping[str, str], entrypoint: str, sock: socket.socket) -> Spawned:
+def _check_runnable(program: str, cwd: Path, env: Mapping[str, str]) -> None:
+    """Raise SpawnFailed, as Popen would, when `program` cannot be found or run."""
+    if "/" in program:
+        found: str | None = str(cwd / program) if os.access(cwd / program, os.X_OK) else None
+    else:
+        found = shutil.which(program, path=env.get("PATH", ""))
+    if found is None:
+        raise SpawnFailed(f"could not run {program}: No such file or directory")
+
+
+def spawn_runner(
+    venv_dir: Path,
+    cwd: Path,
+    env: Mapping[str, str],
+    entrypoint: str,
+    sock: socket.socket,
+    confinement: Confinement | None = None,
+) -> Spawned:
     """A fresh runner serving `entrypoint` on `sock`; it says "ready" on a pipe once it serves."""
     notify_read, notify_write = os.pipe()
     fd = sock.fileno()
     argv = runner_argv(venv_dir, "serve", "--app", entrypoint, "--fd", str(fd), "--notify-fd", str(notify_write))
     try:
-        spawned = spawn(argv, cwd, env, (fd, notify_write))
+        spawned = spawn(argv, cwd, env, (fd, notify_write), confinement)
     except BaseException:
         os.close(notify_read)
         raise

@@ -10,30 +10,37 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from roost.applog import LogBook
 from roost.errors import Unavailable
 from roost.model import DeploymentId, InstanceId, InstanceState
 from roost.runtime.backoff import Backoff
+from roost.runtime.budget import Candidate, describe, plan_room
 from roost.runtime.capacity import clamp_count, pick_least_loaded, pick_surplus, starts_needed
-from roost.runtime.keeper import InstanceKeeper
+from roost.runtime.instance import Instance
 from roost.runtime.notify import Settings
+from roost.runtime.policing import LimitWatcher
 from roost.runtime.pool import Pool
 from roost.runtime.probe import run_probe
 from roost.runtime.protocol import DeploymentSpec, DeploymentStats, EventSink, InstanceInfo, ProbeResult, Slot
+from roost.runtime.sandbox import Sandbox, SandboxSettings
 
 TIMEOUT_CLOSE_TASKS = 10.0
 
 
-class LocalRuntime(InstanceKeeper):
+RETRY_AFTER_FULL = 5  # seconds a client is told to wait when the host has no room
+
+
+class LocalRuntime(LimitWatcher):
     """Instances as local child processes: forked from a zygote or started fresh.
 
     Example::
 
-        runtime = LocalRuntime(home, LogBook(home / "logs"), events)
+        runtime = LocalRuntime(home, LogBook(home / "logs"), events, sandbox=SandboxSettings())
         runtime.subscribe(edge)
-        await runtime.start()
+        await runtime.start()                # detects the sandbox; runtime.sandbox.summary() says what
         await runtime.deploy(spec)           # zygote and a service's `min` instances
         info = await runtime.start_instance(spec.deployment)
         ...
@@ -54,6 +61,8 @@ class LocalRuntime(InstanceKeeper):
         idle_check_interval: float = 1.0,
         grace_kill: float = 5.0,
         timeout_start: float = 60.0,
+        sandbox: SandboxSettings | None = None,
+        memory_budget: int = 0,
     ) -> None:
         settings = Settings(
             grace_drain=grace_drain,
@@ -62,12 +71,16 @@ class LocalRuntime(InstanceKeeper):
             idle_check_interval=idle_check_interval,
             timeout_start=timeout_start,
             backoff=Backoff(first=backoff_first, maximum=backoff_max, reset=backoff_reset),
+            memory_budget=memory_budget,
         )
-        super().__init__(home, logs, events, settings)
+        super().__init__(home, logs, events, settings, Sandbox(sandbox or SandboxSettings(), home))
         self._sweeper: asyncio.Task[None] | None = None
+        self._evicting: set[InstanceId] = set()  # stopping to make room under the memory budget
 
     async def start(self) -> None:
-        """Start the sweep (zygote eviction, crash-loop expiry). Idempotent."""
+        """Detect the sandbox (logged once) and start the sweep (zygote eviction, crash-loop
+        expiry, CPU budgets). Idempotent."""
+        await self.sandbox.detect()
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(), name="runtime sweep")
 
@@ -78,6 +91,7 @@ class LocalRuntime(InstanceKeeper):
 
     def _sweep(self, now: float) -> None:
         self._evict_idle_zygotes(now)
+        self._police(now)
         for pool in self._pools.values():
             if pool.streak and any(i.healthy_seconds(now) >= self.settings.backoff.reset for i in pool.ready()):
                 pool.streak = 0  # healthy long enough: no longer crash-looping
@@ -97,6 +111,12 @@ class LocalRuntime(InstanceKeeper):
         pool.held = False
         if pool.spec == spec:
             self._keep_floor(pool)
+            return
+        if replace(spec, config=replace(spec.config, scale=pool.spec.config.scale)) == pool.spec:
+            pool.spec = spec  # only the scale settings changed: the instances stay, the floor and cap move
+            self._keep_floor(pool)
+            if len(pool.live()) > spec.config.scale.max:
+                await self.scale_to(spec.deployment, spec.config.scale.max, "scale.max lowered")
             return
         # A new spec (new env): a new zygote, new instances, then the old ones drain.
         pool.spec = spec
@@ -168,8 +188,12 @@ class LocalRuntime(InstanceKeeper):
             concurrency=config.scale.concurrency,
             maximum=config.scale.max,
         )
-        for _ in range(count):
+        admitted = self._admit(pool, count)
+        for _ in range(admitted):
             self._start(pool)
+        if count and not admitted and not pool.live():
+            reason = f"the host's memory budget ({describe(self.settings.memory_budget)}) is full"
+            asyncio.get_running_loop().call_soon(self._start_failed, deployment, reason, RETRY_AFTER_FULL)
 
     # -- instances -----------------------------------------------------------------------------------------------------
 
@@ -182,6 +206,12 @@ class LocalRuntime(InstanceKeeper):
             if ready:
                 return min(ready, key=lambda i: i.in_flight).info()
             instance = live[0]
+        elif not self._admit(pool, 1):
+            raise Unavailable(
+                f"no room for another instance of {pool.spec.app}: the host's memory budget "
+                f"({describe(self.settings.memory_budget)}) is full",
+                hint="stop an app, lower limits.memory, or raise --memory-share",
+            )
         else:
             instance = self._start(pool)
         outcome = await self._wait_ready(instance)
@@ -191,6 +221,42 @@ class LocalRuntime(InstanceKeeper):
                 hint=f"see `roost logs {pool.spec.app}`",
             )
         return outcome
+
+    def _admit(self, pool: Pool, count: int) -> int:
+        """How many of `count` new instances of `pool` the memory budget allows, after stopping
+        least recently used idle instances of other apps to make room."""
+        budget = self.settings.memory_budget
+        if budget <= 0 or count <= 0:
+            return count
+        need = pool.spec.config.limits.memory
+        live = [(p, i) for p in self._pools.values() for i in p.live()]
+        reserved = sum(i.spec.config.limits.memory for _, i in live if i.id not in self._evicting)
+        candidates = [
+            Candidate(i.id, i.spec.config.limits.memory, i.last_used)
+            for p, i in live
+            if p.spec.app != pool.spec.app and i.is_ready() and i.in_flight == 0 and i.id not in self._evicting
+        ]
+        admitted = 0
+        while admitted < count:
+            plan = plan_room(budget, reserved, need, candidates)
+            if not plan.fits:
+                break
+            for key in plan.evict:
+                victim_pool, victim = self._instances[key]
+                self._evicting.add(key)
+                reserved -= victim.spec.config.limits.memory
+                reason = f"stopped to make room for {pool.spec.app} (host memory budget {describe(budget)} full)"
+                self._spawn_task(self._evict(victim_pool, victim, reason), name=f"evict {key}")
+            candidates = [c for c in candidates if c.key not in plan.evict]
+            reserved += need
+            admitted += 1
+        return admitted
+
+    async def _evict(self, pool: Pool, instance: Instance, reason: str) -> None:
+        try:
+            await self._stop(pool, instance, reason)
+        finally:
+            self._evicting.discard(instance.id)
 
     async def stop_instance(self, instance: InstanceId, reason: str) -> None:
         entry = self._instances.get(instance)
@@ -207,7 +273,7 @@ class LocalRuntime(InstanceKeeper):
             if wait > 0:  # crash-looping: the back-off decides when the floor comes back, not demand
                 self._restart_later(pool, wait)
                 return
-            started = [self._start(pool) for _ in range(target - len(live))]
+            started = [self._start(pool) for _ in range(self._admit(pool, target - len(live)))]
             await asyncio.gather(*(self._wait_ready(i) for i in started))
         elif target < len(live):
             candidates = [(i, i.is_ready(), i.in_flight, i.started_at) for i in live]
@@ -263,7 +329,7 @@ class LocalRuntime(InstanceKeeper):
 
     async def probe(self, spec: DeploymentSpec, limit_seconds: float) -> ProbeResult:
         tmpdir = self._tmpdir(f"probe-{spec.deployment}-{secrets.token_hex(3)}")
-        return await run_probe(spec, limit_seconds, tmpdir, self._logs, self.settings.grace_kill)
+        return await run_probe(spec, limit_seconds, tmpdir, self._logs, self.settings.grace_kill, self.sandbox)
 
     async def close(self) -> None:
         """Drain and stop every instance and zygote in parallel; leaves no process behind."""

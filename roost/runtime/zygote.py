@@ -24,6 +24,7 @@ from roost.runtime.environ import make_tmpdir, process_env
 from roost.runtime.output import Output
 from roost.runtime.process import ExitStatus, ForkedChild, SpawnedChild, terminate, wait_exit
 from roost.runtime.protocol import DeploymentSpec
+from roost.runtime.sandbox import Cgroup, Confinement
 from roost.runtime.spawn import runner_argv, spawn
 
 LIMIT_MESSAGE = 64 * 1024
@@ -57,6 +58,7 @@ class Zygote:
         self.output = Output(on_line)
         self.on_gone: Callable[[Zygote], None] | None = None
         self.stopping = False  # we asked it to exit: its end is no death
+        self.cgroup: Cgroup | None = None
         self._loop = asyncio.get_running_loop()
         self._control: socket.socket | None = None
         self._process: SpawnedChild | None = None
@@ -70,15 +72,17 @@ class Zygote:
     def live_children(self) -> int:
         return sum(1 for child in self._children.values() if child.is_alive())
 
-    async def spawn(self) -> None:
-        """Start the zygote process; `wait_ready` tells when it can fork. Raises SpawnFailed."""
+    async def spawn(self, confinement: Confinement | None = None, tmpdir: Path | None = None) -> None:
+        """Start the zygote process (in `confinement`, seeing `tmpdir` as its TMPDIR); `wait_ready`
+        tells when it can fork. Raises SpawnFailed."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         make_tmpdir(self.tmpdir)
-        env = process_env(self.spec, "zygote", self.tmpdir, None)
+        self.cgroup = confinement.cgroup if confinement is not None else None
+        env = process_env(self.spec, "zygote", tmpdir or self.tmpdir, None)
         entrypoint = self.spec.config.entrypoint or ""
         argv = runner_argv(self.spec.venv_dir, "zygote", "--app", entrypoint, "--control-fd", str(theirs.fileno()))
         try:
-            spawned = spawn(argv, self.spec.code_dir, env, (theirs.fileno(),))
+            spawned = spawn(argv, self.spec.code_dir, env, (theirs.fileno(),), confinement)
         except BaseException:
             ours.close()
             self.state = ZygoteState.GONE
@@ -102,13 +106,17 @@ class Zygote:
                     await asyncio.shield(self._ready)
         return self.state is ZygoteState.READY
 
-    async def fork(self, instance: str, sock: socket.socket, output_fd: int, env: Mapping[str, str]) -> ForkedChild:
-        """Fork an instance serving on `sock`, writing to `output_fd`. Raises ForkFailed."""
+    async def fork(
+        self, instance: str, sock: socket.socket, output_fd: int, env: Mapping[str, str], gate_fd: int | None = None
+    ) -> ForkedChild:
+        """Fork an instance serving on `sock`, writing to `output_fd`; with `gate_fd`, the child
+        serves only once a byte arrives there. Raises ForkFailed."""
         if self.state is not ZygoteState.READY or self._control is None:
             raise ForkFailed(f"the zygote is {self.state}")
         message = json.dumps({"op": "fork", "instance": instance, "env": dict(env)}).encode()
+        fds = [sock.fileno(), output_fd, *([gate_fd] if gate_fd is not None else [])]
         try:
-            socket.send_fds(self._control, [message], [sock.fileno(), output_fd])
+            socket.send_fds(self._control, [message], fds)
         except OSError as exc:
             raise ForkFailed(f"could not reach the zygote: {exc}") from exc
         self.last_fork = time.monotonic()

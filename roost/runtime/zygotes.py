@@ -14,9 +14,11 @@ import secrets
 import time
 
 from roost.runtime.backoff import is_crash_looping
+from roost.runtime.environ import make_tmpdir
 from roost.runtime.notify import Notifier
 from roost.runtime.pool import Pool
 from roost.runtime.runner import EXIT_CANNOT_PRELOAD
+from roost.runtime.sandbox import megabytes
 from roost.runtime.spawn import SpawnFailed
 from roost.runtime.zygote import Zygote, ZygoteState
 
@@ -50,8 +52,13 @@ class ZygoteKeeper(Notifier):
     async def _run_zygote(self, pool: Pool, zygote: Zygote) -> None:
         spec = pool.spec
         try:
-            await zygote.spawn()
+            await self.sandbox.prepare(spec)
+            make_tmpdir(zygote.tmpdir)
+            name = zygote.tmpdir.name  # zygote-<deployment>-<random>: its cgroup's name too
+            confinement = self.sandbox.confine(spec, name, zygote.tmpdir)
+            await zygote.spawn(confinement, self.sandbox.tmpdir(zygote.tmpdir, name, forked=False))
         except SpawnFailed as exc:
+            self._remove_cgroup(zygote.cgroup)
             if pool.zygote is zygote:
                 pool.zygote = None
             self._event(spec.app, "zygote.died", f"zygote of {spec.deployment} could not start: {exc}")
@@ -78,6 +85,8 @@ class ZygoteKeeper(Notifier):
         if (zygote.stopping and not forced) or self._closing or pool.retiring:
             return
         status = zygote.status.describe() if zygote.status else "ended"
+        if zygote.cgroup is not None and zygote.cgroup.oom_kills() > 0:
+            status = f"exceeded its memory limit of {megabytes(pool.spec.config.limits.memory)} ({status})"
         output = list(zygote.output.tail)
         if zygote.status is not None and zygote.status.code == EXIT_CANNOT_PRELOAD:
             pool.preload_refused = True
@@ -108,6 +117,8 @@ class ZygoteKeeper(Notifier):
         if zygote in pool.old_zygotes:
             pool.old_zygotes.remove(zygote)
         self._remove_tmpdir(zygote.tmpdir)
+        self._remove_cgroup(zygote.cgroup)
+        zygote.cgroup = None
 
     def _replace_zygote(self, pool: Pool) -> None:
         pool.zygote_timer = None

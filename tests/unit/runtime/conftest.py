@@ -238,7 +238,7 @@ class Recorder:
     def capacity_changed(self, deployment: DeploymentId) -> None:
         self.wake.set()
 
-    def start_failed(self, deployment: DeploymentId, reason: str) -> None:
+    def start_failed(self, deployment: DeploymentId, reason: str, retry_after: int | None = None) -> None:
         self.failures.append(reason)
         self.wake.set()
 

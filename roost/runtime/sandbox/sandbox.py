@@ -1,0 +1,220 @@
+"""The sandbox as the runtime sees it: what this host offers (detected once, said once), each
+app's identity, and a `Confinement` per process to spawn.
+
+Per-instance /tmp under a shared zygote: a fresh instance, a command app and a zygote each get
+their own bwrap view with a private tmpfs on /tmp (TMPDIR and HOME). A forked instance shares
+its zygote's view, so its TMPDIR is `/tmp/<instance>` inside that tmpfs, created by the child
+and wiped by the zygote when it reaps it: bwrap alone cannot give a fork its own mount, and
+unshare+mount in the child would need privileges the instance must not have. The tmpfs size
+limit is then shared by the deployment's forked instances. Without bwrap each instance gets a
+TMPDIR directory under $ROOST_HOME/run/tmp, removed at stop, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from roost.model import LimitsConfig, Network
+from roost.runtime.protocol import DeploymentSpec
+from roost.runtime.sandbox import bwrap
+from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
+from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect_here
+from roost.runtime.sandbox.confine import Confinement, Plan
+from roost.runtime.sandbox.permissions import open_for
+from roost.runtime.sandbox.seccomp import Filter, SeccompUnavailable, build_filter
+from roost.runtime.sandbox.settings import SandboxSettings
+from roost.runtime.sandbox.uids import UidBook
+
+log = logging.getLogger("roost.runtime")
+SANDBOX_TMP = Path("/tmp")  # noqa: S108 - inside the sandbox, a private tmpfs
+RUNNER = Path(__file__).parents[1] / "runner.py"  # spawn.RUNNER; spawn imports this package
+
+
+@dataclass(slots=True)
+class Facilities:
+    """What this host offers; `notes` says what falls back, and why."""
+
+    hierarchy: Hierarchy = field(default_factory=lambda: Hierarchy(CgroupVersion.NONE, why="not detected"))
+    bwrap: str | None = None
+    bwrap_version: str = ""
+    filter: Filter | None = None
+    root: bool = False
+    uids: UidBook | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Sandbox:
+    """Example::
+
+    sandbox = Sandbox(SandboxSettings(), home)
+    await sandbox.detect()                      # once; logs one line
+    await sandbox.prepare(spec)                 # the app's uid, readable code
+    confinement = sandbox.confine(spec, "i3kq...", forked=False)
+    """
+
+    def __init__(self, settings: SandboxSettings, home: Path) -> None:
+        self.settings = settings
+        self.home = home
+        self.facilities = Facilities()
+        self._detected = False
+        self._uids: dict[str, int] = {}
+        self._opened: set[Path] = set()
+
+    # -- detection -------------------------------------------------------------------------------------------------
+
+    async def detect(self) -> None:
+        """Find what the host offers and say it once (blocking probes, in a thread). Idempotent."""
+        if not self._detected:
+            self.facilities = await asyncio.to_thread(self._detect)
+            self._detected = True
+            log.info("%s", self.summary())
+
+    def _detect(self) -> Facilities:
+        s = self.settings
+        found = Facilities(root=os.geteuid() == 0)
+        if not s.enabled:
+            found.notes.append("sandbox disabled")
+            return found
+        if s.cgroups:
+            found.hierarchy = detect_here(s.cgroup_root, s.cgroup_parent)
+        else:
+            found.hierarchy = Hierarchy(CgroupVersion.NONE, why="cgroups disabled")
+        if found.root and s.separate_users:
+            found.uids = UidBook(self.home / "uids.json", s.uid_first, s.uid_last)
+        self._detect_bwrap(found)
+        if s.seccomp:
+            try:
+                found.filter = build_filter()
+            except SeccompUnavailable as exc:
+                found.notes.append(f"no seccomp: {exc}")
+        return found
+
+    def _detect_bwrap(self, found: Facilities) -> None:
+        binary = shutil.which("bwrap") if self.settings.bwrap else None
+        if binary is None:
+            found.notes.append(
+                "no bubblewrap: TMPDIR is a directory, code is not read-only (apt-get install bubblewrap)"
+            )
+            return
+        why = bwrap.works(binary, self.settings.uid_first if found.uids is not None else None)
+        if why:
+            found.notes.append(f"bubblewrap cannot build a sandbox here ({why}): TMPDIR is a directory")
+            return
+        found.bwrap = binary
+        found.bwrap_version = bwrap.version(binary) or "?"
+
+    def summary(self) -> str:
+        """The one start-up line: "sandbox: cgroup v1 (memory, cpu, pids), bubblewrap 0.8.0, ..."."""
+        f = self.facilities
+        if not self.settings.enabled:
+            return "sandbox: disabled; instances run as plain processes"
+        parts = [f.hierarchy.describe()]
+        if f.hierarchy.version is CgroupVersion.NONE:
+            parts.append("rlimits and RSS polling instead")
+        parts.append(f"bubblewrap {f.bwrap_version}" if f.bwrap else "no bubblewrap")
+        parts.append(f"seccomp via libseccomp {f.filter.version}" if f.filter else "no seccomp")
+        if f.uids is not None:
+            parts.append(f"uids {f.uids.first}-{f.uids.last}")
+        elif not f.root:
+            parts.append(f"apps run as uid {os.geteuid()} (not root: no separate users)")
+        text = "sandbox: " + ", ".join(parts)
+        notes = [n for n in f.notes if not n.startswith("no bubblewrap") or f.bwrap is None]
+        return text + (f" ({'; '.join(notes)})" if notes else "")
+
+    def has_cgroups(self) -> bool:
+        return self.settings.enabled and self.facilities.hierarchy.version is not CgroupVersion.NONE
+
+    def uses_bwrap(self) -> bool:
+        return self.settings.enabled and self.facilities.bwrap is not None
+
+    # -- per app ---------------------------------------------------------------------------------------------------
+
+    async def prepare(self, spec: DeploymentSpec) -> None:
+        """Before the first process of `spec`: its app's uid, and (root without bwrap) its code
+        and venv readable by that uid. Cheap once done."""
+        await self.detect()
+        book = self.facilities.uids
+        if book is not None and spec.app not in self._uids:
+            self._uids[spec.app] = await asyncio.to_thread(book.uid_for, spec.app)
+        if book is not None and not self.uses_bwrap():
+            todo = [p for p in (spec.code_dir, spec.venv_dir) if p not in self._opened]
+            if todo:
+                await asyncio.to_thread(open_for, todo)
+                self._opened.update(todo)
+
+    def uid_of(self, spec: DeploymentSpec) -> int | None:
+        return self._uids.get(spec.app)
+
+    # -- per process -----------------------------------------------------------------------------------------------
+
+    def tmpdir(self, host_tmpdir: Path, instance: str, forked: bool) -> Path:
+        """TMPDIR (and HOME) as the process sees it."""
+        if not self.uses_bwrap():
+            return host_tmpdir
+        return SANDBOX_TMP / instance if forked else SANDBOX_TMP
+
+    def cgroup(self, name: str, limits: LimitsConfig) -> Cgroup | None:
+        """A new cgroup `name` with `limits`, or None without cgroups (or when it cannot be made:
+        logged, and the instance runs unconfined by cgroups rather than not at all)."""
+        if not self.has_cgroups():
+            return None
+        try:
+            return self.facilities.hierarchy.create(name, GroupLimits(limits.memory, limits.cpu, limits.pids))
+        except OSError as exc:
+            log.warning("could not create cgroup %s: %s", name, exc)
+            return None
+
+    def confine(self, spec: DeploymentSpec, name: str, host_tmpdir: Path | None) -> Confinement | None:
+        """The confinement of one spawned process (a fresh instance, a command app, a zygote or
+        the build probe), with its own new cgroup; None when the sandbox is off."""
+        if not self.settings.enabled:
+            return None
+        limits = spec.config.limits
+        group = self.cgroup(name, limits)
+        uid = self.uid_of(spec)
+        plan = Plan(procs=[str(p) for p in group.procs_files()] if group else [], rlimits=self._rlimits(spec, group))
+        plan.seccomp = self.facilities.filter.program if self.facilities.filter else None
+        if self.uses_bwrap():
+            plan.bwrap = self.facilities.bwrap
+            plan.view = self._view(spec, uid)
+        else:
+            plan.uid = plan.gid = uid
+            if uid is not None and host_tmpdir is not None:
+                os.chown(host_tmpdir, uid, uid)  # a microsecond syscall: fine on the loop
+        return Confinement(plan, group)
+
+    def _view(self, spec: DeploymentSpec, uid: int | None) -> bwrap.View:
+        read_only = [spec.venv_dir, RUNNER]
+        prefix = bwrap.interpreter_prefix(spec.venv_dir)
+        if prefix is not None:
+            read_only.append(prefix)
+        # network = "none" needs the socket handed in: a command app binds $PORT itself, so it keeps the host's
+        network_none = spec.config.limits.network is Network.NONE and not spec.config.command
+        return bwrap.View(
+            code_dir=spec.code_dir,
+            read_only=tuple(read_only),
+            tmp_size=spec.config.limits.tmp,
+            network_none=network_none,
+            uid=uid,
+            gid=uid,
+        )
+
+    def _rlimits(self, spec: DeploymentSpec, group: Cgroup | None) -> list[tuple[int, int, int]]:
+        """No core files ever; without cgroups, what rlimits can stand in for (RLIMIT_NPROC counts
+        per uid, so only with the app's own uid, for all its instances; RLIMIT_AS counts reserved
+        address space, not memory, so memory is polled instead)."""
+        limits: list[tuple[int, int, int]] = [(resource.RLIMIT_CORE, 0, 0)]
+        if group is None:
+            if self.uid_of(spec) is not None:
+                nproc = spec.config.limits.pids * (spec.config.scale.max + 1)
+                limits.append((resource.RLIMIT_NPROC, nproc, nproc))
+            if not self.uses_bwrap():
+                size = spec.config.limits.tmp
+                limits.append((resource.RLIMIT_FSIZE, size, size))
+        return limits

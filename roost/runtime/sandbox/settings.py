@@ -1,0 +1,32 @@
+"""What the daemon may choose about the sandbox; every field has a default that works as root
+or not (each piece that cannot work here falls back, and says so once at start)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSettings:
+    """Example (the daemon)::
+
+        LocalRuntime(home, logs, events, sandbox=SandboxSettings(uid_first=300000, uid_last=365535))
+
+    `enabled=False` runs instances as plain children (tests of other layers, or a host
+    where the user takes care of isolation). `cgroup_root` is injectable so the cgroup
+    code can be exercised against a directory laid out like cgroupfs.
+    """
+
+    enabled: bool = True
+    cgroups: bool = True
+    cgroup_root: Path = CGROUP_ROOT
+    cgroup_parent: str = "roost"  # created under the daemon's own cgroup of each controller
+    bwrap: bool = True
+    seccomp: bool = True
+    separate_users: bool = True  # only when the daemon runs as root
+    uid_first: int = 200000
+    uid_last: int = 265535
+    cpu_window: float = 10.0  # seconds: limits.cpu_budget is CPU seconds per this window
