@@ -71,6 +71,12 @@ def _floor(spec: ScaleSpec, obs: Observation) -> int:
     return spec.min
 
 
+def _hold(spec: ScaleSpec, current: int) -> int:
+    """No one is waiting now: start nothing for demand that is only in the window's past
+    (the runtime may have just put an idle function to sleep), except to keep `min`."""
+    return max(min(current, spec.max), spec.min)
+
+
 def decide(spec: ScaleSpec, state: ScaleState, obs: Observation) -> tuple[Decision, ScaleState]:
     """How many instances the deployment should have now, and why. Pure."""
     stable = _average(obs.samples, obs.now - spec.window_stable)
@@ -86,12 +92,15 @@ def decide(spec: ScaleSpec, state: ScaleState, obs: Observation) -> tuple[Decisi
     if panic > 0 and panic >= spec.panic_threshold * capacity:
         state = replace(state, panic_until=obs.now + spec.window_stable)
     if state.panic_until is not None and obs.now < state.panic_until:
-        desired = clamp(max(obs.current, want_panic, want_stable))
-        return Decision(desired, f"panic: {panic:.1f} in flight over {spec.window_panic:g}s"), replace(
-            state, below_since=None
-        )
+        desired = clamp(max(obs.current, want_panic, want_stable)) if panic > 0 else _hold(spec, obs.current)
+        why = f"panic: {panic:.1f} in flight over {spec.window_panic:g}s"
+        return Decision(desired, why), replace(state, below_since=None)
     state = replace(state, panic_until=None)
     desired = clamp(want_stable)
+    if desired > obs.current and panic == 0:
+        desired = _hold(spec, obs.current)
+        if desired > obs.current:
+            return Decision(desired, "keeping the minimum"), replace(state, below_since=None)
     if desired >= obs.current:
         why = f"average {stable:.1f} in flight over {spec.window_stable:g}s, target {spec.target} per instance"
         if desired == floor and desired > want_stable:
@@ -126,6 +135,7 @@ class Autoscaler:
         self._record = record
         self._interval = interval
         self._tracked: dict[DeploymentId, _Tracked] = {}
+        self._scaling: dict[DeploymentId, asyncio.Task[None]] = {}
 
     def set_specs(self, specs: Mapping[DeploymentId, ScaleSpec]) -> None:
         """The deployments to scale (production ones) and their settings."""
@@ -135,9 +145,13 @@ class Autoscaler:
         }
 
     async def run(self) -> None:
-        while True:
-            await self.tick(time.time())
-            await asyncio.sleep(self._interval)
+        try:
+            while True:
+                await self.tick(time.time())
+                await asyncio.sleep(self._interval)
+        finally:
+            for task in self._scaling.values():
+                task.cancel()
 
     async def tick(self, now: float) -> None:
         for deployment, tracked in list(self._tracked.items()):
@@ -149,6 +163,20 @@ class Autoscaler:
             current = stats.ready + stats.starting
             obs = Observation(now, current, tuple(tracked.samples), last_request)
             decision, tracked.state = decide(tracked.spec, tracked.state, obs)
-            if decision.desired != current:
+            if decision.desired != current and deployment not in self._scaling:
                 await self._record(deployment, current, decision.desired, decision.reason)
-                await self._runtime.scale_to(deployment, decision.desired, decision.reason)
+                self._scale(deployment, decision.desired, decision.reason)
+
+    def _scale(self, deployment: DeploymentId, count: int, reason: str) -> None:
+        """Scale in the background: a start that waits for readiness must not hold up the other
+        deployments' ticks. One scaling at a time per deployment."""
+
+        async def scale() -> None:
+            try:
+                await self._runtime.scale_to(deployment, count, reason)
+            except Exception as exc:  # noqa: BLE001 - a failed scale is logged and retried on a later tick
+                log.warning("scaling %s to %d failed: %s", deployment, count, exc)
+            finally:
+                self._scaling.pop(deployment, None)
+
+        self._scaling[deployment] = asyncio.get_running_loop().create_task(scale())

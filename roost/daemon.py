@@ -24,6 +24,7 @@ from roost.api import Authenticator, AuthMiddleware, DoorSettings, Identity, cre
 from roost.applog import LogBook
 from roost.autoscale import Autoscaler, ScaleSpec
 from roost.build import Builder
+from roost.config import with_overrides
 from roost.control import Control, Urls
 from roost.cron import CronRunner
 from roost.edge import AppRoute, Edge, EdgeSettings, RouteTable
@@ -83,7 +84,7 @@ async def build_route_table(store: Store, domain: str) -> RouteTable:
         entries = traffic.get(app.name, [])
         deployments = ready.get(app.name, {})
         top = max(entries, key=lambda e: e.weight).deployment if entries else None
-        config = deployments[top].config if top in deployments else app.config
+        config = with_overrides(deployments[top].config, app.overrides) if top in deployments else app.config
         routes[app.name] = AppRoute(
             name=app.name,
             traffic=tuple((entry.deployment, entry.weight) for entry in entries),
@@ -107,7 +108,7 @@ async def production_scale_specs(store: Store, settings: ServeSettings) -> dict[
         for entry in traffic.get(app.name, []):
             if entry.weight <= 0:
                 continue
-            config = (await store.get_deployment(app.name, entry.deployment)).config
+            config = with_overrides((await store.get_deployment(app.name, entry.deployment)).config, app.overrides)
             specs[entry.deployment] = ScaleSpec.of(
                 config.scale,
                 config.mode,
@@ -156,7 +157,7 @@ class Recorder:
     def capacity_changed(self, deployment: DeploymentId) -> None:
         return None
 
-    def start_failed(self, deployment: DeploymentId, reason: str) -> None:
+    def start_failed(self, deployment: DeploymentId, reason: str, retry_after: int | None = None) -> None:
         return None
 
     async def flush(self) -> None:
@@ -216,7 +217,7 @@ class Daemon:
         s = self.settings
         logs = self._logs = LogBook(s.home / "logs")
         recorder = self._recorder = Recorder(store)
-        runtime = self._runtime = LocalRuntime(s.home, logs, recorder)
+        runtime = self._runtime = LocalRuntime(s.home, logs, recorder, memory_budget=s.memory_budget)
         runtime.subscribe(recorder)
         await runtime.start()
         edge = self._edge = Edge(runtime, EdgeSettings(trust_proxy=s.trust_proxy))
@@ -277,9 +278,9 @@ class Daemon:
         if self._store is not None:
             await self._store.add_event(app, kind, message, data)
 
-    async def _send_cron(self, app: str, job: CronJob) -> int:
+    async def _send_cron(self, app: str, job: CronJob) -> tuple[int, str]:
         if self._edge is None:
-            return 0
+            return 0, ""
         return await self._edge.internal_request(AppName(app), "POST", job.path, {"x-roost-cron": job.name})
 
     async def _check_exposure(self, store: Store) -> None:

@@ -49,6 +49,7 @@ class ServeSettings:
     scale_window: float = 60.0
     scale_panic_window: float = 6.0
     scale_down_delay: float = 30.0
+    memory_budget: int = 0  # bytes of instance memory limits allowed in all; 0: no budget
 
     @property
     def passwords_path(self) -> Path:

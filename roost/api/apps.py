@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from roost.api.deps import ControlDep
-from roost.api.schemas import AppCreate, AppInfoOut, AppOut, AppSummaryOut, EventOut
+from roost.api.schemas import AppCreate, AppInfoOut, AppOut, AppSummaryOut, EventOut, ScaleChange
 from roost.applog import LogLine
 
 router = APIRouter(tags=["apps"])
@@ -43,6 +43,12 @@ async def show_app(name: str, control: ControlDep, events: int = Query(20, ge=0,
 async def delete_app(name: str, control: ControlDep) -> Response:
     await control.remove_app(name)
     return Response(status_code=204)
+
+
+@router.patch("/v1/apps/{name}/scale", response_model=AppOut)
+async def set_scale(name: str, change: ScaleChange, control: ControlDep) -> AppOut:
+    """Change min, max, concurrency or idle_timeout; they stay in force across pushes."""
+    return AppOut.of(await control.set_scale(name, change.changes()))
 
 
 @router.post("/v1/apps/{name}/stop", status_code=204)

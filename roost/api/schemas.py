@@ -25,6 +25,18 @@ class VersionOut(BaseModel):
     python: str
 
 
+class ScaleChange(BaseModel):
+    """`roost scale`: only the fields given change; the rest keep their value."""
+
+    min: int | None = None
+    max: int | None = None
+    concurrency: int | None = None
+    idle_timeout: str | float | None = Field(default=None, description='seconds, or "5m", "1h"')
+
+    def changes(self) -> dict[str, object]:
+        return {key: value for key, value in self.model_dump().items() if value is not None}
+
+
 class AppCreate(BaseModel):
     name: str = Field(description="[a-z][a-z0-9-]{0,62}")
     mode: str | None = Field(default=None, description="service or function")
@@ -38,6 +50,7 @@ class AppOut(BaseModel):
     created_at: float
     updated_at: float
     config: dict[str, Any]
+    overrides: dict[str, Any] = Field(default_factory=dict, description="settings changed with `roost scale`")
 
     @classmethod
     def of(cls, app: App) -> AppOut:
@@ -48,6 +61,7 @@ class AppOut(BaseModel):
             created_at=app.created_at,
             updated_at=app.updated_at,
             config=app.config.to_dict(),
+            overrides=dict(app.overrides),
         )
 
 
@@ -155,6 +169,8 @@ class InstanceOut(BaseModel):
 
 class AppInfoOut(BaseModel):
     app: AppOut
+    settings: dict[str, Any] = Field(description="in force for production: roost.toml with `roost scale` on top")
+    sources: dict[str, str] = Field(description='where each setting came from: "default", "roost.toml", "roost scale"')
     url: str
     deployments: list[DeploymentOut]
     traffic: list[TrafficOut]
@@ -167,6 +183,8 @@ class AppInfoOut(BaseModel):
         weights = {t.deployment: t.weight for t in details.traffic}
         return cls(
             app=AppOut.of(details.app),
+            settings=(details.settings or details.app.config).to_dict(),
+            sources=details.sources,
             url=urls.production(details.app.name),
             deployments=[DeploymentOut.of(d, weights.get(d.id, 0), urls) for d in details.deployments],
             traffic=[TrafficOut.of(t) for t in details.traffic],

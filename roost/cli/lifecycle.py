@@ -1,4 +1,4 @@
-"""Running commands: start, stop (kill), restart, logs, domains."""
+"""Running commands: start, stop (kill), restart, scale, logs, domains."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import click
 
 from roost.cli.base import Context, json_option, pass_context
 from roost.cli.output import console, print_json
-from roost.config import parse_duration
+from roost.config import format_duration, parse_duration
 from roost.errors import UsageError
 
 
@@ -35,6 +35,40 @@ def restart(ctx: Context, app: str) -> None:
     """Start new instances, then drain the old ones."""
     ctx.client().request("POST", f"/v1/apps/{app}/restart")
     console.print(f"restarted [bold]{app}[/]")
+
+
+@click.command("scale")
+@click.argument("app")
+@click.option("--min", "minimum", type=click.IntRange(min=0), help="Instances kept at all times (a service: 1+).")
+@click.option("--max", "maximum", type=click.IntRange(min=1), help="Most instances at once.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Requests one instance takes at once.")
+@click.option("--idle-timeout", help="A function sleeps after this long without requests, e.g. 5m.")
+@json_option
+@pass_context
+def scale(
+    ctx: Context,
+    app: str,
+    minimum: int | None,
+    maximum: int | None,
+    concurrency: int | None,
+    idle_timeout: str | None,
+    as_json: bool,
+) -> None:
+    """Change APP's scale settings (they stay in force across pushes); no option shows them."""
+    changes = {"min": minimum, "max": maximum, "concurrency": concurrency, "idle_timeout": idle_timeout}
+    given = {key: value for key, value in changes.items() if value is not None}
+    client = ctx.client()
+    if given:
+        client.request("PATCH", f"/v1/apps/{app}/scale", json=given)
+    details = client.request("GET", f"/v1/apps/{app}", params={"events": 0})
+    scale_now, sources = details["settings"]["scale"], details["sources"]
+    if as_json:
+        print_json({"scale": scale_now, "sources": {k: v for k, v in sources.items() if k.startswith("scale.")}})
+        return
+    for key in ("min", "max", "concurrency", "idle_timeout"):
+        value = scale_now[key]
+        shown = format_duration(value) if key == "idle_timeout" else str(value)
+        console.print(f"  {key:<12} {shown:<8} [dim]({sources[f'scale.{key}']})[/]")
 
 
 @click.command("logs")

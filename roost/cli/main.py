@@ -14,7 +14,7 @@ from roost.cli.deploys import deployments, promote, rollback, traffic
 from roost.cli.env import env
 from roost.cli.events import events
 from roost.cli.init import init
-from roost.cli.lifecycle import domains, logs, restart, start, stop
+from roost.cli.lifecycle import domains, logs, restart, scale, start, stop
 from roost.cli.ops import cron, gc
 from roost.cli.output import console, print_json
 from roost.cli.push import push
@@ -84,6 +84,7 @@ for command in (
     start,
     stop,
     restart,
+    scale,
     logs,
     domains,
     password,

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import click
+import psutil
 
-from roost.config import parse_duration
+from roost.config import parse_duration, parse_size
 from roost.settings import (
     DEFAULT_API_HOST,
     DEFAULT_API_PORT,
@@ -90,6 +91,14 @@ def _announce(line: str) -> None:
     help="Lower demand must last this long before instances are drained.",
 )
 @click.option(
+    "--memory-budget",
+    default="80%",
+    show_default=True,
+    envvar="ROOST_MEMORY_BUDGET",
+    help="Instances start only while their memory limits add up to less than this: a share of RAM "
+    "(80%), a size (16G), or 0 for no budget.",
+)
+@click.option(
     "--cron-speed",
     default=1.0,
     type=click.FloatRange(min=1.0),
@@ -123,6 +132,7 @@ def serve(
     scale_window: str,
     scale_panic_window: str,
     scale_down_delay: str,
+    memory_budget: str,
     cron_speed: float,
 ) -> None:
     """Run the Roost daemon in the foreground."""
@@ -137,6 +147,7 @@ def serve(
             raise click.BadParameter(f"{cidr!r} is not a network like 10.0.0.0/8", param_hint="--trust-proxy") from exc
 
     logging.basicConfig(level=logging.INFO, format="roost: %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the cron runner's requests are events, not log lines
     settings = ServeSettings(
         home=(home or default_home()).expanduser().resolve(),
         edge_host=host,
@@ -157,9 +168,25 @@ def serve(
         scale_panic_window=_duration("--scale-panic-window", scale_panic_window),
         scale_down_delay=_duration("--scale-down-delay", scale_down_delay),
         cron_speed=cron_speed,
+        memory_budget=_memory_budget(memory_budget),
     )
     if trust_loopback:
         logging.getLogger("roost").warning(
             "--trust-loopback: any local process, including every app Roost runs, can use the admin API over TCP"
         )
     daemon.run(settings, _announce)
+
+
+def _memory_budget(value: str) -> int:
+    """'80%' of RAM, a size like '16G', or '0' for none."""
+    text = value.strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1])
+            if not 0 < share <= 100:
+                raise ValueError("a share between 0% and 100%")
+            return int(psutil.virtual_memory().total * share / 100)
+        return parse_size(text) if text != "0" else 0
+    except ValueError as exc:
+        message = f"{value!r} is not a share of RAM or a size ({exc})"
+        raise click.BadParameter(message, param_hint="--memory-budget") from exc

@@ -12,12 +12,13 @@ from typing import Any
 
 from roost.applog import LogBook, LogLine
 from roost.build import Builder
-from roost.config import build_config, validate
+from roost.config import build_config, setting_sources, validate, with_overrides
 from roost.control.usage import LIVE, Usage, measure
 from roost.errors import UsageError
 from roost.model import (
     APP_NAME_RULE,
     App,
+    AppConfig,
     AppName,
     Deployment,
     DeploymentId,
@@ -64,6 +65,8 @@ class AppDetails:
     domains: list[str] = field(default_factory=list)
     instances: list[InstanceInfo] = field(default_factory=list)
     usage: dict[int, Usage] = field(default_factory=dict)  # by pid
+    settings: AppConfig | None = None  # in force for production, `roost scale` included
+    sources: dict[str, str] = field(default_factory=dict)  # "scale.min" -> "roost scale" | "roost.toml" | "default"
 
 
 def check_app_name(name: str) -> AppName:
@@ -145,10 +148,17 @@ class AppUseCases(ControlBase):
     async def app_details(self, name: str, events: int = 20) -> AppDetails:
         app = await self.store.get_app(name)
         instances = [i for i in self.runtime.instances() if i.app == name]
+        deployments = await self.store.list_deployments(name)
+        traffic = await self.store.get_traffic(name)
+        top = max(traffic, key=lambda t: t.weight).deployment if traffic else None
+        base = next((d.config for d in deployments if d.id == top), app.config)
+        settings = with_overrides(base, app.overrides)
         return AppDetails(
             app=app,
-            deployments=await self.store.list_deployments(name),
-            traffic=await self.store.get_traffic(name),
+            settings=settings,
+            sources=setting_sources(settings, app.overrides),
+            deployments=deployments,
+            traffic=traffic,
             events=await self.store.list_events(name, limit=events),
             domains=sorted(await self.store.list_domains(name)),
             instances=instances,

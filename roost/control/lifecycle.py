@@ -10,13 +10,25 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from roost.config import merge, validate, with_overrides
 from roost.control.deploys import DeployUseCases
 from roost.cron import CronRunner, JobState
 from roost.errors import NotFound, RoostError
-from roost.model import AppConfig, AppName, CronJob, Deployment, DeploymentId, DeploymentStatus, DesiredState, Mode
+from roost.model import (
+    App,
+    AppConfig,
+    AppName,
+    CronJob,
+    Deployment,
+    DeploymentId,
+    DeploymentStatus,
+    DesiredState,
+    Mode,
+)
 from roost.runtime import kill_strays
 from roost.runtime.protocol import DeploymentSpec
 
@@ -33,8 +45,9 @@ class LifecycleUseCases(DeployUseCases):
     _registered: dict[DeploymentId, DeploymentSpec]
     cron: CronRunner | None = None
 
-    def _spec(self, deployment: Deployment, production: bool, env: dict[str, str]) -> DeploymentSpec:
-        config = deployment.config if production else preview_config(deployment.config)
+    def _spec(self, app: App, deployment: Deployment, production: bool, env: dict[str, str]) -> DeploymentSpec:
+        config = with_overrides(deployment.config, app.overrides)
+        config = config if production else preview_config(config)
         return DeploymentSpec(
             app=deployment.app,
             deployment=deployment.id,
@@ -63,12 +76,33 @@ class LifecycleUseCases(DeployUseCases):
         production = [d for d in deployments if weights.get(d.id, 0) > 0]
         leaving = [d for d in deployments if weights.get(d.id, 0) == 0 and d.id in self._registered]
         for deployment in production:
-            await self._register(self._spec(deployment, True, {**deployment.config.env, **secrets}))
+            await self._register(self._spec(record, deployment, True, {**deployment.config.env, **secrets}))
         if leaving:
             await self._hand_over(production, leaving)
         for deployment in deployments:
             if weights.get(deployment.id, 0) == 0:
-                await self._register(self._spec(deployment, False, {**deployment.config.env, **secrets}))
+                await self._register(self._spec(record, deployment, False, {**deployment.config.env, **secrets}))
+
+    async def set_scale(self, app: str, changes: Mapping[str, object]) -> App:
+        """Change scale settings on top of every deployment's roost.toml (they survive pushes).
+
+        Raises ConfigError for a bad value or a result that breaks a rule (min above max)."""
+        record = await self.store.get_app(app)
+        if not changes:
+            return record
+        layer = validate({"scale": dict(changes)}, "roost scale")
+        overrides = merge(record.overrides, layer)
+        for deployment in await self.store.list_deployments(app):
+            if deployment.status is DeploymentStatus.READY:
+                with_overrides(deployment.config, overrides)  # raises ConfigError if the result is invalid
+        updated = await self.store.set_overrides(app, overrides)
+        said = ", ".join(
+            f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+            for key, value in layer["scale"].items()
+        )
+        await self.store.add_event(app, "scale.settings", f"scale settings changed: {said}", layer["scale"])
+        await self.reconcile(record.name)
+        return updated
 
     async def production_crons(self) -> dict[str, tuple[CronJob, ...]]:
         """Each running app's cron jobs, from its production deployment's settings."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,20 @@ class Store(InstanceTables, TokenTable, SecretTable):
                     name,
                 ),
             )
+            return app_from_row(conn.execute("SELECT * FROM apps WHERE name = ?", (name,)).fetchone())
+
+        return await self._db.write(update)
+
+    async def set_overrides(self, name: str, overrides: Mapping[str, Any]) -> App:
+        """Replace the app's `roost scale` settings; raises NotFound."""
+
+        def update(conn: sqlite3.Connection) -> App:
+            changed = conn.execute(
+                "UPDATE apps SET overrides = ?, updated_at = ? WHERE name = ?",
+                (json.dumps(overrides), time.time(), name),
+            )
+            if changed.rowcount == 0:
+                raise _no_app(name)
             return app_from_row(conn.execute("SELECT * FROM apps WHERE name = ?", (name,)).fetchone())
 
         return await self._db.write(update)

@@ -26,6 +26,7 @@ def app_from_row(row: sqlite3.Row) -> App:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         config=AppConfig.from_dict(json.loads(row["config"])),
+        overrides=json.loads(row["overrides"]),
     )
 
 

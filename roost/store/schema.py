@@ -93,4 +93,8 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (app, name)
     );
     """,
+    # 4: settings changed with `roost scale`, applied on top of every deployment's roost.toml
+    """
+    ALTER TABLE apps ADD COLUMN overrides TEXT NOT NULL DEFAULT '{}';
+    """,
 )

@@ -93,3 +93,20 @@ def test_first_request_of_a_sleeping_function_starts_one() -> None:
 
 def test_never_beyond_max() -> None:
     assert max(counts(replay(SERVICE, [10_000.0] * 30))) == SERVICE.max
+
+
+def test_past_demand_starts_nothing_once_the_load_is_gone() -> None:
+    """After a burst, the stable window still remembers demand; if the runtime put the function
+    to sleep meanwhile, nothing may be started for requests that are no longer there."""
+    spec = ScaleSpec(
+        min=0, max=5, target=2, idle_timeout=2, function=True, window_stable=4, window_panic=1, scale_down_delay=2
+    )
+    samples = ((0.0, 6.0), (1.0, 6.0), (2.0, 0.0), (3.0, 0.0))
+    asleep = Observation(now=3.0, current=0, samples=samples, last_request_at=1.5)
+    decision, _ = decide(spec, ScaleState(panic_until=10.0), asleep)
+    assert decision.desired == 0
+    decision, _ = decide(spec, ScaleState(), asleep)
+    assert decision.desired == 0
+    service = ScaleSpec(min=1, max=5, target=2, idle_timeout=2, function=False, window_stable=4, window_panic=1)
+    decision, _ = decide(service, ScaleState(), asleep)
+    assert decision.desired == 1
