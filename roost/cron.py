@@ -20,7 +20,7 @@ from croniter import croniter
 from roost.model import CronJob
 
 log = logging.getLogger("roost.cron")
-Send = Callable[[str, CronJob], Awaitable[int]]  # the HTTP status the app answered
+Send = Callable[[str, CronJob], Awaitable[tuple[int, str]]]  # the app's HTTP status, and X-Roost-Start
 Record = Callable[[str, str, str, dict[str, object]], Awaitable[None]]
 
 
@@ -78,6 +78,11 @@ class CronRunner:
         self._jobs = fresh
         self._changed.set()
 
+    def wall_time(self, at: float) -> float:
+        """When scheduling time `at` comes, in wall time (they differ only with a faster clock)."""
+        real = self._clock()
+        return real + (at - self.now()) / self._speed
+
     def status(self, app: str) -> list[JobState]:
         return sorted((s for s in self._jobs.values() if s.app == app), key=lambda s: s.job.name)
 
@@ -114,10 +119,10 @@ class CronRunner:
     async def _run_one(self, state: JobState) -> None:
         started = time.monotonic()
         try:
-            status = await self._send(state.app, state.job)
+            status, start = await self._send(state.app, state.job)
             state.last_error = ""
         except Exception as exc:  # noqa: BLE001 - a failed run is recorded, never fatal to the runner
-            status, state.last_error = 0, str(exc) or type(exc).__name__
+            status, start, state.last_error = 0, "", str(exc) or type(exc).__name__
         finally:
             state.running = False
         seconds = time.monotonic() - started
@@ -128,7 +133,7 @@ class CronRunner:
             state.app,
             "cron.run" if ok else "cron.failed",
             f"cron job {state.job.name} POST {state.job.path}: {result} in {seconds * 1000:.0f}ms",
-            {"job": state.job.name, "status": status, "seconds": seconds},
+            {"job": state.job.name, "status": status, "seconds": seconds, "start": start},
         )
 
     def _later(self, work: Awaitable[None]) -> None:

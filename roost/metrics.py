@@ -71,6 +71,11 @@ class RoostCollector(Collector):
         latency = HistogramMetricFamily(
             "roost_request_duration_seconds", "Time to answer", labels=["app", "deployment"]
         )
+        by_start = CounterMetricFamily(
+            "roost_requests_by_start",
+            "Requests forwarded, by X-Roost-Start: cold (waited for an import), warm (a fork), hot (ready)",
+            labels=["app", "deployment", "start"],
+        )
         for c in self._counters():
             labels = [apps.get(c.deployment, ""), c.deployment]
             for code, count in (
@@ -81,6 +86,8 @@ class RoostCollector(Collector):
                 ("5xx", c.requests_5xx),
             ):
                 requests.add_metric([*labels, code], count)
+            for start, count in c.starts:
+                by_start.add_metric([*labels, start], count)
             in_flight.add_metric(labels, c.in_flight)
             queued.add_metric(labels, c.queued)
             cumulative, buckets = 0, []
@@ -88,7 +95,7 @@ class RoostCollector(Collector):
                 cumulative += count
                 buckets.append((str(bound) if bound != float("inf") else "+Inf", cumulative))
             latency.add_metric(labels, buckets, c.latency_sum)
-        yield from (requests, in_flight, queued, latency)
+        yield from (requests, in_flight, queued, latency, by_start)
 
     def _runtime(self) -> Iterator[Metric]:
         by_state: Counter[tuple[str, str, str]] = Counter()

@@ -48,13 +48,15 @@ async def gc(control: ControlDep) -> GcOut:
 
 @router.get("/v1/apps/{name}/cron", response_model=list[CronOut])
 async def cron(name: str, control: ControlDep) -> list[CronOut]:
+    """The app's cron jobs with their next run (wall time) and last result."""
+    runner = control.cron
     return [
         CronOut(
             name=s.job.name,
             schedule=s.job.schedule,
             path=s.job.path,
             public=s.job.public,
-            next_run=s.next_at,
+            next_run=runner.wall_time(s.next_at) if runner is not None else s.next_at,
             running=s.running,
             last_run=s.last_at,
             last_status=s.last_status,

@@ -64,27 +64,34 @@ def info(ctx: Context, app: str, events: int, as_json: bool) -> None:
     if as_json:
         print_json(details)
         return
-    _show_settings(details["app"])
+    _show_settings(details["app"], details["settings"], details["sources"])
     _show_deployments(details["deployments"])
     _show_instances(details["instances"])
     _show_events(details["events"])
 
 
-def _show_settings(app: dict[str, Any]) -> None:
-    config = app["config"]
-    scale, limits = config["scale"], config["limits"]
-    console.print(f"[bold]{app['name']}[/]  mode={app['mode']}  desired={app['desired']}")
-    runs = config.get("entrypoint") or config.get("command") or "-"
-    console.print(f"  runs       {runs}")
-    console.print(
-        f"  scale      min={scale['min']} max={scale['max']} concurrency={scale['concurrency']}"
-        f" idle_timeout={format_duration(scale['idle_timeout'])}"
-    )
-    console.print(
-        f"  limits     memory={format_size(limits['memory'])} cpu={limits['cpu']:g}"
-        f" timeout={format_duration(limits['timeout'])} body={format_size(limits['body'])}"
-        f" network={limits['network']}"
-    )
+def _setting(value: object, key: str) -> str:
+    if key in DURATIONS and isinstance(value, int | float):
+        return format_duration(value)
+    if key in SIZES and isinstance(value, int):
+        return format_size(value)
+    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+DURATIONS = {"idle_timeout", "timeout", "cpu_budget"}
+SIZES = {"memory", "body", "tmp"}
+
+
+def _show_settings(app: dict[str, Any], settings: dict[str, Any], sources: dict[str, str]) -> None:
+    console.print(f"[bold]{app['name']}[/]  mode={settings['mode']}  desired={app['desired']}")
+    runs = settings.get("entrypoint") or settings.get("command") or "-"
+    console.print(f"  runs  {runs}")
+    rows = table("SETTING", "VALUE", "FROM")
+    for table_name in ("scale", "limits"):
+        for key, value in settings[table_name].items():
+            name = f"{table_name}.{key}"
+            rows.add_row(name, _setting(value, key), sources.get(name, ""))
+    show(rows)
 
 
 def _show_deployments(deployments: list[dict[str, Any]]) -> None:

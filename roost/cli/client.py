@@ -7,6 +7,7 @@ and a refused connection into DaemonUnreachable with what to do.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from roost.errors import DaemonUnreachable, RoostError, from_wire
+from roost.errors import DaemonUnreachable, RoostError, UsageError, from_wire
 from roost.settings import DEFAULT_API_HOST, DEFAULT_API_PORT, SOCKET_NAME, default_home
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -44,15 +45,27 @@ def resolve_target(url: str | None) -> Target:
     return Target(f"http://{DEFAULT_API_HOST}:{DEFAULT_API_PORT}")
 
 
+def _trusting(cafile: str) -> ssl.SSLContext:
+    """A TLS context that trusts the CA bundle (or self-signed certificate) in `cafile`."""
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(
+            f"cannot read the CA bundle {cafile}: {exc}", hint="--cacert takes a PEM file with the daemon's certificate"
+        ) from exc
+
+
 class Client:
     def __init__(
         self,
         target: Target,
         token: str | None = None,
         basic: tuple[str, str] | None = None,
-        verify: str | bool = True,
+        verify: str | bool | ssl.SSLContext = True,
     ) -> None:
         self.target = target
+        if isinstance(verify, str):
+            verify = _trusting(verify)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         auth = httpx.BasicAuth(*basic) if basic else None
         transport = httpx.HTTPTransport(uds=str(target.socket)) if target.socket else None

@@ -13,13 +13,18 @@ from roost.errors import UsageError
 
 @click.command("deployments")
 @click.argument("app")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the ids, newest first (for scripts).")
 @json_option
 @pass_context
-def deployments(ctx: Context, app: str, as_json: bool) -> None:
+def deployments(ctx: Context, app: str, quiet: bool, as_json: bool) -> None:
     """List an app's deployments, newest first; TRAFFIC marks production."""
     found: list[dict[str, Any]] = ctx.client().request("GET", f"/v1/apps/{app}/deployments")
     if as_json:
         print_json(found)
+        return
+    if quiet:
+        for d in found:
+            click.echo(d["id"])
         return
     rows = table("DEPLOYMENT", "STATUS", "TRAFFIC", "AGE", "BUILD", "MESSAGE", "PREVIEW")
     for d in found:

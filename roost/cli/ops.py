@@ -5,16 +5,7 @@ from __future__ import annotations
 import click
 
 from roost.cli.base import Context, json_option, pass_context
-from roost.cli.output import age, console, print_json, show, table, until
-
-
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
+from roost.cli.output import age, console, human_size, print_json, show, table, until
 
 
 @click.command("gc")
@@ -30,8 +21,8 @@ def gc(ctx: Context, as_json: bool) -> None:
         console.print(f"pruned deployment {name}")
     for kind in ("venvs", "blobs"):
         for item in report[kind]:
-            console.print(f"removed {kind[:-1]} {item['name']} ({_size(item['bytes'])})")
-    console.print(f"freed {_size(report['freed_bytes'])}")
+            console.print(f"removed {kind[:-1]} {item['name']} ({human_size(item['bytes'])})")
+    console.print(f"freed {human_size(report['freed_bytes'])}")
 
 
 @click.command("cron")
@@ -46,15 +37,12 @@ def cron(ctx: Context, app: str, as_json: bool) -> None:
         return
     rows = table("JOB", "SCHEDULE (UTC)", "PATH", "NEXT RUN", "LAST RUN", "RESULT")
     for job in jobs:
-        result = (
-            "running"
-            if job["running"]
-            else (
-                f"HTTP {job['last_status']} in {job['last_seconds'] * 1000:.0f}ms"
-                if job["last_status"]
-                else (job["last_error"] or "-")
-            )
-        )
+        if job["last_status"]:
+            result = f"HTTP {job['last_status']} in {job['last_seconds'] * 1000:.0f}ms"
+        else:
+            result = job["last_error"] or "-"
+        if job["running"]:
+            result = "running" if result == "-" else f"{result}, running again"
         nxt = f"in {until(job['next_run'])}"
         rows.add_row(
             job["name"],

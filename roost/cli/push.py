@@ -10,6 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 
 from roost.cli.base import Context, json_option, pass_context
 from roost.cli.client import Client
@@ -35,23 +46,27 @@ def app_name_for(path: Path, settings: dict[str, Any], flag: str | None) -> str:
     return guess[:63].rstrip("-")
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
+def _chunks(path: Path, progress: Progress, task: TaskID) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
+            progress.advance(task, len(chunk))
             yield chunk
 
 
-def _upload(client: Client, archive: Path, digest: str, size: int, say: Any) -> None:
+def _upload(client: Client, archive: Path, digest: str, size: int, say: Any, shown: Console) -> None:
     if client.has_blob(digest):
         say(f"[dim]archive {digest[:19]}… ({human_size(size)}) already on the daemon: not uploaded again[/]")
         return
     started = time.monotonic()
-    client.request(
-        "PUT",
-        f"/v1/blobs/{digest}",
-        content=_chunks(archive),
-        headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
-    )
+    columns = (TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=shown, transient=True, disable=not shown.is_terminal) as progress:
+        task = progress.add_task("upload", total=size)
+        client.request(
+            "PUT",
+            f"/v1/blobs/{digest}",
+            content=_chunks(archive, progress, task),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
     seconds = max(time.monotonic() - started, 1e-6)
     say(f"uploaded {human_size(size)} in {seconds:.2f}s ({human_size(size / seconds)}/s)")
 
@@ -69,7 +84,8 @@ def push(
 ) -> None:
     """Build the app in PATH and (unless --no-promote) send production traffic to it."""
     started = time.monotonic()
-    say = err_console.print if as_json else console.print
+    shown = err_console if as_json else console
+    say = shown.print
     settings, source = find_settings(path)
     overrides = validate({"mode": mode} if mode else {}, "command-line flags")
     app = app_name_for(path, settings, name)
@@ -82,12 +98,24 @@ def push(
         packed = pack_app(path, Path(scratch) / "app.tar.gz")
         sizes = f"{human_size(packed.unpacked_size)} → {human_size(packed.size)}"
         say(f"packed {packed.files} files, {sizes} ({packed.digest[:19]}…)")
-        _upload(client, packed.path, packed.digest, packed.size, say)
+        _upload(client, packed.path, packed.digest, packed.size, say, shown)
     body = {"digest": packed.digest, "message": message, "settings": merged, "promote": not no_promote}
     deployment = client.request("POST", f"/v1/apps/{app}/deployments", json=body)
     say(f"deployment [bold]{deployment['id']}[/] building")
-    for line in client.stream_lines("GET", f"/v1/apps/{app}/deployments/{deployment['id']}/log"):
-        say(f"  {time.monotonic() - started:5.1f}s  {line}", markup=False, highlight=False)
+    # A spinner with the time elapsed keeps ticking on a terminal while a step is quiet.
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=shown,
+        transient=True,
+        disable=not shown.is_terminal,
+    ) as progress:
+        step = progress.add_task(f"building {deployment['id']}")
+        for line in client.stream_lines("GET", f"/v1/apps/{app}/deployments/{deployment['id']}/log"):
+            progress.console.print(f"  {time.monotonic() - started:5.1f}s  {line}", markup=False, highlight=False)
+            if line.startswith("==> "):
+                progress.update(step, description=line[4:])
     final = client.request("GET", f"/v1/apps/{app}/deployments/{deployment['id']}")
     elapsed = time.monotonic() - started
     if as_json:

@@ -28,8 +28,8 @@ def pushed(daemon: Daemon, path: Path, *args: str) -> str:
     return out + err
 
 
-def get(daemon: Daemon, host: str, path: str = "/", **kwargs: Any) -> httpx.Response:
-    return httpx.get(f"{daemon.edge_url}{path}", headers={"Host": host}, timeout=30, **kwargs)
+def get(daemon: Daemon, host: str, path: str = "/", headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.get(f"{daemon.edge_url}{path}", headers={**(headers or {}), "Host": host}, timeout=30)
 
 
 def write_app(root: Path, name: str, files: dict[str, str]) -> Path:

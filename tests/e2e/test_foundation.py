@@ -1,6 +1,7 @@
 """The foundation end to end: a real `roost serve` driven through the CLI and HTTP."""
 
 import json
+import re
 import signal
 import socket
 import sys
@@ -32,7 +33,7 @@ def test_create_info_remove_through_the_cli(daemon: Daemon) -> None:
     assert info.returncode == 0
     assert "mode=service" in info.stdout
     assert "app.created" in info.stdout
-    assert "memory=128M" in info.stdout
+    assert re.search(r"limits\.memory\s+128M\s+default", info.stdout), info.stdout
     removed = daemon.cli("remove", "hello")
     assert removed.returncode == 0
     assert json.loads(daemon.cli("list", "--json").stdout) == []

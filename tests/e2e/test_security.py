@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -216,8 +217,18 @@ def test_tls_serves_the_api_over_https(home: Path, tmp_path: Path) -> None:
     set_password(home)
     with running(home, "--tls-cert", str(cert), "--tls-key", str(key)) as daemon:
         assert daemon.api_url.startswith("https://")
-        ok = daemon.cli("--cacert", str(cert), "-B", "list", stdin=f"admin\n{PASSWORD}\n")
+        ok = daemon.cli("--cacert", str(cert), "-B", "list", url=True, stdin=f"admin\n{PASSWORD}\n")
         assert ok.returncode == 0, ok.stderr
+        untrusted = daemon.cli("-B", "list", url=True, stdin=f"admin\n{PASSWORD}\n")
+        assert untrusted.returncode == 1
+        assert daemon.edge_url.startswith("https://")
+        edge = httpx.get(
+            daemon.edge_url,
+            headers={"Host": "nothing.localhost"},
+            verify=ssl.create_default_context(cafile=str(cert)),
+            timeout=10,
+        )
+        assert edge.status_code == 404
         plain = daemon.api_url.replace("https://", "http://")
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"{plain}/v1/apps", timeout=5).raise_for_status()

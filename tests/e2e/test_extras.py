@@ -1,0 +1,191 @@
+"""Environment and secrets, cron jobs, start temperature metrics and retention, end to end."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.apps import get, pushed, wait_until, write_app
+from tests.e2e.harness import Daemon, running
+
+SECRET = "s3cr3t-value-4f1c9a"
+
+APP = """
+import os
+
+def handler(request):
+    if request.path == "/env":
+        return {"greeting": os.environ.get("GREETING", ""), "api_key": os.environ.get("API_KEY", "")}
+    if request.path == "/headers":
+        return dict(request.headers)
+    if request.path.startswith("/tasks/"):
+        print(f"cron hit {request.method} {request.path} by {request.headers.get('x-roost-cron')}", flush=True)
+        return "done"
+    return "ok"
+"""
+TOML = """
+name = "{name}"
+entrypoint = "handler:handler"
+keep = {keep}
+
+[env]
+GREETING = "from roost.toml"
+
+[[cron]]
+name = "tick"
+schedule = "* * * * *"
+path = "/tasks/tick"
+
+[[cron]]
+name = "report"
+schedule = "0 3 * * *"
+path = "/tasks/report"
+public = true
+"""
+
+
+def events(daemon: Daemon, app: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = json.loads(daemon.cli("events", app, "--json", "-n", "1000").stdout)
+    return found
+
+
+def make_app(root: Path, name: str, keep: int = 10) -> Path:
+    return write_app(root, name, {"roost.toml": TOML.format(name=name, keep=keep), "handler.py": APP})
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    home = tmp_path_factory.mktemp("extras") / "home"
+    home.mkdir()
+    with running(home, "--cron-speed", "60") as started:  # a cron minute passes every second
+        yield started
+
+
+def test_secret_reaches_the_app_by_rolling_restart_and_nowhere_else(daemon: Daemon, tmp_path: Path) -> None:
+    pushed(daemon, make_app(tmp_path, "envy"), "--mode", "service")
+    assert get(daemon, "envy.localhost", "/env").json() == {"greeting": "from roost.toml", "api_key": ""}
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=daemon.edge_url, headers={"Host": "envy.localhost"}, timeout=30) as client:
+            while not stop.is_set():
+                statuses.append(client.get("/").status_code)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        changed = daemon.cli("env", "envy", "set", f"API_KEY={SECRET}", "GREETING=from roost env")
+        assert changed.returncode == 0, changed.stderr
+        wait_until("the new environment", lambda: get(daemon, "envy.localhost", "/env").json()["api_key"] == SECRET)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert statuses and set(statuses) == {200}, f"{len(statuses)} requests: {set(statuses)}"
+    assert get(daemon, "envy.localhost", "/env").json()["greeting"] == "from roost env"
+    listed = daemon.cli("env", "envy", "list", "--json").stdout
+    assert SECRET not in listed and "API_KEY" in listed
+    assert SECRET in daemon.cli("env", "envy", "list", "--reveal").stdout
+    everything = [
+        daemon.cli("events", "--json", "-n", "1000").stdout,
+        daemon.cli("info", "envy", "--json", "--events", "1000").stdout,
+        daemon.cli("logs", "envy").stdout,
+        daemon.output(),
+        (daemon.home / "roost.db").read_bytes().decode("latin-1"),
+    ]
+    for text in everything:
+        assert SECRET not in text
+    assert daemon.cli("env", "envy", "unset", "API_KEY").returncode == 0
+    wait_until("the secret gone", lambda: get(daemon, "envy.localhost", "/env").json()["api_key"] == "")
+
+
+def test_cron_wakes_a_sleeping_function_and_shows_in_roost_cron(daemon: Daemon, tmp_path: Path) -> None:
+    pushed(daemon, make_app(tmp_path, "clock"))
+
+    def ran() -> list[dict[str, Any]]:
+        jobs: list[dict[str, Any]] = json.loads(daemon.cli("cron", "clock", "--json").stdout)
+        return [job for job in jobs if job["name"] == "tick" and job["last_status"] == 200]
+
+    wait_until("the tick job to run", ran, timeout=30)
+    assert "cron hit POST /tasks/tick by tick" in daemon.cli("logs", "clock").stdout
+    table = daemon.cli("cron", "clock").stdout
+    assert "tick" in table and "HTTP 200" in table and "(private)" in table
+    runs = [e for e in events(daemon, "clock") if e["kind"] == "cron.run"]
+    assert runs and runs[-1]["data"]["status"] == 200
+    assert runs[0]["data"]["start"] in ("warm", "cold"), runs[0]  # the first tick woke the sleeping function
+    assert not [e for e in events(daemon, "clock") if e["kind"] == "cron.skipped"]
+
+
+def test_cron_paths_are_private_and_the_header_cannot_be_forged(daemon: Daemon, tmp_path: Path) -> None:
+    pushed(daemon, make_app(tmp_path, "guarded"))
+    assert httpx.post(f"{daemon.edge_url}/tasks/tick", headers={"Host": "guarded.localhost"}).status_code == 404
+    assert get(daemon, "localhost", "/guarded/tasks/tick").status_code == 404
+    assert get(daemon, "guarded.localhost", "/tasks/report").status_code == 200  # public = true
+    echoed = get(daemon, "guarded.localhost", "/headers", headers={"X-Roost-Cron": "tick"})
+    assert "x-roost-cron" not in echoed.json()
+
+
+def test_invalid_cron_expression_fails_the_push_naming_the_job(daemon: Daemon, tmp_path: Path) -> None:
+    app = make_app(tmp_path, "badcron")
+    toml = app / "roost.toml"
+    toml.write_text(toml.read_text().replace('schedule = "0 3 * * *"', 'schedule = "every day"'))
+    result = daemon.cli("push", str(app))
+    assert result.returncode == 1
+    assert "report" in result.stderr and "schedule" in result.stderr
+
+
+def test_metrics_count_each_start_temperature(daemon: Daemon, tmp_path: Path) -> None:
+    pushed(daemon, make_app(tmp_path, "temps"))
+    assert get(daemon, "temps.localhost").headers["x-roost-start"] == "warm"
+    assert get(daemon, "temps.localhost").headers["x-roost-start"] == "hot"
+    with daemon.api() as api:
+        text = api.get("/metrics").text
+    starts = {
+        line.split('start="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("roost_requests_by_start_total") and 'app="temps"' in line
+    }
+    assert starts.get("warm", 0) >= 1 and starts.get("hot", 0) >= 1, starts
+    families = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    for family in (
+        "roost_requests",
+        "roost_request_duration_seconds",
+        "roost_requests_in_flight",
+        "roost_requests_queued",
+        "roost_instances",
+        "roost_cold_starts",
+        "roost_instance_restarts",
+        "roost_oom_kills",
+        "roost_build_duration_seconds",
+        "roost_daemon_process_resident_memory_bytes",
+    ):
+        assert family in families, family
+    assert 'roost_requests_total{app="temps"' in text and 'code="2xx"' in text
+    assert 'roost_build_duration_seconds_count{app="temps"} 1.0' in text
+
+
+def test_retention_keeps_n_plus_traffic_and_gc_frees_the_rest(daemon: Daemon, tmp_path: Path) -> None:
+    app = make_app(tmp_path, "kept", keep=2)
+    handler = app / "handler.py"
+    ids = []
+    for version in range(5):  # N + 3 pushes
+        handler.write_text(APP + f"\nVERSION = {version}\n")
+        pushed(daemon, app)
+        ids.append(json.loads(daemon.cli("deployments", "kept", "--json").stdout)[0]["id"])
+    assert daemon.cli("rollback", "kept", ids[0]).returncode == 1  # pruned: its files are gone
+    on_disk = sorted(p.name for p in (daemon.home / "deployments" / "kept").iterdir())
+    assert on_disk == sorted(ids[-2:])
+    listed = {d["id"]: d["status"] for d in json.loads(daemon.cli("deployments", "kept", "--json").stdout)}
+    assert [listed[i] for i in ids[:3]] == ["pruned"] * 3
+    report = json.loads(daemon.cli("gc", "--json").stdout)
+    assert report["freed_bytes"] >= 0
+    assert "freed" in daemon.cli("gc").stdout
+    assert get(daemon, "kept.localhost").status_code == 200
