@@ -220,7 +220,10 @@ class Daemon:
         runtime = self._runtime = LocalRuntime(s.home, logs, recorder, memory_budget=s.memory_budget)
         runtime.subscribe(recorder)
         await runtime.start()
-        edge = self._edge = Edge(runtime, EdgeSettings(trust_proxy=s.trust_proxy))
+        edge_settings = EdgeSettings(
+            trust_proxy=s.trust_proxy, rate_per_client=s.client_rate, rate_burst=max(1, int(2 * s.client_rate))
+        )
+        edge = self._edge = Edge(runtime, edge_settings)
         edge.on_recycle = self._spawn_stop
         urls = Urls(domain=s.domain, port=edge_port, scheme="https" if s.tls_cert else "http")
         builder = Builder(s.home, RUNNER_REQUIREMENTS, cache_dir=s.uv_cache)

@@ -99,6 +99,15 @@ def _announce(line: str) -> None:
     "(80%), a size (16G), or 0 for no budget.",
 )
 @click.option(
+    "--client-rate",
+    default=1000.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    envvar="ROOST_CLIENT_RATE",
+    help="Requests per second one client address may send to the edge (bursts of twice that); "
+    "more get 429. 0 turns the limit off.",
+)
+@click.option(
     "--cron-speed",
     default=1.0,
     type=click.FloatRange(min=1.0),
@@ -133,6 +142,7 @@ def serve(
     scale_panic_window: str,
     scale_down_delay: str,
     memory_budget: str,
+    client_rate: float,
     cron_speed: float,
 ) -> None:
     """Run the Roost daemon in the foreground."""
@@ -169,6 +179,7 @@ def serve(
         scale_down_delay=_duration("--scale-down-delay", scale_down_delay),
         cron_speed=cron_speed,
         memory_budget=_memory_budget(memory_budget),
+        client_rate=client_rate,
     )
     if trust_loopback:
         logging.getLogger("roost").warning(

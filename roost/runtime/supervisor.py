@@ -114,6 +114,8 @@ class LocalRuntime(LimitWatcher):
             return
         if replace(spec, config=replace(spec.config, scale=pool.spec.config.scale)) == pool.spec:
             pool.spec = spec  # only the scale settings changed: the instances stay, the floor and cap move
+            if pool.zygote is not None:
+                pool.zygote.spec = spec  # what it imported is the same; forks must still match the pool
             self._keep_floor(pool)
             if len(pool.live()) > spec.config.scale.max:
                 await self.scale_to(spec.deployment, spec.config.scale.max, "scale.max lowered")

@@ -2,6 +2,7 @@
 converge, and close() leaves nothing behind."""
 
 import asyncio
+import dataclasses
 import json
 import time
 
@@ -92,6 +93,19 @@ async def test_a_new_spec_rolls_the_instances(harness: Harness) -> None:
     env = json.loads((await get(await harness.acquire(spec.deployment), "/env"))[2])
     assert env["GENERATION"] == "2"
     assert any(i.id == old.id and i.state is InstanceState.STOPPED for i in harness.runtime.instances())
+
+
+async def test_a_scale_only_change_keeps_the_instances_and_still_forks(harness: Harness) -> None:
+    spec = harness.service("fastapi", entrypoint="main:app")
+    await harness.runtime.deploy(spec)
+    await harness.recorder.until(lambda: len(harness.ready(spec.deployment)) == 1)
+    kept = harness.ready(spec.deployment)[0]
+    wider = dataclasses.replace(spec, config=dataclasses.replace(spec.config, scale=ScaleConfig(min=1, max=3)))
+    await harness.runtime.deploy(wider)
+    assert [i.id for i in harness.ready(spec.deployment)] == [kept.id]
+    await harness.runtime.scale_to(spec.deployment, 2, "test")
+    added = [i for i in harness.ready(spec.deployment) if i.id != kept.id]
+    assert len(added) == 1 and added[0].start_kind is StartKind.FORK
 
 
 async def test_restart_starts_new_instances_before_the_old_drain(harness: Harness) -> None:
