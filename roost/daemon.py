@@ -126,6 +126,7 @@ class Recorder:
         self._store = store
         self._tasks: set[asyncio.Task[None]] = set()
         self.tallies = Tallies()
+        store.on_event = lambda event: self.tallies.event(event.app or "", event.kind, event.data)
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -138,7 +139,6 @@ class Recorder:
             log.error("could not record runtime state: %s", task.exception())
 
     def __call__(self, app: AppName, kind: str, message: str, data: Mapping[str, object]) -> None:
-        self.tallies.event(app, kind, data)
         self._spawn(self._store.add_event(app, kind, message, dict(data)))
 
     def instance_changed(self, info: InstanceInfo) -> None:

@@ -36,5 +36,8 @@ class Backoff:
         return streak + 1
 
 
+BACKOFF_SLACK = 0.01  # seconds: a timer that fires this early is on time, not another back-off
+
+
 def is_crash_looping(streak: int) -> bool:
     return streak >= CRASH_LOOP_STREAK

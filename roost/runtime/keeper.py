@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from roost.model import InstanceState, new_instance_id
-from roost.runtime.backoff import is_crash_looping
+from roost.runtime.backoff import BACKOFF_SLACK, is_crash_looping
 from roost.runtime.environ import make_tmpdir
 from roost.runtime.instance import Instance
 from roost.runtime.launch import StartFailed, launch_command, launch_forked, launch_fresh
@@ -222,7 +222,7 @@ class InstanceKeeper(ZygoteKeeper):
         if missing <= 0:
             return
         wait = pool.backoff_until - time.monotonic()
-        if wait > 0:
+        if wait > BACKOFF_SLACK:  # a timer may fire a hair early: that is not another back-off
             self._restart_later(pool, wait)
             return
         for _ in range(missing):

@@ -16,7 +16,7 @@ from pathlib import Path
 from roost.applog import LogBook
 from roost.errors import Unavailable
 from roost.model import DeploymentId, InstanceId, InstanceState
-from roost.runtime.backoff import Backoff
+from roost.runtime.backoff import BACKOFF_SLACK, Backoff
 from roost.runtime.budget import Candidate, describe, plan_room
 from roost.runtime.capacity import clamp_count, pick_least_loaded, pick_surplus, starts_needed
 from roost.runtime.instance import Instance
@@ -272,7 +272,7 @@ class LocalRuntime(LimitWatcher):
         live = pool.live()
         if target > len(live):
             wait = pool.backoff_until - time.monotonic()
-            if wait > 0:  # crash-looping: the back-off decides when the floor comes back, not demand
+            if wait > BACKOFF_SLACK:  # crash-looping: the back-off decides when the floor comes back, not demand
                 self._restart_later(pool, wait)
                 return
             started = [self._start(pool) for _ in range(self._admit(pool, target - len(live)))]

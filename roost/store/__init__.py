@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ class Store(InstanceTables, TokenTable, SecretTable):
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.on_event: Callable[[Event], None] | None = None  # told of each event add_event stored
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -304,7 +305,10 @@ class Store(InstanceTables, TokenTable, SecretTable):
             event_id = _insert_event(conn, app, kind, message, data or {})
             return event_from_row(conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone())
 
-        return await self._db.write(insert)
+        event = await self._db.write(insert)
+        if self.on_event is not None:
+            self.on_event(event)
+        return event
 
     async def list_events(self, app: str | None = None, after: int = 0, limit: int = 50) -> list[Event]:
         """Events after id `after`, oldest first; the newest `limit` when `after` is 0."""

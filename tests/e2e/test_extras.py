@@ -154,7 +154,7 @@ def test_metrics_count_each_start_temperature(daemon: Daemon, tmp_path: Path) ->
         if line.startswith("roost_requests_by_start_total") and 'app="temps"' in line
     }
     assert starts.get("warm", 0) >= 1 and starts.get("hot", 0) >= 1, starts
-    families = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    families = {line.split()[2].removesuffix("_total") for line in text.splitlines() if line.startswith("# TYPE ")}
     for family in (
         "roost_requests",
         "roost_request_duration_seconds",
