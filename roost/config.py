@@ -85,6 +85,15 @@ def format_size(size: int) -> str:
     return str(size)
 
 
+def human_size(size: float) -> str:
+    """1536 -> '1.5 KB': an approximate size for people (format_size is exact, for settings)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
 def format_duration(seconds: float) -> str:
     if seconds and seconds < 1:
         return f"{round(seconds * 1000)}ms"
@@ -451,6 +460,7 @@ __all__ = [
     "find_settings",
     "format_duration",
     "format_size",
+    "human_size",
     "load_app_config",
     "merge",
     "parse_duration",

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roost.build.deps import Dependencies, DependencyKind, find_dependencies, venv_key
-from roost.build.fs import human_size, in_thread, remove_tree, replace_dir
+from roost.build.fs import in_thread, remove_tree, replace_dir
 from roost.build.install import Toolchain, compile_code, create_venv, python_version
 from roost.build.process import build_env, uv_binary
 from roost.build.unpack import LIMIT_MEMBERS, LIMIT_UNPACKED_BYTES, UnpackStats, unpack_archive
 from roost.build.venv import VenvCache
+from roost.config import human_size
 from roost.errors import BuildFailed, UsageError
 from roost.model import APP_NAME_RE, DEPLOYMENT_ID_RE, is_valid_app_name
 

@@ -32,15 +32,6 @@ async def in_thread(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) 
         raise
 
 
-def human_size(size: float) -> str:
-    """1536 -> '1.5 KB'."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
-
-
 def tree_size(path: Path) -> int:
     """Bytes held by the files under `path` (links counted once each, not followed)."""
     total = 0
@@ -88,4 +79,4 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["fsync_dir", "human_size", "in_thread", "remove_tree", "replace_dir", "tree_size"]
+__all__ = ["fsync_dir", "in_thread", "remove_tree", "replace_dir", "tree_size"]

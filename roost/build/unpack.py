@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
 
-from roost.build.fs import human_size
+from roost.config import human_size
 from roost.errors import BuildFailed
 
 LIMIT_UNPACKED_BYTES = 1024**3

@@ -7,8 +7,8 @@ from typing import Any
 import click
 
 from roost.cli.base import Context, json_option, pass_context
-from roost.cli.output import age, console, human_size, print_json, show, table
-from roost.config import format_duration, format_size
+from roost.cli.output import age, console, print_json, show, table
+from roost.config import format_duration, format_size, human_size
 
 
 @click.command("create")

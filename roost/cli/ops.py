@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from roost.cli.base import Context, json_option, pass_context
-from roost.cli.output import age, console, human_size, print_json, show, table, until
+from roost.cli.output import age, console, print_json, show, table, until
+from roost.config import human_size
 
 
 @click.command("gc")

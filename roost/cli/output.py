@@ -49,15 +49,6 @@ def age(timestamp: float | None, now: float | None = None) -> str:
     return f"{seconds}s"
 
 
-def human_size(size: float) -> str:
-    """1536 -> '1.5 KB'."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
-
-
 def until(timestamp: float, now: float | None = None) -> str:
     """How long until `timestamp`, as short as `age`."""
     current = now or time.time()

@@ -24,8 +24,8 @@ from rich.progress import (
 
 from roost.cli.base import Context, json_option, pass_context
 from roost.cli.client import Client
-from roost.cli.output import console, err_console, human_size, print_json
-from roost.config import find_settings, merge, validate
+from roost.cli.output import console, err_console, print_json
+from roost.config import find_settings, human_size, merge, validate
 from roost.errors import BuildFailed, ConfigError
 from roost.guess import guess
 from roost.pack import pack_app

@@ -13,6 +13,13 @@ import httpx
 from tests.e2e.harness import REPO, Daemon
 
 EXAMPLES = REPO / "examples"
+ANSWERS = {  # each example's page says this
+    "flask-hello": "Hello from Flask!",
+    "fastapi-hello": "from FastAPI",
+    "django-hello": "Hello from Django!",
+    "handler-hello": "Hello, world!",
+    "command-hello": "from a command app",
+}
 T = TypeVar("T")
 
 

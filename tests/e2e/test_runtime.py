@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.apps import EXAMPLES, get, info, pushed, ready_instances, wait_until, write_app
+from tests.e2e.apps import ANSWERS, EXAMPLES, get, info, pushed, ready_instances, wait_until, write_app
 from tests.e2e.harness import Daemon, leftover_instances, running
 
 FLIPPED = {
@@ -20,13 +20,6 @@ FLIPPED = {
     "django-hello": "service",
     "handler-hello": "function",
     "command-hello": "function",
-}
-ANSWERS = {
-    "flask-hello": "Hello from Flask!",
-    "fastapi-hello": "from FastAPI",
-    "django-hello": "Hello from Django!",
-    "handler-hello": "Hello, world!",
-    "command-hello": "from a command app",
 }
 
 

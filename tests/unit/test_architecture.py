@@ -17,7 +17,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.applog": LEAVES,
     "roost.pack": (*LEAVES, "roost.config"),
     "roost.registry": LEAVES,
-    "roost.build": (*LEAVES, "roost.registry", "roost.applog"),
+    "roost.build": (*LEAVES, "roost.config", "roost.registry", "roost.applog"),
     "roost.runtime": (*LEAVES, "roost.applog"),
     "roost.edge": (*LEAVES, "roost.runtime.protocol"),
     "roost.autoscale": (*LEAVES, "roost.runtime.protocol"),
