@@ -29,7 +29,12 @@ def table(*columns: str) -> Table:
 
 
 def show(renderable: Any) -> None:
-    console.print(renderable)
+    """Print a table: fitted to a terminal, or whole lines when piped (for grep and awk)."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    wide = console.options.update(width=10_000)
+    console.print(renderable, width=console.measure(renderable, options=wide).maximum)
 
 
 def print_error(error: RoostError) -> None:

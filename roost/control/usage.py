@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,23 +25,27 @@ class Usage:
 
 
 def measure(pids: Iterable[int], sample: float = CPU_SAMPLE_SECONDS) -> dict[int, Usage]:
-    """PSS and CPU% of each pid that still exists. Blocking (reads /proc, sleeps `sample`)."""
-    processes: dict[int, psutil.Process] = {}
+    """PSS and CPU% of each pid that still exists, its descendants included (a command app may
+    run under a shell, a server may fork workers). Blocking (reads /proc, sleeps `sample`)."""
+    trees: dict[int, list[psutil.Process]] = {}
     for pid in pids:
         try:
-            process = psutil.Process(pid)
-            process.cpu_percent(None)
+            root = psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)]
         except psutil.Error:
             continue
-        processes[pid] = process
-    if processes and sample > 0:
+        for process in tree:
+            with contextlib.suppress(psutil.Error):
+                process.cpu_percent(None)
+        trees[pid] = tree
+    if trees and sample > 0:
         time.sleep(sample)
     usage: dict[int, Usage] = {}
-    for pid, process in processes.items():
-        try:
-            with process.oneshot():
-                memory = int(getattr(process.memory_full_info(), "pss", 0))
-                usage[pid] = Usage(memory, process.cpu_percent(None))
-        except psutil.Error:
-            continue
+    for pid, tree in trees.items():
+        memory, cpu = 0, 0.0
+        for process in tree:
+            with contextlib.suppress(psutil.Error), process.oneshot():
+                memory += int(getattr(process.memory_full_info(), "pss", 0))
+                cpu += process.cpu_percent(None)
+        usage[pid] = Usage(memory, cpu)
     return usage
