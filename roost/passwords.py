@@ -7,6 +7,7 @@ logged. Every call here blocks (bcrypt is slow on purpose): call from a thread.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import tempfile
@@ -19,7 +20,12 @@ from roost.errors import NotFound, UsageError
 BCRYPT_ROUNDS = 12
 LIMIT_PASSWORD_BYTES = 72  # bcrypt ignores what follows; refuse rather than truncate silently
 USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-_DUMMY_HASH = bcrypt.hashpw(b"roost-dummy-password", bcrypt.gensalt(BCRYPT_ROUNDS))
+
+
+@functools.cache
+def _dummy_hash() -> bytes:
+    """A hash of the real cost for unknown users, made on first use (0.3 s: not at import)."""
+    return bcrypt.hashpw(b"roost-dummy-password", bcrypt.gensalt(BCRYPT_ROUNDS))
 
 
 def check_user_name(user: str) -> str:
@@ -83,10 +89,10 @@ class PasswordFile:
         hashed = self.load().get(user)
         candidate = password.encode()[: LIMIT_PASSWORD_BYTES + 1]
         if hashed is None:
-            bcrypt.checkpw(candidate[:LIMIT_PASSWORD_BYTES], _DUMMY_HASH)
+            bcrypt.checkpw(candidate[:LIMIT_PASSWORD_BYTES], _dummy_hash())
             return False
         if len(candidate) > LIMIT_PASSWORD_BYTES:
-            bcrypt.checkpw(candidate[:LIMIT_PASSWORD_BYTES], _DUMMY_HASH)
+            bcrypt.checkpw(candidate[:LIMIT_PASSWORD_BYTES], _dummy_hash())
             return False
         return bcrypt.checkpw(candidate, hashed)
 

@@ -85,11 +85,14 @@ class DeployUseCases(EnvUseCases):
             deployment.app, "deploy.ready", f"deployment {deployment.id} ready in {seconds:.1f}s", {"seconds": seconds}
         )
         build_log.line(f"==> deployment {deployment.id} is ready ({seconds:.1f}s)")
-        await self.buildlogs.close(build_log)
-        if promote:
-            await self.promote(deployment.app, deployment.id)
-        else:
-            await self.reconcile(deployment.app)
+        try:  # the log ends once production serves it, so `roost push` returns when its URL is true
+            if promote:
+                await self.promote(deployment.app, deployment.id)
+                build_log.line(f"==> production traffic goes to {deployment.id}")
+            else:
+                await self.reconcile(deployment.app)
+        finally:
+            await self.buildlogs.close(build_log)
         await self.prune(deployment.app)
 
     async def prune(self, app: str) -> list[Deployment]:

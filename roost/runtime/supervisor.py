@@ -15,7 +15,7 @@ from pathlib import Path
 
 from roost.applog import LogBook
 from roost.errors import Unavailable
-from roost.model import DeploymentId, InstanceId, InstanceState
+from roost.model import DeploymentId, InstanceId, InstanceState, Mode, ScaleConfig
 from roost.runtime.backoff import BACKOFF_SLACK, Backoff
 from roost.runtime.budget import Candidate, describe, plan_room
 from roost.runtime.capacity import clamp_count, pick_least_loaded, pick_surplus, starts_needed
@@ -28,6 +28,16 @@ from roost.runtime.protocol import DeploymentSpec, DeploymentStats, EventSink, I
 from roost.runtime.sandbox import Sandbox, SandboxSettings
 
 TIMEOUT_CLOSE_TASKS = 10.0
+
+
+def same_instances(old: DeploymentSpec, new: DeploymentSpec) -> bool:
+    """Whether instances started for `old` can serve as `new`: code, environment and limits are
+    the same, and only mode, scale and preload (how many run, and how they start) differ."""
+
+    def neutral(spec: DeploymentSpec) -> DeploymentSpec:
+        return replace(spec, config=replace(spec.config, mode=Mode.FUNCTION, scale=ScaleConfig(), preload=True))
+
+    return neutral(old) == neutral(new)
 
 
 RETRY_AFTER_FULL = 5  # seconds a client is told to wait when the host has no room
@@ -112,13 +122,8 @@ class LocalRuntime(LimitWatcher):
         if pool.spec == spec:
             self._keep_floor(pool)
             return
-        if replace(spec, config=replace(spec.config, scale=pool.spec.config.scale)) == pool.spec:
-            pool.spec = spec  # only the scale settings changed: the instances stay, the floor and cap move
-            if pool.zygote is not None:
-                pool.zygote.spec = spec  # what it imported is the same; forks must still match the pool
-            self._keep_floor(pool)
-            if len(pool.live()) > spec.config.scale.max:
-                await self.scale_to(spec.deployment, spec.config.scale.max, "scale.max lowered")
+        if same_instances(pool.spec, spec):
+            await self._respec(pool, spec)
             return
         # A new spec (new env): a new zygote, new instances, then the old ones drain.
         pool.spec = spec
@@ -128,6 +133,24 @@ class LocalRuntime(LimitWatcher):
         if pool.wants_zygote():
             self._start_zygote(pool)
         await self.restart(spec.deployment)
+
+    async def _respec(self, pool: Pool, spec: DeploymentSpec) -> None:
+        """Only how many instances run and whether a zygote stays changed (a scale change, a
+        deployment entering or leaving production): the running instances carry on under the
+        new settings and idle out as they say, which also keeps a rollback warm for a while."""
+        pool.spec = spec
+        for instance in pool.live():
+            instance.spec = spec
+            self._arm_idle(pool, instance)
+        if not pool.wants_zygote():
+            self._retire_zygote(pool)
+        elif pool.zygote is not None:
+            pool.zygote.spec = spec  # what it imported is the same; forks must still match the pool
+        elif pool.zygote_timer is None:
+            self._start_zygote(pool)
+        self._keep_floor(pool)
+        if len(pool.live()) > spec.config.scale.max:
+            await self.scale_to(spec.deployment, spec.config.scale.max, "scale.max lowered")
 
     async def retire(self, deployment: DeploymentId) -> None:
         pool = self._pools.get(deployment)

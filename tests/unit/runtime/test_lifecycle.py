@@ -9,7 +9,7 @@ import time
 import psutil
 
 from roost.errors import Unavailable
-from roost.model import InstanceState, ScaleConfig
+from roost.model import InstanceState, Mode, ScaleConfig
 from roost.runtime import StartKind
 from tests.unit.runtime.conftest import Harness, get, http
 
@@ -106,6 +106,21 @@ async def test_a_scale_only_change_keeps_the_instances_and_still_forks(harness: 
     await harness.runtime.scale_to(spec.deployment, 2, "test")
     added = [i for i in harness.ready(spec.deployment) if i.id != kept.id]
     assert len(added) == 1 and added[0].start_kind is StartKind.FORK
+
+
+async def test_leaving_production_keeps_the_instances_until_they_idle_out(harness: Harness) -> None:
+    spec = harness.service("fastapi", entrypoint="main:app")
+    await harness.runtime.deploy(spec)
+    await harness.recorder.until(lambda: len(harness.ready(spec.deployment)) == 1)
+    kept = harness.ready(spec.deployment)[0]
+    preview = dataclasses.replace(
+        spec.config, mode=Mode.FUNCTION, preload=False, scale=ScaleConfig(min=0, idle_timeout=0.5)
+    )
+    await harness.runtime.deploy(dataclasses.replace(spec, config=preview))
+    assert [i.id for i in harness.ready(spec.deployment)] == [kept.id]  # no restart, no fresh import
+    await harness.recorder.until(lambda: not harness.ready(spec.deployment))
+    stopped = next(i for i in harness.runtime.instances() if i.id == kept.id)
+    assert "idle" in stopped.reason
 
 
 async def test_restart_starts_new_instances_before_the_old_drain(harness: Harness) -> None:
