@@ -186,6 +186,7 @@ TOP_KEYS: dict[str, Parser] = {
     "mode": _choice("service", "function"),
     "preload": _bool,
     "keep": _positive_count,
+    "auto_restart": _bool,
 }
 SCALE_KEYS: dict[str, Parser] = {
     "min": _count,
@@ -327,6 +328,7 @@ def build_config(settings: Mapping[str, Any], source: str = "roost.toml") -> App
         env=dict(settings.get("env", {})),
         crons=tuple(CronJob(**job) for job in settings.get("cron", [])),
         keep=settings.get("keep"),
+        auto_restart=settings.get("auto_restart", True),
     )
     _check_rules(config, source)
     return config

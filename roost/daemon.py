@@ -217,7 +217,9 @@ class Daemon:
         s = self.settings
         logs = self._logs = LogBook(s.home / "logs")
         recorder = self._recorder = Recorder(store)
-        runtime = self._runtime = LocalRuntime(s.home, logs, recorder, memory_budget=s.memory_budget)
+        runtime = self._runtime = LocalRuntime(
+            s.home, logs, recorder, memory_budget=s.memory_budget, zygote_idle=s.zygote_idle
+        )
         runtime.subscribe(recorder)
         await runtime.start()
         edge_settings = EdgeSettings(

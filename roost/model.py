@@ -135,6 +135,7 @@ class AppConfig:
     env: dict[str, str] = field(default_factory=dict)
     crons: tuple[CronJob, ...] = ()
     keep: int | None = None  # deployments to keep on disk; None: the daemon's --keep
+    auto_restart: bool = True  # a crashed instance is restarted (after a back-off)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; `from_dict` reads it back."""
@@ -160,6 +161,7 @@ class AppConfig:
             env=dict(data.get("env", {})),
             crons=tuple(CronJob(**job) for job in data.get("crons", [])),
             keep=data.get("keep"),
+            auto_restart=bool(data.get("auto_restart", True)),
         )
 
 

@@ -50,6 +50,7 @@ class ServeSettings:
     scale_panic_window: float = 6.0
     scale_down_delay: float = 30.0
     memory_budget: int = 0  # bytes of instance memory limits allowed in all; 0: no budget
+    zygote_idle: float = 1800.0  # a zygote nothing forked from this long is evicted
     client_rate: float = 1000.0  # edge: requests per second per client address; 0: no rate limit
 
     @property

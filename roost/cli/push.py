@@ -76,18 +76,29 @@ def _upload(client: Client, archive: Path, digest: str, size: int, say: Any, sho
 @click.option("--name", help="App name (default: roost.toml's name, else the folder's).")
 @click.option("--mode", type=click.Choice(["service", "function"]), help="Override roost.toml's mode.")
 @click.option("--no-promote", is_flag=True, help="Build, but leave production traffic where it is.")
+@click.option("--no-auto-restart", is_flag=True, help="Do not restart crashed instances (auto_restart = false).")
 @click.option("-m", "--message", default="", help="A note kept with the deployment.")
 @json_option
 @pass_context
 def push(
-    ctx: Context, path: Path, name: str | None, mode: str | None, no_promote: bool, message: str, as_json: bool
+    ctx: Context,
+    path: Path,
+    name: str | None,
+    mode: str | None,
+    no_promote: bool,
+    no_auto_restart: bool,
+    message: str,
+    as_json: bool,
 ) -> None:
     """Build the app in PATH and (unless --no-promote) send production traffic to it."""
     started = time.monotonic()
     shown = err_console if as_json else console
     say = shown.print
     settings, source = find_settings(path)
-    overrides = validate({"mode": mode} if mode else {}, "command-line flags")
+    flags: dict[str, object] = {"mode": mode} if mode else {}
+    if no_auto_restart:
+        flags["auto_restart"] = False
+    overrides = validate(flags, "command-line flags")
     app = app_name_for(path, settings, name)
     merged = merge(settings, overrides, {"name": app})
     if not merged.get("entrypoint") and not merged.get("command"):

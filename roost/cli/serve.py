@@ -99,6 +99,13 @@ def _announce(line: str) -> None:
     "(80%), a size (16G), or 0 for no budget.",
 )
 @click.option(
+    "--zygote-idle",
+    default="30m",
+    show_default=True,
+    envvar="ROOST_ZYGOTE_IDLE",
+    help="Evict a zygote nothing forked from for this long (the next start pays the import).",
+)
+@click.option(
     "--client-rate",
     default=1000.0,
     show_default=True,
@@ -142,6 +149,7 @@ def serve(
     scale_panic_window: str,
     scale_down_delay: str,
     memory_budget: str,
+    zygote_idle: str,
     client_rate: float,
     cron_speed: float,
 ) -> None:
@@ -180,6 +188,7 @@ def serve(
         cron_speed=cron_speed,
         memory_budget=_memory_budget(memory_budget),
         client_rate=client_rate,
+        zygote_idle=_duration("--zygote-idle", zygote_idle),
     )
     if trust_loopback:
         logging.getLogger("roost").warning(

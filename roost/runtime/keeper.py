@@ -211,7 +211,18 @@ class InstanceKeeper(ZygoteKeeper):
         )
         if not was_ready:
             self._start_failed(pool.spec.deployment, f"instance {instance.id} {reason}")
-        self._keep_floor(pool, restarts=pool.streak)
+        if pool.spec.config.auto_restart:
+            self._keep_floor(pool, restarts=pool.streak)
+            return
+        pool.held = True  # no floor until something asks for an instance again
+        self._event(
+            instance.spec.app,
+            "instance.not_restarted",
+            f"instance {instance.id} not restarted: auto_restart is off "
+            f"(`roost restart {instance.spec.app}` or a request starts one)",
+            deployment=pool.deployment,
+            instance=instance.id,
+        )
 
     # -- keeping the floor: a service's instances, restarted after a back-off ------------------------------------------
 

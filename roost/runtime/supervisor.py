@@ -18,7 +18,7 @@ from roost.errors import Unavailable
 from roost.model import DeploymentId, InstanceId, InstanceState, Mode, ScaleConfig
 from roost.runtime.backoff import BACKOFF_SLACK, Backoff
 from roost.runtime.budget import Candidate, describe, plan_room
-from roost.runtime.capacity import clamp_count, pick_least_loaded, pick_surplus, starts_needed
+from roost.runtime.capacity import clamp_count, floor_count, pick_least_loaded, pick_surplus, starts_needed
 from roost.runtime.instance import Instance
 from roost.runtime.notify import Settings
 from roost.runtime.policing import LimitWatcher
@@ -290,8 +290,10 @@ class LocalRuntime(LimitWatcher):
 
     async def scale_to(self, deployment: DeploymentId, count: int, reason: str) -> None:
         pool = self._known(deployment)
-        pool.held = False
         target = clamp_count(pool.spec.config, count)
+        if pool.held and target <= floor_count(pool.spec.config):
+            return  # drained, or crashed with auto_restart off: only a request or a restart brings it back
+        pool.held = False
         live = pool.live()
         if target > len(live):
             wait = pool.backoff_until - time.monotonic()

@@ -122,6 +122,26 @@ def test_a_crashing_app_backs_off_and_says_why(daemon: Daemon, tmp_path: Path) -
     assert delays == sorted(delays) and delays[-1] > delays[0], restarts
 
 
+def test_no_auto_restart_leaves_a_crashed_service_down(daemon: Daemon, tmp_path: Path) -> None:
+    app = write_app(
+        tmp_path,
+        "fragile",
+        {"roost.toml": 'name = "fragile"\ncommand = "python server.py"\nmode = "service"\n', "server.py": CRASHER},
+    )
+    pushed(daemon, app, "--no-auto-restart")
+    wait_until("fragile up", lambda: ready_instances(daemon, "fragile"))
+    get(daemon, "fragile.localhost")  # answers, then exits with status 3
+
+    def told() -> list[dict[str, Any]]:
+        return [e for e in events_of(daemon, "fragile") if e["kind"] == "instance.not_restarted"]
+
+    assert "auto_restart is off" in wait_until("the not-restarted event", told)[0]["message"]
+    assert ready_instances(daemon, "fragile") == []
+    assert not [e for e in events_of(daemon, "fragile") if e["kind"] == "instance.backoff"]
+    assert daemon.cli("restart", "fragile").returncode == 0
+    wait_until("fragile up again", lambda: ready_instances(daemon, "fragile"))
+
+
 def test_stop_start_and_restart(daemon: Daemon, tmp_path: Path) -> None:
     app = tmp_path / "toggled"
     shutil.copytree(EXAMPLES / "command-hello", app)
