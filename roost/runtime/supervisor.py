@@ -92,6 +92,7 @@ class LocalRuntime(LimitWatcher):
         expiry, CPU budgets). Idempotent."""
         await self.sandbox.detect()
         if self._sweeper is None:
+            await asyncio.to_thread(self.sandbox.sweep_leftovers)
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(), name="runtime sweep")
 
     async def _sweep_forever(self) -> None:
@@ -375,3 +376,4 @@ class LocalRuntime(LimitWatcher):
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        await asyncio.to_thread(self.sandbox.release)

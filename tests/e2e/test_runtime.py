@@ -175,3 +175,21 @@ def test_stopping_the_daemon_leaves_no_process(tmp_path: Path) -> None:
         own.signal(signal.SIGTERM)
         assert own.wait_exit() == 0
         assert leftover_instances(home) == []
+
+
+def test_a_killed_daemon_leaves_no_stray_after_the_next_start(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    with running(home) as first:
+        pushed(first, EXAMPLES / "command-hello")
+        pushed(first, EXAMPLES / "handler-hello")
+        assert get(first, "handler-hello.localhost").status_code == 200
+        before = set(leftover_instances(home))
+        assert before
+        first.signal(signal.SIGKILL)
+        first.wait_exit()
+        assert set(leftover_instances(home)) & before, "SIGKILL of the daemon alone does not stop instances"
+        with running(home) as second:
+            assert not set(leftover_instances(home)) & before
+            wait_until("the service back", lambda: ready_instances(second, "command-hello"))
+            assert get(second, "handler-hello.localhost").status_code == 200

@@ -47,6 +47,19 @@ class Hierarchy:
             return "cgroup v2 (memory, cpu, pids)"
         return f"cgroup v1 ({', '.join(c for c in self.parents if c != 'cpuacct')})"
 
+    def existing(self) -> list[Cgroup]:
+        """The groups already under Roost's parent (left by an earlier run of this home)."""
+        if self.version is CgroupVersion.V2:
+            parent = self.parents[""]
+            return [CgroupV2(d) for d in sorted(parent.iterdir()) if d.is_dir()] if parent.is_dir() else []
+        if self.version is CgroupVersion.V1:
+            names: set[str] = set()
+            for parent in self.parents.values():
+                if parent.is_dir():
+                    names |= {d.name for d in parent.iterdir() if d.is_dir()}
+            return [CgroupV1({c: parent / n for c, parent in self.parents.items()}) for n in sorted(names)]
+        return []
+
     def create(self, name: str, limits: GroupLimits) -> Cgroup:
         """A new group `name` under Roost's parent with `limits` applied. Raises OSError."""
         if self.version is CgroupVersion.V2:

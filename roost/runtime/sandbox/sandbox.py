@@ -13,6 +13,8 @@ TMPDIR directory under $ROOST_HOME/run/tmp, removed at stop, as before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 import os
 import resource
@@ -82,7 +84,7 @@ class Sandbox:
             found.notes.append("sandbox disabled")
             return found
         if s.cgroups:
-            found.hierarchy = detect_here(s.cgroup_root, s.cgroup_parent)
+            found.hierarchy = detect_here(s.cgroup_root, self.cgroup_parent())
         else:
             found.hierarchy = Hierarchy(CgroupVersion.NONE, why="cgroups disabled")
         if found.root and s.separate_users:
@@ -108,6 +110,29 @@ class Sandbox:
             return
         found.bwrap = binary
         found.bwrap_version = bwrap.version(binary) or "?"
+
+    def cgroup_parent(self) -> str:
+        """Roost's parent group for this home: two daemons (two homes) in one cgroup never
+        touch each other's groups, and a restart finds exactly its own leftovers."""
+        digest = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:10]
+        return f"{self.settings.cgroup_parent}-{digest}"
+
+    def sweep_leftovers(self) -> int:
+        """Kill every process in the groups an earlier run of this home left, and remove the
+        groups; how many groups there were. Blocking: call it in a thread, before any start."""
+        groups = self.facilities.hierarchy.existing()
+        for group in groups:
+            with contextlib.suppress(OSError):
+                group.remove()
+        if groups:
+            log.warning("sandbox: killed what %d cgroups of an earlier run still held", len(groups))
+        return len(groups)
+
+    def release(self) -> None:
+        """Remove Roost's (now empty) parent groups of this home. Blocking."""
+        for parent in self.facilities.hierarchy.parents.values():
+            with contextlib.suppress(OSError):
+                parent.rmdir()
 
     def summary(self) -> str:
         """The one start-up line: "sandbox: cgroup v1 (memory, cpu, pids), bubblewrap 0.8.0, ..."."""
