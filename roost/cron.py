@@ -1,8 +1,10 @@
 """Cron jobs: a pure `next_run` and the thin loop that fires jobs on time.
 
 The runner never sends HTTP itself: it is handed a `send` that goes through
-the edge's normal request path (so a sleeping function wakes). A job never
-overlaps itself. `speed` > 1 makes scheduling time run faster (for tests).
+the edge's normal request path (so a sleeping function wakes) to the app's
+production deployment, the heaviest in its traffic, never the other side of
+an A/B split (`Edge.internal_request`). A job never overlaps itself. `speed`
+> 1 makes scheduling time run faster (for tests).
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ slots as `capacity_changed` arrives, and fails fast when the queue is full,
 the wait too long, or the instance could not start. It never starts a process
 itself. Slots change hands synchronously: a slot taken is a slot handed over,
 or given back if handing it over raises.
+
+It also tells a waiter what it waited for (X-Roost-Start): a start, if its
+slot is on an instance that became ready after it queued; else only a slot.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 from collections import deque
 from typing import Protocol
 
-from roost.model import DeploymentId
+from roost.model import DeploymentId, InstanceId
 from roost.runtime.protocol import Runtime, Slot
 
 RETRY_AFTER_FULL = 1
@@ -23,19 +26,21 @@ RETRY_AFTER_TIMEOUT = 5
 class Waiting(Protocol):
     """A request waiting for a slot; exactly one of the two is called, once."""
 
-    def activated(self, slot: Slot) -> None:
-        """Here is a slot: the request owns it from now on and must release it."""
+    def activated(self, slot: Slot, started: bool) -> None:
+        """Here is a slot: the request owns it from now on and must release it. `started`: the
+        slot's instance became ready while the request waited (it waited for a start, not a slot)."""
 
     def not_activated(self, status: int, message: str, retry_after: int | None) -> None:
         """No slot will come: answer with `status`."""
 
 
 class Waiter:
-    __slots__ = ("deployment", "request", "timer")
+    __slots__ = ("deployment", "epoch", "request", "timer")
 
-    def __init__(self, deployment: DeploymentId, request: Waiting) -> None:
+    def __init__(self, deployment: DeploymentId, request: Waiting, epoch: int) -> None:
         self.deployment = deployment
         self.request = request
+        self.epoch = epoch  # the activator's ready count when it queued
         self.timer: asyncio.TimerHandle | None = None
 
 
@@ -48,6 +53,8 @@ class Activator:
         self._timeout = timeout_activate
         self._queues: dict[DeploymentId, deque[Waiter]] = {}
         self._wakes: set[DeploymentId] = set()
+        self._epoch = 0  # instances seen becoming ready so far
+        self._ready_since: dict[InstanceId, int] = {}  # ready instance -> the epoch it became ready in
 
     def try_acquire(self, deployment: DeploymentId) -> Slot | None:
         """A slot at once, unless none is free or others wait already (they go first)."""
@@ -62,7 +69,7 @@ class Activator:
             queue = self._queues[deployment] = deque()
         elif len(queue) >= self._limit_queue:
             return None
-        waiter = Waiter(deployment, request)
+        waiter = Waiter(deployment, request, self._epoch)
         waiter.timer = asyncio.get_running_loop().call_later(self._timeout, self._expire, waiter)
         queue.append(waiter)
         self._runtime.request_capacity(deployment, len(queue))
@@ -77,6 +84,15 @@ class Activator:
             queue.remove(waiter)
             if not queue:
                 del self._queues[waiter.deployment]
+
+    def instance_changed(self, instance: InstanceId, ready: bool) -> None:
+        """The runtime's news of one instance. An instance ready before the edge heard of it counts
+        as ready from the start (epoch 0): a request waiting for its slot is hot."""
+        if not ready:
+            self._ready_since.pop(instance, None)
+        elif instance not in self._ready_since:  # starting -> ready (a repeated READY keeps its epoch)
+            self._epoch += 1
+            self._ready_since[instance] = self._epoch
 
     def waiting(self, deployment: DeploymentId) -> int:
         queue = self._queues.get(deployment)
@@ -98,8 +114,9 @@ class Activator:
             waiter = queue.popleft()
             if waiter.timer is not None:
                 waiter.timer.cancel()
+            started = self._ready_since.get(slot.instance, 0) > waiter.epoch
             try:
-                waiter.request.activated(slot)
+                waiter.request.activated(slot, started)
             except BaseException:
                 slot.release()
                 raise

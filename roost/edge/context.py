@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import random
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,22 @@ LIMIT_HOST_CACHE = 4096
 NOT_SEEN = "not-seen"
 LIMIT_ENDS = 256  # crash reasons of recent instances, for 502 pages
 WAIT_END = 1.0  # a broken connection is noticed before the runtime reaps the instance: wait this long for why
+# The one crash reason a 502 page may name. The runtime's reason starts with it (after a crash-loop
+# prefix) when the instance was killed for memory; the app's own output only ever follows it, so an
+# anchored match cannot be forged by what the app prints.
+MEMORY_REASON = re.compile(r"(?:crash-looping \(\d+ crashes in a row\): )?(exceeded its memory limit of [0-9.e+]+ MB)")
+
+
+def public_reason(reason: str) -> str:
+    """What a 502 page may say about why an instance ended: the memory sentence, else nothing.
+
+    >>> public_reason("exceeded its memory limit of 128 MB (killed by SIGKILL): MemoryError | ...")
+    'exceeded its memory limit of 128 MB'
+    >>> public_reason("exited with status 1: Traceback ... /srv/app/secret.py")
+    ''
+    """
+    found = MEMORY_REASON.match(reason)
+    return found.group(1) if found is not None else ""
 
 
 class Context:
@@ -104,7 +121,9 @@ class Context:
                 log.exception("recycling instance %s failed", instance)
 
     def instance_ended(self, instance: InstanceId, reason: str) -> None:
-        """An instance crashed (the runtime says why): remember it, and tell the 502s waiting for it."""
+        """An instance crashed (the runtime says why): remember what a page may say of it, and tell
+        the 502s waiting for it. The full reason (it holds the app's last output lines) is never kept."""
+        reason = public_reason(reason)
         self._ends[instance] = reason
         if len(self._ends) > LIMIT_ENDS:
             del self._ends[next(iter(self._ends))]
@@ -112,7 +131,8 @@ class Context:
             waiter(reason)
 
     def explain_end(self, instance: InstanceId, then: Callable[[str], None]) -> None:
-        """Call `then` with why `instance` ended ("" if the runtime does not say within WAIT_END)."""
+        """Call `then` with the public part of why `instance` ended (see `public_reason`; "" if
+        there is none or the runtime does not say within WAIT_END)."""
         known = self._ends.get(instance)
         if known is not None:
             then(known)

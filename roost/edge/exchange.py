@@ -129,7 +129,8 @@ class Exchange:
         elif req.content_length is not None and req.content_length > app.limit_body:
             self.reply(413, "request body too large")
         else:
-            deployment = deployment or self._pick(app)
+            if deployment is None:
+                deployment = self._pick(app) if req.pinned is None else self._pinned(app, req.pinned)
             if deployment is None:
                 self.reply(503, "this app has no deployment taking traffic")
                 return
@@ -162,6 +163,12 @@ class Exchange:
             self.cookie = set_cookie(app.name, chosen, self.prefix.decode("latin-1")).encode("latin-1")
         return chosen
 
+    @staticmethod
+    def _pinned(app: AppRoute, pinned: bytes) -> DeploymentId | None:
+        """Roost's own request (cron) names the deployment: production's, whatever the split says."""
+        deployment = DeploymentId(pinned.decode("latin-1"))
+        return deployment if deployment in app.deployments else None
+
     # -- step 2: acquire a slot ------------------------------------------------------------
 
     def _acquire(self, deployment: DeploymentId) -> None:
@@ -174,10 +181,13 @@ class Exchange:
         if self.waiter is None:
             self.reply(503, "too many requests are waiting for this app", RETRY_AFTER_FULL)
 
-    def activated(self, slot: Slot) -> None:
-        """The activator's answer: a slot on an instance that was not free when we asked."""
+    def activated(self, slot: Slot, started: bool) -> None:
+        """The activator's answer: a slot that was not free when we asked. Waiting only for a
+        slot on an instance already ready is still hot; waiting for its start is warm (a fork
+        from the zygote) or cold (a full import)."""
         self.waiter = None
-        self.start_kind = b"warm" if slot.start_kind is StartKind.FORK else b"cold"
+        if started:
+            self.start_kind = b"warm" if slot.start_kind is StartKind.FORK else b"cold"
         self._forward(slot)
 
     def not_activated(self, status: int, message: str, retry_after: int | None) -> None:
@@ -459,9 +469,7 @@ class Exchange:
             self._release_slot()
             return
         if self._is_retryable(conn) and self.deployment is not None:
-            self.retried = True
-            self._release_slot()
-            self._acquire(self.deployment)
+            self._retry(self.deployment)
             return
         if self.responded:
             self.keep_client = False
@@ -475,13 +483,45 @@ class Exchange:
             self.reply(502, "the app failed to answer")
 
     def _reply_failed(self, reason: str) -> None:
+        """`reason` is Context.public_reason's: the memory sentence or "" (never the app's output)."""
         self.reply(502, f"the app failed to answer: the instance {reason}" if reason else "the app failed to answer")
 
     def _is_retryable(self, conn: UpstreamConnection | None) -> bool:
-        received = conn is not None and conn.received
-        return (
-            not self.retried and not received and not self.responded and not self.body_sent and self.req.is_idempotent
-        )
+        """Once, for an idempotent request the app cannot have begun: the connection never came
+        (`conn` None), or a pooled one that the app had closed while it sat idle (no answer byte,
+        no body sent: the keep-alive race). A fresh connection that took our head and then broke
+        is the app failing on this request: a 502, never a second run."""
+        if self.retried or self.responded or self.body_sent or not self.req.is_idempotent:
+            return False
+        return conn is None or (conn.reused and not conn.received)
+
+    def _retry(self, deployment: DeploymentId) -> None:
+        """The second try, on another instance if one has room, else the same one (or the queue)."""
+        self.retried = True
+        failed = self.slot
+        slot = self.ctx.activator.try_acquire(deployment)
+        if slot is not None and failed is not None and slot.instance == failed.instance:
+            slot = self._elsewhere(deployment, slot)
+        self._release_slot()
+        if slot is None:
+            self._acquire(deployment)
+        else:
+            self._forward(slot)
+
+    def _elsewhere(self, deployment: DeploymentId, same: Slot) -> Slot:
+        """A slot off `same`'s instance if any other has room. The runtime picks the least loaded,
+        so holding slots on the failed instance while asking moves its choice away; that
+        instance's concurrency bounds the loop. Rare (a failed try) and synchronous."""
+        held = [same]
+        slot = self.ctx.activator.try_acquire(deployment)
+        while slot is not None and slot.instance == same.instance:
+            held.append(slot)
+            slot = self.ctx.activator.try_acquire(deployment)
+        if slot is None:
+            slot = held.pop()  # no other instance has room: the failed one again
+        for extra in held:
+            extra.release()
+        return slot
 
     def _timed_out(self) -> None:
         """Over the app's time limit: 504 now; the instance gets a grace to finish, then a recycle."""

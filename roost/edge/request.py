@@ -3,8 +3,9 @@
 llhttp (strict, never lenient) already rejects most smuggling tricks; this
 module adds what it allows: any Transfer-Encoding but a lone `chunked`,
 Transfer-Encoding in HTTP/1.0, a missing or repeated Host, odd Expect values.
-It sorts every header into forwarded, dropped (hop-by-hop, X-Roost-*) or
-kept aside to be rewritten (framing, X-Forwarded-*, X-Request-Id).
+It sorts every header into forwarded, dropped (hop-by-hop, X-Roost-*, any
+name with an underscore) or kept aside to be rewritten (framing,
+X-Forwarded-*, X-Request-Id).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ SPECIAL: dict[bytes, int] = {
 }
 DROP_PREFIXES = (b"x-roost-", b"proxy-")  # X-Roost-Cron and friends never come from outside
 CRON_HEADER = b"x-roost-cron"  # kept only on the internal door
+PIN_HEADER = b"x-roost-deployment"  # internal door only: the deployment that must serve (cron: production's)
 SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:+/=-]{1,128}")
 VALID_HOST = re.compile(rb"(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?")
 METHODS_REJECTED = {b"CONNECT", b"TRACE"}
@@ -84,6 +86,7 @@ class Request:
         "internal",
         "keep_alive",
         "method",
+        "pinned",
         "proxy_headers",
         "request_id",
         "sink",
@@ -110,6 +113,7 @@ class Request:
         self.request_id: bytes | None = None
         self.proxy_headers: list[tuple[bytes, bytes]] | None = None
         self.cookies: list[bytes] | None = None
+        self.pinned: bytes | None = None  # X-Roost-Deployment, from the internal door only
         self.keep_alive = True
         self.head_done = False
         self.error: Rejected | None = None
@@ -129,12 +133,21 @@ class Request:
         return self.chunked or bool(self.content_length)
 
     def add_header(self, name: bytes, value: bytes) -> None:
-        """Sort one header (see SPECIAL). Raises Rejected for a repeated Host or a bad Transfer-Encoding."""
+        """Sort one header (see SPECIAL). Raises Rejected for a repeated Host or a bad Transfer-Encoding.
+
+        A name with an underscore is dropped, as nginx does by default: WSGI and CGI servers
+        turn `X_Roost_Cron` into the same HTTP_X_ROOST_CRON as `X-Roost-Cron`, so it would
+        slip past every rule below that is keyed on the hyphenated name.
+        """
+        if b"_" in name:
+            return
         lname = name.lower()
         kind = SPECIAL.get(lname)
         if kind is None:
-            if not lname.startswith(DROP_PREFIXES) or (self.internal and lname == CRON_HEADER):
+            if not lname.startswith(DROP_PREFIXES):
                 self.headers.append((name, value))
+            elif self.internal:
+                self._add_internal(lname, name, value)
         elif kind == HOST:
             if self.host is not None:
                 raise Rejected(400, "more than one Host header")
@@ -145,6 +158,14 @@ class Request:
             self.cookies = [value] if self.cookies is None else [*self.cookies, value]
         else:
             self._add_special(kind, name, value)
+
+    def _add_internal(self, lname: bytes, name: bytes, value: bytes) -> None:
+        """Roost's own headers, believed on the internal door only: X-Roost-Cron goes to the app,
+        X-Roost-Deployment picks the deployment (never forwarded)."""
+        if lname == CRON_HEADER:
+            self.headers.append((name, value))
+        elif lname == PIN_HEADER:
+            self.pinned = value.strip()
 
     def _add_special(self, kind: int, name: bytes, value: bytes) -> None:
         if kind == LENGTH:

@@ -22,7 +22,8 @@ from roost.edge.client import ClientConnection
 from roost.edge.context import Context
 from roost.edge.counters import EdgeCounters, Tally
 from roost.edge.guard import parse_networks
-from roost.edge.routes import RouteTable
+from roost.edge.request import PIN_HEADER
+from roost.edge.routes import AppRoute, RouteTable
 from roost.edge.settings import EdgeSettings
 from roost.errors import ConfigError
 from roost.model import AppName, DeploymentId, InstanceId, InstanceState
@@ -73,6 +74,7 @@ class Edge:
     # -- RuntimeListener -------------------------------------------------------------------
 
     def instance_changed(self, info: InstanceInfo) -> None:
+        self._activator.instance_changed(info.id, info.state is InstanceState.READY)
         if info.state is not InstanceState.READY:
             self._ctx.pool.close_address(info.host, info.port)
         if info.state is InstanceState.CRASHED:
@@ -130,18 +132,30 @@ class Edge:
     async def internal_request(
         self, app: AppName, method: str, path: str, headers: Mapping[str, str]
     ) -> tuple[int, str]:
-        """Send one request to `app`'s production traffic through the internal door and return
-        its status and X-Roost-Start (it wakes a sleeping function like any request). Raises
-        httpx.HTTPError when the request cannot be made."""
+        """Send one request to `app`'s production deployment (the heaviest in its traffic, never
+        the other side of an A/B split) through the internal door and return its status and
+        X-Roost-Start (it wakes a sleeping function like any request). Raises httpx.HTTPError
+        when the request cannot be made."""
         if self._internal_path is None:
             raise RuntimeError("start_internal() was not called")
         route = self._ctx.routes.apps.get(app)
         timeout = self.settings.timeout_activate + (route.timeout_request if route is not None else 60.0) + 5.0
+        sent = dict(headers)
+        production = self._production(route)
+        if production is not None:
+            sent[PIN_HEADER.decode()] = production
         transport = httpx.AsyncHTTPTransport(uds=str(self._internal_path))
         async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
             host = f"{app}.{self._ctx.routes.domain}"
-            response = await client.request(method, f"http://{host}{path}", headers=dict(headers))
+            response = await client.request(method, f"http://{host}{path}", headers=sent)
             return response.status_code, response.headers.get("x-roost-start", "")
+
+    @staticmethod
+    def _production(route: AppRoute | None) -> DeploymentId | None:
+        """The deployment with the heaviest weight (the first on a tie), as the cron schedule picks it."""
+        if route is None or not route.traffic:
+            return None
+        return max(route.traffic, key=lambda entry: entry[1])[0]
 
     async def close(self, grace: float) -> None:
         """Stop accepting; answer waiting requests 503; let in-flight answers finish for up to

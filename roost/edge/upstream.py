@@ -59,6 +59,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._ended = False
         self._until_close = False
         self.received = False  # any byte of the current response
+        self.reused = False  # it sat idle in the pool: the app may have closed it meanwhile
         self.parts: list[bytes] = []
         self.length: int | None = None
         self.chunked = False
@@ -266,6 +267,7 @@ class UpstreamPool:
             conn.is_idle = False
             transport = conn.transport
             if transport is not None and not transport.is_closing():
+                conn.reused = True
                 return conn
         return None
 

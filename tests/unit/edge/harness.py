@@ -57,6 +57,7 @@ class FakeInstance:
     start_kind: StartKind
     state: InstanceState = InstanceState.READY
     in_flight: int = 0
+    reason: str = ""
 
     def info(self) -> InstanceInfo:
         return InstanceInfo(
@@ -70,6 +71,7 @@ class FakeInstance:
             started_at=0.0,
             start_kind=self.start_kind,
             in_flight=self.in_flight,
+            reason=self.reason,
         )
 
 
@@ -160,6 +162,13 @@ class LoopbackRuntime:
         self.stopped.append((instance, reason))
         found = self.instances[instance]
         found.state = InstanceState.STOPPED
+        for listener in self.listeners:
+            listener.instance_changed(found.info())
+
+    def crash(self, instance: InstanceId, reason: str) -> None:
+        """ready -> crashed, told as the real runtime tells it (the reason ends with the app's output)."""
+        found = self.instances[instance]
+        found.state, found.reason = InstanceState.CRASHED, reason
         for listener in self.listeners:
             listener.instance_changed(found.info())
 
@@ -431,6 +440,18 @@ class RawClient:
                     raise ConnectionError("closed before a complete response")
         self._pending = bytes(judge.trailing_data[0])
         return Response(status, headers, bytes(body), informational)
+
+    async def rest(self) -> bytes:
+        """Everything the edge still sends until it closes the connection (within the deadline)."""
+        assert self.reader is not None
+        data, self._pending = self._pending, b""
+        async with asyncio.timeout(DEADLINE):
+            try:
+                while more := await self.reader.read(65536):
+                    data += more
+            except ConnectionError:
+                pass
+        return data
 
     async def is_closed(self) -> bool:
         """True if the edge closed the connection (EOF or reset) within the deadline."""

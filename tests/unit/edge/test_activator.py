@@ -34,6 +34,36 @@ async def test_a_fresh_process_is_a_cold_start(hello: tuple[str, int]) -> None:
         assert (await get(edge)).headers["x-roost-start"] == "cold"
 
 
+async def test_waiting_only_for_a_free_slot_on_a_ready_instance_is_hot(hello: tuple[str, int]) -> None:
+    """The instance was started fresh long ago: the queued request waited for a slot, not an import."""
+    runtime = LoopbackRuntime()
+    dep = runtime.add("dep00001", Plan([hello], concurrency=1, maximum=1, start_kind=StartKind.FRESH))
+    assert runtime.ready(dep)[0].start_kind is StartKind.FRESH
+    async with running_edge(runtime, table(route("hello", [(dep, 100)]))) as edge:
+        first = asyncio.create_task(get(edge, "/sleep?s=0.5"))
+        await until(lambda: runtime.instances_of(dep)[0].in_flight == 1)
+        second = asyncio.create_task(get(edge))
+        await until(lambda: edge.edge.counters(dep).queued == 1)  # it waits: the only slot is taken
+        responses = await asyncio.gather(first, second)
+        assert [r.status for r in responses] == [200, 200]
+        assert [r.headers["x-roost-start"] for r in responses] == ["hot", "hot"]
+        assert dict(edge.edge.counters(dep).starts) == {"cold": 0, "warm": 0, "hot": 2}
+        assert runtime.starts[dep] == 0  # nothing was started for it
+
+
+async def test_a_waiter_that_a_start_served_is_warm_even_if_a_ready_instance_existed(hello: tuple[str, int]) -> None:
+    """One busy ready instance, room for a second: the queued request gets the new one (forked)."""
+    runtime = LoopbackRuntime()
+    dep = runtime.add("dep00001", Plan([hello], concurrency=1, maximum=2, start_delay=0.05))
+    async with running_edge(runtime, table(route("hello", [(dep, 100)]))) as edge:
+        first = asyncio.create_task(get(edge, "/sleep?s=1"))
+        await until(lambda: runtime.instances_of(dep)[0].in_flight == 1)
+        second = await get(edge)
+        assert (second.status, second.headers["x-roost-start"]) == (200, "warm")
+        assert runtime.starts[dep] == 1
+        assert (await first).headers["x-roost-start"] == "hot"
+
+
 async def test_concurrency_is_respected_and_waiters_are_served_in_order(hello: tuple[str, int]) -> None:
     runtime = LoopbackRuntime()
     dep = runtime.add("dep00001", Plan([hello], concurrency=1, maximum=1))

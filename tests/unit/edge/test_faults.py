@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+
+import pytest
 
 from roost.edge import EdgeSettings, RouteTable
 from tests.unit.edge.harness import (
@@ -66,10 +69,78 @@ async def test_an_app_that_dies_mid_request_is_a_502() -> None:
         async with running_edge(runtime, routes) as edge, edge.client() as client:
             response = await client.request("GET", "/", "hello.localhost")
             assert response.status == 502
-            assert connections == 2  # GET is idempotent: tried once more
+            assert connections == 1  # the app read the request on a fresh connection: never run twice
             await client.send(b"POST / HTTP/1.1\r\nHost: hello.localhost\r\nContent-Length: 2\r\n\r\nhi")
             assert (await client.response("POST")).status == 502
-            assert connections == 3  # POST: never retried
+            assert connections == 2
+    assert runtime.acquired == runtime.released
+
+
+@pytest.mark.parametrize(
+    ("reason", "page"),
+    [
+        (
+            "exited with status 1: Traceback (most recent call last): | File \"/srv/app/main.py\" | KeyError: 'pw'",
+            "502 the app failed to answer\n",
+        ),
+        (  # the app prints the memory sentence itself: still not ours to show
+            "exited with status 1: exceeded its memory limit of 1 MB | /srv/app",
+            "502 the app failed to answer\n",
+        ),
+        (
+            "exceeded its memory limit of 128 MB (killed by SIGKILL): MemoryError | /srv/app/main.py",
+            "502 the app failed to answer: the instance exceeded its memory limit of 128 MB\n",
+        ),
+        (
+            "crash-looping (3 crashes in a row): exceeded its memory limit of 256 MB (RSS 300 MB when polled) "
+            "(killed by SIGKILL): big = 'hunter2' * 10**9",
+            "502 the app failed to answer: the instance exceeded its memory limit of 256 MB\n",
+        ),
+    ],
+)
+async def test_a_crash_page_shows_only_a_fixed_sentence_or_the_memory_limit(reason: str, page: str) -> None:
+    """The runtime's crash reason ends with the app's last output lines: never on the page."""
+    runtime = LoopbackRuntime()
+
+    async def crashes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        (instance,) = runtime.instances_of(dep)
+        runtime.crash(instance.id, reason)  # the runtime tells the edge why before the socket breaks
+        writer.transport.abort()
+
+    async with raw_server(crashes) as address:
+        dep = runtime.add("dep00001", Plan([address]))
+        async with running_edge(runtime, table(route("hello", [(dep, 100)]))) as edge, edge.client() as client:
+            response = await client.request("GET", "/", "hello.localhost")
+    assert response.status == 502
+    assert response.text == f"{page}request id: {response.headers['x-request-id']}\n"
+    assert runtime.acquired == runtime.released
+
+
+def refusing_address() -> tuple[socket.socket, tuple[str, int]]:
+    """A loopback port that refuses connections: bound (so nobody else takes it), never listening."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[:2]
+
+
+async def test_a_refused_connection_is_retried_once_on_another_instance(hello: tuple[str, int]) -> None:
+    refusing, refused = refusing_address()
+    try:
+        runtime = LoopbackRuntime()
+        dep = runtime.add("dep00001", Plan([refused, hello]), ready=2)
+        first, second = runtime.instances_of(dep)
+        assert (first.port, second.port) == (refused[1], hello[1])  # the least loaded on a tie: the refusing one
+        async with running_edge(runtime, table(route("hello", [(dep, 100)]))) as edge, edge.client() as client:
+            for _ in range(3):
+                response = await client.request("GET", "/", "hello.localhost")
+                assert (response.status, response.headers["x-instance"]) == (200, "a")
+            assert runtime.acquired == 6  # each: the refusing instance, then the other
+            await client.send(b"POST / HTTP/1.1\r\nHost: hello.localhost\r\nContent-Length: 2\r\n\r\nhi")
+            assert (await client.response("POST")).status == 502  # not idempotent: never retried
+            assert runtime.acquired == 7
+    finally:
+        refusing.close()
     assert runtime.acquired == runtime.released
 
 
@@ -166,6 +237,29 @@ async def test_a_flooding_address_is_limited_while_another_is_served(edge: Runni
             assert await clients[3].is_closed()  # the fourth connection from one address
             async with limited.client("127.0.0.5") as other:
                 assert (await other.request("GET", "/", "hello.localhost")).status == 200
+        finally:
+            for client in clients:
+                await client.close()
+
+
+async def test_the_total_connection_limit_holds_across_addresses(edge: Running) -> None:
+    settings = EdgeSettings(limit_connections=3, limit_connections_per_client=100)
+    async with running_edge(edge.runtime, edge.edge.routes, settings) as limited:
+        clients = [RawClient(limited.host, limited.port, f"127.0.0.{n}") for n in (2, 3, 4)]
+        try:
+            for client in clients:
+                await client.connect()
+                assert (await client.request("GET", "/", "hello.localhost")).status == 200  # admitted
+            async with limited.client("127.0.0.5") as fourth:
+                refused = await fourth.response()
+                assert refused.status == 503
+                assert refused.headers["retry-after"] == "1"
+                assert await fourth.is_closed()
+            assert limited.edge.connections == 3
+            await clients[0].close()
+            await until(lambda: limited.edge.connections == 2)  # a place came free
+            async with limited.client("127.0.0.5") as fifth:
+                assert (await fifth.request("GET", "/", "hello.localhost")).status == 200
         finally:
             for client in clients:
                 await client.close()

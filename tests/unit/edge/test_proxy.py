@@ -169,6 +169,31 @@ async def test_forwarded_headers_from_a_trusted_proxy_are_kept_and_appended(hell
         assert insane["response_request_id"] != "bad id\twith spaces"
 
 
+UNDERSCORED = {
+    "X_Roost_Cron": "tick",  # a WSGI server would read it as HTTP_X_ROOST_CRON
+    "X_Forwarded_For": "6.6.6.6",
+    "x_forwarded_host": "evil.example",
+    "X_Request_Id": "trusted-looking-id",
+    "Content_Length": "5",
+    "Transfer_Encoding": "chunked",
+    "My_Header": "1",
+    "X-Kept": "yes",
+}
+
+
+async def test_header_names_with_an_underscore_never_reach_the_app(edge: Running) -> None:
+    """nginx's `underscores_in_headers off`: such names are dropped, the request is served."""
+    data = await seen_by_app(edge, UNDERSCORED)
+    seen = data["headers"]
+    assert isinstance(seen, dict)
+    assert [name for name in seen if "_" in name] == []
+    assert seen["x-kept"] == "yes"
+    assert seen["x-forwarded-for"] == "127.0.0.1"
+    assert seen["x-forwarded-host"] == "hello.localhost"
+    assert seen["x-request-id"] == data["response_request_id"] != "trusted-looking-id"
+    assert data["body"] == 0
+
+
 async def test_path_route_strips_the_prefix_and_says_so(edge: Running) -> None:
     data = await seen_by_app(edge, {"X-Forwarded-Prefix": "/evil"}, host="localhost", path="/hello/headers?x=1")
     seen = data["headers"]
@@ -209,3 +234,40 @@ async def test_counters_count_by_class_and_latency(edge: Running) -> None:
     assert counters.in_flight == counters.queued == 0
     assert counters.last_request_at is not None
     assert set(edge.edge.all_counters()) == {counters.deployment}
+
+
+async def test_the_upstream_gets_framing_the_edge_wrote_itself() -> None:
+    """Chunk extensions, a trailer, `Chunked` in odd case and a zero-padded length: none of the
+    client's framing bytes reach the app, only the edge's own."""
+    received: list[bytes] = []
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if b"transfer-encoding: chunked" in head.lower():
+                body = await reader.readuntil(b"\r\n0\r\n\r\n")
+            else:
+                body = await reader.readexactly(int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]))
+            received.append(head + body)
+            writer.write(answer(b"ok"))
+
+    async with raw_server(upstream) as address:
+        runtime = LoopbackRuntime()
+        dep = runtime.add("dep00001", Plan([address]))
+        async with running_edge(runtime, table(route("hello", [(dep, 100)]))) as edge, edge.client() as client:
+            await client.send(
+                b"POST /a HTTP/1.1\r\nHost: hello.localhost\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                b'5;name=value;quoted="x y"\r\nhello\r\n6;ext\r\n world\r\n0;last=1\r\nX-Trailer: t\r\n\r\n'
+            )
+            assert (await client.response("POST")).status == 200
+            await client.send(b"POST /b HTTP/1.1\r\nHost: hello.localhost\r\nContent-Length: 005\r\n\r\nhello")
+            assert (await client.response("POST")).status == 200
+    chunked, fixed = received
+    head, body = chunked.split(b"\r\n\r\n", 1)
+    assert b"\r\nTransfer-Encoding: chunked\r\n" in head + b"\r\n"
+    assert b"Chunked" not in head
+    assert b"X-Trailer" not in chunked
+    assert body == b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"  # no extension, no trailer: our own chunks
+    assert b"\r\nContent-Length: 5\r\n" in fixed
+    assert b"005" not in fixed
+    assert fixed.endswith(b"\r\n\r\nhello")

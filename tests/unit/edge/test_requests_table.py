@@ -4,13 +4,24 @@ disagrees with the edge, the row says why (a policy of ours, not a parsing diffe
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import h11
 import pytest
 
 from tests.unit.edge.conftest import LIMIT_BODY
-from tests.unit.edge.harness import Running
+from tests.unit.edge.harness import (
+    LoopbackRuntime,
+    Plan,
+    Running,
+    answer,
+    raw_server,
+    route,
+    running_edge,
+    table,
+    until,
+)
 
 H = b"Host: hello.localhost\r\n"
 
@@ -36,6 +47,21 @@ def post(head: bytes, body: bytes = b"") -> bytes:
 CHUNKED = b"Transfer-Encoding: chunked\r\n"
 MANY = b"".join(b"X-H%d: v\r\n" % i for i in range(100))
 BIG = b"".join(b"X-Big%d: %s\r\n" % (i, b"v" * 1000) for i in range(17))
+LIMIT_TARGET = 8 * 1024  # EdgeSettings.limit_request_line: the request target's length
+LIMIT_HEADERS = 16 * 1024  # EdgeSettings.limit_headers_bytes: "Name: value\r\n" lines, added up
+
+
+def target(size: int) -> bytes:
+    return b"GET /" + b"a" * (size - 1) + b" HTTP/1.1"
+
+
+def headers_of(size: int) -> bytes:
+    """Host plus one filler header: a header block of exactly `size` bytes."""
+    filler = size - len(H) - len(b"X-Fill: \r\n")
+    block = H + b"X-Fill: " + b"v" * filler + b"\r\n"
+    assert len(block) == size
+    return block
+
 
 CASES = [
     # ordinary
@@ -58,6 +84,9 @@ CASES = [
     Case("chunked trailer", post(CHUNKED, b"5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"), 200, True, True),
     Case("absolute-form target", get(b"Host: other\r\n", b"GET http://hello.localhost/x HTTP/1.1"), 200, True, True),
     Case("exactly 100 headers", get(H + MANY[: -len(b"X-H99: v\r\n")]), 200, True, True),
+    Case("target of exactly 8 KiB", get(H, target(LIMIT_TARGET)), 200, True, True),
+    Case("header block of exactly 16 KiB", get(headers_of(LIMIT_HEADERS)), 200, True, True),
+    Case("underscore in a header name", get(H + b"X_Roost_Cron: tick\r\nMy_Header: 1\r\n"), 200, True, True),
     Case("body at the limit", post(b"Content-Length: %d\r\n" % LIMIT_BODY, b"x" * LIMIT_BODY), 200, True, True),
     Case("unknown app", get(b"Host: nope.localhost\r\n"), 404, True, True),
     Case("unknown domain", get(b"Host: example.org\r\n"), 404, True, True),
@@ -70,6 +99,7 @@ CASES = [
     # h11 lets chunked win over Content-Length and merges equal lengths (RFC 9112 allows both);
     # a proxy must not: the app behind may frame it the other way. We reject.
     Case("Content-Length and chunked", post(b"Content-Length: 5\r\n" + CHUNKED, b"0\r\n\r\n"), 400, False, True),
+    Case("chunked and Content-Length", post(CHUNKED + b"Content-Length: 5\r\n", b"0\r\n\r\n"), 400, False, True),
     Case("two Content-Length", post(b"Content-Length: 5\r\nContent-Length: 5\r\n", b"hello"), 400, False, True),
     Case("Content-Length list", post(b"Content-Length: 5, 5\r\n", b"hello"), 400, False, True),
     Case("Content-Length not a number", post(b"Content-Length: 5x\r\n", b"hello"), 400, False, False),
@@ -91,6 +121,8 @@ CASES = [
     # smuggling: header syntax
     Case("obs-fold", get(H + b"X-A: b\r\n c\r\n"), 400, False, True),  # h11 unfolds; RFC 9112 lets us reject
     Case("space before colon", get(H + b"X-A : b\r\n"), 400, False, False),
+    Case("tab before colon", get(H + b"X-A\t: b\r\n"), 400, False, False),
+    Case("Content-Length with tab before colon", post(b"Content-Length\t: 5\r\n", b"hello"), 400, False, False),
     Case("Transfer-Encoding with space before colon", post(b"Transfer-Encoding : chunked\r\n"), 400, False, False),
     Case("bad header name", get(H + b"X(A): b\r\n"), 400, False, False),
     Case("empty header name", get(H + b": b\r\n"), 400, False, False),
@@ -123,6 +155,8 @@ CASES = [
     Case("space in target", get(H, b"GET /a b HTTP/1.1"), 400, False, False),
     # sizes and limits
     Case("request line over 8 KiB", get(H, b"GET /" + b"a" * 8200 + b" HTTP/1.1"), 414, False, True),
+    Case("target one byte over 8 KiB", get(H, target(LIMIT_TARGET + 1)), 414, False, True),
+    Case("header block one byte over 16 KiB", get(headers_of(LIMIT_HEADERS + 1)), 431, False, True),
     Case("101 headers", get(H + MANY), 431, False, True),
     Case("headers over 16 KiB", get(H + BIG), 431, False, True),  # h11 limits only what it buffers
     Case("one header over 16 KiB", get(H + b"X-A: " + b"v" * 17000 + b"\r\n"), 431, False, True),
@@ -180,3 +214,55 @@ async def test_request_table(case: Case, edge: Running) -> None:
         else:
             assert await client.is_closed()
     assert edge.runtime.acquired == edge.runtime.released
+
+
+# A framing error, then a second request in the same packet: the classic smuggling shape. The
+# edge must answer the first with one 400 and close; the second must never reach the app.
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: hello.localhost\r\n\r\n"
+SMUGGLING = [
+    ("CL.TE", post(b"Content-Length: 6\r\n" + CHUNKED, b"0\r\n\r\n") + SMUGGLED),
+    ("TE.CL", post(CHUNKED + b"Content-Length: 4\r\n", b"5c\r\n") + SMUGGLED),
+    ("two Content-Length", post(b"Content-Length: 0\r\nContent-Length: 51\r\n") + SMUGGLED),
+    (
+        "Transfer-Encoding obfuscated",
+        post(b"Content-Length: 4\r\nTransfer-Encoding: xchunked\r\n", b"0\r\n\r\n") + SMUGGLED,
+    ),
+    ("Transfer-Encoding folded", post(b"Transfer-Encoding:\r\n chunked\r\n", b"0\r\n\r\n") + SMUGGLED),
+    ("space before colon", post(b"Transfer-Encoding : chunked\r\nContent-Length: 5\r\n", b"0\r\n\r\n") + SMUGGLED),
+    ("bad chunk size", post(CHUNKED, b"5g\r\nhello\r\n0\r\n\r\n") + SMUGGLED),
+    ("chunk longer than its size", post(CHUNKED, b"2\r\nhello\r\n0\r\n\r\n") + SMUGGLED),
+    ("bare LF ends the chunked body", post(CHUNKED, b"0\n\n") + SMUGGLED),
+]
+
+
+@pytest.mark.parametrize(("name", "raw"), SMUGGLING, ids=[name for name, _ in SMUGGLING])
+async def test_a_request_smuggled_after_a_framing_error_never_reaches_the_app(name: str, raw: bytes) -> None:
+    received: list[bytes] = []
+    connections = [0, 0]  # opened, ended
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Records every byte; answers only the control request."""
+        connections[0] += 1
+        try:
+            while data := await reader.read(65536):
+                received.append(data)
+                if data.startswith(b"GET /control "):
+                    writer.write(answer(b"ok"))
+        finally:
+            connections[1] += 1
+
+    async with raw_server(upstream) as address:
+        runtime = LoopbackRuntime()
+        dep = runtime.add("dep00001", Plan([address]))
+        async with running_edge(runtime, table(route("hello", [(dep, 100)]))) as edge, edge.client() as client:
+            await client.send(raw)
+            response = await client.response("POST")
+            assert response.status == 400, response.text
+            assert await client.rest() == b""  # exactly one response, then the close
+            async with edge.client() as control:  # the recording works: a plain request is seen
+                assert (await control.request("GET", "/control", "hello.localhost")).status == 200
+        await until(lambda: connections[0] == connections[1])  # the edge closed its pool: all read
+    seen = b"".join(received)
+    assert b"GET /control " in seen
+    assert b"smuggled" not in seen
+    assert runtime.acquired == runtime.released
