@@ -21,6 +21,8 @@ BCRYPT_ROUNDS = 12
 LIMIT_PASSWORD_BYTES = 72  # bcrypt ignores what follows; refuse rather than truncate silently
 USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
+FileVersion = tuple[int, int, int, int]  # (device, inode, size, mtime in ns): changes with every write
+
 
 @functools.cache
 def _dummy_hash() -> bytes:
@@ -65,6 +67,15 @@ class PasswordFile:
             if sep and user and hashed.startswith("$2"):
                 users[user] = hashed.encode()
         return users
+
+    def version(self) -> FileVersion | None:
+        """What identifies this state of the file (None: no file). Every write replaces the file,
+        so a new inode marks it even within one mtime tick; caches of checks key on this."""
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
     def has_users(self) -> bool:
         return bool(self.load())

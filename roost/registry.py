@@ -116,7 +116,9 @@ class Registry:
         await asyncio.to_thread(_write, handle, hasher, bytes(buffer))
 
     def _open_temp(self, name: str) -> tuple[BinaryIO, Path]:
-        self._temp.mkdir(parents=True, exist_ok=True)
+        # owner-only: uploads are apps' source code, which no other app's uid may read
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._temp.mkdir(mode=0o700, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=self._temp, prefix=f"{name[:16]}-", suffix=TEMP_SUFFIX)
         return os.fdopen(fd, "wb"), Path(temp)
 
@@ -173,8 +175,9 @@ def _check_digest(hasher: hashlib._Hash, digest: str) -> None:
 
 def _publish(temp: Path, final: Path) -> None:
     """Rename into place, then fsync the directory so the rename survives a crash."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(temp, 0o644)
+    final.parent.parent.mkdir(mode=0o700, exist_ok=True)
+    final.parent.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(temp, 0o600)  # mkstemp's mode already; said here so a blob is never more open
     os.replace(temp, final)
     fd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:

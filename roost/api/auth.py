@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from roost.api.clientaddr import Network, client_address, is_localhost
-from roost.api.throttle import Throttle
-from roost.passwords import PasswordFile
+from roost.api.throttle import Throttle, Verdict
+from roost.passwords import FileVersion, PasswordFile
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -50,7 +50,12 @@ class DoorSettings:
 
 
 class Authenticator:
-    """Checks credentials; shared by every door so throttling and caching are global."""
+    """Checks credentials; shared by every door so throttling and caching are global.
+
+    A good password is cached for CACHE_SECONDS so a busy CLI does not pay bcrypt on every call;
+    the cache is dropped whenever the password file changes (`roost password` writes it directly,
+    so a changed or deleted password stops working at once).
+    """
 
     def __init__(self, passwords: PasswordFile, token_name: Callable[[str], Awaitable[str | None]]) -> None:
         self.passwords = passwords
@@ -58,33 +63,92 @@ class Authenticator:
         self.throttle = Throttle()
         self._bcrypt = asyncio.Semaphore(BCRYPT_PARALLEL)
         self._cache: dict[str, float] = {}
+        self._cache_version: FileVersion | None = None
+        self._settled = asyncio.Event()
+
+    async def admit(self, address: str) -> Verdict:
+        """Reserve one login attempt for `address` (see Throttle.reserve). While the address's
+        whole budget is in flight, wait for one attempt to settle and ask again."""
+        while True:
+            verdict = self.throttle.reserve(address, time.monotonic())
+            if not verdict.busy:
+                return verdict
+            await self._settled.wait()
+
+    def settle(self, address: str, ok: bool) -> None:
+        """Record the outcome of an admitted attempt and wake the attempts waiting in `admit`."""
+        if ok:
+            self.throttle.succeeded(address)
+        else:
+            self.throttle.failed(address, time.monotonic())
+        # one-shot: waiters hold the old event, later waiters get a fresh one
+        self._settled.set()
+        self._settled = asyncio.Event()
+
+    async def cached(self, authorization: str, address: str) -> Identity | None:
+        """The identity for Basic credentials checked good within CACHE_SECONDS, without bcrypt."""
+        credentials = _basic(authorization)
+        if credentials is None:
+            return None
+        user, password = credentials
+        if not await self._cache_hit(_cache_key(user, password)):
+            return None
+        return Identity(user, "password", address)
 
     async def password_ok(self, user: str, password: str) -> bool:
-        key = hashlib.sha256(f"{user}\0{password}".encode()).hexdigest()
-        now = time.monotonic()
-        if self._cache.get(key, 0.0) > now:
+        key = _cache_key(user, password)
+        if await self._cache_hit(key):
             return True
         async with self._bcrypt:
+            if await self._cache_hit(key):  # a parallel request with the same credentials just checked them
+                return True
+            version = await asyncio.to_thread(self.passwords.version)
             ok = await asyncio.to_thread(self.passwords.verify, user, password)
         if ok:
-            if len(self._cache) > 1000:
-                self._cache.clear()
-            self._cache[key] = now + CACHE_SECONDS
+            self._remember(key, version)
         return ok
+
+    async def _cache_hit(self, key: str) -> bool:
+        if key not in self._cache:
+            return False
+        version = await asyncio.to_thread(self.passwords.version)
+        if version != self._cache_version:
+            # the file changed: every cached check may be stale
+            self._cache.clear()
+            return False
+        return self._cache.get(key, 0.0) > time.monotonic()
+
+    def _remember(self, key: str, version: FileVersion | None) -> None:
+        if version != self._cache_version or len(self._cache) > 1000:
+            self._cache.clear()
+            self._cache_version = version
+        self._cache[key] = time.monotonic() + CACHE_SECONDS
 
     async def identify(self, authorization: str, address: str) -> Identity | None:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "bearer" and value:
             name = await self.token_name(value.strip())
             return Identity(name, "token", address) if name else None
-        if scheme.lower() == "basic" and value:
-            try:
-                user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-            if sep and await self.password_ok(user, password):
-                return Identity(user, "password", address)
+        credentials = _basic(authorization)
+        if credentials is not None and await self.password_ok(*credentials):
+            return Identity(credentials[0], "password", address)
         return None
+
+
+def _basic(authorization: str) -> tuple[str, str] | None:
+    """(user, password) of a Basic Authorization header, or None."""
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+def _cache_key(user: str, password: str) -> str:
+    return hashlib.sha256(f"{user}\0{password}".encode()).hexdigest()
 
 
 AuditSink = Callable[[Identity, str, str, int], Awaitable[None]]
@@ -130,33 +194,33 @@ class AuthMiddleware:
     async def _authenticate(self, headers: dict[str, str], address: str, send: Send) -> Identity | None:
         verdict = self.auth.throttle.check(address, time.monotonic())
         if verdict.locked:
-            await _refuse(
-                send,
-                429,
-                "limit_exceeded",
-                "too many failed logins from this address",
-                f"wait {int(verdict.retry_after) + 1}s and try again",
-                verdict.retry_after,
-            )
+            await _refuse_locked(send, verdict)
             return None
-        if verdict.delay:
-            await asyncio.sleep(verdict.delay)
         authorization = headers.get("authorization", "")
-        identity = await self.auth.identify(authorization, address) if authorization else None
-        if identity is None:
-            if authorization:
-                self.auth.throttle.failed(address, time.monotonic())
-            message = "wrong credentials" if authorization else "this API needs credentials"
-            await _refuse(
-                send,
-                401,
-                "unauthorized",
-                message,
-                "use --token/ROOST_TOKEN, -B/--basic-auth, or `roost login`; locally, the Unix socket",
-                0,
-            )
+        if not authorization:
+            await _refuse_unauthorized(send, "this API needs credentials")
             return None
-        self.auth.throttle.succeeded(address)
+        identity = await self.auth.cached(authorization, address)
+        if identity is not None:
+            return identity
+        return await self._attempt(authorization, address, send)
+
+    async def _attempt(self, authorization: str, address: str, send: Send) -> Identity | None:
+        """One throttled check: admitted (counted) before the delay and bcrypt, settled after."""
+        verdict = await self.auth.admit(address)
+        if verdict.locked:
+            await _refuse_locked(send, verdict)
+            return None
+        identity = None
+        try:
+            if verdict.delay:
+                await asyncio.sleep(verdict.delay)
+            identity = await self.auth.identify(authorization, address)
+        finally:
+            # a cancelled attempt counts as failed: its guess may have been evaluated
+            self.auth.settle(address, identity is not None)
+        if identity is None:
+            await _refuse_unauthorized(send, "wrong credentials")
         return identity
 
     async def _call_audited(self, scope: Scope, receive: Receive, send: Send, identity: Identity) -> None:
@@ -175,6 +239,28 @@ class AuthMiddleware:
             await self.app(scope, receive, capture)
         finally:
             await self.audit(identity, scope["method"], scope["path"], status)
+
+
+async def _refuse_locked(send: Send, verdict: Verdict) -> None:
+    await _refuse(
+        send,
+        429,
+        "limit_exceeded",
+        "too many failed logins from this address",
+        f"wait {int(verdict.retry_after) + 1}s and try again",
+        verdict.retry_after,
+    )
+
+
+async def _refuse_unauthorized(send: Send, message: str) -> None:
+    await _refuse(
+        send,
+        401,
+        "unauthorized",
+        message,
+        "use --token/ROOST_TOKEN, -B/--basic-auth, or `roost login`; locally, the Unix socket",
+        0,
+    )
 
 
 async def _refuse(send: Send, status: int, code: str, message: str, hint: str, retry_after: float) -> None:

@@ -6,7 +6,9 @@ and a refused connection into DaemonUnreachable with what to do.
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,22 +29,47 @@ class Target:
 
     url: str
     socket: Path | None = None
+    passed_over: Path | None = None  # the home's socket, skipped because this user may not use it
 
     def describe(self) -> str:
         return f"unix socket {self.socket}" if self.socket else self.url
 
 
 def resolve_target(url: str | None) -> Target:
-    """`--url`/`ROOST_URL` (http://, https:// or unix:///path), else the home's socket, else TCP."""
+    """`--url`/`ROOST_URL` (http://, https:// or unix:///path), else the home's socket when this
+    user may connect to it, else TCP (where credentials are asked)."""
     chosen = url or os.environ.get("ROOST_URL")
     if chosen:
         if chosen.startswith("unix://"):
             return Target("http://roost", Path(chosen.removeprefix("unix://")))
         return Target(chosen.rstrip("/"))
     socket_path = default_home() / SOCKET_NAME
-    if socket_path.exists():
-        return Target("http://roost", socket_path)
-    return Target(f"http://{DEFAULT_API_HOST}:{DEFAULT_API_PORT}")
+    tcp = f"http://{DEFAULT_API_HOST}:{DEFAULT_API_PORT}"
+    if not _exists(socket_path):
+        return Target(tcp)
+    if _forbidden(socket_path):
+        return Target(tcp, passed_over=socket_path)
+    return Target("http://roost", socket_path)
+
+
+def _exists(path: Path) -> bool:
+    """Whether `path` exists; a directory above it this user may not enter counts as "exists"."""
+    try:
+        return path.exists()
+    except PermissionError:
+        return True
+
+
+def _forbidden(path: Path) -> bool:
+    """True when connecting to the socket is refused for lack of permission (EACCES/EPERM).
+    Any other failure (a stale socket, no daemon) keeps the socket, whose error says what to do."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2.0)
+        try:
+            probe.connect(str(path))
+        except OSError as exc:
+            return exc.errno in (errno.EACCES, errno.EPERM)
+    return False
 
 
 def _trusting(cafile: str) -> ssl.SSLContext:
@@ -84,15 +111,6 @@ class Client:
             raise self._unreachable(exc) from exc
         return self._decode(response)
 
-    def _unreachable_hint(self) -> str:
-        if (
-            self.target.socket is not None
-            and self.target.socket.exists()
-            and not os.access(self.target.socket, os.W_OK)
-        ):
-            return f"{self.target.socket} belongs to another user: run as its owner, or use --url with credentials"
-        return "start it with `roost serve`, or point at it with --url or ROOST_URL"
-
     def has_blob(self, digest: str) -> bool:
         try:
             response = self._http.head(f"/v1/blobs/{digest}")
@@ -112,6 +130,13 @@ class Client:
             raise self._unreachable(exc) from exc
 
     def _unreachable(self, exc: Exception) -> RoostError:
+        if self.target.passed_over is not None:
+            return DaemonUnreachable(
+                f"cannot reach the daemon at {self.target.describe()}, and its socket {self.target.passed_over} "
+                "belongs to another user",
+                hint="run the command as the user who runs `roost serve`, or point --url or ROOST_URL at the "
+                "daemon's TCP address and log in with a password or token",
+            )
         if isinstance(exc.__context__, PermissionError) or "Permission denied" in str(exc):
             return DaemonUnreachable(
                 f"you are not allowed to use the daemon's socket {self.target.describe()}",

@@ -8,7 +8,10 @@ IMMEDIATE ... COMMIT`: a crash mid-write leaves the previous state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
+import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +27,7 @@ def connect(path: Path) -> sqlite3.Connection:
     """Open the database, switch on WAL and foreign keys, apply migrations."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(path)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
@@ -37,6 +41,20 @@ def connect(path: Path) -> sqlite3.Connection:
             hint="check that the directory is writable and the file is a Roost database",
         ) from exc
     return conn
+
+
+def _make_private(path: Path) -> None:
+    """The database, its WAL and its shared memory are the owner's alone (0600), whatever the umask.
+
+    Creating the file first is enough for new stores: SQLite gives -wal and -shm the mode of the
+    database file. Files of older stores (0644 by SQLite's default) are narrowed here.
+    """
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for member in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(member.stat().st_mode) & 0o077:
+                member.chmod(0o600)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -11,13 +11,16 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.harness import REPO, Daemon, base_env, run_cli, running, spawn
+from roost.api.throttle import LOCKOUT_AFTER
+from tests.e2e.harness import REPO, Daemon, _pump, base_env, run_cli, running, spawn
 
 PASSWORD = "correct horse battery"
 
@@ -84,6 +87,13 @@ def test_password_file_is_private_and_hashed(secured: Daemon) -> None:
     assert "72" in too_long.stderr
 
 
+def test_the_home_and_the_store_are_owner_only(secured: Daemon) -> None:
+    home = secured.home
+    assert stat.S_IMODE(home.stat().st_mode) & 0o066 == 0  # at most traversable (o+x) for app uids
+    for name in ("roost.db", "roost.db-wal", "roost.db-shm"):
+        assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, name
+
+
 def test_unix_socket_is_owner_only(tmp_path: Path) -> None:
     base = Path(tempfile.mkdtemp(prefix="roost-sock-", dir="/tmp"))
     try:
@@ -92,6 +102,7 @@ def test_unix_socket_is_owner_only(tmp_path: Path) -> None:
         home.mkdir(mode=0o755)
         with running(home) as daemon:
             assert stat.S_IMODE((home / "roost.sock").stat().st_mode) == 0o600
+            os.chmod(home, 0o711)  # noqa: S103 - as the sandbox leaves it for app uids: the socket alone guards
             assert daemon.cli("list", url=False).returncode == 0
             other = subprocess.run(
                 [
@@ -166,6 +177,98 @@ def test_failed_logins_are_throttled_per_address(secured: Daemon) -> None:
     assert int(locked.headers["retry-after"]) > 0
     # another address is not locked out
     assert raw_get("127.0.0.1", port, "127.0.0.9", "/v1/apps") == 401
+
+
+def test_parallel_guesses_share_one_budget(secured: Daemon) -> None:
+    """30 wrong passwords at once from one address: bcrypt judges at most LOCKOUT_AFTER of them
+    (each 401 is one evaluated guess); the others wait for the lockout and get 429."""
+    url = f"{secured.api_url}/v1/apps"
+    start = threading.Barrier(30)
+
+    def guess(index: int) -> int:
+        with httpx.Client(timeout=60) as http:
+            start.wait()
+            return http.get(url, auth=("admin", f"wrong-guess-{index}")).status_code
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        statuses = list(pool.map(guess, range(30)))
+    assert statuses.count(401) == LOCKOUT_AFTER
+    assert statuses.count(429) == 30 - LOCKOUT_AFTER
+    assert httpx.get(url, auth=("admin", PASSWORD), timeout=30).status_code == 429
+
+
+def test_parallel_logins_with_the_right_password_all_succeed(secured: Daemon) -> None:
+    """The shared budget must not lock out a busy client that knows the password."""
+    url = f"{secured.api_url}/v1/apps"
+    start = threading.Barrier(20)
+
+    def login(_: int) -> int:
+        with httpx.Client(timeout=60) as http:
+            start.wait()
+            return http.get(url, auth=("admin", PASSWORD)).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        assert list(pool.map(login, range(20))) == [200] * 20
+
+
+def test_a_changed_or_deleted_password_stops_working_at_once(secured: Daemon) -> None:
+    url = f"{secured.api_url}/v1/apps"
+    assert httpx.get(url, auth=("admin", PASSWORD), timeout=30).status_code == 200  # now cached
+    set_password(secured.home, "admin", "a brand new password")
+    assert httpx.get(url, auth=("admin", PASSWORD), timeout=30).status_code == 401
+    assert httpx.get(url, auth=("admin", "a brand new password"), timeout=30).status_code == 200
+    deleted = run_cli(secured.home, "password", "admin", "--delete")
+    assert deleted.returncode == 0, deleted.stderr
+    assert httpx.get(url, auth=("admin", "a brand new password"), timeout=30).status_code == 401
+
+
+def spawn_in_netns(home: Path, *extra: str) -> Daemon:
+    """`roost serve` in a private network namespace (loopback only), so it may bind 0.0.0.0
+    without being reachable from any real network."""
+    argv = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+    argv += [sys.executable, "-m", "roost", "serve", "--home", str(home), "--host", "127.0.0.1"]
+    argv += ["--port", "0", "--api-port", "0", "--api-host", "0.0.0.0", *extra]  # inside the netns: reachable by nobody
+    proc = subprocess.Popen(
+        argv,
+        env=base_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=str(REPO),
+    )
+    daemon = Daemon(home=home, proc=proc)
+    threading.Thread(target=_pump, args=(proc.stdout, daemon._queue), daemon=True).start()
+    threading.Thread(target=_pump, args=(proc.stderr, daemon.stderr_lines), daemon=True).start()
+    return daemon
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0, reason="needs root and unshare(1)")
+def test_insecure_exposes_the_api_with_a_warning(home: Path) -> None:
+    daemon = spawn_in_netns(home, "--insecure")
+    try:
+        daemon.wait_ready()
+        assert "no user and no token (--insecure)" in daemon.output()
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0, reason="needs root and unshare(1)")
+@pytest.mark.parametrize("who", ["user", "token"])
+def test_exposing_the_api_is_allowed_once_someone_can_log_in(home: Path, who: str) -> None:
+    if who == "user":
+        set_password(home)
+    else:
+        with running(home) as local:
+            assert local.cli("token", "create", "ci").returncode == 0
+    daemon = spawn_in_netns(home)
+    try:
+        daemon.wait_ready()
+        assert "refusing to expose" not in daemon.output()
+        assert "--insecure" not in daemon.output()
+        assert daemon.api_url.startswith("http://0.0.0.0:")
+    finally:
+        daemon.stop()
 
 
 def test_exposing_the_api_without_users_is_refused(home: Path) -> None:

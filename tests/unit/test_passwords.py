@@ -1,10 +1,11 @@
 import stat
 from pathlib import Path
 
+import bcrypt
 import pytest
 
 from roost.errors import NotFound, UsageError
-from roost.passwords import PasswordFile
+from roost.passwords import BCRYPT_ROUNDS, PasswordFile
 
 
 def test_set_verify_delete(tmp_path: Path) -> None:
@@ -45,3 +46,35 @@ def test_replacing_keeps_other_users(tmp_path: Path) -> None:
     store.set("a-user", "third-password")
     assert set(store.load()) == {"a-user", "b-user"}
     assert store.verify("a-user", "third-password")
+
+
+def test_an_unknown_user_costs_one_real_bcrypt_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No timing: a spy shows that an unknown user is checked by bcrypt, against a hash of full cost."""
+    store = PasswordFile(tmp_path / "passwords")
+    store.set("admin", "s3cret-password")
+    seen: list[bytes] = []
+    real_checkpw = bcrypt.checkpw
+
+    def spy(password: bytes, hashed: bytes) -> bool:
+        seen.append(hashed)
+        return real_checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", spy)
+    assert not store.verify("ghost", "s3cret-password")
+    assert len(seen) == 1
+    assert seen[0].startswith(f"$2b${BCRYPT_ROUNDS:02d}$".encode())
+    assert not store.verify("admin", "x" * 80)  # over the limit: also one full-cost check
+    assert len(seen) == 2
+    assert seen[1].startswith(f"$2b${BCRYPT_ROUNDS:02d}$".encode())
+
+
+def test_version_changes_with_every_write(tmp_path: Path) -> None:
+    store = PasswordFile(tmp_path / "passwords")
+    assert store.version() is None
+    store.set("admin", "first-password")
+    first = store.version()
+    store.set("admin", "first-password")  # same user, same password: a new salt, a new file
+    second = store.version()
+    assert first is not None
+    assert second is not None
+    assert first != second
