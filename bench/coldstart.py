@@ -2,7 +2,11 @@
 the first response byte, (a) forked from a resident zygote, (b) with the zygote evicted, (c) the
 ordinary way, `uvicorn main:app` as a new process. Targets: (a) median <= 15 ms, (c)/(a) >= 40.
 
-Run: .venv/bin/python bench/coldstart.py [SAMPLES]
+The runtime runs with the sandbox this host offers (cgroups, bubblewrap, seccomp, own uid as
+root), as `roost serve` does; `--no-sandbox` runs the same measurements with it off, so the two
+runs give the sandbox's per-instance cost on a cold start.
+
+Run: .venv/bin/python bench/coldstart.py [SAMPLES] [--no-sandbox]
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from _common import EXAMPLE, Recorder, build_venv, first_byte, free_port, summar
 from roost.applog import LogBook
 from roost.model import AppConfig, AppName, DeploymentId, Mode, ScaleConfig
 from roost.runtime import DeploymentSpec, LocalRuntime
+from roost.runtime.sandbox import SandboxSettings
 
-SAMPLES = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+SAMPLES = next((int(arg) for arg in sys.argv[1:] if arg.isdigit()), 20)
+SANDBOX = SandboxSettings(enabled="--no-sandbox" not in sys.argv[1:])
 
 
 async def activate(runtime: LocalRuntime, recorder: Recorder, deployment: DeploymentId) -> float:
@@ -101,9 +107,10 @@ def spec_for(venv: Path, deployment: str) -> DeploymentSpec:
 async def run_runtime(home: Path, venv: Path, zygote_idle: float, deployment: str, pause: float = 0.0) -> list[float]:
     recorder = Recorder()
     logs = LogBook(home / "logs")
-    runtime = LocalRuntime(home, logs, recorder, zygote_idle=zygote_idle, idle_check_interval=0.02)
+    runtime = LocalRuntime(home, logs, recorder, zygote_idle=zygote_idle, idle_check_interval=0.02, sandbox=SANDBOX)
     runtime.subscribe(recorder)
     await runtime.start()
+    print(f"  {runtime.sandbox.summary()}", flush=True)
     try:
         spec = spec_for(venv, deployment)
         await runtime.deploy(spec)

@@ -46,6 +46,7 @@ from roost.passwords import PasswordFile
 from roost.registry import Registry
 from roost.runtime import LocalRuntime
 from roost.runtime.protocol import RUNNER_REQUIREMENTS, InstanceInfo
+from roost.runtime.sandbox import SandboxSettings
 from roost.settings import ServeSettings
 from roost.store import Store
 
@@ -190,6 +191,7 @@ class Daemon:
         """Lock the home, bind every socket, open the store, recover, start serving."""
         s = self.settings
         s.home.mkdir(parents=True, exist_ok=True)
+        s.home.chmod(0o700)  # owner-only; the sandbox opens a way (o+x, never o+r) to an app's own files
         self._lock.acquire()
         edge_sock = self._keep(bind_tcp(s.edge_host, s.edge_port, "edge router", "--port"))
         api_sock = self._keep(bind_tcp(s.api_host, s.api_port, "admin API", "--api-port"))
@@ -218,17 +220,28 @@ class Daemon:
         logs = self._logs = LogBook(s.home / "logs")
         recorder = self._recorder = Recorder(store)
         runtime = self._runtime = LocalRuntime(
-            s.home, logs, recorder, memory_budget=s.memory_budget, zygote_idle=s.zygote_idle
+            s.home,
+            logs,
+            recorder,
+            memory_budget=s.memory_budget,
+            zygote_idle=s.zygote_idle,
+            sandbox=SandboxSettings(uid_first=s.uid_first, uid_last=s.uid_last),
         )
         runtime.subscribe(recorder)
         await runtime.start()
         edge_settings = EdgeSettings(
-            trust_proxy=s.trust_proxy, rate_per_client=s.client_rate, rate_burst=max(1, int(2 * s.client_rate))
+            trust_proxy=s.trust_proxy,
+            rate_per_client=s.client_rate,
+            rate_burst=max(1, int(2 * s.client_rate)),
+            limit_connections=s.limit_connections,
+            limit_connections_per_client=s.limit_connections_per_client,
         )
         edge = self._edge = Edge(runtime, edge_settings)
         edge.on_recycle = self._spawn_stop
         urls = Urls(domain=s.domain, port=edge_port, scheme="https" if s.tls_cert else "http")
-        builder = Builder(s.home, RUNNER_REQUIREMENTS, cache_dir=s.uv_cache)
+        builder = Builder(
+            s.home, RUNNER_REQUIREMENTS, cache_dir=s.uv_cache, limit_unpacked_bytes=s.limit_build_unpacked
+        )
         control = self._control = Control(
             store,
             Registry(s.home / "blobs"),

@@ -18,6 +18,11 @@ DEFAULT_DOMAIN = "localhost"
 SOCKET_NAME = "roost.sock"
 LOCK_NAME = "roost.lock"
 DB_NAME = "roost.db"
+DEFAULT_UID_FIRST = 200000  # per-app uids when run as root: first and last of the range
+DEFAULT_UID_LAST = 265535
+DEFAULT_BUILD_LIMIT = 1024**3  # bytes an uploaded source archive may unpack to
+DEFAULT_MAX_CONNECTIONS = 10_000  # open client connections at the edge, in all
+DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 256  # and per client address (IPv6: per /64)
 
 
 def default_home() -> Path:
@@ -52,6 +57,11 @@ class ServeSettings:
     memory_budget: int = 0  # bytes of instance memory limits allowed in all; 0: no budget
     zygote_idle: float = 1800.0  # a zygote nothing forked from this long is evicted
     client_rate: float = 1000.0  # edge: requests per second per client address; 0: no rate limit
+    uid_first: int = DEFAULT_UID_FIRST  # the range each app's own uid comes from (root only)
+    uid_last: int = DEFAULT_UID_LAST
+    limit_build_unpacked: int = DEFAULT_BUILD_LIMIT  # builder: bytes a source archive may unpack to
+    limit_connections: int = DEFAULT_MAX_CONNECTIONS  # edge: open client connections in all
+    limit_connections_per_client: int = DEFAULT_MAX_CONNECTIONS_PER_CLIENT  # edge: per client address
 
     @property
     def passwords_path(self) -> Path:

@@ -11,15 +11,24 @@ import click
 import psutil
 
 from roost.config import parse_duration, parse_size
+from roost.errors import UsageError
 from roost.settings import (
     DEFAULT_API_HOST,
     DEFAULT_API_PORT,
     DEFAULT_DOMAIN,
     DEFAULT_EDGE_HOST,
     DEFAULT_EDGE_PORT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    DEFAULT_UID_FIRST,
+    DEFAULT_UID_LAST,
     ServeSettings,
     default_home,
 )
+
+UID_LOWEST = 1000  # below: system accounts on every distribution
+UID_HIGHEST = 2**32 - 2  # (uid_t)-1 means "no uid" to the kernel
+BUILD_LIMIT_LOWEST = 1024 * 1024
 
 
 def _duration(flag: str, value: str) -> float:
@@ -115,6 +124,42 @@ def _announce(line: str) -> None:
     "more get 429. 0 turns the limit off.",
 )
 @click.option(
+    "--max-connections",
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    type=int,
+    metavar="N",
+    envvar="ROOST_MAX_CONNECTIONS",
+    help="Open client connections the edge accepts in all; more are closed at once [env ROOST_MAX_CONNECTIONS].",
+)
+@click.option(
+    "--max-connections-per-client",
+    default=DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    show_default=True,
+    type=int,
+    metavar="N",
+    envvar="ROOST_MAX_CONNECTIONS_PER_CLIENT",
+    help="Open connections one client address (IPv6: one /64) may hold at the edge; more are closed at once "
+    "[env ROOST_MAX_CONNECTIONS_PER_CLIENT].",
+)
+@click.option(
+    "--uid-range",
+    default=f"{DEFAULT_UID_FIRST}-{DEFAULT_UID_LAST}",
+    show_default=True,
+    envvar="ROOST_UID_RANGE",
+    metavar="FIRST-LAST",
+    help="When run as root, each app runs under its own uid from this range (recorded in HOME/uids.json) "
+    "[env ROOST_UID_RANGE].",
+)
+@click.option(
+    "--build-limit",
+    default="1G",
+    show_default=True,
+    envvar="ROOST_BUILD_LIMIT",
+    metavar="SIZE",
+    help="How much a pushed source archive may unpack to; a larger push fails to build [env ROOST_BUILD_LIMIT].",
+)
+@click.option(
     "--cron-speed",
     default=1.0,
     type=click.FloatRange(min=1.0),
@@ -151,6 +196,10 @@ def serve(
     memory_budget: str,
     zygote_idle: str,
     client_rate: float,
+    max_connections: int,
+    max_connections_per_client: int,
+    uid_range: str,
+    build_limit: str,
     cron_speed: float,
 ) -> None:
     """Run the Roost daemon in the foreground."""
@@ -164,6 +213,9 @@ def serve(
         except ValueError as exc:
             raise click.BadParameter(f"{cidr!r} is not a network like 10.0.0.0/8", param_hint="--trust-proxy") from exc
 
+    uid_first, uid_last = _uid_range(uid_range)
+    limit_connections, limit_per_client = _connections(max_connections, max_connections_per_client)
+    limit_build = _build_limit(build_limit)
     logging.basicConfig(level=logging.INFO, format="roost: %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the cron runner's requests are events, not log lines
     settings = ServeSettings(
@@ -189,6 +241,11 @@ def serve(
         memory_budget=_memory_budget(memory_budget),
         client_rate=client_rate,
         zygote_idle=_duration("--zygote-idle", zygote_idle),
+        uid_first=uid_first,
+        uid_last=uid_last,
+        limit_build_unpacked=limit_build,
+        limit_connections=limit_connections,
+        limit_connections_per_client=limit_per_client,
     )
     if trust_loopback:
         logging.getLogger("roost").warning(
@@ -210,3 +267,43 @@ def _memory_budget(value: str) -> int:
     except ValueError as exc:
         message = f"{value!r} is not a share of RAM or a size ({exc})"
         raise click.BadParameter(message, param_hint="--memory-budget") from exc
+
+
+def _uid_range(value: str) -> tuple[int, int]:
+    """'200000-265535' -> (200000, 265535): unprivileged uids no local account is likely to hold."""
+    first_text, dash, last_text = value.strip().partition("-")
+    hint = f"--uid-range takes FIRST-LAST between {UID_LOWEST} and {UID_HIGHEST}, for example 200000-265535"
+    try:
+        first, last = int(first_text), int(last_text)
+    except ValueError:
+        raise UsageError(f"--uid-range {value!r} is not a range of uids", hint=hint) from None
+    if not dash or not UID_LOWEST <= first <= last <= UID_HIGHEST:
+        raise UsageError(f"--uid-range {value!r} is not a usable range of uids", hint=hint)
+    return first, last
+
+
+def _build_limit(value: str) -> int:
+    """'1G' -> 1073741824: what a source archive may unpack to."""
+    hint = "--build-limit takes a size of at least 1M, such as 512M or 2G"
+    try:
+        size = parse_size(value.strip())
+    except ValueError as exc:
+        raise UsageError(f"--build-limit {value!r} is not a size ({exc})", hint=hint) from exc
+    if size < BUILD_LIMIT_LOWEST:
+        raise UsageError(f"--build-limit {value!r} is too small to hold any app", hint=hint)
+    return size
+
+
+def _connections(total: int, per_client: int) -> tuple[int, int]:
+    """The edge's connection limits: both positive, and one client never allowed more than all."""
+    if total < 1 or per_client < 1:
+        raise UsageError(
+            "--max-connections and --max-connections-per-client must be at least 1",
+            hint=f"the defaults are {DEFAULT_MAX_CONNECTIONS} and {DEFAULT_MAX_CONNECTIONS_PER_CLIENT}",
+        )
+    if per_client > total:
+        raise UsageError(
+            f"--max-connections-per-client {per_client} is more than --max-connections {total}",
+            hint="one client can never hold more connections than the edge accepts in all; lower it or raise both",
+        )
+    return total, per_client

@@ -34,6 +34,7 @@ class Plan:
     uid: int | None = None  # drop to it in the launcher (no bwrap); with bwrap, setpriv does
     gid: int | None = None
     seccomp: bytes | None = None
+    netns: bool = False  # a private network namespace, made by the launcher (no bwrap, root)
     bwrap: str | None = None  # the binary, when the command runs inside a bwrap view
     view: View | None = None
 
@@ -79,6 +80,7 @@ class Confinement:
             "uid": plan.uid,
             "gid": plan.gid,
             "seccomp_fd": seccomp_fd,
+            "netns": plan.netns,
             "argv": target,
         }
         return [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(launch, separators=(",", ":"))]

@@ -3,7 +3,9 @@ interpreter as `python -I -S launcher.py '<json>'`, and gone at once (it execute
 
 It does, in this order, what must happen before the app exists and what bwrap cannot do:
 join the instance's cgroups (so everything it will ever start is counted and limited, with
-no window in which a fork escapes), set the resource limits, set PR_SET_NO_NEW_PRIVS, and
+no window in which a fork escapes), set the resource limits, without bwrap and as root enter a
+private network namespace with only loopback up (`limits.network = "none"`: the listening
+socket Roost hands in was bound outside and keeps working), set PR_SET_NO_NEW_PRIVS, and
 then either execute bwrap (which builds the filesystem view, applies the seccomp program and
 drops to the app's uid) or, without bwrap, drop to the app's uid and apply the seccomp
 program itself, right before executing the app.
@@ -15,9 +17,12 @@ site-packages, so it imports the standard library only, never roost.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import resource
+import socket
+import struct
 import sys
 
 PR_SET_NO_NEW_PRIVS = 38
@@ -25,6 +30,10 @@ PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 EXIT_CANNOT_LAUNCH = 126
 EXIT_NOT_FOUND = 127
+CLONE_NEWNET = 0x40000000
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
 
 
 class SockFprog(ctypes.Structure):
@@ -54,6 +63,18 @@ def prctl(libc: ctypes.CDLL, option: int, arg: int | ctypes.c_void_p) -> None:
         raise OSError(error, f"prctl({option}): {os.strerror(error)}")
 
 
+def private_network(libc: ctypes.CDLL) -> None:
+    """A new network namespace (needs CAP_SYS_ADMIN) with its loopback up, as bwrap's
+    --unshare-net gives: the app can talk to itself on 127.0.0.1 and reach nothing else."""
+    if libc.unshare(CLONE_NEWNET) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"unshare(CLONE_NEWNET): {os.strerror(error)}")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        request = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(probe.fileno(), SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(probe.fileno(), SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
+
+
 def drop_to(uid: int, gid: int) -> None:
     os.setgroups([])
     os.setresgid(gid, gid, gid)
@@ -81,6 +102,8 @@ def launch(plan: dict[str, object]) -> None:
     join_cgroups(list(plan.get("procs", [])))  # type: ignore[call-overload]
     set_limits(list(plan.get("rlimits", [])))  # type: ignore[call-overload]
     libc = ctypes.CDLL(None, use_errno=True)
+    if plan.get("netns") is True:
+        private_network(libc)
     prctl(libc, PR_SET_NO_NEW_PRIVS, 1)
     uid = plan.get("uid")
     if isinstance(uid, int):

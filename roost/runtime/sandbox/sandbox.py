@@ -67,6 +67,7 @@ class Sandbox:
         self._detected = False
         self._uids: dict[str, int] = {}
         self._opened: set[Path] = set()
+        self._told_network: set[str] = set()  # deployments whose network = "none" could not be had, said once
 
     # -- detection -------------------------------------------------------------------------------------------------
 
@@ -167,11 +168,9 @@ class Sandbox:
         book = self.facilities.uids
         if book is not None and spec.app not in self._uids:
             self._uids[spec.app] = await asyncio.to_thread(book.uid_for, spec.app)
-        if book is not None and not self.uses_bwrap():
-            todo = [p for p in (spec.code_dir, spec.venv_dir) if p not in self._opened]
-            if todo:
-                await asyncio.to_thread(open_for, todo)
-                self._opened.update(todo)
+        if book is not None and not self.uses_bwrap() and spec.code_dir not in self._opened:
+            await asyncio.to_thread(open_for, spec.code_dir, spec.venv_dir, self.home, self._uids[spec.app])
+            self._opened.add(spec.code_dir)
 
     def uid_of(self, spec: DeploymentSpec) -> int | None:
         return self._uids.get(spec.app)
@@ -205,6 +204,7 @@ class Sandbox:
         uid = self.uid_of(spec)
         plan = Plan(procs=[str(p) for p in group.procs_files()] if group else [], rlimits=self._rlimits(spec, group))
         plan.seccomp = self.facilities.filter.program if self.facilities.filter else None
+        plan.netns = self._launcher_netns(spec)
         if self.uses_bwrap():
             plan.bwrap = self.facilities.bwrap
             plan.view = self._view(spec, uid)
@@ -213,6 +213,28 @@ class Sandbox:
             if uid is not None and host_tmpdir is not None:
                 os.chown(host_tmpdir, uid, uid)  # a microsecond syscall: fine on the loop
         return Confinement(plan, group)
+
+    def _launcher_netns(self, spec: DeploymentSpec) -> bool:
+        """Whether the launcher must make the private network of `network = "none"` (no bwrap,
+        but root); when nothing can, say so once per deployment rather than ignore it."""
+        if spec.config.limits.network is not Network.NONE:
+            return False
+        if spec.config.command:
+            self._tell_network(spec, "a command app binds $PORT itself, so it keeps the host network")
+            return False
+        if self.uses_bwrap():
+            return False  # the bwrap view unshares the network
+        if self.facilities.root:
+            return True
+        self._tell_network(
+            spec, "without bubblewrap only root can give an instance its own network; it keeps the host network"
+        )
+        return False
+
+    def _tell_network(self, spec: DeploymentSpec, why: str) -> None:
+        if spec.deployment not in self._told_network:
+            self._told_network.add(spec.deployment)
+            log.warning('app %s (%s) asks for limits.network = "none": %s', spec.app, spec.deployment, why)
 
     def _view(self, spec: DeploymentSpec, uid: int | None) -> bwrap.View:
         read_only = [spec.venv_dir, RUNNER]

@@ -117,6 +117,59 @@ def test_v1_and_none_are_detected(tmp_path: Path) -> None:
     assert "empty unified hierarchy" in none.why
 
 
+def fake_v1(root: Path) -> dict[str, Path]:
+    """Roost's parent group of each v1 controller, as `detect` leaves them."""
+    parents = {}
+    for controller in ("memory", "cpu", "cpuacct", "pids"):
+        parent = root / controller / "roost"
+        parent.mkdir(parents=True)
+        (root / controller / "cgroup.procs").write_text("")
+        parents[controller] = parent
+    return parents
+
+
+def test_v1_group_files_are_written(tmp_path: Path) -> None:
+    parents = fake_v1(tmp_path / "cg")
+    group = CgroupV1.create({c: p / "i123" for c, p in parents.items()}, LIMITS)
+    directories = {c: p / "i123" for c, p in parents.items()}
+    memory, cpu, pids = directories["memory"], directories["cpu"], directories["pids"]
+    assert (memory / "memory.limit_in_bytes").read_text() == "134217728"
+    assert not (memory / "memory.memsw.limit_in_bytes").exists()  # no swap accounting here: not invented
+    assert (cpu / "cpu.cfs_period_us").read_text() == "100000"
+    assert (cpu / "cpu.cfs_quota_us").read_text() == "50000"  # 0.5 core
+    assert (pids / "pids.max").read_text() == "64"
+    assert not list(directories["cpuacct"].iterdir())  # accounting only: nothing to limit
+    assert group.procs_files() == [d / "cgroup.procs" for d in directories.values()]
+    group.add(4242)
+    assert all((d / "cgroup.procs").read_text() == "4242" for d in directories.values())
+
+
+def test_v1_memsw_is_limited_too_when_swap_accounting_is_on(tmp_path: Path) -> None:
+    """The kernel puts memory.memsw.limit_in_bytes in every new group when swap is accounted;
+    a plain directory is empty, so the group is laid out as the kernel would before limiting."""
+    memory = tmp_path / "memory" / "i123"
+    memory.mkdir(parents=True)
+    (memory / "memory.memsw.limit_in_bytes").write_text("9223372036854771712")
+    CgroupV1({"memory": memory})._limit(LIMITS)
+    assert (memory / "memory.limit_in_bytes").read_text() == "134217728"
+    assert (memory / "memory.memsw.limit_in_bytes").read_text() == "134217728"  # memory + swap: no swap at all
+
+
+def test_v1_a_failed_limit_removes_the_directories_it_made(tmp_path: Path) -> None:
+    parents = fake_v1(tmp_path / "cg")
+    (parents["pids"] / "g").mkdir()  # already there: create() must fail and clean up what it made
+    with pytest.raises(FileExistsError):
+        CgroupV1.create({c: p / "g" for c, p in parents.items()}, LIMITS)
+    assert [c for c in ("memory", "cpu", "cpuacct") if (parents[c] / "g").exists()] == []
+    assert (parents["pids"] / "g").is_dir()  # not made by create(): left alone
+
+
+def test_v1_a_tiny_cpu_share_is_held_to_the_kernels_minimum_quota(tmp_path: Path) -> None:
+    parents = fake_v1(tmp_path / "cg")
+    CgroupV1.create({c: p / "g" for c, p in parents.items()}, GroupLimits(memory=1 << 20, cpu=0.001, pids=1))
+    assert (parents["cpu"] / "g" / "cpu.cfs_quota_us").read_text() == "1000"  # the kernel refuses less than 1 ms
+
+
 def test_v1_counters_are_read_from_oom_control_and_cpuacct(tmp_path: Path) -> None:
     dirs = {c: tmp_path / c for c in ("memory", "cpuacct", "pids")}
     for directory in dirs.values():
@@ -181,3 +234,22 @@ def test_real_cpu_usage_is_counted(real_group) -> None:  # type: ignore[no-untyp
     assert result.returncode == 0, result.stderr
     used = real_group.cpu_seconds()
     assert used is not None and used >= 0.25
+
+
+def test_real_cpu_quota_holds_a_busy_loop_to_its_share() -> None:
+    """cpu = 0.2: a busy loop for 1.5 s of wall time gets about 0.3 s of CPU, not 1.5 s."""
+    hierarchy = detect_here(Path("/sys/fs/cgroup"), "roost-unit")
+    if hierarchy.version is CgroupVersion.NONE:
+        pytest.fail(f"this machine should have cgroups for Roost: {hierarchy.why}")
+    group = hierarchy.create(f"q{os.getpid()}", GroupLimits(memory=64 * 1024 * 1024, cpu=0.2, pids=16))
+    try:
+        code = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 1.5: pass\nprint(time.monotonic() - t)"
+        result = run_in(group, code)
+        assert result.returncode == 0, result.stderr
+        wall = float(result.stdout)
+        used = group.cpu_seconds()
+        assert used is not None, "no CPU accounting for the group"
+        cores = used / wall
+        assert 0.05 < cores < 0.5, f"{used:.3f}s of CPU in {wall:.3f}s: {cores:.2f} cores under a 0.2 core quota"
+    finally:
+        group.remove()
