@@ -9,9 +9,11 @@ so the event loop may call them. Imports only the leaves.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -113,11 +115,18 @@ class LogBook:
     def write(self, app: str, deployment: str, source: str, text: str) -> None:
         at = time.time()
         self.app(app).write(deployment, source, text, at)
-        for follower in self._followers.get(app, ()):
-            follower(LogLine(at, deployment, source, text.rstrip("\r\n")))
+        followers = self._followers.get(app)
+        if followers:
+            line = parse_line(_format(at, deployment, source, text).decode("utf-8", "replace"))
+            for follower in list(followers):
+                if line is not None:
+                    follower(line)  # exactly what a later read of the file returns, so overlaps can be found
 
     def follow(self, app: str, callback: Callable[[LogLine], None]) -> Callable[[], None]:
-        """Call `callback` with every line written from now on; returns the way to stop."""
+        """Call `callback` with every line written from now on; returns the way to stop.
+
+        To print what is kept and then follow without losing or repeating a line: follow
+        first, read, then drop the overlap (`LogTail.drop_overlap` does)."""
         self._followers.setdefault(app, []).append(callback)
 
         def stop() -> None:
@@ -139,6 +148,8 @@ class LogBook:
         for path in self.files(app):
             with path.open(encoding="utf-8", errors="replace") as handle:
                 for raw in handle:
+                    if not raw.endswith("\n"):
+                        continue  # a line being written right now: a follower gets it whole
                     line = parse_line(raw)
                     if line is None or (since is not None and line.at < since):
                         continue
@@ -159,3 +170,52 @@ class LogBook:
         for log in self._logs.values():
             log.close()
         self._logs.clear()
+
+
+class LogTail:
+    """A follower's bounded buffer (the callback for `LogBook.follow`), for one reader.
+
+    A reader slower than the app must not hold the daemon's memory hostage, nor lose lines
+    silently: past `limit` buffered lines, new ones are counted and dropped, and the reader
+    is handed a line saying how many it missed before it gets the next one."""
+
+    def __init__(self, limit: int, deployment: str | None = None) -> None:
+        self.limit = limit
+        self.deployment = deployment
+        self.skipped = 0
+        self._lines: deque[LogLine] = deque()
+        self._wake = asyncio.Event()
+
+    def __call__(self, line: LogLine) -> None:
+        if self.deployment is not None and line.deployment != self.deployment:
+            return
+        if len(self._lines) >= self.limit:
+            self.skipped += 1
+        else:
+            self._lines.append(line)
+        self._wake.set()
+
+    def drop_overlap(self, read: list[LogLine]) -> None:
+        """Forget the buffered lines that `read` (the file, read after following began) already
+        holds: the longest run at the start of the buffer that ends `read`. Both are the same
+        stream in the same order (one writer), so only that run can be in both."""
+        buffered = list(self._lines)
+        for count in range(min(len(buffered), len(read)), 0, -1):
+            if buffered[:count] == read[-count:]:
+                for _ in range(count):
+                    self._lines.popleft()
+                return
+
+    async def take(self) -> list[LogLine]:
+        """Every line buffered so far (waiting for one), after a notice of skipped lines if any."""
+        while not self._lines and not self.skipped:
+            self._wake.clear()
+            await self._wake.wait()
+        taken: list[LogLine] = []
+        if self.skipped:
+            what = f"{self.skipped} line(s) skipped: this reader fell behind (see the log files for all of them)"
+            taken.append(LogLine(time.time(), "-", "roost", what))
+            self.skipped = 0
+        taken.extend(self._lines)
+        self._lines.clear()
+        return taken

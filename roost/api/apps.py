@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from roost.api.deps import ControlDep
 from roost.api.schemas import AppCreate, AppInfoOut, AppOut, AppSummaryOut, EventOut, ScaleChange
-from roost.applog import LogLine
+from roost.applog import LogTail
 
 router = APIRouter(tags=["apps"])
 LIMIT_FOLLOW_QUEUE = 10_000
@@ -79,35 +79,30 @@ async def logs(
 ) -> StreamingResponse:
     """The app's log lines, oldest first; with follow=true, new lines as they come."""
     start = time.time() - since if since is not None else None
-    queue: asyncio.Queue[LogLine] = asyncio.Queue(LIMIT_FOLLOW_QUEUE)
-    stop_following = control.logs.follow(name, _enqueue(queue, deployment)) if follow else None
+    # Follow before reading, so no line falls between the two; the overlap is dropped after.
+    tail = LogTail(LIMIT_FOLLOW_QUEUE, deployment) if follow else None
+    stop_following = control.logs.follow(name, tail) if tail is not None else None
     try:
         existing = await control.read_logs(name, start, deployment)
     except BaseException:
         if stop_following:
             stop_following()
         raise
+    if tail is not None:
+        tail.drop_overlap(existing)
 
     async def lines() -> AsyncIterator[bytes]:
         try:
             for line in existing:
                 yield (line.render() + "\n").encode()
-            while stop_following is not None:
-                line = await queue.get()
-                yield (line.render() + "\n").encode()
+            while tail is not None:
+                for line in await tail.take():
+                    yield (line.render() + "\n").encode()
         finally:
             if stop_following:
                 stop_following()
 
     return StreamingResponse(lines(), media_type="text/plain; charset=utf-8")
-
-
-def _enqueue(queue: asyncio.Queue[LogLine], deployment: str | None) -> Callable[[LogLine], None]:
-    def put(line: LogLine) -> None:
-        if (deployment is None or line.deployment == deployment) and not queue.full():
-            queue.put_nowait(line)
-
-    return put
 
 
 @router.get("/v1/apps/{name}/domains", response_model=list[str])

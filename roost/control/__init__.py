@@ -41,6 +41,7 @@ class Control(RetentionUseCases, AccessUseCases, OverviewUseCases):
         self.keep_default = keep
         self.buildlogs = BuildLogs(logs, self.deployments_root)
         self._registered: dict[DeploymentId, DeploymentSpec] = {}
+        self._production: dict[DeploymentId, bool] = {}
         self.vault = Vault(home / "secret.key")
 
 

@@ -36,18 +36,22 @@ log = logging.getLogger("roost.control")
 TIMEOUT_HANDOVER = 30.0
 
 
-def preview_config(config: AppConfig) -> AppConfig:
-    """A deployment outside production runs on demand only, and without a zygote."""
-    return replace(config, mode=Mode.FUNCTION, preload=False, scale=replace(config.scale, min=0))
+def preview_config(config: AppConfig, keep_zygote: bool = False) -> AppConfig:
+    """A deployment outside production runs on demand only, and without a zygote, unless it
+    served production earlier in this run: it keeps its zygote (until the runtime evicts it
+    when idle), so a rollback to it forks in milliseconds instead of paying the full import."""
+    preload = config.preload and keep_zygote
+    return replace(config, mode=Mode.FUNCTION, preload=preload, scale=replace(config.scale, min=0))
 
 
 class LifecycleUseCases(DeployUseCases):
     _registered: dict[DeploymentId, DeploymentSpec]
+    _production: dict[DeploymentId, bool]  # served production in this run -> serves it now
     cron: CronRunner | None = None
 
     def _spec(self, app: App, deployment: Deployment, production: bool, env: dict[str, str]) -> DeploymentSpec:
         config = with_overrides(deployment.config, app.overrides)
-        config = config if production else preview_config(config)
+        config = config if production else preview_config(config, keep_zygote=deployment.id in self._production)
         return DeploymentSpec(
             app=deployment.app,
             deployment=deployment.id,
@@ -68,20 +72,31 @@ class LifecycleUseCases(DeployUseCases):
         deployments = [d for d in await self.store.list_deployments(app) if d.status is DeploymentStatus.READY]
         if record.desired is DesiredState.STOPPED:
             for deployment in deployments:
+                self._production.pop(deployment.id, None)
                 if self._registered.pop(deployment.id, None) is not None:
                     await self.runtime.retire(deployment.id)
             return
         weights = {t.deployment: t.weight for t in await self.store.get_traffic(app)}
-        secrets = await self.secrets_of(app)
+        await self._converge(record, deployments, weights, await self.secrets_of(app))
+
+    async def _converge(
+        self, record: App, deployments: list[Deployment], weights: Mapping[DeploymentId, int], secrets: dict[str, str]
+    ) -> None:
+        """Production first; once it has a ready instance, what left production drains."""
         production = [d for d in deployments if weights.get(d.id, 0) > 0]
-        leaving = [d for d in deployments if weights.get(d.id, 0) == 0 and d.id in self._registered]
+        leaving = [d for d in deployments if weights.get(d.id, 0) == 0 and self._production.get(d.id)]
         for deployment in production:
+            self._production[deployment.id] = True
             await self._register(self._spec(record, deployment, True, {**deployment.config.env, **secrets}))
-        if leaving:
-            await self._hand_over(production, leaving)
+        handed_over = await self._hand_over(production, leaving) if leaving else False
+        for deployment in leaving:
+            self._production[deployment.id] = False  # out of production: a preview that keeps its zygote
         for deployment in deployments:
             if weights.get(deployment.id, 0) == 0:
                 await self._register(self._spec(record, deployment, False, {**deployment.config.env, **secrets}))
+        for deployment in leaving:
+            if handed_over and deployment.id in self._registered:
+                self.spawn(self._drain_leaving(deployment, production), name=f"drain {deployment.id}")
 
     async def set_scale(self, app: str, changes: Mapping[str, object]) -> App:
         """Change scale settings on top of every deployment's roost.toml (they survive pushes).
@@ -132,11 +147,13 @@ class LifecycleUseCases(DeployUseCases):
         self._registered[spec.deployment] = spec
         await self.runtime.deploy(spec)
 
-    async def _hand_over(self, production: list[Deployment], leaving: list[Deployment]) -> None:
-        """Before old instances drain, make sure the new production has one ready."""
-        if not any(self.runtime.stats(d.id).ready for d in leaving):
-            return
+    async def _hand_over(self, production: list[Deployment], leaving: list[Deployment]) -> bool:
+        """Before old instances drain, make sure the new production has one ready. False when it
+        could not get one: the old instances are then left to idle out rather than drained."""
+        if not any(self.runtime.stats(d.id).ready + self.runtime.stats(d.id).starting for d in leaving):
+            return True  # nothing runs that could drain
         deadline = time.monotonic() + TIMEOUT_HANDOVER
+        handed_over = True
         for deployment in production:
             if self.runtime.stats(deployment.id).ready:
                 continue
@@ -144,7 +161,19 @@ class LifecycleUseCases(DeployUseCases):
                 async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
                     await self.runtime.start_instance(deployment.id)
             except (RoostError, TimeoutError) as exc:
+                handed_over = False
                 log.warning("no ready instance of %s before the hand-over: %s", deployment.id, exc)
+        return handed_over
+
+    async def _drain_leaving(self, deployment: Deployment, production: list[Deployment]) -> None:
+        """The new production has a ready instance: the old deployment's instances drain now
+        (in-flight requests finish within the grace) instead of idling on for `idle_timeout`.
+        Its zygote stays, for a fast rollback."""
+        if self._production.get(deployment.id):
+            return  # promoted again (a quick rollback) before this ran: its instances serve production
+        names = ", ".join(d.id for d in production) or "no deployment"
+        with contextlib.suppress(RoostError):  # retired meanwhile (app stopped or removed): nothing to drain
+            await self.runtime.scale_to(deployment.id, 0, f"left production ({names} took over)")
 
     async def stop_app(self, app: str) -> None:
         """Stop every instance; the app answers 503 until started."""
@@ -177,6 +206,9 @@ class LifecycleUseCases(DeployUseCases):
                 "deployment %s of %s was building when the daemon stopped: marked failed",
                 *(deployment.id, deployment.app),
             )
+        leftovers = await self.builder.remove_leftovers()  # before any build can start
+        if leftovers:
+            log.warning("removed %d half-built folder(s) of interrupted builds", len(leftovers))
         strays = await self.store.live_instances()
         records = [(r.pid, r.pgid or r.pid) for r in strays if r.pid]
         killed = await asyncio.to_thread(kill_strays, records) if records else []

@@ -47,7 +47,8 @@ class Instance:
         self.reason = ""
         self.host = LOOPBACK
         self.port = 0
-        self.start_kind = StartKind.FRESH
+        self.start_kind = StartKind.FRESH  # what a request waiting for it waited for: FORK only from a ready zygote
+        self.forked = False  # a child of a zygote (even one that had just imported the app)
         self.started_at = time.time()
         self.spawned_at = time.monotonic()
         self.ready_at: float | None = None

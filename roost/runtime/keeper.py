@@ -83,11 +83,12 @@ class InstanceKeeper(ZygoteKeeper):
         if instance.spec.config.command:
             await launch_command(instance, deadline, self._inside_tmp(instance, False), self._confine(instance))
             return
+        warm = pool.zygote is not None and pool.zygote.is_ready()  # else this start waits for an import
         zygote = await self._zygote_for(pool, deadline)
         if zygote is not None and zygote.spec == instance.spec:
             instance.cgroup = sandbox.cgroup(instance.id, instance.spec.config.limits)
             try:
-                await launch_forked(instance, zygote, self._inside_tmp(instance, True), instance.cgroup)
+                await launch_forked(instance, zygote, self._inside_tmp(instance, True), instance.cgroup, warm)
                 return
             except ForkFailed as exc:
                 instance.output.log(f"roost: could not fork from the zygote ({exc}); starting fresh")
@@ -115,7 +116,12 @@ class InstanceKeeper(ZygoteKeeper):
         return f"could not start: {type(exc).__name__}: {exc}"
 
     def _spawned(self, instance: Instance) -> None:
-        how = "forked from the zygote" if instance.start_kind is StartKind.FORK else "started fresh"
+        if instance.start_kind is StartKind.FORK:
+            how = "forked from the zygote"
+        elif instance.forked:
+            how = "forked from a zygote that had to import the app first (cold)"
+        else:
+            how = "started fresh"
         self._event(
             instance.spec.app,
             "instance.started",
@@ -123,6 +129,7 @@ class InstanceKeeper(ZygoteKeeper):
             deployment=instance.spec.deployment,
             instance=instance.id,
             pid=instance.pid,
+            restarts=instance.restarts,  # > 0: a replacement after a crash (for the restart metric)
             start_kind=instance.start_kind.value,
         )
         self._changed(instance)  # the pid, for recovery after a daemon crash

@@ -40,8 +40,13 @@ class StartFailed(Exception):
     """The instance could not start; the message says why, for people."""
 
 
-async def launch_forked(instance: Instance, zygote: Zygote, tmpdir: Path, group: Cgroup | None) -> None:
+async def launch_forked(
+    instance: Instance, zygote: Zygote, tmpdir: Path, group: Cgroup | None, warm: bool = True
+) -> None:
     """Fork from the zygote; raises ForkFailed (the caller falls back to a fresh start).
+
+    `warm` is False when the zygote was not ready as this start began: whoever waited also
+    waited for the zygote's full import, so the start counts as FRESH ("cold"), not FORK.
 
     With a cgroup, the child waits on a gate pipe until the daemon has moved it into `group`:
     it serves nothing, and forks nothing, outside its limits."""
@@ -64,7 +69,8 @@ async def launch_forked(instance: Instance, zygote: Zygote, tmpdir: Path, group:
             os.close(gate_read)
     instance.port = port
     instance.child = child
-    instance.start_kind = StartKind.FORK
+    instance.forked = True
+    instance.start_kind = StartKind.FORK if warm else StartKind.FRESH
     if group is not None and gate_write is not None:
         _open_gate(group, child.pid, gate_write)
     instance.mark_spawned()

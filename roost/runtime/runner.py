@@ -75,9 +75,9 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, MutableMapping
 from enum import Enum
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qsl
 
 Scope = MutableMapping[str, Any]
@@ -91,6 +91,7 @@ EXIT_STARTUP_FAILED = 3
 EXIT_CANNOT_PRELOAD = 4  # the app started threads at import: forking it would be unsafe
 LIMIT_MESSAGE = 64 * 1024
 TIMEOUT_WARM = 10.0
+TIMEOUT_WARM_THREADS = 2.0  # how long the warm-up's own threads (a sync endpoint's worker) may take to end
 TIMEOUT_GRACEFUL_SHUTDOWN = 5
 SPARE_DELAY = 0.05  # after the spare is taken, the next one forks once the new instance had a head start
 SPARE_RETRY = 1.0  # a spare that died idle is replaced after this
@@ -709,7 +710,7 @@ class ForkServer:
             _leave(code)
 
 
-def _leave(code: int) -> None:
+def _leave(code: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -726,19 +727,38 @@ def load(entrypoint: str) -> tuple[object, Kind]:
         raise SystemExit(EXIT_STARTUP_FAILED) from exc
 
 
+def settle_threads(before: Collection[threading.Thread], within: float) -> list[threading.Thread]:
+    """Wait up to `within` seconds for the threads started since `before` to end, and return
+    every thread but the main one still running.
+
+    A sync endpoint of a FastAPI/Starlette app runs in an AnyIO worker thread; the warm-up's
+    loop ending tells it to stop, but it exits a few milliseconds later. Counting threads in
+    that window would refuse a perfectly forkable app at random. Threads that were running
+    before the warm-up (started at import) are not waited for: they are refused at once."""
+    deadline = time.monotonic() + within
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread in before:
+            continue
+        with contextlib.suppress(RuntimeError):  # a foreign (C-level) thread cannot be joined: it counts
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in threading.enumerate() if t is not threading.main_thread()]
+
+
 def run_zygote(entrypoint: str, control_fd: int) -> int:
     control = socket.socket(fileno=control_fd)
     control.set_inheritable(False)
     started = time.monotonic()
     target, kind = load(entrypoint)
+    before = set(threading.enumerate())
     warm(target, kind)
     config = make_config(as_asgi(target, kind), kind)
     with contextlib.suppress(ImportError):
         importlib.import_module("uvloop")
-    if threading.active_count() > 1:
-        names = ", ".join(t.name for t in threading.enumerate() if t is not threading.main_thread())
-        say(f"the app runs threads after import ({names}); forking it is unsafe: set preload = false")
-        return EXIT_CANNOT_PRELOAD
+    running = settle_threads(before, TIMEOUT_WARM_THREADS)
+    if running:
+        names = ", ".join(t.name for t in running)
+        say(f"the app runs threads after import and warm-up ({names}); forking it is unsafe: set preload = false")
+        _leave(EXIT_CANNOT_PRELOAD)  # not a normal exit: that would wait for the app's non-daemon threads
     gc.collect()
     gc.freeze()  # the imported heap stays shared with every forked instance
     server = ForkServer(control, config)

@@ -236,7 +236,7 @@ class LocalRuntime(LimitWatcher):
             raise Unavailable(
                 f"no room for another instance of {pool.spec.app}: the host's memory budget "
                 f"({describe(self.settings.memory_budget)}) is full",
-                hint="stop an app, lower limits.memory, or raise --memory-share",
+                hint="stop an app, lower limits.memory, or raise --memory-budget",
             )
         else:
             instance = self._start(pool)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,11 +63,54 @@ def test_zygote_fork_is_warm_and_preload_false_is_cold(daemon: Daemon, tmp_path:
     app = tmp_path / "coldapp"
     shutil.copytree(EXAMPLES / "handler-hello", app)
     pushed(daemon, app, "--name", "warmfn")
+    wait_until("warmfn's zygote", lambda: [e for e in events_of(daemon, "warmfn") if e["kind"] == "zygote.started"])
     assert get(daemon, "warmfn.localhost").headers["x-roost-start"] == "warm"
     toml = app / "roost.toml"
     toml.write_text(toml.read_text().replace('"handler-hello"', '"coldfn"') + "preload = false\n")
     pushed(daemon, app)
     assert get(daemon, "coldfn.localhost").headers["x-roost-start"] == "cold"
+
+
+def test_a_promote_drains_the_old_instances_without_failing_a_request(daemon: Daemon, tmp_path: Path) -> None:
+    """Old instances drain once the new deployment has a ready one (not after idle_timeout), no
+    request fails meanwhile, and a rollback right after forks from the old deployment's kept zygote."""
+    app = tmp_path / "handover"
+    shutil.copytree(EXAMPLES / "flask-hello", app)
+    toml = app / "roost.toml"
+    toml.write_text(toml.read_text().replace('"flask-hello"', '"handover"').replace('"function"', '"service"'))
+    pushed(daemon, app)
+    old = wait_until("the first deployment's instance", lambda: ready_instances(daemon, "handover"))[0]
+    statuses: list[int] = []
+    done = threading.Event()
+
+    def load() -> None:
+        while not done.is_set():
+            statuses.append(get(daemon, "handover.localhost").status_code)
+
+    loader = threading.Thread(target=load, name="load")
+    loader.start()
+    try:
+        wait_until("requests before the promote", lambda: len(statuses) >= 5)
+        toml.write_text(toml.read_text().replace('GREETING = "hi"', 'GREETING = "again"'))
+        pushed(daemon, app)
+
+        def old_stopped() -> list[dict[str, Any]]:
+            mine = [i for i in info(daemon, "handover")["instances"] if i["id"] == old["id"]]
+            return [i for i in mine if i["state"] == "stopped"]
+
+        stopped = wait_until("the old instance to drain", old_stopped, timeout=60)  # idle_timeout is 5 min
+        assert "left production" in stopped[0]["reason"], stopped
+        seen = len(statuses)
+        wait_until("requests after the hand-over", lambda: len(statuses) >= seen + 5)
+    finally:
+        done.set()
+        loader.join()
+    assert statuses and set(statuses) == {200}, sorted(set(statuses))
+    assert "(again)" in get(daemon, "handover.localhost").text
+    assert daemon.cli("rollback", "handover").returncode == 0
+    back = [i for i in ready_instances(daemon, "handover") if i["deployment"] == old["deployment"]]
+    assert back and back[0]["start_kind"] == "fork", back  # the kept zygote: no full import
+    assert "(hi)" in get(daemon, "handover.localhost").text
 
 
 def test_sigkill_of_an_instance_brings_a_new_one(daemon: Daemon, tmp_path: Path) -> None:
@@ -115,8 +160,18 @@ def test_a_crashing_app_backs_off_and_says_why(daemon: Daemon, tmp_path: Path) -
 
     crashes = wait_until("crash events", crash_events)
     assert any("lost my database connection" in e["message"] for e in crashes), crashes
-    listed = daemon.cli("list").stdout
-    assert "crash" in listed, listed
+
+    def state_of_crasher() -> str | None:
+        listed = json.loads(daemon.cli("list", "--json").stdout)
+        state: str = next(a["state"] for a in listed if a["name"] == "crasher")
+        return state if state == "crash-looping" else None
+
+    wait_until("crasher to be listed as crash-looping", state_of_crasher)
+    row = next(line for line in daemon.cli("list").stdout.splitlines() if line.split()[:1] == ["crasher"])
+    assert row.split()[2] == "crash-looping", row  # the STATE column, as people read it
+    crashed = [i for i in info(daemon, "crasher")["instances"] if i["state"] == "crashed"]
+    assert crashed and all("exited with status 3" in i["reason"] for i in crashed), crashed
+    assert any(i["reason"].startswith("crash-looping") for i in crashed), crashed
     restarts = [e for e in events_of(daemon, "crasher") if e["kind"] == "instance.backoff"]
     delays = [float(e["data"]["delay"]) for e in restarts]
     assert delays == sorted(delays) and delays[-1] > delays[0], restarts

@@ -165,6 +165,49 @@ APPS: dict[str, dict[str, str]] = {
             time.sleep(120)
         """,
     },
+    "syncfastapi": {
+        "main.py": """
+            import os, threading, time
+            from fastapi import FastAPI
+
+            app = FastAPI()
+
+            @app.get("/")
+            def index():  # a plain def: FastAPI runs it in an AnyIO worker thread
+                linger = float(os.environ.get("LINGER", "0"))
+                if linger and not any(t.name == "lingerer" for t in threading.enumerate()):
+                    threading.Thread(target=time.sleep, args=(linger,), name="lingerer").start()
+                return {"hello": "sync"}
+        """,
+    },
+    "stubborn": {
+        "server.py": """
+            import os, signal, subprocess, sys
+            from http.server import BaseHTTPRequestHandler, HTTPServer
+
+            def ignore(signum, frame):
+                print("got SIGTERM, ignoring it", flush=True)
+
+            signal.signal(signal.SIGTERM, ignore)
+            code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); "
+            code += "time.sleep(120)"
+            grandchild = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+            grandchild.stdout.readline()  # it ignores SIGTERM from here on
+            print(f"grandchild {grandchild.pid}", flush=True)
+
+            class Hello(BaseHTTPRequestHandler):
+                def do_GET(self):
+                    self.send_response(200)
+                    self.send_header("Content-Length", "8")
+                    self.end_headers()
+                    self.wfile.write(b"stubborn")
+
+                def log_message(self, *args):
+                    pass
+
+            HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Hello).serve_forever()
+        """,
+    },
     "threads": {
         "main.py": """
             import threading, time

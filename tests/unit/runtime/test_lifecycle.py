@@ -179,6 +179,7 @@ async def test_slots_go_to_the_least_loaded_instance_and_count_synchronously(har
 async def test_start_instance_returns_a_ready_instance_or_raises(harness: Harness) -> None:
     spec = harness.function("handler", entrypoint="handler:handler")
     await harness.runtime.deploy(spec)
+    await harness.recorder.until(lambda: "zygote.started" in harness.recorder.kinds())
     info = await harness.runtime.start_instance(spec.deployment)
     assert info.state is InstanceState.READY and info.start_kind is StartKind.FORK
     status, _, body = await http(info.host, info.port, "/text")

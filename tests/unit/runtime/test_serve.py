@@ -14,6 +14,8 @@ async def test_an_asgi_app_serves_with_its_lifespan(harness: Harness, preload: b
     spec = harness.function("fastapi", entrypoint="main:app")
     spec = spec if preload else without_preload(spec)
     await harness.runtime.deploy(spec)
+    if preload:  # a fork from a zygote still importing would be cold, not warm
+        await harness.recorder.until(lambda: "zygote.started" in harness.recorder.kinds())
     slot = await harness.acquire(spec.deployment)
     assert slot.start_kind is (StartKind.FORK if preload else StartKind.FRESH)
     status, _, body = await get(slot, "/where", headers={"X-Forwarded-Prefix": "/fastapi"})

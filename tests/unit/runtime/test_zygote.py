@@ -94,8 +94,9 @@ async def test_an_idle_zygote_is_evicted_and_the_next_start_pays_the_import(harn
     await harness.runtime.deploy(spec)
     await recorder.until(lambda: "zygote.evicted" in recorder.kinds())
     slot = await harness.acquire(spec.deployment)
-    assert slot.start_kind is StartKind.FORK  # from a new zygote, after its import
+    assert slot.start_kind is StartKind.FRESH  # forked from a new zygote, but it waited for that zygote's import: cold
     assert recorder.kinds().count("zygote.started") == 2
+    assert "had to import the app first" in recorder.messages("instance.started")[-1]
     assert (await get(slot, "/"))[0] == 200
     assert "zygote.evicted" in recorder.kinds()
 
@@ -119,3 +120,36 @@ async def test_an_app_with_import_time_threads_is_not_forked(harness: Harness) -
     slot = await harness.acquire(spec.deployment)
     assert slot.start_kind is StartKind.FRESH
     assert (await get(slot, "/"))[2] == b"threads"
+
+
+async def test_a_start_that_waits_for_the_zygotes_import_is_cold(harness: Harness) -> None:
+    recorder = harness.recorder
+    spec = harness.function("fastapi", entrypoint="main:app")
+    await harness.runtime.deploy(spec)
+    assert "zygote.started" not in recorder.kinds()  # still importing: the first request waits for that
+    slot = await harness.acquire(spec.deployment)
+    assert slot.start_kind is StartKind.FRESH
+    assert (await get(slot, "/"))[0] == 200
+    assert "forked from a zygote that had to import the app first" in recorder.messages("instance.started")[0]
+
+
+async def test_a_sync_endpoint_and_a_short_lived_warm_up_thread_still_preload(harness: Harness) -> None:
+    """The warm-up leaves an AnyIO worker thread (a `def` endpoint) and a thread of the app's own that
+    ends 0.3 s later: the zygote waits for both instead of counting them and refusing to preload."""
+    recorder = harness.recorder
+    spec = harness.function("syncfastapi", entrypoint="main:app", env={"LINGER": "0.3"})
+    await harness.runtime.deploy(spec)
+    await recorder.until(lambda: {"zygote.started", "zygote.died"} & set(recorder.kinds()))
+    assert "zygote.died" not in recorder.kinds(), recorder.messages("zygote.died")
+    slot = await harness.acquire(spec.deployment)
+    assert slot.start_kind is StartKind.FORK
+    assert (await get(slot, "/"))[2] == b'{"hello":"sync"}'
+
+
+async def test_a_warm_up_thread_that_outlives_the_wait_refuses_preload(harness: Harness) -> None:
+    recorder = harness.recorder
+    spec = harness.function("syncfastapi", entrypoint="main:app", env={"LINGER": "60"})
+    await harness.runtime.deploy(spec)
+    await recorder.until(lambda: {"zygote.started", "zygote.died"} & set(recorder.kinds()))
+    message = recorder.messages("zygote.died")[0]
+    assert "refused to preload" in message and "lingerer" in message and "preload = false" in message
