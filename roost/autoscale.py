@@ -60,8 +60,15 @@ class Decision:
 
 
 def _average(samples: Iterable[tuple[float, float]], since: float) -> float:
-    values = [demand for at, demand in samples if at >= since]
+    """Mean demand of the samples in the window (since, now]: a window of 60 s sampled every
+    second holds 60 samples, the same rule the loop uses to drop old ones."""
+    values = [demand for at, demand in samples if at > since]
     return sum(values) / len(values) if values else 0.0
+
+
+def averages(spec: ScaleSpec, obs: Observation) -> tuple[float, float]:
+    """The (stable, panic) window averages of observed concurrency that `decide` scales on. Pure."""
+    return _average(obs.samples, obs.now - spec.window_stable), _average(obs.samples, obs.now - spec.window_panic)
 
 
 def _floor(spec: ScaleSpec, obs: Observation) -> int:
@@ -79,8 +86,7 @@ def _hold(spec: ScaleSpec, current: int) -> int:
 
 def decide(spec: ScaleSpec, state: ScaleState, obs: Observation) -> tuple[Decision, ScaleState]:
     """How many instances the deployment should have now, and why. Pure."""
-    stable = _average(obs.samples, obs.now - spec.window_stable)
-    panic = _average(obs.samples, obs.now - spec.window_panic)
+    stable, panic = averages(spec, obs)
     want_stable = math.ceil(stable / spec.target - 1e-9)
     want_panic = math.ceil(panic / spec.target - 1e-9)
     floor = _floor(spec, obs)
@@ -124,6 +130,8 @@ class _Tracked:
     spec: ScaleSpec
     state: ScaleState = field(default_factory=ScaleState)
     samples: deque[tuple[float, float]] = field(default_factory=deque)
+    recorded: int | None = None  # desired count of the last recorded decision, until the count gets there
+    observed: Observation | None = None  # what the last tick handed to `decide`
 
 
 class Autoscaler:
@@ -155,17 +163,36 @@ class Autoscaler:
 
     async def tick(self, now: float) -> None:
         for deployment, tracked in list(self._tracked.items()):
-            demand, last_request = self._demand(deployment)
-            tracked.samples.append((now, float(demand)))
-            while tracked.samples and tracked.samples[0][0] < now - tracked.spec.window_stable:
-                tracked.samples.popleft()
-            stats = self._runtime.stats(deployment)
-            current = stats.ready + stats.starting
-            obs = Observation(now, current, tuple(tracked.samples), last_request)
+            obs = self._observe(deployment, tracked, now)
             decision, tracked.state = decide(tracked.spec, tracked.state, obs)
-            if decision.desired != current and deployment not in self._scaling:
-                await self._record(deployment, current, decision.desired, decision.reason)
+            if decision.desired == obs.current:
+                tracked.recorded = None  # converged: a later difference is a new decision
+            elif deployment not in self._scaling:
+                await self._record_once(deployment, tracked, obs.current, decision)
                 self._scale(deployment, decision.desired, decision.reason)
+
+    def last_observation(self, deployment: DeploymentId) -> Observation | None:
+        """What the last tick saw of `deployment` (its demand samples, instance count), or None."""
+        tracked = self._tracked.get(deployment)
+        return tracked.observed if tracked is not None else None
+
+    def _observe(self, deployment: DeploymentId, tracked: _Tracked, now: float) -> Observation:
+        """Sample demand (in flight + queued) now and keep only the stable window (now - window, now]."""
+        demand, last_request = self._demand(deployment)
+        tracked.samples.append((now, float(demand)))
+        while tracked.samples and tracked.samples[0][0] <= now - tracked.spec.window_stable:
+            tracked.samples.popleft()
+        stats = self._runtime.stats(deployment)
+        tracked.observed = Observation(now, stats.ready + stats.starting, tuple(tracked.samples), last_request)
+        return tracked.observed
+
+    async def _record_once(self, deployment: DeploymentId, tracked: _Tracked, current: int, decision: Decision) -> None:
+        """Record a decision that changes something, once. A runtime that does not act (a pool
+        held after a crash, a restart back-off) sees the same decision every tick; that is
+        still one event, not one a second."""
+        if decision.desired != tracked.recorded:
+            await self._record(deployment, current, decision.desired, decision.reason)
+            tracked.recorded = decision.desired
 
     def _scale(self, deployment: DeploymentId, count: int, reason: str) -> None:
         """Scale in the background: a start that waits for readiness must not hold up the other

@@ -1,6 +1,7 @@
-"""The autoscaler end to end, with short windows: load raises the instance count to what the
-target implies (never above max), and when the load stops the count falls back to zero; the
-host memory budget stops idle instances of other apps, then sheds."""
+"""The autoscaler end to end, with short windows: steady load on a slow endpoint raises the
+instance count to what the target implies (ceil(concurrency / target)) and keeps it there, more
+load stops at max, and when the load stops the count falls back (to zero for a function) only
+after the scale-down delay; the host memory budget stops idle instances of other apps, then sheds."""
 
 from __future__ import annotations
 
@@ -17,7 +18,17 @@ import pytest
 from tests.e2e.apps import EXAMPLES, get, info, pushed, wait_until, write_app
 from tests.e2e.harness import Daemon, running
 
-FAST_WINDOWS = ("--scale-window", "4s", "--scale-panic-window", "1s", "--scale-down-delay", "2s")
+# The delay is longer than the stable window, so that a drain before it can only mean the delay
+# was not kept (the window's average alone falls in under WINDOW seconds).
+WINDOW, PANIC_WINDOW, DOWN_DELAY = 3.0, 1.0, 5.0
+FAST_WINDOWS = (
+    *("--scale-window", f"{WINDOW:g}s"),
+    *("--scale-panic-window", f"{PANIC_WINDOW:g}s"),
+    *("--scale-down-delay", f"{DOWN_DELAY:g}s"),
+)
+SLOW = "/slow?ms=300"  # slow enough that a client spends nearly all its time in flight
+TARGET = 2  # --concurrency: requests in flight per instance
+CLOCK_SLACK = 0.25  # the daemon's event times and ours come from the same clock; this covers rounding
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +40,10 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 
 
 def live(daemon: Daemon, app: str) -> list[dict[str, Any]]:
-    return [i for i in info(daemon, app)["instances"] if i["state"] in ("starting", "ready")]
+    """Starting and ready instances, read over the API socket (cheaper than a CLI process per poll)."""
+    with daemon.api() as api:
+        details = api.get(f"/v1/apps/{app}", params={"events": 0}).json()
+    return [i for i in details["instances"] if i["state"] in ("starting", "ready")]
 
 
 def events(daemon: Daemon, app: str) -> list[dict[str, Any]]:
@@ -64,44 +78,82 @@ class Load:
             thread.join(timeout=30)
 
 
-def load_to_peak(daemon: Daemon, app: str, maximum: int) -> list[int]:
-    """12 clients at concurrency 2 want 6 instances: the count must reach `maximum` and stay there."""
-    peak = 0
-    with Load(daemon, f"{app}.localhost", "/slow?ms=200", clients=12) as load:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and peak < maximum:
-            peak = max(peak, len(live(daemon, app)))
-            time.sleep(0.2)
-        assert peak == maximum, f"12 clients at concurrency 2 should reach max={maximum}, saw {peak}"
-        for _ in range(10):  # stays capped while the load goes on
-            assert len(live(daemon, app)) <= maximum
-            time.sleep(0.2)
-    return load.statuses
+def reaches(daemon: Daemon, app: str, count: int, timeout: float = 40) -> list[int]:
+    """Poll the live count until it is `count`; every count seen on the way."""
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout
+    while not seen or seen[-1] != count:
+        assert time.monotonic() < deadline, f"{app} never reached {count} instances: saw {seen}"
+        seen.append(len(live(daemon, app)))
+        time.sleep(0.2)
+    return seen
 
 
-def test_function_scales_up_to_max_and_sleeps_after_its_idle_time(daemon: Daemon) -> None:
+def holds(daemon: Daemon, app: str, seconds: float) -> list[int]:
+    """Every live count seen over `seconds` of steady load."""
+    seen: list[int] = []
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        seen.append(len(live(daemon, app)))
+        time.sleep(0.2)
+    return seen
+
+
+def test_function_scales_to_what_the_target_implies_then_to_max_then_to_zero(daemon: Daemon) -> None:
     pushed(daemon, EXAMPLES / "fastapi-hello", "--name", "scaled-fn")
-    changed = daemon.cli("scale", "scaled-fn", "--concurrency", "2", "--max", "3", "--idle-timeout", "2s")
+    changed = daemon.cli("scale", "scaled-fn", "--concurrency", str(TARGET), "--max", "5", "--idle-timeout", "2s")
     assert changed.returncode == 0, changed.stderr
     assert "roost scale" in changed.stdout
-    statuses = load_to_peak(daemon, "scaled-fn", 3)
+    host = "scaled-fn.localhost"
+    with Load(daemon, host, SLOW, clients=6) as steady:  # concurrency 6 at target 2: ceil(6 / 2) = 3 instances
+        on_the_way = reaches(daemon, "scaled-fn", 3)
+        assert max(on_the_way) <= 4, on_the_way
+        steady_from = time.time()
+        # Long enough for both windows to fill with steady demand and a scale-down delay to pass:
+        # the autoscaler keeps what the target implies, no more, no less (the activator may have
+        # started them, but only the autoscaler would take them away).
+        steady_counts = holds(daemon, "scaled-fn", WINDOW + DOWN_DELAY + 2)
+        assert min(steady_counts) >= 3 and max(steady_counts) <= 4, steady_counts
+        with Load(daemon, host, SLOW, clients=8) as surge:  # 14 > max 5 x target 2: capped at max
+            reaches(daemon, "scaled-fn", 5)
+            capped = holds(daemon, "scaled-fn", WINDOW)
+            assert capped and max(capped) == 5, capped
+        load_until = time.time()
+    statuses = steady.statuses + surge.statuses
     assert statuses and all(status == 200 for status in statuses), set(statuses)
+    decisions = [e for e in events(daemon, "scaled-fn") if e["kind"] == "scale"]
+    assert all(e["data"]["to"] <= 5 for e in decisions), decisions
+    under_load = [e for e in decisions if steady_from <= e["at"] <= load_until and e["data"]["to"] < e["data"]["from"]]
+    assert not under_load, f"scaled down under steady load: {under_load}"
     wait_until("scaled-fn asleep", lambda: not live(daemon, "scaled-fn"), timeout=40)
-    woke = get(daemon, "scaled-fn.localhost")
+    woke = get(daemon, host)
     assert woke.status_code == 200
     assert woke.headers["x-roost-start"] in ("warm", "cold")
 
 
 def test_service_scales_down_after_the_delay_when_demand_falls(daemon: Daemon) -> None:
     pushed(daemon, EXAMPLES / "fastapi-hello", "--name", "scaled-svc", "--mode", "service")
-    assert daemon.cli("scale", "scaled-svc", "--concurrency", "2", "--max", "3", "--idle-timeout", "5m").returncode == 0
-    statuses = load_to_peak(daemon, "scaled-svc", 3)
-    assert all(status == 200 for status in statuses), set(statuses)
-    with Load(daemon, "scaled-svc.localhost", "/slow?ms=200", clients=1):  # demand 1: one instance is enough
+    assert (
+        daemon.cli("scale", "scaled-svc", "--concurrency", str(TARGET), "--max", "3", "--idle-timeout", "5m").returncode
+        == 0
+    )
+    host = "scaled-svc.localhost"
+    with Load(daemon, host, SLOW, clients=1) as rest:  # demand 1: one instance is enough
+        with Load(daemon, host, SLOW, clients=7) as peak:  # demand 8 wants 4: capped at 3
+            reaches(daemon, "scaled-svc", 3)
+            dropped_at = time.time()
+            peak.stop.set()
         wait_until("scaled-svc down to 1", lambda: len(live(daemon, "scaled-svc")) == 1, timeout=40)
-    downs = [e for e in events(daemon, "scaled-svc") if e["kind"] == "scale" and e["data"]["to"] < e["data"]["from"]]
+    statuses = rest.statuses + peak.statuses
+    assert all(status == 200 for status in statuses), set(statuses)
+    after = [e for e in events(daemon, "scaled-svc") if e["at"] >= dropped_at - CLOCK_SLACK]
+    downs = [e for e in after if e["kind"] == "scale" and e["data"]["to"] < e["data"]["from"]]
+    drains = [e for e in after if e["kind"] == "instance.draining"]
     assert downs and downs[-1]["data"]["to"] == 1, downs
     assert "demand fell" in downs[-1]["data"]["reason"]
+    assert len(drains) == 2, drains  # 3 -> 1
+    early = [e for e in downs + drains if e["at"] < dropped_at + DOWN_DELAY - CLOCK_SLACK]
+    assert not early, f"drained within {DOWN_DELAY}s of the drop in demand: {early}"
     assert "scaled-svc" in daemon.cli("info", "scaled-svc").stdout
 
 

@@ -1,10 +1,17 @@
-"""The autoscaler's decision on traces: pure, with a fake clock."""
+"""The autoscaler's decision on traces, and the loop's sampling and event recording: a fake
+clock (`tick(now)`), fake edge counters and a fake runtime, no sleeps."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from typing import cast
 
-from roost.autoscale import Decision, Observation, ScaleSpec, ScaleState, decide
+import pytest
+
+from roost.autoscale import Autoscaler, Decision, Observation, ScaleSpec, ScaleState, averages, decide
+from roost.model import DeploymentId
+from roost.runtime.protocol import DeploymentStats, Runtime
 
 SERVICE = ScaleSpec(
     min=1, max=20, target=10, idle_timeout=300, function=False, window_stable=60, window_panic=6, scale_down_delay=30
@@ -110,3 +117,146 @@ def test_past_demand_starts_nothing_once_the_load_is_gone() -> None:
     service = ScaleSpec(min=1, max=5, target=2, idle_timeout=2, function=False, window_stable=4, window_panic=1)
     decision, _ = decide(service, ScaleState(), asleep)
     assert decision.desired == 1
+
+
+DEP = DeploymentId("d-1")
+
+
+class FakeRuntime:
+    """Reports `count` ready instances; `scale_to` is remembered and, unless `acts`, ignored, as
+    LocalRuntime does for a pool held after a crash (--no-auto-restart) or backing off."""
+
+    def __init__(self, count: int = 0, acts: bool = False) -> None:
+        self.count = count
+        self.acts = acts
+        self.calls: list[int] = []
+
+    def stats(self, deployment: DeploymentId) -> DeploymentStats:
+        return DeploymentStats(
+            deployment, ready=self.count, starting=0, draining=0, in_flight=0, capacity=0, last_request_at=None
+        )
+
+    async def scale_to(self, deployment: DeploymentId, count: int, reason: str) -> None:
+        self.calls.append(count)
+        if self.acts:
+            self.count = count
+
+
+class Counters:
+    """The edge's counters as the autoscaler reads them: demand now, and the last request's time."""
+
+    def __init__(self) -> None:
+        self.demand = 0
+        self.last_request_at: float | None = None
+
+    def __call__(self, deployment: DeploymentId) -> tuple[int, float | None]:
+        return self.demand, self.last_request_at
+
+
+class Events:
+    def __init__(self) -> None:
+        self.recorded: list[tuple[int, int, str]] = []
+
+    async def __call__(self, deployment: DeploymentId, current: int, desired: int, reason: str) -> None:
+        self.recorded.append((current, desired, reason))
+
+
+def autoscaler(spec: ScaleSpec, runtime: FakeRuntime, counters: Counters, events: Events) -> Autoscaler:
+    scaler = Autoscaler(cast(Runtime, runtime), counters, events)
+    scaler.set_specs({DEP: spec})
+    return scaler
+
+
+async def tick(scaler: Autoscaler, now: float) -> None:
+    """One tick, then let its background scale_to run to the end (the fake never awaits)."""
+    await scaler.tick(now)
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def test_a_runtime_that_does_not_act_gets_one_event_not_one_a_tick() -> None:
+    runtime, counters, events = FakeRuntime(count=0), Counters(), Events()
+    scaler = autoscaler(SERVICE, runtime, counters, events)
+    for second in range(300):
+        await tick(scaler, 1000.0 + second)
+    assert len(runtime.calls) == 300  # the decision is retried every tick...
+    assert events.recorded == [(0, 1, "keeping the minimum")]  # ...and recorded once
+
+
+async def test_a_new_decision_or_a_new_episode_is_recorded_again() -> None:
+    runtime, counters, events = FakeRuntime(count=0), Counters(), Events()
+    scaler = autoscaler(SERVICE, runtime, counters, events)
+    for second in range(10):
+        await tick(scaler, 1000.0 + second)
+    runtime.count = 1  # the back-off ran out and the runtime restarted it: converged
+    for second in range(10, 20):
+        await tick(scaler, 1000.0 + second)
+    runtime.count = 0  # it crashed again
+    for second in range(20, 30):
+        await tick(scaler, 1000.0 + second)
+    assert [(a, b) for a, b, _ in events.recorded] == [(0, 1), (0, 1)]
+    counters.demand = 40  # new decisions while the runtime still does nothing: one event for each
+    for second in range(30, 40):
+        await tick(scaler, 1000.0 + second)
+    assert [b for _, b, _ in events.recorded] == [1, 1, 2, 3, 4]  # the panic average climbs as its window fills
+
+
+async def test_a_runtime_that_acts_gets_one_event_per_change() -> None:
+    runtime, counters, events = FakeRuntime(count=1, acts=True), Counters(), Events()
+    scaler = autoscaler(SERVICE, runtime, counters, events)
+    counters.demand = 45
+    for second in range(120):
+        await tick(scaler, 1000.0 + second)
+    assert runtime.count == 5
+    assert [b for _, b, _ in events.recorded] == [5]
+
+
+async def test_samples_older_than_the_stable_window_are_dropped() -> None:
+    counters = Counters()
+    scaler = autoscaler(SERVICE, FakeRuntime(count=1), counters, Events())
+    for second in range(100):
+        counters.demand = second
+        await tick(scaler, float(second))
+    obs = scaler.last_observation(DEP)
+    assert obs is not None
+    assert obs.now == 99.0
+    assert [at for at, _ in obs.samples] == [float(s) for s in range(40, 100)]  # (39, 99]: 60 one-second samples
+    assert [demand for _, demand in obs.samples] == [float(s) for s in range(40, 100)]
+
+
+async def test_the_window_is_time_not_a_count_of_ticks() -> None:
+    """A late tick (a busy loop) drops every sample that fell out of the window meanwhile."""
+    spec = ScaleSpec(min=1, max=20, target=10, idle_timeout=300, function=False, window_stable=5, window_panic=1)
+    counters = Counters()
+    scaler = autoscaler(spec, FakeRuntime(count=1), counters, Events())
+    for at in (0.0, 1.0, 2.0, 3.0, 7.5):
+        counters.demand = int(at * 10)
+        await tick(scaler, at)
+    obs = scaler.last_observation(DEP)
+    assert obs is not None
+    assert obs.samples == ((3.0, 30.0), (7.5, 75.0))
+
+
+async def test_window_averages_of_sampled_demand() -> None:
+    counters = Counters()
+    scaler = autoscaler(SERVICE, FakeRuntime(count=1), counters, Events())
+    for second in range(60):
+        counters.demand = 10 if second < 54 else 40  # the last 6 s (the panic window) at 40
+        await tick(scaler, float(second))
+    obs = scaler.last_observation(DEP)
+    assert obs is not None
+    stable, panic = averages(SERVICE, obs)
+    assert stable == pytest.approx((54 * 10 + 6 * 40) / 60)  # 13.0
+    assert panic == pytest.approx(40.0)
+    counters.demand = 0
+    for second in range(60, 90):
+        await tick(scaler, float(second))
+    obs = scaler.last_observation(DEP)
+    assert obs is not None
+    stable, panic = averages(SERVICE, obs)
+    assert stable == pytest.approx((24 * 10 + 6 * 40) / 60)  # (29, 89]: 24 at 10, 6 at 40, 30 at 0
+    assert panic == 0.0
+
+
+def test_no_samples_average_to_zero() -> None:
+    assert averages(SERVICE, Observation(now=5.0, current=1, samples=(), last_request_at=None)) == (0.0, 0.0)
