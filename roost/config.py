@@ -433,13 +433,25 @@ def with_overrides(config: AppConfig, overrides: Mapping[str, Any]) -> AppConfig
     return replace_settings(config, overrides, "roost scale") if overrides else config
 
 
+PUSHED = "roost push"
+"""The source of a top-level setting the push decided: roost.toml, a flag of `roost push`
+(--mode, --no-auto-restart) or its guess of the entrypoint; the daemon is not told which."""
+
+
 def setting_sources(config: AppConfig, overrides: Mapping[str, Any]) -> dict[str, str]:
-    """Where each scale and limits setting in force came from: `roost scale`, roost.toml or the default.
+    """Where each setting in force came from: "default", "roost.toml", "roost push" (see PUSHED)
+    or "roost scale", for mode, entrypoint or command, preload, auto_restart, scale.* and limits.*.
 
     A value equal to the default reads as "default" even when roost.toml repeats it.
     """
     defaults = build_config({"mode": config.mode.value})
-    sources: dict[str, str] = {}
+    sources: dict[str, str] = {
+        "mode": PUSHED if config.mode != build_config({}).mode else "default",
+        "preload": "roost.toml" if config.preload != defaults.preload else "default",
+        "auto_restart": PUSHED if config.auto_restart != defaults.auto_restart else "default",
+    }
+    if config.entrypoint or config.command:
+        sources["entrypoint" if config.entrypoint else "command"] = PUSHED
     for table, current, default in (
         ("scale", config.scale, defaults.scale),
         ("limits", config.limits, defaults.limits),

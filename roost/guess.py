@@ -18,6 +18,7 @@ FRAMEWORKS = (
 DJANGO_WSGI = re.compile(r"^(\w+)\s*=\s*get_wsgi_application\(", re.M)
 HANDLER = re.compile(r"^def (handler)\s*\(\s*\w+\s*\)", re.M)
 SCRIPTS = ("main.py", "app.py", "server.py", "run.py")
+FACTORY = re.compile(r"^def (create_app|make_app)\s*\(", re.M)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,9 @@ def _python_files(root: Path) -> list[Path]:
 
 
 def _module(root: Path, path: Path) -> str:
-    return ".".join(path.relative_to(root).with_suffix("").parts)
+    """The import name of `path`: a package's `__init__.py` is the package itself."""
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 1 else parts)
 
 
 def guess(root: Path) -> Guess | None:
@@ -66,4 +69,21 @@ def guess(root: Path) -> Guess | None:
     for name in SCRIPTS:
         if (root / name).is_file():
             return Guess("command", None, f"python {name}", f"{name} is a script; it must listen on $PORT")
+    return None
+
+
+def factory_note(root: Path) -> str | None:
+    """A hint for a Flask app built by a factory (`def create_app(`) and never bound at module level.
+
+    Roost's runner serves an object, it calls no factory; so the guess cannot be the factory,
+    and the user is told the one line that makes it servable.
+    """
+    for path in _python_files(root):
+        text = path.read_text(errors="replace")
+        if "flask" in text.lower() and (match := FACTORY.search(text)):
+            name, module = match.group(1), _module(root, path)
+            return (
+                f"{path.relative_to(root)} builds a Flask app with {name}(), which Roost does not call: "
+                f'add `app = {name}()` at the end of it and set entrypoint = "{module}:app"'
+            )
     return None

@@ -2,13 +2,17 @@
 
 Nothing here is on the request path: the edge keeps plain counters, the
 runtime its instance table, the recorder its event tallies; `render()` reads
-them when /metrics is scraped.
+them when /metrics is scraped. Tallies read the events the runtime and the
+deploy use cases really emit (`instance.started`, `instance.ready`,
+`instance.crashed`, `deploy.ready`, `deploy.failed`), by app and deployment.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -18,27 +22,69 @@ from roost.edge.counters import LATENCY_BUCKETS, EdgeCounters
 from roost.model import DeploymentId, InstanceState
 from roost.runtime.protocol import InstanceInfo
 
-BUILD_BUCKETS: tuple[float, ...] = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+BUILD_BUCKETS: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+START_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+Key = tuple[str, str]  # (app, deployment)
+
+
+@dataclass(slots=True)
+class Histogram:
+    """Counts per bucket (not cumulative; one more for slower), as the edge keeps latency."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative (le, count) pairs ending with +Inf, as HistogramMetricFamily wants them."""
+        return _cumulative(self.bounds, self.counts)
+
+
+def _cumulative(bounds: Iterable[float], counts: Iterable[int]) -> list[tuple[str, float]]:
+    running, out = 0, list[tuple[str, float]]()
+    for bound, count in zip((*bounds, float("inf")), counts, strict=True):
+        running += count
+        out.append(("+Inf" if bound == float("inf") else str(bound), running))
+    return out
 
 
 class Tallies:
-    """Counts of runtime and build happenings, fed from the event stream."""
+    """Counts of runtime and build happenings, fed from the event stream (`event()` per stored event)."""
 
     def __init__(self) -> None:
-        self.events: Counter[tuple[str, str]] = Counter()  # (app, kind)
-        self.builds: dict[str, list[float]] = {}
-        self.starts: Counter[tuple[str, str]] = Counter()  # (app, kind of start)
-        self.start_seconds: dict[tuple[str, str], float] = {}
+        self.crashes: Counter[Key] = Counter()
+        self.ooms: Counter[Key] = Counter()
+        self.restarts: Counter[Key] = Counter()
+        self.starts: dict[tuple[str, str, str], Histogram] = {}  # (app, deployment, kind of start)
+        self.builds: dict[tuple[str, str, str], Histogram] = {}  # (app, deployment, outcome)
 
     def event(self, app: str, kind: str, data: Mapping[str, object]) -> None:
-        self.events[(app, kind)] += 1
-        seconds = data.get("seconds")
-        if kind == "deploy.ready" and isinstance(seconds, int | float):
-            self.builds.setdefault(app, []).append(float(seconds))
-        if kind == "instance.ready" and isinstance(data.get("start_seconds"), int | float):
-            key = (app, str(data.get("start_kind", "fresh")))
-            self.starts[key] += 1
-            self.start_seconds[key] = self.start_seconds.get(key, 0.0) + float(data["start_seconds"])  # type: ignore[arg-type]
+        key = (app, str(data.get("deployment", "")))
+        if kind == "instance.crashed":
+            self.crashes[key] += 1
+            if data.get("out_of_memory"):
+                self.ooms[key] += 1
+        elif kind == "instance.started" and _number(data.get("restarts")):
+            self.restarts[key] += 1  # a replacement after a crash (restarts is the crash streak)
+        elif kind == "instance.ready" and (seconds := _number(data.get("seconds"))) is not None:
+            start = (*key, str(data.get("start_kind", "fresh")))
+            self.starts.setdefault(start, Histogram(START_BUCKETS)).observe(seconds)
+        elif kind in ("deploy.ready", "deploy.failed") and (seconds := _number(data.get("seconds"))) is not None:
+            build = (*key, kind.removeprefix("deploy."))
+            self.builds.setdefault(build, Histogram(BUILD_BUCKETS)).observe(seconds)
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 class RoostCollector(Collector):
@@ -90,57 +136,52 @@ class RoostCollector(Collector):
                 by_start.add_metric([*labels, start], count)
             in_flight.add_metric(labels, c.in_flight)
             queued.add_metric(labels, c.queued)
-            cumulative, buckets = 0, []
-            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), c.latency, strict=True):
-                cumulative += count
-                buckets.append((str(bound) if bound != float("inf") else "+Inf", cumulative))
-            latency.add_metric(labels, buckets, c.latency_sum)
+            latency.add_metric(labels, _cumulative(LATENCY_BUCKETS, c.latency), c.latency_sum)
         yield from (requests, in_flight, queued, latency, by_start)
 
     def _runtime(self) -> Iterator[Metric]:
+        """Instances by state now; every state of a known deployment appears, at 0 if none is in it."""
         by_state: Counter[tuple[str, str, str]] = Counter()
-        restarts: Counter[tuple[str, str]] = Counter()
         for info in self._instances():
             by_state[(info.app, info.deployment, info.state.value)] += 1
-            restarts[(info.app, info.deployment)] += info.restarts
         gauge = GaugeMetricFamily("roost_instances", "Instances by state", labels=["app", "deployment", "state"])
-        for (app, deployment, state), count in sorted(by_state.items()):
-            gauge.add_metric([app, deployment, state], count)
-        for app, deployment in {(a, d) for a, d, _ in by_state}:
+        for app, deployment in sorted({(a, d) for a, d, _ in by_state}):
             for state in InstanceState:
-                if (app, deployment, state.value) not in by_state:
-                    gauge.add_metric([app, deployment, state.value], 0)
+                gauge.add_metric([app, deployment, state.value], by_state[(app, deployment, state.value)])
         yield gauge
 
     def _events(self) -> Iterator[Metric]:
         t = self._tallies
-        restarts = CounterMetricFamily("roost_instance_restarts", "Instances restarted after a crash", labels=["app"])
-        ooms = CounterMetricFamily(
-            "roost_oom_kills", "Instances killed for exceeding their memory limit", labels=["app"]
+        labels = ["app", "deployment"]
+        restarts = CounterMetricFamily(
+            "roost_instance_restarts", "Instances started again after a crash", labels=labels
         )
-        crashes = CounterMetricFamily("roost_instance_crashes", "Instances that exited on their own", labels=["app"])
-        for (app, kind), count in sorted(t.events.items()):
-            {"instance.restarted": restarts, "instance.oom": ooms, "instance.crashed": crashes}.get(
-                kind, _NULL
-            ).add_metric([app], count)
-        cold = CounterMetricFamily("roost_cold_starts", "Instances started, by kind", labels=["app", "kind"])
-        cold_seconds = CounterMetricFamily("roost_cold_start_seconds", "Total start latency", labels=["app", "kind"])
-        for (app, kind), count in sorted(t.starts.items()):
-            cold.add_metric([app, kind], count)
-            cold_seconds.add_metric([app, kind], t.start_seconds[(app, kind)])
-        builds = HistogramMetricFamily("roost_build_duration_seconds", "Push to ready", labels=["app"])
-        for app, durations in sorted(t.builds.items()):
-            buckets = [(str(b), sum(1 for d in durations if d <= b)) for b in BUILD_BUCKETS]
-            builds.add_metric([app], [*buckets, ("+Inf", len(durations))], sum(durations))
+        ooms = CounterMetricFamily(
+            "roost_oom_kills", "Instances killed for exceeding their memory limit", labels=labels
+        )
+        crashes = CounterMetricFamily(
+            "roost_instance_crashes", "Instances that ended without being asked", labels=labels
+        )
+        for family, counts in ((restarts, t.restarts), (ooms, t.ooms), (crashes, t.crashes)):
+            for pair, count in sorted(counts.items()):
+                family.add_metric(list(pair), count)
+        cold = CounterMetricFamily(
+            "roost_cold_starts",
+            "Instances started, by kind (fresh: a full import, fork: from the zygote)",
+            labels=[*labels, "kind"],
+        )
+        cold_seconds = HistogramMetricFamily(
+            "roost_cold_start_seconds", "Time from spawn to ready, by kind of start", labels=[*labels, "kind"]
+        )
+        for key, histogram in sorted(t.starts.items()):
+            cold.add_metric(list(key), sum(histogram.counts))
+            cold_seconds.add_metric(list(key), histogram.buckets(), histogram.total)
+        builds = HistogramMetricFamily(
+            "roost_build_duration_seconds", "Push to ready or failed, by outcome", labels=[*labels, "outcome"]
+        )
+        for key, histogram in sorted(t.builds.items()):
+            builds.add_metric(list(key), histogram.buckets(), histogram.total)
         yield from (restarts, ooms, crashes, cold, cold_seconds, builds)
-
-
-class _Null:
-    def add_metric(self, *_: object) -> None:
-        return None
-
-
-_NULL = _Null()
 
 
 def make_registry(collector: RoostCollector) -> CollectorRegistry:

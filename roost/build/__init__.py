@@ -2,7 +2,7 @@
 What others may use is exported here. Imports the leaves, the registry and applog only.
 """
 
-from roost.build.builder import Builder, BuildOutput, BuildRequest, BuildStep
+from roost.build.builder import Builder, BuildOutput, BuildRequest, BuildStep, step_line
 from roost.build.deps import Dependencies, DependencyKind, find_dependencies, venv_key
 from roost.build.unpack import LIMIT_MEMBERS, LIMIT_UNPACKED_BYTES, UnpackStats, unpack_archive
 
@@ -17,6 +17,7 @@ __all__ = [
     "DependencyKind",
     "UnpackStats",
     "find_dependencies",
+    "step_line",
     "unpack_archive",
     "venv_key",
 ]

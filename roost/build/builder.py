@@ -19,7 +19,7 @@ from roost.build.fs import in_thread, remove_tree, replace_dir
 from roost.build.install import Toolchain, compile_code, create_venv, python_version
 from roost.build.process import build_env, uv_binary
 from roost.build.unpack import LIMIT_MEMBERS, LIMIT_UNPACKED_BYTES, UnpackStats, unpack_archive
-from roost.build.venv import VenvCache
+from roost.build.venv import GRACE_SECONDS, VenvCache
 from roost.config import human_size
 from roost.errors import BuildFailed, UsageError
 from roost.model import APP_NAME_RE, DEPLOYMENT_ID_RE, is_valid_app_name
@@ -54,17 +54,34 @@ class BuildOutput:
     steps: tuple[BuildStep, ...]
 
 
-class _Steps:
-    """Times each named step of one build."""
+STEP_LABELS = {
+    "unpack": "unpack the archive",
+    "dependencies": "install dependencies (uv)",
+    "compile": "compile bytecode",
+}
 
-    def __init__(self) -> None:
+
+def step_line(label: str, seconds: float) -> str:
+    """The log line of a finished step, "✓ install dependencies (uv) 1.23s": `roost push` shows it
+    as it comes and parses it back for `--json` (the contract is "✓ LABEL SECONDSs")."""
+    return f"✓ {label} {seconds:.2f}s"
+
+
+class _Steps:
+    """Times each named step of one build, and says so in the log when it ends well."""
+
+    def __init__(self, log: Log) -> None:
         self.done: list[BuildStep] = []
+        self._log = log
 
     @contextlib.contextmanager
-    def step(self, name: str) -> Iterator[None]:
+    def step(self, name: str) -> Iterator[list[str]]:
+        """Times the block; it may replace the label shown (the one-item list it gets)."""
         started = time.monotonic()
-        yield
+        label = [STEP_LABELS.get(name, name)]
+        yield label
         self.done.append(BuildStep(name, time.monotonic() - started))
+        self._log(step_line(label[0], self.done[-1].seconds))
 
 
 class Builder:
@@ -126,7 +143,7 @@ class Builder:
 
     async def _build(self, request: BuildRequest, code_dir: Path, log: Log) -> BuildOutput:
         started = time.monotonic()
-        steps = _Steps()
+        steps = _Steps(log)
         toolchain = self._ensure_toolchain()
         staging = code_dir.with_name(f".code-{secrets.token_hex(4)}")
         try:
@@ -134,8 +151,10 @@ class Builder:
                 await self._unpack(request.archive, staging, log)
             dependencies = await asyncio.to_thread(find_dependencies, staging)
             key = await self._venv_key(dependencies, request.archive, toolchain)
-            with steps.step("dependencies"):
+            with steps.step("dependencies") as label:
                 venv, reused = await self._install(key, dependencies, staging, toolchain, log)
+                if reused:
+                    label[0] = "reuse the virtual environment"
             with steps.step("compile"):
                 await self._compile(venv, staging, code_dir, toolchain, log)
             await in_thread(replace_dir, staging, code_dir)
@@ -145,6 +164,19 @@ class Builder:
         seconds = time.monotonic() - started
         log(f"==> done in {seconds:.1f}s")
         return BuildOutput(code_dir, venv, key, reused, seconds, tuple(steps.done))
+
+    async def remove_leftovers(self) -> list[Path]:
+        """Remove what builds cut short by a daemon crash left beside deployments' code: `.code-*`
+        staging trees (never served: only a finished build is moved to `code`) and `.trash-*`
+        trees whose removal was under way. Call it before any build starts (daemon recovery);
+        returns what it removed."""
+        root = self.home / "deployments"
+        found = await asyncio.to_thread(
+            lambda: sorted([*root.glob("*/*/.code-*"), *root.glob("*/*/.trash-*")]) if root.is_dir() else []
+        )
+        for path in found:
+            await in_thread(remove_tree, path)
+        return found
 
     def _ensure_toolchain(self) -> Toolchain:
         if self._toolchain is None:
@@ -201,14 +233,17 @@ class Builder:
         path = self.deployment_dir(app, deployment)
         return await in_thread(_remove_deployment_dir, path)
 
-    async def gc_venvs(self, referenced_keys: set[str]) -> list[tuple[str, int]]:
+    async def gc_venvs(
+        self, referenced_keys: set[str], *, grace_seconds: float = GRACE_SECONDS, now: float | None = None
+    ) -> list[tuple[str, int]]:
         """Remove the venvs that no key in `referenced_keys` names; returns (key, bytes freed) for each.
 
         A deployment's key is `BuildOutput.venv_key`, also the name of its
-        `venv_dir`. Venvs used in the last hour are kept, so a build that has
-        not been recorded yet keeps its venv.
+        `venv_dir`. Venvs used (created or reused) within `grace_seconds` before
+        `now` are kept, so a build that has not been recorded yet keeps its venv;
+        a caller that knows no build is running may pass a short grace.
         """
-        return await self._venvs.gc(referenced_keys)
+        return await self._venvs.gc(referenced_keys, grace_seconds=grace_seconds, now=now)
 
 
 def _remove_deployment_dir(path: Path) -> int:
@@ -223,4 +258,4 @@ def _sha256(path: Path) -> str:
         return "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-__all__ = ["BuildOutput", "BuildRequest", "BuildStep", "Builder"]
+__all__ = ["BuildOutput", "BuildRequest", "BuildStep", "Builder", "step_line"]

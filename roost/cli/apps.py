@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import click
@@ -61,6 +62,9 @@ def list_apps(ctx: Context, as_json: bool) -> None:
 def info(ctx: Context, app: str, events: int, as_json: bool) -> None:
     """Show an app's settings, traffic, deployments and recent events."""
     details = ctx.client().request("GET", f"/v1/apps/{app}", params={"events": events})
+    now = time.time()
+    for instance in details["instances"]:
+        instance["uptime"] = round(max(0.0, now - instance["started_at"]), 3)
     if as_json:
         print_json(details)
         return
@@ -71,6 +75,8 @@ def info(ctx: Context, app: str, events: int, as_json: bool) -> None:
 
 
 def _setting(value: object, key: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if key in DURATIONS and isinstance(value, int | float):
         return format_duration(value)
     if key in SIZES and isinstance(value, int):
@@ -84,9 +90,10 @@ SIZES = {"memory", "body", "tmp"}
 
 def _show_settings(app: dict[str, Any], settings: dict[str, Any], sources: dict[str, str]) -> None:
     console.print(f"[bold]{app['name']}[/]  mode={settings['mode']}  desired={app['desired']}")
-    runs = settings.get("entrypoint") or settings.get("command") or "-"
-    console.print(f"  runs  {runs}")
     rows = table("SETTING", "VALUE", "FROM")
+    for key in ("mode", "entrypoint", "command", "preload", "auto_restart"):
+        if settings.get(key) is not None or key in sources:
+            rows.add_row(key, _setting(settings.get(key), key), sources.get(key, ""))
     for table_name in ("scale", "limits"):
         for key, value in settings[table_name].items():
             name = f"{table_name}.{key}"
@@ -117,7 +124,7 @@ def _show_instances(instances: list[dict[str, Any]]) -> None:
             i["deployment"],
             i["state"],
             str(i["pid"] or "-"),
-            age(i["started_at"]),
+            age(i["started_at"]),  # the uptime
             str(i["restarts"]),
             human_size(i["memory"]) if i["memory"] is not None else "-",
             f"{i['cpu']:.0f}%" if i["cpu"] is not None else "-",

@@ -9,7 +9,7 @@ import click
 
 from roost.cli.output import console
 from roost.errors import Conflict
-from roost.guess import guess
+from roost.guess import factory_note, guess
 
 TEMPLATE = """\
 # Roost settings for {name}. Every key is optional; `roost check` shows the settings in force.
@@ -56,9 +56,12 @@ def init(path: Path, name: str | None, force: bool) -> None:
     else:
         run = f'command = "{found.command}"    # {found.reason}'
         message = f"guessed a command app: command = {found.command} ({found.reason})"
+    note = factory_note(path) if found is None or found.framework not in ("Flask", "FastAPI", "Starlette") else None
     target.write_text(TEMPLATE.format(name=app, run=run))
     console.print(f"wrote {target}")
-    console.print(message)
+    console.print(message, markup=False, highlight=False)
+    if note:
+        console.print(f"note: {note}", markup=False, highlight=False)
     console.print(f"next: `roost push {path}`")
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import queue
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,10 +29,12 @@ from roost.cli.client import Client
 from roost.cli.output import console, err_console, print_json
 from roost.config import find_settings, human_size, merge, validate
 from roost.errors import BuildFailed, ConfigError
-from roost.guess import guess
+from roost.guess import factory_note, guess
 from roost.pack import pack_app
 
 CHUNK = 256 * 1024
+HEARTBEAT_SECONDS = 3.0  # without a terminal (CI logs), a quiet step still says it is alive this often
+STEP_RE = re.compile(r"✓ (?P<name>.+) (?P<seconds>\d+(?:\.\d+)?)s")  # the builder's step lines
 
 
 def app_name_for(path: Path, settings: dict[str, Any], flag: str | None) -> str:
@@ -53,10 +57,11 @@ def _chunks(path: Path, progress: Progress, task: TaskID) -> Iterator[bytes]:
             yield chunk
 
 
-def _upload(client: Client, archive: Path, digest: str, size: int, say: Any, shown: Console) -> None:
+def _upload(client: Client, archive: Path, digest: str, size: int, say: Any, shown: Console) -> dict[str, Any]:
+    """Send the archive unless the daemon has it; what was sent, for `--json`."""
     if client.has_blob(digest):
         say(f"[dim]archive {digest[:19]}… ({human_size(size)}) already on the daemon: not uploaded again[/]")
-        return
+        return {"bytes": 0, "seconds": 0.0, "skipped": True}
     started = time.monotonic()
     columns = (TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     with Progress(*columns, console=shown, transient=True, disable=not shown.is_terminal) as progress:
@@ -69,6 +74,7 @@ def _upload(client: Client, archive: Path, digest: str, size: int, say: Any, sho
         )
     seconds = max(time.monotonic() - started, 1e-6)
     say(f"uploaded {human_size(size)} in {seconds:.2f}s ({human_size(size / seconds)}/s)")
+    return {"bytes": size, "seconds": round(seconds, 3), "skipped": False}
 
 
 @click.command("push")
@@ -109,28 +115,15 @@ def push(
         packed = pack_app(path, Path(scratch) / "app.tar.gz")
         sizes = f"{human_size(packed.unpacked_size)} → {human_size(packed.size)}"
         say(f"packed {packed.files} files, {sizes} ({packed.digest[:19]}…)")
-        _upload(client, packed.path, packed.digest, packed.size, say, shown)
+        upload = _upload(client, packed.path, packed.digest, packed.size, say, shown)
     body = {"digest": packed.digest, "message": message, "settings": merged, "promote": not no_promote}
     deployment = client.request("POST", f"/v1/apps/{app}/deployments", json=body)
     say(f"deployment [bold]{deployment['id']}[/] building")
-    # A spinner with the time elapsed keeps ticking on a terminal while a step is quiet.
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=shown,
-        transient=True,
-        disable=not shown.is_terminal,
-    ) as progress:
-        step = progress.add_task(f"building {deployment['id']}")
-        for line in client.stream_lines("GET", f"/v1/apps/{app}/deployments/{deployment['id']}/log"):
-            progress.console.print(f"  {time.monotonic() - started:5.1f}s  {line}", markup=False, highlight=False)
-            if line.startswith("==> "):
-                progress.update(step, description=line[4:])
+    steps = _follow(client, f"/v1/apps/{app}/deployments/{deployment['id']}/log", deployment["id"], shown, started)
     final = client.request("GET", f"/v1/apps/{app}/deployments/{deployment['id']}")
     elapsed = time.monotonic() - started
     if as_json:
-        print_json({**final, "elapsed": round(elapsed, 3)})
+        print_json({**final, "elapsed": round(elapsed, 3), "steps": steps, "upload": upload})
     if final["status"] != "ready":
         raise BuildFailed(
             f"deployment {final['id']} failed: {final['error']}",
@@ -140,14 +133,82 @@ def push(
         _report(final, elapsed, promoted=not no_promote)
 
 
+def _follow(client: Client, path: str, deployment: str, shown: Console, started: float) -> list[dict[str, Any]]:
+    """Print the build log as it comes; return its steps with their times.
+
+    On a terminal a spinner with the time elapsed keeps ticking while a step is quiet;
+    elsewhere (CI logs) a plain "still ..." line comes every HEARTBEAT_SECONDS instead.
+    """
+    steps: list[dict[str, Any]] = []
+    doing = f"building {deployment}"
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=shown,
+        transient=True,
+        disable=not shown.is_terminal,
+    ) as progress:
+        task = progress.add_task(doing)
+        quiet_since = time.monotonic()
+        for line in _lines_or_silence(client, path):
+            now = time.monotonic()
+            if line is None:
+                if not shown.is_terminal and now - quiet_since >= HEARTBEAT_SECONDS:
+                    progress.console.print(f"  {now - started:5.1f}s  … still {doing}", markup=False, highlight=False)
+                    quiet_since = now
+                continue
+            quiet_since = now
+            progress.console.print(f"  {now - started:5.1f}s  {line}", markup=False, highlight=False)
+            if line.startswith("==> "):
+                doing = line[4:]
+                progress.update(task, description=doing)
+            elif match := STEP_RE.fullmatch(line):
+                steps.append({"name": match["name"], "seconds": float(match["seconds"])})
+    return steps
+
+
+def _lines_or_silence(client: Client, path: str) -> Iterator[str | None]:
+    """The log's lines, with a None for each second nothing came (so the caller can say it waits).
+
+    A thread reads the stream; its errors come out here, in the caller's thread.
+    """
+    lines: queue.Queue[tuple[str, object]] = queue.Queue()
+
+    def read() -> None:
+        try:
+            for line in client.stream_lines("GET", path):
+                lines.put(("line", line))
+        except Exception as exc:  # noqa: BLE001 - handed to the caller's thread, which raises it
+            lines.put(("error", exc))
+        else:
+            lines.put(("end", None))
+
+    threading.Thread(target=read, name="build log", daemon=True).start()
+    while True:
+        try:
+            kind, value = lines.get(timeout=1.0)
+        except queue.Empty:
+            yield None
+            continue
+        if kind == "end":
+            return
+        if isinstance(value, Exception):
+            raise value
+        yield str(value)
+
+
 def _guessed(path: Path, say: Any) -> dict[str, str]:
     found = guess(path)
     if found is None:
         raise ConfigError(
             f"{path.resolve()}: roost.toml names no `entrypoint` or `command`, and none could be guessed",
-            hint='run `roost init` there, or set entrypoint = "module:app" (or command = "...") in roost.toml',
+            hint=factory_note(path)
+            or 'run `roost init` there, or set entrypoint = "module:app" (or command = "...") in roost.toml',
         )
-    say(f"no entrypoint or command in roost.toml: guessed {found.framework} ({found.reason})")
+    say(f"no entrypoint or command in roost.toml: guessed {found.framework} ({found.reason})", markup=False)
+    if found.command and (note := factory_note(path)):
+        say(f"note: {note}", markup=False)
     return {"entrypoint": found.entrypoint} if found.entrypoint else {"command": str(found.command)}
 
 

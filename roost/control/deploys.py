@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from roost.build import BuildRequest
+from roost.build import BuildRequest, step_line
 from roost.config import build_config, validate
 from roost.control.buildlog import BuildLog, BuildLogs
 from roost.control.core import check_app_name
@@ -75,14 +75,19 @@ class DeployUseCases(EnvUseCases):
             return
         except Exception as exc:
             log.exception("build of %s crashed", deployment.id)
-            await self._fail(deployment, build_log, f"internal error: {exc}", "see the daemon's log", 0.0)
+            await self._fail(
+                deployment, build_log, f"internal error: {exc}", "see the daemon's log", time.monotonic() - started
+            )
             raise
         seconds = time.monotonic() - started
         await self.store.finish_deployment(
             deployment.id, DeploymentStatus.READY, seconds, code_dir=str(spec.code_dir), venv_dir=str(spec.venv_dir)
         )
         await self.store.add_event(
-            deployment.app, "deploy.ready", f"deployment {deployment.id} ready in {seconds:.1f}s", {"seconds": seconds}
+            deployment.app,
+            "deploy.ready",
+            f"deployment {deployment.id} ready in {seconds:.1f}s",
+            {"deployment": deployment.id, "seconds": round(seconds, 3)},
         )
         build_log.line(f"==> deployment {deployment.id} is ready ({seconds:.1f}s)")
         try:  # the log ends once production serves it, so `roost push` returns when its URL is true
@@ -93,10 +98,10 @@ class DeployUseCases(EnvUseCases):
                 await self.reconcile(deployment.app)
         finally:
             await self.buildlogs.close(build_log)
-        await self.prune(deployment.app)
+        await self.retain(deployment.app)
 
-    async def prune(self, app: str) -> list[Deployment]:
-        """Remove deployments past the app's retention count (RetentionUseCases)."""
+    async def retain(self, app: str) -> object:
+        """Prune the app past its retention count, then collect what nothing references (RetentionUseCases)."""
         raise NotImplementedError
 
     async def _build(self, deployment: Deployment, build_log: BuildLog) -> DeploymentSpec:
@@ -123,11 +128,15 @@ class DeployUseCases(EnvUseCases):
                 hint="the app must listen on $PORT (entrypoint apps: check the import and the object name)",
             )
         build_log.line(f"    {result.message}")
+        build_log.line(step_line("build check", result.seconds))
 
     async def _fail(self, deployment: Deployment, build_log: BuildLog, message: str, hint: str, seconds: float) -> None:
         await self.store.finish_deployment(deployment.id, DeploymentStatus.FAILED, seconds, error=message)
         await self.store.add_event(
-            deployment.app, "deploy.failed", f"deployment {deployment.id} failed: {message}", {"hint": hint}
+            deployment.app,
+            "deploy.failed",
+            f"deployment {deployment.id} failed: {message}",
+            {"deployment": deployment.id, "hint": hint, "seconds": round(seconds, 3)},
         )
         build_log.line(f"error: {message}")
         if hint:

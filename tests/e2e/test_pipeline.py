@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -92,6 +93,30 @@ def test_unchanged_push_does_not_upload_again(deployed: Daemon) -> None:
     assert "not uploaded again" in out
 
 
+STEPS = ("unpack the archive", "install dependencies (uv)", "compile bytecode", "build check")
+
+
+def test_push_shows_upload_steps_with_times_and_where_it_answers(deployed: Daemon, tmp_path: Path) -> None:
+    app = tmp_path / "shown"
+    shutil.copytree(EXAMPLES / "handler-hello", app)
+    (app / "roost.toml").write_text((app / "roost.toml").read_text().replace('"handler-hello"', '"shown"'))
+    (app / "requirements.txt").write_text("# a venv of its own, so its dependencies are installed\n")
+    code, out, err = push(deployed, app)
+    assert code == 0, err
+    text = out + err
+    assert re.search(r"uploaded \S+ \S+ in \d+\.\d\ds \(\S+ \S+/s\)", text), text
+    for step in STEPS:
+        assert re.search(rf"✓ {re.escape(step)} \d+\.\d\ds", text), (step, text)
+    newest = json.loads(deployed.cli("deployments", "shown", "--json").stdout)[0]
+    assert newest["preview_url"].startswith(f"http://{newest['id']}--shown.localhost:")
+    assert re.search(rf"deployment {newest['id']} ready in \d+\.\ds", text), text
+    assert re.search(rf"preview +{re.escape(newest['preview_url'])}", text), text
+    assert re.search(rf"production +{re.escape(newest['url'])}", text), text
+    assert newest["url"] == f"{deployed.edge_url.replace('127.0.0.1', 'shown.localhost')}/"
+    again = push(deployed, app)[1]  # unchanged: the venv is reused, and said so
+    assert re.search(r"✓ reuse the virtual environment \d+\.\d\ds", again), again
+
+
 def test_push_json_is_one_object(deployed: Daemon) -> None:
     result = deployed.cli("push", str(EXAMPLES / "handler-hello"), "--json", "--no-promote", timeout=300)
     assert result.returncode == 0, result.stderr
@@ -99,6 +124,10 @@ def test_push_json_is_one_object(deployed: Daemon) -> None:
     assert data["status"] == "ready"
     assert data["preview_url"].startswith(f"http://{data['id']}--handler-hello.localhost:")
     assert data["elapsed"] > 0
+    names = [step["name"] for step in data["steps"]]
+    assert names == ["unpack the archive", "reuse the virtual environment", "compile bytecode", "build check"]
+    assert all(0 <= step["seconds"] < data["elapsed"] for step in data["steps"])
+    assert data["upload"]["skipped"] is True  # pushed already by the fixture
     production = json.loads(deployed.cli("deployments", "handler-hello", "--json").stdout)
     assert next(d for d in production if d["id"] == data["id"])["weight"] == 0
 
@@ -113,6 +142,8 @@ def test_broken_app_fails_with_its_own_error_and_production_stays(deployed: Daem
     code, out, err = push(deployed, broken)
     assert code == 1
     assert "SyntaxError" in out + err
+    # the app's own error names the file and the line to fix
+    assert re.search(r'File "[^"]*handler\.py", line 1', out + err), out + err
     assert "build check failed" in out + err
     assert get(deployed, "handler-hello.localhost").text == before
     listed = json.loads(deployed.cli("deployments", "handler-hello", "--json").stdout)

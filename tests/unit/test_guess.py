@@ -1,7 +1,10 @@
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from roost.cli.init import init
+from roost.config import read_toml, validate
 from roost.guess import guess
 
 
@@ -70,3 +73,33 @@ def test_venv_and_tests_are_ignored(tmp_path: Path) -> None:
     )
     assert found is not None
     assert found.command == "python server.py"
+
+
+def init_in(folder: Path) -> tuple[str, dict[str, object]]:
+    """Run `roost init` in `folder`: what it printed, and the roost.toml it wrote, parsed."""
+    result = CliRunner().invoke(init, [str(folder)], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    return result.output, validate(read_toml(folder / "roost.toml"), "roost.toml")
+
+
+def test_init_says_what_it_guessed_and_writes_it(tmp_path: Path) -> None:
+    out, settings = init_in(make(tmp_path / "shop", {"app.py": "from flask import Flask\napp = Flask(__name__)\n"}))
+    assert f"wrote {tmp_path / 'shop' / 'roost.toml'}" in out
+    assert "guessed a Flask app: entrypoint = app:app (app.py creates a Flask app)" in out
+    assert "note:" not in out
+    assert settings["name"] == "shop" and settings["entrypoint"] == "app:app"
+
+
+def test_init_says_how_to_serve_a_flask_factory(tmp_path: Path) -> None:
+    factory = "from flask import Flask\n\ndef create_app():\n    return Flask(__name__)\n"
+    out, settings = init_in(make(tmp_path / "factory", {"web/__init__.py": factory, "app.py": "print('hi')\n"}))
+    assert "guessed a command app: command = python app.py (app.py is a script; it must listen on $PORT)" in out
+    assert "builds a Flask app with create_app(), which Roost does not call: add `app = create_app()`" in out
+    assert 'set entrypoint = "web:app"' in out
+    assert settings["command"] == "python app.py"
+
+
+def test_init_says_when_it_could_not_guess(tmp_path: Path) -> None:
+    out, settings = init_in(make(tmp_path / "empty", {"lib.py": "X = 1\n"}))
+    assert "could not guess how to run it: set `entrypoint` or `command` in roost.toml" in out
+    assert "entrypoint" not in settings and "command" not in settings
