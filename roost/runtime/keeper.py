@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import time
+from functools import partial
 from pathlib import Path
 
 from roost.model import InstanceState, new_instance_id
@@ -24,8 +25,8 @@ from roost.runtime.output import Output
 from roost.runtime.pool import Pool
 from roost.runtime.process import ExitStatus, terminate
 from roost.runtime.protocol import InstanceInfo, StartKind
-from roost.runtime.sandbox import Confinement, megabytes
-from roost.runtime.zygote import ForkFailed
+from roost.runtime.sandbox import Cgroup, Confinement, megabytes
+from roost.runtime.zygote import ForkFailed, Zygote
 from roost.runtime.zygotes import ZygoteKeeper
 
 log = logging.getLogger("roost.runtime")
@@ -86,15 +87,31 @@ class InstanceKeeper(ZygoteKeeper):
         warm = pool.zygote is not None and pool.zygote.is_ready()  # else this start waits for an import
         zygote = await self._zygote_for(pool, deadline)
         if zygote is not None and zygote.spec == instance.spec:
-            instance.cgroup = sandbox.cgroup(instance.id, instance.spec.config.limits)
+            confine = partial(self._confine_forked, zygote, instance) if sandbox.has_cgroups() else None
             try:
-                await launch_forked(instance, zygote, self._inside_tmp(instance, True), instance.cgroup, warm)
+                await launch_forked(instance, zygote, self._inside_tmp(instance, True), confine, warm)
                 return
             except ForkFailed as exc:
                 instance.output.log(f"roost: could not fork from the zygote ({exc}); starting fresh")
                 self._remove_cgroup(instance.cgroup)
                 instance.cgroup = None
         await launch_fresh(instance, deadline, self._inside_tmp(instance, False), self._confine(instance))
+
+    async def _confine_forked(self, zygote: Zygote, instance: Instance, pid: int) -> Cgroup | None:
+        """The forked child's cgroup: the one its spare already sits in, else a new one it is
+        moved into now (in a thread: a move waits for an RCU grace period). Raises OSError when
+        it cannot be moved; None when no cgroup can be made (it runs without, as logged)."""
+        group = await self._take_spare_group(zygote, pid)
+        if group is not None:
+            return group
+        group = self.sandbox.cgroup(instance.id, instance.spec.config.limits)
+        if group is not None:
+            try:
+                await asyncio.to_thread(group.add, pid)
+            except OSError:
+                self._remove_cgroup(group)
+                raise
+        return group
 
     def _confine(self, instance: Instance) -> Confinement | None:
         confinement = self.sandbox.confine(instance.spec, instance.id, instance.tmpdir)

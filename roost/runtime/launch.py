@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from roost.runtime.environ import instance_vars, process_env
@@ -40,19 +41,21 @@ class StartFailed(Exception):
     """The instance could not start; the message says why, for people."""
 
 
-async def launch_forked(
-    instance: Instance, zygote: Zygote, tmpdir: Path, group: Cgroup | None, warm: bool = True
-) -> None:
+Confine = Callable[[int], Awaitable[Cgroup | None]]
+
+
+async def launch_forked(instance: Instance, zygote: Zygote, tmpdir: Path, confine: Confine | None, warm: bool) -> None:
     """Fork from the zygote; raises ForkFailed (the caller falls back to a fresh start).
 
     `warm` is False when the zygote was not ready as this start began: whoever waited also
     waited for the zygote's full import, so the start counts as FRESH ("cold"), not FORK.
 
-    With a cgroup, the child waits on a gate pipe until the daemon has moved it into `group`:
-    it serves nothing, and forks nothing, outside its limits."""
+    With `confine`, the child waits on a gate pipe until `confine(pid)` has put it in its
+    cgroup (and given that group back): it serves nothing, and forks nothing, outside its
+    limits. `confine` raising OSError keeps the gate shut, and the child exits."""
     sock = bind_listener()
     read_fd, write_fd = os.pipe()
-    gate_read, gate_write = os.pipe() if group is not None else (None, None)
+    gate_read, gate_write = os.pipe() if confine is not None else (None, None)
     try:
         port: int = sock.getsockname()[1]
         env = instance_vars(instance.spec, instance.id, tmpdir, port)
@@ -71,16 +74,16 @@ async def launch_forked(
     instance.child = child
     instance.forked = True
     instance.start_kind = StartKind.FORK if warm else StartKind.FRESH
-    if group is not None and gate_write is not None:
-        _open_gate(group, child.pid, gate_write)
+    if confine is not None and gate_write is not None:
+        await _open_gate(instance, confine, child.pid, gate_write)
     instance.mark_spawned()
     await instance.output.attach(read_fd)
 
 
-def _open_gate(group: Cgroup, pid: int, gate_write: int) -> None:
-    """Move the forked child into its cgroup, then let it go (closing the gate unopened ends it)."""
+async def _open_gate(instance: Instance, confine: Confine, pid: int, gate_write: int) -> None:
+    """Put the forked child into its cgroup, then let it go (closing the gate unopened ends it)."""
     try:
-        group.add(pid)  # one small sysfs write: fine on the loop
+        instance.cgroup = await confine(pid)
         os.write(gate_write, b"1")
     except OSError:
         pass  # it died already, or cannot be confined: EOF on the gate makes it exit

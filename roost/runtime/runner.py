@@ -45,7 +45,10 @@ Modes:
   control socket (the daemon is gone) ends the zygote. To keep page faults and
   the fork itself off a cold start's path, the zygote keeps one *spare* child
   forked ahead, detached and warmed; a fork command specializes the spare
-  (output, env, socket) and a new spare is forked a moment later.
+  (output, env, socket) and a new spare is forked a moment later. Each spare
+  is announced as `{"op": "spare", "pid": N}`, so that the daemon can move it
+  into a cgroup before a request needs it (a cgroup move waits for an RCU
+  grace period: milliseconds).
 
 One file on purpose: it runs as a script inside a foreign venv, where no
 sibling module can be imported without shadowing the app's own.
@@ -598,6 +601,7 @@ class ForkServer:
         pidfd = os.pidfd_open(pid)
         self.selector.register(pidfd, selectors.EVENT_READ)
         self.spare = Spare(ours, pid, pidfd)
+        self.send({"op": "spare", "pid": pid})  # the daemon puts it in a cgroup now, off a request's path
 
     def reap(self, pidfd: int) -> None:
         pid = self.children.pop(pidfd)
@@ -628,11 +632,14 @@ class ForkServer:
             self.bury(spare)
 
     def bury(self, spare: Spare) -> None:
+        """A spare that will never serve: kill and reap it, and tell the daemon (its cgroup goes)."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(spare.pid, signal.SIGKILL)
         self.selector.unregister(spare.pidfd)
         os.waitpid(spare.pid, 0)
         os.close(spare.pidfd)
+        with contextlib.suppress(OSError):  # the daemon may be gone already
+            self.send({"op": "spare_gone", "pid": spare.pid})
 
     # -- in the children -----------------------------------------------------------------------------------------------
 

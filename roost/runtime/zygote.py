@@ -57,6 +57,8 @@ class Zygote:
         self.status: ExitStatus | None = None
         self.output = Output(on_line)
         self.on_gone: Callable[[Zygote], None] | None = None
+        self.on_spare: Callable[[int, bool], None] | None = None  # (pid, alive): a spare forked ahead, or gone
+        self.spare_groups: dict[int, asyncio.Future[Cgroup | None]] = {}  # spare pid -> its cgroup, being made
         self.stopping = False  # we asked it to exit: its end is no death
         self.cgroup: Cgroup | None = None
         self._loop = asyncio.get_running_loop()
@@ -155,6 +157,8 @@ class Zygote:
                 self._ready.set_result(None)
         elif op == "forked":
             self._forked(str(message["instance"]), int(message["pid"]))
+        elif op in ("spare", "spare_gone") and self.on_spare is not None:
+            self.on_spare(int(message["pid"]), op == "spare")
         elif op == "exited":
             child = self._children.pop(int(message["pid"]), None)
             if child is not None:

@@ -10,6 +10,7 @@ instances are gone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 
@@ -17,8 +18,9 @@ from roost.runtime.backoff import is_crash_looping
 from roost.runtime.environ import make_tmpdir
 from roost.runtime.notify import Notifier
 from roost.runtime.pool import Pool
+from roost.runtime.protocol import DeploymentSpec
 from roost.runtime.runner import EXIT_CANNOT_PRELOAD
-from roost.runtime.sandbox import megabytes
+from roost.runtime.sandbox import Cgroup, megabytes
 from roost.runtime.spawn import SpawnFailed
 from roost.runtime.zygote import Zygote, ZygoteState
 
@@ -45,6 +47,7 @@ class ZygoteKeeper(Notifier):
             lambda line: self._logs.write(spec.app, spec.deployment, "zygote", line),
         )
         zygote.on_gone = lambda gone: self._zygote_gone(pool, gone)
+        zygote.on_spare = lambda pid, alive: self._spare_changed(zygote, pid, alive)
         pool.zygote = zygote
         self._spawn_task(self._run_zygote(pool, zygote), name=f"zygote {spec.deployment}")
         return zygote
@@ -111,7 +114,53 @@ class ZygoteKeeper(Notifier):
         loop = asyncio.get_running_loop()
         pool.zygote_timer = loop.call_later(delay, self._replace_zygote, pool)
 
+    # -- spares: a cgroup ready before the request --------------------------------------------------------------
+
+    def _spare_changed(self, zygote: Zygote, pid: int, alive: bool) -> None:
+        """The zygote forked a spare (move it into a cgroup of its own now, in a thread: a cgroup
+        move waits for an RCU grace period, ~10 ms, which must not fall on a request's path nor
+        block the loop), or a spare died unused (its cgroup goes)."""
+        if alive and self.sandbox.has_cgroups():
+            zygote.spare_groups[pid] = asyncio.ensure_future(asyncio.to_thread(self._spare_group, zygote.spec, pid))
+        elif not alive:
+            self._discard_spare_group(zygote.spare_groups.pop(pid, None))
+
+    def _spare_group(self, spec: DeploymentSpec, pid: int) -> Cgroup | None:
+        """A new cgroup with the deployment's limits, holding `pid`; None if it cannot be had. Blocking."""
+        group = self.sandbox.cgroup(f"spare-{secrets.token_hex(5)}", spec.config.limits)
+        if group is None:
+            return None
+        try:
+            group.add(pid)
+        except OSError:
+            group.remove()
+            return None
+        return group
+
+    def _discard_spare_group(self, making: asyncio.Future[Cgroup | None] | None) -> None:
+        if making is not None:
+            self._spawn_task(self._remove_spare_group(making), name="remove a spare's cgroup")
+
+    async def _remove_spare_group(self, making: asyncio.Future[Cgroup | None]) -> None:
+        with contextlib.suppress(Exception):
+            group = await making
+            if group is not None:
+                await asyncio.to_thread(group.remove)
+
+    async def _take_spare_group(self, zygote: Zygote, pid: int) -> Cgroup | None:
+        """The cgroup made ahead for the spare that just became instance `pid`, if it was one."""
+        making = zygote.spare_groups.pop(pid, None)
+        if making is None:
+            return None
+        try:
+            return await making
+        except Exception:  # noqa: BLE001 - then the instance gets a cgroup the slow way
+            return None
+
     def _drop_zygote(self, pool: Pool, zygote: Zygote) -> None:
+        for making in zygote.spare_groups.values():
+            self._discard_spare_group(making)
+        zygote.spare_groups.clear()
         if pool.zygote is zygote:
             pool.zygote = None
         if zygote in pool.old_zygotes:

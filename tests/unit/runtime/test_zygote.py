@@ -7,6 +7,8 @@ import signal
 import time
 from dataclasses import replace
 
+import pytest
+
 from roost.model import ScaleConfig
 from roost.runtime import StartKind
 from tests.unit.runtime.conftest import Harness, get, without_preload
@@ -153,3 +155,36 @@ async def test_a_warm_up_thread_that_outlives_the_wait_refuses_preload(harness: 
     await recorder.until(lambda: {"zygote.started", "zygote.died"} & set(recorder.kinds()))
     message = recorder.messages("zygote.died")[0]
     assert "refused to preload" in message and "lingerer" in message and "preload = false" in message
+
+
+async def test_a_fork_from_the_spare_is_already_in_its_own_cgroup(harness: Harness) -> None:
+    """The zygote announces each spare; the daemon moves it into a cgroup of its own before any
+    request (a cgroup move waits for an RCU grace period), and the instance it becomes keeps that
+    group. A spare that dies unused takes its group with it."""
+    if not harness.runtime.sandbox.has_cgroups():
+        pytest.skip("this host gives Roost no cgroups")
+    spec = harness.function("fastapi", entrypoint="main:app")
+    await harness.runtime.deploy(spec)
+    await harness.recorder.until(lambda: "zygote.started" in harness.recorder.kinds())
+    pool = harness.runtime._pools[spec.deployment]
+    zygote = pool.zygote
+    assert zygote is not None
+    await harness.recorder.until(lambda: any(f.done() for f in zygote.spare_groups.values()))
+    (spare_pid, making), *_ = zygote.spare_groups.items()
+    ahead = making.result()
+    assert ahead is not None and ahead.name.startswith("spare-")
+    assert spare_pid in ahead.pids()
+
+    slot = await harness.acquire(spec.deployment)
+    instance = pool.instances[slot.instance]
+    assert instance.child is not None and instance.child.pid == spare_pid
+    assert instance.cgroup is ahead
+    assert json.loads((await get(slot, "/pid"))[2])["pid"] in ahead.pids()
+
+    await harness.recorder.until(lambda: any(f.done() for f in zygote.spare_groups.values()))
+    (next_pid, next_making), *_ = zygote.spare_groups.items()
+    next_group = next_making.result()
+    assert next_group is not None and next_pid != spare_pid
+    os.kill(next_pid, signal.SIGKILL)  # the next spare dies unused: its group is removed
+    await harness.recorder.until(lambda: next_pid not in zygote.spare_groups)
+    await harness.recorder.until(lambda: not next_group.procs_files()[0].parent.exists())
