@@ -215,11 +215,27 @@ class LocalRuntime(LimitWatcher):
             maximum=config.scale.max,
         )
         admitted = self._admit(pool, count)
+        if admitted:
+            self._record_demand_start(pool, slots, admitted)
         for _ in range(admitted):
             self._start(pool)
         if count and not admitted and not pool.live():
             reason = f"the host's memory budget ({describe(self.settings.memory_budget)}) is full"
             asyncio.get_running_loop().call_soon(self._start_failed, deployment, reason, RETRY_AFTER_FULL)
+
+    def _record_demand_start(self, pool: Pool, waiting: int, admitted: int) -> None:
+        """Starts for requests that found no free slot are scale decisions too (the autoscaler's
+        windows see them only a tick later): the same `scale` event, from, to and why."""
+        current = len(pool.live())
+        wanted = "a request is" if waiting == 1 else f"{waiting} requests are"
+        reason = f"{wanted} waiting for a free slot"
+        self._event(
+            pool.spec.app,
+            "scale",
+            f"{pool.deployment}: {current} -> {current + admitted} instances ({reason})",
+            deployment=pool.deployment,
+            **{"from": current, "to": current + admitted, "reason": reason},
+        )
 
     # -- instances -----------------------------------------------------------------------------------------------------
 

@@ -123,6 +123,9 @@ def test_function_scales_to_what_the_target_implies_then_to_max_then_to_zero(dae
     assert statuses and all(status == 200 for status in statuses), set(statuses)
     decisions = [e for e in events(daemon, "scaled-fn") if e["kind"] == "scale"]
     assert all(e["data"]["to"] <= 5 for e in decisions), decisions
+    ups = [e for e in decisions if e["data"]["to"] > e["data"]["from"]]
+    assert ups and max(e["data"]["to"] for e in ups) >= 3, f"no scale-up decision was recorded: {decisions}"
+    assert all(e["data"]["reason"] for e in ups), ups
     under_load = [e for e in decisions if steady_from <= e["at"] <= load_until and e["data"]["to"] < e["data"]["from"]]
     assert not under_load, f"scaled down under steady load: {under_load}"
     wait_until("scaled-fn asleep", lambda: not live(daemon, "scaled-fn"), timeout=40)

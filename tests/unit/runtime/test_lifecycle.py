@@ -157,6 +157,11 @@ async def test_many_waiters_cause_one_start_and_never_beyond_max(harness: Harnes
     assert harness.runtime.stats(spec.deployment).starting == 2
     await harness.recorder.until(lambda: harness.runtime.stats(spec.deployment).ready == 2)
     assert harness.runtime.stats(spec.deployment).capacity == 20
+    # each start for waiting requests is a scale decision, recorded once: 0 -> 1, then 1 -> 2
+    assert harness.recorder.messages("scale") == [
+        f"{spec.deployment}: 0 -> 1 instances (a request is waiting for a free slot)",
+        f"{spec.deployment}: 1 -> 2 instances (100 requests are waiting for a free slot)",
+    ]
 
 
 async def test_slots_go_to_the_least_loaded_instance_and_count_synchronously(harness: Harness) -> None:
