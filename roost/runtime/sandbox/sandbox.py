@@ -65,6 +65,7 @@ class Sandbox:
         self.home = home
         self.facilities = Facilities()
         self._detected = False
+        self._detecting = asyncio.Lock()
         self._uids: dict[str, int] = {}
         self._opened: set[Path] = set()
         self._told_network: set[str] = set()  # deployments whose network = "none" could not be had, said once
@@ -72,11 +73,14 @@ class Sandbox:
     # -- detection -------------------------------------------------------------------------------------------------
 
     async def detect(self) -> None:
-        """Find what the host offers and say it once (blocking probes, in a thread). Idempotent."""
-        if not self._detected:
-            self.facilities = await asyncio.to_thread(self._detect)
-            self._detected = True
-            log.info("%s", self.summary())
+        """Find what the host offers and say it once (blocking probes, in a thread). Idempotent,
+        and once only when called concurrently: two detections would make two uid books, each
+        with its own lock, racing on one file."""
+        async with self._detecting:
+            if not self._detected:
+                self.facilities = await asyncio.to_thread(self._detect)
+                self._detected = True
+                log.info("%s", self.summary())
 
     def _detect(self) -> Facilities:
         s = self.settings
