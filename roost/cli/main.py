@@ -21,6 +21,7 @@ from roost.cli.push import push
 from roost.cli.security import login, logout, password, token
 from roost.cli.serve import serve
 from roost.config import format_duration, format_size, load_app_config
+from roost.errors import RoostError
 
 
 @click.group(cls=RoostGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,11 +43,22 @@ def cli(
 @pass_context
 def version(ctx: Context, as_json: bool) -> None:
     """Print the CLI's version (and the daemon's, when reachable)."""
-    data = {"cli": __version__, "python": platform.python_version()}
+    data: dict[str, object] = {"cli": __version__, "python": platform.python_version()}
+    unreachable = ""
+    try:
+        data["daemon"] = ctx.client().request("GET", "/v1/version")
+    except RoostError as exc:
+        data["daemon"] = None
+        unreachable = exc.message
     if as_json:
         print_json(data)
+        return
+    console.print(f"roost {__version__} (Python {data['python']})")
+    daemon = data["daemon"]
+    if isinstance(daemon, dict):
+        console.print(f"daemon: roost {daemon['version']} (Python {daemon['python']})")
     else:
-        console.print(f"roost {__version__} (Python {data['python']})")
+        console.print(f"daemon: {unreachable}", markup=False)
 
 
 @cli.command("check")

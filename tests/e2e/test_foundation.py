@@ -4,12 +4,13 @@ import json
 import re
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 
-from tests.e2e.harness import Daemon, run_cli, running, spawn
+from tests.e2e.harness import Daemon, base_env, run_cli, running, spawn
 
 
 def test_empty_list_over_the_socket_and_tcp(daemon: Daemon) -> None:
@@ -22,6 +23,14 @@ def test_empty_list_over_the_socket_and_tcp(daemon: Daemon) -> None:
     over_tcp = daemon.cli("--token", token, "list", "--json", url=True)
     assert over_tcp.returncode == 0, over_tcp.stderr
     assert json.loads(over_tcp.stdout) == []
+    env = {**base_env(daemon.home), "ROOST_URL": daemon.api_url, "ROOST_TOKEN": token}
+    env["ROOST_HOME"] = str(daemon.home.parent / "elsewhere")  # no socket to fall back on: ROOST_URL it is
+    by_env = subprocess.run(
+        [sys.executable, "-m", "roost", "version", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert by_env.returncode == 0, by_env.stderr
+    assert json.loads(by_env.stdout)["daemon"]["version"] == json.loads(by_env.stdout)["cli"]
+    assert "daemon: roost " in daemon.cli("version").stdout
 
 
 def test_create_info_remove_through_the_cli(daemon: Daemon) -> None:
@@ -171,3 +180,4 @@ def test_python_dash_m_and_version(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert result.stdout.startswith("roost ")
     assert sys.version.split()[0] in result.stdout
+    assert "daemon: cannot reach the daemon" in result.stdout  # no daemon: said, and still exit 0
