@@ -31,7 +31,7 @@ if [ -n "$ready" ]; then
             name="$(basename "$app")"
             "$bin/roost" push "$app" -m "make serve" 2>&1 | sed -u "s/^/[push $name] /"
         done
-        echo "[examples] pushed; \`$bin/roost list\` shows them"
+        echo "[examples] pushed; in another terminal: export ROOST_HOME=$home PATH=$(cd "$bin" && pwd):\$PATH; roost list"
     ) &
 fi
 wait "$daemon"

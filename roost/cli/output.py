@@ -29,12 +29,19 @@ def table(*columns: str) -> Table:
 
 
 def show(renderable: Any) -> None:
-    """Print a table: fitted to a terminal, or whole lines when piped (for grep and awk)."""
-    if console.is_terminal:
+    """Print a table in whole lines, never folding a cell: in a terminal narrower than the table
+    the terminal wraps the lines (as `docker ps` does), and piped output stays greppable."""
+    wide = console.options.update(width=10_000)
+    natural = console.measure(renderable, options=wide).maximum
+    if console.is_terminal and natural <= console.width:
         console.print(renderable)
         return
-    wide = console.options.update(width=10_000)
-    console.print(renderable, width=console.measure(renderable, options=wide).maximum)
+    narrow = console.width
+    console.width = natural  # print(width=...) is capped at the console's width
+    try:
+        console.print(renderable)
+    finally:
+        console.width = narrow
 
 
 def print_error(error: RoostError) -> None:
