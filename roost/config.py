@@ -434,36 +434,44 @@ def with_overrides(config: AppConfig, overrides: Mapping[str, Any]) -> AppConfig
 
 
 PUSHED = "roost push"
-"""The source of a top-level setting the push decided: roost.toml, a flag of `roost push`
-(--mode, --no-auto-restart) or its guess of the entrypoint; the daemon is not told which."""
+"""The source of a top-level setting the push decided, for deployments that recorded no sources
+(pushed before pushes said where each setting came from): roost.toml, a flag or a guess."""
 
 
-def setting_sources(config: AppConfig, overrides: Mapping[str, Any]) -> dict[str, str]:
-    """Where each setting in force came from: "default", "roost.toml", "roost push" (see PUSHED)
-    or "roost scale", for mode, entrypoint or command, preload, auto_restart, scale.* and limits.*.
+def setting_sources(
+    config: AppConfig, overrides: Mapping[str, Any], recorded: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Where each setting in force came from, for mode, entrypoint or command, preload,
+    auto_restart, scale.* and limits.*.
 
-    A value equal to the default reads as "default" even when roost.toml repeats it.
+    `roost scale` overrides win (they apply on top of every deployment); then what the push
+    recorded in `recorded` ("roost.toml", "pyproject.toml", "roost push --mode", "guessed by
+    roost push"); then, for keys it did not record, a guess from the value: "default" when it
+    equals the default, else "roost.toml" (tables) or PUSHED (top-level keys, old deployments).
     """
+    recorded = recorded or {}
     defaults = build_config({"mode": config.mode.value})
+
+    def source(key: str, changed: bool, guess: str) -> str:
+        return recorded.get(key) or (guess if changed else "default")
+
     sources: dict[str, str] = {
-        "mode": PUSHED if config.mode != build_config({}).mode else "default",
-        "preload": "roost.toml" if config.preload != defaults.preload else "default",
-        "auto_restart": PUSHED if config.auto_restart != defaults.auto_restart else "default",
+        "mode": source("mode", config.mode != build_config({}).mode, PUSHED),
+        "preload": source("preload", config.preload != defaults.preload, "roost.toml"),
+        "auto_restart": source("auto_restart", config.auto_restart != defaults.auto_restart, PUSHED),
     }
     if config.entrypoint or config.command:
-        sources["entrypoint" if config.entrypoint else "command"] = PUSHED
+        key = "entrypoint" if config.entrypoint else "command"
+        sources[key] = source(key, True, PUSHED)
     for table, current, default in (
         ("scale", config.scale, defaults.scale),
         ("limits", config.limits, defaults.limits),
     ):
         changed = overrides.get(table, {})
-        for key in TABLES[table]:
-            if key in changed:
-                sources[f"{table}.{key}"] = "roost scale"
-            elif getattr(current, key) != getattr(default, key):
-                sources[f"{table}.{key}"] = "roost.toml"
-            else:
-                sources[f"{table}.{key}"] = "default"
+        for name in TABLES[table]:
+            key = f"{table}.{name}"
+            is_changed = getattr(current, name) != getattr(default, name)
+            sources[key] = "roost scale" if name in changed else source(key, is_changed, "roost.toml")
     return sources
 
 

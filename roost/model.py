@@ -189,6 +189,9 @@ class Deployment:
     error: str = ""
     code_dir: str = ""
     venv_dir: str = ""
+    # where the push took each setting from ("mode" -> "roost push --mode", "scale.max" -> "roost.toml");
+    # empty for deployments recorded before pushes said so
+    sources: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from roost.api.deps import ControlDep
 from roost.api.schemas import DeploymentOut, TrafficOut
 
 router = APIRouter(tags=["deployments"])
+
+MAX_SOURCES = 64  # a push names about 20 settings; the bound keeps a client from storing megabytes
+SourceText = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class BlobOut(BaseModel):
@@ -25,6 +28,11 @@ class PushIn(BaseModel):
     message: str = ""
     settings: dict[str, Any] = Field(default_factory=dict, description="roost.toml settings merged with CLI flags")
     promote: bool = True
+    sources: dict[SourceText, SourceText] = Field(
+        default_factory=dict,
+        max_length=MAX_SOURCES,
+        description='where each setting came from, e.g. {"mode": "roost push --mode", "scale.max": "roost.toml"}',
+    )
 
 
 class PromoteIn(BaseModel):
@@ -52,7 +60,7 @@ async def put_blob(digest: str, request: Request, control: ControlDep) -> BlobOu
 
 @router.post("/v1/apps/{name}/deployments", response_model=DeploymentOut, status_code=202)
 async def push(name: str, body: PushIn, control: ControlDep) -> DeploymentOut:
-    deployment = await control.push(name, body.digest, body.message, body.settings, body.promote)
+    deployment = await control.push(name, body.digest, body.message, body.settings, body.promote, body.sources)
     return DeploymentOut.of(deployment, urls=control.urls)
 
 

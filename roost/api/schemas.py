@@ -170,7 +170,10 @@ class InstanceOut(BaseModel):
 class AppInfoOut(BaseModel):
     app: AppOut
     settings: dict[str, Any] = Field(description="in force for production: roost.toml with `roost scale` on top")
-    sources: dict[str, str] = Field(description='where each setting came from: "default", "roost.toml", "roost scale"')
+    sources: dict[str, str] = Field(
+        description='where each setting came from: "default", "roost.toml" (or "pyproject.toml"),'
+        ' "roost push --mode" (a flag), "guessed by roost push", "roost scale"'
+    )
     url: str
     deployments: list[DeploymentOut]
     traffic: list[TrafficOut]

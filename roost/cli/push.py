@@ -50,6 +50,31 @@ def app_name_for(path: Path, settings: dict[str, Any], flag: str | None) -> str:
     return guess[:63].rstrip("-")
 
 
+FLAG_SOURCES = {"mode": "roost push --mode", "auto_restart": "roost push --no-auto-restart"}
+GUESSED = "guessed by roost push"
+TABLES = ("scale", "limits")  # their keys are marked one by one ("scale.max"): a file may set a few
+
+
+def setting_origins(
+    settings: dict[str, Any], source: str, overrides: dict[str, Any], guessed: dict[str, str]
+) -> dict[str, str]:
+    """Where the push took each setting from, for the daemon to keep (it sees only the merged result).
+
+    Later layers win as in `merge`: the settings file ("roost.toml" or "pyproject.toml"), then
+    the flags, then the guess of the entrypoint or command.
+    """
+    file_name = Path(source.removesuffix(" [tool.roost]")).name if source else "roost.toml"
+    origins: dict[str, str] = {}
+    for key, value in settings.items():
+        if key in TABLES and isinstance(value, dict):
+            origins.update({f"{key}.{name}": file_name for name in value})
+        else:
+            origins[key] = file_name
+    origins.update({key: FLAG_SOURCES.get(key, "roost push") for key in overrides})
+    origins.update(dict.fromkeys(guessed, GUESSED))
+    return origins
+
+
 def _chunks(path: Path, progress: Progress, task: TaskID) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
@@ -107,8 +132,11 @@ def push(
     overrides = validate(flags, "command-line flags")
     app = app_name_for(path, settings, name)
     merged = merge(settings, overrides, {"name": app})
+    guessed: dict[str, str] = {}
     if not merged.get("entrypoint") and not merged.get("command"):
-        merged.update(_guessed(path, say))
+        guessed = _guessed(path, say)
+        merged.update(guessed)
+    sources = setting_origins(settings, source, overrides, guessed)
     say(f"[bold]pushing {path.resolve()}[/] as app [bold]{app}[/]" + (f" (settings from {source})" if source else ""))
     client = ctx.client()
     with tempfile.TemporaryDirectory(prefix="roost-push-") as scratch:
@@ -116,7 +144,13 @@ def push(
         sizes = f"{human_size(packed.unpacked_size)} → {human_size(packed.size)}"
         say(f"packed {packed.files} files, {sizes} ({packed.digest[:19]}…)")
         upload = _upload(client, packed.path, packed.digest, packed.size, say, shown)
-    body = {"digest": packed.digest, "message": message, "settings": merged, "promote": not no_promote}
+    body = {
+        "digest": packed.digest,
+        "message": message,
+        "settings": merged,
+        "promote": not no_promote,
+        "sources": sources,
+    }
     deployment = client.request("POST", f"/v1/apps/{app}/deployments", json=body)
     say(f"deployment [bold]{deployment['id']}[/] building")
     steps = _follow(client, f"/v1/apps/{app}/deployments/{deployment['id']}/log", deployment["id"], shown, started)

@@ -151,12 +151,12 @@ class AppUseCases(ControlBase):
         deployments = await self.store.list_deployments(name)
         traffic = await self.store.get_traffic(name)
         top = max(traffic, key=lambda t: t.weight).deployment if traffic else None
-        base = next((d.config for d in deployments if d.id == top), app.config)
-        settings = with_overrides(base, app.overrides)
+        production = next((d for d in deployments if d.id == top), None)
+        settings = with_overrides(production.config if production else app.config, app.overrides)
         return AppDetails(
             app=app,
             settings=settings,
-            sources=setting_sources(settings, app.overrides),
+            sources=setting_sources(settings, app.overrides, production.sources if production else {}),
             deployments=deployments,
             traffic=traffic,
             events=await self.store.list_events(name, limit=events),

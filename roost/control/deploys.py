@@ -34,12 +34,20 @@ class DeployUseCases(EnvUseCases):
     buildlogs: BuildLogs
 
     async def push(
-        self, name: str, digest: str, message: str, settings: Mapping[str, Any], promote: bool = True
+        self,
+        name: str,
+        digest: str,
+        message: str,
+        settings: Mapping[str, Any],
+        promote: bool = True,
+        sources: Mapping[str, str] | None = None,
     ) -> Deployment:
         """Record a deployment of an uploaded archive and build it in the background.
 
-        Creates the app on its first push. Raises ConfigError for bad settings and
-        UsageError when the archive was not uploaded.
+        `sources` says where the client took each setting from (`roost info` shows it);
+        the daemon cannot tell a flag from roost.toml by itself. Creates the app on its
+        first push. Raises ConfigError for bad settings and UsageError when the archive
+        was not uploaded.
         """
         app = check_app_name(name)
         config = build_config(validate(settings, "roost.toml"), "roost.toml")
@@ -51,7 +59,7 @@ class DeployUseCases(EnvUseCases):
         if not self.registry.has(digest):
             raise UsageError(f"the archive {digest} is not in the registry", hint="run `roost push` again to upload it")
         await self._ensure_app(app, config)
-        deployment = await self.store.create_deployment(app, new_deployment_id(), digest, message, config)
+        deployment = await self.store.create_deployment(app, new_deployment_id(), digest, message, config, sources)
         await self.store.add_event(app, "deploy.started", f"deployment {deployment.id} building", {"digest": digest})
         build_log = self.buildlogs.open(app, deployment.id)
         self.spawn(self._build_and_release(deployment, build_log, promote), name=f"build {deployment.id}")

@@ -153,9 +153,15 @@ class Store(InstanceTables, TokenTable, SecretTable):
     # -- deployments --------------------------------------------------------
 
     async def create_deployment(
-        self, app: AppName, deployment: DeploymentId, digest: str, message: str, config: AppConfig
+        self,
+        app: AppName,
+        deployment: DeploymentId,
+        digest: str,
+        message: str,
+        config: AppConfig,
+        sources: Mapping[str, str] | None = None,
     ) -> Deployment:
-        """Record a new deployment in `building`; raises NotFound for the app."""
+        """Record a new deployment in `building`, with where its settings came from; raises NotFound for the app."""
         now = time.time()
 
         def insert(conn: sqlite3.Connection) -> Deployment:
@@ -163,8 +169,8 @@ class Store(InstanceTables, TokenTable, SecretTable):
                 raise _no_app(app)
             seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM deployments WHERE app = ?", (app,)).fetchone()[0]
             conn.execute(
-                "INSERT INTO deployments (id, app, seq, status, digest, message, config, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO deployments (id, app, seq, status, digest, message, config, created_at, sources)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     deployment,
                     app,
@@ -174,6 +180,7 @@ class Store(InstanceTables, TokenTable, SecretTable):
                     message,
                     json.dumps(config.to_dict()),
                     now,
+                    json.dumps(dict(sources or {})),
                 ),
             )
             return deployment_from_row(conn.execute("SELECT * FROM deployments WHERE id = ?", (deployment,)).fetchone())

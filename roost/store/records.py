@@ -43,6 +43,7 @@ def deployment_from_row(row: sqlite3.Row) -> Deployment:
         error=row["error"],
         code_dir=row["code_dir"],
         venv_dir=row["venv_dir"],
+        sources=json.loads(row["sources"]),
     )
 
 

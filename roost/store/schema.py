@@ -97,4 +97,8 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE apps ADD COLUMN overrides TEXT NOT NULL DEFAULT '{}';
     """,
+    # 5: where the push took each deployment's settings from (JSON: setting -> source), for `roost info`
+    """
+    ALTER TABLE deployments ADD COLUMN sources TEXT NOT NULL DEFAULT '{}';
+    """,
 )

@@ -87,12 +87,16 @@ def test_a_service_runs_with_its_instance_ready_and_info_shows_it(daemon: Daemon
     assert instance["restarts"] == 0
     assert instance["deployment"] == row["production"]
     sources = details["sources"]
-    assert sources["mode"] == "roost push"  # --mode service
-    assert sources["entrypoint"] == "roost push"
+    assert sources["mode"] == "roost push --mode"  # --mode service on the command line
+    assert sources["entrypoint"] == "roost.toml"  # make_app's roost.toml sets it
     assert sources["preload"] == "default" and sources["auto_restart"] == "default"
-    assert sources["scale.min"] == "default"
+    assert sources["scale.min"] == sources["scale.max"] == "default"
     shown = daemon.cli("info", "obs-svc").stdout
-    assert "auto_restart" in shown and "roost push" in shown and str(instance["pid"]) in shown
+    assert "auto_restart" in shown and "roost push --mode" in shown and str(instance["pid"]) in shown
+    assert daemon.cli("scale", "obs-svc", "--max", "4").returncode == 0
+    sources = info(daemon, "obs-svc")["sources"]
+    assert sources["scale.max"] == "roost scale"  # applied on top of what the push recorded
+    assert (sources["mode"], sources["entrypoint"]) == ("roost push --mode", "roost.toml")
 
 
 def test_a_push_in_progress_shows_as_building(daemon: Daemon, tmp_path: Path) -> None:

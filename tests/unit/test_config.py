@@ -2,13 +2,18 @@ from pathlib import Path
 
 import pytest
 
+from roost.cli.push import setting_origins
 from roost.config import (
+    PUSHED,
+    find_settings,
     format_duration,
     format_size,
     load_app_config,
     parse_duration,
     parse_size,
     replace_settings,
+    setting_sources,
+    with_overrides,
 )
 from roost.errors import ConfigError
 from roost.model import Mode, Network
@@ -173,3 +178,46 @@ def test_config_dict_round_trip(tmp_path: Path) -> None:
     write(tmp_path, "roost.toml", 'command = "python server.py"\n[limits]\nnetwork = "none"\n[env]\nA = "1"\n')
     config = load_app_config(tmp_path)
     assert type(config).from_dict(config.to_dict()) == config
+
+
+def test_setting_sources_use_what_the_push_recorded(tmp_path: Path) -> None:
+    write(tmp_path, "roost.toml", 'entrypoint = "main:app"\n[scale]\nmin = 1\nmax = 3\n')
+    config = load_app_config(tmp_path, {"mode": "service"})
+    recorded = {
+        "entrypoint": "roost.toml",
+        "mode": "roost push --mode",
+        "scale.min": "roost.toml",
+        "scale.max": "roost.toml",
+    }
+    overrides = {"scale": {"max": 4}}
+    sources = setting_sources(with_overrides(config, overrides), overrides, recorded)
+    assert sources["entrypoint"] == "roost.toml"  # not PUSHED: the record says where it came from
+    assert sources["mode"] == "roost push --mode"
+    assert sources["scale.min"] == "roost.toml"  # set in the file, though equal to a service's default
+    assert sources["scale.max"] == "roost scale"  # applied on top of the deployment's settings
+    assert sources["preload"] == sources["auto_restart"] == sources["limits.memory"] == "default"
+
+
+def test_setting_sources_without_a_record_guess_from_the_values(tmp_path: Path) -> None:
+    write(tmp_path, "roost.toml", 'entrypoint = "main:app"\nmode = "service"\n[limits]\nmemory = "64M"\n')
+    sources = setting_sources(load_app_config(tmp_path), {}, {})
+    assert sources["mode"] == sources["entrypoint"] == PUSHED
+    assert sources["limits.memory"] == "roost.toml"
+    assert sources["scale.min"] == sources["preload"] == "default"
+
+
+def test_push_records_pyproject_flags_and_guesses(tmp_path: Path) -> None:
+    write(tmp_path, "pyproject.toml", '[tool.roost]\npreload = false\n[tool.roost.limits]\ntimeout = "30s"\n')
+    settings, source = find_settings(tmp_path)
+    origins = setting_origins(settings, source, {"auto_restart": False}, {"entrypoint": "main:app"})
+    assert origins == {
+        "preload": "pyproject.toml",
+        "limits.timeout": "pyproject.toml",
+        "auto_restart": "roost push --no-auto-restart",
+        "entrypoint": "guessed by roost push",
+    }
+    config = load_app_config(tmp_path, {"auto_restart": False, "entrypoint": "main:app"})
+    sources = setting_sources(config, {}, origins)
+    assert sources["preload"] == sources["limits.timeout"] == "pyproject.toml"
+    assert sources["entrypoint"] == "guessed by roost push"
+    assert sources["mode"] == "default"

@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import sqlite3
@@ -111,6 +112,49 @@ async def test_reopen_keeps_everything(tmp_path: Path) -> None:
         assert (await second.get_app("kept")).config.entrypoint == "main:app"
     finally:
         await second.close()
+
+
+async def test_deployments_keep_their_setting_sources(store: Store) -> None:
+    app = AppName("hello")
+    await store.create_app(app, Mode.SERVICE, AppConfig(mode=Mode.SERVICE))
+    recorded = {"mode": "roost push --mode", "entrypoint": "roost.toml", "scale.max": "roost.toml"}
+    created = await store.create_deployment(app, DeploymentId("aaaaaaaa"), "sha256:1", "", AppConfig(), recorded)
+    plain = await store.create_deployment(app, DeploymentId("bbbbbbbb"), "sha256:2", "", AppConfig())
+    assert created.sources == recorded
+    assert (await store.get_deployment(app, created.id)).sources == recorded
+    assert (await store.get_deployment(app, plain.id)).sources == {}
+
+
+async def test_deployments_from_before_sources_upgrade_with_none(tmp_path: Path) -> None:
+    added = next(i for i, script in enumerate(MIGRATIONS) if "ADD COLUMN sources" in script)
+    conn = sqlite3.connect(tmp_path / "roost.db")
+    for script in MIGRATIONS[:added]:
+        conn.executescript(script)
+    conn.execute(f"PRAGMA user_version = {added}")
+    config = json.dumps(AppConfig(entrypoint="main:app").to_dict())
+    conn.execute(
+        "INSERT INTO apps (name, mode, desired, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        ("old", "function", "running", config, 1.0, 1.0),
+    )
+    conn.execute(
+        "INSERT INTO deployments (id, app, seq, status, digest, config, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ("aaaaaaaa", "old", 1, "ready", "sha256:1", config, 1.0),
+    )
+    conn.commit()
+    conn.close()
+    store = await Store.open(tmp_path / "roost.db")
+    try:
+        (old,) = await store.list_deployments("old")
+        assert (old.id, old.config.entrypoint, old.sources) == ("aaaaaaaa", "main:app", {})
+        new = await store.create_deployment(
+            AppName("old"), DeploymentId("bbbbbbbb"), "sha256:2", "", AppConfig(), {"mode": "roost.toml"}
+        )
+        assert (await store.get_deployment("old", new.id)).sources == {"mode": "roost.toml"}
+    finally:
+        await store.close()
+    upgraded = sqlite3.connect(tmp_path / "roost.db")
+    assert upgraded.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    upgraded.close()
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
