@@ -1,6 +1,7 @@
 """Benchmark: a hello ASGI app (uvicorn, one process) behind nothing, nginx and Roost's edge.
 
     python bench/proxy.py [--seconds 10] [--connections 64] [--profile]
+    python bench/proxy.py --cpu-per-request [--seconds 5] [--runs 3]
 
 Runs wrk (64 keep-alive connections) against each in one run and prints
 requests/s, p50 and p99, the Roost/nginx ratios, and p99 at half of the peak
@@ -15,6 +16,12 @@ three, and the rate wrk actually achieved is printed beside the latencies.
 
 `--profile` runs the edge under cProfile during the peak run and prints the
 functions that cost the most.
+
+`--cpu-per-request` measures instead what the proxy's own process spends per
+request: CPU seconds (user + sys, from /proc/<pid>/stat) of the edge, and of
+nginx's processes for reference, over a fixed load (wrk -t1, `--seconds`,
+`--connections`), divided by the requests wrk completed; `--runs` times each,
+alternating, median printed. Far less noisy than throughput on a shared machine.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,6 +125,7 @@ class Result:
     rps: float
     p50_ms: float
     p99_ms: float
+    requests: int
 
 
 def bound_socket() -> socket.socket:
@@ -140,11 +149,19 @@ def wait_http(port: int, host: str, deadline: float = 15.0) -> None:
     raise RuntimeError(f"nothing answered on port {port} within {deadline}s")
 
 
+@dataclass
+class Served:
+    port: int
+    pid: int  # the process we started (nginx's master; its worker is a child)
+
+
 @contextlib.contextmanager
-def process(argv: list[str], pass_fds: tuple[int, ...] = (), env: dict[str, str] | None = None) -> Iterator[None]:
+def process(
+    argv: list[str], pass_fds: tuple[int, ...] = (), env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     child = subprocess.Popen(argv, pass_fds=pass_fds, env=env, start_new_session=True)
     try:
-        yield
+        yield child
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGTERM)
@@ -173,6 +190,19 @@ def uvicorn_app() -> Iterator[int]:
         sock.close()
         wait_http(port, HOST)
         yield port
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time of `pid` and its children (nginx's worker), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    user = system = 0
+    for path in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            fields = path.joinpath("stat").read_text().rpartition(")")[2].split()
+            if path.name == str(pid) or int(fields[1]) == pid:  # fields[1] is the ppid
+                user += int(fields[11])
+                system += int(fields[12])
+    return user / ticks, system / ticks
 
 
 NGINX_CONF = """
@@ -208,7 +238,7 @@ http {{
 
 
 @contextlib.contextmanager
-def nginx(upstream: int) -> Iterator[int]:
+def nginx(upstream: int) -> Iterator[Served]:
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     prefix = Path(tempfile.mkdtemp(prefix="roost-bench-nginx-"))
     prefix.chmod(0o755)
@@ -218,15 +248,15 @@ def nginx(upstream: int) -> Iterator[int]:
         probe.close()
         conf = prefix / "nginx.conf"
         conf.write_text(NGINX_CONF.format(prefix=prefix, upstream=upstream, port=port))
-        with process([binary, "-p", str(prefix), "-c", str(conf)]):
+        with process([binary, "-p", str(prefix), "-c", str(conf)]) as child:
             wait_http(port, HOST)
-            yield port
+            yield Served(port, child.pid)
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def roost_edge(upstream: int, profile: Path | None) -> Iterator[int]:
+def roost_edge(upstream: int, profile: Path | None) -> Iterator[Served]:
     sock = bound_socket()
     sock.setblocking(False)
     argv = [sys.executable, str(Path(__file__)), "--serve-edge", str(sock.fileno()), "--upstream", str(upstream)]
@@ -234,10 +264,10 @@ def roost_edge(upstream: int, profile: Path | None) -> Iterator[int]:
         argv += ["--profile-to", str(profile)]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     port = sock.getsockname()[1]
-    with process(argv, (sock.fileno(),), env):
+    with process(argv, (sock.fileno(),), env) as child:
         sock.close()
         wait_http(port, HOST)
-        yield port
+        yield Served(port, child.pid)
 
 
 def milliseconds(text: str) -> float:
@@ -245,8 +275,8 @@ def milliseconds(text: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(name: str, port: int, seconds: int, connections: int, delay_ms: int = 0) -> Result:
-    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Host: {HOST}"]
+def wrk(name: str, port: int, seconds: int, connections: int, delay_ms: int = 0, threads: int = 2) -> Result:
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Host: {HOST}"]
     script = None
     if delay_ms:
         script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
@@ -261,10 +291,11 @@ def wrk(name: str, port: int, seconds: int, connections: int, delay_ms: int = 0)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = milliseconds(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = milliseconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     if re.search(r"Non-2xx|Socket errors", out):
         notes = " ".join(line.strip() for line in out.splitlines() if "rror" in line or "Non-2xx" in line)
         print(f"  note for {name}: {notes}")
-    return Result(name, rps, p50, p99)
+    return Result(name, rps, p50, p99, requests)
 
 
 def table(title: str, results: list[Result]) -> None:
@@ -281,14 +312,46 @@ def print_profile(path: Path) -> None:
     pstats.Stats(str(path)).sort_stats("tottime").print_stats(25)
 
 
-def run(seconds: int, connections: int, profile: bool) -> None:
+def check_tools() -> None:
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise SystemExit(f"{tool} not found: apt-get install nginx wrk")
+
+
+def cpu_per_request(name: str, served: Served, seconds: int, connections: int) -> tuple[float, float]:
+    """Microseconds of the proxy's user and system CPU per request completed under one wrk -t1 run."""
+    user, system = cpu_seconds(served.pid)
+    result = wrk(name, served.port, seconds, connections, threads=1)
+    user_after, system_after = cpu_seconds(served.pid)
+    return (user_after - user) / result.requests * 1e6, (system_after - system) / result.requests * 1e6
+
+
+def run_cpu(seconds: int, connections: int, runs: int) -> None:
+    check_tools()
+    print(f"{os.cpu_count()} CPUs; wrk -t1 -c{connections} -d{seconds}s, {runs} runs each; CPU of the proxy only")
+    with uvicorn_app() as upstream, nginx(upstream) as nginx_served, roost_edge(upstream, None) as edge_served:
+        targets = {"nginx": nginx_served, "roost": edge_served}
+        for served in targets.values():
+            wrk("warm-up", served.port, 2, connections)
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
+        for _ in range(runs):
+            for name, served in targets.items():
+                samples[name].append(cpu_per_request(name, served, seconds, connections))
+    print(f"  {'':6} {'CPU us/request':>14} {'user':>6} {'sys':>6}   (medians; totals of each run)")
+    for name, values in samples.items():
+        total = statistics.median(u + s for u, s in values)
+        user = statistics.median(u for u, _ in values)
+        system = statistics.median(s for _, s in values)
+        listed = " ".join(f"{u + s:.1f}" for u, s in values)
+        print(f"  {name:6} {total:>14.1f} {user:>6.1f} {system:>6.1f}   ({listed})")
+
+
+def run(seconds: int, connections: int, profile: bool) -> None:
+    check_tools()
     print(f"{os.cpu_count()} CPUs; wrk -t2 -c{connections} -d{seconds}s; uvicorn (httptools, uvloop), 1 process")
     profile_path = Path(tempfile.mkdtemp(prefix="roost-bench-")) / "edge.prof" if profile else None
-    with uvicorn_app() as upstream, nginx(upstream) as nginx_port, roost_edge(upstream, profile_path) as edge_port:
-        targets = {"direct": upstream, "nginx": nginx_port, "roost": edge_port}
+    with uvicorn_app() as upstream, nginx(upstream) as nginx_served, roost_edge(upstream, profile_path) as edge_served:
+        targets = {"direct": upstream, "nginx": nginx_served.port, "roost": edge_served.port}
         for port in targets.values():
             wrk("warm-up", port, 2, connections)
         peak = [wrk(name, port, seconds, connections) for name, port in targets.items()]
@@ -315,6 +378,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--cpu-per-request", action="store_true", help="measure proxy CPU per request instead")
+    parser.add_argument("--runs", type=int, default=3, help="with --cpu-per-request: runs per proxy")
     parser.add_argument("--serve-app", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-edge", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
@@ -324,6 +389,8 @@ def main() -> None:
         serve_app(args.serve_app)
     elif args.serve_edge is not None:
         serve_edge(args.serve_edge, args.upstream, args.profile_to)
+    elif args.cpu_per_request:
+        run_cpu(args.seconds, args.connections, args.runs)
     else:
         run(args.seconds, args.connections, args.profile)
 

@@ -67,6 +67,7 @@ class Exchange:
         "tally",
         "timeout_request",
         "timer",
+        "timing",
         "upstream",
         "waiter",
     )
@@ -87,7 +88,8 @@ class Exchange:
         self.slot: Slot | None = None
         self.upstream: UpstreamConnection | None = None
         self.waiter: Waiter | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None  # the grace after a 504 (the request timer is the client's)
+        self.timing = False  # the client connection times this request (timeout_request)
         self.start_kind = b"hot"
         self.cookie: bytes | None = None
         self.status = 0
@@ -201,8 +203,9 @@ class Exchange:
         self.tally.in_flight += 1
         if not self.retried:
             self.tally.starts[self.start_kind] += 1
-        if self.timer is None:
-            self.timer = self.client.loop.call_later(self.timeout_request, self._timed_out)
+        if not self.timing and self.timer is None:
+            self.timing = True
+            self.client.time_request(self, self.timeout_request)
         conn = self.ctx.pool.take(slot.host, slot.port)
         if conn is None:
             self.connecting = True
@@ -450,6 +453,9 @@ class Exchange:
             slot.release()
 
     def _stop_timer(self) -> None:
+        if self.timing:
+            self.timing = False
+            self.client.untime_request(self)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -523,9 +529,9 @@ class Exchange:
             extra.release()
         return slot
 
-    def _timed_out(self) -> None:
+    def timed_out(self) -> None:
         """Over the app's time limit: 504 now; the instance gets a grace to finish, then a recycle."""
-        self.timer = None
+        self.timing = False
         self.req.sink = None
         if self.waiter is not None:  # waiting again after a failed first try
             self.ctx.activator.leave(self.waiter)
