@@ -188,8 +188,13 @@ def spawn(home: Path, *extra: str) -> Daemon:
         "0",
         *extra,
     ]
+    return launch(args, home)
+
+
+def launch(argv: list[str], home: Path) -> Daemon:
+    """Run `argv` (a `roost serve` of `home`, perhaps wrapped) in its own session, its output pumped."""
     proc = subprocess.Popen(
-        args,
+        argv,
         env=base_env(home),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

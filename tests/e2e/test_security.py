@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from roost.api.throttle import LOCKOUT_AFTER
-from tests.e2e.harness import REPO, Daemon, _pump, base_env, run_cli, running, spawn
+from tests.e2e.harness import REPO, Daemon, base_env, launch, run_cli, running, spawn
 
 PASSWORD = "correct horse battery"
 
@@ -228,19 +228,7 @@ def spawn_in_netns(home: Path, *extra: str) -> Daemon:
     argv = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
     argv += [sys.executable, "-m", "roost", "serve", "--home", str(home), "--host", "127.0.0.1"]
     argv += ["--port", "0", "--api-port", "0", "--api-host", "0.0.0.0", *extra]  # inside the netns: reachable by nobody
-    proc = subprocess.Popen(
-        argv,
-        env=base_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        cwd=str(REPO),
-    )
-    daemon = Daemon(home=home, proc=proc)
-    threading.Thread(target=_pump, args=(proc.stdout, daemon._queue), daemon=True).start()
-    threading.Thread(target=_pump, args=(proc.stderr, daemon.stderr_lines), daemon=True).start()
-    return daemon
+    return launch(argv, home)
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0, reason="needs root and unshare(1)")
