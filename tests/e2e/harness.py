@@ -19,8 +19,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
@@ -217,3 +219,17 @@ def running(home: Path, *extra: str) -> Iterator[Daemon]:
         yield daemon
     finally:
         daemon.stop()
+
+
+def module_daemon(name: str, *extra: str) -> Any:
+    """A module-scoped `daemon` fixture: one `roost serve` (with `extra` flags) for a whole test
+    module, in a home of its own. Use as `daemon = module_daemon("observe")`."""
+
+    @pytest.fixture(scope="module")
+    def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+        home = tmp_path_factory.mktemp(name) / "home"
+        home.mkdir()
+        with running(home, *extra) as started:
+            yield started
+
+    return daemon

@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.e2e.apps import EXAMPLES, get, info, pushed, wait_until, write_app
-from tests.e2e.harness import Daemon, running
+from tests.e2e.harness import Daemon, module_daemon, running
 
 # The delay is longer than the stable window, so that a drain before it can only mean the delay
 # was not kept (the window's average alone falls in under WINDOW seconds).
@@ -31,12 +29,7 @@ TARGET = 2  # --concurrency: requests in flight per instance
 CLOCK_SLACK = 0.25  # the daemon's event times and ours come from the same clock; this covers rounding
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    home = tmp_path_factory.mktemp("autoscale") / "home"
-    home.mkdir()
-    with running(home, *FAST_WINDOWS) as started:
-        yield started
+daemon = module_daemon("autoscale", *FAST_WINDOWS)
 
 
 def live(daemon: Daemon, app: str) -> list[dict[str, Any]]:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.apps import get, pushed, wait_until, write_app
-from tests.e2e.harness import Daemon, running
+from tests.e2e.harness import Daemon, module_daemon
 
 SECRET = "s3cr3t-value-4f1c9a"
 
@@ -60,12 +58,7 @@ def make_app(root: Path, name: str, keep: int = 10) -> Path:
     return write_app(root, name, {"roost.toml": TOML.format(name=name, keep=keep), "handler.py": APP})
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    home = tmp_path_factory.mktemp("extras") / "home"
-    home.mkdir()
-    with running(home, "--cron-speed", "60") as started:  # a cron minute passes every second
-        yield started
+daemon = module_daemon("extras", "--cron-speed", "60")  # a cron minute passes every second
 
 
 def test_secret_reaches_the_app_by_rolling_restart_and_nowhere_else(daemon: Daemon, tmp_path: Path) -> None:

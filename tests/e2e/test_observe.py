@@ -9,14 +9,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.e2e.apps import get, info, pushed, wait_until, write_app
-from tests.e2e.harness import Daemon, base_env, running
+from tests.e2e.harness import Daemon, base_env, module_daemon
 
 HANDLER = """
 import time
@@ -44,12 +41,7 @@ def state_of(daemon: Daemon, app: str, state: str) -> dict[str, Any] | None:
     return row if row is not None and row["state"] == state else None
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    home = tmp_path_factory.mktemp("observe") / "home"
-    home.mkdir()
-    with running(home) as started:
-        yield started
+daemon = module_daemon("observe")
 
 
 def test_a_function_sleeps_runs_and_stops(daemon: Daemon, tmp_path: Path) -> None:

@@ -7,14 +7,13 @@ import os
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.apps import ANSWERS, EXAMPLES, get, info, pushed, ready_instances, wait_until, write_app
-from tests.e2e.harness import Daemon, leftover_instances, running
+from tests.e2e.harness import Daemon, leftover_instances, module_daemon, running
 
 FLIPPED = {
     "flask-hello": "service",
@@ -25,12 +24,7 @@ FLIPPED = {
 }
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    home = tmp_path_factory.mktemp("runtime") / "home"
-    home.mkdir()
-    with running(home) as started:
-        yield started
+daemon = module_daemon("runtime")
 
 
 def events_of(daemon: Daemon, app: str) -> list[dict[str, Any]]:
