@@ -7,7 +7,8 @@ HOME_DIR ?= $(CURDIR)/.roost-home
 
 .PHONY: install serve test check format bench clean
 
-$(STAMP): pyproject.toml
+# setup.py compiles the edge's hot path (roost/edge/native.py lists it): rebuilt when it changes.
+$(STAMP): pyproject.toml setup.py $(wildcard roost/edge/*.py)
 	@scripts/bootstrap-venv.sh "$(PYTHON)" "$(VENV)"
 	@scripts/install-system-deps.sh
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -20,19 +21,19 @@ serve: install
 	@scripts/serve.sh "$(BIN)" "$(HOME_DIR)"
 
 check: install
-	$(BIN)/ruff format --check roost tests $(wildcard bench)
-	$(BIN)/ruff check roost tests $(wildcard bench)
+	$(BIN)/ruff format --check roost tests setup.py $(wildcard bench)
+	$(BIN)/ruff check roost tests setup.py $(wildcard bench)
 	$(BIN)/mypy
 
 test: check
 	$(BIN)/python -m pytest -q
 
 format: install
-	$(BIN)/ruff format roost tests $(wildcard bench)
-	$(BIN)/ruff check --fix roost tests $(wildcard bench)
+	$(BIN)/ruff format roost tests setup.py $(wildcard bench)
+	$(BIN)/ruff check --fix roost tests setup.py $(wildcard bench)
 
 bench: install
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) .roost-home .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .roost-home .mypy_cache .ruff_cache .pytest_cache build roost/edge/*.so roost/edge/_native.sha256

@@ -27,7 +27,7 @@ from roost.build import Builder
 from roost.config import with_overrides
 from roost.control import Control, Urls
 from roost.cron import CronRunner
-from roost.edge import AppRoute, Edge, EdgeSettings, RouteTable
+from roost.edge import AppRoute, Edge, EdgeSettings, RouteTable, describe_build
 from roost.errors import ConfigError
 from roost.homelock import HomeLock
 from roost.listeners import bind_tcp, bind_unix
@@ -211,6 +211,7 @@ class Daemon:
         scheme = "https" if s.tls_cert else "http"
         self.announce(f"admin API  {_address(api_sock, scheme)}  (and unix socket {s.socket_path})")
         self.announce(f"edge       {_address(edge_sock, scheme)}  (apps at {control.urls.production('<app>')})")
+        self.announce(f"edge build {describe_build()}")
         self.announce(f"home       {s.home}")
         self.announce("roost is ready")
 

@@ -2,9 +2,14 @@
 
 Others use `Edge` (serve, swap routes, count, close), `EdgeSettings`, the
 routing snapshot types `RouteTable`/`AppRoute`, and the pure `resolve` and
-`pick` for tests and tools. Nothing here spawns processes or reads the store.
+`pick` for tests and tools, and `describe_build` (compiled with mypyc, or
+pure Python and why; see native.py). Nothing here spawns processes or reads the store.
 """
 
+# First: importing native.py decides whether the compiled modules below may be used.
+from roost.edge.native import describe as describe_build
+
+# isort: split
 from roost.edge.counters import LATENCY_BUCKETS, EdgeCounters
 from roost.edge.routes import AppRoute, Resolution, RouteTable, resolve
 from roost.edge.server import Edge
@@ -19,6 +24,7 @@ __all__ = [
     "EdgeSettings",
     "Resolution",
     "RouteTable",
+    "describe_build",
     "pick",
     "resolve",
 ]
