@@ -1,12 +1,15 @@
 """Benchmark: a hello ASGI app (uvicorn, one process) behind nothing, nginx and Roost's edge.
 
-    python bench/proxy.py [--seconds 10] [--connections 64] [--profile]
+    python bench/proxy.py [--seconds 10] [--connections 64] [--rounds 3] [--profile]
     python bench/proxy.py --cpu-per-request [--seconds 5] [--runs 3]
 
-Runs wrk (64 keep-alive connections) against each in one run and prints
-requests/s, p50 and p99, the Roost/nginx ratios, and p99 at half of the peak
-load. Not a test: figures depend on the machine. Needs `nginx` and `wrk`
-(Debian: apt-get install nginx wrk). nginx runs on loopback only, from a
+Runs wrk (64 keep-alive connections) against each in one run, `--rounds`
+times interleaved (the host's noise then hits all three alike), and prints
+the median requests/s, p50 and p99, the Roost/nginx ratios (and each
+round's), and p99 at half of the peak load. It names the edge's build:
+compiled with mypyc (the normal install) or pure Python (set
+ROOST_PURE_PYTHON=1 to compare). Not a test: figures depend on the machine.
+Needs `nginx` and `wrk` (Debian: apt-get install nginx wrk). nginx runs on loopback only, from a
 temporary prefix with its own config, pid and logs, and is stopped after.
 
 Half load: wrk has no fixed-rate mode (wrk2 is not in Debian), so each of the
@@ -329,6 +332,7 @@ def cpu_per_request(name: str, served: Served, seconds: int, connections: int) -
 def run_cpu(seconds: int, connections: int, runs: int) -> None:
     check_tools()
     print(f"{os.cpu_count()} CPUs; wrk -t1 -c{connections} -d{seconds}s, {runs} runs each; CPU of the proxy only")
+    print(f"edge: {edge_build()}")
     with uvicorn_app() as upstream, nginx(upstream) as nginx_served, roost_edge(upstream, None) as edge_served:
         targets = {"nginx": nginx_served, "roost": edge_served}
         for served in targets.values():
@@ -346,18 +350,51 @@ def run_cpu(seconds: int, connections: int, runs: int) -> None:
         print(f"  {name:6} {total:>14.1f} {user:>6.1f} {system:>6.1f}   ({listed})")
 
 
-def run(seconds: int, connections: int, profile: bool) -> None:
+def median_result(name: str, results: list[Result]) -> Result:
+    """One row from several runs of the same target: the median of each figure."""
+    return Result(
+        name,
+        statistics.median(r.rps for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.requests for r in results),
+    )
+
+
+def rounds_of(targets: dict[str, int], rounds: int, seconds: int, connections: int, delay_ms: int = 0) -> list[Result]:
+    """`rounds` runs of each target, interleaved (direct, nginx, roost, direct, ...) so that a noisy
+    spell on the host hits all three alike; one median row per target."""
+    runs: dict[str, list[Result]] = {name: [] for name in targets}
+    for _ in range(rounds):
+        for name, port in targets.items():
+            runs[name].append(wrk(name, port, seconds, connections, delay_ms))
+    ratios = [r.rps / n.rps for r, n in zip(runs["roost"], runs["nginx"], strict=True)]
+    print(f"  roost/nginx throughput per round: {' '.join(f'{x:.2f}' for x in ratios)}")
+    return [median_result(name, results) for name, results in runs.items()]
+
+
+def edge_build() -> str:
+    """How the edge under test runs: compiled with mypyc, or pure Python (and why)."""
+    sys.path.insert(0, str(ROOT))
+    import roost.edge
+    import roost.edge.client  # imported to learn which build it loads
+
+    return roost.edge.describe_build()
+
+
+def run(seconds: int, connections: int, profile: bool, rounds: int) -> None:
     check_tools()
-    print(f"{os.cpu_count()} CPUs; wrk -t2 -c{connections} -d{seconds}s; uvicorn (httptools, uvloop), 1 process")
+    print(f"{os.cpu_count()} CPUs; wrk -t2 -c{connections} -d{seconds}s, {rounds} interleaved rounds, medians")
+    print(f"app: uvicorn (httptools, uvloop), 1 process; edge: {edge_build()}")
     profile_path = Path(tempfile.mkdtemp(prefix="roost-bench-")) / "edge.prof" if profile else None
     with uvicorn_app() as upstream, nginx(upstream) as nginx_served, roost_edge(upstream, profile_path) as edge_served:
         targets = {"direct": upstream, "nginx": nginx_served.port, "roost": edge_served.port}
         for port in targets.values():
             wrk("warm-up", port, 2, connections)
-        peak = [wrk(name, port, seconds, connections) for name, port in targets.items()]
+        peak = rounds_of(targets, rounds, seconds, connections)
         half_rate = min(r.rps for r in peak) / 2
         delay_ms = max(1, round(connections * 1000 / half_rate))
-        half = [wrk(name, port, seconds, connections, delay_ms) for name, port in targets.items()]
+        half = rounds_of(targets, rounds, seconds, connections, delay_ms)
     by_name = {r.name: r for r in peak}
     table(f"peak load ({connections} connections, no pause)", peak)
     print(f"  roost/nginx throughput {by_name['roost'].rps / by_name['nginx'].rps:.2f}")
@@ -380,6 +417,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--cpu-per-request", action="store_true", help="measure proxy CPU per request instead")
     parser.add_argument("--runs", type=int, default=3, help="with --cpu-per-request: runs per proxy")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs of each target; medians printed")
     parser.add_argument("--serve-app", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-edge", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
@@ -392,7 +430,7 @@ def main() -> None:
     elif args.cpu_per_request:
         run_cpu(args.seconds, args.connections, args.runs)
     else:
-        run(args.seconds, args.connections, args.profile)
+        run(args.seconds, args.connections, args.profile, args.rounds)
 
 
 if __name__ == "__main__":
