@@ -1,9 +1,10 @@
 """The edge router end to end (issue 5's "Done when"): a WebSocket echo through the router, a
-90/10 traffic split set with `roost traffic` that is sticky per client, custom domains, and the
-admin API (and a second client address) still served while one address floods the edge.
+90/10 traffic split set with `roost traffic` that is sticky per client, custom domains, the
+admin API (and a second client address) still served while one address floods the edge, and
+1 GiB up and 1 GiB down through the daemon in bounded memory.
 
-One daemon for the module: fastapi-hello pushed once, and a tiny handler app pushed twice (its
-answer names the version) for the split.
+One daemon for the module: fastapi-hello pushed once, a tiny handler app pushed twice (its
+answer names the version) for the split, and a streaming ASGI app.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from roost.edge import describe_build
 from tests.e2e.apps import EXAMPLES, get, pushed, wait_until, write_app
 from tests.e2e.harness import Daemon, running
 
@@ -33,6 +36,43 @@ FLOOD_CONNECTIONS = 300  # more than the default per-address limit (256)
 FLOOD_MIN_SECONDS = 3.0
 FLOOD_MAX_SECONDS = 60.0
 ADMIN_DEADLINE = 10.0
+STREAM_APP = "stream"
+GIB = 1 << 30
+MIB = 1 << 20
+LIMIT_GROWTH = 64 * MIB  # what the daemon's peak memory may grow by while 1 GiB passes each way
+STREAM_FILES = {
+    "roost.toml": (
+        f'name = "{STREAM_APP}"\nentrypoint = "app:app"\n'
+        '[limits]\nbody = "2G"\ntimeout = "300s"\ncpu = 1\ncpu_budget = "10s"\nmemory = "256M"\n'
+    ),
+    "app.py": """\
+CHUNK = b"x" * (1 << 20)
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    if scope["method"] == "PUT":  # count the body as it comes
+        seen = 0
+        more = True
+        while more:
+            message = await receive()
+            seen += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = str(seen).encode()
+    else:  # GET /?N: N bytes, a mebibyte at a time
+        body = b""
+        size = int(scope["query_string"] or b"0")
+    headers = [(b"content-length", b"%d" % (len(body) if body else size))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if body:
+        await send({"type": "http.response.body", "body": body})
+        return
+    for _ in range(size // len(CHUNK)):
+        await send({"type": "http.response.body", "body": CHUNK, "more_body": True})
+    await send({"type": "http.response.body", "body": b"x" * (size % len(CHUNK))})
+""",
+}
 
 
 def handler_app(version: str) -> dict[str, str]:
@@ -70,6 +110,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Module]:
         pushed(daemon, v1, "-m", "v1")
         pushed(daemon, v2, "-m", "v2", "--no-promote")
         second, first = deployment_ids(daemon, SPLIT_APP)[:2]
+        pushed(daemon, write_app(root, STREAM_APP, STREAM_FILES))
         yield Module(daemon, first, second)
 
 
@@ -389,3 +430,66 @@ def test_admin_and_other_addresses_are_served_while_one_address_floods_the_edge(
         assert status == 200, body
         assert b"from FastAPI" in body
     wait_until("the flooding address to be served again", lambda: get(daemon, host).status_code == 200, timeout=30)
+
+
+# --- streaming in bounded memory -----------------------------------------------------------------
+
+
+def memory_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def reset_peak(pid: int) -> None:
+    """Make VmHWM start again from the current RSS (Linux: write 5 to clear_refs)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def stream_request(port: int, head: bytes, body_size: int = 0) -> tuple[bytes, int, bytes]:
+    """Send `head` and `body_size` bytes of body, a MiB at a time; the answer's head, its body's
+    size and the body's first 64 bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
+        sock.sendall(head)
+        chunk = b"u" * MIB
+        for _ in range(body_size // MIB):
+            sock.sendall(chunk)
+        answer_head, rest = read_head(sock)
+        length = content_length(answer_head)
+        assert length is not None, answer_head
+        received = len(rest)
+        start = rest[:64]
+        while received < length:
+            data = sock.recv(MIB)
+            assert data, f"closed after {received} of {length} bytes"
+            received += len(data)
+            start = (start + data)[:64]
+        return answer_head, received, start
+
+
+def test_a_gibibyte_each_way_passes_through_the_daemon_in_bounded_memory(edge: Module) -> None:
+    daemon = edge.daemon
+    pid = daemon.proc.pid
+    host = f"{STREAM_APP}.localhost"
+    assert get(daemon, host, "/?5").text == "xxxxx"  # an instance is up before the peak is reset
+    before = memory_kib(pid, "VmRSS")
+    reset_peak(pid)
+    up_head, _, counted = stream_request(
+        daemon.edge_port, b"PUT / HTTP/1.1\r\nHost: %b\r\nContent-Length: %d\r\n\r\n" % (host.encode(), GIB), GIB
+    )
+    assert up_head.startswith(b"HTTP/1.1 200"), up_head
+    down_head, down_size, _ = stream_request(
+        daemon.edge_port, b"GET /?%d HTTP/1.1\r\nHost: %b\r\n\r\n" % (GIB, host.encode())
+    )
+    assert down_head.startswith(b"HTTP/1.1 200"), down_head
+    assert down_size == GIB
+    assert counted == str(GIB).encode()  # the app's answer: the bytes it received
+    peak = memory_kib(pid, "VmHWM")
+    print(f"daemon RSS {before} KiB before, peak {peak} KiB while 1 GiB went each way")
+    assert (peak - before) * 1024 < LIMIT_GROWTH, f"the daemon grew from {before} KiB to a peak of {peak} KiB"
+
+
+def test_the_daemon_says_which_edge_build_it_runs(edge: Module) -> None:
+    """Compiled with mypyc when the install could, else pure Python and why: the same as here."""
+    assert f"edge build {describe_build()}" in edge.daemon.output()
