@@ -6,6 +6,7 @@ them) and no metrics library. `snapshot()` hands out a frozen copy.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ class EdgeCounters:
     requests_5xx: int
     latency: tuple[int, ...]
     latency_sum: float
-    last_request_at: float | None
+    last_request_at: float | None  # wall-clock time (time.time()) of the last answer
     starts: tuple[tuple[str, int], ...] = ()  # ("cold" | "warm" | "hot", requests forwarded so)
 
     @property
@@ -45,7 +46,7 @@ class EdgeCounters:
 class Tally:
     """The mutable counters behind one deployment's EdgeCounters."""
 
-    __slots__ = ("by_class", "deployment", "in_flight", "last_request_at", "latency", "latency_sum", "starts")
+    __slots__ = ("by_class", "deployment", "in_flight", "last_request", "latency", "latency_sum", "starts")
 
     def __init__(self, deployment: DeploymentId) -> None:
         self.deployment = deployment
@@ -53,19 +54,20 @@ class Tally:
         self.by_class = [0] * 6  # index: status // 100
         self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
-        self.last_request_at: float | None = None
+        self.last_request: float | None = None  # time.monotonic(): one clock read per request
         self.starts = {b"cold": 0, b"warm": 0, b"hot": 0}  # by X-Roost-Start
 
     def record(self, status: int, seconds: float, now: float) -> None:
-        """One answered request: its status class, its latency and when it came."""
+        """One answered request: its status class, its latency and when it ended (time.monotonic())."""
         self.by_class[min(max(status // 100, 0), 5)] += 1
         self.latency[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum += seconds
-        self.last_request_at = now
+        self.last_request = now
 
     def snapshot(self, queued: int) -> EdgeCounters:
         """A frozen copy; `queued` comes from the activator, which owns the queues."""
         c = self.by_class
+        last = self.last_request
         return EdgeCounters(
             deployment=self.deployment,
             in_flight=self.in_flight,
@@ -77,6 +79,6 @@ class Tally:
             requests_5xx=c[5],
             latency=tuple(self.latency),
             latency_sum=self.latency_sum,
-            last_request_at=self.last_request_at,
+            last_request_at=None if last is None else time.time() - (time.monotonic() - last),
             starts=tuple((kind.decode(), count) for kind, count in self.starts.items()),
         )

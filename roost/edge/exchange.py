@@ -238,7 +238,7 @@ class Exchange:
         head = wire.request_head(
             req, self.path, self._forwarded(), self.prefix, req.upgrade is not None, self.client.trusted
         )
-        body = req.take_body()
+        body = req.take_body() if req.body else None
         if body:
             self.body_sent = True
             head += b"".join(map(wire.chunk, body)) if req.chunked else b"".join(body)
@@ -443,7 +443,8 @@ class Exchange:
         self.client.exchange_done(self, self.keep_client)
 
     def _record(self) -> None:
-        self.tally.record(self.status, time.monotonic() - self.started, time.time())
+        now = time.monotonic()
+        self.tally.record(self.status, now - self.started, now)
 
     def _release_slot(self) -> None:
         slot = self.slot

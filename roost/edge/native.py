@@ -37,6 +37,7 @@ COMPILED = (
     "guard",
     "request",
     "routes",
+    "settings",
     "split",
     "tunnel",
     "upstream",
