@@ -14,7 +14,7 @@ from roost.runtime.protocol import InstanceInfo
 @dataclass(frozen=True, slots=True)
 class AppSummary:
     app: App
-    state: str  # running, sleeping, stopped, crash-looping, building, failed, empty
+    state: str  # running, starting, sleeping, stopped, crash-looping, building, failed, empty
     ready: int
     total: int
     production: Deployment | None
@@ -31,8 +31,10 @@ def app_state(app: App, deployments: list[Deployment], live: list[InstanceInfo],
         return "crash-looping"
     if any(d.status is DeploymentStatus.BUILDING for d in deployments):
         return "building"
-    if live:
+    if any(i.state is InstanceState.READY for i in live):
         return "running"
+    if any(i.state is InstanceState.STARTING for i in live):
+        return "starting"  # not yet able to answer: "running" would promise too much
     if not any(d.status is DeploymentStatus.READY for d in deployments):
         return "failed" if deployments else "empty"
     return "sleeping" if app.mode is Mode.FUNCTION else "starting"
