@@ -5,11 +5,13 @@
 
 Runs wrk (64 keep-alive connections) against each in one run, `--rounds`
 times interleaved (the host's noise then hits all three alike), and prints
-the median requests/s, p50 and p99, the Roost/nginx ratios (and each
-round's), and p99 at half of the peak load. It names the edge's build:
-compiled with mypyc (the normal install) or pure Python (set
-ROOST_PURE_PYTHON=1 to compare). Not a test: figures depend on the machine.
-Needs `nginx` and `wrk` (Debian: apt-get install nginx wrk). nginx runs on loopback only, from a
+each round's requests/s and p99, the medians of requests/s, p50 and p99, the
+Roost/nginx throughput as the median of the rounds' ratios (each round's pair
+shares the host's noise) and as the ratio of the medians, and p99 at half of
+the peak load. It names the edge's build: compiled with mypyc (the normal
+install) or pure Python (set ROOST_PURE_PYTHON=1 to compare). Not a test:
+figures depend on the machine. Needs `nginx` and `wrk` (Debian: apt-get
+install nginx wrk). nginx runs on loopback only, from a
 temporary prefix with its own config, pid and logs, and is stopped after.
 
 Half load: wrk has no fixed-rate mode (wrk2 is not in Debian), so each of the
@@ -361,16 +363,24 @@ def median_result(name: str, results: list[Result]) -> Result:
     )
 
 
-def rounds_of(targets: dict[str, int], rounds: int, seconds: int, connections: int, delay_ms: int = 0) -> list[Result]:
+def rounds_of(
+    title: str, targets: dict[str, int], rounds: int, seconds: int, connections: int, delay_ms: int = 0
+) -> tuple[list[Result], float]:
     """`rounds` runs of each target, interleaved (direct, nginx, roost, direct, ...) so that a noisy
-    spell on the host hits all three alike; one median row per target."""
+    spell on the host hits all three alike. Prints every round; returns one median row per target
+    and the median of the rounds' roost/nginx throughput ratios (each round's pair shares its noise)."""
     runs: dict[str, list[Result]] = {name: [] for name in targets}
     for _ in range(rounds):
         for name, port in targets.items():
             runs[name].append(wrk(name, port, seconds, connections, delay_ms))
+    print(f"\n{title}")
+    print(f"  {'round':8} " + " ".join(f"{name + ' req/s':>13} {'p99':>6}" for name in runs) + "  roost/nginx")
+    for index in range(rounds):
+        row = [runs[name][index] for name in runs]
+        ratio = runs["roost"][index].rps / runs["nginx"][index].rps
+        print(f"  {index + 1:<8} " + " ".join(f"{r.rps:>13.0f} {r.p99_ms:>6.2f}" for r in row) + f"  {ratio:>11.2f}")
     ratios = [r.rps / n.rps for r, n in zip(runs["roost"], runs["nginx"], strict=True)]
-    print(f"  roost/nginx throughput per round: {' '.join(f'{x:.2f}' for x in ratios)}")
-    return [median_result(name, results) for name, results in runs.items()]
+    return [median_result(name, results) for name, results in runs.items()], statistics.median(ratios)
 
 
 def edge_build() -> str:
@@ -391,18 +401,19 @@ def run(seconds: int, connections: int, profile: bool, rounds: int) -> None:
         targets = {"direct": upstream, "nginx": nginx_served.port, "roost": edge_served.port}
         for port in targets.values():
             wrk("warm-up", port, 2, connections)
-        peak = rounds_of(targets, rounds, seconds, connections)
+        peak_title = f"peak load ({connections} connections, no pause)"
+        peak, paired = rounds_of(peak_title, targets, rounds, seconds, connections)
         half_rate = min(r.rps for r in peak) / 2
         delay_ms = max(1, round(connections * 1000 / half_rate))
-        half = rounds_of(targets, rounds, seconds, connections, delay_ms)
+        half_title = f"half load (offered ~{half_rate:.0f} req/s: {connections} connections, {delay_ms} ms apart)"
+        half, _ = rounds_of(half_title, targets, rounds, seconds, connections, delay_ms)
     by_name = {r.name: r for r in peak}
-    table(f"peak load ({connections} connections, no pause)", peak)
-    print(f"  roost/nginx throughput {by_name['roost'].rps / by_name['nginx'].rps:.2f}")
+    table(f"peak load, medians of {rounds} rounds", peak)
+    print(f"  roost/nginx throughput {paired:.2f} (median of the rounds' ratios)")
+    print(f"  roost/nginx throughput {by_name['roost'].rps / by_name['nginx'].rps:.2f} (ratio of the medians)")
     print(f"  roost/direct throughput {by_name['roost'].rps / by_name['direct'].rps:.2f}")
     print(f"  p99 roost - nginx {by_name['roost'].p99_ms - by_name['nginx'].p99_ms:+.2f} ms")
-    table(
-        f"half load (offered ~{half_rate:.0f} req/s: {connections} connections, {delay_ms} ms between requests)", half
-    )
+    table(f"half load, medians of {rounds} rounds", half)
     half_by = {r.name: r for r in half}
     print(f"  p99 roost - direct {half_by['roost'].p99_ms - half_by['direct'].p99_ms:+.2f} ms")
     print(f"  p99 nginx - direct {half_by['nginx'].p99_ms - half_by['direct'].p99_ms:+.2f} ms")
