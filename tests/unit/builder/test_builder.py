@@ -117,7 +117,7 @@ async def test_unchanged_dependencies_reuse_the_venv(builder: Builder, tmp_path:
     assert second.reused_venv and second.venv_dir == first.venv_dir and second.venv_key == first.venv_key
     assert second.code_dir != first.code_dir
     assert "changed" in (second.code_dir / "main.py").read_text()
-    assert any(line.startswith("==> reusing the virtual environment") for line in log.lines)
+    assert f"==> reusing the virtual environment {first.venv_key[:12]} (requirements.txt unchanged)" in log.lines
     assert not any("Resolved" in line or "installing" in line for line in log.lines), "no uv call on the fast path"
     dependencies = {step.name: step.seconds for step in first.steps}["dependencies"]
     reused = {step.name: step.seconds for step in second.steps}["dependencies"]
@@ -157,6 +157,9 @@ async def test_an_app_without_dependencies_gets_the_runner(builder: Builder, tmp
     output = await builder.build(BuildRequest("hello", "eeee0001", packed(tmp_path, "app", {})), log)
     assert "==> installing Roost's runner with uv (no dependency file)" in log.lines
     assert venv_run(output, "import uvicorn, httptools, uvloop, a2wsgi; print('ok')") == "ok"
+    again = Log()
+    await builder.build(BuildRequest("hello", "eeee0002", packed(tmp_path, "app2", {})), again)
+    assert f"==> reusing the virtual environment {output.venv_key[:12]} (no dependency file)" in again.lines
 
 
 async def test_a_requirement_that_does_not_exist_fails_with_uvs_message(builder: Builder, tmp_path: Path) -> None:
