@@ -33,6 +33,7 @@ format: install
 	$(BIN)/ruff check --fix roost tests setup.py $(wildcard bench)
 
 bench: install
+	@scripts/install-system-deps.sh bench
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:

@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# System packages the sandbox uses when present: bubblewrap (filesystem view) and libseccomp
-# (the seccomp deny-list). Installed when missing and possible (root with apt-get); never fails
-# the build: without them Roost falls back, and says so when `roost serve` starts.
+# System packages Roost uses when present. Installed when missing and possible (root with
+# apt-get); never fails the build.
+#   (no argument)  the sandbox's: bubblewrap (filesystem view) and libseccomp (the seccomp
+#                  deny-list). Without them Roost falls back, and says so when `roost serve` starts.
+#   bench          bench/proxy.py's reference and load generator: nginx and wrk.
 set -u
 missing=()
-command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
-ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
+if [ "${1:-}" = bench ]; then
+    purpose="the benchmarks"
+    consequence="bench/proxy.py will stop and name them"
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+else
+    purpose="the sandbox"
+    consequence="instances will run with less isolation (see docs/limits.md)"
+    command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+    ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${missing[*]} for the sandbox"
+    echo "installing ${missing[*]} for $purpose"
     (apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null) \
-        || echo "warning: could not install ${missing[*]}; instances will run with less isolation" >&2
+        || echo "warning: could not install ${missing[*]}; $consequence" >&2
 else
-    echo "note: ${missing[*]} not installed; instances will run with less isolation (see docs/limits.md)" >&2
+    echo "note: ${missing[*]} not installed; $consequence" >&2
 fi
 exit 0
