@@ -220,10 +220,8 @@ class Builder:
 
         venv, reused = await self._venvs.ensure(key, create)
         if reused:
-            why = (
-                "no dependency file" if dependencies.kind is DependencyKind.NONE else f"{dependencies.source} unchanged"
-            )
-            log(f"==> reusing the virtual environment {key[:12]} ({why})")
+            unchanged = "" if dependencies.kind is DependencyKind.NONE else " unchanged"
+            log(f"==> reusing the virtual environment {key[:12]} ({dependencies.source}{unchanged})")
         return venv, reused
 
     async def _compile(self, venv: Path, staging: Path, code_dir: Path, toolchain: Toolchain, log: Log) -> None:
