@@ -289,9 +289,7 @@ class Exchange:
             req.sink = self
         conn.write(head)
         if not req.body_done:
-            if req.expect_continue and not body:
-                self.client.write(wire.CONTINUE)
-            self.client.body_wanted()
+            self.client.body_wanted()  # (100 Continue, if asked for, went out when we began reading the body)
 
     def _forwarded(self) -> tuple[bytes, bytes, bytes, bytes]:
         """X-Forwarded-For/Proto/Host and X-Request-Id: believed from trusted proxies only."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -184,6 +185,19 @@ def wait_until_quiet(daemon: Daemon, app: str, before: set[int], since: int) -> 
         assert pids(daemon, app) == before
         time.sleep(0.5)
     return True
+
+
+# --- the settings and the 413 page ---
+
+
+def test_roost_info_shows_the_three_time_limits(streams: Module) -> None:
+    result = streams.daemon.cli("info", SHORT)
+    assert result.returncode == 0, result.stderr
+    for key, value in (("timeout", "2s"), ("stream_idle", "2s"), ("stream_max", "6s")):
+        assert re.search(rf"limits\.{key}\W+{value}\W+roost\.toml", result.stdout), result.stdout
+    ticks = streams.daemon.cli("info", TICKS)
+    for key, value in (("timeout", "5s"), ("stream_idle", "1m"), ("stream_max", "1h")):
+        assert re.search(rf"limits\.{key}\W+{value}\W+default", ticks.stdout), ticks.stdout
 
 
 # --- the 413 page ----------------------------------------------------------------------------------
