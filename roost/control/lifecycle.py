@@ -149,21 +149,30 @@ class LifecycleUseCases(DeployUseCases):
 
     async def _hand_over(self, production: list[Deployment], leaving: list[Deployment]) -> bool:
         """Before old instances drain, make sure the new production has one ready. False when it
-        could not get one: the old instances are then left to idle out rather than drained."""
+        could not get one: the old instances are then left to idle out rather than drained, and
+        only then is a warning due."""
         if not any(self.runtime.stats(d.id).ready + self.runtime.stats(d.id).starting for d in leaving):
             return True  # nothing runs that could drain
         deadline = time.monotonic() + TIMEOUT_HANDOVER
-        handed_over = True
-        for deployment in production:
-            if self.runtime.stats(deployment.id).ready:
-                continue
-            try:
-                async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
-                    await self.runtime.start_instance(deployment.id)
-            except (RoostError, TimeoutError) as exc:
-                handed_over = False
-                log.warning("no ready instance of %s before the hand-over: %s", deployment.id, exc)
-        return handed_over
+        failures = {d.id: why for d in production if (why := await self._ready_one(d.id, deadline))}
+        for deployment, why in failures.items():
+            old = ", ".join(d.id for d in leaving)
+            log.warning("hand-over to %s failed: %s; %s keep(s) serving until idle", deployment, why, old)
+        return not failures
+
+    async def _ready_one(self, deployment: DeploymentId, deadline: float) -> str:
+        """ "" once `deployment` has a ready instance (started now if need be), else why not. A start
+        that fails while another one (a request's) became ready is no failure of the hand-over."""
+        if self.runtime.stats(deployment).ready:
+            return ""
+        try:
+            async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                await self.runtime.start_instance(deployment)
+        except (RoostError, TimeoutError) as exc:
+            if self.runtime.stats(deployment).ready:
+                return ""
+            return str(exc) or f"no instance was ready within {TIMEOUT_HANDOVER:g}s"
+        return ""
 
     async def _drain_leaving(self, deployment: Deployment, production: list[Deployment]) -> None:
         """The new production has a ready instance: the old deployment's instances drain now
