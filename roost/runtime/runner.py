@@ -2,8 +2,9 @@
 
 Runs INSIDE the deployment's virtual environment as `<venv>/bin/python runner.py
 serve|zygote ...`: the standard library plus uvicorn, httptools, uvloop,
-websockets and a2wsgi only. It must never import roost (the venv does not have it), and it
-never binds a port: the supervisor hands it an already listening socket.
+websockets and a2wsgi only. It must never import roost (the venv does not have
+it), and it never binds a port: the supervisor hands it an already listening
+socket.
 
 Three kinds of object are served, told apart by their signature: ASGI
 (`async def app(scope, receive, send)` or an object with such a `__call__`),
