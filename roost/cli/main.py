@@ -67,7 +67,7 @@ def version(ctx: Context, as_json: bool) -> None:
 @click.argument("path", default=".", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @json_option
 def check(path: Path, as_json: bool) -> None:
-    """Validate an app's roost.toml and print the settings in force."""
+    """Validate an app's roost.toml, print the settings in force, warn of a command that never gets $PORT."""
     config = load_app_config(path)
     warning = port_warning(config.command, code_reads_port(path)) if config.command else None
     if warning:
