@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from roost.runtime import StartKind
+from roost.runtime.sandbox import SandboxSettings
 from tests.unit.runtime.conftest import Harness, get, without_preload
 
 
@@ -94,6 +95,10 @@ async def test_a_command_app_serves_on_its_port(harness: Harness) -> None:
     assert any(line.text == "command app listening" for line in harness.logs.read("command"))
 
 
+LAUNCHER_ONLY = SandboxSettings(bwrap=False, separate_users=False)  # the launcher execs the shell itself
+
+
+@pytest.mark.parametrize("harness", [None, LAUNCHER_ONLY], indirect=True, ids=["sandbox", "launcher-only"])
 async def test_a_command_runs_as_a_shell_line_that_becomes_the_server(harness: Harness) -> None:
     """`sh -c 'exec ...'`: ${PORT} and the app's variables expand, and no shell stays in between:
     the server leads the process group Roost signals, and SIGTERM reaches it."""
