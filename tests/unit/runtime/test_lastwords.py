@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import doctest
-from types import ModuleType
 
-import pytest
-
-from roost.runtime import lastwords, spawn
+from roost.runtime import lastwords
 from roost.runtime.lastwords import last_words
 
 
@@ -63,8 +60,7 @@ def test_a_very_long_line_is_clipped() -> None:
     assert len(words) == lastwords.LIMIT_WORDS
 
 
-@pytest.mark.parametrize("module", [lastwords, spawn], ids=lambda m: m.__name__)
-def test_the_docstring_examples_hold(module: ModuleType) -> None:
-    result = doctest.testmod(module, verbose=False, report=True)
+def test_the_docstring_examples_hold() -> None:
+    result = doctest.testmod(lastwords, verbose=False, report=True)
     assert result.attempted > 0
     assert result.failed == 0
