@@ -112,3 +112,11 @@ def test_rollback_of_an_unknown_app_says_there_is_no_such_app(daemon: Daemon) ->
         result = daemon.cli(*args)
         assert result.returncode == 1
         assert "error: no app named 'nosuchapp'" in result.stderr, result.stderr
+
+
+def test_a_signal_death_at_import_names_the_signal(daemon: Daemon, tmp_path: Path) -> None:
+    source = "import os, signal\n\nprint('loading', flush=True)\nos.kill(os.getpid(), signal.SIGSEGV)\n"
+    app = write_app(tmp_path, "segv", {"roost.toml": 'name = "segv"\nentrypoint = "main:app"\n', "main.py": source})
+    code, _, err = push(daemon, app)
+    assert code == 1
+    assert error_line(err).endswith("build check failed: killed by SIGSEGV before answering"), err
