@@ -278,6 +278,11 @@ def serve(
         logging.getLogger("roost").warning(
             "--trust-loopback: any local process, including every app Roost runs, can use the admin API over TCP"
         )
+    if not firewall:
+        logging.getLogger("roost").warning(
+            "--no-firewall: other apps can connect to every instance's port and to the admin API's TCP port, "
+            "and other hosts too when an app binds 0.0.0.0"
+        )
     daemon.run(settings, _announce)
 
 

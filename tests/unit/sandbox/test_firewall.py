@@ -60,7 +60,7 @@ def test_ruleset_closes_the_range_and_the_admin_port_to_app_uids() -> None:
     text = ruleset("roost_t", RULES)
     assert text.startswith("table inet roost_t\ndelete table inet roost_t\n")  # replaced in one transaction
     assert (
-        "meta skuid 200000-265535 fib daddr type local tcp dport { 20000-29999, 7070, 7071 } reject with tcp reset"
+        "tcp dport { 20000-29999, 7070, 7071 } meta skuid 200000-265535 fib daddr type local reject with tcp reset"
         in text
     )
     assert 'iifname != "lo" tcp dport 20000-29999 drop' in text
