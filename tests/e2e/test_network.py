@@ -2,11 +2,12 @@
 only the edge. Command apps that bind 0.0.0.0 and :: are tried from a second network namespace
 (a veth pair to this host), and from inside another app that reads /proc/net/tcp(6) for its
 neighbours' ports and the admin API's; every way fails while the edge still serves them all.
-Needs root and nft (as on the project's machines); a missing piece fails with what is missing."""
+Needs root (skipped otherwise: there is no firewall then) and nft (a missing nft fails)."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import socket
@@ -24,6 +25,7 @@ from roost.runtime.sandbox.firewall import table_name
 from tests.e2e.apps import get, pushed, ready_instances, wait_until, write_app
 from tests.e2e.harness import Daemon, running
 
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the firewall needs root (non-root: it says so at start)")
 PORT_FIRST, PORT_LAST = 23000, 23999  # not the default range: the flag must reach the allocator and the rules
 COMMAND = 'command = "python server.py"\nmode = "service"\n'
 SERVER = """

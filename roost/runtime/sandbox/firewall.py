@@ -45,11 +45,17 @@ def ruleset(table: str, rules: Rules) -> str:
     """The `nft -f` script that creates or replaces `table` with `rules`, in one transaction.
 
     The first two lines make the delete succeed whether or not the table exists; `nft -f`
-    applies the whole script or none of it, so there is no moment without the rules. The
-    cheapest test comes first in each rule: most packets (an instance's answers to the edge go
-    to the edge's ephemeral port) leave it at the port, before the uid and the route lookup."""
+    applies the whole script or none of it, so there is no moment without the rules. Every
+    packet on this host passes these chains, so each rule tests the cheapest thing first and
+    compares ranges rather than looking up a set: most packets (an instance's answers to the
+    edge go to the edge's ephemeral port; loopback traffic for the input rule) leave a rule at
+    its first test, before the uid and the route lookup."""
     ports = rules.ports.describe()
-    closed = ", ".join([ports, *(str(p) for p in sorted(set(rules.guarded)))])
+    uids = f"{rules.uid_first}-{rules.uid_last}"
+    refused = [
+        f"    tcp dport {dport} meta skuid {uids} fib daddr type local reject with tcp reset"
+        for dport in [ports, *(str(p) for p in sorted(set(rules.guarded)))]
+    ]
     return "\n".join(
         [
             f"table inet {table}",
@@ -57,12 +63,11 @@ def ruleset(table: str, rules: Rules) -> str:
             f"table inet {table} {{",
             "  chain apps_out {",
             "    type filter hook output priority filter; policy accept;",
-            f"    tcp dport {{ {closed} }} meta skuid {rules.uid_first}-{rules.uid_last} fib daddr type local "
-            "reject with tcp reset",
+            *refused,
             "  }",
             "  chain instances_in {",
             "    type filter hook input priority filter; policy accept;",
-            f'    iifname != "lo" tcp dport {ports} drop',
+            f'    iif != "lo" tcp dport {ports} drop',
             "  }",
             "}",
             "",
