@@ -21,6 +21,7 @@ from roost.runtime.ports import PortRange
 
 TABLE_PREFIX = "roost_"
 TIMEOUT_NFT = 10.0
+OPENING = "tcp flags & (syn | ack) == syn"  # a connection's first packet: nothing connects without it
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +48,14 @@ def ruleset(table: str, rules: Rules) -> str:
     The first two lines make the delete succeed whether or not the table exists; `nft -f`
     applies the whole script or none of it, so there is no moment without the rules. Every
     packet on this host passes these chains, so each rule tests the cheapest thing first and
-    compares ranges rather than looking up a set: most packets (an instance's answers to the
-    edge go to the edge's ephemeral port; loopback traffic for the input rule) leave a rule at
-    its first test, before the uid and the route lookup."""
+    compares ranges rather than looking up a set. Only a connection's opening SYN is matched:
+    every other packet leaves a rule at its first test, and answers to connections this host
+    opened (the edge's to an instance, an app's or a build's to the internet) pass even if
+    their local port lies in the instance range."""
     ports = rules.ports.describe()
     uids = f"{rules.uid_first}-{rules.uid_last}"
     refused = [
-        f"    tcp dport {dport} meta skuid {uids} fib daddr type local reject with tcp reset"
+        f"    {OPENING} tcp dport {dport} meta skuid {uids} fib daddr type local reject with tcp reset"
         for dport in [ports, *(str(p) for p in sorted(set(rules.guarded)))]
     ]
     return "\n".join(
@@ -67,7 +69,7 @@ def ruleset(table: str, rules: Rules) -> str:
             "  }",
             "  chain instances_in {",
             "    type filter hook input priority filter; policy accept;",
-            f'    iif != "lo" tcp dport {ports} drop',
+            f'    iif != "lo" {OPENING} tcp dport {ports} drop',
             "  }",
             "}",
             "",

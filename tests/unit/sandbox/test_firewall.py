@@ -60,9 +60,12 @@ def test_ruleset_closes_the_range_and_the_admin_port_to_app_uids() -> None:
     text = ruleset("roost_t", RULES)
     assert text.startswith("table inet roost_t\ndelete table inet roost_t\n")  # replaced in one transaction
     for dport in ("20000-29999", "7070", "7071"):
-        assert f"tcp dport {dport} meta skuid 200000-265535 fib daddr type local reject with tcp reset\n" in text
+        assert (
+            f"tcp flags & (syn | ack) == syn tcp dport {dport} meta skuid 200000-265535 fib daddr type local "
+            "reject with tcp reset\n"
+        ) in text
     assert text.count("reject") == 3  # the guarded port named twice is one rule
-    assert 'iif != "lo" tcp dport 20000-29999 drop' in text
+    assert 'iif != "lo" tcp flags & (syn | ack) == syn tcp dport 20000-29999 drop' in text
     assert "hook output" in text
     assert "hook input" in text
 
