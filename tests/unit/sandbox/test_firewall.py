@@ -5,6 +5,7 @@ root (the edge) can, and the app still reaches other local ports."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -12,12 +13,13 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from roost.runtime.ports import PortRange
-from roost.runtime.sandbox import firewall
+from roost.runtime.sandbox import Sandbox, SandboxSettings, firewall
 from roost.runtime.sandbox.firewall import Rules, removal, ruleset, table_name
 
 RULES = Rules(uid_first=200000, uid_last=265535, ports=PortRange(20000, 29999), guarded=(7070, 7070, 7071))
@@ -143,3 +145,41 @@ def _probe(netns: str, targets: list[list[object]], prefix: list[str]) -> dict[s
     )
     result: dict[str, str] = json.loads(done.stdout)
     return result
+
+
+def _settings(**changes: object) -> SandboxSettings:
+    base = SandboxSettings(cgroups=False, bwrap=False, seccomp=False, firewall=True, guarded_ports=(7070,))
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+async def test_without_separate_users_the_start_line_says_what_stays_open(tmp_path: Path) -> None:
+    sandbox = Sandbox(_settings(separate_users=False), tmp_path / "home")
+    await sandbox.detect()
+    line = sandbox.summary()
+    assert sandbox.facilities.firewall is None
+    assert "no firewall: other apps can connect to an instance's port and to the admin API's TCP port" in line, line
+    assert "apps share one uid; fix:" in line, line
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root only the uids can be told apart")
+async def test_without_nft_the_start_line_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(firewall, "nft_binary", lambda: None)
+    sandbox = Sandbox(_settings(), tmp_path / "home")
+    await sandbox.detect()
+    assert "no firewall" in sandbox.summary() and "apt-get install nftables" in sandbox.summary()
+    await asyncio.to_thread(sandbox.release)  # nothing to remove, and no error
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root only the uids can be told apart")
+async def test_a_kernel_that_refuses_is_quoted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real program standing in for an nft the kernel answers with EOPNOTSUPP."""
+    fake = tmp_path / "nft"
+    fake.write_text("#!/bin/sh\necho 'Error: Could not process rule: Operation not supported' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(firewall, "nft_binary", lambda: str(fake))
+    sandbox = Sandbox(_settings(), tmp_path / "home")
+    await sandbox.detect()
+    line = sandbox.summary()
+    assert sandbox.facilities.firewall is None
+    assert "nft refused: Error: Could not process rule: Operation not supported" in line, line
+    assert "fix: modprobe nf_tables" in line, line
