@@ -36,7 +36,7 @@ from roost.runtime.sandbox import SandboxSettings
 
 SAMPLES = next((int(arg) for arg in sys.argv[1:] if arg.isdigit()), 20)
 SANDBOX = SandboxSettings(enabled="--no-sandbox" not in sys.argv[1:])
-FIREWALL_ROUNDS = 4
+FIREWALL_ROUNDS = 6
 
 
 async def activate(runtime: LocalRuntime, recorder: Recorder, deployment: DeploymentId) -> float:

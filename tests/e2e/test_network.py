@@ -10,6 +10,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import pytest
 
 from roost.runtime.sandbox.firewall import table_name
 from tests.e2e.apps import get, pushed, ready_instances, wait_until, write_app
-from tests.e2e.harness import Daemon, running
+from tests.e2e.harness import Daemon, spawn
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the firewall needs root (non-root: it says so at start)")
 PORT_FIRST, PORT_LAST = 23000, 23999  # not the default range: the flag must reach the allocator and the rules
@@ -153,12 +154,18 @@ def fenced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         "wide6": {"roost.toml": COMMAND, "server.py": SERVER.replace("{host}", "::")},
         "spy": {"roost.toml": 'entrypoint = "main:handler"\nmode = "function"\n', "main.py": SPY},
     }
-    with running(home, "--host", "0.0.0.0", "--instance-ports", f"{PORT_FIRST}-{PORT_LAST}") as daemon:
+    daemon = spawn(home, "--host", "0.0.0.0", "--instance-ports", f"{PORT_FIRST}-{PORT_LAST}")
+    try:
+        daemon.wait_ready()
         for name, files in apps.items():
             pushed(daemon, write_app(root, name, files))
         yield daemon
-    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
-    assert table_name(home) not in tables, "the firewall table outlived a clean shutdown"
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait_exit() == 0, daemon.output()[-2000:]
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
+        assert table_name(home) not in tables, "the firewall table outlived a clean shutdown"
+    finally:
+        daemon.stop()  # and, were it killed, its table
 
 
 def instance_port(daemon: Daemon, app: str) -> int:
