@@ -24,7 +24,7 @@ import pytest
 
 from roost.runtime.sandbox.firewall import table_name
 from tests.e2e.apps import get, pushed, ready_instances, wait_until, write_app
-from tests.e2e.harness import Daemon, spawn
+from tests.e2e.harness import Daemon, run_cli, spawn
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the firewall needs root (non-root: it says so at start)")
 PORT_FIRST, PORT_LAST = 23000, 23999  # not the default range: the flag must reach the allocator and the rules
@@ -227,8 +227,6 @@ def test_another_app_cannot_reach_instances_or_the_admin_api(
 
 
 def test_serve_refuses_an_edge_port_inside_the_instance_range(tmp_path: Path) -> None:
-    from tests.e2e.harness import run_cli
-
     home = tmp_path / "home"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -240,3 +238,21 @@ def test_serve_refuses_an_edge_port_inside_the_instance_range(tmp_path: Path) ->
     assert result.returncode != 0
     text = " ".join(result.stderr.split())
     assert f"the edge port {port} lies in the instance port range" in text and "hint:" in text, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("80-90", "--instance-ports '80-90' is not a usable range of ports"),
+        ("30000-20000", "is not a usable range of ports"),
+        ("20000", "--instance-ports '20000' is not a range of ports"),
+        ("a-b", "is not a range of ports"),
+    ],
+)
+def test_serve_refuses_an_unusable_instance_range(tmp_path: Path, value: str, said: str) -> None:
+    home = tmp_path / "home"
+    result = run_cli(home, "serve", "--home", str(home), "--instance-ports", value, timeout=30)
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    text = " ".join(result.stderr.split())
+    assert said in text and "hint:" in text, result.stderr
+    assert not home.exists()
