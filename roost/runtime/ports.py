@@ -86,6 +86,8 @@ class PortBook:
         queue in the kernel before the instance accepts them (socket activation). Raises
         LimitExceeded when every port of the range is taken."""
         for port in self._candidates(time.monotonic()):
+            if not _is_free_everywhere(port):  # a command app on [::]:port alone would not stop the bind below
+                continue
             sock = _bound(socket.AF_INET, LOOPBACK, port)
             if sock is None:
                 continue

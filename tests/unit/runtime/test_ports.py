@@ -71,6 +71,24 @@ def test_a_port_handed_to_a_command_app_is_held_until_it_binds(small_range: Port
         book.listener()
 
 
+def test_a_listener_never_shares_a_port_with_an_ipv6_only_server(
+    small_range: PortRange, sockets: list[socket.socket]
+) -> None:
+    """asyncio binds :: with IPV6_V6ONLY: a 127.0.0.1 listener could then share its port, and the
+    edge, connecting to 127.0.0.1, would reach the wrong instance."""
+    v6only = socket.socket(socket.AF_INET6)
+    v6only.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    v6only.bind(("::", small_range.first))
+    v6only.listen()
+    sockets.append(v6only)
+    book = PortBook(small_range)
+    for _ in range(len(small_range) - 1):
+        sockets.append(book.listener())
+    assert small_range.first not in [s.getsockname()[1] for s in sockets[1:]]
+    with pytest.raises(LimitExceeded):
+        book.listener()
+
+
 def test_a_hold_expires(small_range: PortRange) -> None:
     book = PortBook(small_range, hold=0.0)
     given = {book.free_port() for _ in range(3 * len(small_range))}
