@@ -14,10 +14,10 @@ from pathlib import Path
 
 from roost.model import InstanceId, InstanceState
 from roost.runtime.output import Output
+from roost.runtime.ports import LOOPBACK
 from roost.runtime.process import Child
 from roost.runtime.protocol import DeploymentSpec, InstanceInfo, StartKind
 from roost.runtime.sandbox import Cgroup, Usage
-from roost.runtime.spawn import LOOPBACK
 
 TRANSITIONS: dict[InstanceState, frozenset[InstanceState]] = {
     InstanceState.STARTING: frozenset({InstanceState.READY, InstanceState.DRAINING, InstanceState.CRASHED}),

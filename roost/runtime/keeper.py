@@ -82,20 +82,24 @@ class InstanceKeeper(ZygoteKeeper):
         sandbox = self.sandbox
         await sandbox.prepare(instance.spec)
         if instance.spec.config.command:
-            await launch_command(instance, deadline, self._inside_tmp(instance, False), self._confine(instance))
+            await launch_command(
+                instance, deadline, self._inside_tmp(instance, False), self._confine(instance), sandbox.ports
+            )
             return
         warm = pool.zygote is not None and pool.zygote.is_ready()  # else this start waits for an import
         zygote = await self._zygote_for(pool, deadline)
         if zygote is not None and zygote.spec == instance.spec:
             confine = partial(self._confine_forked, zygote, instance) if sandbox.has_cgroups() else None
             try:
-                await launch_forked(instance, zygote, self._inside_tmp(instance, True), confine, warm)
+                await launch_forked(instance, zygote, self._inside_tmp(instance, True), confine, warm, sandbox.ports)
                 return
             except ForkFailed as exc:
                 instance.output.log(f"roost: could not fork from the zygote ({exc}); starting fresh")
                 self._remove_cgroup(instance.cgroup)
                 instance.cgroup = None
-        await launch_fresh(instance, deadline, self._inside_tmp(instance, False), self._confine(instance))
+        await launch_fresh(
+            instance, deadline, self._inside_tmp(instance, False), self._confine(instance), sandbox.ports
+        )
 
     async def _confine_forked(self, zygote: Zygote, instance: Instance, pid: int) -> Cgroup | None:
         """The forked child's cgroup: the one its spare already sits in, else a new one it is

@@ -19,16 +19,14 @@ from roost.applog import LogBook
 from roost.runtime.cause import stated_cause
 from roost.runtime.environ import make_tmpdir, process_env
 from roost.runtime.output import Output
+from roost.runtime.ports import LOOPBACK, PortBook
 from roost.runtime.process import Child, terminate, wait_exit
 from roost.runtime.protocol import DeploymentSpec, ProbeResult
 from roost.runtime.sandbox import Confinement, Sandbox
 from roost.runtime.spawn import (
-    LOOPBACK,
     Spawned,
     SpawnFailed,
-    bind_listener,
     command_argv,
-    free_port,
     python_of,
     spawn,
     spawn_runner,
@@ -60,7 +58,7 @@ async def run_probe(
     ended = False  # on its own, before the verdict: its last words say why
     try:
         try:
-            spawned, port = _spawn(spec, sandbox.tmpdir(tmpdir, "probe", forked=False), confinement)
+            spawned, port = _spawn(spec, sandbox.tmpdir(tmpdir, "probe", forked=False), confinement, sandbox.ports)
         except SpawnFailed as exc:
             return ProbeResult(False, time.monotonic() - started, str(exc), "")
         child = spawned.child
@@ -99,14 +97,14 @@ def _stated_cause(child: Child | None, output: Output) -> str:
     return f": {words}" if words else ""
 
 
-def _spawn(spec: DeploymentSpec, tmpdir: Path, confinement: Confinement | None) -> tuple[Spawned, int]:
+def _spawn(spec: DeploymentSpec, tmpdir: Path, confinement: Confinement | None, ports: PortBook) -> tuple[Spawned, int]:
     if spec.config.command:
-        port = free_port()
+        port = ports.free_port()
         env = process_env(spec, "probe", tmpdir, port)
         return spawn(command_argv(spec.config.command), spec.code_dir, env, (), confinement), port
     if not python_of(spec.venv_dir).exists():
         raise SpawnFailed(f"the deployment's virtual environment has no python ({python_of(spec.venv_dir)})")
-    with bind_listener() as sock:
+    with ports.listener() as sock:
         port = sock.getsockname()[1]
         env = process_env(spec, "probe", tmpdir, port)
         entrypoint = spec.config.entrypoint or ""

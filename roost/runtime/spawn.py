@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from roost.runtime.ports import LOOPBACK
 from roost.runtime.process import Child, SpawnedChild
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
 RUNNER = Path(__file__).with_name("runner.py")
 SHELL = "/bin/sh"
-LOOPBACK = "127.0.0.1"
-LIMIT_BACKLOG = 1024
 POLL_CONNECT = 0.02
 
 
@@ -49,27 +48,6 @@ class Spawned:
     child: SpawnedChild
     output_fd: int
     notify_fd: int | None = None
-
-
-def bind_listener() -> socket.socket:
-    """A listening socket on 127.0.0.1 with a free port, bound here so connections queue in the
-    kernel before the instance accepts them (socket activation)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind((LOOPBACK, 0))
-        sock.listen(LIMIT_BACKLOG)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (for command apps, which bind $PORT themselves)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def python_of(venv_dir: Path) -> Path:
