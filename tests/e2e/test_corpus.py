@@ -113,7 +113,7 @@ def test_quart(daemon: Daemon, push_times: dict[str, float]) -> None:
 
 def test_aiohttp_as_a_command_with_its_own_websocket(daemon: Daemon, push_times: dict[str, float]) -> None:
     with deploy(daemon, push_times, "aiohttp") as client:
-        assert client.get("/hello").json() == {"framework": "aiohttp", "path": "/hello"}
+        assert client.get("/").json() == {"framework": "aiohttp", "path": "/"}
     with websocket(daemon, "aiohttp", "/ws") as ws:
         ws.send("quiet")
         assert ws.recv(timeout=30) == "QUIET"
