@@ -4,6 +4,10 @@ Each one gets argv as a list, an explicit environment, its own session and
 process group, stdin from /dev/null, one pipe for stdout and stderr, and only
 the descriptors named here. Readiness: a runner writes to its notify pipe once
 it serves; a command app is ready when its port accepts a connection.
+
+A command app's `command` is the one shell line Roost runs, by contract (Procfile, $PORT):
+`/bin/sh -c 'exec <command>'`, so the shell expands `$PORT` and the app's variables and then
+becomes the server itself (same pid: signals, exit status and cgroup accounting are the server's).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shlex
+import re
 import shutil
 import socket
 import subprocess
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from roost.runtime.sandbox.confine import Confinement
 
 RUNNER = Path(__file__).with_name("runner.py")
+SHELL = "/bin/sh"
 LOOPBACK = "127.0.0.1"
 LIMIT_BACKLOG = 1024
 POLL_CONNECT = 0.02
@@ -74,12 +79,26 @@ def runner_argv(venv_dir: Path, mode: str, *options: str) -> list[str]:
     return [str(python_of(venv_dir)), str(RUNNER), mode, *options]
 
 
+_ASSIGNMENTS = re.compile(r"""\s*(?:[A-Za-z_][A-Za-z0-9_]*=(?:'[^']*'|"(?:[^"\\]|\\.)*"|[^\s'"\\;&|<>()`])*\s+)*""")
+
+
 def command_argv(command: str) -> list[str]:
-    """`command` from roost.toml as an argv list: split like a shell would, never run by one."""
-    argv = shlex.split(command)
-    if not argv:
+    """`command` from roost.toml as the shell line it is: `/bin/sh -c 'exec <command>'`.
+
+    Leading variable assignments stay in front of `exec` (`exec A=1 x` would look for a program
+    called `A=1`), so `WEB_CONCURRENCY=2 gunicorn ...` works as it does in a Procfile.
+
+    >>> command_argv("gunicorn main:app --bind 127.0.0.1:$PORT")
+    ['/bin/sh', '-c', 'exec gunicorn main:app --bind 127.0.0.1:$PORT']
+    >>> command_argv("A=1 B='x y' python -m http.server $PORT")[2]
+    "A=1 B='x y' exec python -m http.server $PORT"
+    """
+    line = command.strip()
+    if not line:
         raise SpawnFailed("the command is empty")
-    return argv
+    assignments = _ASSIGNMENTS.match(line)
+    split = assignments.end() if assignments else 0
+    return [SHELL, "-c", f"{line[:split]}exec {line[split:]}"]
 
 
 def spawn(

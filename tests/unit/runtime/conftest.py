@@ -151,11 +151,44 @@ APPS: dict[str, dict[str, str]] = {
             HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Hello).serve_forever()
         """,
     },
+    "whoami": {
+        "server.py": """
+            import json, os, signal, sys
+            from http.server import BaseHTTPRequestHandler, HTTPServer
+
+            def stop(signum, frame):
+                print(f"whoami {os.getpid()} got SIGTERM", flush=True)
+                sys.exit(0)
+
+            signal.signal(signal.SIGTERM, stop)
+
+            class Who(BaseHTTPRequestHandler):
+                def do_GET(self):
+                    me = {"argv": sys.argv, "pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0)}
+                    body = json.dumps(me).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+                def log_message(self, *args):
+                    pass
+
+            HTTPServer(("127.0.0.1", int(sys.argv[1])), Who).serve_forever()
+        """,
+    },
     "crash": {
         "main.py": """
             import sys
             print("about to fail", flush=True)
             raise RuntimeError("boom at import")
+        """,
+    },
+    "segv": {
+        "main.py": """
+            import os, signal
+            print("about to crash hard", flush=True)
+            os.kill(os.getpid(), signal.SIGSEGV)
         """,
     },
     "never": {
