@@ -2,6 +2,10 @@
 tests/e2e/corpus/ through one `roost serve` and checked with a real client: httpx for HTTP and
 SSE, the `websockets` library for WebSockets. Each push's time is printed, and a table of them
 at the end of the module (`pytest -s` shows them).
+
+Build time: flask and gunicorn, starlette-sse and uvicorn share the same requirements.txt, so the
+second of each pair reuses the first one's virtual environment (the builder caches venvs by a hash
+of the dependency files); every daemon of the suite shares one uv cache (tests/e2e/harness.py).
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ def push_times() -> Iterator[dict[str, float]]:
 def deploy(daemon: Daemon, push_times: dict[str, float], folder: str) -> httpx.Client:
     """Push tests/e2e/corpus/FOLDER as it is; a client for its host on the edge."""
     started = time.monotonic()
-    pushed(daemon, CORPUS / folder)
+    output = pushed(daemon, CORPUS / folder)
     push_times[folder] = time.monotonic() - started
-    print(f"\npush {folder}: {push_times[folder]:.1f}s")
+    venv = "reused venv" if "reusing the virtual environment" in output else "new venv"
+    print(f"\npush {folder}: {push_times[folder]:.1f}s ({venv})")
     host = f"corpus-{folder}.localhost"
     return httpx.Client(base_url=daemon.edge_url, headers={"Host": host}, timeout=60)
 
