@@ -75,6 +75,7 @@ def test_django_admin_login_and_whitenoise_static(daemon: Daemon, push_times: di
         css = client.get(stylesheet.group(1))
         assert css.status_code == 200
         assert css.headers["content-type"].startswith("text/css")
+        assert css.headers["cache-control"] == "max-age=60, public", "WhiteNoise's header for an unhashed file"
         assert "body" in css.text
 
 
@@ -110,10 +111,13 @@ def test_litestar(daemon: Daemon, push_times: dict[str, float]) -> None:
         assert client.post("/greet", json={"nom": "ada"}).status_code == 400
 
 
-def test_quart(daemon: Daemon, push_times: dict[str, float]) -> None:
+def test_quart_http_and_websocket(daemon: Daemon, push_times: dict[str, float]) -> None:
     with deploy(daemon, push_times, "quart") as client:
         assert client.get("/").text == "Hello from Quart!"
         assert client.post("/sum", json=[1, 2, 39]).json() == {"sum": 42}
+    with websocket(daemon, "quart", "/ws") as ws:
+        ws.send("roost")
+        assert ws.recv(timeout=30) == "tsoor"
 
 
 def test_aiohttp_as_a_command_with_its_own_websocket(daemon: Daemon, push_times: dict[str, float]) -> None:

@@ -1,4 +1,4 @@
-from quart import Quart, request
+from quart import Quart, request, websocket
 
 app = Quart(__name__)
 
@@ -12,3 +12,9 @@ async def index() -> str:
 async def total() -> dict[str, int]:
     numbers = await request.get_json()
     return {"sum": sum(numbers)}
+
+
+@app.websocket("/ws")
+async def reverse() -> None:
+    while True:
+        await websocket.send((await websocket.receive())[::-1])
