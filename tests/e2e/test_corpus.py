@@ -171,6 +171,22 @@ def _received_containing(ws: ClientConnection, needle: bytes, timeout: float) ->
     return False
 
 
+def test_python_socketio_over_a_websocket(daemon: Daemon, push_times: dict[str, float]) -> None:
+    """Engine.IO v4 packets as a Socket.IO client sends them: 0 open, 40 connect, 42 event."""
+    with deploy(daemon, push_times, "socketio") as client:
+        polling = client.get("/socket.io/?EIO=4&transport=polling")
+        assert polling.status_code == 200
+        assert polling.text.startswith('0{"sid":')
+    with websocket(daemon, "socketio", "/socket.io/?EIO=4&transport=websocket") as ws:
+        opened = ws.recv(timeout=30)
+        assert isinstance(opened, str)
+        assert opened.startswith("0") and json.loads(opened[1:])["upgrades"] == []
+        ws.send("40")
+        assert str(ws.recv(timeout=30)).startswith('40{"sid":')
+        ws.send('42["shout","quiet please"]')
+        assert ws.recv(timeout=30) == '42["heard","QUIET PLEASE"]'
+
+
 def test_c_extension_wheel_numpy_under_falcon(daemon: Daemon, push_times: dict[str, float]) -> None:
     with deploy(daemon, push_times, "numpy-falcon") as client:
         stats = client.post("/stats", content=json.dumps([1, 2, 3, 4]), headers={"Content-Type": "application/json"})
