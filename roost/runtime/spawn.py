@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -86,19 +87,38 @@ def command_argv(command: str) -> list[str]:
     """`command` from roost.toml as the shell line it is: `/bin/sh -c 'exec <command>'`.
 
     Leading variable assignments stay in front of `exec` (`exec A=1 x` would look for a program
-    called `A=1`), so `WEB_CONCURRENCY=2 gunicorn ...` works as it does in a Procfile.
+    called `A=1`), so `WEB_CONCURRENCY=2 gunicorn ...` works as it does in a Procfile. A line
+    that starts with `exec` itself, or chains commands (`cd src && exec gunicorn ...`), runs as
+    written: `exec cd` would fail, and the line's author says where the server is exec'd.
 
     >>> command_argv("gunicorn main:app --bind 127.0.0.1:$PORT")
     ['/bin/sh', '-c', 'exec gunicorn main:app --bind 127.0.0.1:$PORT']
     >>> command_argv("A=1 B='x y' python -m http.server $PORT")[2]
     "A=1 B='x y' exec python -m http.server $PORT"
+    >>> command_argv("cd src && exec gunicorn app:app -b 127.0.0.1:$PORT")[2]
+    'cd src && exec gunicorn app:app -b 127.0.0.1:$PORT'
     """
     line = command.strip()
     if not line:
         raise SpawnFailed("the command is empty")
     assignments = _ASSIGNMENTS.match(line)
     split = assignments.end() if assignments else 0
+    if _runs_as_written(line[split:]):
+        return [SHELL, "-c", line]
     return [SHELL, "-c", f"{line[:split]}exec {line[split:]}"]
+
+
+def _runs_as_written(line: str) -> bool:
+    """True for `exec ...` and for a line of several commands (`;`, `&&`, `||`, `|`, `&`, a newline)."""
+    if "\n" in line:
+        return True
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+    lexer.whitespace_split = True
+    try:
+        words = list(lexer)
+    except ValueError:
+        return False  # unbalanced quotes: the shell will say so
+    return bool(words) and (words[0] == "exec" or any(set(word) <= set(";&|") for word in words))
 
 
 def spawn(

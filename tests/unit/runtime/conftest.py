@@ -22,6 +22,7 @@ from uv import find_uv_bin
 from roost.applog import LogBook
 from roost.model import AppConfig, AppName, DeploymentId, InstanceState, Mode, ScaleConfig, new_deployment_id
 from roost.runtime import RUNNER_REQUIREMENTS, DeploymentSpec, InstanceInfo, LocalRuntime, Slot
+from roost.runtime.sandbox import SandboxSettings
 
 TEST_PACKAGES = ("fastapi>=0.110", "flask>=3.0")
 DEADLINE = 30.0
@@ -400,8 +401,10 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path, venv: Path, apps: Path) -> AsyncIterator[Harness]:
-    """A LocalRuntime with short graces; closed afterwards, and no process of it may survive."""
+async def harness(request: pytest.FixtureRequest, tmp_path: Path, venv: Path, apps: Path) -> AsyncIterator[Harness]:
+    """A LocalRuntime with short graces; closed afterwards, and no process of it may survive.
+    Parametrize it indirectly with a SandboxSettings to run under other sandbox settings."""
+    sandbox: SandboxSettings | None = getattr(request, "param", None)
     recorder = Recorder()
     logs = LogBook(tmp_path / "logs")
     runtime = LocalRuntime(
@@ -415,6 +418,7 @@ async def harness(tmp_path: Path, venv: Path, apps: Path) -> AsyncIterator[Harne
         backoff_reset=60.0,
         idle_check_interval=0.1,
         timeout_start=20.0,
+        sandbox=sandbox,
     )
     runtime.subscribe(recorder)
     await runtime.start()
