@@ -210,7 +210,8 @@ class InstanceKeeper(ZygoteKeeper):
         memory = out_of_memory(instance)
         if memory:
             what = f"{memory} ({what})"
-        lines = instance.output.last_lines(3)
+        output = last_words(instance, bool(memory))
+        lines = output[-3:]
         tail = f": {' | '.join(lines)}" if lines else ""
         now = time.monotonic()
         pool.streak = self.settings.backoff.next_streak(pool.streak, instance.healthy_seconds(now))
@@ -229,7 +230,7 @@ class InstanceKeeper(ZygoteKeeper):
             deployment=pool.deployment,
             instance=instance.id,
             status=status.describe() if status is not None else what,
-            output=list(instance.output.tail),
+            output=output,
             streak=pool.streak,
             out_of_memory=bool(memory),
         )
@@ -343,6 +344,13 @@ class InstanceKeeper(ZygoteKeeper):
         waiter: asyncio.Future[InstanceInfo | str] = asyncio.get_running_loop().create_future()
         instance.ready_waiters.append(waiter)
         return await waiter
+
+
+def last_words(instance: Instance, killed_for_memory: bool) -> list[str]:
+    """The output a crash quotes. A process that exits on its own says why last (a traceback);
+    one the kernel or the poll killed for memory says nothing, so only what it wrote since it
+    last got busy is its own story: an older request's traceback is not."""
+    return instance.output.since_mark() if killed_for_memory else list(instance.output.tail)
 
 
 def out_of_memory(instance: Instance) -> str:

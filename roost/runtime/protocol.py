@@ -84,6 +84,7 @@ class DeploymentStats:
     last_request_at: float | None
     crash_streak: int = 0  # crashes in a row; 3 or more is crash-looping
     last_failure: str = ""
+    last_start_at: float | None = None  # wall-clock time the newest starting or ready instance started
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,9 @@
 
 Runs INSIDE the deployment's virtual environment as `<venv>/bin/python runner.py
 serve|zygote ...`: the standard library plus uvicorn, httptools, uvloop,
-websockets and a2wsgi only. It must never import roost (the venv does not have it), and it
-never binds a port: the supervisor hands it an already listening socket.
+websockets and a2wsgi only. It must never import roost (the venv does not have
+it), and it never binds a port: the supervisor hands it an already listening
+socket.
 
 Three kinds of object are served, told apart by their signature: ASGI
 (`async def app(scope, receive, send)` or an object with such a `__call__`),
@@ -356,6 +357,17 @@ def as_asgi(target: object, kind: Kind) -> ASGIApp:
     return PrefixMiddleware(app)
 
 
+def websocket_protocol() -> str:
+    """`WEBSOCKET_PROTOCOL` when this venv can run it (every venv built since the runner asked
+    for websockets); else uvicorn's "auto", said once, for a deployment built before."""
+    try:
+        importlib.import_module("uvicorn.protocols.websockets.websockets_sansio_impl")
+    except ImportError as exc:
+        say(f"WebSockets may be unavailable: this environment predates them ({exc}); push again to rebuild it")
+        return "auto"
+    return WEBSOCKET_PROTOCOL
+
+
 def make_config(app: ASGIApp, kind: Kind) -> Any:
     """A loaded uvicorn Config; built once in the zygote so forked instances start at once."""
     import uvicorn
@@ -364,7 +376,7 @@ def make_config(app: ASGIApp, kind: Kind) -> Any:
         app,
         interface="asgi3",
         http="httptools",
-        ws=WEBSOCKET_PROTOCOL,  # named, not "auto": a missing library is an error at start, not a 404
+        ws=websocket_protocol(),  # named, not "auto", which settles for none and answers 404
         loop="none",
         lifespan="auto" if kind is Kind.ASGI else "off",
         log_level="warning",

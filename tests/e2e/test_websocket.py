@@ -94,10 +94,12 @@ def served(daemon: Daemon, tmp_path_factory: pytest.TempPathFactory) -> Daemon:
 
 @contextlib.contextmanager
 def open_ws(daemon: Daemon, app: str, path: str = "/ws") -> Iterator[ClientConnection]:
-    """A WebSocket to `app` through the edge (the Host header names the app)."""
+    """A WebSocket to `app` through the edge (the Host header names the app; an empty `app`
+    means the bare domain, where the path does)."""
+    host = f"{app}.localhost" if app else "localhost"
     with (
         socket.create_connection(("127.0.0.1", daemon.edge_port), timeout=TIMEOUT) as sock,
-        connect(f"ws://{app}.localhost{path}", sock=sock, open_timeout=TIMEOUT) as ws,
+        connect(f"ws://{host}{path}", sock=sock, open_timeout=TIMEOUT) as ws,
     ):
         yield ws
 
@@ -123,6 +125,12 @@ def test_a_plain_starlette_app_echoes_text_and_bytes(served: Daemon) -> None:
         assert ws.recv(timeout=TIMEOUT) == b"\x00\x01binary"
         ws.close()
         assert ws.close_code == 1000
+
+
+def test_an_echo_under_the_apps_path_prefix(served: Daemon) -> None:
+    with open_ws(served, "", "/ws-fastapi/ws") as ws:
+        ws.send("by path")
+        assert ws.recv(timeout=TIMEOUT) == "fastapi: by path"
 
 
 def test_the_venv_holds_no_websocket_requirement_of_the_app(served: Daemon) -> None:
