@@ -91,14 +91,14 @@ def test_fastapi_json_and_websocket_echo(daemon: Daemon, push_times: dict[str, f
 
 
 def test_starlette_sse_streams_each_event_as_it_is_sent(daemon: Daemon, push_times: dict[str, float]) -> None:
-    with deploy(daemon, push_times, "starlette-sse") as client, client.stream("GET", "/ticks?count=5") as stream:
+    with deploy(daemon, push_times, "starlette-sse") as client, client.stream("GET", "/ticks?count=6") as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         ticks: list[tuple[int, float, float]] = []  # (n, sent at, received at)
         for line in stream.iter_lines():
             if line.startswith("data: "):
                 n, sent = line.removeprefix("data: ").split()
                 ticks.append((int(n), float(sent), time.time()))
-    assert [n for n, _, _ in ticks] == [0, 1, 2, 3, 4]
+    assert [n for n, _, _ in ticks] == [0, 1, 2, 3, 4, 5]
     first_received, last_sent = ticks[0][2], ticks[-1][1]
     assert first_received < last_sent, "the first event arrived only after the app sent the last: buffered"
 

@@ -14,7 +14,7 @@ async def ticks(request: Request) -> EventSourceResponse:
     async def events() -> AsyncIterator[dict[str, str]]:
         for n in range(count):
             yield {"event": "tick", "data": f"{n} {time.time()}"}
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.5)
 
     return EventSourceResponse(events())
 
