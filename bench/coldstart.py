@@ -6,7 +6,11 @@ The runtime runs with the sandbox this host offers (cgroups, bubblewrap, seccomp
 root), as `roost serve` does; `--no-sandbox` runs the same measurements with it off, so the two
 runs give the sandbox's per-instance cost on a cold start.
 
-Run: .venv/bin/python bench/coldstart.py [SAMPLES] [--no-sandbox]
+`--firewall` (root and nft) measures instead (a), a fork from a resident zygote, with Roost's
+nftables table around the instance ports and without it, in alternating rounds (the order
+flips each round), and prints both medians and the median of the rounds' with/without ratios.
+
+Run: .venv/bin/python bench/coldstart.py [SAMPLES] [--no-sandbox] [--firewall]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import uvloop
@@ -31,6 +36,7 @@ from roost.runtime.sandbox import SandboxSettings
 
 SAMPLES = next((int(arg) for arg in sys.argv[1:] if arg.isdigit()), 20)
 SANDBOX = SandboxSettings(enabled="--no-sandbox" not in sys.argv[1:])
+FIREWALL_ROUNDS = 6
 
 
 async def activate(runtime: LocalRuntime, recorder: Recorder, deployment: DeploymentId) -> float:
@@ -104,10 +110,17 @@ def spec_for(venv: Path, deployment: str) -> DeploymentSpec:
     return DeploymentSpec(AppName("fastapi-hello"), DeploymentId(deployment), EXAMPLE, venv, config)
 
 
-async def run_runtime(home: Path, venv: Path, zygote_idle: float, deployment: str, pause: float = 0.0) -> list[float]:
+async def run_runtime(
+    home: Path,
+    venv: Path,
+    zygote_idle: float,
+    deployment: str,
+    pause: float = 0.0,
+    sandbox: SandboxSettings = SANDBOX,
+) -> list[float]:
     recorder = Recorder()
     logs = LogBook(home / "logs")
-    runtime = LocalRuntime(home, logs, recorder, zygote_idle=zygote_idle, idle_check_interval=0.02, sandbox=SANDBOX)
+    runtime = LocalRuntime(home, logs, recorder, zygote_idle=zygote_idle, idle_check_interval=0.02, sandbox=sandbox)
     runtime.subscribe(recorder)
     await runtime.start()
     print(f"  {runtime.sandbox.summary()}", flush=True)
@@ -120,7 +133,35 @@ async def run_runtime(home: Path, venv: Path, zygote_idle: float, deployment: st
         logs.close()
 
 
+async def firewall_rounds() -> None:
+    """(a) with the firewall table and without, alternating; the table is the runtime's own."""
+    samples: dict[str, list[float]] = {"with": [], "without": []}
+    ratios: list[float] = []
+    with workdir() as tmp:
+        root = Path(tmp)
+        print(f"building the FastAPI example's venv in {root} ...", flush=True)
+        venv = build_venv(root)
+        for index in range(FIREWALL_ROUNDS):
+            medians: dict[str, float] = {}
+            for name in ("with", "without") if index % 2 == 0 else ("without", "with"):
+                settings = replace(SANDBOX, firewall=name == "with")
+                home, deployment = root / f"home-{name}-{index}", f"bench{name[:2]}{index}"
+                taken = await run_runtime(home, venv, 1800.0, deployment, pause=0.2, sandbox=settings)
+                samples[name] += taken
+                medians[name] = statistics.median(taken)
+            ratios.append(medians["with"] / medians["without"])
+            print(
+                f"  round {index + 1}: with {medians['with'] * 1000:.1f} ms, without {medians['without'] * 1000:.1f} ms"
+            )
+    print(f"(a) with the firewall    {summary(samples['with'])}")
+    print(f"(a) without the firewall {summary(samples['without'])}")
+    print(f"with/without {statistics.median(ratios):.3f} (median of the rounds' ratios of medians)")
+
+
 async def main() -> None:
+    if "--firewall" in sys.argv[1:]:
+        await firewall_rounds()
+        return
     with workdir() as tmp:
         root = Path(tmp)
         print(f"building the FastAPI example's venv in {root} ...", flush=True)

@@ -2,6 +2,7 @@
 
     python bench/proxy.py [--seconds 10] [--connections 64] [--rounds 3] [--profile]
     python bench/proxy.py --cpu-per-request [--seconds 5] [--runs 3]
+    python bench/proxy.py --firewall [--seconds 10] [--rounds 5]
 
 Runs wrk (64 keep-alive connections) against each in one run, `--rounds`
 times interleaved (the host's noise then hits all three alike), and prints
@@ -27,6 +28,13 @@ request: CPU seconds (user + sys, from /proc/<pid>/stat) of the edge, and of
 nginx's processes for reference, over a fixed load (wrk -t1, `--seconds`,
 `--connections`), divided by the requests wrk completed; `--runs` times each,
 alternating, median printed. Far less noisy than throughput on a shared machine.
+
+`--firewall` (root and nft) measures what Roost's nftables table costs on the edge's path: the
+app listens on an instance port (from the default range) under an app's uid, as an instance
+does, and wrk runs against the edge `--rounds` times with the table installed and as often
+without it, alternating (the order flips each round); it prints each pair, the medians, and
+the median of the pairs' with/without ratios, of throughput and of the CPU the edge and the
+app spend per request (far less noisy on a shared machine).
 """
 
 from __future__ import annotations
@@ -421,6 +429,93 @@ def run(seconds: int, connections: int, profile: bool, rounds: int) -> None:
         print_profile(profile_path)
 
 
+@contextlib.contextmanager
+def app_as_instance(sock: socket.socket, uid: int) -> Iterator[Served]:
+    """The app on `sock` (an instance port) under an app's `uid`, as Roost runs an instance."""
+    argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    argv += [sys.executable, str(Path(__file__)), "--serve-app", str(sock.fileno())]
+    port = sock.getsockname()[1]
+    with process(argv, (sock.fileno(),)) as child:
+        sock.close()
+        wait_http(port, HOST)
+        yield Served(port, child.pid)
+
+
+class FirewallTable:
+    """Roost's rules for the default ranges, as `roost serve` installs them, switched on and off."""
+
+    def __init__(self, home: Path) -> None:
+        sys.path.insert(0, str(ROOT))
+        from roost.runtime.sandbox import SandboxSettings, firewall
+
+        self.firewall = firewall
+        binary = firewall.nft_binary()
+        if os.geteuid() != 0 or binary is None:
+            raise SystemExit("--firewall needs root and nft (apt-get install nftables)")
+        self.nft = [binary]
+        self.table = firewall.table_name(home)
+        defaults = SandboxSettings()
+        self.rules = firewall.Rules(defaults.uid_first, defaults.uid_last, defaults.ports, (7070,))
+
+    def on(self) -> None:
+        self.firewall.apply(self.firewall.ruleset(self.table, self.rules), self.nft)
+
+    def off(self) -> None:
+        self.firewall.apply(self.firewall.removal(self.table), self.nft)
+
+
+def run_firewall(seconds: int, connections: int, rounds: int) -> None:
+    """The edge's throughput and CPU per request with Roost's firewall table and without, alternating."""
+    check_tools()
+    sys.path.insert(0, str(ROOT))
+    from roost.runtime.ports import PortBook
+    from roost.runtime.sandbox import SandboxSettings
+
+    defaults = SandboxSettings()
+    print(f"{os.cpu_count()} CPUs; wrk -t2 -c{connections} -d{seconds}s against the edge, {rounds} rounds each way")
+    print(f"edge: {edge_build()}; app as uid {defaults.uid_last} on an instance port of {defaults.ports.describe()}")
+    home = Path(tempfile.mkdtemp(prefix="roost-bench-fw-"))
+    rules = FirewallTable(home)
+    runs: dict[str, list[Result]] = {"with": [], "without": []}
+    cpu: dict[str, list[float]] = {"with": [], "without": []}  # us of edge + app CPU per request
+    try:
+        with (
+            app_as_instance(PortBook(defaults.ports).listener(), defaults.uid_last) as app_served,
+            roost_edge(app_served.port, None) as edge,
+        ):
+            wrk("warm-up", edge.port, 2, connections)
+            for index in range(rounds):
+                for name in ("with", "without") if index % 2 == 0 else ("without", "with"):
+                    if name == "with":
+                        rules.on()
+                    else:
+                        rules.off()
+                    before = sum(cpu_seconds(edge.pid) + cpu_seconds(app_served.pid))
+                    runs[name].append(wrk(name, edge.port, seconds, connections))
+                    after = sum(cpu_seconds(edge.pid) + cpu_seconds(app_served.pid))
+                    cpu[name].append((after - before) / runs[name][-1].requests * 1e6)
+    finally:
+        rules.off()
+        home.rmdir()
+    print_firewall_rounds(runs, cpu)
+
+
+def print_firewall_rounds(runs: dict[str, list[Result]], cpu: dict[str, list[float]]) -> None:
+    print(f"\n  {'round':6} {'with req/s':>11} {'CPU us':>7} {'without req/s':>14} {'CPU us':>7}  ratio req/s  CPU")
+    ratios, cpu_ratios = [], []
+    for index, (on, off) in enumerate(zip(runs["with"], runs["without"], strict=True)):
+        ratios.append(on.rps / off.rps)
+        cpu_ratios.append(cpu["with"][index] / cpu["without"][index])
+        pair = f"{on.rps:>11.0f} {cpu['with'][index]:>7.1f} {off.rps:>14.0f} {cpu['without'][index]:>7.1f}"
+        print(f"  {index + 1:<6} {pair}  {ratios[-1]:>11.3f} {cpu_ratios[-1]:.3f}")
+    table(
+        f"edge with and without the firewall, medians of {len(ratios)} rounds",
+        [median_result(name, results) for name, results in runs.items()],
+    )
+    print(f"  with/without throughput {statistics.median(ratios):.3f} (median of the rounds' ratios)")
+    print(f"  with/without CPU per request (edge + app) {statistics.median(cpu_ratios):.3f} (median of the ratios)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
@@ -429,6 +524,7 @@ def main() -> None:
     parser.add_argument("--cpu-per-request", action="store_true", help="measure proxy CPU per request instead")
     parser.add_argument("--runs", type=int, default=3, help="with --cpu-per-request: runs per proxy")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved runs of each target; medians printed")
+    parser.add_argument("--firewall", action="store_true", help="the edge with Roost's nftables table and without")
     parser.add_argument("--serve-app", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-edge", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
@@ -440,6 +536,8 @@ def main() -> None:
         serve_edge(args.serve_edge, args.upstream, args.profile_to)
     elif args.cpu_per_request:
         run_cpu(args.seconds, args.connections, args.runs)
+    elif args.firewall:
+        run_firewall(args.seconds, args.connections, args.rounds)
     else:
         run(args.seconds, args.connections, args.profile, args.rounds)
 

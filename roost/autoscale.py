@@ -45,6 +45,15 @@ class Observation:
     current: int  # ready + starting instances
     samples: tuple[tuple[float, float], ...]  # (time, demand = in flight + queued), oldest first
     last_request_at: float | None
+    last_start_at: float | None = None  # when the newest live instance started
+
+
+def idle_since(obs: Observation) -> float | None:
+    """Since when the deployment has been idle: the later of its last request and its newest
+    instance's start. An instance started seconds ago (by a push, a promote, `roost start`)
+    has not been idle for `idle_timeout`, whether or not a request ever came."""
+    moments = [at for at in (obs.last_request_at, obs.last_start_at) if at is not None]
+    return max(moments) if moments else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +82,8 @@ def averages(spec: ScaleSpec, obs: Observation) -> tuple[float, float]:
 
 def _floor(spec: ScaleSpec, obs: Observation) -> int:
     """A function keeps one instance while it is not idle; a service keeps min."""
-    if spec.function and obs.last_request_at is not None and obs.now - obs.last_request_at < spec.idle_timeout:
+    since = idle_since(obs)
+    if spec.function and since is not None and obs.now - since < spec.idle_timeout:
         return max(spec.min, 1)
     return spec.min
 
@@ -183,7 +193,8 @@ class Autoscaler:
         while tracked.samples and tracked.samples[0][0] <= now - tracked.spec.window_stable:
             tracked.samples.popleft()
         stats = self._runtime.stats(deployment)
-        tracked.observed = Observation(now, stats.ready + stats.starting, tuple(tracked.samples), last_request)
+        current = stats.ready + stats.starting
+        tracked.observed = Observation(now, current, tuple(tracked.samples), last_request, stats.last_start_at)
         return tracked.observed
 
     async def _record_once(self, deployment: DeploymentId, tracked: _Tracked, current: int, decision: Decision) -> None:

@@ -45,6 +45,7 @@ from roost.model import (
 from roost.passwords import PasswordFile
 from roost.registry import Registry
 from roost.runtime import LocalRuntime
+from roost.runtime.ports import PortRange
 from roost.runtime.protocol import RUNNER_REQUIREMENTS, InstanceInfo
 from roost.runtime.sandbox import SandboxSettings
 from roost.settings import ServeSettings
@@ -67,6 +68,17 @@ class _EmbeddedUvicorn(uvicorn.Server):
 def _address(sock: socket.socket, scheme: str = "http") -> str:
     host, port = sock.getsockname()[:2]
     return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def check_outside_instance_ports(ports: PortRange, **listeners: int) -> None:
+    """Refuse a listener on an instance port: the firewall would drop its clients from other hosts."""
+    for name, port in listeners.items():
+        if port in ports:
+            flag = "--port" if name == "edge" else "--api-port"
+            raise ConfigError(
+                f"the {name} port {port} lies in the instance port range {ports.describe()}",
+                hint=f"choose another {flag}, or move the instances with --instance-ports FIRST-LAST",
+            )
 
 
 def is_loopback_host(host: str) -> bool:
@@ -202,7 +214,10 @@ class Daemon:
         internal_sock = self._keep(bind_unix(s.home / INTERNAL_SOCKET_NAME))
         store = self._store = await Store.open(s.db_path)
         await self._check_exposure(store)
-        control = await self._wire(store, edge_sock.getsockname()[1])
+        edge_port, api_port = edge_sock.getsockname()[1], api_sock.getsockname()[1]
+        instance_ports = PortRange(s.instance_port_first, s.instance_port_last)
+        check_outside_instance_ports(instance_ports, edge=edge_port, api=api_port)
+        control = await self._wire(store, edge_port, api_port, instance_ports)
         await self._refresh_routes(None)
         assert self._edge is not None  # noqa: S101 - wired just above
         await self._edge.start(edge_sock, self._tls_context())
@@ -218,7 +233,7 @@ class Daemon:
         self.announce(f"home       {s.home}")
         self.announce("roost is ready")
 
-    async def _wire(self, store: Store, edge_port: int) -> Control:
+    async def _wire(self, store: Store, edge_port: int, api_port: int, instance_ports: PortRange) -> Control:
         """Build the runtime, edge, builder, control, autoscaler and cron runner, and connect them."""
         s = self.settings
         logs = self._logs = LogBook(s.home / "logs")
@@ -229,7 +244,13 @@ class Daemon:
             recorder,
             memory_budget=s.memory_budget,
             zygote_idle=s.zygote_idle,
-            sandbox=SandboxSettings(uid_first=s.uid_first, uid_last=s.uid_last),
+            sandbox=SandboxSettings(
+                uid_first=s.uid_first,
+                uid_last=s.uid_last,
+                ports=instance_ports,
+                firewall=s.firewall,
+                guarded_ports=(api_port,),
+            ),
         )
         runtime.subscribe(recorder)
         await runtime.start()

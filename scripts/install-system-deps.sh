@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # System packages Roost uses when present. Installed when missing and possible (root with
 # apt-get); never fails the build.
-#   (no argument)  the sandbox's: bubblewrap (filesystem view) and libseccomp (the seccomp
-#                  deny-list). Without them Roost falls back, and says so when `roost serve` starts.
+#   (no argument)  the sandbox's: bubblewrap (filesystem view), libseccomp (the seccomp
+#                  deny-list) and nftables (the firewall around instance ports). Without them
+#                  Roost falls back, and says so when `roost serve` starts.
 #   bench          bench/proxy.py's reference and load generator: nginx and wrk.
 set -u
 missing=()
@@ -16,6 +17,7 @@ else
     consequence="instances will run with less isolation (see docs/limits.md)"
     command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
     ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
+    command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

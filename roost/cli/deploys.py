@@ -23,8 +23,10 @@ def deployments(ctx: Context, app: str, quiet: bool, as_json: bool) -> None:
         print_json(found)
         return
     if quiet:
-        for d in found:
-            click.echo(d["id"])
+        # One write: `roost deployments APP -q | head -n 1` must not die of a broken pipe
+        # when head exits after the first line (the README's walk-through runs under pipefail).
+        if found:
+            click.echo("\n".join(d["id"] for d in found))
         return
     rows = table("DEPLOYMENT", "STATUS", "TRAFFIC", "AGE", "BUILD", "MESSAGE", "PREVIEW")
     for d in found:

@@ -18,6 +18,8 @@ from roost.settings import (
     DEFAULT_DOMAIN,
     DEFAULT_EDGE_HOST,
     DEFAULT_EDGE_PORT,
+    DEFAULT_INSTANCE_PORT_FIRST,
+    DEFAULT_INSTANCE_PORT_LAST,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
     DEFAULT_UID_FIRST,
@@ -29,6 +31,8 @@ from roost.settings import (
 UID_LOWEST = 1000  # below: system accounts on every distribution
 UID_HIGHEST = 2**32 - 2  # (uid_t)-1 means "no uid" to the kernel
 BUILD_LIMIT_LOWEST = 1024 * 1024
+PORT_LOWEST = 1024  # an app's uid cannot bind below
+PORT_HIGHEST = 65535
 
 
 def _duration(flag: str, value: str) -> float:
@@ -152,6 +156,23 @@ def _announce(line: str) -> None:
     "[env ROOST_UID_RANGE].",
 )
 @click.option(
+    "--instance-ports",
+    default=f"{DEFAULT_INSTANCE_PORT_FIRST}-{DEFAULT_INSTANCE_PORT_LAST}",
+    show_default=True,
+    envvar="ROOST_INSTANCE_PORTS",
+    metavar="FIRST-LAST",
+    help="Every instance listens on a port of this range (keep it apart from the kernel's ephemeral ports and "
+    "from other services); as root the firewall lets only the edge reach it [env ROOST_INSTANCE_PORTS].",
+)
+@click.option(
+    "--firewall/--no-firewall",
+    default=True,
+    show_default=True,
+    envvar="ROOST_FIREWALL",
+    help="As root, an nftables table closes the instance ports to other apps and other hosts, and the admin "
+    "API's TCP port to apps; --no-firewall leaves them open (see docs/limits.md) [env ROOST_FIREWALL].",
+)
+@click.option(
     "--build-limit",
     default="1G",
     show_default=True,
@@ -199,6 +220,8 @@ def serve(
     max_connections: int,
     max_connections_per_client: int,
     uid_range: str,
+    instance_ports: str,
+    firewall: bool,
     build_limit: str,
     cron_speed: float,
 ) -> None:
@@ -214,6 +237,7 @@ def serve(
             raise click.BadParameter(f"{cidr!r} is not a network like 10.0.0.0/8", param_hint="--trust-proxy") from exc
 
     uid_first, uid_last = _uid_range(uid_range)
+    port_first, port_last = _instance_ports(instance_ports)
     limit_connections, limit_per_client = _connections(max_connections, max_connections_per_client)
     limit_build = _build_limit(build_limit)
     logging.basicConfig(level=logging.INFO, format="roost: %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -243,6 +267,9 @@ def serve(
         zygote_idle=_duration("--zygote-idle", zygote_idle),
         uid_first=uid_first,
         uid_last=uid_last,
+        instance_port_first=port_first,
+        instance_port_last=port_last,
+        firewall=firewall,
         limit_build_unpacked=limit_build,
         limit_connections=limit_connections,
         limit_connections_per_client=limit_per_client,
@@ -250,6 +277,11 @@ def serve(
     if trust_loopback:
         logging.getLogger("roost").warning(
             "--trust-loopback: any local process, including every app Roost runs, can use the admin API over TCP"
+        )
+    if not firewall:
+        logging.getLogger("roost").warning(
+            "--no-firewall: other apps can connect to every instance's port and to the admin API's TCP port, "
+            "and other hosts too when an app binds 0.0.0.0"
         )
     daemon.run(settings, _announce)
 
@@ -279,6 +311,19 @@ def _uid_range(value: str) -> tuple[int, int]:
         raise UsageError(f"--uid-range {value!r} is not a range of uids", hint=hint) from None
     if not dash or not UID_LOWEST <= first <= last <= UID_HIGHEST:
         raise UsageError(f"--uid-range {value!r} is not a usable range of uids", hint=hint)
+    return first, last
+
+
+def _instance_ports(value: str) -> tuple[int, int]:
+    """'20000-29999' -> (20000, 29999): ports an app's uid may bind, which Roost alone hands out."""
+    first_text, dash, last_text = value.strip().partition("-")
+    hint = f"--instance-ports takes FIRST-LAST between {PORT_LOWEST} and {PORT_HIGHEST}, for example 20000-29999"
+    try:
+        first, last = int(first_text), int(last_text)
+    except ValueError:
+        raise UsageError(f"--instance-ports {value!r} is not a range of ports", hint=hint) from None
+    if not dash or not PORT_LOWEST <= first <= last <= PORT_HIGHEST:
+        raise UsageError(f"--instance-ports {value!r} is not a usable range of ports", hint=hint)
     return first, last
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +33,8 @@ from roost.runtime.protocol import DeploymentSpec
 
 log = logging.getLogger("roost.control")
 TIMEOUT_HANDOVER = 30.0
+"""How long a promote waits for the new production's instance before it returns. A slower start
+is no failure: the hand-over finishes in the background (the runtime bounds a start itself)."""
 
 
 def preview_config(config: AppConfig, keep_zygote: bool = False) -> AppConfig:
@@ -88,15 +89,19 @@ class LifecycleUseCases(DeployUseCases):
         for deployment in production:
             self._production[deployment.id] = True
             await self._register(self._spec(record, deployment, True, {**deployment.config.env, **secrets}))
-        handed_over = await self._hand_over(production, leaving) if leaving else False
-        for deployment in leaving:
-            self._production[deployment.id] = False  # out of production: a preview that keeps its zygote
-        for deployment in deployments:
-            if weights.get(deployment.id, 0) == 0:
-                await self._register(self._spec(record, deployment, False, {**deployment.config.env, **secrets}))
-        for deployment in leaving:
-            if handed_over and deployment.id in self._registered:
-                self.spawn(self._drain_leaving(deployment, production), name=f"drain {deployment.id}")
+        handed_over = asyncio.ensure_future(self._hand_over(production, leaving)) if leaving else None
+        try:
+            if handed_over is not None:  # a slower start finishes the hand-over in the background
+                await asyncio.wait([handed_over], timeout=TIMEOUT_HANDOVER)
+            for deployment in leaving:
+                self._production[deployment.id] = False  # out of production: a preview that keeps its zygote
+            for deployment in deployments:
+                if weights.get(deployment.id, 0) == 0:
+                    await self._register(self._spec(record, deployment, False, {**deployment.config.env, **secrets}))
+        finally:
+            if handed_over is not None:
+                drain = self._drain_when_handed_over(handed_over, leaving, production)
+                self.spawn(drain, name=f"hand-over {record.name}")
 
     async def set_scale(self, app: str, changes: Mapping[str, object]) -> App:
         """Change scale settings on top of every deployment's roost.toml (they survive pushes).
@@ -149,21 +154,37 @@ class LifecycleUseCases(DeployUseCases):
 
     async def _hand_over(self, production: list[Deployment], leaving: list[Deployment]) -> bool:
         """Before old instances drain, make sure the new production has one ready. False when it
-        could not get one: the old instances are then left to idle out rather than drained."""
+        could not get one: the old instances are then left to idle out rather than drained, and
+        only then is a warning due."""
         if not any(self.runtime.stats(d.id).ready + self.runtime.stats(d.id).starting for d in leaving):
             return True  # nothing runs that could drain
-        deadline = time.monotonic() + TIMEOUT_HANDOVER
-        handed_over = True
-        for deployment in production:
-            if self.runtime.stats(deployment.id).ready:
-                continue
-            try:
-                async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
-                    await self.runtime.start_instance(deployment.id)
-            except (RoostError, TimeoutError) as exc:
-                handed_over = False
-                log.warning("no ready instance of %s before the hand-over: %s", deployment.id, exc)
-        return handed_over
+        failures = {d.id: why for d in production if (why := await self._ready_one(d.id))}
+        for deployment, why in failures.items():
+            old = ", ".join(d.id for d in leaving)
+            log.warning("hand-over to %s failed: %s; %s keep(s) serving until idle", deployment, why, old)
+        return not failures
+
+    async def _ready_one(self, deployment: DeploymentId) -> str:
+        """ "" once `deployment` has a ready instance (started now if need be), else why not. A start
+        that fails while another one (a request's) became ready is no failure of the hand-over,
+        nor is one of a deployment that was retired meanwhile (the app stopped)."""
+        if self.runtime.stats(deployment).ready:
+            return ""
+        try:
+            await self.runtime.start_instance(deployment)
+        except RoostError as exc:
+            if self.runtime.stats(deployment).ready or deployment not in self._registered:
+                return ""
+            return str(exc)
+        return ""
+
+    async def _drain_when_handed_over(
+        self, handed_over: asyncio.Future[bool], leaving: list[Deployment], production: list[Deployment]
+    ) -> None:
+        """Once the hand-over worked, what left production drains (in parallel)."""
+        if not await handed_over:
+            return
+        await asyncio.gather(*(self._drain_leaving(d, production) for d in leaving if d.id in self._registered))
 
     async def _drain_leaving(self, deployment: Deployment, production: list[Deployment]) -> None:
         """The new production has a ready instance: the old deployment's instances drain now

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from roost.model import InstanceId, InstanceState
 from roost.runtime.output import Output
+from roost.runtime.ports import LOOPBACK
 from roost.runtime.process import Child
 from roost.runtime.protocol import DeploymentSpec, InstanceInfo, StartKind
 from roost.runtime.sandbox import Cgroup, Usage
-from roost.runtime.spawn import LOOPBACK
 
 TRANSITIONS: dict[InstanceState, frozenset[InstanceState]] = {
     InstanceState.STARTING: frozenset({InstanceState.READY, InstanceState.DRAINING, InstanceState.CRASHED}),
@@ -114,7 +114,10 @@ class Instance:
         return 0.0 if self.ready_at is None else now - self.ready_at
 
     def take(self) -> None:
-        """One more request in flight (synchronous, with the slot handed out)."""
+        """One more request in flight (synchronous, with the slot handed out). Going busy
+        marks the output: what it wrote while idle or for earlier requests is an older episode."""
+        if self.in_flight == 0:
+            self.output.mark()
         self.in_flight += 1
         self.idle.clear()
         self.cancel_idle_timer()

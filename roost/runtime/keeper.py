@@ -82,20 +82,24 @@ class InstanceKeeper(ZygoteKeeper):
         sandbox = self.sandbox
         await sandbox.prepare(instance.spec)
         if instance.spec.config.command:
-            await launch_command(instance, deadline, self._inside_tmp(instance, False), self._confine(instance))
+            await launch_command(
+                instance, deadline, self._inside_tmp(instance, False), self._confine(instance), sandbox.ports
+            )
             return
         warm = pool.zygote is not None and pool.zygote.is_ready()  # else this start waits for an import
         zygote = await self._zygote_for(pool, deadline)
         if zygote is not None and zygote.spec == instance.spec:
             confine = partial(self._confine_forked, zygote, instance) if sandbox.has_cgroups() else None
             try:
-                await launch_forked(instance, zygote, self._inside_tmp(instance, True), confine, warm)
+                await launch_forked(instance, zygote, self._inside_tmp(instance, True), confine, warm, sandbox.ports)
                 return
             except ForkFailed as exc:
                 instance.output.log(f"roost: could not fork from the zygote ({exc}); starting fresh")
                 self._remove_cgroup(instance.cgroup)
                 instance.cgroup = None
-        await launch_fresh(instance, deadline, self._inside_tmp(instance, False), self._confine(instance))
+        await launch_fresh(
+            instance, deadline, self._inside_tmp(instance, False), self._confine(instance), sandbox.ports
+        )
 
     async def _confine_forked(self, zygote: Zygote, instance: Instance, pid: int) -> Cgroup | None:
         """The forked child's cgroup: the one its spare already sits in, else a new one it is
@@ -210,7 +214,8 @@ class InstanceKeeper(ZygoteKeeper):
         memory = out_of_memory(instance)
         if memory:
             what = f"{memory} ({what})"
-        lines = instance.output.last_lines(3)
+        output = last_words(instance, bool(memory))
+        lines = output[-3:]
         tail = f": {' | '.join(lines)}" if lines else ""
         now = time.monotonic()
         pool.streak = self.settings.backoff.next_streak(pool.streak, instance.healthy_seconds(now))
@@ -229,7 +234,7 @@ class InstanceKeeper(ZygoteKeeper):
             deployment=pool.deployment,
             instance=instance.id,
             status=status.describe() if status is not None else what,
-            output=list(instance.output.tail),
+            output=output,
             streak=pool.streak,
             out_of_memory=bool(memory),
         )
@@ -343,6 +348,13 @@ class InstanceKeeper(ZygoteKeeper):
         waiter: asyncio.Future[InstanceInfo | str] = asyncio.get_running_loop().create_future()
         instance.ready_waiters.append(waiter)
         return await waiter
+
+
+def last_words(instance: Instance, killed_for_memory: bool) -> list[str]:
+    """The output a crash quotes. A process that exits on its own says why last (a traceback);
+    one the kernel or the poll killed for memory says nothing, so only what it wrote since it
+    last got busy is its own story: an older request's traceback is not."""
+    return instance.output.since_mark() if killed_for_memory else list(instance.output.tail)
 
 
 def out_of_memory(instance: Instance) -> str:

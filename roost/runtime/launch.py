@@ -18,14 +18,13 @@ from pathlib import Path
 
 from roost.runtime.environ import instance_vars, process_env
 from roost.runtime.instance import Instance
+from roost.runtime.ports import PortBook
 from roost.runtime.process import wait_exit
 from roost.runtime.protocol import StartKind
 from roost.runtime.sandbox import Cgroup, Confinement
 from roost.runtime.spawn import (
     SpawnFailed,
-    bind_listener,
     command_argv,
-    free_port,
     python_of,
     spawn,
     spawn_runner,
@@ -44,7 +43,9 @@ class StartFailed(Exception):
 Confine = Callable[[int], Awaitable[Cgroup | None]]
 
 
-async def launch_forked(instance: Instance, zygote: Zygote, tmpdir: Path, confine: Confine | None, warm: bool) -> None:
+async def launch_forked(
+    instance: Instance, zygote: Zygote, tmpdir: Path, confine: Confine | None, warm: bool, ports: PortBook
+) -> None:
     """Fork from the zygote; raises ForkFailed (the caller falls back to a fresh start).
 
     `warm` is False when the zygote was not ready as this start began: whoever waited also
@@ -53,7 +54,7 @@ async def launch_forked(instance: Instance, zygote: Zygote, tmpdir: Path, confin
     With `confine`, the child waits on a gate pipe until `confine(pid)` has put it in its
     cgroup (and given that group back): it serves nothing, and forks nothing, outside its
     limits. `confine` raising OSError keeps the gate shut, and the child exits."""
-    sock = bind_listener()
+    sock = ports.listener()
     read_fd, write_fd = os.pipe()
     gate_read, gate_write = os.pipe() if confine is not None else (None, None)
     try:
@@ -91,12 +92,14 @@ async def _open_gate(instance: Instance, confine: Confine, pid: int, gate_write:
         os.close(gate_write)
 
 
-async def launch_fresh(instance: Instance, deadline: float, tmpdir: Path, confinement: Confinement | None) -> None:
+async def launch_fresh(
+    instance: Instance, deadline: float, tmpdir: Path, confinement: Confinement | None, ports: PortBook
+) -> None:
     """A new runner process that imports the app itself (seconds, not milliseconds)."""
     spec = instance.spec
     if not python_of(spec.venv_dir).exists():
         raise StartFailed(f"the deployment's virtual environment has no python ({python_of(spec.venv_dir)})")
-    sock = bind_listener()
+    sock = ports.listener()
     try:
         port: int = sock.getsockname()[1]
         env = process_env(spec, instance.id, tmpdir, port)
@@ -120,10 +123,12 @@ async def launch_fresh(instance: Instance, deadline: float, tmpdir: Path, confin
         raise StartFailed(await _not_ready(instance, deadline, "did not start serving"))
 
 
-async def launch_command(instance: Instance, deadline: float, tmpdir: Path, confinement: Confinement | None) -> None:
-    """The app's own command, with $PORT set to a free port it must listen on."""
+async def launch_command(
+    instance: Instance, deadline: float, tmpdir: Path, confinement: Confinement | None, ports: PortBook
+) -> None:
+    """The app's own command, with $PORT set to a free port of the instance range it must listen on."""
     spec = instance.spec
-    port = free_port()
+    port = ports.free_port()
     env = process_env(spec, instance.id, tmpdir, port)
     try:
         spawned = spawn(command_argv(spec.config.command or ""), spec.code_dir, env, (), confinement)

@@ -1,6 +1,10 @@
 """Reads a child's stdout and stderr (one pipe for both, so their order survives) line by
 line on the event loop, into the app's log and a short tail kept for crash reasons.
-Never blocks the loop: the pipe is read through asyncio's transport."""
+Never blocks the loop: the pipe is read through asyncio's transport.
+
+A mark splits the tail in episodes (an instance marks it when it gets busy): a death that
+leaves no words of its own, an OOM kill, quotes only the lines since the mark, never an
+older traceback of a request that had long ended."""
 
 from __future__ import annotations
 
@@ -52,11 +56,23 @@ class Output:
         self._on_line = on_line
         self._transport: asyncio.ReadTransport | None = None
         self.done: asyncio.Future[None] | None = None
+        self._kept = 0  # non-blank lines ever put in the tail
+        self._marked = 0  # how many of them came before the mark
 
     def _line(self, text: str) -> None:
         if text.strip():
             self.tail.append(text)
+            self._kept += 1
         self._on_line(text)
+
+    def mark(self) -> None:
+        """What comes next is a new episode: lines so far are not quoted by `since_mark`."""
+        self._marked = self._kept
+
+    def since_mark(self) -> list[str]:
+        """The tail's lines written after the last mark (all of them if never marked)."""
+        fresh = min(self._kept - self._marked, len(self.tail))
+        return list(self.tail)[len(self.tail) - fresh :] if fresh else []
 
     def log(self, text: str) -> None:
         """A line of Roost's own about this process, in the same log."""
@@ -86,6 +102,3 @@ class Output:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
-
-    def last_lines(self, count: int = 3) -> list[str]:
-        return list(self.tail)[-count:]

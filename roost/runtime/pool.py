@@ -75,6 +75,7 @@ class Pool:
             last_request_at=self.last_request_at,
             crash_streak=self.streak,
             last_failure=self.last_failure,
+            last_start_at=max((i.started_at for i in self.live()), default=None),
         )
 
     def cancel_timers(self) -> None:

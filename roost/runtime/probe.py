@@ -1,28 +1,32 @@
 """The build check: one throwaway fresh instance with $PORT set must answer `GET /` (any
 status counts) within the limit. Always stopped afterwards; never routed to, never
-forked from a zygote. Its output goes to the app's log as source `probe`."""
+forked from a zygote. Its output goes to the app's log as source `probe`.
+
+A failure says why in one line that ends with the cause: how the process ended and what it
+said as it died (`exited with status 3 before answering: KeyError: 'DATABASE_URL'`); for a command app it
+starts with the command as run and the port it was given."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import shutil
 import time
 from pathlib import Path
 
 from roost.applog import LogBook
+from roost.runtime.cause import stated_cause
 from roost.runtime.environ import make_tmpdir, process_env
 from roost.runtime.output import Output
+from roost.runtime.ports import LOOPBACK, PortBook
 from roost.runtime.process import Child, terminate, wait_exit
 from roost.runtime.protocol import DeploymentSpec, ProbeResult
 from roost.runtime.sandbox import Confinement, Sandbox
 from roost.runtime.spawn import (
-    LOOPBACK,
     Spawned,
     SpawnFailed,
-    bind_listener,
     command_argv,
-    free_port,
     python_of,
     spawn,
     spawn_runner,
@@ -50,14 +54,18 @@ async def run_probe(
     await sandbox.prepare(spec)
     confinement = sandbox.confine(spec, tmpdir.name, tmpdir)
     child: Child | None = None
+    subject = ""
+    ended = False  # on its own, before the verdict: its last words say why
     try:
         try:
-            spawned, port = _spawn(spec, sandbox.tmpdir(tmpdir, "probe", forked=False), confinement)
+            spawned, port = _spawn(spec, sandbox.tmpdir(tmpdir, "probe", forked=False), confinement, sandbox.ports)
         except SpawnFailed as exc:
             return ProbeResult(False, time.monotonic() - started, str(exc), "")
         child = spawned.child
+        subject = _subject(spec, port)
         await output.attach(spawned.output_fd)
         message = await _check(spec, spawned, port, deadline, limit_seconds)
+        ended = not child.is_alive()
         ok = message.startswith("answered")
         seconds = time.monotonic() - started
         if ok:
@@ -69,17 +77,34 @@ async def run_probe(
         await asyncio.to_thread(shutil.rmtree, tmpdir, True)
         if confinement is not None and confinement.cgroup is not None:
             await asyncio.to_thread(confinement.cgroup.remove)
+    if not ok:
+        message = f"{subject}{message}{_stated_cause(child, output) if ended else ''}"
     return ProbeResult(ok, seconds, message, "\n".join(output.tail))
 
 
-def _spawn(spec: DeploymentSpec, tmpdir: Path, confinement: Confinement | None) -> tuple[Spawned, int]:
+def _subject(spec: DeploymentSpec, port: int) -> str:
+    """For a command app, what ran: "/bin/sh -c 'exec gunicorn main:app' (PORT=41234) "."""
+    if not spec.config.command:
+        return ""
+    return f"{shlex.join(command_argv(spec.config.command))} (PORT={port}) "
+
+
+def _stated_cause(child: Child | None, output: Output) -> str:
+    """ ": KeyError: 'DATABASE_URL'" when the process exited and said why; a signal speaks for itself."""
+    if child is None or child.exited.result().signal is not None:
+        return ""
+    words = stated_cause(output.tail)
+    return f": {words}" if words else ""
+
+
+def _spawn(spec: DeploymentSpec, tmpdir: Path, confinement: Confinement | None, ports: PortBook) -> tuple[Spawned, int]:
     if spec.config.command:
-        port = free_port()
+        port = ports.free_port()
         env = process_env(spec, "probe", tmpdir, port)
         return spawn(command_argv(spec.config.command), spec.code_dir, env, (), confinement), port
     if not python_of(spec.venv_dir).exists():
         raise SpawnFailed(f"the deployment's virtual environment has no python ({python_of(spec.venv_dir)})")
-    with bind_listener() as sock:
+    with ports.listener() as sock:
         port = sock.getsockname()[1]
         env = process_env(spec, "probe", tmpdir, port)
         entrypoint = spec.config.entrypoint or ""

@@ -17,9 +17,10 @@ from typing import Protocol
 from roost.model import AppConfig, AppName, DeploymentId, InstanceId, InstanceState
 
 RUNNER_REQUIREMENTS: tuple[str, ...] = (
-    "uvicorn>=0.30",
+    "uvicorn>=0.35",  # its websockets-sansio protocol, which the runner names
     "httptools>=0.6.4",
     "uvloop>=0.19",
+    "websockets>=13.0",  # WebSockets for every ASGI app, named or not in its requirements
     "a2wsgi>=1.10",
 )
 """What Roost's in-instance runner needs inside every deployment's virtual
@@ -83,6 +84,7 @@ class DeploymentStats:
     last_request_at: float | None
     crash_streak: int = 0  # crashes in a row; 3 or more is crash-looping
     last_failure: str = ""
+    last_start_at: float | None = None  # wall-clock time the newest starting or ready instance started
 
 
 @dataclass(frozen=True, slots=True)

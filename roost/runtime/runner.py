@@ -1,9 +1,10 @@
 """Roost's in-instance runner: imports an app's `module:object` and serves it.
 
 Runs INSIDE the deployment's virtual environment as `<venv>/bin/python runner.py
-serve|zygote ...`: the standard library plus uvicorn, httptools, uvloop and
-a2wsgi only. It must never import roost (the venv does not have it), and it
-never binds a port: the supervisor hands it an already listening socket.
+serve|zygote ...`: the standard library plus uvicorn, httptools, uvloop,
+websockets and a2wsgi only. It must never import roost (the venv does not have
+it), and it never binds a port: the supervisor hands it an already listening
+socket.
 
 Three kinds of object are served, told apart by their signature: ASGI
 (`async def app(scope, receive, send)` or an object with such a `__call__`),
@@ -53,6 +54,11 @@ Modes:
 One file on purpose: it runs as a script inside a foreign venv, where no
 sibling module can be imported without shadowing the app's own.
 
+WebSockets: an ASGI app gets them from uvicorn's `websockets-sansio` protocol (the
+`websockets` library is a runner requirement, so an app need not name one; the choice
+is measured in bench/websocket.py). A WSGI app or a handler function cannot take a
+WebSocket: the handshake is answered 400 with a body that says why, not a 404.
+
 A `X-Forwarded-Prefix` request header (set by Roost's edge when the app is
 reached as `/<app>/...`) becomes the ASGI `root_path` and WSGI `SCRIPT_NAME`.
 """
@@ -99,6 +105,8 @@ TIMEOUT_GRACEFUL_SHUTDOWN = 5
 SPARE_DELAY = 0.05  # after the spare is taken, the next one forks once the new instance had a head start
 SPARE_RETRY = 1.0  # a spare that died idle is replaced after this
 TIMEOUT_KEEP_ALIVE = 75  # longer than the edge keeps an idle upstream connection
+WEBSOCKET_PROTOCOL = "websockets-sansio"  # uvicorn's name; bench/websocket.py measured it against wsproto
+STATUS_NO_WEBSOCKETS = 400
 
 
 class Kind(Enum):
@@ -241,8 +249,6 @@ class HandlerApp:
         elif scope["type"] == "http":
             request = Request(scope, await _read_body(receive))
             await _send_response(send, await self.respond(request))
-        else:
-            await send({"type": "websocket.close", "code": 1000})
 
     async def respond(self, request: Request) -> Response:
         try:
@@ -308,16 +314,58 @@ class PrefixMiddleware:
         await self.app(scope, receive, send)
 
 
+class WebSocketRefusal:
+    """A WSGI app or a handler function has no way to take a WebSocket: its handshake is
+    answered `STATUS_NO_WEBSOCKETS` with a body that says so (ASGI's WebSocket denial
+    response), instead of the bare 403 of a close before accept. HTTP goes to the app."""
+
+    def __init__(self, app: ASGIApp, kind: Kind) -> None:
+        self.app = app
+        self.kind = kind
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        await receive()  # websocket.connect
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            await send({"type": "websocket.close", "code": 1003})
+            return
+        body = self.explanation().encode()
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "websocket.http.response.start", "status": STATUS_NO_WEBSOCKETS, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+
+    def explanation(self) -> str:
+        what = "a WSGI app" if self.kind is Kind.WSGI else "a handler function"
+        return (
+            f"This app is {what}, which cannot accept WebSocket connections. "
+            "WebSockets need an ASGI app (async def app(scope, receive, send): FastAPI, Starlette, "
+            "Quart, Django's asgi.py...).\n"
+        )
+
+
 def as_asgi(target: object, kind: Kind) -> ASGIApp:
     """The ASGI app uvicorn serves for any kind of target."""
     if kind is Kind.WSGI:
         a2wsgi: Any = importlib.import_module("a2wsgi")
-        app: ASGIApp = a2wsgi.WSGIMiddleware(target)
+        app: ASGIApp = WebSocketRefusal(a2wsgi.WSGIMiddleware(target), kind)
     elif kind is Kind.HANDLER:
-        app = HandlerApp(target)  # type: ignore[arg-type]
+        app = WebSocketRefusal(HandlerApp(target), kind)  # type: ignore[arg-type]
     else:
         app = target  # type: ignore[assignment]
     return PrefixMiddleware(app)
+
+
+def websocket_protocol() -> str:
+    """`WEBSOCKET_PROTOCOL` when this venv can run it (every venv built since the runner asked
+    for websockets); else uvicorn's "auto", said once, for a deployment built before."""
+    try:
+        importlib.import_module("uvicorn.protocols.websockets.websockets_sansio_impl")
+    except ImportError as exc:
+        say(f"WebSockets may be unavailable: this environment predates them ({exc}); push again to rebuild it")
+        return "auto"
+    return WEBSOCKET_PROTOCOL
 
 
 def make_config(app: ASGIApp, kind: Kind) -> Any:
@@ -328,6 +376,7 @@ def make_config(app: ASGIApp, kind: Kind) -> Any:
         app,
         interface="asgi3",
         http="httptools",
+        ws=websocket_protocol(),  # named, not "auto", which settles for none and answers 404
         loop="none",
         lifespan="auto" if kind is Kind.ASGI else "off",
         log_level="warning",

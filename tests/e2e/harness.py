@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
+from roost.runtime.sandbox import firewall
+
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 REPO = Path(__file__).resolve().parents[2]
@@ -128,6 +130,17 @@ class Daemon:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+        remove_firewall(self.home)
+
+
+def remove_firewall(home: Path) -> None:
+    """Delete the nftables table of `home` that a daemon killed with SIGKILL leaves behind: each
+    leftover table would cost every packet on this host a pass through its chains."""
+    binary = firewall.nft_binary()
+    if binary is None or os.geteuid() != 0:
+        return
+    with contextlib.suppress(firewall.FirewallUnavailable):
+        firewall.apply(firewall.removal(firewall.table_name(home)), [binary])
 
 
 def leftover_instances(home: Path) -> list[int]:

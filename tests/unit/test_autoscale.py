@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import replace
 from typing import cast
 
 import pytest
 
-from roost.autoscale import Autoscaler, Decision, Observation, ScaleSpec, ScaleState, averages, decide
+from roost.autoscale import Autoscaler, Decision, Observation, ScaleSpec, ScaleState, averages, decide, idle_since
 from roost.model import DeploymentId
 from roost.runtime.protocol import DeploymentStats, Runtime
 
@@ -126,14 +127,23 @@ class FakeRuntime:
     """Reports `count` ready instances; `scale_to` is remembered and, unless `acts`, ignored, as
     LocalRuntime does for a pool held after a crash (--no-auto-restart) or backing off."""
 
-    def __init__(self, count: int = 0, acts: bool = False) -> None:
+    def __init__(self, count: int = 0, acts: bool = False, last_start_at: float | None = None) -> None:
         self.count = count
         self.acts = acts
+        self.last_start_at = last_start_at
         self.calls: list[int] = []
 
     def stats(self, deployment: DeploymentId) -> DeploymentStats:
+        started = self.last_start_at if self.count else None
         return DeploymentStats(
-            deployment, ready=self.count, starting=0, draining=0, in_flight=0, capacity=0, last_request_at=None
+            deployment,
+            ready=self.count,
+            starting=0,
+            draining=0,
+            in_flight=0,
+            capacity=0,
+            last_request_at=None,
+            last_start_at=started,
         )
 
     async def scale_to(self, deployment: DeploymentId, count: int, reason: str) -> None:
@@ -260,3 +270,35 @@ async def test_window_averages_of_sampled_demand() -> None:
 
 def test_no_samples_average_to_zero() -> None:
     assert averages(SERVICE, Observation(now=5.0, current=1, samples=(), last_request_at=None)) == (0.0, 0.0)
+
+
+def test_a_function_started_seconds_ago_without_a_request_is_not_idle() -> None:
+    """A push or promote starts an instance before any request: it is seconds old, not idle for
+    `idle_timeout`, until `idle_timeout` has passed since it started."""
+    fresh = Observation(now=1005.0, current=1, samples=((1005.0, 0.0),), last_request_at=None, last_start_at=1000.0)
+    decision, _ = decide(FUNCTION, ScaleState(), fresh)
+    assert decision.desired == 1, decision
+    old = replace(fresh, now=1000.0 + FUNCTION.idle_timeout + 1, samples=((1061.0, 0.0),))
+    decision, _ = decide(FUNCTION, ScaleState(), old)
+    assert decision == Decision(0, f"no request for {FUNCTION.idle_timeout:g}s")
+
+
+def test_idleness_counts_from_the_later_of_the_last_request_and_the_newest_start() -> None:
+    restarted = Observation(now=1100.0, current=1, samples=(), last_request_at=1000.0, last_start_at=1090.0)
+    assert idle_since(restarted) == 1090.0
+    assert decide(FUNCTION, ScaleState(), restarted)[0].desired == 1  # 100 s after the request, 10 s after the start
+    asked = replace(restarted, last_request_at=1095.0, last_start_at=1000.0)
+    assert idle_since(asked) == 1095.0
+    assert idle_since(replace(asked, last_request_at=None, last_start_at=None)) is None
+
+
+async def test_the_loop_observes_the_newest_start_and_keeps_a_fresh_function() -> None:
+    runtime, counters, events = FakeRuntime(count=1, acts=True, last_start_at=1000.0), Counters(), Events()
+    scaler = autoscaler(FUNCTION, runtime, counters, events)
+    for second in range(FUNCTION.idle_timeout - 1):
+        await tick(scaler, 1000.0 + second)
+    assert runtime.calls == [] and runtime.count == 1, events.recorded
+    for second in range(FUNCTION.idle_timeout - 1, FUNCTION.idle_timeout + 2):
+        await tick(scaler, 1000.0 + second)
+    assert runtime.count == 0
+    assert events.recorded == [(1, 0, f"no request for {FUNCTION.idle_timeout:g}s")]

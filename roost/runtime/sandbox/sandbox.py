@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from roost.model import LimitsConfig, Network
+from roost.runtime.ports import PortBook
 from roost.runtime.protocol import DeploymentSpec
-from roost.runtime.sandbox import bwrap
+from roost.runtime.sandbox import bwrap, firewall
 from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
 from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect_here
 from roost.runtime.sandbox.confine import Confinement, Plan
@@ -36,6 +37,10 @@ from roost.runtime.sandbox.uids import UidBook
 log = logging.getLogger("roost.runtime")
 SANDBOX_TMP = Path("/tmp")  # noqa: S108 - inside the sandbox, a private tmpfs
 RUNNER = Path(__file__).parents[1] / "runner.py"  # spawn.RUNNER; spawn imports this package
+OPEN_PORTS = (
+    "no firewall: other apps can connect to an instance's port and to the admin API's TCP port, "
+    "and other hosts too when an app binds 0.0.0.0"
+)
 
 
 @dataclass(slots=True)
@@ -48,6 +53,7 @@ class Facilities:
     filter: Filter | None = None
     root: bool = False
     uids: UidBook | None = None
+    firewall: str | None = None  # the nftables table closing the instance ports, once installed
     notes: list[str] = field(default_factory=list)
 
 
@@ -64,6 +70,7 @@ class Sandbox:
         self.settings = settings
         self.home = home
         self.facilities = Facilities()
+        self.ports = PortBook(settings.ports)
         self._detected = False
         self._detecting = asyncio.Lock()
         self._uids: dict[str, int] = {}
@@ -100,7 +107,32 @@ class Sandbox:
                 found.filter = build_filter()
             except SeccompUnavailable as exc:
                 found.notes.append(f"no seccomp: {exc}")
+        if s.firewall:
+            self._install_firewall(found)
         return found
+
+    def _install_firewall(self, found: Facilities) -> None:
+        """Close the instance ports to the apps and to other hosts, or say in a note what that
+        leaves open and how to fix it."""
+        s = self.settings
+        if found.uids is None:
+            fix = "run roost serve as root" if not found.root else "keep separate users on"
+            found.notes.append(f"{OPEN_PORTS} (apps share one uid; fix: {fix})")
+            return
+        binary = firewall.nft_binary()
+        if binary is None:
+            found.notes.append(f"{OPEN_PORTS} (nft not found; fix: apt-get install nftables)")
+            return
+        rules = firewall.Rules(s.uid_first, s.uid_last, s.ports, s.guarded_ports)
+        table = firewall.table_name(self.home)
+        try:
+            firewall.apply(firewall.ruleset(table, rules), [binary])
+        except firewall.FirewallUnavailable as exc:
+            found.notes.append(
+                f"{OPEN_PORTS} (nft refused: {exc}; fix: modprobe nf_tables nft_fib_inet nft_reject_inet)"
+            )
+            return
+        found.firewall = table
 
     def _detect_bwrap(self, found: Facilities) -> None:
         binary = shutil.which("bwrap") if self.settings.bwrap else None
@@ -134,16 +166,25 @@ class Sandbox:
         return len(groups)
 
     def release(self) -> None:
-        """Remove Roost's (now empty) parent groups of this home. Blocking."""
+        """Remove Roost's (now empty) parent groups of this home, and its firewall table. Blocking."""
         for parent in self.facilities.hierarchy.parents.values():
             with contextlib.suppress(OSError):
                 parent.rmdir()
+        table, binary = self.facilities.firewall, firewall.nft_binary()
+        if table is not None and binary is not None:
+            try:
+                firewall.apply(firewall.removal(table), [binary])
+            except firewall.FirewallUnavailable as exc:
+                log.warning("could not remove the firewall table inet %s: %s", table, exc)
+            self.facilities.firewall = None
 
     def summary(self) -> str:
         """The one start-up line: "sandbox: cgroup v1 (memory, cpu, pids), bubblewrap 0.8.0, ..."."""
         f = self.facilities
         if not self.settings.enabled:
-            return "sandbox: disabled; instances run as plain processes"
+            return "sandbox: disabled; instances run as plain processes" + (
+                f" ({OPEN_PORTS})" if self.settings.firewall else ""
+            )
         parts = [f.hierarchy.describe()]
         if f.hierarchy.version is CgroupVersion.NONE:
             parts.append("rlimits and RSS polling instead")
@@ -153,9 +194,19 @@ class Sandbox:
             parts.append(f"uids {f.uids.first}-{f.uids.last}")
         elif not f.root:
             parts.append(f"apps run as uid {os.geteuid()} (not root: no separate users)")
+        if f.firewall is not None:
+            parts.append(self._describe_firewall(f.firewall))
         text = "sandbox: " + ", ".join(parts)
         notes = [n for n in f.notes if not n.startswith("no bubblewrap") or f.bwrap is None]
         return text + (f" ({'; '.join(notes)})" if notes else "")
+
+    def _describe_firewall(self, table: str) -> str:
+        guarded = sorted(set(self.settings.guarded_ports))
+        admin = f" nor the admin API port {', '.join(map(str, guarded))}" if guarded else ""
+        return (
+            f"firewall nft inet {table} (instance ports {self.settings.ports.describe()}: only the edge may connect; "
+            f"apps cannot reach them{admin})"
+        )
 
     def has_cgroups(self) -> bool:
         return self.settings.enabled and self.facilities.hierarchy.version is not CgroupVersion.NONE

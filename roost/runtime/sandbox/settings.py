@@ -3,8 +3,10 @@ or not (each piece that cannot work here falls back, and says so once at start).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from roost.runtime.ports import PortRange
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -15,6 +17,8 @@ class SandboxSettings:
 
         LocalRuntime(home, logs, events, sandbox=SandboxSettings(uid_first=300000, uid_last=365535))
 
+    `firewall=True` (the daemon's default) installs the nftables table of sandbox/firewall.py;
+    it is off by default here so tests of other layers leave no table behind.
     `enabled=False` runs instances as plain children (tests of other layers, or a host
     where the user takes care of isolation). `cgroup_root` is injectable so the cgroup
     code can be exercised against a directory laid out like cgroupfs.
@@ -30,3 +34,6 @@ class SandboxSettings:
     uid_first: int = 200000
     uid_last: int = 265535
     cpu_window: float = 10.0  # seconds: limits.cpu_budget is CPU seconds per this window
+    ports: PortRange = field(default_factory=PortRange)  # every instance listens on a port of this range
+    firewall: bool = False  # root only: close `ports` (and `guarded_ports`) to the apps and to other hosts
+    guarded_ports: tuple[int, ...] = ()  # local TCP ports no app may reach (the admin API's)

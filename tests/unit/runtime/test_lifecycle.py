@@ -227,3 +227,19 @@ async def test_drain_stops_a_service_until_asked_again(harness: Harness) -> None
     await asyncio.sleep(0.3)  # nothing should come back on its own (no readiness signal exists for "nothing")
     assert harness.live(spec.deployment) == []
     assert (await get(await harness.acquire(spec.deployment), "/"))[0] == 200
+
+
+async def test_stats_say_when_the_newest_live_instance_started(harness: Harness) -> None:
+    """What the autoscaler counts idleness from when no request came yet (a push, a promote)."""
+    spec = harness.function("handler", entrypoint="handler:handler", scale=ScaleConfig(max=2))
+    await harness.runtime.deploy(spec)
+    assert harness.runtime.stats(spec.deployment).last_start_at is None
+    first = await harness.runtime.start_instance(spec.deployment)
+    assert harness.runtime.stats(spec.deployment).last_start_at == first.started_at
+    assert harness.runtime.stats(spec.deployment).last_request_at is None
+    await harness.runtime.scale_to(spec.deployment, 2, "test")
+    newest = max(i.started_at for i in harness.runtime.instances(spec.deployment) if i.state is InstanceState.READY)
+    assert newest > first.started_at
+    assert harness.runtime.stats(spec.deployment).last_start_at == newest
+    await harness.runtime.scale_to(spec.deployment, 0, "test")
+    assert harness.runtime.stats(spec.deployment).last_start_at is None  # only live instances count

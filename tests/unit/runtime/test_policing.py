@@ -52,6 +52,8 @@ HOSTILE = {
                 return "holding"
             if request.path == "/pid":
                 return {"pid": os.getpid()}
+            if request.path == "/fail":
+                raise KeyError("an older, unrelated failure")
             return "small"
     """,
 }
@@ -239,3 +241,27 @@ async def test_without_cgroups_an_instance_over_its_memory_by_rss_is_killed_and_
     await harness.recorder.until(lambda: any(hog in m for m in harness.recorder.messages("instance.crashed")))
     [crashed] = [m for m in harness.recorder.messages("instance.crashed") if hog in m]
     assert "exceeded its memory limit of 96 MB (RSS" in crashed and "when polled" in crashed, crashed
+
+
+async def test_an_oom_kill_quotes_no_older_traceback_of_the_instance(policed: Make) -> None:
+    """A request that failed long before (its traceback in the instance's output) is not what
+    the memory kill that came later quotes: only what the instance wrote since it last got busy."""
+    harness: Harness = await policed(NO_CGROUPS)
+    spec = harness.function("hog", entrypoint="main:handler", limits=LimitsConfig(memory=96 * MB))
+    await harness.runtime.deploy(spec)
+    slot = await harness.acquire(spec.deployment)
+    hog = slot.instance
+    status, _, _ = await get(slot, "/fail")
+    assert status == 500
+    await harness.recorder.until(lambda: any("older, unrelated" in line.text for line in harness.logs.read(spec.app)))
+    slot = await harness.acquire(spec.deployment)
+    assert slot.instance == hog
+    status, _, body = await get(slot, "/hog")
+    assert (status, body) == (200, b"holding")
+    await harness.recorder.until(lambda: any(hog in m for m in harness.recorder.messages("instance.crashed")))
+    [(message, data)] = [(m, d) for k, m, d in harness.recorder.events if k == "instance.crashed" and hog in m]
+    assert "exceeded its memory limit of 96 MB" in message, message
+    assert "older, unrelated" not in message and "Traceback" not in message, message
+    assert "over the memory limit" in message, message  # Roost's own line about the kill, written since
+    quoted = data["output"]
+    assert isinstance(quoted, list) and not any("older, unrelated" in str(line) for line in quoted), quoted

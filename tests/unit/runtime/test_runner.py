@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from roost.runtime.runner import HandlerApp, Kind, PrefixMiddleware, Request, classify, to_response
+from roost.runtime.runner import HandlerApp, Kind, PrefixMiddleware, Request, WebSocketRefusal, classify, to_response
 
 
 async def asgi_function(scope: Any, receive: Any, send: Any) -> None:
@@ -146,3 +146,23 @@ async def test_the_forwarded_prefix_becomes_root_path() -> None:
     assert (seen[0]["root_path"], seen[0]["path"], seen[0]["raw_path"]) == ("/shop", "/shop/items", b"/shop/items")
     await PrefixMiddleware(app)(http_scope("/items"), None, None)  # type: ignore[arg-type]
     assert (seen[1]["root_path"], seen[1]["path"]) == ("", "/items")
+
+
+def websocket_scope(extensions: dict[str, Any]) -> dict[str, Any]:
+    return {**http_scope("/ws"), "type": "websocket", "extensions": extensions}
+
+
+async def test_a_handler_refuses_a_websocket_with_a_400_that_says_why() -> None:
+    app = WebSocketRefusal(HandlerApp(lambda request: "hi"), Kind.HANDLER)
+    sent = await call(app, websocket_scope({"websocket.http.response": {}}))
+    assert [m["type"] for m in sent] == ["websocket.http.response.start", "websocket.http.response.body"]
+    assert sent[0]["status"] == 400
+    assert b"handler function" in sent[1]["body"] and b"WebSockets need an ASGI app" in sent[1]["body"]
+    sent = await call(app, http_scope("/"))  # HTTP goes through
+    assert (sent[0]["status"], sent[1]["body"]) == (200, b"hi")
+
+
+async def test_without_the_denial_extension_the_refusal_is_a_close() -> None:
+    app = WebSocketRefusal(HandlerApp(lambda request: "hi"), Kind.WSGI)
+    sent = await call(app, websocket_scope({}))
+    assert sent == [{"type": "websocket.close", "code": 1003}]

@@ -1,0 +1,185 @@
+"""The firewall's rule text, and what it does in a real kernel: applied inside a network
+namespace made for the test (so the host's own traffic never meets it), a process under an
+app's uid cannot connect to an instance port or to the guarded admin port on any local address,
+root (the edge) can, and the app still reaches other local ports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from roost.runtime.ports import PortRange
+from roost.runtime.sandbox import Sandbox, SandboxSettings, firewall
+from roost.runtime.sandbox.firewall import Rules, removal, ruleset, table_name
+
+RULES = Rules(uid_first=200000, uid_last=265535, ports=PortRange(20000, 29999), guarded=(7070, 7070, 7071))
+NFT = shutil.which("nft")
+needs_nft = pytest.mark.skipif(NFT is None or os.geteuid() != 0, reason="needs root and nft")
+
+PROBE = """
+import errno, json, socket, sys
+out = {}
+for host, port in json.loads(sys.argv[1]):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.settimeout(5)
+        try:
+            s.connect((host, port)); out[f"{host} {port}"] = "ok"
+        except OSError as exc:
+            out[f"{host} {port}"] = errno.errorcode.get(exc.errno or 0, str(exc))
+print(json.dumps(out))
+"""
+
+SERVE = """
+import socket, sys, time
+held = []
+for port in map(int, sys.argv[1:]):
+    s = socket.socket(socket.AF_INET6); s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", port)); s.listen(64); held.append(s)
+print("listening", flush=True)
+time.sleep(60)
+"""
+
+
+def test_table_names_are_per_home(tmp_path: Path) -> None:
+    a, b = table_name(tmp_path / "a"), table_name(tmp_path / "b")
+    assert a != b
+    assert a.startswith("roost_")
+    assert a == table_name(tmp_path / "x" / ".." / "a")
+
+
+def test_ruleset_closes_the_range_and_the_admin_port_to_app_uids() -> None:
+    text = ruleset("roost_t", RULES)
+    assert text.startswith("table inet roost_t\ndelete table inet roost_t\n")  # replaced in one transaction
+    for dport in ("20000-29999", "7070", "7071"):
+        assert (
+            f"tcp flags & (syn | ack) == syn tcp dport {dport} meta skuid 200000-265535 fib daddr type local "
+            "reject with tcp reset\n"
+        ) in text
+    assert text.count("reject") == 3  # the guarded port named twice is one rule
+    assert 'iif != "lo" tcp flags & (syn | ack) == syn tcp dport 20000-29999 drop' in text
+    assert "hook output" in text
+    assert "hook input" in text
+
+
+def test_removal_deletes_even_a_missing_table() -> None:
+    assert removal("roost_t") == "table inet roost_t\ndelete table inet roost_t\n"
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    name = f"roostfw{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def _in(netns: str, *argv: str) -> list[str]:
+    return ["ip", "netns", "exec", netns, *argv]
+
+
+@needs_nft
+def test_nft_accepts_the_ruleset_and_it_holds_in_a_kernel(netns: str) -> None:
+    assert NFT is not None
+    table = "roost_unit"
+    nft = _in(netns, NFT)
+    firewall.apply(ruleset(table, RULES), nft)
+    firewall.apply(ruleset(table, RULES), nft)  # replaced, not added to
+    listed = subprocess.run([*nft, "list", "table", "inet", table], capture_output=True, text=True, check=True)
+    assert listed.stdout.count("reject with tcp reset") == 3
+    ports = [20000, 29999, 7070, 30000]
+    server = subprocess.Popen(
+        _in(netns, sys.executable, "-c", SERVE, *map(str, ports)), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "listening"
+        targets = [[host, port] for host in ("127.0.0.1", "::1") for port in ports]
+        as_app = _probe(netns, targets, ["setpriv", "--reuid=200123", "--regid=200123", "--clear-groups"])
+        as_root = _probe(netns, targets, [])
+    finally:
+        server.kill()
+        server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
+    for host in ("127.0.0.1", "::1"):
+        for port in (20000, 29999, 7070):
+            assert as_app[f"{host} {port}"] == "ECONNREFUSED", (host, port, as_app)
+            assert as_root[f"{host} {port}"] == "ok"
+        assert as_app[f"{host} 30000"] == "ok"  # other local services stay reachable
+
+
+@needs_nft
+def test_removal_leaves_nothing_and_a_refusal_says_why(netns: str) -> None:
+    assert NFT is not None
+    nft = _in(netns, NFT)
+    firewall.apply(ruleset("roost_unit", RULES), nft)
+    firewall.apply(removal("roost_unit"), nft)
+    firewall.apply(removal("roost_unit"), nft)  # twice: still fine
+    listed = subprocess.run([*nft, "list", "tables"], capture_output=True, text=True, check=True)
+    assert "roost_unit" not in listed.stdout
+    with pytest.raises(firewall.FirewallUnavailable, match="Error"):
+        firewall.apply("table inet roost_unit { chain c { type filter hook nowhere priority 0; } }\n", nft)
+
+
+def _probe(netns: str, targets: list[list[object]], prefix: list[str]) -> dict[str, str]:
+    done = subprocess.run(
+        _in(netns, *prefix, sys.executable, "-c", PROBE, json.dumps(targets)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    result: dict[str, str] = json.loads(done.stdout)
+    return result
+
+
+def _settings(**changes: object) -> SandboxSettings:
+    base = SandboxSettings(cgroups=False, bwrap=False, seccomp=False, firewall=True, guarded_ports=(7070,))
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+async def test_without_separate_users_the_start_line_says_what_stays_open(tmp_path: Path) -> None:
+    sandbox = Sandbox(_settings(separate_users=False), tmp_path / "home")
+    await sandbox.detect()
+    line = sandbox.summary()
+    assert sandbox.facilities.firewall is None
+    assert "no firewall: other apps can connect to an instance's port and to the admin API's TCP port" in line, line
+    assert "apps share one uid; fix:" in line, line
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root only the uids can be told apart")
+async def test_without_nft_the_start_line_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(firewall, "nft_binary", lambda: None)
+    sandbox = Sandbox(_settings(), tmp_path / "home")
+    await sandbox.detect()
+    assert "no firewall" in sandbox.summary() and "apt-get install nftables" in sandbox.summary()
+    await asyncio.to_thread(sandbox.release)  # nothing to remove, and no error
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root only the uids can be told apart")
+async def test_a_kernel_that_refuses_is_quoted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real program standing in for an nft the kernel answers with EOPNOTSUPP."""
+    fake = tmp_path / "nft"
+    fake.write_text("#!/bin/sh\necho 'Error: Could not process rule: Operation not supported' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(firewall, "nft_binary", lambda: str(fake))
+    sandbox = Sandbox(_settings(), tmp_path / "home")
+    await sandbox.detect()
+    line = sandbox.summary()
+    assert sandbox.facilities.firewall is None
+    assert "nft refused: Error: Could not process rule: Operation not supported" in line, line
+    assert "fix: modprobe nf_tables" in line, line
