@@ -23,7 +23,7 @@ from roost.build.process import build_env, uv_binary
 from roost.build.unpack import LIMIT_MEMBERS, LIMIT_UNPACKED_BYTES, UnpackStats, unpack_archive
 from roost.build.venv import GRACE_SECONDS, VenvCache
 from roost.config import human_size
-from roost.errors import BuildFailed, UsageError
+from roost.errors import BuildFailed, UsageError, is_no_space, no_space
 from roost.model import APP_NAME_RE, DEPLOYMENT_ID_RE, is_valid_app_name
 
 Log = Callable[[str], None]
@@ -138,7 +138,7 @@ class Builder:
         """Build one deployment, reporting progress to `log` one line at a time.
 
         Waits for a free build slot first. Raises BuildFailed, with uv's own
-        error for a failed install; whatever happens, nothing half-built is
+        error for a failed install, and NoSpace when the disk fills; whatever happens, nothing half-built is
         left at the final paths. Cancelling it stops its subprocesses.
         """
         code_dir = self.deployment_dir(request.app, request.deployment) / "code"
@@ -164,8 +164,10 @@ class Builder:
             with steps.step("compile"):
                 await self._compile(venv, staging, code_dir, toolchain, log)
             await in_thread(replace_dir, staging, code_dir)
-        except BaseException:
+        except BaseException as exc:
             await in_thread(remove_tree, staging)
+            if is_no_space(exc):  # the unpack, a venv, a move or the build log filled the disk
+                raise no_space(self.home) from exc
             raise
         seconds = time.monotonic() - started
         log(f"==> done in {seconds:.1f}s")

@@ -12,7 +12,7 @@ from pathlib import Path
 from roost.build.deps import Dependencies, DependencyKind
 from roost.build.enclosure import Enclosure
 from roost.build.process import Completed, error_summary, run
-from roost.errors import BuildFailed
+from roost.errors import BuildFailed, no_space
 
 LOCKED_REQUIREMENTS = "roost-locked-requirements.txt"  # kept in the venv: a record of what the lock installed
 INSTALL_HINTS = {
@@ -21,6 +21,7 @@ INSTALL_HINTS = {
     DependencyKind.REQUIREMENTS: "fix requirements.txt: every name and version must exist on the package index",
     DependencyKind.NONE: "Roost's runner could not be installed: check that the daemon reaches the package index",
 }
+UV_NO_SPACE = "(os error 28)"  # how uv (Rust's io::Error) prints ENOSPC
 HINT_PYTHON = "give the builder a working Python interpreter (3.11 or later)"
 
 Log = Callable[[str], None]
@@ -77,6 +78,7 @@ async def create_venv(
     """
     argv = [toolchain.uv, "venv", "--quiet", "--relocatable", "--python", toolchain.python, str(venv)]
     completed = await run(argv, cwd=venv.parent, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
+    _check_space(completed, venv.parent)
     if not completed.ok:
         raise BuildFailed(
             f"uv could not create a virtual environment with {toolchain.python}: {error_summary(completed.tail)}",
@@ -89,6 +91,7 @@ async def create_venv(
     completed = await run(
         [*argv, *sources, *runner_requirements], cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log
     )
+    _check_space(completed, venv.parent)
     _check_install(completed, dependencies)
 
 
@@ -116,6 +119,12 @@ async def _export_lock(toolchain: Toolchain, venv: Path, code_dir: Path, log: Lo
             f"uv could not read uv.lock: {error_summary(completed.tail)}", hint=INSTALL_HINTS[DependencyKind.LOCK]
         )
     return exported
+
+
+def _check_space(completed: Completed, where: Path) -> None:
+    """A uv that failed for a full disk is not the app's fault: NoSpace, not BuildFailed."""
+    if not completed.ok and any(UV_NO_SPACE in line for line in completed.tail):
+        raise no_space(where)
 
 
 def _check_install(completed: Completed, dependencies: Dependencies) -> None:

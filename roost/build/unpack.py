@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from roost.config import human_size
-from roost.errors import BuildFailed
+from roost.errors import BuildFailed, is_no_space, no_space
 
 LIMIT_UNPACKED_BYTES = 1024**3
 LIMIT_MEMBERS = 100_000
@@ -273,6 +273,8 @@ def _unpack(archive: Path, dest: Path, limit_unpacked_bytes: int, limit_members:
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise BuildFailed(f"the archive is not a valid .tar.gz: {exc}", hint="run `roost push` again") from exc
     except OSError as exc:
+        if is_no_space(exc):
+            raise no_space(dest.parent) from exc
         raise BuildFailed(
             f"cannot unpack the archive: {exc}", hint="check the free space under the Roost home"
         ) from exc
