@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from roost.build.enclosure import MARKER, Enclosure, home_id
 from roost.build.process import run
+from roost.runtime.sandbox import CgroupVersion, detect, own_paths
+from roost.runtime.sandbox.cgroups import detect_here
 
 
 def sleeper(mark: str) -> subprocess.Popen[bytes]:
@@ -48,3 +52,36 @@ def test_run_marks_the_subprocess_and_what_it_starts(tmp_path: Path) -> None:
 def test_home_ids_differ_per_home(tmp_path: Path) -> None:
     assert home_id(tmp_path / "a") != home_id(tmp_path / "b")
     assert home_id(tmp_path / "a") == home_id(tmp_path / "x" / ".." / "a")
+
+
+def test_every_build_step_and_what_it_forks_is_in_the_builds_cgroup(tmp_path: Path) -> None:
+    hierarchy = detect_here(Path("/sys/fs/cgroup"), f"roost-unit-builds-{os.getpid()}")
+    if hierarchy.version is CgroupVersion.NONE:
+        pytest.fail(f"this machine should have cgroups for Roost: {hierarchy.why}")
+    group = hierarchy.create("builds", None)
+    try:
+        enclosure = Enclosure(home_id(tmp_path), tuple(str(p) for p in group.procs_files()))
+        grandchild = "print(open('/proc/self/cgroup').read())"
+        child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {grandchild!r}])"
+        lines: list[str] = []
+        argv = [sys.executable, "-c", child]
+        completed = asyncio.run(run(argv, cwd=tmp_path, env={}, log=lines.append, enclosure=enclosure))
+        assert completed.ok, lines
+        memberships = own_paths("\n".join(line.strip() for line in lines))
+        for controller in hierarchy.parents:
+            assert memberships[controller].endswith("/builds"), (controller, memberships)
+        assert group.pids() == set(), "the step and its child are gone once run() returns"
+    finally:
+        group.remove()
+        for parent in hierarchy.parents.values():
+            parent.rmdir()
+
+
+def test_a_group_without_limits_writes_no_limit_file(tmp_path: Path) -> None:
+    root = tmp_path / "cg"
+    root.mkdir()
+    (root / "cgroup.controllers").write_text("cpu memory pids\n")
+    (root / "cgroup.subtree_control").write_text("")
+    hierarchy = detect(root, {"": "/"}, "roost", pid=1)
+    hierarchy.create("builds", None)
+    assert sorted(p.name for p in (root / "roost" / "builds").iterdir()) == []
