@@ -83,7 +83,7 @@ def workspace() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(members=st.lists(member, max_size=6))
 @example(
     members=[{"name": "old.py", "type": tarfile.REGTYPE, "linkname": "", "data": b"x", "mode": 0o644,
