@@ -160,6 +160,15 @@ def check_recovered(daemon: Daemon, known: set[str], old: set[int], context: str
     return ready
 
 
+def check_env_kept(daemon: Daemon, acknowledged: dict[str, int], context: str) -> None:
+    """An `env set` that answered before the kill is kept (a later one, answered or not, may have replaced it)."""
+    for app, step in acknowledged.items():
+        result = daemon.cli("env", app, "list", "--json", "--reveal")
+        assert result.returncode == 0, result.stderr
+        values = {entry["name"]: entry["value"] for entry in json.loads(result.stdout)}
+        assert int(values.get("STEP", -1)) >= step, f"{context}: {app} lost STEP={step}: {values}"
+
+
 def an_operation(rng: random.Random, root: Path, ready: dict[str, list[str]], step: int) -> list[str]:
     """The argv (after `roost`) of one operation chosen at random."""
     app = rng.choice(APPS)
@@ -184,12 +193,15 @@ def test_random_sigkills_lose_nothing_and_leave_no_process(tmp_path: Path) -> No
             pushed(first, small_app(tmp_path, app, 0))
         known = set(listed(first))
     old: set[int] = set()
+    left_behind = 0  # processes the kills left for the restarts to find: the process check is not vacuous
+    acknowledged: dict[str, int] = {}  # app -> STEP of its last `env set` that answered before its kill
     for step in range(1, KILLS + 1):
         context = f"seed {seed}, kill {step}"
         daemon = spawn(home)
         try:
             daemon.wait_ready()
             ready = check_recovered(daemon, known, old, context)
+            check_env_kept(daemon, acknowledged, context)
             known |= set(ready)
             argv = an_operation(rng, tmp_path, ready, step)
             operation = subprocess.Popen(
@@ -197,19 +209,27 @@ def test_random_sigkills_lose_nothing_and_leave_no_process(tmp_path: Path) -> No
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             try:
-                time.sleep(rng.uniform(0, LATEST_KILL))  # the random moment of the kill, not a wait for a state
+                moment = rng.uniform(0, LATEST_KILL)
+                time.sleep(moment)  # the random moment of the kill, not a wait for a state
+                answered = operation.poll() == 0
                 daemon.signal(signal.SIGKILL)
                 daemon.wait_exit()
             finally:
                 operation.kill()
                 operation.wait(timeout=10)
+            if answered and argv[0] == "env":
+                acknowledged[argv[1]] = step
             old = old_run(home)
+            left_behind += len(old)
+            print(f"kill {step}: {argv[0]} {Path(argv[1]).name} after {moment:.2f}s, {len(old)} processes left behind")
         except BaseException:
             daemon.kill_group()  # and what it left: the test ends here
             raise
         close_streams(daemon)
     with running(home) as last:
         check_recovered(last, known, old, f"seed {seed}, after the last kill")
+        check_env_kept(last, acknowledged, f"seed {seed}, after the last kill")
+    assert left_behind > 0, "no kill left a process behind: the restarts' process check proved nothing"
 
 
 def close_streams(daemon: Daemon) -> None:
