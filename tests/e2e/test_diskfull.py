@@ -53,6 +53,10 @@ def test_a_full_disk_is_named_and_cleaned_up_and_serving_goes_on(tmp_path: Path)
     (before / "main.py").write_text(handler)
     big = write_app(tmp_path, "big", {"roost.toml": 'name = "big"\nentrypoint = "main:handler"\n', "main.py": handler})
     (big / "data.bin").write_bytes(os.urandom(2 * CHUNK))  # incompressible: the upload is 2 MB
+    wide = write_app(
+        tmp_path, "wide", {"roost.toml": 'name = "wide"\nentrypoint = "main:handler"\n', "main.py": handler}
+    )
+    (wide / "zeros.bin").write_bytes(bytes(40 * CHUNK))  # a small upload that unpacks to 40 MB
     with small_disk(tmp_path / "disk") as disk:
         home = disk / "home"
         home.mkdir()
@@ -60,13 +64,16 @@ def test_a_full_disk_is_named_and_cleaned_up_and_serving_goes_on(tmp_path: Path)
             pushed(daemon, before)
             assert get(daemon, "before.localhost").text == "still here\n"
             fill(disk, LEFT_FREE)
-            code, out, err = push(daemon, big)
-            said = out + err
-            assert code != 0, said
-            assert "no space left on the device holding ROOST_HOME (" in said, said
-            assert "MB free)" in said and "hint:" in said, said
-            assert "internal error" not in said, said
-            assert list((home / "blobs").rglob("*.part")) == [], "a failed upload leaves no partial file"
-            answer = get(daemon, "before.localhost")
-            assert (answer.status_code, answer.text) == (200, "still here\n")
+            for app in (wide, big):  # the disk fills while unpacking, then while uploading
+                code, out, err = push(daemon, app)
+                said = out + err
+                assert code != 0, said
+                assert "no space left on the device holding ROOST_HOME (" in said, said
+                assert "MB free)" in said and "hint:" in said, said
+                assert "internal error" not in said, said
+                assert ("unpacking the archive" in said) == (app == wide), "wide fails in the build, big on upload"
+                assert list((home / "blobs").rglob("*.part")) == [], "a failed upload leaves no partial file"
+                assert list((home / "deployments").glob("*/*/.code-*")) == [], "a failed unpack leaves nothing"
+                answer = get(daemon, "before.localhost")
+                assert (answer.status_code, answer.text) == (200, "still here\n")
             assert daemon.proc.poll() is None
