@@ -36,6 +36,7 @@ from roost.runtime.sandbox.uids import UidBook
 
 log = logging.getLogger("roost.runtime")
 SANDBOX_TMP = Path("/tmp")  # noqa: S108 - inside the sandbox, a private tmpfs
+BUILD_GROUP = "builds"  # never an instance's name: those are random ids
 RUNNER = Path(__file__).parents[1] / "runner.py"  # spawn.RUNNER; spawn imports this package
 OPEN_PORTS = (
     "no firewall: other apps can connect to an instance's port and to the admin API's TCP port, "
@@ -75,6 +76,7 @@ class Sandbox:
         self._detecting = asyncio.Lock()
         self._uids: dict[str, int] = {}
         self._opened: set[Path] = set()
+        self._build_group: Cgroup | None = None
         self._told_network: set[str] = set()  # deployments whose network = "none" could not be had, said once
 
     # -- detection -------------------------------------------------------------------------------------------------
@@ -165,8 +167,23 @@ class Sandbox:
             log.warning("sandbox: killed what %d cgroups of an earlier run still held", len(groups))
         return len(groups)
 
+    def build_group(self) -> Cgroup | None:
+        """The group every build subprocess of this run joins (`roost.build.enter`), without limits
+        of its own: under Roost's parent, so `sweep_leftovers` kills what a crashed run's builds
+        left, as it does for instances. None without cgroups. Blocking: call it in a thread."""
+        if self._build_group is None and self.has_cgroups():
+            try:
+                self._build_group = self.facilities.hierarchy.create(BUILD_GROUP, None)
+            except OSError as exc:
+                log.warning("could not create the builds' cgroup %s: %s", BUILD_GROUP, exc)
+        return self._build_group
+
     def release(self) -> None:
-        """Remove Roost's (now empty) parent groups of this home, and its firewall table. Blocking."""
+        """Remove the builds' group (killing what is left in it), Roost's (now empty) parent groups
+        of this home, and its firewall table. Blocking."""
+        if self._build_group is not None:
+            self._build_group.remove()
+            self._build_group = None
         for parent in self.facilities.hierarchy.parents.values():
             with contextlib.suppress(OSError):
                 parent.rmdir()
