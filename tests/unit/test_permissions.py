@@ -65,9 +65,10 @@ def test_blobs_are_owner_only(tmp_path: Path) -> None:
 
 @pytest.fixture
 def home() -> Iterator[Path]:
-    """A daemon's home as `roost serve` leaves it (0700), with two apps and a shared venv, under /tmp
-    (open_for opens the directories above it; pytest's own tmp_path must not be changed)."""
+    """A daemon's home as `roost serve` leaves it (0700), with two apps and a shared venv, in a
+    directory anyone may enter, as /var/lib is (above a closed one the launcher's view is needed)."""
     base = Path(tempfile.mkdtemp(prefix="roost-perm-", dir="/tmp"))
+    base.chmod(0o755)
     try:
         home = base / "home"
         for relative in ("deployments/a/d1/code/pkg", "deployments/b/d2/code", "venvs/k1/bin"):
@@ -134,6 +135,15 @@ def test_an_app_uid_reaches_its_own_code_and_nothing_else(home: Path) -> None:
     #                            own code, other's code, venv, ls home, ls deployments, ls own app, store
     assert run_as(APP_A, probe) == "yes no yes no no no no"
     assert run_as(APP_B, probe) == "no yes yes no no no no"
+
+
+def test_directories_above_the_home_are_never_changed(home: Path) -> None:
+    """A home under a private folder (root's own, or a 0700 temporary one) stays private: the
+    launcher shows an app its paths through a view instead (tests/unit/sandbox/test_reveal.py)."""
+    home.parent.chmod(0o700)
+    open_for(home / "deployments/a/d1/code", home / "venvs/k1", home, APP_A)
+    assert mode(home.parent) == 0o700
+    assert mode(home) & 0o077 == 0o001
 
 
 def test_files_linked_from_elsewhere_are_never_narrowed(home: Path) -> None:

@@ -35,6 +35,7 @@ class Plan:
     gid: int | None = None
     seccomp: bytes | None = None
     netns: bool = False  # a private network namespace, made by the launcher (no bwrap, root)
+    reveal: list[tuple[str, bool]] = field(default_factory=list)  # (path, writable) the uid must reach (no bwrap)
     bwrap: str | None = None  # the binary, when the command runs inside a bwrap view
     view: View | None = None
 
@@ -81,6 +82,7 @@ class Confinement:
             "gid": plan.gid,
             "seccomp_fd": seccomp_fd,
             "netns": plan.netns,
+            "reveal": plan.reveal,
             "argv": target,
         }
         return [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(launch, separators=(",", ":"))]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from roost.model import LimitsConfig, Network
 from roost.runtime.protocol import DeploymentSpec
-from roost.runtime.sandbox import bwrap
+from roost.runtime.sandbox import bwrap, reveal
 from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
 from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect_here
 from roost.runtime.sandbox.confine import Confinement, Plan
@@ -35,7 +35,6 @@ from roost.runtime.sandbox.uids import UidBook
 
 log = logging.getLogger("roost.runtime")
 SANDBOX_TMP = Path("/tmp")  # noqa: S108 - inside the sandbox, a private tmpfs
-RUNNER = Path(__file__).parents[1] / "runner.py"  # spawn.RUNNER; spawn imports this package
 
 
 @dataclass(slots=True)
@@ -95,6 +94,8 @@ class Sandbox:
         if found.root and s.separate_users:
             found.uids = UidBook(self.home / "uids.json", s.uid_first, s.uid_last)
         self._detect_bwrap(found)
+        if found.uids is not None and found.bwrap is None:
+            reveal.check(s.uid_first, self.home)  # raises rather than start a daemon that fails every deploy
         if s.seccomp:
             try:
                 found.filter = build_filter()
@@ -214,6 +215,8 @@ class Sandbox:
             plan.view = self._view(spec, uid)
         else:
             plan.uid = plan.gid = uid
+            if uid is not None:
+                plan.reveal = reveal.paths_for(spec.code_dir, spec.venv_dir, host_tmpdir)
             if uid is not None and host_tmpdir is not None:
                 os.chown(host_tmpdir, uid, uid)  # a microsecond syscall: fine on the loop
         return Confinement(plan, group)
@@ -241,7 +244,7 @@ class Sandbox:
             log.warning('app %s (%s) asks for limits.network = "none": %s', spec.app, spec.deployment, why)
 
     def _view(self, spec: DeploymentSpec, uid: int | None) -> bwrap.View:
-        read_only = [spec.venv_dir, RUNNER]
+        read_only = [spec.venv_dir, reveal.RUNNER]
         prefix = bwrap.interpreter_prefix(spec.venv_dir)
         if prefix is not None:
             read_only.append(prefix)
