@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from roost.runtime.sandbox.reveal import BASE_PYTHON
 from tests.e2e.apps import get, pushed, write_app
-from tests.e2e.harness import REPO, Daemon, launch
+from tests.e2e.harness import REPO, Daemon, base_env, launch
 
 PATH_WITHOUT_BWRAP = "/usr/local/sbin:/usr/local/bin:/usr/sbin"  # bwrap lives in /usr/bin (and /bin)
 HANDLER = 'entrypoint = "main:handler"\nmode = "function"\n'
@@ -73,7 +75,9 @@ def test_an_entrypoint_app_answers_as_its_own_uid(without_bwrap: Daemon, tmp_pat
     else:
         assert seen["uid"] == os.geteuid(), seen
     # the interpreter venvs are made from; on this machine (pyenv as root) under the 0700 /root
-    assert Path(seen["python"]) == Path(os.path.realpath(sys.executable)), seen
+    assert Path(seen["python"]) == BASE_PYTHON.resolve(), seen
+    if os.geteuid() == 0:
+        assert hidden_from_others(without_bwrap.home) is not None  # pytest's 0700 folder: the view was needed
 
 
 def test_a_command_app_answers(without_bwrap: Daemon, tmp_path: Path) -> None:
@@ -83,11 +87,20 @@ def test_a_command_app_answers(without_bwrap: Daemon, tmp_path: Path) -> None:
     assert answer.json() == {"hello": "from a command app", "path": "/x"}
 
 
-def test_what_this_run_exercised(without_bwrap: Daemon) -> None:
-    """Not a condition of the others: records that the interpreter and the home really were
-    behind a directory the apps' uids cannot enter (true here as root: /root and pytest's
-    0700 base directory), so the two tests above tested the fallback, not an open host."""
-    if os.geteuid() != 0:
-        pytest.skip("not root: apps keep this user's uid, nothing is hidden from them")
-    interpreter = Path(os.path.realpath(sys.executable))
-    assert hidden_from_others(without_bwrap.home) is not None or hidden_from_others(interpreter) is not None
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs apps as other uids")
+def test_serve_refuses_to_start_when_no_view_can_be_made(tmp_path: Path) -> None:
+    """As in a container without CAP_SYS_ADMIN: no mount namespace, so an app's uid could not
+    reach the home (in pytest's 0700 folder) or, here, the interpreter under the 0700 /root.
+    The daemon must not start and then fail every deploy: it refuses, and says why and how."""
+    home = tmp_path / "home"
+    assert hidden_from_others(home) is not None  # pytest's base folder is 0700
+    argv = ["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "env", f"PATH={PATH_WITHOUT_BWRAP}"]
+    argv += [sys.executable, "-m", "roost", "serve", "--home", str(home), "--port", "0", "--api-port", "0"]
+    argv += ["--uid-range", "311000-311999"]
+    result = subprocess.run(argv, env=base_env(home), capture_output=True, text=True, timeout=60, check=False)
+    text = " ".join(result.stderr.split())
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    assert "roost is ready" not in result.stdout
+    assert f"the interpreter {BASE_PYTHON}" in text, text
+    assert "no bubblewrap" in text and "apt-get install bubblewrap" in text, text
+    assert "hint:" in text and "CAP_SYS_ADMIN" in text, text
