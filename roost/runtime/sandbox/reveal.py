@@ -58,6 +58,7 @@ def check(uid: int, home: Path) -> None:
     """Refuse to start when an app's uid could not run the interpreter or reach the home (a
     directory above one is closed to it, and no view can be made here). Blocking: one launch
     of the interpreter as `uid` through the launcher, as every instance starts."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # the daemon's first act; a bare runtime's too
     reveal = [(str(p), False) for p in prefixes(BASE_PYTHON)] + [(str(RUNNER), False), (str(home), False)]
     plan = Plan(uid=uid, gid=uid, reveal=reveal)
     command = [str(BASE_PYTHON), "-I", "-S", "-c", "import os, sys; os.stat(sys.argv[1]); os.stat(sys.argv[2])"]
