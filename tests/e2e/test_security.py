@@ -20,7 +20,10 @@ import httpx
 import pytest
 
 from roost.api.throttle import LOCKOUT_AFTER
-from tests.e2e.harness import REPO, Daemon, base_env, launch, run_cli, running, spawn
+from roost.cli.client import Client, Target
+from roost.errors import DaemonUnreachable
+from tests.another_user import NOBODY, as_user
+from tests.e2e.harness import Daemon, launch, run_cli, running, spawn
 
 PASSWORD = "correct horse battery"
 
@@ -104,27 +107,20 @@ def test_unix_socket_is_owner_only(tmp_path: Path) -> None:
             assert stat.S_IMODE((home / "roost.sock").stat().st_mode) == 0o600
             os.chmod(home, 0o711)  # noqa: S103 - as the sandbox leaves it for app uids: the socket alone guards
             assert daemon.cli("list", url=False).returncode == 0
-            other = subprocess.run(
-                [
-                    "setpriv",
-                    "--reuid=65534",
-                    "--regid=65534",
-                    "--clear-groups",
-                    sys.executable,
-                    "-m",
-                    "roost",
-                    "--url",
-                    f"unix://{home / 'roost.sock'}",
-                    "list",
-                ],
-                env={**base_env(home), "HOME": "/tmp"},
-                capture_output=True,
-                text=True,
-                timeout=60,
-                cwd=str(REPO),
-            )
-            assert other.returncode == 1, other.stdout
-            assert "not allowed to use the daemon's socket" in other.stderr
+            # the CLI's client, built here (it reads CA files) and used once as us, so every import is done:
+            # uid 65534 acts in a forked child and needs nothing of the checkout (which may sit in a 0700 folder)
+            warm, fresh = (Client(Target("http://roost", home / "roost.sock")) for _ in range(2))
+            assert warm.request("GET", "/v1/apps") == []
+            warm.close()
+
+            def list_apps() -> str:  # on a client with no connection yet: it must connect as 65534
+                try:
+                    return f"answered {fresh.request('GET', '/v1/apps')}"
+                except DaemonUnreachable as exc:
+                    return str(exc)
+
+            assert "not allowed to use the daemon's socket" in as_user(NOBODY, list_apps)
+            fresh.close()
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
