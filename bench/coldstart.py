@@ -6,9 +6,10 @@ The runtime runs with the sandbox this host offers (cgroups, bubblewrap, seccomp
 root), as `roost serve` does; `--no-sandbox` runs the same measurements with it off, so the two
 runs give the sandbox's per-instance cost on a cold start.
 
-`--view` (as root) measures what root without bubblewrap adds: the launcher's private mount view
-that shows an app's uid the interpreter, runner, code, venv and TMPDIR when a directory above
-them is closed to it (the bench's home is in a 0700 temporary folder). Interleaved rounds of (b)
+`--view` (as root) measures what the launcher's mount namespace adds: the private /proc every app
+gets as root, and (root without bubblewrap) the view that shows an app's uid the interpreter,
+runner, code, venv and TMPDIR when a directory above them is closed to it (the bench's home is
+in a 0700 temporary folder). Interleaved rounds of (b)
 with the apps as their own uid (view) and as root (nothing hidden, no view), bubblewrap off in
 both; a fork inherits its zygote's view, so (a) pays nothing.
 
@@ -136,14 +137,19 @@ async def run_runtime(
 
 
 def launcher_alone(root: Path, venv: Path, rounds: int = 40) -> None:
-    """The launcher starting /bin/true with the view an instance gets (as its uid) and with none
-    (as root), interleaved: the view's own cost, without an app's import around it."""
+    """The launcher starting /bin/true as root with no namespace (the reference), as an app's uid
+    with its private /proc, and with that /proc and the view an instance gets: interleaved
+    rounds, so each one's own cost shows without an app's import around it."""
     from roost.runtime.sandbox.confine import Confinement, Plan
     from roost.runtime.sandbox.reveal import paths_for
 
     (root / "run" / "tmp").mkdir(parents=True, exist_ok=True)
     reveal = paths_for(EXAMPLE, venv, root / "run" / "tmp" / "i1")
-    plans = {"view": Plan(uid=200999, gid=200999, reveal=reveal), "root": Plan()}
+    plans = {
+        "as root, nothing": Plan(),
+        "own uid, /proc": Plan(uid=200999, gid=200999, hide_processes=True),
+        "own uid, /proc + view": Plan(uid=200999, gid=200999, reveal=reveal, hide_processes=True),
+    }
     times: dict[str, list[float]] = {name: [] for name in plans}
     for _ in range(rounds):
         for name, plan in plans.items():
@@ -151,10 +157,10 @@ def launcher_alone(root: Path, venv: Path, rounds: int = 40) -> None:
             started = time.perf_counter()
             subprocess.run(argv, check=True, cwd="/")
             times[name].append(time.perf_counter() - started)
-    v, r = statistics.median(times["view"]), statistics.median(times["root"])
-    print(f"launcher + /bin/true, view        {summary(times['view'])}")
-    print(f"launcher + /bin/true, as root     {summary(times['root'])}")
-    print(f"view/root = {v / r:.3f}   difference of medians {1000 * (v - r):+.1f} ms")
+    reference = statistics.median(times["as root, nothing"])
+    for name, samples in times.items():
+        m = statistics.median(samples)
+        print(f"launcher, {name:22} {summary(samples)}  x{m / reference:.3f} ({1000 * (m - reference):+.1f} ms)")
 
 
 async def view_cost() -> None:

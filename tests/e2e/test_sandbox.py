@@ -109,6 +109,9 @@ def handler(request):
         "ptrace": _errno(libc.ptrace(0, 0, 0, 0)),
         "mount": _errno(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None)),
         "network": _try(lambda: _connect(int(q["port"]))),
+        "daemon_cmdline": _try(lambda: open(f"/proc/{q['daemon']}/cmdline", "rb").read()),
+        "daemon_environ": _try(lambda: open(f"/proc/{q['daemon']}/environ", "rb").read()),
+        "pids": sorted(int(name) for name in os.listdir("/proc") if name.isdigit()),
     }
 """,
     },
@@ -203,7 +206,7 @@ def test_an_instance_is_confined(sandboxed: Daemon) -> None:
     assert other.exists()
     api_port = int(sandboxed.api_url.rsplit(":", 1)[1])
     params = {"store": str(home / "roost.db"), "home": str(home), "other": str(other), "port": str(api_port)}
-    seen = ask(sandboxed, "prober.localhost", "/", params).json()
+    seen = ask(sandboxed, "prober.localhost", "/", {**params, "daemon": str(sandboxed.proc.pid)}).json()
     assert seen["write_code"] in ("EROFS", "EACCES"), seen
     assert seen["write_tmp"] == "ok", seen
     assert seen["tmpdir"] == seen["home"] and seen["tmpdir"].startswith("/tmp"), seen
@@ -218,6 +221,10 @@ def test_an_instance_is_confined(sandboxed: Daemon) -> None:
     if os.geteuid() == 0:
         assert UID_FIRST <= seen["uid"] <= UID_LAST, seen  # from --uid-range
         assert seen["gid"] != 0, seen
+        # its /proc shows its own uid's processes only: not the daemon's command line, nor its neighbours'
+        assert seen["daemon_cmdline"] == seen["daemon_environ"] == "ENOENT", seen
+        assert sandboxed.proc.pid not in seen["pids"] and 1 not in seen["pids"], seen
+        assert all(Path(f"/proc/{pid}").stat().st_uid == seen["uid"] for pid in seen["pids"] if _alive(pid)), seen
 
 
 _OWN = {"ROOST_APP", "ROOST_DEPLOYMENT", "ROOST_INSTANCE"}
@@ -237,9 +244,13 @@ def test_tmpdir_is_wiped_when_the_instance_stops(sandboxed: Daemon) -> None:
     wait_until("the old instance's TMPDIR to be wiped", gone, timeout=20, every=0.3)
 
 
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
 def _params(daemon: Daemon) -> dict[str, str]:
     home = daemon.home
-    return {"store": str(home / "roost.db"), "home": str(home), "other": str(home), "port": "1"}
+    return {"store": str(home / "roost.db"), "home": str(home), "other": str(home), "port": "1", "daemon": "1"}
 
 
 def test_a_push_over_the_build_limit_fails_and_says_so(sandboxed: Daemon, tmp_path: Path) -> None:

@@ -27,12 +27,14 @@ import os, sys
 
 
 def handler(request):
-    return {"uid": os.getuid(), "python": os.path.realpath(sys.executable), "cmdline": _read(request.query.get("pid"))}
+    pid = request.query.get("pid")
+    seen = {"uid": os.getuid(), "python": os.path.realpath(sys.executable)}
+    return {**seen, "cmdline": _read(f"/proc/{pid}/cmdline"), "environ": _read(f"/proc/{pid}/environ")}
 
 
-def _read(pid):
+def _read(path):
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+        with open(path, "rb") as handle:
             return handle.read().decode(errors="replace")
     except OSError as exc:
         return type(exc).__name__
@@ -69,9 +71,11 @@ def test_the_daemon_says_it_has_no_bubblewrap(without_bwrap: Daemon) -> None:
 
 def test_an_entrypoint_app_answers_as_its_own_uid(without_bwrap: Daemon, tmp_path: Path) -> None:
     pushed(without_bwrap, write_app(tmp_path, "plain", {"roost.toml": HANDLER, "main.py": PROBE}))
-    seen = get(without_bwrap, "plain.localhost").json()
+    seen = get(without_bwrap, "plain.localhost", f"/?pid={without_bwrap.proc.pid}").json()
     if os.geteuid() == 0:
         assert 310000 <= seen["uid"] <= 310999, seen
+        # its /proc shows only its own uid's processes: not the daemon's command line (home, ports)
+        assert seen["cmdline"] == seen["environ"] == "FileNotFoundError", seen
     else:
         assert seen["uid"] == os.geteuid(), seen
     # the interpreter venvs are made from; on this machine (pyenv as root) under the 0700 /root

@@ -36,6 +36,7 @@ class Plan:
     seccomp: bytes | None = None
     netns: bool = False  # a private network namespace, made by the launcher (no bwrap, root)
     reveal: list[tuple[str, bool]] = field(default_factory=list)  # (path, writable) the uid must reach (no bwrap)
+    hide_processes: bool = False  # a /proc with hidepid=invisible (root, apps as their own uids)
     bwrap: str | None = None  # the binary, when the command runs inside a bwrap view
     view: View | None = None
 
@@ -83,6 +84,7 @@ class Confinement:
             "seccomp_fd": seccomp_fd,
             "netns": plan.netns,
             "reveal": plan.reveal,
+            "hide_processes": plan.hide_processes,
             "argv": target,
         }
         return [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(launch, separators=(",", ":"))]

@@ -7,7 +7,8 @@ no window in which a fork escapes), set the resource limits, without bwrap and a
 private network namespace with only loopback up (`limits.network = "none"`: the listening
 socket Roost hands in was bound outside and keeps working), without bwrap and as root give the
 app's uid a view of the paths it needs (the interpreter's prefix, the runner, its code, venv
-and TMPDIR) when a directory above them is closed to it (see `reveal`), set PR_SET_NO_NEW_PRIVS, and
+and TMPDIR) when a directory above them is closed to it (see `reveal`), as root mount a /proc
+that shows the app only its own uid's processes (`hide_processes`), set PR_SET_NO_NEW_PRIVS, and
 then either execute bwrap (which builds the filesystem view, applies the seccomp program and
 drops to the app's uid) or, without bwrap, drop to the app's uid and apply the seccomp
 program itself, right before executing the app.
@@ -41,7 +42,9 @@ MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_SLAVE = 0x80000
+MS_NOEXEC = 0x8
 HIDDEN_TMPFS = b"mode=0755,size=64k"
+HIDEPID = b"hidepid=invisible"
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
@@ -119,23 +122,27 @@ def mount(
         raise OSError(error, f"mount {target}: {os.strerror(error)}")
 
 
-def reveal(libc: ctypes.CDLL, paths: list[list[object]], uid: int, gid: int) -> None:
-    """Give `uid` each of `paths` ([path, writable]) at its own path when a directory above it
-    is closed to that uid (pyenv under a 0700 /root, a home under a 0700 folder), as bwrap's
-    binds do: in a private mount namespace (needs CAP_SYS_ADMIN), a read-only tmpfs hides each
-    closed directory, holding only the way down to the paths, bound there (read-only unless
-    writable). The host's modes are never changed and nothing else of the closed directory is
-    seen. When nothing is closed, nothing is done (no namespace at all)."""
-    wanted = sorted({str(p): bool(w) for p, w in paths}.items(), key=lambda item: item[0].count("/"))
-    tops = sorted({top for path, _ in wanted if (top := closed_above(path, uid, gid)) is not None})
-    tops = [top for top in tops if not any(other != top and is_under(top, other) for other in tops)]
-    if not tops:
-        return
-    cwd = os.getcwd()
+def closed_tops(paths: list[tuple[str, bool]], uid: int, gid: int) -> list[str]:
+    """The highest directories closed to `uid` above any of `paths` (none nested in another)."""
+    tops = sorted({top for path, _ in paths if (top := closed_above(path, uid, gid)) is not None})
+    return [top for top in tops if not any(other != top and is_under(top, other) for other in tops)]
+
+
+def private_mounts(libc: ctypes.CDLL) -> None:
+    """A mount namespace of our own (needs CAP_SYS_ADMIN) whose mounts never reach the host."""
     if libc.unshare(CLONE_NEWNS) != 0:
         error = ctypes.get_errno()
         raise OSError(error, f"unshare(CLONE_NEWNS): {os.strerror(error)}")
-    mount(libc, None, "/", None, MS_REC | MS_SLAVE, None)  # nothing done here reaches the host
+    mount(libc, None, "/", None, MS_REC | MS_SLAVE, None)
+
+
+def reveal(libc: ctypes.CDLL, paths: list[tuple[str, bool]], tops: list[str]) -> None:
+    """Give the app's uid each of `paths` ([path, writable]) at its own path although `tops`
+    (pyenv's 0700 /root, a home's 0700 folder) are closed to it, as bwrap's binds do: in our
+    private mount namespace a read-only tmpfs hides each top, holding only the way down to the
+    paths, bound there (read-only unless writable). The host's modes are never changed and
+    nothing else of a top is seen."""
+    wanted = sorted(paths, key=lambda item: item[0].count("/"))
     # opened in the new namespace (a bind's source must be one of its mounts), before the tmpfs hides them
     sources = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path, _ in wanted}
     for top in tops:
@@ -149,7 +156,12 @@ def reveal(libc: ctypes.CDLL, paths: list[list[object]], uid: int, gid: int) -> 
         mount(libc, None, top, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, HIDDEN_TMPFS)
     for fd in sources.values():
         os.close(fd)
-    os.chdir(cwd)  # the working directory as the new view shows it
+
+
+def hide_processes(libc: ctypes.CDLL) -> None:
+    """A /proc of our own with hidepid=invisible (Linux 5.8+: options per mount): the app sees
+    only its own uid's processes, never the daemon's command line or another app's."""
+    mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, HIDEPID)
 
 
 def bind_at(libc: ctypes.CDLL, source_fd: int, path: str, writable: bool) -> None:
@@ -199,8 +211,17 @@ def launch(plan: dict[str, object]) -> None:
         private_network(libc)
     uid, gid = plan.get("uid"), plan.get("gid")
     gid = gid if isinstance(gid, int) else uid
-    if isinstance(uid, int) and isinstance(gid, int):
-        reveal(libc, list(plan.get("reveal", [])), uid, gid)  # type: ignore[call-overload]
+    paths = [(str(path), bool(writable)) for path, writable in plan.get("reveal", [])]  # type: ignore[attr-defined]
+    tops = closed_tops(paths, uid, gid) if isinstance(uid, int) and isinstance(gid, int) else []
+    hide = plan.get("hide_processes") is True
+    if tops or hide:
+        cwd = os.getcwd()
+        private_mounts(libc)
+        if tops:
+            reveal(libc, paths, tops)
+        if hide:
+            hide_processes(libc)
+        os.chdir(cwd)  # the working directory as the new view shows it
     prctl(libc, PR_SET_NO_NEW_PRIVS, 1)
     if isinstance(uid, int) and isinstance(gid, int):
         drop_to(uid, gid)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from roost.model import LimitsConfig, Network
 from roost.runtime.protocol import DeploymentSpec
-from roost.runtime.sandbox import bwrap, reveal
+from roost.runtime.sandbox import bwrap, proc, reveal
 from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
 from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect_here
 from roost.runtime.sandbox.confine import Confinement, Plan
@@ -47,6 +47,7 @@ class Facilities:
     filter: Filter | None = None
     root: bool = False
     uids: UidBook | None = None
+    hide_processes: bool = False  # each app's /proc shows only its own uid's processes
     notes: list[str] = field(default_factory=list)
 
 
@@ -96,6 +97,11 @@ class Sandbox:
         self._detect_bwrap(found)
         if found.uids is not None and found.bwrap is None:
             reveal.check(s.uid_first, self.home)  # raises rather than start a daemon that fails every deploy
+        if found.uids is not None:
+            why = proc.hiding_works(s.uid_first)
+            found.hide_processes = not why
+            if why:
+                found.notes.append(f"apps can see every process in /proc, the daemon's command line too ({why})")
         if s.seccomp:
             try:
                 found.filter = build_filter()
@@ -152,6 +158,8 @@ class Sandbox:
         parts.append(f"seccomp via libseccomp {f.filter.version}" if f.filter else "no seccomp")
         if f.uids is not None:
             parts.append(f"uids {f.uids.first}-{f.uids.last}")
+        if f.hide_processes:
+            parts.append("/proc shows each app its own processes")
         elif not f.root:
             parts.append(f"apps run as uid {os.geteuid()} (not root: no separate users)")
         text = "sandbox: " + ", ".join(parts)
@@ -210,6 +218,7 @@ class Sandbox:
         plan = Plan(procs=[str(p) for p in group.procs_files()] if group else [], rlimits=self._rlimits(spec, group))
         plan.seccomp = self.facilities.filter.program if self.facilities.filter else None
         plan.netns = self._launcher_netns(spec)
+        plan.hide_processes = self.facilities.hide_processes
         if self.uses_bwrap():
             plan.bwrap = self.facilities.bwrap
             plan.view = self._view(spec, uid)
