@@ -135,6 +135,7 @@ def test_directories_above_the_home_are_never_changed(home: Path) -> None:
     assert mode(home) & 0o077 == 0o001
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="open_for gives code to an app's gid: root only, as Roost uses it")
 def test_files_linked_from_elsewhere_are_never_narrowed(home: Path) -> None:
     """uv hard-links a venv's files from its cache: narrowing one link would narrow the cache's
     file and every other venv's, and an app of another uid could no longer import it."""
