@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -132,7 +134,12 @@ def refused_to_another_user(sock: Path, act: Callable[[], str]) -> str:
         return as_user(NOBODY, act)
     sock.chmod(0)
     try:
-        return act()
+        with warnings.catch_warnings():
+            # httpcore leaves the socket of a refused Unix connect to the garbage collector
+            warnings.simplefilter("ignore", ResourceWarning)
+            said = act()
+            gc.collect()
+        return said
     finally:
         sock.chmod(0o600)
 
