@@ -34,7 +34,10 @@ async def test_an_app_that_never_listens_fails_and_is_stopped(harness: Harness) 
     assert not result.ok
     assert re.fullmatch(r"never listened on \$PORT \(\d+\) within 1s", result.message), result.message
     assert "not listening, on purpose" in result.output
-    assert not [p for p in psutil.process_iter(["cmdline"]) if "server.py" in (p.info["cmdline"] or [])]
+    # only this test's app: other suites on the machine may run a server.py of their own meanwhile
+    here = str(harness.apps / "never")
+    left = psutil.process_iter(["cmdline", "cwd"])
+    assert not [p for p in left if "server.py" in (p.info["cmdline"] or []) and p.info["cwd"] == here]
 
 
 async def test_a_missing_command_or_object_fails(harness: Harness) -> None:
