@@ -30,8 +30,9 @@ from roost.runtime.sandbox import firewall
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 REPO = Path(__file__).resolve().parents[2]
-# One uv cache for every test daemon: each test's home is new, its wheels need not be.
-UV_CACHE = Path(tempfile.gettempdir()) / "roost-tests-uv-cache"
+# One uv cache for every test daemon: each test's home is new, its wheels need not be. One per
+# user: another user's (root's) cache is not writable, and sharing it would mix owners.
+UV_CACHE = Path(tempfile.gettempdir()) / f"roost-tests-uv-cache-{os.getuid()}"
 
 
 def base_env(home: Path) -> dict[str, str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from roost.model import LimitsConfig, Network
 from roost.runtime.ports import PortBook
 from roost.runtime.protocol import DeploymentSpec
-from roost.runtime.sandbox import bwrap, firewall
+from roost.runtime.sandbox import bwrap, firewall, proc, reveal
 from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
 from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect_here
 from roost.runtime.sandbox.confine import Confinement, Plan
@@ -37,7 +37,6 @@ from roost.runtime.sandbox.uids import UidBook
 log = logging.getLogger("roost.runtime")
 SANDBOX_TMP = Path("/tmp")  # noqa: S108 - inside the sandbox, a private tmpfs
 BUILD_GROUP = "builds"  # never an instance's name: those are random ids
-RUNNER = Path(__file__).parents[1] / "runner.py"  # spawn.RUNNER; spawn imports this package
 OPEN_PORTS = (
     "no firewall: other apps can connect to an instance's port and to the admin API's TCP port, "
     "and other hosts too when an app binds 0.0.0.0"
@@ -55,6 +54,7 @@ class Facilities:
     root: bool = False
     uids: UidBook | None = None
     firewall: str | None = None  # the nftables table closing the instance ports, once installed
+    hide_processes: bool = False  # each app's /proc shows only its own uid's processes
     notes: list[str] = field(default_factory=list)
 
 
@@ -104,6 +104,13 @@ class Sandbox:
         if found.root and s.separate_users:
             found.uids = UidBook(self.home / "uids.json", s.uid_first, s.uid_last)
         self._detect_bwrap(found)
+        if found.uids is not None and found.bwrap is None:
+            reveal.check(s.uid_first, self.home)  # raises rather than start a daemon that fails every deploy
+        if found.uids is not None:
+            why = proc.hiding_works(s.uid_first)
+            found.hide_processes = not why
+            if why:
+                found.notes.append(f"apps can see every process in /proc, the daemon's command line too ({why})")
         if s.seccomp:
             try:
                 found.filter = build_filter()
@@ -209,6 +216,8 @@ class Sandbox:
         parts.append(f"seccomp via libseccomp {f.filter.version}" if f.filter else "no seccomp")
         if f.uids is not None:
             parts.append(f"uids {f.uids.first}-{f.uids.last}")
+        if f.hide_processes:
+            parts.append("/proc shows each app its own processes")
         elif not f.root:
             parts.append(f"apps run as uid {os.geteuid()} (not root: no separate users)")
         if f.firewall is not None:
@@ -277,11 +286,14 @@ class Sandbox:
         plan = Plan(procs=[str(p) for p in group.procs_files()] if group else [], rlimits=self._rlimits(spec, group))
         plan.seccomp = self.facilities.filter.program if self.facilities.filter else None
         plan.netns = self._launcher_netns(spec)
+        plan.hide_processes = self.facilities.hide_processes
         if self.uses_bwrap():
             plan.bwrap = self.facilities.bwrap
             plan.view = self._view(spec, uid)
         else:
             plan.uid = plan.gid = uid
+            if uid is not None:
+                plan.reveal = reveal.paths_for(spec.code_dir, spec.venv_dir, host_tmpdir)
             if uid is not None and host_tmpdir is not None:
                 os.chown(host_tmpdir, uid, uid)  # a microsecond syscall: fine on the loop
         return Confinement(plan, group)
@@ -309,7 +321,7 @@ class Sandbox:
             log.warning('app %s (%s) asks for limits.network = "none": %s', spec.app, spec.deployment, why)
 
     def _view(self, spec: DeploymentSpec, uid: int | None) -> bwrap.View:
-        read_only = [spec.venv_dir, RUNNER]
+        read_only = [spec.venv_dir, reveal.RUNNER]
         prefix = bwrap.interpreter_prefix(spec.venv_dir)
         if prefix is not None:
             read_only.append(prefix)
