@@ -10,7 +10,14 @@ runs give the sandbox's per-instance cost on a cold start.
 nftables table around the instance ports and without it, in alternating rounds (the order
 flips each round), and prints both medians and the median of the rounds' with/without ratios.
 
-Run: .venv/bin/python bench/coldstart.py [SAMPLES] [--no-sandbox] [--firewall]
+`--view` (as root) measures what the launcher's mount namespace adds: the private /proc every app
+gets as root, and (root without bubblewrap) the view that shows an app's uid the interpreter,
+runner, code, venv and TMPDIR when a directory above them is closed to it (the bench's home is
+in a 0700 temporary folder). Interleaved rounds of (b)
+with the apps as their own uid (view) and as root (nothing hidden, no view), bubblewrap off in
+both; a fork inherits its zygote's view, so (a) pays nothing.
+
+Run: .venv/bin/python bench/coldstart.py [SAMPLES] [--no-sandbox | --firewall | --view]
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from roost.runtime.sandbox import SandboxSettings
 SAMPLES = next((int(arg) for arg in sys.argv[1:] if arg.isdigit()), 20)
 SANDBOX = SandboxSettings(enabled="--no-sandbox" not in sys.argv[1:])
 FIREWALL_ROUNDS = 6
+ROUNDS_VIEW = 4
 
 
 async def activate(runtime: LocalRuntime, recorder: Recorder, deployment: DeploymentId) -> float:
@@ -56,13 +64,13 @@ async def activate(runtime: LocalRuntime, recorder: Recorder, deployment: Deploy
 
 
 async def forked(
-    runtime: LocalRuntime, recorder: Recorder, spec: DeploymentSpec, evict: bool, pause: float
+    runtime: LocalRuntime, recorder: Recorder, spec: DeploymentSpec, evict: bool, pause: float, samples_n: int
 ) -> list[float]:
     def count(kind: str) -> int:
         return sum(1 for k, _ in recorder.events if k == kind)
 
     samples = []
-    for sample in range(SAMPLES):
+    for sample in range(samples_n):
         if evict:
             await recorder.until(lambda: count("zygote.evicted") > sample)  # noqa: B023 - awaited at once
         else:
@@ -117,6 +125,7 @@ async def run_runtime(
     deployment: str,
     pause: float = 0.0,
     sandbox: SandboxSettings = SANDBOX,
+    samples: int = SAMPLES,
 ) -> list[float]:
     recorder = Recorder()
     logs = LogBook(home / "logs")
@@ -127,7 +136,7 @@ async def run_runtime(
     try:
         spec = spec_for(venv, deployment)
         await runtime.deploy(spec)
-        return await forked(runtime, recorder, spec, evict=zygote_idle < 1, pause=pause)
+        return await forked(runtime, recorder, spec, evict=zygote_idle < 1, pause=pause, samples_n=samples)
     finally:
         await runtime.close()
         logs.close()
@@ -158,9 +167,66 @@ async def firewall_rounds() -> None:
     print(f"with/without {statistics.median(ratios):.3f} (median of the rounds' ratios of medians)")
 
 
+def launcher_alone(root: Path, venv: Path, rounds: int = 40) -> None:
+    """The launcher starting /bin/true as root with no namespace (the reference), as an app's uid
+    with its private /proc, and with that /proc and the view an instance gets: interleaved
+    rounds, so each one's own cost shows without an app's import around it."""
+    from roost.runtime.sandbox.confine import Confinement, Plan
+    from roost.runtime.sandbox.reveal import paths_for
+
+    (root / "run" / "tmp").mkdir(parents=True, exist_ok=True)
+    reveal = paths_for(EXAMPLE, venv, root / "run" / "tmp" / "i1")
+    plans = {
+        "as root, nothing": Plan(),
+        "own uid, /proc": Plan(uid=200999, gid=200999, hide_processes=True),
+        "own uid, /proc + view": Plan(uid=200999, gid=200999, reveal=reveal, hide_processes=True),
+    }
+    times: dict[str, list[float]] = {name: [] for name in plans}
+    for _ in range(rounds):
+        for name, plan in plans.items():
+            argv = Confinement(plan, None).command(["/bin/true"])
+            started = time.perf_counter()
+            subprocess.run(argv, check=True, cwd="/")
+            times[name].append(time.perf_counter() - started)
+    reference = statistics.median(times["as root, nothing"])
+    for name, samples in times.items():
+        m = statistics.median(samples)
+        print(f"launcher, {name:22} {summary(samples)}  x{m / reference:.3f} ({1000 * (m - reference):+.1f} ms)")
+
+
+async def view_cost() -> None:
+    """(b) as the apps' own uid (the launcher's view) against (b) as root (no view), interleaved."""
+    own, as_root = SandboxSettings(bwrap=False), SandboxSettings(bwrap=False, separate_users=False)
+    per_round = max(1, SAMPLES // ROUNDS_VIEW)
+    with workdir() as tmp:
+        root = Path(tmp)
+        print(f"building the FastAPI example's venv in {root} (mode {os.stat(root).st_mode & 0o777:o}) ...", flush=True)
+        venv = build_venv(root)
+        launcher_alone(root, venv)
+        viewed: list[float] = []
+        plain: list[float] = []
+        for n in range(ROUNDS_VIEW):
+            viewed += await run_runtime(
+                root / f"home-v{n}", venv, 0.05, f"benchv{n:03d}", sandbox=own, samples=per_round
+            )
+            plain += await run_runtime(
+                root / f"home-r{n}", venv, 0.05, f"benchr{n:03d}", sandbox=as_root, samples=per_round
+            )
+            print(
+                f"  round {n + 1}: view {summary(viewed[-per_round:])}   root {summary(plain[-per_round:])}", flush=True
+            )
+    print(f"(b) own uid, launcher's view      {summary(viewed)}")
+    print(f"(b) as root, no view              {summary(plain)}")
+    v, r = statistics.median(viewed), statistics.median(plain)
+    print(f"view/root = {v / r:.3f}   difference of medians {1000 * (v - r):+.1f} ms")
+
+
 async def main() -> None:
     if "--firewall" in sys.argv[1:]:
         await firewall_rounds()
+        return
+    if "--view" in sys.argv[1:]:
+        await view_cost()
         return
     with workdir() as tmp:
         root = Path(tmp)

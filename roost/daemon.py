@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from roost.api import Authenticator, AuthMiddleware, DoorSettings, Identity, create_api, parse_networks
 from roost.applog import LogBook
 from roost.autoscale import Autoscaler, ScaleSpec
-from roost.build import Builder
+from roost.build import Builder, Enclosure, home_id
 from roost.config import body_too_large, with_overrides
 from roost.control import Control, Urls
 from roost.cron import CronRunner
@@ -264,8 +264,14 @@ class Daemon:
         edge = self._edge = Edge(runtime, edge_settings)
         edge.on_recycle = self._spawn_stop
         urls = Urls(domain=s.domain, port=edge_port, scheme="https" if s.tls_cert else "http")
+        builds_group = await asyncio.to_thread(runtime.sandbox.build_group)  # after the sweep of a crashed run's
+        procs = tuple(str(path) for path in builds_group.procs_files()) if builds_group else ()
         builder = Builder(
-            s.home, RUNNER_REQUIREMENTS, cache_dir=s.uv_cache, limit_unpacked_bytes=s.limit_build_unpacked
+            s.home,
+            RUNNER_REQUIREMENTS,
+            cache_dir=s.uv_cache,
+            limit_unpacked_bytes=s.limit_build_unpacked,
+            enclosure=Enclosure(home_id(s.home), procs),
         )
         control = self._control = Control(
             store,

@@ -13,6 +13,7 @@ stable ``code`` for the wire, and the HTTP status the admin API answers with::
     │   └── DaemonAlreadyRunning    409  daemon_running
     ├── BuildFailed                 422  build_failed
     ├── LimitExceeded               429  limit_exceeded
+    ├── NoSpace                     507  no_space
     ├── Unavailable                 503  unavailable
     │   ├── DaemonUnreachable       503  daemon_unreachable
     │   └── PortInUse               503  port_in_use
@@ -24,6 +25,9 @@ same class with :func:`from_wire`. This module imports nothing of Roost.
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
 from typing import ClassVar
 
 
@@ -96,6 +100,39 @@ class BuildFailed(RoostError):
 class LimitExceeded(RoostError):
     code = "limit_exceeded"
     status = 429
+
+
+class NoSpace(RoostError):
+    """The device holding ROOST_HOME is full: build it with `no_space`, which says how full."""
+
+    code = "no_space"
+    status = 507
+
+
+SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_no_space(exc: BaseException) -> bool:
+    """An OSError that means the disk (or the quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in SPACE_ERRNOS
+
+
+def no_space(path: Path) -> NoSpace:
+    """The error for a full device under `path` (anywhere in ROOST_HOME), with what is free now.
+
+    >>> no_space(Path("/")).message.startswith("no space left on the device holding ROOST_HOME (")
+    True
+    """
+    try:
+        stats = os.statvfs(path)
+        free = f"{stats.f_bavail * stats.f_frsize // 2**20} MB free"
+    except OSError:
+        free = "free space unknown"
+    return NoSpace(
+        f"no space left on the device holding ROOST_HOME ({free})",
+        hint="free space on that device (`roost gc` removes old deployments, unused venvs and blobs) "
+        "or move ROOST_HOME to a larger one, then try again",
+    )
 
 
 class Unavailable(RoostError):

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-from roost.errors import LimitExceeded, NotFound, UsageError
+from roost.errors import LimitExceeded, NotFound, UsageError, is_no_space, no_space
 
 DIGEST_RE = re.compile(r"sha256:([0-9a-f]{64})")
 DIGEST_FORM = "'sha256:' followed by 64 lowercase hex digits"
@@ -75,19 +75,26 @@ class Registry:
         """Store the bytes of `chunks` as `digest` and return the blob's path.
 
         Raises UsageError when the bytes do not hash to `digest` (nothing is
-        kept) and LimitExceeded past `limit_blob_bytes`. Storing a blob that
-        exists already is harmless.
+        kept), LimitExceeded past `limit_blob_bytes` and NoSpace when the disk
+        fills (nothing is kept either). Storing a blob that exists already is harmless.
         """
         final = self._blob_path(digest)
-        handle, temp = await asyncio.to_thread(self._open_temp, final.name)
+        try:
+            handle, temp = await asyncio.to_thread(self._open_temp, final.name)
+        except OSError as exc:
+            if is_no_space(exc):
+                raise no_space(self.root) from exc
+            raise
         hasher = hashlib.sha256()
         try:
             await self._receive(chunks, handle, hasher, digest)
             await asyncio.to_thread(_seal, handle)
             _check_digest(hasher, digest)
             await asyncio.to_thread(_publish, temp, final)
-        except BaseException:
+        except BaseException as exc:
             await asyncio.to_thread(_discard, handle, temp)
+            if is_no_space(exc):
+                raise no_space(self.root) from exc
             raise
         return final
 
@@ -187,8 +194,12 @@ def _publish(temp: Path, final: Path) -> None:
 
 
 def _discard(handle: BinaryIO, temp: Path) -> None:
-    handle.close()
-    temp.unlink(missing_ok=True)
+    """Close and remove a failed upload; closing flushes, which fails again on a full disk."""
+    try:
+        with contextlib.suppress(OSError):
+            handle.close()
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 async def _file_chunks(src: Path) -> AsyncGenerator[bytes, None]:

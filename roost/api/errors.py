@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from roost.errors import RoostError
+from roost.errors import RoostError, is_no_space, no_space
 
 log = logging.getLogger("roost.api")
 
@@ -44,6 +44,9 @@ def install_error_handlers(api: FastAPI) -> None:
 
     @api.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_no_space(exc):  # a write no use case translated (the store, a log): still the disk's fault
+            full = no_space(request.app.state.control.home)
+            return JSONResponse(full.to_wire(), status_code=full.status)
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         body = {
             "error": "internal",

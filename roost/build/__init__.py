@@ -4,6 +4,7 @@ What others may use is exported here. Imports the leaves, the registry and applo
 
 from roost.build.builder import Builder, BuildOutput, BuildRequest, BuildStep, step_line
 from roost.build.deps import Dependencies, DependencyKind, find_dependencies, venv_key
+from roost.build.enclosure import Enclosure, home_id
 from roost.build.unpack import LIMIT_MEMBERS, LIMIT_UNPACKED_BYTES, UnpackStats, unpack_archive
 
 __all__ = [
@@ -15,8 +16,10 @@ __all__ = [
     "Builder",
     "Dependencies",
     "DependencyKind",
+    "Enclosure",
     "UnpackStats",
     "find_dependencies",
+    "home_id",
     "step_line",
     "unpack_archive",
     "venv_key",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import secrets
 import sys
 import time
@@ -15,16 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roost.build.deps import Dependencies, DependencyKind, find_dependencies, venv_key
+from roost.build.enclosure import Enclosure, home_id
 from roost.build.fs import in_thread, remove_tree, replace_dir
 from roost.build.install import Toolchain, compile_code, create_venv, python_version
 from roost.build.process import build_env, uv_binary
 from roost.build.unpack import LIMIT_MEMBERS, LIMIT_UNPACKED_BYTES, UnpackStats, unpack_archive
 from roost.build.venv import GRACE_SECONDS, VenvCache
 from roost.config import human_size
-from roost.errors import BuildFailed, UsageError
+from roost.errors import BuildFailed, UsageError, is_no_space, no_space
 from roost.model import APP_NAME_RE, DEPLOYMENT_ID_RE, is_valid_app_name
 
 Log = Callable[[str], None]
+logger = logging.getLogger("roost.build")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +91,8 @@ class Builder:
     """Builds deployments under `home`: `deployments/<app>/<deployment>/code`, `venvs/<key>`, `cache/uv`.
 
     `python` is the interpreter venvs are made from; `cache_dir` moves uv's
-    cache elsewhere (tests share one across homes).
+    cache elsewhere (tests share one across homes); `enclosure` marks every build
+    subprocess (and puts it in the builds' cgroup) so a restart can kill what a crash left.
 
     Example::
 
@@ -107,6 +111,7 @@ class Builder:
         limit_unpacked_bytes: int = LIMIT_UNPACKED_BYTES,
         limit_members: int = LIMIT_MEMBERS,
         cache_dir: Path | None = None,
+        enclosure: Enclosure | None = None,
     ) -> None:
         self.home = home
         self.runner_requirements = tuple(runner_requirements)
@@ -115,6 +120,7 @@ class Builder:
         self.limit_unpacked_bytes = limit_unpacked_bytes
         self.limit_members = limit_members
         self.cache_dir = cache_dir or home / "cache" / "uv"
+        self.enclosure = enclosure or Enclosure(home_id(home))
         self._venvs = VenvCache(home / "venvs")
         self._slots = asyncio.Semaphore(max_parallel)
         self._toolchain: Toolchain | None = None
@@ -132,7 +138,7 @@ class Builder:
         """Build one deployment, reporting progress to `log` one line at a time.
 
         Waits for a free build slot first. Raises BuildFailed, with uv's own
-        error for a failed install; whatever happens, nothing half-built is
+        error for a failed install, and NoSpace when the disk fills; whatever happens, nothing half-built is
         left at the final paths. Cancelling it stops its subprocesses.
         """
         code_dir = self.deployment_dir(request.app, request.deployment) / "code"
@@ -158,8 +164,10 @@ class Builder:
             with steps.step("compile"):
                 await self._compile(venv, staging, code_dir, toolchain, log)
             await in_thread(replace_dir, staging, code_dir)
-        except BaseException:
+        except BaseException as exc:
             await in_thread(remove_tree, staging)
+            if is_no_space(exc):  # the unpack, a venv, a move or the build log filled the disk
+                raise no_space(self.home) from exc
             raise
         seconds = time.monotonic() - started
         log(f"==> done in {seconds:.1f}s")
@@ -169,7 +177,13 @@ class Builder:
         """Remove what builds cut short by a daemon crash left beside deployments' code: `.code-*`
         staging trees (never served: only a finished build is moved to `code`) and `.trash-*`
         trees whose removal was under way. Call it before any build starts (daemon recovery);
-        returns what it removed."""
+        returns what it removed.
+
+        The build processes of the crashed run (uv, compileall and its workers, re-parented to
+        pid 1) are killed first: alive, they would write a removed staging tree back."""
+        killed = await asyncio.to_thread(self.enclosure.kill_stragglers)
+        if killed:
+            logger.warning("killed %d build process(es) of an earlier run: %s", len(killed), killed)
         root = self.home / "deployments"
         found = await asyncio.to_thread(
             lambda: sorted([*root.glob("*/*/.code-*"), *root.glob("*/*/.trash-*")]) if root.is_dir() else []
@@ -184,7 +198,8 @@ class Builder:
                 uv = uv_binary()
             except FileNotFoundError as exc:
                 raise BuildFailed("the uv binary is missing", hint="reinstall Roost: uv comes with it") from exc
-            self._toolchain = Toolchain(uv=uv, python=self.python, env=build_env(self.cache_dir))
+            env = build_env(self.cache_dir)
+            self._toolchain = Toolchain(uv=uv, python=self.python, env=env, enclosure=self.enclosure)
         return self._toolchain
 
     async def _unpack(self, archive: Path, staging: Path, log: Log) -> UnpackStats:
@@ -226,7 +241,7 @@ class Builder:
 
     async def _compile(self, venv: Path, staging: Path, code_dir: Path, toolchain: Toolchain, log: Log) -> None:
         log("==> compiling bytecode")
-        if not await compile_code(venv, staging, code_dir, toolchain.env, log):
+        if not await compile_code(venv, staging, code_dir, toolchain, log):
             log("    warning: some files did not compile (above); the build check shows whether the app starts")
 
     async def remove_deployment(self, app: str, deployment: str) -> int:

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roost.build.deps import Dependencies, DependencyKind
+from roost.build.enclosure import Enclosure
 from roost.build.process import Completed, error_summary, run
-from roost.errors import BuildFailed
+from roost.errors import BuildFailed, no_space
 
 LOCKED_REQUIREMENTS = "roost-locked-requirements.txt"  # kept in the venv: a record of what the lock installed
 INSTALL_HINTS = {
@@ -20,6 +21,7 @@ INSTALL_HINTS = {
     DependencyKind.REQUIREMENTS: "fix requirements.txt: every name and version must exist on the package index",
     DependencyKind.NONE: "Roost's runner could not be installed: check that the daemon reaches the package index",
 }
+UV_NO_SPACE = "(os error 28)"  # how uv (Rust's io::Error) prints ENOSPC
 HINT_PYTHON = "give the builder a working Python interpreter (3.11 or later)"
 
 Log = Callable[[str], None]
@@ -32,6 +34,7 @@ class Toolchain:
     uv: str
     python: str
     env: Mapping[str, str]
+    enclosure: Enclosure | None = None  # marks and groups every subprocess, for recovery after a crash
 
 
 def venv_python(venv: Path) -> Path:
@@ -45,7 +48,9 @@ async def python_version(toolchain: Toolchain) -> str:
     lines: list[str] = []
     argv = [toolchain.python, "-c", "import sys; print(sys.version)"]
     try:
-        completed = await run(argv, cwd=Path("/"), env=toolchain.env, log=lines.append, prefix="")
+        completed = await run(
+            argv, cwd=Path("/"), env=toolchain.env, enclosure=toolchain.enclosure, log=lines.append, prefix=""
+        )
     except OSError as exc:
         raise BuildFailed(
             f"the builder's interpreter {toolchain.python} cannot start: {exc.strerror}", hint=HINT_PYTHON
@@ -72,7 +77,8 @@ async def create_venv(
     change a version the app pinned; a conflict fails the build instead.
     """
     argv = [toolchain.uv, "venv", "--quiet", "--relocatable", "--python", toolchain.python, str(venv)]
-    completed = await run(argv, cwd=venv.parent, env=toolchain.env, log=log)
+    completed = await run(argv, cwd=venv.parent, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
+    _check_space(completed, venv.parent)
     if not completed.ok:
         raise BuildFailed(
             f"uv could not create a virtual environment with {toolchain.python}: {error_summary(completed.tail)}",
@@ -82,7 +88,10 @@ async def create_venv(
     if not sources and not runner_requirements:
         return
     argv = [toolchain.uv, "pip", "install", "--python", str(venv_python(venv)), "--compile-bytecode"]
-    completed = await run([*argv, *sources, *runner_requirements], cwd=code_dir, env=toolchain.env, log=log)
+    completed = await run(
+        [*argv, *sources, *runner_requirements], cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log
+    )
+    _check_space(completed, venv.parent)
     _check_install(completed, dependencies)
 
 
@@ -104,12 +113,18 @@ async def _export_lock(toolchain: Toolchain, venv: Path, code_dir: Path, log: Lo
         toolchain.uv, "export", "--quiet", "--frozen", "--no-hashes", "--no-dev", "--no-emit-project",
         "--no-header", "--python", toolchain.python, "--output-file", str(exported),
     ]  # fmt: skip
-    completed = await run(argv, cwd=code_dir, env=toolchain.env, log=log)
+    completed = await run(argv, cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
     if not completed.ok:
         raise BuildFailed(
             f"uv could not read uv.lock: {error_summary(completed.tail)}", hint=INSTALL_HINTS[DependencyKind.LOCK]
         )
     return exported
+
+
+def _check_space(completed: Completed, where: Path) -> None:
+    """A uv that failed for a full disk is not the app's fault: NoSpace, not BuildFailed."""
+    if not completed.ok and any(UV_NO_SPACE in line for line in completed.tail):
+        raise no_space(where)
 
 
 def _check_install(completed: Completed, dependencies: Dependencies) -> None:
@@ -121,7 +136,7 @@ def _check_install(completed: Completed, dependencies: Dependencies) -> None:
     )
 
 
-async def compile_code(venv: Path, code_dir: Path, final_dir: Path, env: Mapping[str, str], log: Log) -> bool:
+async def compile_code(venv: Path, code_dir: Path, final_dir: Path, toolchain: Toolchain, log: Log) -> bool:
     """Compile the app's code with the venv's own python, so a read-only code dir never writes __pycache__.
 
     The paths inside the bytecode name `final_dir`, where the code will live.
@@ -129,7 +144,7 @@ async def compile_code(venv: Path, code_dir: Path, final_dir: Path, env: Mapping
     the build check, not this step, decides whether that matters.
     """
     argv = [str(venv_python(venv)), "-m", "compileall", "-q", "-j", "0", "-d", str(final_dir), str(code_dir)]
-    completed = await run(argv, cwd=code_dir, env=env, log=log)
+    completed = await run(argv, cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
     return completed.ok
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from uv import find_uv_bin
 
+from roost.build.enclosure import Enclosure
+
 READ_BYTES = 64 * 1024
 TAIL_LINES = 60
 LIMIT_ERROR_CHARS = 1500
@@ -70,13 +72,22 @@ def build_env(cache_dir: Path, base: Mapping[str, str] | None = None) -> dict[st
 
 
 async def run(
-    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Callable[[str], None], prefix: str = "    "
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log: Callable[[str], None],
+    prefix: str = "    ",
+    enclosure: Enclosure | None = None,
 ) -> Completed:
     """Run `argv`, passing each line it prints (stdout and stderr) to `log`.
 
     Returns its exit status and last lines; does not raise for a non-zero
-    status. Cancelled, it kills the whole process group and reaps it.
+    status. Cancelled, it kills the whole process group and reaps it. With an
+    `enclosure`, it runs marked and in the builds' cgroup, for recovery after a crash.
     """
+    if enclosure is not None:
+        argv, env = enclosure.wrap(argv), {**env, **enclosure.environ()}
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,

@@ -1,5 +1,6 @@
 """Safe unpack of a deployment's archive. Refuses, naming the member, anything that could write outside
-the tree or fill the disk: absolute paths, `..`, escaping links, devices, too many members or bytes.
+the tree or fill the disk: absolute paths, `..`, escaping links, devices, too many members or bytes,
+NUL bytes and header numbers (PAX size, mtime) no file system could hold.
 Blocking: run it in a thread.
 """
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import shutil
 import tarfile
@@ -16,11 +18,12 @@ from pathlib import Path
 from typing import IO, cast
 
 from roost.config import human_size
-from roost.errors import BuildFailed
+from roost.errors import BuildFailed, is_no_space, no_space
 
 LIMIT_UNPACKED_BYTES = 1024**3
 LIMIT_MEMBERS = 100_000
 CHUNK = 1024 * 1024
+LIMIT_MTIME = 2**40  # seconds either side of 1970: tens of thousands of years, far below any overflow
 HEADER_BYTES_PER_MEMBER = 2048  # a header, a long-name record and padding, generously
 GZIP_MAGIC = b"\x1f\x8b"
 HINT_HOSTILE = "push the app with `roost push`, which packs only plain files, folders and links inside the folder"
@@ -78,11 +81,31 @@ def check_link_target(name: str, target: str) -> None:
     """A symlink must be relative and, read from where it lies, stay inside the tree."""
     if not target:
         raise _hostile(name, "is a symlink with no target")
+    if "\x00" in target:
+        raise _hostile(name, "is a symlink whose target holds a NUL byte")
     if os.path.isabs(target):
         raise _hostile(name, f"is a symlink to the absolute path {target!r}")
     resolved = os.path.normpath(os.path.join(os.path.dirname(name), target))
     if resolved == ".." or resolved.startswith("../"):
         raise _hostile(name, f"is a symlink to {target!r}, outside the app folder")
+
+
+def _too_big(name: str, limit_unpacked_bytes: int) -> BuildFailed:
+    return BuildFailed(
+        f"the archive unpacks to more than {human_size(limit_unpacked_bytes)} (reached at {name!r})", hint=HINT_SIZE
+    )
+
+
+def check_header(name: str, member: tarfile.TarInfo, limit_unpacked_bytes: int) -> None:
+    """Header numbers a PAX record can set to anything: a size beyond the limit (the stream would
+    be skipped for ever) or below zero, a time no clock can hold (1e300, nan)."""
+    if member.size < 0:
+        raise _hostile(name, f"declares a negative size ({member.size})")
+    if member.size > limit_unpacked_bytes:
+        raise _too_big(name, limit_unpacked_bytes)
+    mtime = member.mtime
+    if not (math.isfinite(mtime) and abs(mtime) <= LIMIT_MTIME):
+        raise _hostile(name, f"has the modification time {mtime!r}, which is no real date")
 
 
 class _Extractor:
@@ -103,6 +126,7 @@ class _Extractor:
         if name in self.explicit:
             raise _hostile(name, "appears twice in the archive")
         self.explicit.add(name)
+        check_header(name, member, self.limit_unpacked_bytes)
         self._make_parents(name)
         if member.isdir():
             self._add_dir(name)
@@ -157,7 +181,7 @@ class _Extractor:
     def _add_file(self, tar: tarfile.TarFile, member: tarfile.TarInfo, name: str) -> None:
         self._check_free(name)
         if self.unpacked + member.size > self.limit_unpacked_bytes:
-            raise self._too_big(name)
+            raise _too_big(name, self.limit_unpacked_bytes)
         source = tar.extractfile(member)
         if source is None:
             raise _hostile(name, "has no readable content")
@@ -167,7 +191,7 @@ class _Extractor:
             while chunk := source.read(CHUNK):
                 self.unpacked += len(chunk)
                 if self.unpacked > self.limit_unpacked_bytes:
-                    raise self._too_big(name)
+                    raise _too_big(name, self.limit_unpacked_bytes)
                 target.write(chunk)
             os.fchmod(target.fileno(), mode)
         os.utime(self.dest / name, (member.mtime, member.mtime), follow_symlinks=False)
@@ -177,12 +201,6 @@ class _Extractor:
     def _check_free(self, name: str) -> None:
         if name in self.kinds:
             raise _hostile(name, "appears twice in the archive")
-
-    def _too_big(self, name: str) -> BuildFailed:
-        return BuildFailed(
-            f"the archive unpacks to more than {human_size(self.limit_unpacked_bytes)} (reached at {name!r})",
-            hint=HINT_SIZE,
-        )
 
     def check_links_stay_inside(self) -> None:
         """Chains of links can leave the tree even when each link alone does not: resolve them all."""
@@ -255,6 +273,8 @@ def _unpack(archive: Path, dest: Path, limit_unpacked_bytes: int, limit_members:
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise BuildFailed(f"the archive is not a valid .tar.gz: {exc}", hint="run `roost push` again") from exc
     except OSError as exc:
+        if is_no_space(exc):
+            raise no_space(dest.parent) from exc
         raise BuildFailed(
             f"cannot unpack the archive: {exc}", hint="check the free space under the Roost home"
         ) from exc

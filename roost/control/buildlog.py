@@ -8,13 +8,16 @@ readers find them.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from roost.applog import LogBook
+from roost.errors import is_no_space
 from roost.model import AppName, DeploymentId
 
 LIMIT_LINES = 5000
+logger = logging.getLogger("roost.control")
 
 
 class BuildLog:
@@ -30,11 +33,16 @@ class BuildLog:
         self._changed = asyncio.Event()
 
     def line(self, text: str) -> None:
-        """Record one line (called on the loop by the builder and the build check)."""
+        """Record one line (called on the loop by the builder and the build check). On a full
+        disk the line still reaches the followers (`roost push`), only the app's log misses it."""
         for part in text.rstrip("\n").split("\n"):
             if len(self.lines) < LIMIT_LINES:
                 self.lines.append(part)
-            self._logs.write(self.app, self.deployment, "build", part)
+            try:
+                self._logs.write(self.app, self.deployment, "build", part)
+            except OSError as exc:
+                if not is_no_space(exc):
+                    raise
         self._wake()
 
     def _wake(self) -> None:
@@ -43,10 +51,18 @@ class BuildLog:
         self._changed = asyncio.Event()
 
     async def finish(self) -> None:
+        """Save the lines and release the followers, who are released even when a full disk
+        keeps `build.log` from being written (they have every line already)."""
         text = "\n".join(self.lines) + "\n"
-        await asyncio.to_thread(self._save, text)
-        self.done = True
-        self._wake()
+        try:
+            await asyncio.to_thread(self._save, text)
+        except OSError as exc:
+            if not is_no_space(exc):
+                raise
+            logger.warning("build log of %s not saved: %s", self.deployment, exc)
+        finally:
+            self.done = True
+            self._wake()
 
     def _save(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from roost.config import build_config, validate
 from roost.control.buildlog import BuildLog, BuildLogs
 from roost.control.core import check_app_name
 from roost.control.env import EnvUseCases
-from roost.errors import BuildFailed, ConfigError, Conflict, NotFound, UsageError
+from roost.errors import BuildFailed, ConfigError, Conflict, NoSpace, NotFound, UsageError
 from roost.model import (
     AppConfig,
     AppName,
@@ -79,7 +79,7 @@ class DeployUseCases(EnvUseCases):
         try:
             spec = await self._build(deployment, build_log)
             await self._check(spec, build_log)
-        except BuildFailed as exc:
+        except (BuildFailed, NoSpace) as exc:
             await self._fail(deployment, build_log, exc.message, exc.hint, time.monotonic() - started)
             return
         except Exception as exc:

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from roost.errors import StoreError
+from roost.errors import StoreError, no_space
 from roost.store.schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -122,10 +122,11 @@ class Database:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(conn)
+                conn.execute("COMMIT")  # may fail too (a full disk): then undone like the rest
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite ends it itself on some errors (SQLITE_FULL): nothing to undo then
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             return result
 
         return await self._submit(transaction)
@@ -140,4 +141,6 @@ class Database:
         try:
             return await loop.run_in_executor(self._executor, fn)
         except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:  # "database or disk is full"
+                raise no_space(self.path.parent) from exc
             raise StoreError(f"store error: {exc}", hint=f"check the database at {self.path}") from exc

@@ -24,13 +24,15 @@ from typing import Any
 import httpx
 import pytest
 
+from roost.build import home_id
 from roost.runtime.sandbox import firewall
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 REPO = Path(__file__).resolve().parents[2]
-# One uv cache for every test daemon: each test's home is new, its wheels need not be.
-UV_CACHE = Path(tempfile.gettempdir()) / "roost-tests-uv-cache"
+# One uv cache for every test daemon: each test's home is new, its wheels need not be. One per
+# user: another user's (root's) cache is not writable, and sharing it would mix owners.
+UV_CACHE = Path(tempfile.gettempdir()) / f"roost-tests-uv-cache-{os.getuid()}"
 
 
 def base_env(home: Path) -> dict[str, str]:
@@ -124,7 +126,7 @@ class Daemon:
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
-        for pid in leftover_instances(self.home):
+        for pid in leftover_instances(self.home) + leftover_builds(self.home):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         for stream in (self.proc.stdout, self.proc.stderr):
@@ -160,6 +162,23 @@ def leftover_instances(home: Path) -> list[int]:
         except OSError:
             continue
         if marker in environ or marker in cmdline or cwd.startswith(marker):
+            found.append(int(entry.name))
+    return found
+
+
+def leftover_builds(home: Path) -> list[int]:
+    """Live build subprocesses (uv, compileall and what they started) of `home`: its ROOST_BUILD
+    mark in their environment."""
+    found: list[int] = []
+    mark = f"ROOST_BUILD={home_id(home)}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if mark in environ:
             found.append(int(entry.name))
     return found
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -12,7 +13,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,7 +22,10 @@ import httpx
 import pytest
 
 from roost.api.throttle import LOCKOUT_AFTER
-from tests.e2e.harness import REPO, Daemon, base_env, launch, run_cli, running, spawn
+from roost.cli.client import Client, Target
+from roost.errors import DaemonUnreachable
+from tests.another_user import NOBODY, as_user
+from tests.e2e.harness import Daemon, launch, run_cli, running, spawn
 
 PASSWORD = "correct horse battery"
 
@@ -104,29 +109,39 @@ def test_unix_socket_is_owner_only(tmp_path: Path) -> None:
             assert stat.S_IMODE((home / "roost.sock").stat().st_mode) == 0o600
             os.chmod(home, 0o711)  # noqa: S103 - as the sandbox leaves it for app uids: the socket alone guards
             assert daemon.cli("list", url=False).returncode == 0
-            other = subprocess.run(
-                [
-                    "setpriv",
-                    "--reuid=65534",
-                    "--regid=65534",
-                    "--clear-groups",
-                    sys.executable,
-                    "-m",
-                    "roost",
-                    "--url",
-                    f"unix://{home / 'roost.sock'}",
-                    "list",
-                ],
-                env={**base_env(home), "HOME": "/tmp"},
-                capture_output=True,
-                text=True,
-                timeout=60,
-                cwd=str(REPO),
-            )
-            assert other.returncode == 1, other.stdout
-            assert "not allowed to use the daemon's socket" in other.stderr
+            # the CLI's client, built here (it reads CA files) and used once as us, so every import is done:
+            # uid 65534 acts in a forked child and needs nothing of the checkout (which may sit in a 0700 folder)
+            warm, fresh = (Client(Target("http://roost", home / "roost.sock")) for _ in range(2))
+            assert warm.request("GET", "/v1/apps") == []
+            warm.close()
+
+            def list_apps() -> str:  # on a client with no connection yet: it must connect as 65534
+                try:
+                    return f"answered {fresh.request('GET', '/v1/apps')}"
+                except DaemonUnreachable as exc:
+                    return str(exc)
+
+            assert "not allowed to use the daemon's socket" in refused_to_another_user(home / "roost.sock", list_apps)
+            fresh.close()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def refused_to_another_user(sock: Path, act: Callable[[], str]) -> str:
+    """`act()` as uid 65534 when we are root; as another user, ourselves with the socket made
+    mode 0 (there is no other uid to be, and the owner is refused the same way then)."""
+    if os.geteuid() == 0:
+        return as_user(NOBODY, act)
+    sock.chmod(0)
+    try:
+        with warnings.catch_warnings():
+            # httpcore leaves the socket of a refused Unix connect to the garbage collector
+            warnings.simplefilter("ignore", ResourceWarning)
+            said = act()
+            gc.collect()
+        return said
+    finally:
+        sock.chmod(0o600)
 
 
 def test_require_password_closes_the_socket(home: Path) -> None:

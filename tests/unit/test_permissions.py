@@ -10,10 +10,8 @@ import pwd
 import shutil
 import sqlite3
 import stat
-import subprocess
-import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ import pytest
 from roost.registry import Registry
 from roost.runtime.sandbox.permissions import open_for
 from roost.store.db import connect
+from tests.another_user import as_user
 
 APP_A, APP_B = 61_001, 61_002  # uids no account uses (checked below)
 
@@ -65,9 +64,10 @@ def test_blobs_are_owner_only(tmp_path: Path) -> None:
 
 @pytest.fixture
 def home() -> Iterator[Path]:
-    """A daemon's home as `roost serve` leaves it (0700), with two apps and a shared venv, under /tmp
-    (open_for opens the directories above it; pytest's own tmp_path must not be changed)."""
+    """A daemon's home as `roost serve` leaves it (0700), with two apps and a shared venv, in a
+    directory anyone may enter, as /var/lib is (above a closed one the launcher's view is needed)."""
     base = Path(tempfile.mkdtemp(prefix="roost-perm-", dir="/tmp"))
+    base.chmod(0o755)
     try:
         home = base / "home"
         for relative in ("deployments/a/d1/code/pkg", "deployments/b/d2/code", "venvs/k1/bin"):
@@ -84,38 +84,29 @@ def home() -> Iterator[Path]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def run_as(uid: int, code: str) -> str:
-    """`code` in a python running as `uid` (gid `uid`, no other groups); prints what it found."""
-    argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", sys.executable, "-I", "-c", code]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, cwd="/", env={"PATH": "/usr/bin:/bin"})
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
-PROBE = """
-import os
-def can(action):
+def can(action: Callable[[], object]) -> str:
     try:
         action()
         return "yes"
     except PermissionError:
         return "no"
-home = {home!r}
-print(" ".join(
-    can(action) for action in (
-        lambda: open(home + "/deployments/a/d1/code/pkg/main.py").read(),
-        lambda: open(home + "/deployments/b/d2/code/main.py").read(),
-        lambda: open(home + "/venvs/k1/bin/tool").read(),
+
+
+def probe(home: str) -> str:
+    """What an app's uid may do in `home` (run as that uid by as_user)."""
+    actions: list[Callable[[], object]] = [
+        lambda: Path(home, "deployments/a/d1/code/pkg/main.py").read_text(),
+        lambda: Path(home, "deployments/b/d2/code/main.py").read_text(),
+        lambda: Path(home, "venvs/k1/bin/tool").read_text(),
         lambda: os.listdir(home),
         lambda: os.listdir(home + "/deployments"),
         lambda: os.listdir(home + "/deployments/a"),
-        lambda: open(home + "/roost.db").read(),
-    )
-))
-"""
+        lambda: Path(home, "roost.db").read_text(),
+    ]
+    return " ".join(can(action) for action in actions)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv(1)")
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can act as the apps' uids")
 def test_an_app_uid_reaches_its_own_code_and_nothing_else(home: Path) -> None:
     for uid in (APP_A, APP_B):
         with pytest.raises(KeyError):
@@ -130,12 +121,21 @@ def test_an_app_uid_reaches_its_own_code_and_nothing_else(home: Path) -> None:
     assert mode(home / "venvs/k1/bin/tool") & 0o007 == 0o005  # a venv is shared: open to all, read-only
     assert mode(home / "roost.db") == 0o600
 
-    probe = PROBE.format(home=str(home))
-    #                            own code, other's code, venv, ls home, ls deployments, ls own app, store
-    assert run_as(APP_A, probe) == "yes no yes no no no no"
-    assert run_as(APP_B, probe) == "no yes yes no no no no"
+    #                                           own code, other's code, venv, ls home, ls deployments, ls own app, store
+    assert as_user(APP_A, lambda: probe(str(home))) == "yes no yes no no no no"
+    assert as_user(APP_B, lambda: probe(str(home))) == "no yes yes no no no no"
 
 
+def test_directories_above_the_home_are_never_changed(home: Path) -> None:
+    """A home under a private folder (root's own, or a 0700 temporary one) stays private: the
+    launcher shows an app its paths through a view instead (tests/unit/sandbox/test_reveal.py)."""
+    home.parent.chmod(0o700)
+    open_for(home / "deployments/a/d1/code", home / "venvs/k1", home, APP_A)
+    assert mode(home.parent) == 0o700
+    assert mode(home) & 0o077 == 0o001
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="open_for gives code to an app's gid: root only, as Roost uses it")
 def test_files_linked_from_elsewhere_are_never_narrowed(home: Path) -> None:
     """uv hard-links a venv's files from its cache: narrowing one link would narrow the cache's
     file and every other venv's, and an app of another uid could no longer import it."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from roost.errors import Conflict, NotFound, StoreError
+from roost.errors import Conflict, NoSpace, NotFound, StoreError
 from roost.model import AppConfig, AppName, DeploymentId, DeploymentStatus, DesiredState, Mode, TrafficEntry
 from roost.store import Store
 from roost.store.schema import MIGRATIONS
@@ -212,3 +212,14 @@ async def test_sigkill_mid_writes_keeps_every_acknowledged_app(tmp_path: Path) -
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+async def test_a_full_database_is_no_space_not_a_store_error(store: Store) -> None:
+    pages = await store._db.read(lambda conn: conn.execute("PRAGMA page_count").fetchone()[0])
+    await store._db.read(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages + 2}"))
+    with pytest.raises(NoSpace, match="no space left on the device holding ROOST_HOME"):
+        for n in range(100):
+            await store.add_event(None, "filler", "x" * 4096 + str(n), {})
+    await store._db.read(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages + 1000}"))
+    await store.add_event(None, "after", "room again: no transaction was left open", {})
+    assert (await store.list_events(limit=1))[0].kind == "after"

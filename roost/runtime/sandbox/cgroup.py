@@ -119,9 +119,12 @@ class CgroupV2:
         self.name = directory.name
 
     @classmethod
-    def create(cls, directory: Path, limits: GroupLimits) -> CgroupV2:
+    def create(cls, directory: Path, limits: GroupLimits | None) -> CgroupV2:
+        """A new group at `directory`; `limits` None leaves the parent's."""
         directory.mkdir()
         group = cls(directory)
+        if limits is None:
+            return group
         try:
             _write(directory / "memory.max", str(limits.memory))
             if (directory.parent / "memory.swap.max").exists():  # swap accounting on (the parent is never the root)
@@ -172,14 +175,16 @@ class CgroupV1:
         self.name = next(iter(self.directories.values())).name
 
     @classmethod
-    def create(cls, directories: Mapping[str, Path], limits: GroupLimits) -> CgroupV1:
+    def create(cls, directories: Mapping[str, Path], limits: GroupLimits | None) -> CgroupV1:
+        """A new group in each controller; `limits` None leaves the parent's."""
         group = cls(directories)
         made: list[Path] = []
         try:
             for directory in directories.values():
                 directory.mkdir()
                 made.append(directory)
-            group._limit(limits)
+            if limits is not None:
+                group._limit(limits)
         except BaseException:
             _rmdir(made)
             raise

@@ -60,8 +60,9 @@ class Hierarchy:
             return [CgroupV1({c: parent / n for c, parent in self.parents.items()}) for n in sorted(names)]
         return []
 
-    def create(self, name: str, limits: GroupLimits) -> Cgroup:
-        """A new group `name` under Roost's parent with `limits` applied. Raises OSError."""
+    def create(self, name: str, limits: GroupLimits | None) -> Cgroup:
+        """A new group `name` under Roost's parent with `limits` applied (None: the parent's).
+        Raises OSError."""
         if self.version is CgroupVersion.V2:
             return CgroupV2.create(self.parents[""] / name, limits)
         if self.version is CgroupVersion.V1:

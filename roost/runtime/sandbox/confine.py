@@ -35,6 +35,8 @@ class Plan:
     gid: int | None = None
     seccomp: bytes | None = None
     netns: bool = False  # a private network namespace, made by the launcher (no bwrap, root)
+    reveal: list[tuple[str, bool]] = field(default_factory=list)  # (path, writable) the uid must reach (no bwrap)
+    hide_processes: bool = False  # a /proc with hidepid=invisible (root, apps as their own uids)
     bwrap: str | None = None  # the binary, when the command runs inside a bwrap view
     view: View | None = None
 
@@ -81,6 +83,8 @@ class Confinement:
             "gid": plan.gid,
             "seccomp_fd": seccomp_fd,
             "netns": plan.netns,
+            "reveal": plan.reveal,
+            "hide_processes": plan.hide_processes,
             "argv": target,
         }
         return [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(launch, separators=(",", ":"))]

@@ -1,7 +1,9 @@
 """Root without bubblewrap: the app's own uid must read its deployment's code and venv from the
-host's filesystem, and nothing else of Roost's home. Directories on the way become traversable
-by others (o+x) and, inside the home, never listable (no r, no w for group and others), so no
-app can find another's paths. The code is given to the app's group (g+rX, nothing for others).
+host's filesystem, and nothing else of Roost's home. Directories on the way inside the home become
+traversable by others (o+x) but never listable (no r, no w for group and others), so no app can
+find another's paths. Directories above the home are never changed: when one is closed to the
+app's uid, the launcher shows the app its paths through a private view (see reveal.py).
+The code is given to the app's group (g+rX, nothing for others).
 A venv is only ever opened (o+rX), never narrowed or chowned: uv hard-links its files from its
 cache, so a mode set on one venv's file is set on that inode in the cache and in every other
 venv that links it; and a venv holds only what its dependency files name, shared by every app
@@ -41,8 +43,6 @@ def _open_parents(path: Path, home: Path) -> None:
     for parent in reversed(path.parents):
         if parent == home or home in parent.parents:
             _set(parent, add=stat.S_IXOTH, remove=GROUP_OTHER_RW)
-        else:
-            _set(parent, add=stat.S_IXOTH)
 
 
 def _walk(path: Path, apply: Callable[[Path, bool], None]) -> None:

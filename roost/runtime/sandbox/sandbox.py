@@ -25,7 +25,7 @@ from pathlib import Path
 from roost.model import LimitsConfig, Network
 from roost.runtime.ports import PortBook
 from roost.runtime.protocol import DeploymentSpec
-from roost.runtime.sandbox import bwrap, firewall
+from roost.runtime.sandbox import bwrap, firewall, proc, reveal
 from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
 from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect_here
 from roost.runtime.sandbox.confine import Confinement, Plan
@@ -36,7 +36,7 @@ from roost.runtime.sandbox.uids import UidBook
 
 log = logging.getLogger("roost.runtime")
 SANDBOX_TMP = Path("/tmp")  # noqa: S108 - inside the sandbox, a private tmpfs
-RUNNER = Path(__file__).parents[1] / "runner.py"  # spawn.RUNNER; spawn imports this package
+BUILD_GROUP = "builds"  # never an instance's name: those are random ids
 OPEN_PORTS = (
     "no firewall: other apps can connect to an instance's port and to the admin API's TCP port, "
     "and other hosts too when an app binds 0.0.0.0"
@@ -54,6 +54,7 @@ class Facilities:
     root: bool = False
     uids: UidBook | None = None
     firewall: str | None = None  # the nftables table closing the instance ports, once installed
+    hide_processes: bool = False  # each app's /proc shows only its own uid's processes
     notes: list[str] = field(default_factory=list)
 
 
@@ -75,6 +76,7 @@ class Sandbox:
         self._detecting = asyncio.Lock()
         self._uids: dict[str, int] = {}
         self._opened: set[Path] = set()
+        self._build_group: Cgroup | None = None
         self._told_network: set[str] = set()  # deployments whose network = "none" could not be had, said once
 
     # -- detection -------------------------------------------------------------------------------------------------
@@ -102,6 +104,13 @@ class Sandbox:
         if found.root and s.separate_users:
             found.uids = UidBook(self.home / "uids.json", s.uid_first, s.uid_last)
         self._detect_bwrap(found)
+        if found.uids is not None and found.bwrap is None:
+            reveal.check(s.uid_first, self.home)  # raises rather than start a daemon that fails every deploy
+        if found.uids is not None:
+            why = proc.hiding_works(s.uid_first)
+            found.hide_processes = not why
+            if why:
+                found.notes.append(f"apps can see every process in /proc, the daemon's command line too ({why})")
         if s.seccomp:
             try:
                 found.filter = build_filter()
@@ -165,8 +174,23 @@ class Sandbox:
             log.warning("sandbox: killed what %d cgroups of an earlier run still held", len(groups))
         return len(groups)
 
+    def build_group(self) -> Cgroup | None:
+        """The group every build subprocess of this run joins (`roost.build.enter`), without limits
+        of its own: under Roost's parent, so `sweep_leftovers` kills what a crashed run's builds
+        left, as it does for instances. None without cgroups. Blocking: call it in a thread."""
+        if self._build_group is None and self.has_cgroups():
+            try:
+                self._build_group = self.facilities.hierarchy.create(BUILD_GROUP, None)
+            except OSError as exc:
+                log.warning("could not create the builds' cgroup %s: %s", BUILD_GROUP, exc)
+        return self._build_group
+
     def release(self) -> None:
-        """Remove Roost's (now empty) parent groups of this home, and its firewall table. Blocking."""
+        """Remove the builds' group (killing what is left in it), Roost's (now empty) parent groups
+        of this home, and its firewall table. Blocking."""
+        if self._build_group is not None:
+            self._build_group.remove()
+            self._build_group = None
         for parent in self.facilities.hierarchy.parents.values():
             with contextlib.suppress(OSError):
                 parent.rmdir()
@@ -192,6 +216,8 @@ class Sandbox:
         parts.append(f"seccomp via libseccomp {f.filter.version}" if f.filter else "no seccomp")
         if f.uids is not None:
             parts.append(f"uids {f.uids.first}-{f.uids.last}")
+        if f.hide_processes:
+            parts.append("/proc shows each app its own processes")
         elif not f.root:
             parts.append(f"apps run as uid {os.geteuid()} (not root: no separate users)")
         if f.firewall is not None:
@@ -260,11 +286,14 @@ class Sandbox:
         plan = Plan(procs=[str(p) for p in group.procs_files()] if group else [], rlimits=self._rlimits(spec, group))
         plan.seccomp = self.facilities.filter.program if self.facilities.filter else None
         plan.netns = self._launcher_netns(spec)
+        plan.hide_processes = self.facilities.hide_processes
         if self.uses_bwrap():
             plan.bwrap = self.facilities.bwrap
             plan.view = self._view(spec, uid)
         else:
             plan.uid = plan.gid = uid
+            if uid is not None:
+                plan.reveal = reveal.paths_for(spec.code_dir, spec.venv_dir, host_tmpdir)
             if uid is not None and host_tmpdir is not None:
                 os.chown(host_tmpdir, uid, uid)  # a microsecond syscall: fine on the loop
         return Confinement(plan, group)
@@ -292,7 +321,7 @@ class Sandbox:
             log.warning('app %s (%s) asks for limits.network = "none": %s', spec.app, spec.deployment, why)
 
     def _view(self, spec: DeploymentSpec, uid: int | None) -> bwrap.View:
-        read_only = [spec.venv_dir, RUNNER]
+        read_only = [spec.venv_dir, reveal.RUNNER]
         prefix = bwrap.interpreter_prefix(spec.venv_dir)
         if prefix is not None:
             read_only.append(prefix)

@@ -6,8 +6,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,15 +15,7 @@ import pytest
 from roost.cli.client import Client, resolve_target
 from roost.errors import DaemonUnreachable
 from roost.settings import SOCKET_NAME
-
-REPO = Path(__file__).resolve().parents[3]
-NOBODY = 65534
-PROBE = """
-import json
-from roost.cli.client import resolve_target
-target = resolve_target(None)
-print(json.dumps([target.url, str(target.socket), str(target.passed_over)]))
-"""
+from tests.another_user import NOBODY, as_user
 
 
 @pytest.fixture
@@ -54,18 +44,18 @@ def listening(home: Path) -> Iterator[Path]:
 
 def resolve_as_another_user(home: Path) -> tuple[str, str, str]:
     """resolve_target(None) as a user who may not use the socket: uid 65534 when we are root
-    (root passes any permission check), else ourselves with the socket made mode 0."""
+    (root passes any permission check), in a forked child so it needs nothing of the checkout;
+    else ourselves with the socket made mode 0."""
     if os.geteuid() != 0:
         os.chmod(home / SOCKET_NAME, 0)
         target = resolve_target(None)
         return target.url, str(target.socket), str(target.passed_over)
-    if shutil.which("setpriv") is None:
-        pytest.fail("running as root needs setpriv(1) to act as another user")
-    env = {"PATH": os.environ.get("PATH", ""), "ROOST_HOME": str(home), "PYTHONPATH": str(REPO), "HOME": "/tmp"}
-    argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable, "-c", PROBE]
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, cwd="/")
-    assert result.returncode == 0, result.stderr
-    url, sock, passed_over = json.loads(result.stdout)
+
+    def resolve() -> str:
+        target = resolve_target(None)
+        return json.dumps([target.url, str(target.socket), str(target.passed_over)])
+
+    url, sock, passed_over = json.loads(as_user(NOBODY, resolve))
     return url, sock, passed_over
 
 

@@ -4,7 +4,7 @@ import io
 import os
 import tarfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -23,13 +23,15 @@ class Member:
     data: bytes = b""
     linkname: str = ""
     mode: int = 0o644
+    pax: dict[str, str] = field(default_factory=dict)  # PAX records, which override the header's fields
 
 
 def archive(path: Path, members: list[Member], gzipped: bool = True) -> Path:
-    with tarfile.open(path, "w:gz" if gzipped else "w:") as tar:
+    with tarfile.open(path, "w:gz" if gzipped else "w:", format=tarfile.PAX_FORMAT) as tar:
         for member in members:
             info = tarfile.TarInfo(member.name)
             info.type, info.linkname, info.mode = member.type, member.linkname, member.mode
+            info.pax_headers = dict(member.pax)
             info.size = len(member.data) if member.type == tarfile.REGTYPE else 0
             tar.addfile(info, io.BytesIO(member.data) if info.size else None)
     return path
@@ -68,6 +70,13 @@ HOSTILE: dict[str, tuple[list[Member], str]] = {
     "many files over the size limit": ([reg(f"part{i}", b"p" * (20 * KB)) for i in range(5)], "part3"),
     "a duplicate member": ([reg("main.py"), reg("main.py", b"other")], "main.py"),
     "too many members": ([reg(f"f{i}") for i in range(12)], "f10"),
+    "a PAX mtime no clock holds": ([Member("old.py", data=b"x", pax={"mtime": "1e300"})], "old.py"),
+    "a PAX mtime that is not a number": ([Member("nan.py", data=b"x", pax={"mtime": "nan"})], "nan.py"),
+    "a symlink target with a NUL byte": ([Member("nul", tarfile.SYMTYPE, pax={"linkpath": "a\x00b"})], "nul"),
+    "a PAX size past the limit on a link": (
+        [Member("huge", tarfile.SYMTYPE, linkname="x", pax={"size": str(10**20)})],
+        "huge",
+    ),
 }
 
 
