@@ -94,6 +94,12 @@ def human_size(size: float) -> str:
     return f"{size:.1f} GB"
 
 
+def body_too_large(limit: int) -> str:
+    """The 413 page's sentence: the limit for people, and the setting that changes it."""
+    shown = human_size(limit).replace(".0 ", " ")
+    return f"request body larger than the app's limit of {shown} (limits.body = {format_size(limit)} in roost.toml)"
+
+
 def format_duration(seconds: float) -> str:
     if seconds and seconds < 1:
         return f"{round(seconds * 1000)}ms"
@@ -198,6 +204,8 @@ LIMIT_KEYS: dict[str, Parser] = {
     "memory": _size,
     "cpu": _cores,
     "timeout": _duration,
+    "stream_idle": _duration,
+    "stream_max": _duration,
     "body": _size,
     "network": _choice("host", "none"),
     "pids": _positive_count,
@@ -355,9 +363,23 @@ def _check_rules(config: AppConfig, source: str) -> None:
             f"{source}: 'limits.memory' = {format_size(config.limits.memory)} is too small",
             hint="give at least 16M; Python itself needs about 10M",
         )
-    if config.limits.timeout <= 0:
-        raise ConfigError(f"{source}: 'limits.timeout' must be above 0", hint='for example timeout = "5s"')
+    _check_time_limits(config.limits, source)
     _check_sandbox_limits(config.limits, source)
+
+
+def _check_time_limits(limits: LimitsConfig, source: str) -> None:
+    """`timeout` bounds the wait for the answer's head; `stream_idle` and `stream_max` its body."""
+    examples = {"timeout": '"5s"', "stream_idle": '"60s"', "stream_max": '"1h"'}
+    for key, example in examples.items():
+        if getattr(limits, key) <= 0:
+            raise ConfigError(f"{source}: 'limits.{key}' must be above 0", hint=f"for example {key} = {example}")
+    if limits.stream_idle > limits.stream_max:
+        raise ConfigError(
+            f"{source}: 'limits.stream_idle' ({format_duration(limits.stream_idle)}) is above "
+            f"'limits.stream_max' ({format_duration(limits.stream_max)})",
+            hint="stream_idle is the longest silence within a stream, stream_max the stream's whole length: "
+            "lower stream_idle or raise stream_max",
+        )
 
 
 CPU_WINDOW = 10.0  # limits.cpu_budget counts CPU seconds per this many seconds

@@ -24,7 +24,7 @@ from roost.api import Authenticator, AuthMiddleware, DoorSettings, Identity, cre
 from roost.applog import LogBook
 from roost.autoscale import Autoscaler, ScaleSpec
 from roost.build import Builder, Enclosure, home_id
-from roost.config import with_overrides
+from roost.config import body_too_large, with_overrides
 from roost.control import Control, Urls
 from roost.cron import CronRunner
 from roost.edge import AppRoute, Edge, EdgeSettings, RouteTable, describe_build
@@ -104,7 +104,10 @@ async def build_route_table(store: Store, domain: str) -> RouteTable:
             deployments=frozenset(deployments),
             stopped=app.desired is DesiredState.STOPPED,
             timeout_request=config.limits.timeout,
+            timeout_stream_idle=config.limits.stream_idle,
+            timeout_stream=config.limits.stream_max,
             limit_body=config.limits.body,
+            body_too_large=body_too_large(config.limits.body),
             entrypoint=config.command is None,
             private_paths=frozenset(job.path for job in config.crons if not job.public),
         )

@@ -97,7 +97,9 @@ class LimitsConfig:
 
     memory: int = 128 * 1024 * 1024
     cpu: float = 0.5
-    timeout: float = 5.0
+    timeout: float = 5.0  # until the answer starts (its head); then the stream limits apply
+    stream_idle: float = 60.0  # longest silence between two reads of an answer under way
+    stream_max: float = 3600.0  # longest time an answer may stream once it has started
     body: int = 10 * 1024 * 1024
     network: Network = Network.HOST
     pids: int = 128  # processes and threads per instance

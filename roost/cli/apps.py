@@ -84,7 +84,7 @@ def _setting(value: object, key: str) -> str:
     return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-DURATIONS = {"idle_timeout", "timeout", "cpu_budget"}
+DURATIONS = {"idle_timeout", "timeout", "stream_idle", "stream_max", "cpu_budget"}
 SIZES = {"memory", "body", "tmp"}
 
 

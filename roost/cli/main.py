@@ -83,7 +83,8 @@ def check(path: Path, as_json: bool) -> None:
     )
     console.print(
         f"  limits memory={format_size(config.limits.memory)} cpu={config.limits.cpu:g}"
-        f" timeout={format_duration(config.limits.timeout)} body={format_size(config.limits.body)}"
+        f" timeout={format_duration(config.limits.timeout)} stream_idle={format_duration(config.limits.stream_idle)}"
+        f" stream_max={format_duration(config.limits.stream_max)} body={format_size(config.limits.body)}"
     )
 
 

@@ -441,14 +441,15 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def time_request(self, exchange: Exchange, delay: float) -> None:
-        """Call `exchange.timed_out()` after `delay` seconds unless `untime_request` comes first.
-        Like `_wait`, one call_later handle per connection serves every request on it, moved only
-        when a deadline comes sooner and re-armed when it fires early (measured: a handle per
-        request cost about 0.5 us of edge CPU, call_later plus cancel)."""
+    def time_request(self, exchange: Exchange, deadline: float) -> None:
+        """Call `exchange.timed_out()` at loop time `deadline` unless `untime_request` (or a
+        later `time_request`) comes first. Like `_wait`, one call_later handle per connection
+        serves every request on it, moved only when a deadline comes sooner and re-armed when
+        it fires early (measured: a handle per request cost about 0.5 us of edge CPU,
+        call_later plus cancel); a stream moves its deadline on every read at no cost."""
         loop = self.loop
         self._timed = exchange
-        self._request_deadline = deadline = loop.time() + delay
+        self._request_deadline = deadline
         timer = self._request_timer
         if timer is None or timer.when() > deadline:
             if timer is not None:

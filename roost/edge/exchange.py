@@ -1,13 +1,18 @@
 """One request's trip through the edge, as named steps:
 
-    start (limits, route, split) -> acquire (slot, or wait in the activator)
-    -> forward (pooled connection, our own framing) -> relay (the answer, streamed)
-    -> finish (slot back, connection back, counters, next request)
+    start (limits, route, split) -> read the body (small ones whole, before any slot)
+    -> acquire (slot, or wait in the activator) -> forward (pooled connection, our own
+    framing) -> relay (the answer, streamed) -> finish (slot back, connection back,
+    counters, next request)
 
 Never spawns anything: it asks the activator for a slot. Every path ends the
 instance half (slot released once, connection pooled or closed) and the
-client half (answered once); after a 504 the instance half waits for the app
-to finish, and asks for a recycle if it does not within the grace.
+client half (answered once). One timer at a time, by phase: BODY (the
+client's body arriving: 408 when it stalls), ANSWER (`limits.timeout` until the
+app's head: 504, then the instance gets a grace to finish and a recycle if it
+does not), STREAM (the answer's body: cut when silent for `limits.stream_idle`
+or longer than `limits.stream_max`). Only the app's own slowness before its
+head ever recycles an instance; a slow client never does.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ log = logging.getLogger("roost.edge")
 RETRY_AFTER_FULL = 1
 # How the answer's body is framed towards the client.
 NO_BODY, LENGTH, CHUNKED, TO_CLOSE = 0, 1, 2, 3
+# What the client connection's request timer is timing for the exchange (see the module docstring).
+UNTIMED, BODY, ANSWER, STREAM = 0, 1, 2, 3
 
 
 class Exchange:
@@ -44,6 +51,7 @@ class Exchange:
 
     __slots__ = (
         "answered",
+        "app",
         "body_sent",
         "client",
         "connecting",
@@ -55,6 +63,7 @@ class Exchange:
         "limit_body",
         "out",
         "path",
+        "phase",
         "prefix",
         "req",
         "request_id",
@@ -64,10 +73,10 @@ class Exchange:
         "start_kind",
         "started",
         "status",
+        "stream_end",
         "tally",
         "timeout_request",
         "timer",
-        "timing",
         "upstream",
         "waiter",
     )
@@ -81,6 +90,7 @@ class Exchange:
         self.request_id = rid or ctx.new_request_id()
         self.deployment: DeploymentId | None = None
         self.tally: Tally = ctx.unrouted
+        self.app: AppRoute | None = None
         self.limit_body = 0
         self.timeout_request = 0.0
         self.path = req.target
@@ -89,7 +99,8 @@ class Exchange:
         self.upstream: UpstreamConnection | None = None
         self.waiter: Waiter | None = None
         self.timer: asyncio.TimerHandle | None = None  # the grace after a 504 (the request timer is the client's)
-        self.timing = False  # the client connection times this request (timeout_request)
+        self.phase = UNTIMED  # what the client connection's request timer times for us
+        self.stream_end = 0.0  # loop time at which a streaming answer reaches limits.stream_max
         self.start_kind = b"hot"
         self.cookie: bytes | None = None
         self.status = 0
@@ -124,12 +135,13 @@ class Exchange:
             if found.prefix:
                 self.path = found.path.encode("latin-1")
                 self.prefix = found.prefix.encode("latin-1")
+        self.app = app
         self.limit_body = app.limit_body
         self.timeout_request = app.timeout_request
         if app.stopped:
             self.reply(503, "this app is stopped")
         elif req.content_length is not None and req.content_length > app.limit_body:
-            self.reply(413, "request body too large")
+            self.reply(413, app.body_too_large)
         else:
             if deployment is None:
                 deployment = self._pick(app) if req.pinned is None else self._pinned(app, req.pinned)
@@ -138,7 +150,10 @@ class Exchange:
                 return
             self.deployment = deployment
             self.tally = ctx.tally(deployment)
-            self._acquire(deployment)
+            if req.body_done:
+                self._acquire(deployment)
+            else:
+                self._read_body()
 
     def fail_internal(self) -> None:
         """A bug on our side while handling this request: a 500, and the slot goes back."""
@@ -171,7 +186,30 @@ class Exchange:
         deployment = DeploymentId(pinned.decode("latin-1"))
         return deployment if deployment in app.deployments else None
 
-    # -- step 2: acquire a slot ------------------------------------------------------------
+    # -- step 2: read the body -------------------------------------------------------------
+
+    def _read_body(self) -> None:
+        """Take the body before any slot, so a client that sends it slowly holds no instance
+        (nginx buffers it the same way): a body of up to `limit_body_buffer` arrives whole,
+        and a larger one is forwarded as it comes once that much is here. Its arrival is timed
+        on its own (BODY: 408 when it stalls); the app's time starts when it is complete."""
+        req = self.req
+        req.sink = self
+        if req.expect_continue:
+            req.expect_continue = False  # ours to answer, once
+            self.client.write(wire.CONTINUE)
+        self._time(BODY, self.ctx.settings.timeout_body)
+        self.client.body_wanted()
+
+    def _body_read(self) -> None:
+        """The body is complete, or more than we read ahead of a slot: now take one."""
+        deployment = self.deployment
+        self.req.sink = None  # the client connection holds what comes next, and pauses
+        self._stop_timer()  # the activator bounds the wait; _forward times what follows
+        if deployment is not None:
+            self._acquire(deployment)
+
+    # -- step 3: acquire a slot ------------------------------------------------------------
 
     def _acquire(self, deployment: DeploymentId) -> None:
         activator = self.ctx.activator
@@ -196,16 +234,18 @@ class Exchange:
         self.waiter = None
         self.reply(status, message, retry_after)
 
-    # -- step 3: forward -------------------------------------------------------------------
+    # -- step 4: forward -------------------------------------------------------------------
 
     def _forward(self, slot: Slot) -> None:
         self.slot = slot
         self.tally.in_flight += 1
         if not self.retried:
             self.tally.starts[self.start_kind] += 1
-        if not self.timing and self.timer is None:
-            self.timing = True
-            self.client.time_request(self, self.timeout_request)
+        if self.phase == UNTIMED and self.timer is None:
+            if self.req.body_done:
+                self._time(ANSWER, self.timeout_request)
+            else:
+                self._time(BODY, self.ctx.settings.timeout_body)
         conn = self.ctx.pool.take(slot.host, slot.port)
         if conn is None:
             self.connecting = True
@@ -249,9 +289,7 @@ class Exchange:
             req.sink = self
         conn.write(head)
         if not req.body_done:
-            if req.expect_continue and not body:
-                self.client.write(wire.CONTINUE)
-            self.client.body_wanted()
+            self.client.body_wanted()  # (100 Continue, if asked for, went out when we began reading the body)
 
     def _forwarded(self) -> tuple[bytes, bytes, bytes, bytes]:
         """X-Forwarded-For/Proto/Host and X-Request-Id: believed from trusted proxies only."""
@@ -264,22 +302,34 @@ class Exchange:
         return client.peer, client.scheme, host, self.request_id
 
     def on_request_body(self, data: bytes) -> None:
-        """More request body from the client while a connection is attached."""
+        """More request body from the client: read ahead of a slot, or forwarded to the app."""
         req = self.req
         conn = self.upstream
+        if req.body_size > self.limit_body:
+            self._body_too_large()
+            return
+        if self.phase == BODY:
+            self._time(BODY, self.ctx.settings.timeout_body)
         if conn is None:
             req.buffer(data)
-        elif req.body_size > self.limit_body:
-            self._body_too_large()
+            if self.slot is None and req.body_buffered > self.ctx.settings.limit_body_buffer:
+                self._body_read()
         else:
             conn.write(wire.chunk(data) if req.chunked else data)
             self.body_sent = True
 
     def on_request_end(self) -> None:
-        self.req.sink = None
+        req = self.req
+        req.sink = None
         conn = self.upstream
-        if self.req.chunked and conn is not None:
+        if conn is None:
+            if self.slot is None:
+                self._body_read()
+            return
+        if req.chunked:
             conn.write(wire.LAST_CHUNK)
+        if self.phase == BODY:  # the client's part is done: the app's time starts
+            self._time(ANSWER, self.timeout_request)
 
     def request_failed(self, rejection: Rejected) -> None:
         """The client's body turned out malformed (bad chunk): answer if we still can, and close."""
@@ -298,13 +348,18 @@ class Exchange:
         if self.responded:
             self.client.abort()
         else:
-            self.reply(413, "request body too large")
+            self.reply(413, self.app.body_too_large if self.app is not None else "request body too large")
 
     def upstream_full(self, full: bool) -> None:
-        """The upstream's write buffer filled (or drained): stop (or resume) reading the client."""
+        """The upstream's write buffer filled (or drained): stop (or resume) reading the client.
+        While the app does not take our body, the wait is the app's (ANSWER), not the client's."""
         self.client.upstream_full(full)
+        if full and self.phase == BODY:
+            self._time(ANSWER, self.timeout_request)
+        elif not full and self.phase == ANSWER and self.req.sink is self:
+            self._time(BODY, self.ctx.settings.timeout_body)
 
-    # -- step 4: relay the answer ----------------------------------------------------------
+    # -- step 5: relay the answer ----------------------------------------------------------
 
     def response_informational(self, status: int) -> None:
         """A 1xx: 101 waits for the upgrade; 100 was ours to send; others go to HTTP/1.1 clients."""
@@ -322,19 +377,10 @@ class Exchange:
             return
         req = self.req
         self.responded = True
+        if self.phase != UNTIMED:
+            self.phase = STREAM  # the head is here: `relayed` times the rest as a stream
         parts = [wire.status_line(status), *conn.parts]
-        if conn.length is not None:
-            parts.append(b"Content-Length: %d\r\n" % conn.length)
-        if no_body:
-            self.framing = NO_BODY
-        elif conn.length is not None:
-            self.framing = LENGTH
-        elif req.version == "1.1":
-            self.framing = CHUNKED
-            parts.append(b"Transfer-Encoding: chunked\r\n")
-        else:
-            self.framing = TO_CLOSE
-            self.keep_client = False
+        self._frame(parts, conn.length, no_body)
         parts += (self.ctx.server_line, b"X-Request-Id: ", self.request_id, b"\r\nX-Roost-Start: ", self.start_kind)
         if self.cookie is not None:
             parts += (b"\r\nSet-Cookie: ", self.cookie)
@@ -347,6 +393,21 @@ class Exchange:
         else:
             parts.append(b"\r\n\r\n")
         self.out.append(b"".join(parts))
+
+    def _frame(self, parts: list[bytes], length: int | None, no_body: bool) -> None:
+        """Choose how the answer's body reaches the client, and add its framing header."""
+        if length is not None:
+            parts.append(b"Content-Length: %d\r\n" % length)
+        if no_body:
+            self.framing = NO_BODY
+        elif length is not None:
+            self.framing = LENGTH
+        elif self.req.version == "1.1":
+            self.framing = CHUNKED
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        else:
+            self.framing = TO_CLOSE
+            self.keep_client = False
 
     def response_body(self, data: bytes) -> None:
         if self.answered:
@@ -369,6 +430,17 @@ class Exchange:
         if out:
             self.client.write(b"".join(out) if len(out) > 1 else out[0])
             out.clear()
+
+    def relayed(self) -> None:
+        """After a read from the app that did not end its answer: flush, and time the stream,
+        silent for at most limits.stream_idle, and in all at most limits.stream_max."""
+        self.flush()
+        app = self.app
+        if self.phase == STREAM and app is not None:
+            now = self.client.loop.time()
+            if not self.stream_end:
+                self.stream_end = now + app.timeout_stream
+            self.client.time_request(self, min(now + app.timeout_stream_idle, self.stream_end))
 
     def upgrade_accepted(self, rest: bytes) -> None:
         """The app answered 101: write its head and splice the two connections."""
@@ -397,7 +469,7 @@ class Exchange:
         self._release_slot()
         self.client.tunnel_closed()
 
-    # -- step 5: finish --------------------------------------------------------------------
+    # -- step 6: finish --------------------------------------------------------------------
 
     def _finish(self) -> None:
         """The app's answer is over: give back the instance half; answer the client if not yet."""
@@ -453,9 +525,14 @@ class Exchange:
             self.tally.in_flight -= 1
             slot.release()
 
+    def _time(self, phase: int, delay: float) -> None:
+        """Time `phase` from now: the client connection calls `timed_out` after `delay` seconds."""
+        self.phase = phase
+        self.client.time_request(self, self.client.loop.time() + delay)
+
     def _stop_timer(self) -> None:
-        if self.timing:
-            self.timing = False
+        if self.phase != UNTIMED:
+            self.phase = UNTIMED
             self.client.untime_request(self)
         if self.timer is not None:
             self.timer.cancel()
@@ -531,8 +608,49 @@ class Exchange:
         return slot
 
     def timed_out(self) -> None:
-        """Over the app's time limit: 504 now; the instance gets a grace to finish, then a recycle."""
-        self.timing = False
+        """The client connection's request timer fired: what it means depends on the phase."""
+        phase = self.phase
+        self.phase = UNTIMED
+        if phase == BODY:
+            self._body_timed_out()
+        elif phase == STREAM:
+            self._stream_timed_out()
+        else:
+            self._answer_timed_out()
+
+    def _body_timed_out(self) -> None:
+        """The client stopped sending its body: 408, and the app (if it has the request) sees
+        the connection close. The client's slowness: never a recycle."""
+        self.req.sink = None
+        self.keep_client = False
+        if self.waiter is not None:
+            self.ctx.activator.leave(self.waiter)
+            self.waiter = None
+        timeout = self.ctx.settings.timeout_body
+        self.reply(408, f"the request body did not arrive in time (nothing for {timeout:g}s)")
+
+    def _stream_timed_out(self) -> None:
+        """A streaming answer went silent past limits.stream_idle, or ran past limits.stream_max:
+        cut both ends. A client that stops reading stalls a stream too, so this says nothing
+        about the app's health: never a recycle."""
+        app = self.app
+        if app is not None:
+            log.info(
+                "request %s: stream cut (limits.stream_idle = %gs, limits.stream_max = %gs)",
+                self.request_id.decode(),
+                app.timeout_stream_idle,
+                app.timeout_stream,
+            )
+        self.keep_client = False
+        self.flush()
+        self.client.abort()
+        if self.upstream is not None:
+            self.upstream.reusable = False
+        self._finish()
+
+    def _answer_timed_out(self) -> None:
+        """Over the app's time limit with no head yet: 504 now; the instance gets a grace to
+        finish, then a recycle."""
         self.req.sink = None
         if self.waiter is not None:  # waiting again after a failed first try
             self.ctx.activator.leave(self.waiter)

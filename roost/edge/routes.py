@@ -25,6 +25,9 @@ class AppRoute:
 
     `traffic` is production's (deployment, weight) list; `deployments` the ready
     ones a preview host may name; `private_paths` answer 404 from outside.
+    `timeout_request` bounds the wait for the answer's head; once it streams,
+    `timeout_stream_idle` (between reads) and `timeout_stream` (in all) apply.
+    `body_too_large` is the 413 page's sentence, naming the limit and its setting.
     """
 
     name: str
@@ -35,6 +38,9 @@ class AppRoute:
     limit_body: int
     entrypoint: bool
     private_paths: frozenset[str] = frozenset()
+    timeout_stream_idle: float = 60.0
+    timeout_stream: float = 3600.0
+    body_too_large: str = "request body too large"
 
 
 @dataclass(frozen=True, slots=True)

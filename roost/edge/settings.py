@@ -14,6 +14,7 @@ class EdgeSettings:
     """Settings of one `Edge`. Times in seconds, sizes in bytes; a rate of 0 turns rate limiting off."""
 
     timeout_header: float = 10.0  # from the first byte (or accept) to the end of the head: slowloris
+    timeout_body: float = 15.0  # between two reads of a request body: 408 beyond (nginx's client_body_timeout)
     timeout_keepalive: float = 60.0  # idle time between requests on a client connection
     timeout_activate: float = 30.0  # longest wait in the activator queue for a slot
     timeout_connect: float = 5.0  # connecting to an instance
@@ -27,7 +28,7 @@ class EdgeSettings:
     limit_connections: int = 10_000  # open client connections in all
     limit_connections_per_client: int = 256  # open connections per client address (IPv6: per /64)
     limit_upstream_idle: int = 128  # idle pooled connections kept per instance
-    limit_body_buffer: int = 64 * 1024  # request body read ahead of the upstream before reading pauses
+    limit_body_buffer: int = 64 * 1024  # request body read before a slot is taken, and ahead of the upstream
     rate_per_client: float = 1000.0  # requests per second per client address (token bucket refill)
     rate_burst: int = 2000  # bucket size: requests a client may send at once
     trust_proxy: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-* and X-Request-Id are believed

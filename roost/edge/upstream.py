@@ -109,7 +109,7 @@ class UpstreamConnection(asyncio.Protocol):
                 self.close()
             return
         if self.exchange is exchange:
-            exchange.flush()
+            exchange.relayed()
 
     def on_message_begin(self) -> None:
         self.parts = []

@@ -5,6 +5,7 @@ import pytest
 from roost.cli.push import setting_origins
 from roost.config import (
     PUSHED,
+    body_too_large,
     find_settings,
     format_duration,
     format_size,
@@ -75,6 +76,7 @@ def test_defaults_are_globes(tmp_path: Path) -> None:
     assert config.scale.min == 0
     assert config.limits.memory == 128 * 1024**2
     assert config.limits.timeout == 5.0
+    assert (config.limits.stream_idle, config.limits.stream_max) == (60.0, 3600.0)
     assert config.limits.cpu == 0.5
     assert config.limits.body == 10 * 1024**2
     assert config.limits.network is Network.HOST
@@ -98,6 +100,8 @@ idle_timeout = "90s"
 memory = "256M"
 cpu = 1
 timeout = "2s"
+stream_idle = "20s"
+stream_max = "10m"
 body = "1M"
 network = "none"
 [env]
@@ -113,6 +117,7 @@ COUNT = 3
     assert (config.scale.max, config.scale.concurrency, config.scale.idle_timeout) == (4, 8, 90.0)
     assert config.limits.memory == 256 * 1024**2
     assert config.limits.network is Network.NONE
+    assert (config.limits.timeout, config.limits.stream_idle, config.limits.stream_max) == (2.0, 20.0, 600.0)
     assert config.env == {"GREETING": "hi", "COUNT": "3"}
     assert config.preload is False
 
@@ -142,6 +147,13 @@ def test_overrides_win(tmp_path: Path) -> None:
         ("[scale]\nmaxx = 3\n", ["unknown key 'scale.maxx'", "concurrency"]),
         ('[limits]\nmemory = "lots"\n', ["'limits.memory'", "128M"]),
         ('[limits]\ntimeout = "5 parsecs"\n', ["'limits.timeout'", "500ms"]),
+        ('[limits]\nstream_idle = "soon"\n', ["'limits.stream_idle'", "500ms"]),
+        ("[limits]\nstream_max = 0\n", ["'limits.stream_max' must be above 0", 'stream_max = "1h"']),
+        ("[limits]\ntimeout = 0\n", ["'limits.timeout' must be above 0", 'timeout = "5s"']),
+        (
+            '[limits]\nstream_idle = "2m"\nstream_max = "1m"\n',
+            ["'limits.stream_idle' (2m) is above 'limits.stream_max' (1m)", "lower stream_idle"],
+        ),
         ('mode = "daemon"\n', ["'mode'", "'service' or 'function'"]),
         ('[scale]\nmax = "ten"\n', ["'scale.max'", "whole number"]),
         ("[scale]\nmin = 5\nmax = 2\n", ["'scale.min' (5) is above 'scale.max' (2)"]),
@@ -164,6 +176,18 @@ def test_errors_name_file_and_key(tmp_path: Path, text: str, names: list[str]) -
     for name in names:
         assert name in full
     assert caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("limit", "sentence"),
+    [
+        (10 * 1024**2, "request body larger than the app's limit of 10 MB (limits.body = 10M in roost.toml)"),
+        (1536 * 1024, "request body larger than the app's limit of 1.5 MB (limits.body = 1536K in roost.toml)"),
+        (2 * 1024**3, "request body larger than the app's limit of 2 GB (limits.body = 2G in roost.toml)"),
+    ],
+)
+def test_the_413_sentence_names_the_limit_and_the_setting(limit: int, sentence: str) -> None:
+    assert body_too_large(limit) == sentence
 
 
 def test_replace_settings_keeps_the_rest(tmp_path: Path) -> None:
