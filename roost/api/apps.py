@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from roost.api.deps import ControlDep
-from roost.api.params import AppName, AppNameQuery, Host, HostText
+from roost.api.params import SQLITE_INTEGER_MAX, STRICT, AppName, AppNameQuery, Host, HostText
 from roost.api.schemas import AppCreate, AppInfoOut, AppOut, AppSummaryOut, EventOut, ScaleChange
 from roost.applog import LogTail
 
@@ -21,6 +21,7 @@ EVENT_POLL_SECONDS = 0.25
 
 
 class DomainIn(BaseModel):
+    model_config = STRICT
     host: HostText
 
 
@@ -127,7 +128,7 @@ async def remove_domain(name: AppName, host: Host, control: ControlDep) -> Respo
 async def list_events(
     control: ControlDep,
     app: AppNameQuery = None,
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=SQLITE_INTEGER_MAX),
     limit: int = Query(50, ge=1, le=1000),
 ) -> list[EventOut]:
     return [EventOut.of(e) for e in await control.events(app, after, limit)]

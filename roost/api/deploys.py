@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, StringConstraints
 
 from roost.api.deps import ControlDep
-from roost.api.params import AppName, Digest, DigestText
+from roost.api.params import STRICT, AppName, Digest, DigestText
 from roost.api.schemas import DeploymentOut, TrafficOut
 from roost.config import settings_schema
 from roost.errors import NotFound
@@ -30,6 +30,7 @@ class BlobOut(BaseModel):
 
 
 class PushIn(BaseModel):
+    model_config = STRICT
     digest: DigestText
     message: str = ""
     settings: dict[str, Any] = Field(
@@ -46,14 +47,17 @@ class PushIn(BaseModel):
 
 
 class PromoteIn(BaseModel):
+    model_config = STRICT
     deployment: str
 
 
 class RollbackIn(BaseModel):
+    model_config = STRICT
     deployment: str | None = None
 
 
 class TrafficIn(BaseModel):
+    model_config = STRICT
     weights: dict[str, Weight] = Field(min_length=1, description="deployment id -> weight; they add up to 100")
 
 

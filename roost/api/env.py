@@ -6,12 +6,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from roost.api.deps import ControlDep
-from roost.api.params import AppName, EnvName
+from roost.api.params import STRICT, AppName, EnvName
 
 router = APIRouter(tags=["env"])
 
 
 class EnvSetIn(BaseModel):
+    model_config = STRICT
     values: dict[EnvName, str] = Field(
         min_length=1,
         description="NAME -> value; stored encrypted",
@@ -20,6 +21,7 @@ class EnvSetIn(BaseModel):
 
 
 class EnvUnsetIn(BaseModel):
+    model_config = STRICT
     names: list[str]
 
 

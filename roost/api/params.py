@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from roost.control import (
     DIGEST_PATTERN,
@@ -35,6 +35,12 @@ RULES: dict[str, tuple[str, str]] = {
     TOKEN_NAME_PATTERN: ("token name", TOKEN_NAME_TEXT),
     ENV_NAME_PATTERN: ("variable name", ENV_NAME_TEXT),
 }
+
+
+# Request bodies take JSON as the schema says: no `false` for a number, no "5" for an integer.
+STRICT = ConfigDict(strict=True)
+# The largest integer SQLite stores: ids and counters past it are refused by the schema.
+SQLITE_INTEGER_MAX = 2**63 - 1
 
 
 def _not_reserved(name: str) -> str:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from roost.api.params import AppNameText
+from roost.api.params import STRICT, AppNameText
 from roost.config import key_schema, settings_schema
 from roost.control import AppDetails, AppSummary, Urls
 from roost.model import App, Deployment, Event, Mode, TrafficEntry
@@ -36,6 +36,7 @@ def _scale(key: str, description: str = "") -> WithJsonSchema:
 class ScaleChange(BaseModel):
     """`roost scale`: only the fields given change; the rest keep their value."""
 
+    model_config = STRICT
     min: Annotated[int | None, _scale("min")] = None
     max: Annotated[int | None, _scale("max")] = None
     concurrency: Annotated[int | None, _scale("concurrency")] = None
@@ -46,6 +47,7 @@ class ScaleChange(BaseModel):
 
 
 class AppCreate(BaseModel):
+    model_config = STRICT
     name: AppNameText
     mode: Mode | None = Field(default=None, description="service or function")
     settings: dict[str, Any] = Field(

@@ -119,3 +119,16 @@ def test_forms_the_schema_allows_are_accepted_by_the_use_cases(daemon: Daemon) -
         assert scaled.status_code == 200, scaled.text
         assert http.post("/v1/apps/contract-app/env", json={"values": {"_X1": "y"}}).status_code == 200
         assert httpx.codes.is_success(http.delete("/v1/apps/contract-app").status_code)
+
+
+def test_what_a_longer_schemathesis_run_found_is_refused_by_the_schema(daemon: Daemon) -> None:
+    """An event id past SQLite's integers was a 500 (OverflowError); `false` for a duration was
+    taken as 0 seconds."""
+    with daemon.api() as http:
+        assert http.get("/v1/events", params={"after": str(2**63)}).status_code == 422
+        assert http.get("/v1/events", params={"after": str(2**63 - 1)}).json() == []
+        assert http.post("/v1/apps", json={"name": "found-app"}).status_code == 201
+        refused = http.patch("/v1/apps/found-app/scale", json={"idle_timeout": False})
+        assert refused.status_code == 422
+        assert http.patch("/v1/apps/found-app/scale", json={"min": "1"}).status_code == 422
+        assert http.patch("/v1/apps/found-app/scale", json={"idle_timeout": 60}).status_code == 200
