@@ -68,6 +68,7 @@ def test_the_document_carries_each_rules_own_constant() -> None:
     assert (weight["minimum"], weight["maximum"]) == (0, 100)
     assert body("AppCreate")["settings"]["additionalProperties"] is False
     assert body("ScaleChange")["min"]["anyOf"][0]["minimum"] == 0
+    assert "429" in OPENAPI["paths"]["/v1/apps"]["get"]["responses"]  # the login throttle's answer
 
 
 @settings(max_examples=300)
