@@ -125,14 +125,22 @@ def test_a_valid_token_gets_in_from_a_locked_address(tmp_path: Path) -> None:
 def test_a_valid_password_gets_in_from_a_locked_source_and_a_wrong_one_gets_429(tmp_path: Path) -> None:
     passwords = CountingPasswords(tmp_path / "passwords")
     passwords.set("admin", "right-password")
-    auth = Authenticator(passwords, no_tokens, ThrottlePolicy(delay_locked=0.05))
+    auth = Authenticator(passwords, no_tokens, ThrottlePolicy(delay_locked=0.3))
     lock(auth, Sources("127.0.0.1", "admin"))
 
+    async def timed(password: str) -> tuple[Identity | Refusal, float]:
+        started = time.monotonic()
+        outcome = await auth.login("admin", password, "127.0.0.1")
+        return outcome, time.monotonic() - started
+
     async def main() -> None:
-        wrong = await auth.login("admin", "wrong-password", "127.0.0.1")
+        wrong, wrong_seconds = await timed("wrong-password")
         assert isinstance(wrong, Refusal)
         assert (wrong.status, wrong.retry_after > 0) == (429, True)
-        assert await auth.login("admin", "right-password", "127.0.0.1") == Identity("admin", "password", "127.0.0.1")
+        right, right_seconds = await timed("right-password")
+        assert right == Identity("admin", "password", "127.0.0.1")
+        # both waited the delay before bcrypt: how soon an answer comes says nothing of the password
+        assert min(wrong_seconds, right_seconds) >= 0.3
 
     asyncio.run(main())
     assert passwords.calls == 2  # both were checked
