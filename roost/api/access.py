@@ -6,13 +6,12 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from roost.api.deps import ControlDep
-from roost.api.params import STRICT, TokenName, TokenNameText
+from roost.api.params import TokenName, TokenNameText
 
 router = APIRouter(tags=["access"])
 
 
 class TokenIn(BaseModel):
-    model_config = STRICT
     name: TokenNameText
 
 

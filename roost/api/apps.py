@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from roost.api.deps import ControlDep
-from roost.api.params import SQLITE_INTEGER_MAX, STRICT, AppName, AppNameQuery, Host, HostText
+from roost.api.params import SQLITE_INTEGER_MAX, AppName, AppNameQuery, Host, HostText
 from roost.api.schemas import AppCreate, AppInfoOut, AppOut, AppSummaryOut, EventOut, ScaleChange
 from roost.applog import LogTail
 
@@ -21,7 +21,6 @@ EVENT_POLL_SECONDS = 0.25
 
 
 class DomainIn(BaseModel):
-    model_config = STRICT
     host: HostText
 
 

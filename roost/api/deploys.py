@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StringConstraints
 
 from roost.api.deps import ControlDep
-from roost.api.params import STRICT, AppName, Digest, DigestText
+from roost.api.params import AppName, Digest, DigestText, json_integer
 from roost.api.schemas import DeploymentOut, TrafficOut
 from roost.config import settings_schema
 from roost.errors import NotFound
@@ -21,7 +21,7 @@ router = APIRouter(tags=["deployments"])
 BLOB_MEDIA_TYPE = "application/octet-stream"  # a source archive (tar.gz)
 MAX_SOURCES = 64  # a push names about 20 settings; the bound keeps a client from storing megabytes
 SourceText = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-Weight = Annotated[int, Field(ge=0, le=TRAFFIC_WEIGHT_MAX)]
+Weight = Annotated[int, Field(ge=0, le=TRAFFIC_WEIGHT_MAX), BeforeValidator(json_integer)]
 
 
 class BlobOut(BaseModel):
@@ -30,7 +30,6 @@ class BlobOut(BaseModel):
 
 
 class PushIn(BaseModel):
-    model_config = STRICT
     digest: DigestText
     message: str = ""
     settings: dict[str, Any] = Field(
@@ -38,7 +37,7 @@ class PushIn(BaseModel):
         description="roost.toml settings merged with CLI flags",
         json_schema_extra=settings_schema(),
     )
-    promote: bool = True
+    promote: StrictBool = True
     sources: dict[SourceText, SourceText] = Field(
         default_factory=dict,
         max_length=MAX_SOURCES,
@@ -47,17 +46,14 @@ class PushIn(BaseModel):
 
 
 class PromoteIn(BaseModel):
-    model_config = STRICT
     deployment: str
 
 
 class RollbackIn(BaseModel):
-    model_config = STRICT
     deployment: str | None = None
 
 
 class TrafficIn(BaseModel):
-    model_config = STRICT
     weights: dict[str, Weight] = Field(min_length=1, description="deployment id -> weight; they add up to 100")
 
 

@@ -6,13 +6,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from roost.api.deps import ControlDep
-from roost.api.params import STRICT, AppName, EnvName
+from roost.api.params import AppName, EnvName
 
 router = APIRouter(tags=["env"])
 
 
 class EnvSetIn(BaseModel):
-    model_config = STRICT
     values: dict[EnvName, str] = Field(
         min_length=1,
         description="NAME -> value; stored encrypted",
@@ -21,7 +20,6 @@ class EnvSetIn(BaseModel):
 
 
 class EnvUnsetIn(BaseModel):
-    model_config = STRICT
     names: list[str]
 
 

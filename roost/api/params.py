@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from roost.control import (
     DIGEST_PATTERN,
@@ -37,8 +37,23 @@ RULES: dict[str, tuple[str, str]] = {
 }
 
 
-# Request bodies take JSON as the schema says: no `false` for a number, no "5" for an integer.
-STRICT = ConfigDict(strict=True)
+def json_integer(value: object) -> object:
+    """What JSON Schema calls an integer: 2 or 2.0, never `true` or "2" (pydantic's lax mode takes
+    both, and its strict mode refuses 2.0). Constraints go before it in `Annotated`, or pydantic
+    writes them into the schema as `ge`/`le` instead of `minimum`/`maximum`."""
+    if isinstance(value, bool | str):
+        raise ValueError("a JSON integer")
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _json_number(value: object) -> object:
+    if isinstance(value, bool | str):
+        raise ValueError("a JSON number")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(json_integer)]
+JsonNumber = Annotated[float, BeforeValidator(_json_number)]
 # The largest integer SQLite stores: ids and counters past it are refused by the schema.
 SQLITE_INTEGER_MAX = 2**63 - 1
 

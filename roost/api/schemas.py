@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from roost.api.params import STRICT, AppNameText
+from roost.api.params import AppNameText, JsonInt, JsonNumber
 from roost.config import key_schema, settings_schema
 from roost.control import AppDetails, AppSummary, Urls
 from roost.model import App, Deployment, Event, Mode, TrafficEntry
@@ -36,18 +36,16 @@ def _scale(key: str, description: str = "") -> WithJsonSchema:
 class ScaleChange(BaseModel):
     """`roost scale`: only the fields given change; the rest keep their value."""
 
-    model_config = STRICT
-    min: Annotated[int | None, _scale("min")] = None
-    max: Annotated[int | None, _scale("max")] = None
-    concurrency: Annotated[int | None, _scale("concurrency")] = None
-    idle_timeout: Annotated[str | float | None, _scale("idle_timeout", 'seconds, or "5m", "1h"')] = None
+    min: Annotated[JsonInt | None, _scale("min")] = None
+    max: Annotated[JsonInt | None, _scale("max")] = None
+    concurrency: Annotated[JsonInt | None, _scale("concurrency")] = None
+    idle_timeout: Annotated[str | JsonNumber | None, _scale("idle_timeout", 'seconds, or "5m", "1h"')] = None
 
     def changes(self) -> dict[str, object]:
         return {key: value for key, value in self.model_dump().items() if value is not None}
 
 
 class AppCreate(BaseModel):
-    model_config = STRICT
     name: AppNameText
     mode: Mode | None = Field(default=None, description="service or function")
     settings: dict[str, Any] = Field(

@@ -109,7 +109,8 @@ def test_a_name_outside_the_schema_is_refused_by_the_schema_with_its_rule_in_wor
 
 def test_forms_the_schema_allows_are_accepted_by_the_use_cases(daemon: Daemon) -> None:
     """The schema's patterns are no stricter than they must be: mixed case and a final dot in a
-    host, a duration in mixed units and case, a variable name starting with '_'."""
+    host, a duration in mixed units and case, a variable name starting with '_', 3.0 for an
+    integer (JSON Schema's integer), a mode by its name."""
     with daemon.api() as http:
         created = http.post("/v1/apps", json={"name": "contract-app", "settings": {"scale": {"max": 2}}})
         assert created.status_code == 201, created.text
@@ -118,6 +119,8 @@ def test_forms_the_schema_allows_are_accepted_by_the_use_cases(daemon: Daemon) -
         scaled = http.patch("/v1/apps/contract-app/scale", json={"min": 0, "idle_timeout": "1m30S"})
         assert scaled.status_code == 200, scaled.text
         assert http.post("/v1/apps/contract-app/env", json={"values": {"_X1": "y"}}).status_code == 200
+        assert http.patch("/v1/apps/contract-app/scale", json={"max": 3.0}).status_code == 200  # a JSON integer
+        assert http.post("/v1/apps", json={"name": "contract-svc", "mode": "service"}).status_code == 201
         assert httpx.codes.is_success(http.delete("/v1/apps/contract-app").status_code)
 
 
@@ -131,4 +134,5 @@ def test_what_a_longer_schemathesis_run_found_is_refused_by_the_schema(daemon: D
         refused = http.patch("/v1/apps/found-app/scale", json={"idle_timeout": False})
         assert refused.status_code == 422
         assert http.patch("/v1/apps/found-app/scale", json={"min": "1"}).status_code == 422
+        assert http.patch("/v1/apps/found-app/scale", json={"max": True}).status_code == 422
         assert http.patch("/v1/apps/found-app/scale", json={"idle_timeout": 60}).status_code == 200
