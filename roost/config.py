@@ -16,7 +16,10 @@ from croniter import croniter
 
 from roost.errors import ConfigError
 from roost.model import (
+    APP_NAME_MAX_LENGTH,
+    APP_NAME_PATTERN,
     APP_NAME_RULE,
+    ENV_NAME_PATTERN,
     AppConfig,
     CronJob,
     LimitsConfig,
@@ -26,9 +29,15 @@ from roost.model import (
     is_valid_app_name,
 )
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
+# The patterns below are also the admin API's schema of the settings (settings_schema), so they
+# spell out upper and lower case and say [0-9], not \d (which takes any Unicode digit).
+SIZE_PATTERN = r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGTkmgt]?)([Ii]?[Bb]?)\s*$"
+DURATION_PATTERN = r"^\s*(?:[0-9]+(?:\.[0-9]+)?(?:[Mm][Ss]|[SsMmHhDd]))+\s*$"
+ENTRYPOINT_PATTERN = r"^[\w.]+:[\w.]+$"
+_SIZE_RE = re.compile(SIZE_PATTERN)
 _SIZE_FACTORS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+_DURATION_FULL_RE = re.compile(DURATION_PATTERN)
 _DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 SIZE_FORMS = "a number of bytes or a size like 512K, 128M, 1G"
 DURATION_FORMS = "a number of seconds or a duration like 500ms, 5s, 5m, 1h, 1h30m"
@@ -61,9 +70,9 @@ def parse_duration(value: object) -> float:
         return float(value)
     if not isinstance(value, str):
         raise ValueError(DURATION_FORMS)
-    text = value.strip().lower()
-    if not text:
+    if _DURATION_FULL_RE.fullmatch(value) is None:
         raise ValueError(DURATION_FORMS)
+    text = value.strip().lower()
     total = 0.0
     position = 0
     for match in _DURATION_RE.finditer(text):
@@ -111,46 +120,65 @@ def format_duration(seconds: float) -> str:
 
 
 Parser = Callable[[object], Any]
+JsonSchema = dict[str, Any]
+_SCHEMAS: dict[Parser, JsonSchema] = {}  # what each parser accepts, as JSON Schema (settings_schema)
 
 
+def _accepts(schema: JsonSchema) -> Callable[[Parser], Parser]:
+    """Record, beside a parser, the JSON Schema of the values it accepts: no looser than the parser."""
+
+    def record(parser: Parser) -> Parser:
+        _SCHEMAS[parser] = schema
+        return parser
+
+    return record
+
+
+@_accepts({"type": "string", "pattern": r"[^\s\x1c-\x1f\x85]"})  # a character str.strip() keeps
 def _string(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("a non-empty string")
     return value
 
 
+@_accepts({"type": "boolean"})
 def _bool(value: object) -> bool:
     if not isinstance(value, bool):
         raise ValueError("true or false")
     return value
 
 
+@_accepts({"type": "integer", "minimum": 0})
 def _count(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError("a whole number, 0 or more")
     return value
 
 
+@_accepts({"type": "integer", "minimum": 1})
 def _positive_count(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError("a whole number, 1 or more")
     return value
 
 
+@_accepts({"type": "number", "exclusiveMinimum": 0, "maximum": 1024})
 def _cores(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1024:
         raise ValueError("a number of cores above 0, like 0.5 or 2")
     return float(value)
 
 
+@_accepts({"type": "string", "pattern": APP_NAME_PATTERN, "maxLength": APP_NAME_MAX_LENGTH})
 def _app_name(value: object) -> str:
     if not isinstance(value, str) or not is_valid_app_name(value):
         raise ValueError(APP_NAME_RULE)
     return value
 
 
+@_accepts({"type": "string", "pattern": ENTRYPOINT_PATTERN})
 def _entrypoint(value: object) -> str:
-    if not isinstance(value, str) or not re.match(r"^[\w.]+:[\w.]+$", value):
+    if not isinstance(value, str) or not re.fullmatch(ENTRYPOINT_PATTERN, value):
         raise ValueError("'module:object', like 'main:app'")
     return value
 
@@ -161,15 +189,23 @@ def _choice(*choices: str) -> Parser:
             raise ValueError(" or ".join(repr(c) for c in choices))
         return str(value)
 
+    _SCHEMAS[parse] = {"enum": list(choices)}
     return parse
 
 
+@_accepts(
+    {
+        "type": "object",
+        "propertyNames": {"pattern": ENV_NAME_PATTERN},
+        "additionalProperties": {"type": ["string", "number"]},
+    }
+)
 def _env(value: object) -> dict[str, str]:
     if not isinstance(value, dict):
         raise ValueError('a table of NAME = "value"')
     result: dict[str, str] = {}
     for key, item in value.items():
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+        if not re.fullmatch(ENV_NAME_PATTERN, key):
             raise ValueError(f"variable names of letters, digits and '_' ({key!r} is not one)")
         if isinstance(item, bool) or not isinstance(item, str | int | float):
             raise ValueError(f"string values ({key} is a {type(item).__name__})")
@@ -177,10 +213,12 @@ def _env(value: object) -> dict[str, str]:
     return result
 
 
+@_accepts({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": SIZE_PATTERN}]})
 def _size(value: object) -> int:
     return parse_size(value)
 
 
+@_accepts({"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}]})
 def _duration(value: object) -> float:
     return parse_duration(value)
 
@@ -240,7 +278,66 @@ def _parse_table(source: str, prefix: str, data: Mapping[str, object], keys: dic
 
 
 CRON_KEYS = {"name", "schedule", "path", "public"}
-CRON_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+CRON_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
+CRON_NAME_RE = re.compile(CRON_NAME_PATTERN)
+CRON_PATH_PATTERN = r"^/[^ ?#\r\n]*$"
+
+
+def _cron_field(value: str) -> str:
+    """One schedule field: `*` or a value or a range, each with an optional step, comma-separated."""
+    item = rf"(?:\*|{value}(?:-{value})?)(?:/[1-9][0-9]?)?"
+    return rf"{item}(?:,{item})*"
+
+
+# What the admin API's schema promises croniter takes: numbers in each field's range (croniter
+# takes more, like names and 'L'; the schema may be stricter than the parser, never looser).
+CRON_SCHEDULE_PATTERN = (
+    "^"
+    + " ".join(
+        _cron_field(value)
+        for value in (
+            "[0-5]?[0-9]",
+            "(?:[01]?[0-9]|2[0-3])",
+            "(?:0?[1-9]|[12][0-9]|3[01])",
+            "(?:0?[1-9]|1[0-2])",
+            "[0-6]",
+        )
+    )
+    + "$"
+)
+CRON_JOB_SCHEMA: JsonSchema = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "pattern": CRON_NAME_PATTERN},
+        "schedule": {"type": "string", "pattern": CRON_SCHEDULE_PATTERN},
+        "path": {"type": "string", "pattern": CRON_PATH_PATTERN},
+        "public": {"type": "boolean"},
+    },
+    "required": ["name", "schedule", "path"],
+    "additionalProperties": False,
+}
+
+
+def settings_schema() -> JsonSchema:
+    """JSON Schema of raw settings (roost.toml as JSON) for the admin API, from the parsers' own
+    schemas. What it cannot say stays in the parsers and `_check_rules`: rules across keys
+    (min <= max, stream_idle <= stream_max), limits.memory >= 16M and timeouts above 0 when
+    written as text, cron names unique."""
+
+    def table(keys: Mapping[str, Parser]) -> JsonSchema:
+        properties = {key: _SCHEMAS[parser] for key, parser in keys.items()}
+        return {"type": "object", "properties": properties, "additionalProperties": False}
+
+    schema = table(TOP_KEYS)
+    schema["not"] = {"required": ["entrypoint", "command"]}  # _check_rules: one or the other
+    schema["properties"] |= {name: table(keys) for name, keys in TABLES.items()}
+    schema["properties"] |= {"env": _SCHEMAS[_env], "cron": {"type": "array", "items": CRON_JOB_SCHEMA}}
+    return schema
+
+
+def key_schema(table: str, key: str) -> JsonSchema:
+    """What `[table] key` accepts, as JSON Schema (`roost scale`'s fields use it)."""
+    return _SCHEMAS[TABLES[table][key]]
 
 
 def _cron_jobs(source: str, value: object) -> list[dict[str, Any]]:
@@ -266,14 +363,14 @@ def _cron_jobs(source: str, value: object) -> list[dict[str, Any]]:
 
 def _cron_job(source: str, label: str, job: Mapping[str, object]) -> dict[str, Any]:
     name, schedule, path, public = job["name"], job["schedule"], job["path"], job.get("public", False)
-    if not isinstance(name, str) or not CRON_NAME_RE.match(name):
+    if not isinstance(name, str) or not CRON_NAME_RE.fullmatch(name):
         raise ConfigError(f"{source}: {label}: 'name' = {name!r} is not valid", hint="use letters, digits, '-' and '_'")
     if not isinstance(schedule, str) or len(schedule.split()) != 5 or not croniter.is_valid(schedule):
         raise ConfigError(
             f"{source}: {label}: schedule {schedule!r} is not a valid cron expression",
             hint='five fields, minute hour day month weekday, in UTC, e.g. "*/5 * * * *" or "0 3 * * 1"',
         )
-    if not isinstance(path, str) or not path.startswith("/") or any(c in path for c in " ?#\r\n"):
+    if not isinstance(path, str) or not re.fullmatch(CRON_PATH_PATTERN, path):
         raise ConfigError(f"{source}: {label}: 'path' = {path!r} is not valid", hint='a path like "/tasks/cleanup"')
     if not isinstance(public, bool):
         raise ConfigError(f"{source}: {label}: 'public' must be true or false", hint="public = false keeps it private")

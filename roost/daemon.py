@@ -20,7 +20,15 @@ import uvicorn
 import uvloop
 from prometheus_client import CollectorRegistry
 
-from roost.api import Authenticator, AuthMiddleware, DoorSettings, Identity, create_api, parse_networks
+from roost.api import (
+    Authenticator,
+    AuthMiddleware,
+    DoorSettings,
+    Identity,
+    ThrottlePolicy,
+    create_api,
+    parse_networks,
+)
 from roost.applog import LogBook
 from roost.autoscale import Autoscaler, ScaleSpec
 from roost.build import Builder, Enclosure, home_id
@@ -353,7 +361,8 @@ class Daemon:
         s = self.settings
         registry = self.metrics_registry
         api = create_api(control, lambda: render(registry) if registry is not None else b"")
-        auth = Authenticator(PasswordFile(s.passwords_path), control.token_name)
+        policy = ThrottlePolicy(lockout_seconds=s.login_lockout)
+        auth = Authenticator(PasswordFile(s.passwords_path), control.token_name, policy)
         proxies = parse_networks(s.trust_proxy)
 
         async def audit(identity: Identity, method: str, path: str, status: int) -> None:

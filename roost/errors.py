@@ -6,6 +6,7 @@ stable ``code`` for the wire, and the HTTP status the admin API answers with::
     RoostError                      500  internal
     ├── ConfigError                 400  config_invalid
     ├── UsageError                  400  usage
+    │   └── RequestInvalid          422  invalid_request
     ├── AuthError                   401  unauthorized
     ├── Forbidden                   403  forbidden
     ├── NotFound                    404  not_found
@@ -62,6 +63,13 @@ class UsageError(RoostError):
 
     code = "usage"
     status = 400
+
+
+class RequestInvalid(UsageError):
+    """An API request outside the OpenAPI schema (a wrong type, a name that breaks its pattern)."""
+
+    code = "invalid_request"
+    status = 422
 
 
 class AuthError(RoostError):

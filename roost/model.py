@@ -17,15 +17,21 @@ AppName = NewType("AppName", str)
 DeploymentId = NewType("DeploymentId", str)
 InstanceId = NewType("InstanceId", str)
 
-APP_NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
-APP_NAME_RULE = "1 to 63 characters: lowercase letters, digits and '-', starting with a letter"
+# A DNS label that never holds '--' (preview hosts use it) nor ends with '-'. The admin API's
+# schema carries the same pattern and length (roost/api/params.py).
+APP_NAME_PATTERN = r"^[a-z](?:[a-z0-9]|-[a-z0-9])*$"
+APP_NAME_MAX_LENGTH = 63
+APP_NAME_RE = re.compile(APP_NAME_PATTERN)
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # an environment variable's name
+TRAFFIC_WEIGHT_MAX = 100  # a deployment's share of production traffic, in percent
+APP_NAME_RULE = "1 to 63 characters: lowercase letters, digits and single '-' between them, starting with a letter"
 DEPLOYMENT_ID_RE = re.compile(r"[a-z0-9]{8}")
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
 def is_valid_app_name(name: str) -> bool:
     """True for a name usable as an app: a DNS label that never holds '--'."""
-    return bool(APP_NAME_RE.fullmatch(name)) and "--" not in name and not name.endswith("-")
+    return len(name) <= APP_NAME_MAX_LENGTH and APP_NAME_RE.fullmatch(name) is not None
 
 
 def new_deployment_id() -> DeploymentId:

@@ -18,7 +18,8 @@ from typing import BinaryIO
 
 from roost.errors import LimitExceeded, NotFound, UsageError, is_no_space, no_space
 
-DIGEST_RE = re.compile(r"sha256:([0-9a-f]{64})")
+DIGEST_PATTERN = r"^sha256:([0-9a-f]{64})$"  # the admin API's schema carries it too
+DIGEST_RE = re.compile(DIGEST_PATTERN)
 DIGEST_FORM = "'sha256:' followed by 64 lowercase hex digits"
 LIMIT_BLOB_BYTES = 2 * 1024**3
 FLUSH_BYTES = 1024 * 1024

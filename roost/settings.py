@@ -67,6 +67,7 @@ class ServeSettings:
     limit_build_unpacked: int = DEFAULT_BUILD_LIMIT  # builder: bytes a source archive may unpack to
     limit_connections: int = DEFAULT_MAX_CONNECTIONS  # edge: open client connections in all
     limit_connections_per_client: int = DEFAULT_MAX_CONNECTIONS_PER_CLIENT  # edge: per client address
+    login_lockout: float = 300.0  # admin API: how long a source with too many failed passwords stays locked
 
     @property
     def passwords_path(self) -> Path:

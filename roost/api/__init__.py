@@ -3,5 +3,14 @@
 from roost.api.app import create_api
 from roost.api.auth import Authenticator, AuthMiddleware, DoorSettings, Identity
 from roost.api.clientaddr import parse_networks
+from roost.api.throttle import ThrottlePolicy
 
-__all__ = ["AuthMiddleware", "Authenticator", "DoorSettings", "Identity", "create_api", "parse_networks"]
+__all__ = [
+    "AuthMiddleware",
+    "Authenticator",
+    "DoorSettings",
+    "Identity",
+    "ThrottlePolicy",
+    "create_api",
+    "parse_networks",
+]

@@ -6,12 +6,13 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from roost.api.deps import ControlDep
+from roost.api.params import TokenName, TokenNameText
 
 router = APIRouter(tags=["access"])
 
 
 class TokenIn(BaseModel):
-    name: str
+    name: TokenNameText
 
 
 class TokenCreated(BaseModel):
@@ -36,6 +37,6 @@ async def list_tokens(control: ControlDep) -> list[TokenOut]:
 
 
 @router.delete("/v1/tokens/{name}", status_code=204)
-async def revoke_token(name: str, control: ControlDep) -> Response:
+async def revoke_token(name: TokenName, control: ControlDep) -> Response:
     await control.revoke_token(name)
     return Response(status_code=204)

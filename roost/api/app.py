@@ -13,7 +13,11 @@ from roost.api.errors import install_error_handlers
 from roost.api.schemas import ErrorOut, HealthOut, VersionOut
 from roost.control import Control
 
-ERRORS: dict[int | str, dict[str, object]] = {status: {"model": ErrorOut} for status in (400, 401, 404, 409, 422, 503)}
+# 429: the login throttle (auth.py) and LimitExceeded; 507: a full disk (NoSpace);
+# every RoostError status a route can raise
+ERRORS: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorOut} for status in (400, 401, 404, 409, 422, 429, 503, 507)
+}
 
 
 def create_api(control: Control, metrics: Callable[[], bytes] = lambda: b"") -> FastAPI:

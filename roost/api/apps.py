@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from roost.api.deps import ControlDep
+from roost.api.params import SQLITE_INTEGER_MAX, AppName, AppNameQuery, Host, HostText
 from roost.api.schemas import AppCreate, AppInfoOut, AppOut, AppSummaryOut, EventOut, ScaleChange
 from roost.applog import LogTail
 
@@ -20,7 +21,7 @@ EVENT_POLL_SECONDS = 0.25
 
 
 class DomainIn(BaseModel):
-    host: str
+    host: HostText
 
 
 @router.get("/v1/apps", response_model=list[AppSummaryOut])
@@ -35,45 +36,45 @@ async def create_app(body: AppCreate, control: ControlDep) -> AppOut:
 
 
 @router.get("/v1/apps/{name}", response_model=AppInfoOut)
-async def show_app(name: str, control: ControlDep, events: int = Query(20, ge=0, le=1000)) -> AppInfoOut:
+async def show_app(name: AppName, control: ControlDep, events: int = Query(20, ge=0, le=1000)) -> AppInfoOut:
     return AppInfoOut.of(await control.app_details(name, events), control.urls)
 
 
 @router.delete("/v1/apps/{name}", status_code=204)
-async def delete_app(name: str, control: ControlDep) -> Response:
+async def delete_app(name: AppName, control: ControlDep) -> Response:
     await control.remove_app(name)
     return Response(status_code=204)
 
 
 @router.patch("/v1/apps/{name}/scale", response_model=AppOut)
-async def set_scale(name: str, change: ScaleChange, control: ControlDep) -> AppOut:
+async def set_scale(name: AppName, change: ScaleChange, control: ControlDep) -> AppOut:
     """Change min, max, concurrency or idle_timeout; they stay in force across pushes."""
     return AppOut.of(await control.set_scale(name, change.changes()))
 
 
 @router.post("/v1/apps/{name}/stop", status_code=204)
-async def stop_app(name: str, control: ControlDep) -> Response:
+async def stop_app(name: AppName, control: ControlDep) -> Response:
     await control.stop_app(name)
     return Response(status_code=204)
 
 
 @router.post("/v1/apps/{name}/start", status_code=204)
-async def start_app(name: str, control: ControlDep) -> Response:
+async def start_app(name: AppName, control: ControlDep) -> Response:
     await control.start_app(name)
     return Response(status_code=204)
 
 
 @router.post("/v1/apps/{name}/restart", status_code=204)
-async def restart_app(name: str, control: ControlDep) -> Response:
+async def restart_app(name: AppName, control: ControlDep) -> Response:
     await control.restart_app(name)
     return Response(status_code=204)
 
 
 @router.get("/v1/apps/{name}/logs", response_class=StreamingResponse)
 async def logs(
-    name: str,
+    name: AppName,
     control: ControlDep,
-    since: float | None = Query(None, description="seconds back from now"),
+    since: float | None = Query(None, ge=0, description="seconds back from now"),
     deployment: str | None = None,
     follow: bool = False,
 ) -> StreamingResponse:
@@ -106,18 +107,18 @@ async def logs(
 
 
 @router.get("/v1/apps/{name}/domains", response_model=list[str])
-async def list_domains(name: str, control: ControlDep) -> list[str]:
+async def list_domains(name: AppName, control: ControlDep) -> list[str]:
     return (await control.app_details(name, 0)).domains
 
 
 @router.post("/v1/apps/{name}/domains", status_code=204)
-async def add_domain(name: str, body: DomainIn, control: ControlDep) -> Response:
+async def add_domain(name: AppName, body: DomainIn, control: ControlDep) -> Response:
     await control.add_domain(name, body.host)
     return Response(status_code=204)
 
 
 @router.delete("/v1/apps/{name}/domains/{host}", status_code=204)
-async def remove_domain(name: str, host: str, control: ControlDep) -> Response:
+async def remove_domain(name: AppName, host: Host, control: ControlDep) -> Response:
     await control.remove_domain(name, host)
     return Response(status_code=204)
 
@@ -125,8 +126,8 @@ async def remove_domain(name: str, host: str, control: ControlDep) -> Response:
 @router.get("/v1/events", response_model=list[EventOut], tags=["events"])
 async def list_events(
     control: ControlDep,
-    app: str | None = None,
-    after: int = Query(0, ge=0),
+    app: AppNameQuery = None,
+    after: int = Query(0, ge=0, le=SQLITE_INTEGER_MAX),
     limit: int = Query(50, ge=1, le=1000),
 ) -> list[EventOut]:
     return [EventOut.of(e) for e in await control.events(app, after, limit)]
@@ -134,7 +135,7 @@ async def list_events(
 
 @router.get("/v1/events/stream", response_class=StreamingResponse, tags=["events"])
 async def stream_events(
-    control: ControlDep, app: str | None = None, last: int = Query(20, ge=0, le=1000)
+    control: ControlDep, app: AppNameQuery = None, last: int = Query(20, ge=0, le=1000)
 ) -> StreamingResponse:
     """The last events, then every new one as it happens: one JSON object per line."""
     first = await control.events(app, 0, max(last, 1))

@@ -3,7 +3,8 @@
 The Unix socket is the local door (no password unless --require-password).
 Over TCP every client shows a token or a password, loopback included, unless
 --trust-loopback. The client's address is the socket peer; X-Forwarded-For
-counts only from --trust-proxy networks. Failed attempts are throttled.
+counts only from --trust-proxy networks. Password attempts are throttled (never
+tokens: a valid one always gets in).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roost.api.clientaddr import Network, client_address, is_localhost
-from roost.api.throttle import Throttle, Verdict
+from roost.api.throttle import Admission, Sources, Throttle, ThrottlePolicy
 from roost.passwords import FileVersion, PasswordFile
 
 Scope = MutableMapping[str, Any]
@@ -30,6 +31,8 @@ OPEN_PATHS = frozenset({"/healthz"})
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CACHE_SECONDS = 60.0
 BCRYPT_PARALLEL = 2
+LIMIT_WAIT_SECONDS = 30.0  # a login waiting for its source's attempts in flight refuses after this
+TOO_MANY = "too many failed logins from this address or for this user"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,51 +52,100 @@ class DoorSettings:
     trusted_proxies: tuple[Network, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request gets no identity: 401 (wrong or missing credentials) or 429 (throttled)."""
+
+    status: int
+    message: str
+    retry_after: float = 0.0
+
+
+WRONG = Refusal(401, "wrong credentials")
+
+
 class Authenticator:
     """Checks credentials; shared by every door so throttling and caching are global.
 
-    A good password is cached for CACHE_SECONDS so a busy CLI does not pay bcrypt on every call;
-    the cache is dropped whenever the password file changes (`roost password` writes it directly,
-    so a changed or deleted password stops working at once).
+    A token is checked on every request and never throttled: it is 32 random bytes (no guess can
+    succeed) and checking one costs a SHA-256 and an indexed lookup, so a valid token always gets
+    in, whatever others sent from the same address. A password is throttled (throttle.py) before
+    bcrypt runs. A good password is cached for CACHE_SECONDS, so a busy CLI pays neither bcrypt
+    nor a delay on every call; the cache is dropped whenever the password file changes (`roost
+    password` writes it directly, so a changed or deleted password stops working at once).
     """
 
-    def __init__(self, passwords: PasswordFile, token_name: Callable[[str], Awaitable[str | None]]) -> None:
+    def __init__(
+        self,
+        passwords: PasswordFile,
+        token_name: Callable[[str], Awaitable[str | None]],
+        policy: ThrottlePolicy | None = None,
+    ) -> None:
         self.passwords = passwords
         self.token_name = token_name
-        self.throttle = Throttle()
+        self.throttle = Throttle(policy)
         self._bcrypt = asyncio.Semaphore(BCRYPT_PARALLEL)
         self._cache: dict[str, float] = {}
         self._cache_version: FileVersion | None = None
         self._settled = asyncio.Event()
 
-    async def admit(self, address: str) -> Verdict:
-        """Reserve one login attempt for `address` (see Throttle.reserve). While the address's
-        whole budget is in flight, wait for one attempt to settle and ask again."""
-        while True:
-            verdict = self.throttle.reserve(address, time.monotonic())
-            if not verdict.busy:
-                return verdict
-            await self._settled.wait()
+    async def identify(self, authorization: str, address: str) -> Identity | Refusal:
+        """Who an Authorization header belongs to, or why it is refused."""
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            name = await self.token_name(value.strip())
+            return Identity(name, "token", address) if name else WRONG
+        credentials = _basic(authorization)
+        if credentials is None:
+            return Refusal(401, "credentials must be a Bearer token or Basic user:password")
+        return await self.login(*credentials, address)
 
-    def settle(self, address: str, ok: bool) -> None:
-        """Record the outcome of an admitted attempt and wake the attempts waiting in `admit`."""
+    async def login(self, user: str, password: str, address: str) -> Identity | Refusal:
+        """One throttled password check. Waits only while an attempt of the same source is in
+        flight (its settling wakes us), and never past LIMIT_WAIT_SECONDS: then it refuses."""
+        sources = Sources(address, user)
+        key = _cache_key(user, password)
+        deadline = time.monotonic() + LIMIT_WAIT_SECONDS
+        while True:
+            if await self._cache_hit(key):
+                return Identity(user, "password", address)
+            verdict = self.throttle.reserve(sources, time.monotonic())
+            if verdict.admission is Admission.ADMITTED:
+                break
+            if verdict.admission is Admission.REFUSED or not await self._wait_settled(deadline):
+                return Refusal(429, TOO_MANY, verdict.retry_after or self.throttle.policy.delay_locked)
+        ok = False
+        try:
+            if verdict.delay:
+                await asyncio.sleep(verdict.delay)
+            ok = await self.password_ok(user, password)
+        finally:
+            # a cancelled attempt counts as failed: its guess may have been evaluated
+            retry_after = self._settle(sources, ok)
         if ok:
-            self.throttle.succeeded(address)
-        else:
-            self.throttle.failed(address, time.monotonic())
+            return Identity(user, "password", address)
+        # the failure that locks a source is answered 401, the failures of a locked source 429
+        return Refusal(429, TOO_MANY, max(retry_after, 1.0)) if verdict.locked else WRONG
+
+    def _settle(self, sources: Sources, ok: bool) -> float:
+        """Record the outcome of an admitted attempt and wake the attempts waiting in `login`."""
+        retry_after = self.throttle.settle(sources, ok, time.monotonic())
         # one-shot: waiters hold the old event, later waiters get a fresh one
         self._settled.set()
         self._settled = asyncio.Event()
+        return retry_after
 
-    async def cached(self, authorization: str, address: str) -> Identity | None:
-        """The identity for Basic credentials checked good within CACHE_SECONDS, without bcrypt."""
-        credentials = _basic(authorization)
-        if credentials is None:
-            return None
-        user, password = credentials
-        if not await self._cache_hit(_cache_key(user, password)):
-            return None
-        return Identity(user, "password", address)
+    async def _wait_settled(self, deadline: float) -> bool:
+        """Wait for any attempt to settle; False once `deadline` has passed."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            async with asyncio.timeout(remaining):
+                await self._settled.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def password_ok(self, user: str, password: str) -> bool:
         key = _cache_key(user, password)
@@ -123,16 +175,6 @@ class Authenticator:
             self._cache.clear()
             self._cache_version = version
         self._cache[key] = time.monotonic() + CACHE_SECONDS
-
-    async def identify(self, authorization: str, address: str) -> Identity | None:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer" and value:
-            name = await self.token_name(value.strip())
-            return Identity(name, "token", address) if name else None
-        credentials = _basic(authorization)
-        if credentials is not None and await self.password_ok(*credentials):
-            return Identity(credentials[0], "password", address)
-        return None
 
 
 def _basic(authorization: str) -> tuple[str, str] | None:
@@ -192,36 +234,12 @@ class AuthMiddleware:
         return None
 
     async def _authenticate(self, headers: dict[str, str], address: str, send: Send) -> Identity | None:
-        verdict = self.auth.throttle.check(address, time.monotonic())
-        if verdict.locked:
-            await _refuse_locked(send, verdict)
-            return None
         authorization = headers.get("authorization", "")
-        if not authorization:
-            await _refuse_unauthorized(send, "this API needs credentials")
-            return None
-        identity = await self.auth.cached(authorization, address)
-        if identity is not None:
-            return identity
-        return await self._attempt(authorization, address, send)
-
-    async def _attempt(self, authorization: str, address: str, send: Send) -> Identity | None:
-        """One throttled check: admitted (counted) before the delay and bcrypt, settled after."""
-        verdict = await self.auth.admit(address)
-        if verdict.locked:
-            await _refuse_locked(send, verdict)
-            return None
-        identity = None
-        try:
-            if verdict.delay:
-                await asyncio.sleep(verdict.delay)
-            identity = await self.auth.identify(authorization, address)
-        finally:
-            # a cancelled attempt counts as failed: its guess may have been evaluated
-            self.auth.settle(address, identity is not None)
-        if identity is None:
-            await _refuse_unauthorized(send, "wrong credentials")
-        return identity
+        outcome = await self.auth.identify(authorization, address) if authorization else None
+        if isinstance(outcome, Identity):
+            return outcome
+        await _refuse_with(send, outcome or Refusal(401, "this API needs credentials"))
+        return None
 
     async def _call_audited(self, scope: Scope, receive: Receive, send: Send, identity: Identity) -> None:
         if scope["method"] not in MUTATING:
@@ -241,26 +259,14 @@ class AuthMiddleware:
             await self.audit(identity, scope["method"], scope["path"], status)
 
 
-async def _refuse_locked(send: Send, verdict: Verdict) -> None:
-    await _refuse(
-        send,
-        429,
-        "limit_exceeded",
-        "too many failed logins from this address",
-        f"wait {int(verdict.retry_after) + 1}s and try again",
-        verdict.retry_after,
-    )
-
-
-async def _refuse_unauthorized(send: Send, message: str) -> None:
-    await _refuse(
-        send,
-        401,
-        "unauthorized",
-        message,
-        "use --token/ROOST_TOKEN, -B/--basic-auth, or `roost login`; locally, the Unix socket",
-        0,
-    )
+async def _refuse_with(send: Send, refusal: Refusal) -> None:
+    if refusal.status == 429:
+        wait = int(refusal.retry_after) + 1
+        hint = f"wait {wait}s and try again; a token (`roost login`, `roost token create`) is never throttled"
+        await _refuse(send, 429, "limit_exceeded", refusal.message, hint, refusal.retry_after)
+        return
+    hint = "use --token/ROOST_TOKEN, -B/--basic-auth, or `roost login`; locally, the Unix socket"
+    await _refuse(send, 401, "unauthorized", refusal.message, hint, 0)
 
 
 async def _refuse(send: Send, status: int, code: str, message: str, hint: str, retry_after: float) -> None:

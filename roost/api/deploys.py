@@ -7,15 +7,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StringConstraints
 
 from roost.api.deps import ControlDep
+from roost.api.params import AppName, Digest, DigestText, json_integer
 from roost.api.schemas import DeploymentOut, TrafficOut
+from roost.config import settings_schema
+from roost.errors import NotFound
+from roost.model import TRAFFIC_WEIGHT_MAX
 
 router = APIRouter(tags=["deployments"])
 
+BLOB_MEDIA_TYPE = "application/octet-stream"  # a source archive (tar.gz)
 MAX_SOURCES = 64  # a push names about 20 settings; the bound keeps a client from storing megabytes
 SourceText = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Weight = Annotated[int, Field(ge=0, le=TRAFFIC_WEIGHT_MAX), BeforeValidator(json_integer)]
 
 
 class BlobOut(BaseModel):
@@ -24,10 +30,14 @@ class BlobOut(BaseModel):
 
 
 class PushIn(BaseModel):
-    digest: str = Field(description="sha256:<hex> of an uploaded archive")
+    digest: DigestText
     message: str = ""
-    settings: dict[str, Any] = Field(default_factory=dict, description="roost.toml settings merged with CLI flags")
-    promote: bool = True
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="roost.toml settings merged with CLI flags",
+        json_schema_extra=settings_schema(),
+    )
+    promote: StrictBool = True
     sources: dict[SourceText, SourceText] = Field(
         default_factory=dict,
         max_length=MAX_SOURCES,
@@ -44,35 +54,42 @@ class RollbackIn(BaseModel):
 
 
 class TrafficIn(BaseModel):
-    weights: dict[str, int] = Field(description="deployment id -> weight; they add up to 100")
+    weights: dict[str, Weight] = Field(min_length=1, description="deployment id -> weight; they add up to 100")
 
 
-@router.head("/v1/blobs/{digest}")
-async def has_blob(digest: str, control: ControlDep) -> Response:
-    return Response(status_code=200 if control.registry.has(digest) else 404)
+@router.head(
+    "/v1/blobs/{digest}",
+    response_class=Response,
+    responses={200: {"description": "the archive is stored", "content": {BLOB_MEDIA_TYPE: {}}}},
+)
+async def has_blob(digest: Digest, control: ControlDep) -> Response:
+    """200 if the archive is stored (so `roost push` need not upload it again), else 404."""
+    if not control.registry.has(digest):
+        raise NotFound(f"no archive {digest} is stored", hint="upload it with PUT /v1/blobs/{digest}")
+    return Response(status_code=200, media_type=BLOB_MEDIA_TYPE)
 
 
 @router.put("/v1/blobs/{digest}", response_model=BlobOut, status_code=201)
-async def put_blob(digest: str, request: Request, control: ControlDep) -> BlobOut:
+async def put_blob(digest: Digest, request: Request, control: ControlDep) -> BlobOut:
     path = await control.registry.put(digest, request.stream())
     return BlobOut(digest=digest, size=path.stat().st_size)
 
 
 @router.post("/v1/apps/{name}/deployments", response_model=DeploymentOut, status_code=202)
-async def push(name: str, body: PushIn, control: ControlDep) -> DeploymentOut:
+async def push(name: AppName, body: PushIn, control: ControlDep) -> DeploymentOut:
     deployment = await control.push(name, body.digest, body.message, body.settings, body.promote, body.sources)
     return DeploymentOut.of(deployment, urls=control.urls)
 
 
 @router.get("/v1/apps/{name}/deployments", response_model=list[DeploymentOut])
-async def list_deployments(name: str, control: ControlDep) -> list[DeploymentOut]:
+async def list_deployments(name: AppName, control: ControlDep) -> list[DeploymentOut]:
     deployments, traffic = await control.deployments(name)
     weights = {t.deployment: t.weight for t in traffic}
     return [DeploymentOut.of(d, weights.get(d.id, 0), control.urls) for d in deployments]
 
 
 @router.get("/v1/apps/{name}/deployments/{deployment}", response_model=DeploymentOut)
-async def show_deployment(name: str, deployment: str, control: ControlDep) -> DeploymentOut:
+async def show_deployment(name: AppName, deployment: str, control: ControlDep) -> DeploymentOut:
     found = await control.deployment(name, deployment)
     _, traffic = await control.deployments(name)
     weights = {t.deployment: t.weight for t in traffic}
@@ -80,7 +97,7 @@ async def show_deployment(name: str, deployment: str, control: ControlDep) -> De
 
 
 @router.get("/v1/apps/{name}/deployments/{deployment}/log", response_class=StreamingResponse)
-async def build_log(name: str, deployment: str, control: ControlDep) -> StreamingResponse:
+async def build_log(name: AppName, deployment: str, control: ControlDep) -> StreamingResponse:
     """The build's output, streamed line by line until the build ends."""
     await control.deployment(name, deployment)
 
@@ -92,15 +109,15 @@ async def build_log(name: str, deployment: str, control: ControlDep) -> Streamin
 
 
 @router.post("/v1/apps/{name}/promote", response_model=DeploymentOut)
-async def promote(name: str, body: PromoteIn, control: ControlDep) -> DeploymentOut:
+async def promote(name: AppName, body: PromoteIn, control: ControlDep) -> DeploymentOut:
     return DeploymentOut.of(await control.promote(name, body.deployment), 100, control.urls)
 
 
 @router.post("/v1/apps/{name}/rollback", response_model=DeploymentOut)
-async def rollback(name: str, body: RollbackIn, control: ControlDep) -> DeploymentOut:
+async def rollback(name: AppName, body: RollbackIn, control: ControlDep) -> DeploymentOut:
     return DeploymentOut.of(await control.rollback(name, body.deployment), 100, control.urls)
 
 
 @router.put("/v1/apps/{name}/traffic", response_model=list[TrafficOut])
-async def set_traffic(name: str, body: TrafficIn, control: ControlDep) -> list[TrafficOut]:
+async def set_traffic(name: AppName, body: TrafficIn, control: ControlDep) -> list[TrafficOut]:
     return [TrafficOut.of(t) for t in await control.set_traffic(name, body.weights)]

@@ -6,12 +6,17 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from roost.api.deps import ControlDep
+from roost.api.params import AppName, EnvName
 
 router = APIRouter(tags=["env"])
 
 
 class EnvSetIn(BaseModel):
-    values: dict[str, str] = Field(description="NAME -> value; stored encrypted")
+    values: dict[EnvName, str] = Field(
+        min_length=1,
+        description="NAME -> value; stored encrypted",
+        json_schema_extra={"additionalProperties": False},  # pydantic says patternProperties: close the rest
+    )
 
 
 class EnvUnsetIn(BaseModel):
@@ -25,15 +30,15 @@ class EnvOut(BaseModel):
 
 
 @router.get("/v1/apps/{name}/env", response_model=list[EnvOut])
-async def list_env(name: str, control: ControlDep, reveal: bool = False) -> list[EnvOut]:
+async def list_env(name: AppName, control: ControlDep, reveal: bool = False) -> list[EnvOut]:
     return [EnvOut(name=e.name, value=e.value, source=e.source) for e in await control.list_env(name, reveal)]
 
 
 @router.post("/v1/apps/{name}/env", response_model=list[str])
-async def set_env(name: str, body: EnvSetIn, control: ControlDep) -> list[str]:
+async def set_env(name: AppName, body: EnvSetIn, control: ControlDep) -> list[str]:
     return await control.set_env(name, body.values)
 
 
 @router.post("/v1/apps/{name}/env/unset", response_model=list[str])
-async def unset_env(name: str, body: EnvUnsetIn, control: ControlDep) -> list[str]:
+async def unset_env(name: AppName, body: EnvUnsetIn, control: ControlDep) -> list[str]:
     return await control.unset_env(name, body.names)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from roost.errors import RoostError, is_no_space, no_space
+from roost.api.params import RULES
+from roost.errors import RequestInvalid, RoostError, is_no_space, no_space
 
 log = logging.getLogger("roost.api")
 
@@ -21,16 +25,9 @@ def install_error_handlers(api: FastAPI) -> None:
 
     @api.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body')}: {err.get('msg', 'invalid')}"
-            for err in exc.errors()
-        )
-        body = {
-            "error": "invalid_request",
-            "message": f"the request is not valid: {problems}",
-            "hint": "see /openapi.json for the expected body",
-        }
-        return JSONResponse(body, status_code=422)
+        problems = "; ".join(_problem(err) for err in exc.errors())
+        error = RequestInvalid(f"the request is not valid: {problems}", hint="see /openapi.json for what is expected")
+        return JSONResponse(error.to_wire(), status_code=error.status)
 
     @api.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -40,7 +37,10 @@ def install_error_handlers(api: FastAPI) -> None:
             "message": f"{request.method} {request.url.path}: {exc.detail}",
             "hint": "see /openapi.json for the routes there are",
         }
-        return JSONResponse(body, status_code=exc.status_code)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+            headers["Allow"] = ", ".join(allowed)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @api.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -54,3 +54,25 @@ def install_error_handlers(api: FastAPI) -> None:
             "hint": "the daemon's log has the traceback; please report it",
         }
         return JSONResponse(body, status_code=500)
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    """One validation error for a person: where, and the rule in words where params.RULES has it."""
+    where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    pattern = (error.get("ctx") or {}).get("pattern")
+    if pattern in RULES:
+        noun, rule = RULES[pattern]
+        return f"{where}: {error.get('input')!r} is not a valid {noun} ({rule})"
+    return f"{where}: {error.get('msg', 'invalid')}"
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the OpenAPI document lists at this path, HEAD with GET (Starlette names only
+    the first matching route's methods, and FastAPI nests its routes)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), request.url.path):
+            methods.update(method.upper() for method in operations)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from roost.api.deps import ControlDep
+from roost.api.params import AppName
 
 router = APIRouter(tags=["operations"])
 
@@ -47,7 +48,7 @@ async def gc(control: ControlDep) -> GcOut:
 
 
 @router.get("/v1/apps/{name}/cron", response_model=list[CronOut])
-async def cron(name: str, control: ControlDep) -> list[CronOut]:
+async def cron(name: AppName, control: ControlDep) -> list[CronOut]:
     """The app's cron jobs with their next run (wall time) and last result."""
     runner = control.cron
     return [

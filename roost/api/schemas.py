@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
+from roost.api.params import AppNameText, JsonInt, JsonNumber
+from roost.config import key_schema, settings_schema
 from roost.control import AppDetails, AppSummary, Urls
-from roost.model import App, Deployment, Event, TrafficEntry
+from roost.model import App, Deployment, Event, Mode, TrafficEntry
 
 
 class ErrorOut(BaseModel):
@@ -25,22 +27,30 @@ class VersionOut(BaseModel):
     python: str
 
 
+def _scale(key: str, description: str = "") -> WithJsonSchema:
+    """The schema of `[scale] key` as roost.toml's parser takes it, or null (unchanged)."""
+    schema: dict[str, Any] = {"anyOf": [key_schema("scale", key), {"type": "null"}], "default": None}
+    return WithJsonSchema(schema | ({"description": description} if description else {}))
+
+
 class ScaleChange(BaseModel):
     """`roost scale`: only the fields given change; the rest keep their value."""
 
-    min: int | None = None
-    max: int | None = None
-    concurrency: int | None = None
-    idle_timeout: str | float | None = Field(default=None, description='seconds, or "5m", "1h"')
+    min: Annotated[JsonInt | None, _scale("min")] = None
+    max: Annotated[JsonInt | None, _scale("max")] = None
+    concurrency: Annotated[JsonInt | None, _scale("concurrency")] = None
+    idle_timeout: Annotated[str | JsonNumber | None, _scale("idle_timeout", 'seconds, or "5m", "1h"')] = None
 
     def changes(self) -> dict[str, object]:
         return {key: value for key, value in self.model_dump().items() if value is not None}
 
 
 class AppCreate(BaseModel):
-    name: str = Field(description="[a-z][a-z0-9-]{0,62}")
-    mode: str | None = Field(default=None, description="service or function")
-    settings: dict[str, Any] = Field(default_factory=dict, description="as in roost.toml")
+    name: AppNameText
+    mode: Mode | None = Field(default=None, description="service or function")
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="as in roost.toml", json_schema_extra=settings_schema()
+    )
 
 
 class AppOut(BaseModel):

@@ -195,6 +195,14 @@ def _announce(line: str) -> None:
     envvar="ROOST_BUILD_CHECK_TIMEOUT",
     help="How long a new deployment has to answer on $PORT.",
 )
+@click.option(
+    "--login-lockout",
+    default="5m",
+    show_default=True,
+    envvar="ROOST_LOGIN_LOCKOUT",
+    help="How long an address or user name stays locked after 8 failed passwords: its attempts are then "
+    "checked one at a time, 5s apart (tokens are never throttled) [env ROOST_LOGIN_LOCKOUT].",
+)
 def serve(
     home: Path | None,
     host: str,
@@ -224,6 +232,7 @@ def serve(
     firewall: bool,
     build_limit: str,
     cron_speed: float,
+    login_lockout: str,
 ) -> None:
     """Run the Roost daemon in the foreground."""
     from roost import daemon  # the one place the daemon is imported
@@ -273,6 +282,7 @@ def serve(
         limit_build_unpacked=limit_build,
         limit_connections=limit_connections,
         limit_connections_per_client=limit_per_client,
+        login_lockout=_duration("--login-lockout", login_lockout),
     )
     if trust_loopback:
         logging.getLogger("roost").warning(

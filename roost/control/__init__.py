@@ -10,13 +10,14 @@ from pathlib import Path
 
 from roost.applog import LogBook
 from roost.build import Builder
-from roost.control.access import AccessUseCases
+from roost.control.access import TOKEN_NAME_PATTERN, AccessUseCases
 from roost.control.buildlog import BuildLogs
-from roost.control.core import AppDetails, Urls, check_app_name
+from roost.control.core import HOST_MAX_LENGTH, HOST_PATTERN, AppDetails, Urls, check_app_name
+from roost.control.env import RESERVED as RESERVED_ENV_NAMES
 from roost.control.overview import AppSummary, OverviewUseCases
 from roost.control.retention import GcReport, RetentionUseCases
 from roost.model import DeploymentId
-from roost.registry import Registry
+from roost.registry import DIGEST_PATTERN, Registry
 from roost.runtime.protocol import DeploymentSpec, Runtime
 from roost.store import Store
 from roost.vault import Vault
@@ -45,4 +46,16 @@ class Control(RetentionUseCases, AccessUseCases, OverviewUseCases):
         self.vault = Vault(home / "secret.key")
 
 
-__all__ = ["AppDetails", "AppSummary", "Control", "GcReport", "Urls", "check_app_name"]
+__all__ = [
+    "DIGEST_PATTERN",
+    "HOST_MAX_LENGTH",
+    "HOST_PATTERN",
+    "RESERVED_ENV_NAMES",
+    "TOKEN_NAME_PATTERN",
+    "AppDetails",
+    "AppSummary",
+    "Control",
+    "GcReport",
+    "Urls",
+    "check_app_name",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shutil
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -203,18 +204,18 @@ class AppUseCases(ControlBase):
         await self._announce(AppName(app))
 
 
+# DNS labels of letters, digits and inner '-', a trailing dot allowed; the admin API's schema
+# carries the same pattern and length (roost/api/params.py).
+HOST_PATTERN = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$"
+HOST_MAX_LENGTH = 253
+_HOST_RE = re.compile(HOST_PATTERN)
+
+
 def _check_host(host: str) -> str:
-    clean = host.strip().lower().rstrip(".")
-    labels = clean.split(".")
-    if (
-        not clean
-        or len(clean) > 253
-        or not all(
-            label and len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii() for label in labels
-        )
-    ):
+    clean = host.strip()
+    if len(clean) > HOST_MAX_LENGTH or _HOST_RE.fullmatch(clean) is None:
         raise UsageError(f"'{host}' is not a valid host name", hint="give a name like app.example.com")
-    return clean
+    return clean.lower().rstrip(".")
 
 
 __all__ = ["AppDetails", "AppUseCases", "ControlBase", "DeploymentId", "Urls", "check_app_name"]

@@ -17,6 +17,7 @@ from roost.control.core import check_app_name
 from roost.control.env import EnvUseCases
 from roost.errors import BuildFailed, ConfigError, Conflict, NoSpace, NotFound, UsageError
 from roost.model import (
+    TRAFFIC_WEIGHT_MAX,
     AppConfig,
     AppName,
     Deployment,
@@ -207,10 +208,13 @@ class DeployUseCases(EnvUseCases):
         if not weights:
             raise UsageError("no weights given", hint=f"for example: roost traffic {app} DEP1=90 DEP2=10")
         for deployment, weight in weights.items():
-            if not 0 <= weight <= 100:
-                raise UsageError(f"weight {weight} for {deployment} is not between 0 and 100", hint="use 0 to 100")
+            if not 0 <= weight <= TRAFFIC_WEIGHT_MAX:
+                raise UsageError(
+                    f"weight {weight} for {deployment} is not between 0 and {TRAFFIC_WEIGHT_MAX}",
+                    hint=f"use 0 to {TRAFFIC_WEIGHT_MAX}",
+                )
             await self._ready_deployment(app, deployment, "route traffic to")
-        if sum(weights.values()) != 100:
+        if sum(weights.values()) != TRAFFIC_WEIGHT_MAX:
             raise UsageError(
                 f"the weights add up to {sum(weights.values())}, not 100",
                 hint="make them add up to 100, e.g. 90 and 10",

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 from roost.control.core import AppUseCases
 from roost.errors import UsageError
-from roost.model import AppConfig, AppName
+from roost.model import ENV_NAME_PATTERN, AppConfig, AppName
 from roost.vault import Vault
 
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_RE = re.compile(ENV_NAME_PATTERN)  # the admin API's schema carries it and RESERVED too
 RESERVED = frozenset({"PORT", "TMPDIR", "HOME", "PATH", "ROOST_APP", "ROOST_DEPLOYMENT", "ROOST_INSTANCE"})
 MASK = "********"
 
@@ -25,7 +25,7 @@ class EnvEntry:
 
 
 def check_env_name(name: str) -> str:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise UsageError(
             f"'{name}' is not a valid variable name", hint="use letters, digits and '_', not starting with a digit"
         )

@@ -74,7 +74,7 @@ def test_api_errors_are_json_with_status(daemon: Daemon) -> None:
         assert "/v1/apps" in http.get("/openapi.json").json()["paths"]
         cases = [
             (http.get("/v1/apps/nope"), 404, "not_found"),
-            (http.post("/v1/apps", json={"name": "Bad"}), 400, "usage"),
+            (http.post("/v1/apps", json={"name": "Bad"}), 422, "invalid_request"),  # the schema's pattern
             (http.post("/v1/apps", json={"nom": "x"}), 422, "invalid_request"),
             (http.post("/v1/apps", json={"name": "ok", "settings": {"scale": {"maxx": 1}}}), 400, "config_invalid"),
             (http.get("/v1/nothing-here"), 404, "not_found"),

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
-from roost.api.auth import BCRYPT_PARALLEL, Authenticator
+import pytest
+
+from roost.api import auth as auth_module
+from roost.api.auth import BCRYPT_PARALLEL, Authenticator, Identity, Refusal
+from roost.api.throttle import Sources, ThrottlePolicy
 from roost.passwords import PasswordFile
 
 
@@ -91,3 +96,70 @@ def test_parallel_checks_of_the_same_good_password_run_bcrypt_once_per_slot(tmp_
 
     assert asyncio.run(main()) == [True] * 10
     assert passwords.calls <= BCRYPT_PARALLEL
+
+
+async def one_token(token: str) -> str | None:
+    return "ci" if token == "roost_the-good-one" else None
+
+
+def lock(auth: Authenticator, sources: Sources) -> None:
+    """Put `sources` in the lockout, as LOCKOUT_AFTER failed passwords would."""
+    for _ in range(auth.throttle.policy.lockout_after):
+        auth.throttle.reserve(sources, time.monotonic())
+        auth.throttle.settle(sources, False, time.monotonic())
+
+
+def test_a_valid_token_gets_in_from_a_locked_address(tmp_path: Path) -> None:
+    auth = Authenticator(PasswordFile(tmp_path / "passwords"), one_token)
+    lock(auth, Sources("127.0.0.1", "admin"))
+
+    async def main() -> None:
+        assert await auth.identify("Bearer roost_the-good-one", "127.0.0.1") == Identity("ci", "token", "127.0.0.1")
+        refused = await auth.identify("Bearer roost_a-guess", "127.0.0.1")
+        assert isinstance(refused, Refusal)
+        assert refused.status == 401
+
+    asyncio.run(main())
+
+
+def test_a_valid_password_gets_in_from_a_locked_source_and_a_wrong_one_gets_429(tmp_path: Path) -> None:
+    passwords = CountingPasswords(tmp_path / "passwords")
+    passwords.set("admin", "right-password")
+    auth = Authenticator(passwords, no_tokens, ThrottlePolicy(delay_locked=0.3))
+    lock(auth, Sources("127.0.0.1", "admin"))
+
+    async def timed(password: str) -> tuple[Identity | Refusal, float]:
+        started = time.monotonic()
+        outcome = await auth.login("admin", password, "127.0.0.1")
+        return outcome, time.monotonic() - started
+
+    async def main() -> None:
+        wrong, wrong_seconds = await timed("wrong-password")
+        assert isinstance(wrong, Refusal)
+        assert (wrong.status, wrong.retry_after > 0) == (429, True)
+        right, right_seconds = await timed("right-password")
+        assert right == Identity("admin", "password", "127.0.0.1")
+        # both waited the delay before bcrypt: how soon an answer comes says nothing of the password
+        assert min(wrong_seconds, right_seconds) >= 0.3
+
+    asyncio.run(main())
+    assert passwords.calls == 2  # both were checked
+
+
+def test_a_login_waiting_for_its_source_refuses_instead_of_hanging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budget is in flight and nothing settles in time: the waiter answers 429 by itself."""
+    monkeypatch.setattr(auth_module, "LIMIT_WAIT_SECONDS", 0.2)
+    auth = Authenticator(PasswordFile(tmp_path / "passwords"), no_tokens)
+    sources = Sources("127.0.0.1", "admin")
+    for _ in range(auth.throttle.policy.lockout_after):  # admitted, never settled
+        auth.throttle.reserve(sources, time.monotonic())
+
+    async def main() -> Identity | Refusal:
+        async with asyncio.timeout(30):
+            return await auth.login("admin", "some-password", "127.0.0.1")
+
+    refused = asyncio.run(main())
+    assert isinstance(refused, Refusal)
+    assert refused.status == 429
