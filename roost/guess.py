@@ -87,3 +87,38 @@ def factory_note(root: Path) -> str | None:
                 f'add `app = {name}()` at the end of it and set entrypoint = "{module}:app"'
             )
     return None
+
+
+PORT_MENTION = re.compile(r"\$\{?PORT\b")
+READS_PORT = re.compile(r"\bPORT\b")
+PORT_READERS = ("gunicorn",)  # servers that bind $PORT on their own when no address is given
+
+
+def port_warning(command: str, code_reads_port: bool) -> str | None:
+    """A warning for a command that will likely never listen on $PORT, or None.
+
+    Fine: the command mentions `$PORT` or `${PORT}`, or the app's code reads PORT itself
+    (`python server.py` with `os.environ["PORT"]`), or the server reads it (gunicorn).
+
+    >>> port_warning("gunicorn main:app --bind 127.0.0.1:${PORT}", False) is None
+    True
+    >>> port_warning("python -m http.server", False)[:68]
+    'the command never mentions $PORT (or ${PORT}) and no file of the app'
+    """
+    if PORT_MENTION.search(command) or code_reads_port:
+        return None
+    words = command.split()
+    program = words[0].rsplit("/", 1)[-1] if words else ""
+    if program in PORT_READERS:
+        return None
+    return (
+        "the command never mentions $PORT (or ${PORT}) and no file of the app reads PORT: Roost sends requests "
+        "to $PORT only, so the build check will fail; pass it as the server wants it "
+        "(`--port $PORT`, `--bind 127.0.0.1:$PORT`, `python -m http.server $PORT`)"
+    )
+
+
+def code_reads_port(root: Path) -> bool:
+    """Whether any Python file or shell script of the app mentions PORT (reads it, probably)."""
+    scripts = [p for p in root.glob("*.sh") if p.stat().st_size <= LIMIT_FILE_BYTES]
+    return any(READS_PORT.search(path.read_text(errors="replace")) for path in [*_python_files(root), *scripts])

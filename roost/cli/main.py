@@ -6,6 +6,7 @@ import platform
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from roost import __version__
 from roost.cli.apps import create, info, list_apps, remove
@@ -16,12 +17,13 @@ from roost.cli.events import events
 from roost.cli.init import init
 from roost.cli.lifecycle import domains, logs, restart, scale, start, stop
 from roost.cli.ops import cron, gc
-from roost.cli.output import console, print_json
+from roost.cli.output import console, err_console, print_json
 from roost.cli.push import push
 from roost.cli.security import login, logout, password, token
 from roost.cli.serve import serve
 from roost.config import format_duration, format_size, load_app_config
 from roost.errors import RoostError
+from roost.guess import code_reads_port, port_warning
 
 
 @click.group(cls=RoostGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,8 +67,11 @@ def version(ctx: Context, as_json: bool) -> None:
 @click.argument("path", default=".", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @json_option
 def check(path: Path, as_json: bool) -> None:
-    """Validate an app's roost.toml and print the settings in force."""
+    """Validate an app's roost.toml, print the settings in force, warn of a command that never gets $PORT."""
     config = load_app_config(path)
+    warning = port_warning(config.command, code_reads_port(path)) if config.command else None
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
     if as_json:
         print_json(config.to_dict())
         return

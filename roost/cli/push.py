@@ -159,12 +159,29 @@ def push(
     if as_json:
         print_json({**final, "elapsed": round(elapsed, 3), "steps": steps, "upload": upload})
     if final["status"] != "ready":
-        raise BuildFailed(
-            f"deployment {final['id']} failed: {final['error']}",
-            hint="fix the error above and push again; production still serves the previous deployment",
-        )
+        listed: list[dict[str, Any]] = client.request("GET", f"/v1/apps/{app}/deployments")
+        raise BuildFailed(f"deployment {final['id']} failed: {final['error']}", hint=failure_hint(app, listed))
     if not as_json:
         _report(final, elapsed, promoted=not no_promote)
+
+
+def failure_hint(app: str, deployments: list[dict[str, Any]]) -> str:
+    """What a failed push leaves behind: production as it was, or (a first push) nothing that works.
+
+    >>> failure_hint("hello", [{"id": "ab12cd34", "status": "ready", "weight": 100}])
+    'fix the error above and push again; production still serves the previous deployment (ab12cd34)'
+    >>> failure_hint("hello", [{"id": "ef56gh78", "status": "failed", "weight": 0}])
+    "fix the error above and push again; 'hello' has no working deployment yet (`roost logs hello` has details)"
+    """
+    serving = ", ".join(d["id"] for d in deployments if d.get("weight", 0) > 0 and d.get("status") == "ready")
+    if serving:
+        return f"fix the error above and push again; production still serves the previous deployment ({serving})"
+    ready = [d["id"] for d in deployments if d.get("status") == "ready"]
+    if ready:
+        return (
+            f"fix the error above and push again; nothing takes production traffic (`roost promote {app} {ready[0]}`)"
+        )
+    return f"fix the error above and push again; '{app}' has no working deployment yet (`roost logs {app}` has details)"
 
 
 def _follow(client: Client, path: str, deployment: str, shown: Console, started: float) -> list[dict[str, Any]]:

@@ -70,6 +70,7 @@ class DeployUseCases(EnvUseCases):
             await self.store.get_app(app)
         except NotFound:
             await self.store.create_app(app, config.mode, config)
+            await self._announce(app)  # its URL says "no working deployment yet" from now on, not "no such app"
         else:
             await self.store.update_app(app, mode=config.mode, config=config)
 
@@ -131,10 +132,7 @@ class DeployUseCases(EnvUseCases):
         if not result.ok:
             for line in result.output.splitlines()[-40:]:
                 build_log.line(f"    {line}")
-            raise BuildFailed(
-                f"build check failed: {result.message}",
-                hint="the app must listen on $PORT (entrypoint apps: check the import and the object name)",
-            )
+            raise BuildFailed(f"build check failed: {result.message}", hint=_check_hint(spec))
         build_log.line(f"    {result.message}")
         build_log.line(step_line("build check", result.seconds))
 
@@ -150,6 +148,7 @@ class DeployUseCases(EnvUseCases):
         if hint:
             build_log.line(f"  hint: {hint}")
         await self.buildlogs.close(build_log)
+        await self._announce(deployment.app)
 
     async def deployment(self, app: str, deployment: str) -> Deployment:
         return await self.store.get_deployment(app, deployment)
@@ -159,6 +158,7 @@ class DeployUseCases(EnvUseCases):
         return await self.store.list_deployments(app), await self.store.get_traffic(app)
 
     async def _ready_deployment(self, app: str, deployment: str, verb: str) -> Deployment:
+        await self.store.get_app(app)  # "no app named 'x'" before "app 'x' has no deployment 'y'"
         found = await self.store.get_deployment(app, deployment)
         if found.status is not DeploymentStatus.READY:
             raise Conflict(
@@ -180,6 +180,7 @@ class DeployUseCases(EnvUseCases):
     async def rollback(self, app: str, deployment: str | None = None) -> Deployment:
         """Back to `deployment`, or to the previous production deployment. No rebuild."""
         if deployment is None:
+            await self.store.get_app(app)  # not "no earlier production deployment" for an app that does not exist
             deployment = await self._previous_release(app)
         return await self.promote(app, deployment, kind="deploy.rollback")
 
@@ -219,3 +220,9 @@ class DeployUseCases(EnvUseCases):
         await self.store.set_traffic(AppName(app), entries, "traffic.split", f"traffic split: {split}")
         await self.reconcile(AppName(app))
         return await self.store.get_traffic(app)
+
+
+def _check_hint(spec: DeploymentSpec) -> str:
+    if spec.config.command:
+        return "the command (a /bin/sh line) must start a server that listens on $PORT; its output is above"
+    return "the app must import and serve on $PORT: check the import, the object name and the output above"

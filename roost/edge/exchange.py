@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from roost.edge import wire
 from roost.edge.counters import Tally
 from roost.edge.guard import retry_after
-from roost.edge.routes import AppRoute, resolve_path
+from roost.edge.routes import AppRoute, no_deployment, resolve_path
 from roost.edge.split import cookie_name, is_split, pick, read_cookie, set_cookie
 from roost.edge.tunnel import Tunnel
 from roost.edge.upstream import UpstreamConnection
@@ -134,7 +134,7 @@ class Exchange:
             if deployment is None:
                 deployment = self._pick(app) if req.pinned is None else self._pinned(app, req.pinned)
             if deployment is None:
-                self.reply(503, "this app has no deployment taking traffic")
+                self.reply(503, no_deployment(app))
                 return
             self.deployment = deployment
             self.tally = ctx.tally(deployment)

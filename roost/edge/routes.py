@@ -56,6 +56,22 @@ class Resolution:
     prefix: str  # "/<app>" for path routes, else ""
 
 
+def no_deployment(app: AppRoute) -> str:
+    """The 503 page of an app that takes no production traffic: never had a working
+    deployment (its first push failed, or is building), or has ready ones but none promoted.
+
+    >>> no_deployment(AppRoute("hello", (), frozenset(), False, 5.0, 1024, True)).split(": ")[0]
+    "'hello' has no working deployment yet (its push failed or is still building)"
+    """
+    if app.deployments:
+        return "this app has no deployment taking traffic"
+    name = app.name
+    return (
+        f"'{name}' has no working deployment yet (its push failed or is still building): "
+        f"`roost logs {name}` says why; fix the app and `roost push` again"
+    )
+
+
 def host_name(host: str) -> str:
     """The lower-case name in a Host value, without port or trailing dot ("[::1]:80" -> "[::1]")."""
     host = host.strip().lower()

@@ -1,17 +1,23 @@
 """The build check: one throwaway fresh instance with $PORT set must answer `GET /` (any
 status counts) within the limit. Always stopped afterwards; never routed to, never
-forked from a zygote. Its output goes to the app's log as source `probe`."""
+forked from a zygote. Its output goes to the app's log as source `probe`.
+
+A failure says why in one line that ends with the cause: how the process ended and its last
+words (`exited with status 3 before answering: KeyError: 'DATABASE_URL'`); for a command app it
+starts with the command as run and the port it was given."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import shutil
 import time
 from pathlib import Path
 
 from roost.applog import LogBook
 from roost.runtime.environ import make_tmpdir, process_env
+from roost.runtime.lastwords import last_words
 from roost.runtime.output import Output
 from roost.runtime.process import Child, terminate, wait_exit
 from roost.runtime.protocol import DeploymentSpec, ProbeResult
@@ -50,14 +56,18 @@ async def run_probe(
     await sandbox.prepare(spec)
     confinement = sandbox.confine(spec, tmpdir.name, tmpdir)
     child: Child | None = None
+    subject = ""
+    ended = False  # on its own, before the verdict: its last words say why
     try:
         try:
             spawned, port = _spawn(spec, sandbox.tmpdir(tmpdir, "probe", forked=False), confinement)
         except SpawnFailed as exc:
             return ProbeResult(False, time.monotonic() - started, str(exc), "")
         child = spawned.child
+        subject = _subject(spec, port)
         await output.attach(spawned.output_fd)
         message = await _check(spec, spawned, port, deadline, limit_seconds)
+        ended = not child.is_alive()
         ok = message.startswith("answered")
         seconds = time.monotonic() - started
         if ok:
@@ -69,7 +79,24 @@ async def run_probe(
         await asyncio.to_thread(shutil.rmtree, tmpdir, True)
         if confinement is not None and confinement.cgroup is not None:
             await asyncio.to_thread(confinement.cgroup.remove)
+    if not ok:
+        message = f"{subject}{message}{_last_words(child, output) if ended else ''}"
     return ProbeResult(ok, seconds, message, "\n".join(output.tail))
+
+
+def _subject(spec: DeploymentSpec, port: int) -> str:
+    """For a command app, what ran: "/bin/sh -c 'exec gunicorn main:app' (PORT=41234) "."""
+    if not spec.config.command:
+        return ""
+    return f"{shlex.join(command_argv(spec.config.command))} (PORT={port}) "
+
+
+def _last_words(child: Child | None, output: Output) -> str:
+    """ ": KeyError: 'DATABASE_URL'" when the process exited and said why; a signal speaks for itself."""
+    if child is None or child.exited.result().signal is not None:
+        return ""
+    words = last_words(output.tail)
+    return f": {words}" if words else ""
 
 
 def _spawn(spec: DeploymentSpec, tmpdir: Path, confinement: Confinement | None) -> tuple[Spawned, int]:

@@ -4,6 +4,10 @@ Each one gets argv as a list, an explicit environment, its own session and
 process group, stdin from /dev/null, one pipe for stdout and stderr, and only
 the descriptors named here. Readiness: a runner writes to its notify pipe once
 it serves; a command app is ready when its port accepts a connection.
+
+A command app's `command` is the one shell line Roost runs, by contract (Procfile, $PORT):
+`/bin/sh -c 'exec <command>'`, so the shell expands `$PORT` and the app's variables and then
+becomes the server itself (same pid: signals, exit status and cgroup accounting are the server's).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
     from roost.runtime.sandbox.confine import Confinement
 
 RUNNER = Path(__file__).with_name("runner.py")
+SHELL = "/bin/sh"
 LOOPBACK = "127.0.0.1"
 LIMIT_BACKLOG = 1024
 POLL_CONNECT = 0.02
@@ -74,12 +80,45 @@ def runner_argv(venv_dir: Path, mode: str, *options: str) -> list[str]:
     return [str(python_of(venv_dir)), str(RUNNER), mode, *options]
 
 
+_ASSIGNMENTS = re.compile(r"""\s*(?:[A-Za-z_][A-Za-z0-9_]*=(?:'[^']*'|"(?:[^"\\]|\\.)*"|[^\s'"\\;&|<>()`])*\s+)*""")
+
+
 def command_argv(command: str) -> list[str]:
-    """`command` from roost.toml as an argv list: split like a shell would, never run by one."""
-    argv = shlex.split(command)
-    if not argv:
+    """`command` from roost.toml as the shell line it is: `/bin/sh -c 'exec <command>'`.
+
+    Leading variable assignments stay in front of `exec` (`exec A=1 x` would look for a program
+    called `A=1`), so `WEB_CONCURRENCY=2 gunicorn ...` works as it does in a Procfile. A line
+    that starts with `exec` itself, or chains commands (`cd src && exec gunicorn ...`), runs as
+    written: `exec cd` would fail, and the line's author says where the server is exec'd.
+
+    >>> command_argv("gunicorn main:app --bind 127.0.0.1:$PORT")
+    ['/bin/sh', '-c', 'exec gunicorn main:app --bind 127.0.0.1:$PORT']
+    >>> command_argv("A=1 B='x y' python -m http.server $PORT")[2]
+    "A=1 B='x y' exec python -m http.server $PORT"
+    >>> command_argv("cd src && exec gunicorn app:app -b 127.0.0.1:$PORT")[2]
+    'cd src && exec gunicorn app:app -b 127.0.0.1:$PORT'
+    """
+    line = command.strip()
+    if not line:
         raise SpawnFailed("the command is empty")
-    return argv
+    assignments = _ASSIGNMENTS.match(line)
+    split = assignments.end() if assignments else 0
+    if _runs_as_written(line[split:]):
+        return [SHELL, "-c", line]
+    return [SHELL, "-c", f"{line[:split]}exec {line[split:]}"]
+
+
+def _runs_as_written(line: str) -> bool:
+    """True for `exec ...` and for a line of several commands (`;`, `&&`, `||`, `|`, `&`, a newline)."""
+    if "\n" in line:
+        return True
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+    lexer.whitespace_split = True
+    try:
+        words = list(lexer)
+    except ValueError:
+        return False  # unbalanced quotes: the shell will say so
+    return bool(words) and (words[0] == "exec" or any(set(word) <= set(";&|") for word in words))
 
 
 def spawn(

@@ -1,11 +1,13 @@
+import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from roost.cli.init import init
+from roost.cli.main import cli
 from roost.config import read_toml, validate
-from roost.guess import guess
+from roost.guess import code_reads_port, guess, port_warning
 
 
 def make(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -103,3 +105,34 @@ def test_init_says_when_it_could_not_guess(tmp_path: Path) -> None:
     out, settings = init_in(make(tmp_path / "empty", {"lib.py": "X = 1\n"}))
     assert "could not guess how to run it: set `entrypoint` or `command` in roost.toml" in out
     assert "entrypoint" not in settings and "command" not in settings
+
+
+@pytest.mark.parametrize(
+    ("command", "files", "warned"),
+    [
+        ("python -m http.server", {}, True),
+        ("uvicorn main:app --port 8000", {"main.py": "app = object()\n"}, True),
+        ("python -m http.server $PORT", {}, False),
+        ("gunicorn main:app --bind 127.0.0.1:${PORT}", {}, False),
+        ("python server.py", {"server.py": "import os\nport = int(os.environ['PORT'])\n"}, False),
+        ("./start.sh", {"start.sh": 'exec uvicorn main:app --port "$PORT"\n'}, False),
+        ("gunicorn main:app", {}, False),  # gunicorn binds $PORT by itself
+        ("python server.py", {"server.py": "REPORTER = 1\n"}, True),  # a word that merely contains PORT
+    ],
+)
+def test_check_warns_when_a_command_never_gets_the_port(
+    tmp_path: Path, command: str, files: dict[str, str], warned: bool
+) -> None:
+    app = make(tmp_path / "app", {"roost.toml": f"command = {json.dumps(command)}\n", **files})
+    assert (port_warning(command, code_reads_port(app)) is not None) is warned
+    result = CliRunner().invoke(cli, ["check", str(app)])
+    assert result.exit_code == 0, result.output
+    assert ("warning: the command never mentions $PORT" in result.stderr) is warned
+    assert "ok:" in result.stdout
+
+
+def test_check_says_nothing_about_ports_for_an_entrypoint(tmp_path: Path) -> None:
+    app = make(tmp_path / "app", {"roost.toml": 'entrypoint = "main:app"\n', "main.py": "app = 1\n"})
+    result = CliRunner().invoke(cli, ["check", str(app)])
+    assert result.exit_code == 0
+    assert "warning" not in result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from roost.edge import resolve
-from roost.edge.routes import host_name, normal_path
+from roost.edge.routes import host_name, no_deployment, normal_path
 from roost.model import DeploymentId
 from tests.unit.edge.harness import route, table
 
@@ -83,3 +83,13 @@ def test_host_name(raw: str, name: str) -> None:
 )
 def test_normal_path(path: str, normal: str) -> None:
     assert normal_path(path) == normal
+
+
+def test_an_app_without_traffic_says_whether_it_ever_worked() -> None:
+    never = route("fresh", [])
+    assert no_deployment(never) == (
+        "'fresh' has no working deployment yet (its push failed or is still building): "
+        "`roost logs fresh` says why; fix the app and `roost push` again"
+    )
+    unpromoted = route("held", [], previews=(A,))
+    assert no_deployment(unpromoted) == "this app has no deployment taking traffic"

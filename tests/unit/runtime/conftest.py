@@ -22,6 +22,7 @@ from uv import find_uv_bin
 from roost.applog import LogBook
 from roost.model import AppConfig, AppName, DeploymentId, InstanceState, Mode, ScaleConfig, new_deployment_id
 from roost.runtime import RUNNER_REQUIREMENTS, DeploymentSpec, InstanceInfo, LocalRuntime, Slot
+from roost.runtime.sandbox import SandboxSettings
 
 TEST_PACKAGES = ("fastapi>=0.110", "flask>=3.0")
 DEADLINE = 30.0
@@ -151,11 +152,44 @@ APPS: dict[str, dict[str, str]] = {
             HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Hello).serve_forever()
         """,
     },
+    "whoami": {
+        "server.py": """
+            import json, os, signal, sys
+            from http.server import BaseHTTPRequestHandler, HTTPServer
+
+            def stop(signum, frame):
+                print(f"whoami {os.getpid()} got SIGTERM", flush=True)
+                sys.exit(0)
+
+            signal.signal(signal.SIGTERM, stop)
+
+            class Who(BaseHTTPRequestHandler):
+                def do_GET(self):
+                    me = {"argv": sys.argv, "pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0)}
+                    body = json.dumps(me).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+                def log_message(self, *args):
+                    pass
+
+            HTTPServer(("127.0.0.1", int(sys.argv[1])), Who).serve_forever()
+        """,
+    },
     "crash": {
         "main.py": """
             import sys
             print("about to fail", flush=True)
             raise RuntimeError("boom at import")
+        """,
+    },
+    "segv": {
+        "main.py": """
+            import os, signal
+            print("about to crash hard", flush=True)
+            os.kill(os.getpid(), signal.SIGSEGV)
         """,
     },
     "never": {
@@ -367,8 +401,10 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path, venv: Path, apps: Path) -> AsyncIterator[Harness]:
-    """A LocalRuntime with short graces; closed afterwards, and no process of it may survive."""
+async def harness(request: pytest.FixtureRequest, tmp_path: Path, venv: Path, apps: Path) -> AsyncIterator[Harness]:
+    """A LocalRuntime with short graces; closed afterwards, and no process of it may survive.
+    Parametrize it indirectly with a SandboxSettings to run under other sandbox settings."""
+    sandbox: SandboxSettings | None = getattr(request, "param", None)
     recorder = Recorder()
     logs = LogBook(tmp_path / "logs")
     runtime = LocalRuntime(
@@ -382,6 +418,7 @@ async def harness(tmp_path: Path, venv: Path, apps: Path) -> AsyncIterator[Harne
         backoff_reset=60.0,
         idle_check_interval=0.1,
         timeout_start=20.0,
+        sandbox=sandbox,
     )
     runtime.subscribe(recorder)
     await runtime.start()

@@ -2,10 +2,12 @@
 forked from a zygote or started fresh."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from roost.runtime import StartKind
+from roost.runtime.sandbox import SandboxSettings
 from tests.unit.runtime.conftest import Harness, get, without_preload
 
 
@@ -91,3 +93,36 @@ async def test_a_command_app_serves_on_its_port(harness: Harness) -> None:
     status, _, body = await get(slot, "/")
     assert (status, body) == (200, f"command on {port}".encode())
     assert any(line.text == "command app listening" for line in harness.logs.read("command"))
+
+
+LAUNCHER_ONLY = SandboxSettings(bwrap=False, separate_users=False)  # the launcher execs the shell itself
+
+
+@pytest.mark.parametrize("harness", [None, LAUNCHER_ONLY], indirect=True, ids=["sandbox", "launcher-only"])
+async def test_a_command_runs_as_a_shell_line_that_becomes_the_server(harness: Harness) -> None:
+    """`sh -c 'exec ...'`: ${PORT} and the app's variables expand, and no shell stays in between:
+    the server leads the process group Roost signals, and SIGTERM reaches it."""
+    spec = harness.function("whoami", command="python server.py ${PORT} $GREETING", env={"GREETING": "hi there"})
+    await harness.runtime.deploy(spec)
+    slot = await harness.acquire(spec.deployment)
+    instance, port = slot.instance, slot.port
+    status, _, body = await get(slot, "/")
+    me = json.loads(body)
+    assert status == 200
+    assert me["argv"] == ["server.py", str(port), "hi", "there"]
+    assert me["pgid"] == me["pid"], "the server must lead its group (it was exec'd, not forked by a shell)"
+    cmdline = Path(f"/proc/{me['pid']}/cmdline").read_bytes().split(b"\0")
+    assert cmdline[1:3] == [b"server.py", str(port).encode()]
+    supervised = [info.pid for info in harness.runtime.instances(spec.deployment) if info.id == instance]
+    assert supervised and supervised[0] in (me["pid"], me["ppid"])  # itself, or bwrap right above it
+    assert b"sh" not in Path(f"/proc/{me['ppid']}/comm").read_bytes().strip()
+    await harness.runtime.stop_instance(instance, "test")
+    assert f"whoami {me['pid']} got SIGTERM" in [line.text for line in harness.logs.read("whoami")]
+
+
+async def test_python_http_server_on_port_serves(harness: Harness) -> None:
+    spec = harness.function("command", command="python -m http.server $PORT")
+    await harness.runtime.deploy(spec)
+    status, _, body = await get(await harness.acquire(spec.deployment), "/server.py")
+    assert status == 200
+    assert b"command app listening" in body
