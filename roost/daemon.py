@@ -21,13 +21,13 @@ import uvloop
 from prometheus_client import CollectorRegistry
 
 from roost.api import Authenticator, AuthMiddleware, DoorSettings, Identity, create_api, parse_networks
-from roost.applog import LogBook
+from roost.applog import REQUEST_SOURCE, LogBook, RequestLine
 from roost.autoscale import Autoscaler, ScaleSpec
 from roost.build import Builder
 from roost.config import with_overrides
 from roost.control import Control, Urls
 from roost.cron import CronRunner
-from roost.edge import AppRoute, Edge, EdgeSettings, RouteTable, describe_build
+from roost.edge import Answer, AppRoute, Edge, EdgeSettings, RouteTable, describe_build
 from roost.errors import ConfigError
 from roost.homelock import HomeLock
 from roost.listeners import bind_tcp, bind_unix
@@ -239,6 +239,7 @@ class Daemon:
         )
         edge = self._edge = Edge(runtime, edge_settings)
         edge.on_recycle = self._spawn_stop
+        edge.on_answer = self._log_answer
         urls = Urls(domain=s.domain, port=edge_port, scheme="https" if s.tls_cert else "http")
         builder = Builder(
             s.home, RUNNER_REQUIREMENTS, cache_dir=s.uv_cache, limit_unpacked_bytes=s.limit_build_unpacked
@@ -371,6 +372,21 @@ class Daemon:
         """The edge's recycle hook: an instance overran its request timeout."""
         if self._control is not None and self._runtime is not None:
             self._control.spawn(self._runtime.stop_instance(instance, reason), name=f"recycle {instance}")
+
+    def _log_answer(self, answer: Answer) -> None:
+        """The edge's answer hook: one line in the app's log per request (`roost logs`)."""
+        app = self._apps_of.get(answer.deployment)
+        if app is None or self._logs is None:
+            return
+        line = RequestLine(
+            answer.method.decode("latin-1"),
+            answer.target.decode("latin-1").partition("?")[0],  # a query string may carry secrets
+            answer.status,
+            answer.seconds,
+            answer.start_kind.decode() if answer.instance else "-",
+            answer.instance or "-",
+        )
+        self._logs.write(app, answer.deployment, REQUEST_SOURCE, line.text())
 
     async def _refresh_routes(self, _: AppName | None) -> None:
         """Hand the edge a new routing snapshot, and the autoscaler its deployments."""

@@ -25,8 +25,12 @@ DEFAULT_MAX_CONNECTIONS = 10_000  # open client connections at the edge, in all
 DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 256  # and per client address (IPv6: per /64)
 
 
+DEFAULT_HOME_TEXT = "$XDG_DATA_HOME/roost, or ~/.local/share/roost"
+
+
 def default_home() -> Path:
-    """`$ROOST_HOME`, else `$XDG_DATA_HOME/roost`, else `~/.local/share/roost`."""
+    """`$ROOST_HOME`, else `$XDG_DATA_HOME/roost`, else `~/.local/share/roost`: the same for
+    `roost serve` and the CLI, so a daemon started without a home is found without one."""
     if os.environ.get("ROOST_HOME"):
         return Path(os.environ["ROOST_HOME"]).expanduser()
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")

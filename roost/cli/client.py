@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from roost.errors import DaemonUnreachable, RoostError, UsageError, from_wire
-from roost.settings import DEFAULT_API_HOST, DEFAULT_API_PORT, SOCKET_NAME, default_home
+from roost.errors import AuthError, DaemonUnreachable, RoostError, UsageError, from_wire
+from roost.settings import DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_HOME_TEXT, SOCKET_NAME, default_home
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
@@ -148,8 +148,8 @@ class Client:
             hint=f"start it with `roost serve`, or point at it with --url or ROOST_URL ({type(exc).__name__})",
         )
 
-    @staticmethod
-    def _decode(response: httpx.Response) -> Any:
+    def _decode(self, response: httpx.Response) -> Any:
+        target = self.target
         if response.status_code == 204:
             return None
         try:
@@ -158,9 +158,25 @@ class Client:
             body = None
         if response.status_code >= 400:
             if isinstance(body, dict) and "error" in body:
-                raise from_wire(body, response.status_code)
+                error = from_wire(body, response.status_code)
+                raise needs_credentials(target, error) if isinstance(error, AuthError) else error
             raise RoostError(
                 f"the daemon answered HTTP {response.status_code}: {response.text[:200]}",
                 hint="check that --url points at a Roost admin API",
             )
         return body
+
+
+def needs_credentials(target: Target, error: AuthError) -> AuthError:
+    """The daemon asked for credentials: say, in whole sentences, how to reach a local daemon
+    without any (its socket, through ROOST_HOME) and how to log in to a remote one."""
+    if target.socket is not None or error.message != "this API needs credentials":
+        return error
+    home = default_home()
+    return AuthError(
+        f"The daemon at {target.url} needs credentials, and there is no local daemon socket at "
+        f"{home / SOCKET_NAME} (the home is $ROOST_HOME, else {DEFAULT_HOME_TEXT}).",
+        hint="For a local daemon, run `roost` as the user who runs `roost serve` with ROOST_HOME set to the "
+        "folder it printed (or pass --url unix:///PATH/roost.sock); for a remote one, run "
+        f"`roost login {target.url}` once, or pass --token.",
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from roost.cli.examples import example_lines
 from roost.cli.main import cli
 
 HEADER = """\
@@ -26,13 +27,15 @@ def _section(name: str, command: click.Command, parent: click.Context) -> list[s
     ctx = click.Context(command, info_name=name, parent=parent)
     usage = " ".join(command.collect_usage_pieces(ctx))
     lines = [f"## `{ctx.command_path}`", "", "```", f"{ctx.command_path} {usage}".rstrip(), "```", ""]
-    lines += [(command.help or "").strip(), ""]
+    lines += [(command.help or "").replace("\b\n", "").strip(), ""]
     options = [p.get_help_record(ctx) for p in command.get_params(ctx) if isinstance(p, click.Option)]
     rows = [record for record in options if record is not None]
     if rows:
         lines += ["| option | what it does |", "| --- | --- |"]
         lines += [f"| `{_cell(flags)}` | {_cell(text)} |" for flags, text in rows]
         lines.append("")
+    if examples := example_lines(command):
+        lines += ["```sh", *examples, "```", ""]
     if isinstance(command, click.Group):
         for sub_name in command.list_commands(ctx):
             sub = command.get_command(ctx, sub_name)
