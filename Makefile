@@ -3,7 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-HOME_DIR ?= $(CURDIR)/.roost-home
+# Empty: Roost's default home ($ROOST_HOME, else ~/.local/share/roost), which the CLI finds alone.
+HOME_DIR ?=
+# More `roost serve` flags, e.g. SERVE_FLAGS="--port 8081 --api-port 7071" when 8080 is taken.
+SERVE_FLAGS ?=
+SERVE_STARTED := $(shell date +%s.%N)
 
 .PHONY: install serve test check format bench clean
 
@@ -18,7 +22,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard roost/edge/*.py)
 install: $(STAMP)
 
 serve: install
-	@scripts/serve.sh "$(BIN)" "$(HOME_DIR)"
+	@ROOST_SERVE_STARTED=$(SERVE_STARTED) scripts/serve.sh "$(BIN)" "$(HOME_DIR)" $(SERVE_FLAGS)
 
 check: install
 	$(BIN)/ruff format --check roost tests setup.py $(wildcard bench)

@@ -18,7 +18,14 @@ from typing import Any
 import httpx
 
 from roost.errors import AuthError, DaemonUnreachable, RoostError, UsageError, from_wire
-from roost.settings import DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_HOME_TEXT, SOCKET_NAME, default_home
+from roost.settings import (
+    DEFAULT_API_HOST,
+    DEFAULT_API_PORT,
+    DEFAULT_HOME_TEXT,
+    SOCKET_NAME,
+    default_home,
+    homes_to_search,
+)
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
@@ -36,17 +43,19 @@ class Target:
 
 
 def resolve_target(url: str | None) -> Target:
-    """`--url`/`ROOST_URL` (http://, https:// or unix:///path), else the home's socket when this
-    user may connect to it, else TCP (where credentials are asked)."""
+    """`--url`/`ROOST_URL` (http://, https:// or unix:///path), else the socket of the first home
+    that has one (`homes_to_search`) when this user may connect to it, else TCP (where
+    credentials are asked)."""
     chosen = url or os.environ.get("ROOST_URL")
     if chosen:
         if chosen.startswith("unix://"):
             return Target("http://roost", Path(chosen.removeprefix("unix://")))
         return Target(chosen.rstrip("/"))
-    socket_path = default_home() / SOCKET_NAME
     tcp = f"http://{DEFAULT_API_HOST}:{DEFAULT_API_PORT}"
-    if not _exists(socket_path):
+    found = [home / SOCKET_NAME for home in homes_to_search() if _exists(home / SOCKET_NAME)]
+    if not found:
         return Target(tcp)
+    socket_path = found[0]
     if _forbidden(socket_path):
         return Target(tcp, passed_over=socket_path)
     return Target("http://roost", socket_path)
