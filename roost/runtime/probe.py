@@ -2,8 +2,8 @@
 status counts) within the limit. Always stopped afterwards; never routed to, never
 forked from a zygote. Its output goes to the app's log as source `probe`.
 
-A failure says why in one line that ends with the cause: how the process ended and its last
-words (`exited with status 3 before answering: KeyError: 'DATABASE_URL'`); for a command app it
+A failure says why in one line that ends with the cause: how the process ended and what it
+said as it died (`exited with status 3 before answering: KeyError: 'DATABASE_URL'`); for a command app it
 starts with the command as run and the port it was given."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from roost.applog import LogBook
+from roost.runtime.cause import stated_cause
 from roost.runtime.environ import make_tmpdir, process_env
-from roost.runtime.lastwords import last_words
 from roost.runtime.output import Output
 from roost.runtime.process import Child, terminate, wait_exit
 from roost.runtime.protocol import DeploymentSpec, ProbeResult
@@ -80,7 +80,7 @@ async def run_probe(
         if confinement is not None and confinement.cgroup is not None:
             await asyncio.to_thread(confinement.cgroup.remove)
     if not ok:
-        message = f"{subject}{message}{_last_words(child, output) if ended else ''}"
+        message = f"{subject}{message}{_stated_cause(child, output) if ended else ''}"
     return ProbeResult(ok, seconds, message, "\n".join(output.tail))
 
 
@@ -91,11 +91,11 @@ def _subject(spec: DeploymentSpec, port: int) -> str:
     return f"{shlex.join(command_argv(spec.config.command))} (PORT={port}) "
 
 
-def _last_words(child: Child | None, output: Output) -> str:
+def _stated_cause(child: Child | None, output: Output) -> str:
     """ ": KeyError: 'DATABASE_URL'" when the process exited and said why; a signal speaks for itself."""
     if child is None or child.exited.result().signal is not None:
         return ""
-    words = last_words(output.tail)
+    words = stated_cause(output.tail)
     return f": {words}" if words else ""
 
 

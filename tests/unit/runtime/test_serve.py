@@ -113,8 +113,9 @@ async def test_a_command_runs_as_a_shell_line_that_becomes_the_server(harness: H
     assert me["pgid"] == me["pid"], "the server must lead its group (it was exec'd, not forked by a shell)"
     cmdline = Path(f"/proc/{me['pid']}/cmdline").read_bytes().split(b"\0")
     assert cmdline[1:3] == [b"server.py", str(port).encode()]
-    supervised = [info.pid for info in harness.runtime.instances(spec.deployment) if info.id == instance]
-    assert supervised and supervised[0] in (me["pid"], me["ppid"])  # itself, or bwrap right above it
+    child = harness.runtime._pools[spec.deployment].instances[instance].child
+    assert child is not None
+    assert (child.leader or child.pid) == me["pid"], "the process Roost signals is the server itself"
     assert b"sh" not in Path(f"/proc/{me['ppid']}/comm").read_bytes().strip()
     await harness.runtime.stop_instance(instance, "test")
     assert f"whoami {me['pid']} got SIGTERM" in [line.text for line in harness.logs.read("whoami")]

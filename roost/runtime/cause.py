@@ -1,4 +1,4 @@
-"""What a process said as it died, in one line: the line a person needs after "exited with
+"""The cause a dying process stated, in one line: the line a person needs after "exited with
 status 3". Pure: reads the tail of its output, never the process.
 
 A Python traceback ends with the exception's own line (`KeyError: 'DATABASE_URL'`), which is
@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 TRACEBACK = "Traceback (most recent call last):"
-LIMIT_WORDS = 300
+LIMIT_CAUSE = 300
 
 
-def last_words(lines: Sequence[str]) -> str:
+def stated_cause(lines: Sequence[str]) -> str:
     """The exception line of the last traceback in `lines`, else the last non-empty line; "" if none.
 
-    >>> last_words(["Traceback (most recent call last):", '  File "main.py", line 3, in <module>',
+    >>> stated_cause(["Traceback (most recent call last):", '  File "main.py", line 3, in <module>',
     ...             "    url = os.environ['DATABASE_URL']", "KeyError: 'DATABASE_URL'", "[INFO] shutting down"])
     "KeyError: 'DATABASE_URL'"
-    >>> last_words(["starting", "/bin/sh: 1: exec: nosuch: not found", ""])
+    >>> stated_cause(["starting", "/bin/sh: 1: exec: nosuch: not found", ""])
     '/bin/sh: 1: exec: nosuch: not found'
     """
     text = [line.rstrip() for line in lines]
@@ -44,4 +44,4 @@ def _last_traceback(lines: Sequence[str]) -> int | None:
 
 
 def _clip(line: str) -> str:
-    return line if len(line) <= LIMIT_WORDS else line[: LIMIT_WORDS - 1] + "…"
+    return line if len(line) <= LIMIT_CAUSE else line[: LIMIT_CAUSE - 1] + "…"

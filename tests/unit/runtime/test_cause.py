@@ -1,11 +1,11 @@
-"""A dying process's last words: the exception line of its last traceback, else its last line."""
+"""The cause a dying process stated: the exception line of its last traceback, else its last line."""
 
 from __future__ import annotations
 
 import doctest
 
-from roost.runtime import lastwords
-from roost.runtime.lastwords import last_words
+from roost.runtime import cause
+from roost.runtime.cause import stated_cause
 
 
 def test_the_exception_line_wins_over_what_follows_it() -> None:
@@ -19,7 +19,7 @@ def test_the_exception_line_wins_over_what_follows_it() -> None:
         "[2026-12-06 02:00:00 +0000] [7] [INFO] Worker exiting (pid: 7)",
         "[2026-12-06 02:00:00 +0000] [1] [INFO] Shutting down: Master",
     ]
-    assert last_words(lines) == "KeyError: 'DATABASE_URL'"
+    assert stated_cause(lines) == "KeyError: 'DATABASE_URL'"
 
 
 def test_a_chained_traceback_gives_the_last_exception() -> None:
@@ -34,7 +34,7 @@ def test_a_chained_traceback_gives_the_last_exception() -> None:
         '  File "a.py", line 3, in <module>',
         "RuntimeError: config is incomplete",
     ]
-    assert last_words(lines) == "RuntimeError: config is incomplete"
+    assert stated_cause(lines) == "RuntimeError: config is incomplete"
 
 
 def test_a_syntax_error_skips_the_caret_lines() -> None:
@@ -45,22 +45,22 @@ def test_a_syntax_error_skips_the_caret_lines() -> None:
         "               ^",
         "SyntaxError: invalid syntax",
     ]
-    assert last_words(lines) == "SyntaxError: invalid syntax"
+    assert stated_cause(lines) == "SyntaxError: invalid syntax"
 
 
 def test_without_a_traceback_the_last_line_speaks() -> None:
-    assert last_words(["booting", "Error: No such option: --bnd", "  "]) == "Error: No such option: --bnd"
-    assert last_words([]) == ""
-    assert last_words(["", " "]) == ""
+    assert stated_cause(["booting", "Error: No such option: --bnd", "  "]) == "Error: No such option: --bnd"
+    assert stated_cause([]) == ""
+    assert stated_cause(["", " "]) == ""
 
 
 def test_a_very_long_line_is_clipped() -> None:
-    words = last_words(["ValueError: " + "x" * 1000])
+    words = stated_cause(["ValueError: " + "x" * 1000])
     assert words.startswith("ValueError: xxx") and words.endswith("…")
-    assert len(words) == lastwords.LIMIT_WORDS
+    assert len(words) == cause.LIMIT_CAUSE
 
 
 def test_the_docstring_examples_hold() -> None:
-    result = doctest.testmod(lastwords, verbose=False, report=True)
+    result = doctest.testmod(cause, verbose=False, report=True)
     assert result.attempted > 0
     assert result.failed == 0
