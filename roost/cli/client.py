@@ -37,6 +37,7 @@ class Target:
     url: str
     socket: Path | None = None
     passed_over: Path | None = None  # the home's socket, skipped because this user may not use it
+    searched: tuple[Path, ...] = ()  # the sockets looked for in vain before falling back to TCP
 
     def describe(self) -> str:
         return f"unix socket {self.socket}" if self.socket else self.url
@@ -54,7 +55,7 @@ def resolve_target(url: str | None) -> Target:
     tcp = f"http://{DEFAULT_API_HOST}:{DEFAULT_API_PORT}"
     found = [home / SOCKET_NAME for home in homes_to_search() if _exists(home / SOCKET_NAME)]
     if not found:
-        return Target(tcp)
+        return Target(tcp, searched=tuple(home / SOCKET_NAME for home in homes_to_search()))
     socket_path = found[0]
     if _forbidden(socket_path):
         return Target(tcp, passed_over=socket_path)
@@ -145,6 +146,13 @@ class Client:
                 "belongs to another user",
                 hint="run the command as the user who runs `roost serve`, or point --url or ROOST_URL at the "
                 "daemon's TCP address and log in with a password or token",
+            )
+        if self.target.searched:
+            return DaemonUnreachable(
+                f"cannot reach the daemon: no socket at {' or '.join(map(str, self.target.searched))}, "
+                f"and nothing answers at {self.target.url}",
+                hint="start one with `roost serve` (`make serve` in a checkout), or set ROOST_HOME to the home "
+                "of the daemon you started",
             )
         if isinstance(exc.__context__, PermissionError) or "Permission denied" in str(exc):
             return DaemonUnreachable(
