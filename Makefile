@@ -9,14 +9,18 @@ HOME_DIR ?=
 SERVE_FLAGS ?=
 SERVE_STARTED := $(shell date +%s.%N)
 
+# pyproject.toml's build requirements, installed in the venv once: pip's build isolation would
+# install mypy a second time, in a throwaway environment, on every install.
+BUILD_REQUIRES = $(shell $(PYTHON) -c 'import tomllib; print(" ".join(repr(r) for r in tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))')
+
 .PHONY: install serve test check format bench clean
 
 # setup.py compiles the edge's hot path (roost/edge/native.py lists it): rebuilt when it changes.
 $(STAMP): pyproject.toml setup.py $(wildcard roost/edge/*.py)
 	@scripts/bootstrap-venv.sh "$(PYTHON)" "$(VENV)"
 	@scripts/install-system-deps.sh
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade pip $(BUILD_REQUIRES)
+	$(BIN)/python -m pip install --quiet --no-build-isolation -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
