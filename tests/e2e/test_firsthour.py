@@ -65,6 +65,17 @@ def test_a_command_in_the_app_folder_takes_the_app_from_roost_toml(daemon: Daemo
     assert len(listed.stdout.split()) == 1
 
 
+def test_commands_with_more_words_take_the_app_from_the_folder(daemon: Daemon, apps: dict[str, Path]) -> None:
+    folder = apps["command-hello"]
+    assert daemon.cli("env", "set", "COLOR=blue", cwd=folder).returncode == 0
+    listed = json.loads(daemon.cli("env", "list", "--reveal", "--json", cwd=folder).stdout)
+    assert [e["value"] for e in listed if e["name"] == "COLOR"] == ["blue"]
+    split = json.loads(daemon.cli("traffic", "--json", cwd=folder).stdout)
+    assert [entry["weight"] for entry in split] == [100]
+    events = daemon.cli("events", "--json", cwd=folder)
+    assert {event["app"] for event in json.loads(events.stdout)} == {"command-hello"}
+
+
 def test_outside_any_app_folder_the_command_asks_for_an_app(daemon: Daemon, tmp_path: Path) -> None:
     result = daemon.cli("logs", cwd=tmp_path)
     assert result.returncode == 2
@@ -191,7 +202,8 @@ def test_no_help_is_cut_with_an_ellipsis_and_each_has_an_example(daemon: Daemon)
         assert "..." not in result.stdout, (words, result.stdout)
         assert "…" not in result.stdout, (words, result.stdout)
         if words:
-            assert "Examples:\n    roost " in result.stdout, words
+            examples = result.stdout.partition("\n  Examples:\n    ")[2]
+            assert "roost " in examples, words
     assert "Deployments:" in daemon.cli("--help").stdout
 
 
