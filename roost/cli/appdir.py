@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+from click.shell_completion import CompletionItem
 
+from roost.cli.base import Context
 from roost.cli.output import err_console
 from roost.cli.push import app_name_for
 from roost.config import find_settings
-from roost.errors import UsageError
+from roost.errors import RoostError, UsageError
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,5 +61,15 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-app_argument = click.argument("app", required=False)
+def complete_app(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """Shell completion for APP: the daemon's apps (nothing when it cannot be reached)."""
+    try:
+        client = Context(url=None, token=None, debug=False).client()
+        apps = client.request("GET", "/v1/apps")
+    except RoostError:
+        return []
+    return [CompletionItem(app["name"]) for app in apps if str(app["name"]).startswith(incomplete)]
+
+
+app_argument = click.argument("app", required=False, shell_complete=complete_app)
 """An optional APP argument; the command calls `resolve_app` on it."""

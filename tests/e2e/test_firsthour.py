@@ -214,6 +214,19 @@ def test_completion_scripts(daemon: Daemon) -> None:
         assert "_ROOST_COMPLETE" in result.stdout and marker in result.stdout
 
 
+def test_completion_offers_the_daemons_apps(daemon: Daemon, apps: dict[str, Path]) -> None:
+    env = {
+        **base_env(daemon.home),
+        "_ROOST_COMPLETE": "bash_complete",
+        "COMP_WORDS": "roost logs fla",
+        "COMP_CWORD": "2",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "roost"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.stdout.splitlines() == ["plain,flask-hello"], result
+
+
 def test_serve_and_the_cli_share_a_default_home(tmp_path: Path) -> None:
     """No ROOST_HOME anywhere: `roost serve` and a later `roost list` meet in ~/.local/share/roost."""
     env = {k: v for k, v in base_env(tmp_path).items() if k not in ("ROOST_HOME", "XDG_DATA_HOME")}
