@@ -386,7 +386,10 @@ class Daemon:
             answer.start_kind.decode() if answer.instance else "-",
             answer.instance or "-",
         )
-        self._logs.write(app, answer.deployment, REQUEST_SOURCE, line.text())
+        try:
+            self._logs.write(app, answer.deployment, REQUEST_SOURCE, line.text())
+        except OSError as exc:  # a full disk costs the log line, never the answer (the edge called us)
+            log.debug("request log line for %s not written: %s", app, exc)
 
     async def _refresh_routes(self, _: AppName | None) -> None:
         """Hand the edge a new routing snapshot, and the autoscaler its deployments."""
