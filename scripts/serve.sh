@@ -32,6 +32,10 @@ for _ in $(seq 1 600); do
     sleep 0.1
 done
 
+since_start() {
+    awk -v now="$(date +%s.%N)" -v then="$started" 'BEGIN { print now - then }'
+}
+
 push_examples() {
     local pids=() failed=0 name
     for app in examples/*/; do
@@ -43,7 +47,7 @@ push_examples() {
         wait "$pid" || failed=$((failed + 1))
     done
     local total
-    total="$(awk -v now="$(date +%s.%N)" -v then="$started" 'BEGIN { print now - then }')"
+    total="$(since_start)"
     if [ "$failed" = 0 ]; then
         printf '[examples] all %d examples live, %.1f s after `make serve` started\n' "${#pids[@]}" "$total"
     else
@@ -58,6 +62,8 @@ push_examples() {
 }
 
 if [ -n "$ready" ]; then
+    printf '[examples] roost serve answered %.1f s after `make serve` started; pushing the examples\n' \
+        "$(since_start)"
     push_examples &
 fi
 wait "$daemon"
