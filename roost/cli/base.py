@@ -8,10 +8,12 @@ sections, each with its whole first sentence (click would cut it with "...").
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 from roost.cli import credentials
 from roost.cli.client import Client, resolve_target
@@ -52,6 +54,35 @@ class RoostGroup(click.Group):
         kwargs.setdefault("subcommand_metavar", "COMMAND [ARGS]")
         super().__init__(*args, **kwargs)
         self.sections = sections or {}
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """click's main, but a usage error (a typo, a missing argument) is one line and a hint too,
+        instead of click's usage block."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except NoArgsIsHelpError as error:
+            error.show()  # `roost token` alone: its help, as git and fly do
+            sys.exit(error.exit_code)
+        except click.UsageError as error:
+            path = error.ctx.command_path if error.ctx is not None else "roost"
+            print_error(UsageError(error.format_message(), hint=f"`{path} --help` shows the usage and examples"))
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

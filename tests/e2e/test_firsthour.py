@@ -167,6 +167,17 @@ def test_remove_without_a_terminal_refuses_without_yes(daemon: Daemon, apps: dic
     assert daemon.cli("info", "command-hello", "--json").returncode == 0
 
 
+def test_a_usage_error_is_one_line_and_a_hint(daemon: Daemon) -> None:
+    for args, error in (
+        (["lst"], "error: No such command 'lst'. Did you mean 'list'?"),
+        (["promote"], "error: Missing argument '[APP] DEPLOYMENT'."),
+    ):
+        result = daemon.cli(*args)
+        assert result.returncode == 2
+        path = " ".join(["roost", *args[:1]]) if args != ["lst"] else "roost"
+        assert result.stderr.splitlines() == [error, f"  hint: `{path} --help` shows the usage and examples"]
+
+
 def test_version_flag(daemon: Daemon) -> None:
     result = daemon.cli("--version")
     assert result.returncode == 0
