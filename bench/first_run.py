@@ -5,7 +5,9 @@ and the ratio. Issue 20's target: <= 45 s with a warm package cache.
 Each run clones the repository into a temporary folder, runs `make serve` there on free ports
 with a home of its own, waits (with a deadline) for the line that says the examples are live,
 then stops the daemon with SIGTERM and waits for it to stop its instances. The uv cache is
-shared by the runs (warm); `--cold` gives each run an empty pip and uv cache.
+shared by the runs (the first run fills it, so rounds alternate the order); `--cold` gives each
+run an empty pip and uv cache. The reference's `make serve` may not take SERVE_FLAGS (main's
+does not): it then listens on 8080 and 7070, which must be free.
 
 Run: .venv/bin/python bench/first_run.py [ROUNDS] [--reference REV] [--cold]
 """
@@ -77,14 +79,16 @@ def main() -> None:
     times: dict[str, list[float]] = {"HEAD": [], REFERENCE: []}
     with tempfile.TemporaryDirectory(prefix="roost-first-run-uv-") as uv_cache:
         for round_number in range(1, ROUNDS + 1):
-            for rev in ("HEAD", REFERENCE):
+            order = ("HEAD", REFERENCE) if round_number % 2 else (REFERENCE, "HEAD")  # ABBA: the first run warms uv
+            for rev in order:
                 with tempfile.TemporaryDirectory(prefix="roost-first-run-") as scratch:
                     seconds = one_run(rev, Path(scratch), Path(uv_cache))
                 times[rev].append(seconds)
-                print(f"round {round_number} {rev:>8}: {seconds:6.1f} s")  # noqa: T201 - a bench prints
+                print(f"round {round_number} {rev:>8}: {seconds:6.1f} s")
     head, ref = statistics.median(times["HEAD"]), statistics.median(times[REFERENCE])
     cache = "cold" if COLD else "warm"
-    print(f"median ({cache} cache): HEAD {head:.1f} s, {REFERENCE} {ref:.1f} s, HEAD/{REFERENCE} = {head / ref:.2f}")  # noqa: T201
+    ratio = head / ref
+    print(f"median ({cache} cache): HEAD {head:.1f} s, {REFERENCE} {ref:.1f} s, HEAD/{REFERENCE} = {ratio:.2f}")
 
 
 if __name__ == "__main__":
