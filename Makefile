@@ -3,7 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-HOME_DIR ?= $(CURDIR)/.roost-home
+# Empty: Roost's default home ($ROOST_HOME, else ~/.local/share/roost), which the CLI finds alone.
+HOME_DIR ?=
+# More `roost serve` flags, e.g. SERVE_FLAGS="--port 8081 --api-port 7071" when 8080 is taken.
+SERVE_FLAGS ?=
+SERVE_STARTED := $(shell date +%s.%N)
+
+# pyproject.toml's build requirements, installed in the venv once: pip's build isolation would
+# install mypy a second time, in a throwaway environment, on every install.
+BUILD_REQUIRES = $(shell $(PYTHON) -c 'import tomllib; print(" ".join(repr(r) for r in tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))')
 
 .PHONY: install serve test check format bench clean
 
@@ -11,14 +19,14 @@ HOME_DIR ?= $(CURDIR)/.roost-home
 $(STAMP): pyproject.toml setup.py $(wildcard roost/edge/*.py)
 	@scripts/bootstrap-venv.sh "$(PYTHON)" "$(VENV)"
 	@scripts/install-system-deps.sh
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade pip $(BUILD_REQUIRES)
+	$(BIN)/python -m pip install --quiet --no-build-isolation -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
 
 serve: install
-	@scripts/serve.sh "$(BIN)" "$(HOME_DIR)"
+	@ROOST_SERVE_STARTED=$(SERVE_STARTED) scripts/serve.sh "$(BIN)" "$(HOME_DIR)" $(SERVE_FLAGS)
 
 check: install
 	$(BIN)/ruff format --check roost tests setup.py $(wildcard bench)

@@ -63,7 +63,21 @@ class OptionalBuildExt(build_ext):
             warn(f"warning: {ext.name} was not compiled ({exc}); the edge runs as pure Python")
 
 
+# pip runs this file three times: for the build requirements (egg_info), the metadata
+# (dist_info), then the build. Only the build needs the C that mypyc generates, and
+# generating it is most of an install's time: the first two runs skip it.
+METADATA_COMMANDS = {"egg_info", "dist_info"}
+BUILD_COMMANDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "install", "develop"}
+
+
+def is_metadata_only(argv: list[str]) -> bool:
+    words = set(argv[1:])
+    return bool(words & METADATA_COMMANDS) and not words & BUILD_COMMANDS
+
+
 def ext_modules() -> list[Any]:
+    if is_metadata_only(sys.argv):
+        return []
     reason = why_not_compile()
     if reason:
         warn(f"note: not compiling the edge: {reason}; it runs as pure Python")

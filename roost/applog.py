@@ -2,7 +2,8 @@
 timestamp, the deployment and its source, in size-capped rotating files.
 
 Layout: `<root>/<app>/app.log`, then `app.log.1` ... `app.log.<backups>`.
-One line: `2026-11-22T01:47:17.123456Z<TAB>deployment<TAB>source<TAB>text`.
+One line: `2026-11-22T01:47:17.123456Z<TAB>deployment<TAB>source<TAB>text`. The edge's
+answers are lines too, with the source `request` and a `RequestLine` as their text.
 Writes are single O_APPEND `write()` calls to the page cache (microseconds),
 so the event loop may call them. Imports only the leaves.
 """
@@ -34,6 +35,64 @@ class LogLine:
     def render(self) -> str:
         stamp = datetime.fromtimestamp(self.at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         return f"{stamp} {self.deployment} {self.source}: {self.text}"
+
+    def is_request(self) -> bool:
+        return self.source == REQUEST_SOURCE
+
+    def to_wire(self) -> dict[str, object]:
+        """The line for `roost logs --json`: a request line's fields parsed out."""
+        data: dict[str, object] = {
+            "at": self.at,
+            "time": datetime.fromtimestamp(self.at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "deployment": self.deployment,
+            "source": self.source,
+            "kind": "request" if self.is_request() else "app",
+            "text": self.text,
+        }
+        request = RequestLine.parse(self.text) if self.is_request() else None
+        if request is not None:
+            data.update(request.to_wire())
+        return data
+
+
+REQUEST_SOURCE = "request"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLine:
+    """One answer of the edge, as its log line's text: `GET /hello 200 3.1ms warm i-ab12cd`."""
+
+    method: str
+    path: str
+    status: int
+    seconds: float
+    start: str  # X-Roost-Start: hot, warm or cold
+    instance: str  # "-" when no instance took the request (a 404, a 503 from the edge)
+
+    def text(self) -> str:
+        path = "".join("%20" if c.isspace() else c for c in self.path) or "/"
+        return f"{self.method} {path} {self.status} {self.seconds * 1000:.1f}ms {self.start} {self.instance or '-'}"
+
+    @classmethod
+    def parse(cls, text: str) -> RequestLine | None:
+        parts = text.split(" ")
+        if len(parts) != 6 or not parts[2].isdigit() or not parts[3].endswith("ms"):
+            return None
+        try:
+            seconds = float(parts[3].removesuffix("ms")) / 1000
+        except ValueError:
+            return None
+        return cls(parts[0], parts[1], int(parts[2]), seconds, parts[4], parts[5])
+
+    def to_wire(self) -> dict[str, object]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "duration_ms": round(self.seconds * 1000, 1),
+            "start": self.start,
+            "instance": self.instance,
+        }
 
 
 def _format(at: float, deployment: str, source: str, text: str) -> bytes:

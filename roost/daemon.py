@@ -29,13 +29,13 @@ from roost.api import (
     create_api,
     parse_networks,
 )
-from roost.applog import LogBook
+from roost.applog import REQUEST_SOURCE, LogBook, RequestLine
 from roost.autoscale import Autoscaler, ScaleSpec
 from roost.build import Builder, Enclosure, home_id
 from roost.config import body_too_large, with_overrides
 from roost.control import Control, Urls
 from roost.cron import CronRunner
-from roost.edge import AppRoute, Edge, EdgeSettings, RouteTable, describe_build
+from roost.edge import Answer, AppRoute, Edge, EdgeSettings, RouteTable, describe_build
 from roost.errors import ConfigError
 from roost.homelock import HomeLock
 from roost.listeners import bind_tcp, bind_unix
@@ -271,6 +271,7 @@ class Daemon:
         )
         edge = self._edge = Edge(runtime, edge_settings)
         edge.on_recycle = self._spawn_stop
+        edge.on_answer = self._log_answer
         urls = Urls(domain=s.domain, port=edge_port, scheme="https" if s.tls_cert else "http")
         builds_group = await asyncio.to_thread(runtime.sandbox.build_group)  # after the sweep of a crashed run's
         procs = tuple(str(path) for path in builds_group.procs_files()) if builds_group else ()
@@ -410,6 +411,24 @@ class Daemon:
         """The edge's recycle hook: an instance overran its request timeout."""
         if self._control is not None and self._runtime is not None:
             self._control.spawn(self._runtime.stop_instance(instance, reason), name=f"recycle {instance}")
+
+    def _log_answer(self, answer: Answer) -> None:
+        """The edge's answer hook: one line in the app's log per request (`roost logs`)."""
+        app = self._apps_of.get(answer.deployment)
+        if app is None or self._logs is None:
+            return
+        line = RequestLine(
+            answer.method.decode("latin-1"),
+            answer.target.decode("latin-1").partition("?")[0],  # a query string may carry secrets
+            answer.status,
+            answer.seconds,
+            answer.start_kind.decode() if answer.instance else "-",
+            answer.instance or "-",
+        )
+        try:
+            self._logs.write(app, answer.deployment, REQUEST_SOURCE, line.text())
+        except OSError as exc:  # a full disk costs the log line, never the answer (the edge called us)
+            log.debug("request log line for %s not written: %s", app, exc)
 
     async def _refresh_routes(self, _: AppName | None) -> None:
         """Hand the edge a new routing snapshot, and the autoscaler its deployments."""

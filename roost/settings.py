@@ -27,12 +27,24 @@ DEFAULT_MAX_CONNECTIONS = 10_000  # open client connections at the edge, in all
 DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 256  # and per client address (IPv6: per /64)
 
 
+DEFAULT_HOME_TEXT = "$XDG_DATA_HOME/roost, or ~/.local/share/roost"
+SYSTEM_HOME = Path("/var/lib/roost")  # contrib/roost.service's home: the CLI looks there too
+
+
 def default_home() -> Path:
-    """`$ROOST_HOME`, else `$XDG_DATA_HOME/roost`, else `~/.local/share/roost`."""
+    """`$ROOST_HOME`, else `$XDG_DATA_HOME/roost`, else `~/.local/share/roost`: the same for
+    `roost serve` and the CLI, so a daemon started without a home is found without one."""
     if os.environ.get("ROOST_HOME"):
         return Path(os.environ["ROOST_HOME"]).expanduser()
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "roost"
+
+
+def homes_to_search() -> list[Path]:
+    """Where the CLI looks for a daemon's socket, in order: `$ROOST_HOME` alone when set, else the
+    user's default home, then the system service's."""
+    home = default_home()
+    return [home] if os.environ.get("ROOST_HOME") or home == SYSTEM_HOME else [home, SYSTEM_HOME]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json as jsonlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
@@ -13,7 +15,7 @@ from pydantic import BaseModel
 from roost.api.deps import ControlDep
 from roost.api.params import SQLITE_INTEGER_MAX, AppName, AppNameQuery, Host, HostText
 from roost.api.schemas import AppCreate, AppInfoOut, AppOut, AppSummaryOut, EventOut, ScaleChange
-from roost.applog import LogTail
+from roost.applog import LogLine, LogTail
 
 router = APIRouter(tags=["apps"])
 LIMIT_FOLLOW_QUEUE = 10_000
@@ -77,6 +79,9 @@ async def logs(
     since: float | None = Query(None, ge=0, description="seconds back from now"),
     deployment: str | None = None,
     follow: bool = False,
+    lines: int | None = Query(None, ge=0, description="only the last N kept lines (then new ones, with follow)"),
+    kind: Literal["all", "requests", "app"] = Query("all", description="the edge's request lines, the app's, or both"),
+    json: bool = Query(False, description="one JSON object per line, request fields parsed out"),
 ) -> StreamingResponse:
     """The app's log lines, oldest first; with follow=true, new lines as they come."""
     start = time.time() - since if since is not None else None
@@ -91,19 +96,40 @@ async def logs(
         raise
     if tail is not None:
         tail.drop_overlap(existing)
+    kept = _last(lines, [line for line in existing if _is_kind(line, kind)])
 
-    async def lines() -> AsyncIterator[bytes]:
-        try:
-            for line in existing:
-                yield (line.render() + "\n").encode()
-            while tail is not None:
-                for line in await tail.take():
-                    yield (line.render() + "\n").encode()
-        finally:
-            if stop_following:
-                stop_following()
+    stream = _stream(kept, tail, kind, json, stop_following)
+    return StreamingResponse(stream, media_type="application/x-ndjson" if json else "text/plain; charset=utf-8")
 
-    return StreamingResponse(lines(), media_type="text/plain; charset=utf-8")
+
+async def _stream(
+    kept: list[LogLine], tail: LogTail | None, kind: str, as_json: bool, stop_following: Callable[[], None] | None
+) -> AsyncIterator[bytes]:
+    """The kept lines, then (following) new ones of the kind asked for, until the client leaves."""
+    try:
+        for line in kept:
+            yield _render(line, as_json)
+        while tail is not None:
+            for line in await tail.take():
+                if _is_kind(line, kind):
+                    yield _render(line, as_json)
+    finally:
+        if stop_following:
+            stop_following()
+
+
+def _render(line: LogLine, as_json: bool) -> bytes:
+    return (jsonlib.dumps(line.to_wire()) if as_json else line.render()).encode() + b"\n"
+
+
+def _last(count: int | None, lines: list[LogLine]) -> list[LogLine]:
+    if count is None:
+        return lines
+    return lines[len(lines) - count :] if count else []
+
+
+def _is_kind(line: LogLine, kind: str) -> bool:
+    return kind == "all" or line.is_request() == (kind == "requests")
 
 
 @router.get("/v1/apps/{name}/domains", response_model=list[str])

@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
+from roost.cli.appdir import app_argument, resolve_app
 from roost.cli.base import Context, json_option, pass_context
+from roost.cli.confirm import confirm_destruction, yes_option
 from roost.cli.output import age, console, print_json, show, table
 from roost.config import format_duration, format_size, human_size
 
@@ -55,12 +57,13 @@ def list_apps(ctx: Context, as_json: bool) -> None:
 
 
 @click.command("info")
-@click.argument("app")
+@app_argument
 @click.option("--events", default=20, show_default=True, help="How many recent events to show.")
 @json_option
 @pass_context
-def info(ctx: Context, app: str, events: int, as_json: bool) -> None:
-    """Show an app's settings, traffic, deployments and recent events."""
+def info(ctx: Context, app: str | None, events: int, as_json: bool) -> None:
+    """Show an app's settings, traffic, deployments, instances and recent events."""
+    app = resolve_app(app)
     details = ctx.client().request("GET", f"/v1/apps/{app}", params={"events": events})
     now = time.time()
     for instance in details["instances"]:
@@ -144,8 +147,14 @@ def _show_events(events: list[dict[str, Any]]) -> None:
 
 @click.command("remove")
 @click.argument("app")
+@yes_option
 @pass_context
-def remove(ctx: Context, app: str) -> None:
-    """Remove an app with all its deployments."""
+def remove(ctx: Context, app: str, yes: bool) -> None:
+    """Delete APP for good: its deployments, instances, logs, variables and domains.
+
+    It asks first on a terminal; elsewhere (scripts, CI) it refuses without --yes. The app is
+    always named here, never taken from the folder: a deletion says what it deletes.
+    """
+    confirm_destruction(f"delete app '{app}' with all its deployments, logs and variables", yes, f"roost remove {app}")
     ctx.client().request("DELETE", f"/v1/apps/{app}")
     console.print(f"removed app [bold]{app}[/]")

@@ -17,8 +17,15 @@ from typing import Any
 
 import httpx
 
-from roost.errors import DaemonUnreachable, RoostError, UsageError, from_wire
-from roost.settings import DEFAULT_API_HOST, DEFAULT_API_PORT, SOCKET_NAME, default_home
+from roost.errors import AuthError, DaemonUnreachable, RoostError, UsageError, from_wire
+from roost.settings import (
+    DEFAULT_API_HOST,
+    DEFAULT_API_PORT,
+    DEFAULT_HOME_TEXT,
+    SOCKET_NAME,
+    default_home,
+    homes_to_search,
+)
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
@@ -30,23 +37,26 @@ class Target:
     url: str
     socket: Path | None = None
     passed_over: Path | None = None  # the home's socket, skipped because this user may not use it
+    searched: tuple[Path, ...] = ()  # the sockets looked for in vain before falling back to TCP
 
     def describe(self) -> str:
         return f"unix socket {self.socket}" if self.socket else self.url
 
 
 def resolve_target(url: str | None) -> Target:
-    """`--url`/`ROOST_URL` (http://, https:// or unix:///path), else the home's socket when this
-    user may connect to it, else TCP (where credentials are asked)."""
+    """`--url`/`ROOST_URL` (http://, https:// or unix:///path), else the socket of the first home
+    that has one (`homes_to_search`) when this user may connect to it, else TCP (where
+    credentials are asked)."""
     chosen = url or os.environ.get("ROOST_URL")
     if chosen:
         if chosen.startswith("unix://"):
             return Target("http://roost", Path(chosen.removeprefix("unix://")))
         return Target(chosen.rstrip("/"))
-    socket_path = default_home() / SOCKET_NAME
     tcp = f"http://{DEFAULT_API_HOST}:{DEFAULT_API_PORT}"
-    if not _exists(socket_path):
-        return Target(tcp)
+    found = [home / SOCKET_NAME for home in homes_to_search() if _exists(home / SOCKET_NAME)]
+    if not found:
+        return Target(tcp, searched=tuple(home / SOCKET_NAME for home in homes_to_search()))
+    socket_path = found[0]
     if _forbidden(socket_path):
         return Target(tcp, passed_over=socket_path)
     return Target("http://roost", socket_path)
@@ -137,6 +147,13 @@ class Client:
                 hint="run the command as the user who runs `roost serve`, or point --url or ROOST_URL at the "
                 "daemon's TCP address and log in with a password or token",
             )
+        if self.target.searched:
+            return DaemonUnreachable(
+                f"cannot reach the daemon: no socket at {' or '.join(map(str, self.target.searched))}, "
+                f"and nothing answers at {self.target.url}",
+                hint="start one with `roost serve` (`make serve` in a checkout), or set ROOST_HOME to the home "
+                "of the daemon you started",
+            )
         if isinstance(exc.__context__, PermissionError) or "Permission denied" in str(exc):
             return DaemonUnreachable(
                 f"you are not allowed to use the daemon's socket {self.target.describe()}",
@@ -148,8 +165,8 @@ class Client:
             hint=f"start it with `roost serve`, or point at it with --url or ROOST_URL ({type(exc).__name__})",
         )
 
-    @staticmethod
-    def _decode(response: httpx.Response) -> Any:
+    def _decode(self, response: httpx.Response) -> Any:
+        target = self.target
         if response.status_code == 204:
             return None
         try:
@@ -158,9 +175,25 @@ class Client:
             body = None
         if response.status_code >= 400:
             if isinstance(body, dict) and "error" in body:
-                raise from_wire(body, response.status_code)
+                error = from_wire(body, response.status_code)
+                raise needs_credentials(target, error) if isinstance(error, AuthError) else error
             raise RoostError(
                 f"the daemon answered HTTP {response.status_code}: {response.text[:200]}",
                 hint="check that --url points at a Roost admin API",
             )
         return body
+
+
+def needs_credentials(target: Target, error: AuthError) -> AuthError:
+    """The daemon asked for credentials: say, in whole sentences, how to reach a local daemon
+    without any (its socket, through ROOST_HOME) and how to log in to a remote one."""
+    if target.socket is not None or error.message != "this API needs credentials":
+        return error
+    home = default_home()
+    return AuthError(
+        f"The daemon at {target.url} needs credentials, and there is no local daemon socket at "
+        f"{home / SOCKET_NAME} (the home is $ROOST_HOME, else {DEFAULT_HOME_TEXT}).",
+        hint="For a local daemon, run `roost` as the user who runs `roost serve` with ROOST_HOME set to the "
+        "folder it printed (or pass --url unix:///PATH/roost.sock); for a remote one, run "
+        f"`roost login {target.url}` once, or pass --token.",
+    )

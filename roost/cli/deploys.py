@@ -6,18 +6,20 @@ from typing import Any
 
 import click
 
+from roost.cli.appdir import app_argument, resolve_app
 from roost.cli.base import Context, json_option, pass_context
 from roost.cli.output import age, console, print_json, show, table
 from roost.errors import UsageError
 
 
 @click.command("deployments")
-@click.argument("app")
+@app_argument
 @click.option("-q", "--quiet", is_flag=True, help="Print only the ids, newest first (for scripts).")
 @json_option
 @pass_context
-def deployments(ctx: Context, app: str, quiet: bool, as_json: bool) -> None:
+def deployments(ctx: Context, app: str | None, quiet: bool, as_json: bool) -> None:
     """List an app's deployments, newest first; TRAFFIC marks production."""
+    app = resolve_app(app)
     found: list[dict[str, Any]] = ctx.client().request("GET", f"/v1/apps/{app}/deployments")
     if as_json:
         print_json(found)
@@ -41,21 +43,26 @@ def deployments(ctx: Context, app: str, quiet: bool, as_json: bool) -> None:
 
 
 @click.command("promote")
-@click.argument("app")
-@click.argument("deployment")
+@click.argument("words", nargs=-1, required=True, metavar="[APP] DEPLOYMENT")
 @pass_context
-def promote(ctx: Context, app: str, deployment: str) -> None:
-    """Send all production traffic to DEPLOYMENT (no rebuild)."""
+def promote(ctx: Context, words: tuple[str, ...]) -> None:
+    """Send all of APP's production traffic to DEPLOYMENT, without a rebuild."""
+    if len(words) > 2:
+        raise UsageError(
+            "`roost promote` takes [APP] DEPLOYMENT", hint="for example: roost promote flask-hello ab12cd34"
+        )
+    app, deployment = (resolve_app(words[0]), words[1]) if len(words) == 2 else (resolve_app(None), words[0])
     done = ctx.client().request("POST", f"/v1/apps/{app}/promote", json={"deployment": deployment})
     console.print(f"promoted [bold]{done['id']}[/]: {done['url']}")
 
 
 @click.command("rollback")
-@click.argument("app")
+@app_argument
 @click.argument("deployment", required=False)
 @pass_context
-def rollback(ctx: Context, app: str, deployment: str | None) -> None:
-    """Back to the previous production deployment (or DEPLOYMENT), instantly."""
+def rollback(ctx: Context, app: str | None, deployment: str | None) -> None:
+    """Send APP's production traffic back to the previous deployment (or DEPLOYMENT), instantly."""
+    app = resolve_app(app)
     done = ctx.client().request("POST", f"/v1/apps/{app}/rollback", json={"deployment": deployment})
     console.print(f"rolled back to [bold]{done['id']}[/]: {done['url']}")
 
@@ -73,12 +80,15 @@ def parse_weights(pairs: tuple[str, ...]) -> dict[str, int]:
 
 
 @click.command("traffic")
-@click.argument("app")
-@click.argument("weights", nargs=-1)
+@click.argument("words", nargs=-1, metavar="[APP] [DEPLOYMENT=WEIGHT]")
 @json_option
 @pass_context
-def traffic(ctx: Context, app: str, weights: tuple[str, ...], as_json: bool) -> None:
-    """Split production traffic: roost traffic APP DEP1=90 DEP2=10 (no weights: show it)."""
+def traffic(ctx: Context, words: tuple[str, ...], as_json: bool) -> None:
+    """Split APP's production traffic between deployments by weight; with no weights, show the split."""
+    if words and "=" not in words[0]:
+        app, weights = resolve_app(words[0]), words[1:]
+    else:
+        app, weights = resolve_app(None), words
     client = ctx.client()
     if weights:
         result = client.request("PUT", f"/v1/apps/{app}/traffic", json={"weights": parse_weights(weights)})

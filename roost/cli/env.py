@@ -1,9 +1,10 @@
-"""`roost env APP set K=V... | unset K... | list [--reveal]`."""
+"""`roost env [APP] set NAME=VALUE | unset NAME | list [--reveal]`."""
 
 from __future__ import annotations
 
 import click
 
+from roost.cli.appdir import resolve_app
 from roost.cli.base import Context, json_option, pass_context
 from roost.cli.output import console, print_json, show, table
 from roost.errors import UsageError
@@ -19,15 +20,25 @@ def parse_assignments(pairs: tuple[str, ...]) -> dict[str, str]:
     return values
 
 
+ACTIONS = ("set", "unset", "list")
+
+
 @click.command("env")
-@click.argument("app")
-@click.argument("action", type=click.Choice(["set", "unset", "list"]), default="list")
-@click.argument("items", nargs=-1)
+@click.argument("words", nargs=-1, metavar="[APP] [set|unset|list] [NAME=VALUE | NAME]")
 @click.option("--reveal", is_flag=True, help="Show secret values in `list`.")
 @json_option
 @pass_context
-def env(ctx: Context, app: str, action: str, items: tuple[str, ...], reveal: bool, as_json: bool) -> None:
-    """Secrets and variables: set and unset apply with a rolling restart, no rebuild."""
+def env(ctx: Context, words: tuple[str, ...], reveal: bool, as_json: bool) -> None:
+    """Set, unset or list APP's secrets and variables; a change applies with a rolling restart, no rebuild."""
+    if words and words[0] not in ACTIONS:
+        app, rest = resolve_app(words[0]), words[1:]
+    else:
+        app, rest = resolve_app(None), words
+    action, items = (rest[0], rest[1:]) if rest else ("list", ())
+    if action not in ACTIONS:
+        raise UsageError(
+            f"'{action}' is not set, unset or list", hint=f"for example: roost env {app} set API_KEY=abc123"
+        )
     client = ctx.client()
     if action == "set":
         names = client.request("POST", f"/v1/apps/{app}/env", json={"values": parse_assignments(items)})

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 
+from roost.cli.appdir import app_of_folder, resolve_app
 from roost.cli.base import Context, json_option, pass_context
 from roost.cli.output import console, print_json
 from roost.cli.output import timestamp as stamp
@@ -21,10 +23,13 @@ def _show(event: dict[str, Any]) -> None:
 @click.argument("app", required=False)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new events.")
 @click.option("-n", "--last", default=20, show_default=True, help="How many past events to show.")
+@click.option("--all", "every_app", is_flag=True, help="Every app's events, even inside an app's folder.")
 @json_option
 @pass_context
-def events(ctx: Context, app: str | None, follow: bool, last: int, as_json: bool) -> None:
-    """Deploys, scale decisions, crashes, OOM kills, rollbacks: of APP, or of all apps."""
+def events(ctx: Context, app: str | None, follow: bool, last: int, every_app: bool, as_json: bool) -> None:
+    """Show deploys, scale decisions, crashes, OOM kills and rollbacks of APP (the folder's), or of all apps."""
+    if app is None and not every_app and app_of_folder(Path.cwd()) is not None:
+        app = resolve_app(None)
     client = ctx.client()
     params: dict[str, str | int] = {"last": last}
     if app:

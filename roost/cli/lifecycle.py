@@ -1,44 +1,68 @@
-"""Running commands: start, stop (kill), restart, scale, logs, domains."""
+"""Running commands: start, stop, kill, restart, scale, domains (logs: logs.py)."""
 
 from __future__ import annotations
 
 import click
 
+from roost.cli.appdir import app_argument, resolve_app
 from roost.cli.base import Context, json_option, pass_context
 from roost.cli.output import console, print_json
-from roost.config import format_duration, parse_duration
+from roost.config import format_duration
 from roost.errors import UsageError
 
 
 @click.command("start")
-@click.argument("app")
+@app_argument
 @pass_context
-def start(ctx: Context, app: str) -> None:
-    """Start a stopped app again."""
+def start(ctx: Context, app: str | None) -> None:
+    """Start a stopped app again: it serves requests from its production deployment."""
+    app = resolve_app(app)
     ctx.client().request("POST", f"/v1/apps/{app}/start")
     console.print(f"started [bold]{app}[/]")
 
 
-@click.command("stop")
-@click.argument("app")
-@pass_context
-def stop(ctx: Context, app: str) -> None:
-    """Stop every instance of APP and keep it; it answers 503 until started."""
+STOP_HELP = (
+    "Stop every instance of APP (TERM, a grace, then KILL) and keep the app, its deployments and "
+    "settings; it answers 503 until `roost start`. To delete it instead: `roost remove`."
+)
+
+
+def _stop(ctx: Context, app: str | None) -> None:
+    app = resolve_app(app)
     ctx.client().request("POST", f"/v1/apps/{app}/stop")
     console.print(f"stopped [bold]{app}[/] (`roost start {app}` brings it back)")
 
 
-@click.command("restart")
-@click.argument("app")
+@click.command("stop", help=STOP_HELP)
+@app_argument
 @pass_context
-def restart(ctx: Context, app: str) -> None:
-    """Start new instances, then drain the old ones."""
+def stop(ctx: Context, app: str | None) -> None:
+    _stop(ctx, app)
+
+
+@click.command(
+    "kill",
+    help=f"An alias of `roost stop` (PM2's word for it). {STOP_HELP}",
+    short_help="An alias of `roost stop`: stop every instance of APP and keep the app.",
+)
+@app_argument
+@pass_context
+def kill(ctx: Context, app: str | None) -> None:
+    _stop(ctx, app)
+
+
+@click.command("restart")
+@app_argument
+@pass_context
+def restart(ctx: Context, app: str | None) -> None:
+    """Start new instances of APP, then drain the old ones: a restart without downtime."""
+    app = resolve_app(app)
     ctx.client().request("POST", f"/v1/apps/{app}/restart")
     console.print(f"restarted [bold]{app}[/]")
 
 
 @click.command("scale")
-@click.argument("app")
+@app_argument
 @click.option("--min", "minimum", type=click.IntRange(min=0), help="Instances kept at all times (a service: 1+).")
 @click.option("--max", "maximum", type=click.IntRange(min=1), help="Most instances at once.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Requests one instance takes at once.")
@@ -47,14 +71,15 @@ def restart(ctx: Context, app: str) -> None:
 @pass_context
 def scale(
     ctx: Context,
-    app: str,
+    app: str | None,
     minimum: int | None,
     maximum: int | None,
     concurrency: int | None,
     idle_timeout: str | None,
     as_json: bool,
 ) -> None:
-    """Change APP's scale settings (they stay in force across pushes); no option shows them."""
+    """Change APP's scale settings (they stay in force across pushes); with no option, show them."""
+    app = resolve_app(app)
     changes = {"min": minimum, "max": maximum, "concurrency": concurrency, "idle_timeout": idle_timeout}
     given = {key: value for key, value in changes.items() if value is not None}
     client = ctx.client()
@@ -71,37 +96,26 @@ def scale(
         console.print(f"  {key:<12} {shown:<8} [dim]({sources[f'scale.{key}']})[/]")
 
 
-@click.command("logs")
-@click.argument("app")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
-@click.option("--since", help="Only lines newer than this, e.g. 10m or 1h.")
-@click.option("--deployment", help="Only this deployment's lines.")
-@pass_context
-def logs(ctx: Context, app: str, follow: bool, since: str | None, deployment: str | None) -> None:
-    """Print the output of APP's instances, zygotes and builds."""
-    params: dict[str, str] = {"follow": "true" if follow else "false"}
-    if since:
-        try:
-            params["since"] = str(parse_duration(since))
-        except ValueError as exc:
-            raise UsageError(f"--since {since!r} is not a duration", hint=f"--since takes {exc}") from exc
-    if deployment:
-        params["deployment"] = deployment
-    try:
-        for line in ctx.client().stream_lines("GET", f"/v1/apps/{app}/logs", params=params):
-            click.echo(line)
-    except KeyboardInterrupt:
-        return
+DOMAIN_ACTIONS = ("add", "remove", "list")
 
 
 @click.command("domains")
-@click.argument("app")
-@click.argument("action", type=click.Choice(["add", "remove", "list"]), default="list")
-@click.argument("host", required=False)
+@click.argument("words", nargs=-1, metavar="[APP] [add|remove|list] [HOST]")
 @json_option
 @pass_context
-def domains(ctx: Context, app: str, action: str, host: str | None, as_json: bool) -> None:
-    """Route a custom HOST to APP: roost domains APP add|remove|list HOST."""
+def domains(ctx: Context, words: tuple[str, ...], as_json: bool) -> None:
+    """Route a custom HOST to APP, stop routing it, or list APP's hosts (the default)."""
+    if words and words[0] not in DOMAIN_ACTIONS:
+        app, rest = resolve_app(words[0]), words[1:]
+    else:
+        app, rest = resolve_app(None), words
+    if len(rest) > 2 or (rest and rest[0] not in DOMAIN_ACTIONS):
+        raise UsageError(
+            f"`roost domains {' '.join(words)}` does not read as [APP] add|remove|list [HOST]",
+            hint=f"for example: roost domains {app} add hello.example.com",
+        )
+    action = rest[0] if rest else "list"
+    host = rest[1] if len(rest) > 1 else None
     client = ctx.client()
     if action != "list":
         if not host:

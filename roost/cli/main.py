@@ -6,6 +6,7 @@ import platform
 from pathlib import Path
 
 import click
+from click.shell_completion import get_completion_class
 from rich.markup import escape
 
 from roost import __version__
@@ -14,19 +15,30 @@ from roost.cli.base import Context, RoostGroup, json_option, pass_context
 from roost.cli.deploys import deployments, promote, rollback, traffic
 from roost.cli.env import env
 from roost.cli.events import events
+from roost.cli.examples import attach
 from roost.cli.init import init
-from roost.cli.lifecycle import domains, logs, restart, scale, start, stop
+from roost.cli.lifecycle import domains, kill, restart, scale, start, stop
+from roost.cli.logs import logs
 from roost.cli.ops import cron, gc
 from roost.cli.output import console, err_console, print_json
 from roost.cli.push import push
 from roost.cli.security import login, logout, password, token
 from roost.cli.serve import serve
 from roost.config import format_duration, format_size, load_app_config
-from roost.errors import RoostError
+from roost.errors import RoostError, UsageError
 from roost.guess import code_reads_port, port_warning
 
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "Apps": ("push", "init", "check", "create", "list", "info", "env", "cron", "remove"),
+    "Deployments": ("deployments", "promote", "rollback"),
+    "Traffic": ("traffic", "domains"),
+    "Runtime": ("logs", "events", "scale", "start", "stop", "kill", "restart"),
+    "Admin": ("serve", "login", "logout", "password", "token", "gc", "version", "completion"),
+}
 
-@click.group(cls=RoostGroup, context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=RoostGroup, sections=SECTIONS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="roost", message="%(prog)s %(version)s")
 @click.option("--url", envvar="ROOST_URL", help="Daemon URL: http(s)://HOST:PORT or unix:///PATH [env ROOST_URL].")
 @click.option("--token", envvar="ROOST_TOKEN", help="API token [env ROOST_TOKEN].")
 @click.option("-B", "--basic-auth", is_flag=True, help="Prompt for a user and password.")
@@ -36,7 +48,12 @@ from roost.guess import code_reads_port, port_warning
 def cli(
     ctx: click.Context, url: str | None, token: str | None, basic_auth: bool, cacert: str | None, debug: bool
 ) -> None:
-    """Roost: push Python web apps, serve them, scale them, sleep them."""
+    """Roost: push Python web apps, serve them, scale them, sleep them.
+
+    Commands that take an APP use the app of the current folder (its roost.toml) when none is
+    given. Without --url, the CLI talks to the daemon of $ROOST_HOME (default
+    ~/.local/share/roost) over its Unix socket, with no password.
+    """
     ctx.obj = Context(url=url, token=token, debug=debug, basic_auth=basic_auth, cacert=cacert)
 
 
@@ -44,7 +61,7 @@ def cli(
 @json_option
 @pass_context
 def version(ctx: Context, as_json: bool) -> None:
-    """Print the CLI's version (and the daemon's, when reachable)."""
+    """Print the CLI's version, and the daemon's when it is reachable."""
     data: dict[str, object] = {"cli": __version__, "python": platform.python_version()}
     unreachable = ""
     try:
@@ -67,7 +84,7 @@ def version(ctx: Context, as_json: bool) -> None:
 @click.argument("path", default=".", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @json_option
 def check(path: Path, as_json: bool) -> None:
-    """Validate an app's roost.toml, print the settings in force, warn of a command that never gets $PORT."""
+    """Validate an app's roost.toml and print the settings in force; warn of a command that never reads $PORT."""
     config = load_app_config(path)
     warning = port_warning(config.command, code_reads_port(path)) if config.command else None
     if warning:
@@ -88,6 +105,16 @@ def check(path: Path, as_json: bool) -> None:
     )
 
 
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL; load it from your shell's startup file."""
+    script = get_completion_class(shell)
+    if script is None:
+        raise UsageError(f"no completion for {shell}", hint="roost completion bash|zsh|fish")
+    click.echo(script(cli, {}, "roost", "_ROOST_COMPLETE").source())
+
+
 for command in (
     serve,
     create,
@@ -101,6 +128,7 @@ for command in (
     traffic,
     start,
     stop,
+    kill,
     restart,
     scale,
     logs,
@@ -116,4 +144,4 @@ for command in (
     events,
 ):
     cli.add_command(command)
-cli.add_command(stop, name="kill")
+attach(cli)

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import click
 
+from roost.cli.appdir import app_argument, resolve_app
 from roost.cli.base import Context, json_option, pass_context
+from roost.cli.confirm import confirm_destruction, yes_option
 from roost.cli.output import age, console, print_json, show, table, until
 from roost.config import human_size
 
 
 @click.command("gc")
+@yes_option
 @json_option
 @pass_context
-def gc(ctx: Context, as_json: bool) -> None:
-    """Apply retention now: prune old deployments, remove unused venvs and blobs."""
+def gc(ctx: Context, yes: bool, as_json: bool) -> None:
+    """Apply retention now: delete old deployments past each app's `keep`, unused venvs and archives.
+
+    It asks first on a terminal, and refuses without --yes elsewhere.
+    """
+    confirm_destruction("delete the deployments past each app's `keep`, and unused venvs and archives", yes, "roost gc")
     report = ctx.client().request("POST", "/v1/gc")
     if as_json:
         print_json(report)
@@ -27,11 +34,12 @@ def gc(ctx: Context, as_json: bool) -> None:
 
 
 @click.command("cron")
-@click.argument("app")
+@app_argument
 @json_option
 @pass_context
-def cron(ctx: Context, app: str, as_json: bool) -> None:
-    """An app's cron jobs: schedule, next run, last result."""
+def cron(ctx: Context, app: str | None, as_json: bool) -> None:
+    """Show APP's cron jobs: schedule, next run, last run and its result."""
+    app = resolve_app(app)
     jobs = ctx.client().request("GET", f"/v1/apps/{app}/cron")
     if as_json:
         print_json(jobs)

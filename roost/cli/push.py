@@ -134,7 +134,7 @@ def push(
     merged = merge(settings, overrides, {"name": app})
     guessed: dict[str, str] = {}
     if not merged.get("entrypoint") and not merged.get("command"):
-        guessed = _guessed(path, say)
+        guessed = _guessed(path, say, source)
         merged.update(guessed)
     sources = setting_origins(settings, source, overrides, guessed)
     say(f"[bold]pushing {path.resolve()}[/] as app [bold]{app}[/]" + (f" (settings from {source})" if source else ""))
@@ -249,8 +249,13 @@ def _lines_or_silence(client: Client, path: str) -> Iterator[str | None]:
         yield str(value)
 
 
-def _guessed(path: Path, say: Any) -> dict[str, str]:
+def _guessed(path: Path, say: Any, source: str) -> dict[str, str]:
     found = guess(path)
+    if found is None and not source and not any(path.glob("*.py")):
+        raise ConfigError(
+            f"no app here ({path.resolve()}): add a roost.toml or run `roost init`",
+            hint="cd into the app's folder, or name it: roost push path/to/app",
+        )
     if found is None:
         raise ConfigError(
             f"{path.resolve()}: roost.toml names no `entrypoint` or `command`, and none could be guessed",

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from roost.cli import credentials
-from roost.cli.base import Context, json_option, pass_context
+from roost.cli.base import Context, RoostGroup, json_option, pass_context
 from roost.cli.client import Client, resolve_target
 from roost.cli.output import age, console, print_json, show, table
 from roost.errors import UsageError
@@ -42,7 +42,7 @@ def password(user: str, delete: bool, from_stdin: bool, home: Path | None) -> No
     console.print(f"password set for [bold]{user}[/] in {store.path}")
 
 
-@click.group("token")
+@click.group("token", cls=RoostGroup)
 def token() -> None:
     """API tokens: create (shown once), list, revoke."""
 
@@ -65,6 +65,7 @@ def token_create(ctx: Context, name: str, as_json: bool) -> None:
 @json_option
 @pass_context
 def token_list(ctx: Context, as_json: bool) -> None:
+    """List the API tokens: name, age, last use (never the tokens themselves)."""
     tokens = ctx.client().request("GET", "/v1/tokens")
     if as_json:
         print_json(tokens)
@@ -79,6 +80,7 @@ def token_list(ctx: Context, as_json: bool) -> None:
 @click.argument("name")
 @pass_context
 def token_revoke(ctx: Context, name: str) -> None:
+    """Revoke the token NAME: requests bearing it are refused from now on."""
     ctx.client().request("DELETE", f"/v1/tokens/{name}")
     console.print(f"revoked token [bold]{name}[/]")
 

@@ -1,6 +1,6 @@
 """Edge router package: the HTTP/1.1 data plane in front of every app.
 
-Others use `Edge` (serve, swap routes, count, close), `EdgeSettings`, the
+Others use `Edge` (serve, swap routes, count, close), `EdgeSettings`, `Answer`, the
 routing snapshot types `RouteTable`/`AppRoute`, and the pure `resolve` and
 `pick` for tests and tools, and `describe_build` (compiled with mypyc, or
 pure Python and why; see native.py). Nothing here spawns processes or reads the store.
@@ -10,6 +10,7 @@ pure Python and why; see native.py). Nothing here spawns processes or reads the 
 from roost.edge.native import describe as describe_build
 
 # isort: split
+from roost.edge.answers import Answer
 from roost.edge.counters import LATENCY_BUCKETS, EdgeCounters
 from roost.edge.routes import AppRoute, Resolution, RouteTable, resolve
 from roost.edge.server import Edge
@@ -18,6 +19,7 @@ from roost.edge.split import pick
 
 __all__ = [
     "LATENCY_BUCKETS",
+    "Answer",
     "AppRoute",
     "Edge",
     "EdgeCounters",

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from roost.edge.activator import Activator
+from roost.edge.answers import Answer
 from roost.edge.counters import Tally
 from roost.edge.guard import ClientGuard, Network
 from roost.edge.routes import HostMatch, RouteTable, match_host
@@ -79,6 +80,7 @@ class Context:
         self.closing = False
         self.drained: asyncio.Event | None = None  # set once closing and the last connection is gone
         self.on_recycle: Callable[[InstanceId, str], None] | None = None
+        self.on_answer: Callable[[Answer], None] | None = None  # every answer of a deployment, when set
         self.unrouted = Tally(DeploymentId(""))  # answers given before a deployment was known (404, 429)
         self._hosts: dict[bytes, HostMatch] = {}
         self._ids = random.Random(os.urandom(16))  # noqa: S311 - request ids are not secrets

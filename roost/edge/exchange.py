@@ -23,13 +23,14 @@ import time
 from typing import TYPE_CHECKING
 
 from roost.edge import wire
+from roost.edge.answers import Answer
 from roost.edge.counters import Tally
 from roost.edge.guard import retry_after
 from roost.edge.routes import AppRoute, no_deployment, resolve_path
 from roost.edge.split import cookie_name, is_split, pick, read_cookie, set_cookie
 from roost.edge.tunnel import Tunnel
 from roost.edge.upstream import UpstreamConnection
-from roost.model import DeploymentId
+from roost.model import DeploymentId, InstanceId
 from roost.runtime.protocol import Slot, StartKind
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class Exchange:
         "ctx",
         "deployment",
         "framing",
+        "instance",
         "keep_client",
         "limit_body",
         "out",
@@ -96,6 +98,7 @@ class Exchange:
         self.path = req.target
         self.prefix = b""
         self.slot: Slot | None = None
+        self.instance: InstanceId | None = None  # the last instance that took it, for the request log
         self.upstream: UpstreamConnection | None = None
         self.waiter: Waiter | None = None
         self.timer: asyncio.TimerHandle | None = None  # the grace after a 504 (the request timer is the client's)
@@ -238,6 +241,7 @@ class Exchange:
 
     def _forward(self, slot: Slot) -> None:
         self.slot = slot
+        self.instance = slot.instance
         self.tally.in_flight += 1
         if not self.retried:
             self.tally.starts[self.start_kind] += 1
@@ -517,6 +521,13 @@ class Exchange:
     def _record(self) -> None:
         now = time.monotonic()
         self.tally.record(self.status, now - self.started, now)
+        if self.ctx.on_answer is not None and self.deployment is not None:
+            req = self.req
+            seconds = now - self.started
+            answer = Answer(
+                self.deployment, req.method, req.target, self.status, seconds, self.start_kind, self.instance
+            )
+            self.ctx.on_answer(answer)
 
     def _release_slot(self) -> None:
         slot = self.slot

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from roost.edge.activator import Activator
+from roost.edge.answers import Answer
 from roost.edge.client import ClientConnection
 from roost.edge.context import Context
 from roost.edge.counters import EdgeCounters, Tally
@@ -70,6 +71,15 @@ class Edge:
     @on_recycle.setter
     def on_recycle(self, hook: Callable[[InstanceId, str], None] | None) -> None:
         self._ctx.on_recycle = hook
+
+    @property
+    def on_answer(self) -> Callable[[Answer], None] | None:
+        """Called with every answer given for a deployment (the request log); it must not block."""
+        return self._ctx.on_answer
+
+    @on_answer.setter
+    def on_answer(self, hook: Callable[[Answer], None] | None) -> None:
+        self._ctx.on_answer = hook
 
     # -- RuntimeListener -------------------------------------------------------------------
 

@@ -82,11 +82,12 @@ class Daemon:
         return int(self.edge_url.rsplit(":", 1)[1])
 
     def cli(
-        self, *args: str, url: bool = False, stdin: str | None = None, timeout: float = 60
+        self, *args: str, url: bool = False, stdin: str | None = None, timeout: float = 60, cwd: Path | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run `roost ARGS` against this daemon: over its Unix socket, or over TCP with url=True."""
+        """Run `roost ARGS` against this daemon: over its Unix socket, or over TCP with url=True;
+        in `cwd` (default: beside the home, in no app's folder)."""
         prefix = ["--url", self.api_url] if url else []
-        return run_cli(self.home, *prefix, *args, stdin=stdin, timeout=timeout)
+        return run_cli(self.home, *prefix, *args, stdin=stdin, timeout=timeout, cwd=cwd)
 
     def api(self) -> httpx.Client:
         """An HTTP client on the daemon's Unix socket (no credentials needed there)."""
@@ -183,7 +184,9 @@ def leftover_builds(home: Path) -> list[int]:
     return found
 
 
-def run_cli(home: Path, *args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    home: Path, *args: str, stdin: str | None = None, timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "roost", *args],
         env=base_env(home),
@@ -191,7 +194,7 @@ def run_cli(home: Path, *args: str, stdin: str | None = None, timeout: float = 6
         text=True,
         timeout=timeout,
         input=stdin,
-        cwd=str(home.parent),
+        cwd=str(cwd or home.parent),
     )
 
 
@@ -225,11 +228,11 @@ def spawn(home: Path, *extra: str) -> Daemon:
     return launch(args, home)
 
 
-def launch(argv: list[str], home: Path) -> Daemon:
+def launch(argv: list[str], home: Path, env: dict[str, str] | None = None) -> Daemon:
     """Run `argv` (a `roost serve` of `home`, perhaps wrapped) in its own session, its output pumped."""
     proc = subprocess.Popen(
         argv,
-        env=base_env(home),
+        env=env or base_env(home),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

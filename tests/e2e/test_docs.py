@@ -30,6 +30,10 @@ def test_every_walkthrough_command_runs(tmp_path: Path) -> None:
     assert len(commands) >= 20, commands
     work = tmp_path / "work"
     shutil.copytree(REPO / "examples", work / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / ".gitignore", work / ".gitignore")  # the checkout's own, as a user's clone has it
+    git(work, "init", "-q")
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "the examples as shipped")
     home = tmp_path / "home"
     home.mkdir()
     with running(home) as daemon:
@@ -51,6 +55,12 @@ def test_every_walkthrough_command_runs(tmp_path: Path) -> None:
     assert "Hello from Flask" in result.stdout
     assert "from FastAPI" in result.stdout
     assert "not-in-any-log" not in result.stdout
+    assert git(work, "status", "--porcelain", "--untracked-files=all") == "", "the walk-through left changes behind"
+
+
+def git(work: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=roost", "-c", "user.email=roost@localhost", *args]
+    return subprocess.run(command, cwd=work, capture_output=True, text=True, check=True, timeout=60).stdout
 
 
 def test_the_roost_toml_reference_is_valid(tmp_path: Path) -> None:

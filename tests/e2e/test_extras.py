@@ -234,7 +234,7 @@ def test_retention_keeps_n_plus_traffic_and_gc_frees_the_rest(daemon: Daemon, tm
 
     # once production moves to the newest, gc prunes the two that carried traffic and frees their venvs and blobs
     assert daemon.cli("promote", "kept", ids[4]).returncode == 0
-    report = json.loads(daemon.cli("gc", "--json").stdout)
+    report = json.loads(daemon.cli("gc", "--yes", "--json").stdout)
     assert sorted(report["pruned"]) == sorted(f"kept/{i}" for i in ids[1:3])
     assert report["freed_bytes"] > 0
     assert {v["name"] for v in report["venvs"]} == set(venvs[1:3])
@@ -242,5 +242,5 @@ def test_retention_keeps_n_plus_traffic_and_gc_frees_the_rest(daemon: Daemon, tm
     assert {p.name for p in (daemon.home / "deployments" / "kept").iterdir()} == set(ids[3:])
     assert not set(venvs[:3]) & venvs_on_disk(daemon) and set(venvs[3:]) <= venvs_on_disk(daemon)
     assert [blob_path(daemon, d).exists() for d in digests] == [False, False, False, True, True]
-    assert "freed" in daemon.cli("gc").stdout
+    assert "freed" in daemon.cli("gc", "--yes").stdout
     assert get(daemon, "kept.localhost").status_code == 200

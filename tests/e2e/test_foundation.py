@@ -43,7 +43,7 @@ def test_create_info_remove_through_the_cli(daemon: Daemon) -> None:
     assert "mode=service" in info.stdout
     assert "app.created" in info.stdout
     assert re.search(r"limits\.memory\s+128M\s+default", info.stdout), info.stdout
-    removed = daemon.cli("remove", "hello")
+    removed = daemon.cli("remove", "hello", "--yes")
     assert removed.returncode == 0
     assert json.loads(daemon.cli("list", "--json").stdout) == []
 

@@ -5,7 +5,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from roost.applog import LogBook, LogLine, LogTail
+from roost.applog import REQUEST_SOURCE, LogBook, LogLine, LogTail, RequestLine
 
 
 def texts(lines: list[LogLine]) -> list[str]:
@@ -103,3 +103,16 @@ async def test_a_full_buffer_says_how_many_lines_it_skipped(tmp_path: Path) -> N
     assert texts(await waiting) == ["line 5"]
     stop()
     book.close()
+
+
+def test_a_request_line_reads_back_and_goes_to_json() -> None:
+    line = RequestLine("GET", "/hello world", 200, 0.0031, "warm", "i-ab12cd")
+    assert line.text() == "GET /hello%20world 200 3.1ms warm i-ab12cd"
+    parsed = RequestLine.parse(line.text())
+    assert parsed is not None
+    assert (parsed.status, parsed.start, parsed.instance) == (200, "warm", "i-ab12cd")
+    wire = LogLine(1.0, "dep1", REQUEST_SOURCE, line.text()).to_wire()
+    assert (wire["kind"], wire["status"], wire["duration_ms"], wire["path"]) == ("request", 200, 3.1, "/hello%20world")
+    app_line = LogLine(1.0, "dep1", "i-ab12cd", "GET / 200 3.1ms warm i-x").to_wire()
+    assert app_line["kind"] == "app" and "status" not in app_line  # an app printing the same words is not a request
+    assert RequestLine.parse("Traceback (most recent call last):") is None
