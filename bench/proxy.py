@@ -23,9 +23,13 @@ three, and the rate wrk actually achieved is printed beside the latencies.
 `--profile` runs the edge under cProfile during the peak run and prints the
 functions that cost the most.
 
+The edge writes a request log line per answer, as `roost serve` does; nginx
+runs with `access_log off`, so the comparison charges that log to Roost.
+
 `--cpu-per-request` measures instead what the proxy's own process spends per
-request: CPU seconds (user + sys, from /proc/<pid>/stat) of the edge, and of
-nginx's processes for reference, over a fixed load (wrk -t1, `--seconds`,
+request: CPU seconds (user + sys, from /proc/<pid>/stat) of the edge (with its
+request log and without, to show that log's cost), and of nginx's processes for
+reference, over a fixed load (wrk -t1, `--seconds`,
 `--connections`), divided by the requests wrk completed; `--runs` times each,
 alternating, median printed. Far less noisy than throughput on a shared machine.
 
@@ -76,7 +80,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 # -- the Roost edge in its own process, with a runtime of one fixed instance -------------------
 
 
-def serve_edge(fd: int, upstream_port: int, profile: Path | None) -> None:
+def serve_edge(fd: int, upstream_port: int, profile: Path | None, request_log: bool) -> None:
     import cProfile
 
     import uvloop
@@ -112,6 +116,12 @@ def serve_edge(fd: int, upstream_port: int, profile: Path | None) -> None:
         edge = Edge(StaticRuntime(), settings)  # type: ignore[arg-type]
         route = AppRoute("hello", ((deployment, 100),), frozenset({deployment}), False, 5.0, 10 << 20, True)
         edge.update_routes(RouteTable("localhost", {AppName("hello"): route}))
+        logs_dir = tempfile.mkdtemp(prefix="roost-bench-logs-")
+        if request_log:  # as `roost serve` does: a line in the app's log per answer
+            from roost.applog import LogBook
+            from roost.daemon import AnswerLog
+
+            edge.on_answer = AnswerLog(LogBook(Path(logs_dir)), lambda: {deployment: "hello"})
         sock = socket.socket(fileno=fd)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -119,6 +129,7 @@ def serve_edge(fd: int, upstream_port: int, profile: Path | None) -> None:
         await edge.start(sock)
         await stop.wait()
         await edge.close(1.0)
+        shutil.rmtree(logs_dir, ignore_errors=True)
 
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
@@ -269,10 +280,12 @@ def nginx(upstream: int) -> Iterator[Served]:
 
 
 @contextlib.contextmanager
-def roost_edge(upstream: int, profile: Path | None) -> Iterator[Served]:
+def roost_edge(upstream: int, profile: Path | None, request_log: bool = True) -> Iterator[Served]:
     sock = bound_socket()
     sock.setblocking(False)
     argv = [sys.executable, str(Path(__file__)), "--serve-edge", str(sock.fileno()), "--upstream", str(upstream)]
+    if not request_log:
+        argv.append("--no-request-log")
     if profile is not None:
         argv += ["--profile-to", str(profile)]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -343,21 +356,26 @@ def run_cpu(seconds: int, connections: int, runs: int) -> None:
     check_tools()
     print(f"{os.cpu_count()} CPUs; wrk -t1 -c{connections} -d{seconds}s, {runs} runs each; CPU of the proxy only")
     print(f"edge: {edge_build()}")
-    with uvicorn_app() as upstream, nginx(upstream) as nginx_served, roost_edge(upstream, None) as edge_served:
-        targets = {"nginx": nginx_served, "roost": edge_served}
+    with (
+        uvicorn_app() as upstream,
+        nginx(upstream) as nginx_served,
+        roost_edge(upstream, None) as edge_served,
+        roost_edge(upstream, None, request_log=False) as quiet_served,
+    ):
+        targets = {"nginx": nginx_served, "roost": edge_served, "roost, no request log": quiet_served}
         for served in targets.values():
             wrk("warm-up", served.port, 2, connections)
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
         for _ in range(runs):
             for name, served in targets.items():
                 samples[name].append(cpu_per_request(name, served, seconds, connections))
-    print(f"  {'':6} {'CPU us/request':>14} {'user':>6} {'sys':>6}   (medians; totals of each run)")
+    print(f"  {'':22} {'CPU us/request':>14} {'user':>6} {'sys':>6}   (medians; totals of each run)")
     for name, values in samples.items():
         total = statistics.median(u + s for u, s in values)
         user = statistics.median(u for u, _ in values)
         system = statistics.median(s for _, s in values)
         listed = " ".join(f"{u + s:.1f}" for u, s in values)
-        print(f"  {name:6} {total:>14.1f} {user:>6.1f} {system:>6.1f}   ({listed})")
+        print(f"  {name:22} {total:>14.1f} {user:>6.1f} {system:>6.1f}   ({listed})")
 
 
 def median_result(name: str, results: list[Result]) -> Result:
@@ -529,11 +547,12 @@ def main() -> None:
     parser.add_argument("--serve-edge", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--profile-to", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--no-request-log", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_app is not None:
         serve_app(args.serve_app)
     elif args.serve_edge is not None:
-        serve_edge(args.serve_edge, args.upstream, args.profile_to)
+        serve_edge(args.serve_edge, args.upstream, args.profile_to, not args.no_request_log)
     elif args.cpu_per_request:
         run_cpu(args.seconds, args.connections, args.runs)
     elif args.firewall:

@@ -271,7 +271,7 @@ class Daemon:
         )
         edge = self._edge = Edge(runtime, edge_settings)
         edge.on_recycle = self._spawn_stop
-        edge.on_answer = self._log_answer
+        edge.on_answer = AnswerLog(logs, lambda: self._apps_of)
         urls = Urls(domain=s.domain, port=edge_port, scheme="https" if s.tls_cert else "http")
         builds_group = await asyncio.to_thread(runtime.sandbox.build_group)  # after the sweep of a crashed run's
         procs = tuple(str(path) for path in builds_group.procs_files()) if builds_group else ()
@@ -412,24 +412,6 @@ class Daemon:
         if self._control is not None and self._runtime is not None:
             self._control.spawn(self._runtime.stop_instance(instance, reason), name=f"recycle {instance}")
 
-    def _log_answer(self, answer: Answer) -> None:
-        """The edge's answer hook: one line in the app's log per request (`roost logs`)."""
-        app = self._apps_of.get(answer.deployment)
-        if app is None or self._logs is None:
-            return
-        line = RequestLine(
-            answer.method.decode("latin-1"),
-            answer.target.decode("latin-1").partition("?")[0],  # a query string may carry secrets
-            answer.status,
-            answer.seconds,
-            answer.start_kind.decode() if answer.instance else "-",
-            answer.instance or "-",
-        )
-        try:
-            self._logs.write(app, answer.deployment, REQUEST_SOURCE, line.text())
-        except OSError as exc:  # a full disk costs the log line, never the answer (the edge called us)
-            log.debug("request log line for %s not written: %s", app, exc)
-
     async def _refresh_routes(self, _: AppName | None) -> None:
         """Hand the edge a new routing snapshot, and the autoscaler its deployments."""
         if self._store is None or self._edge is None:
@@ -501,3 +483,31 @@ async def _serve(settings: ServeSettings, announce: Callable[[str], None]) -> No
 def run(settings: ServeSettings, announce: Callable[[str], None]) -> None:
     """Run the daemon until SIGINT or SIGTERM. Raises RoostError on a failed start."""
     uvloop.run(_serve(settings, announce))
+
+
+class AnswerLog:
+    """The edge's answer hook: one line in the app's log per request (`roost logs`).
+
+    Called on the edge's path for every answer, so it only formats and appends; the
+    deployment-to-app map is read through `apps_of`, which the daemon refreshes with the routes."""
+
+    def __init__(self, logs: LogBook, apps_of: Callable[[], Mapping[DeploymentId, str]]) -> None:
+        self.logs = logs
+        self.apps_of = apps_of
+
+    def __call__(self, answer: Answer) -> None:
+        app = self.apps_of().get(answer.deployment)
+        if app is None:
+            return
+        line = RequestLine(
+            answer.method.decode("latin-1"),
+            answer.target.decode("latin-1").partition("?")[0],  # a query string may carry secrets
+            answer.status,
+            answer.seconds,
+            answer.start_kind.decode() if answer.instance else "-",
+            answer.instance or "-",
+        )
+        try:
+            self.logs.write(app, answer.deployment, REQUEST_SOURCE, line.text())
+        except OSError as exc:  # a full disk costs the log line, never the answer (the edge called us)
+            log.debug("request log line for %s not written: %s", app, exc)

@@ -5,7 +5,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from roost.applog import REQUEST_SOURCE, LogBook, LogLine, LogTail, RequestLine
+from roost.applog import REQUEST_SOURCE, LogBook, LogLine, LogTail, RequestLine, parse_line
+from roost.applog import _format as format_line
 
 
 def texts(lines: list[LogLine]) -> list[str]:
@@ -116,3 +117,18 @@ def test_a_request_line_reads_back_and_goes_to_json() -> None:
     app_line = LogLine(1.0, "dep1", "i-ab12cd", "GET / 200 3.1ms warm i-x").to_wire()
     assert app_line["kind"] == "app" and "status" not in app_line  # an app printing the same words is not a request
     assert RequestLine.parse("Traceback (most recent call last):") is None
+
+
+def test_a_line_stamp_reads_back_as_its_time_within_a_microsecond_across_seconds() -> None:
+    start = 1_765_000_000.0
+    times = [start + k / 7 for k in range(30)] + [start + 0.999_999, start + 1.0, start + 1.000_001, time.time()]
+    for at in times:
+        line = parse_line(format_line(at, "d1", "stdout", "hello").decode())
+        assert line is not None and line.text == "hello", at
+        assert abs(line.at - at) <= 1.5e-6, (at, line.at)
+
+
+def test_a_request_path_with_white_space_stays_one_field() -> None:
+    text = RequestLine("GET", "/a b\tc", 200, 0.0012, "hot", "i1").text()
+    assert text == "GET /a%20b%20c 200 1.2ms hot i1"
+    assert RequestLine.parse(text) == RequestLine("GET", "/a%20b%20c", 200, 0.0012, "hot", "i1")
