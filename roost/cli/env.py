@@ -6,6 +6,7 @@ import click
 
 from roost.cli.appdir import resolve_app
 from roost.cli.base import Context, json_option, pass_context
+from roost.cli.confirm import confirm_destruction, yes_option
 from roost.cli.output import console, print_json, show, table
 from roost.errors import UsageError
 
@@ -26,10 +27,14 @@ ACTIONS = ("set", "unset", "list")
 @click.command("env")
 @click.argument("words", nargs=-1, metavar="[APP] [set|unset|list] [NAME=VALUE | NAME]")
 @click.option("--reveal", is_flag=True, help="Show secret values in `list`.")
+@yes_option
 @json_option
 @pass_context
-def env(ctx: Context, words: tuple[str, ...], reveal: bool, as_json: bool) -> None:
-    """Set, unset or list APP's secrets and variables; a change applies with a rolling restart, no rebuild."""
+def env(ctx: Context, words: tuple[str, ...], reveal: bool, yes: bool, as_json: bool) -> None:
+    """Set, unset or list APP's secrets and variables; a change applies with a rolling restart, no rebuild.
+
+    `unset` deletes values that cannot be read back: it asks first on a terminal and, elsewhere
+    (scripts, CI), refuses without --yes."""
     if words and words[0] not in ACTIONS:
         app, rest = resolve_app(words[0]), words[1:]
     else:
@@ -47,6 +52,8 @@ def env(ctx: Context, words: tuple[str, ...], reveal: bool, as_json: bool) -> No
     if action == "unset":
         if not items:
             raise UsageError("name the variables to unset", hint=f"roost env {app} unset NAME")
+        names = " ".join(items)
+        confirm_destruction(f"delete {names} of '{app}'", yes, f"roost env {app} unset {names}")
         removed = client.request("POST", f"/v1/apps/{app}/env/unset", json={"names": list(items)})
         console.print(f"unset {', '.join(removed) or 'nothing'} on [bold]{app}[/]")
         return

@@ -6,6 +6,7 @@ import click
 
 from roost.cli.appdir import app_argument, resolve_app
 from roost.cli.base import Context, json_option, pass_context
+from roost.cli.confirm import confirm_destruction, yes_option
 from roost.cli.output import console, print_json
 from roost.config import format_duration
 from roost.errors import UsageError
@@ -101,10 +102,13 @@ DOMAIN_ACTIONS = ("add", "remove", "list")
 
 @click.command("domains")
 @click.argument("words", nargs=-1, metavar="[APP] [add|remove|list] [HOST]")
+@yes_option
 @json_option
 @pass_context
-def domains(ctx: Context, words: tuple[str, ...], as_json: bool) -> None:
-    """Route a custom HOST to APP, stop routing it, or list APP's hosts (the default)."""
+def domains(ctx: Context, words: tuple[str, ...], yes: bool, as_json: bool) -> None:
+    """Route a custom HOST to APP, stop routing it, or list APP's hosts (the default).
+
+    `remove` asks first on a terminal and, elsewhere (scripts, CI), refuses without --yes."""
     if words and words[0] not in DOMAIN_ACTIONS:
         app, rest = resolve_app(words[0]), words[1:]
     else:
@@ -126,6 +130,7 @@ def domains(ctx: Context, words: tuple[str, ...], as_json: bool) -> None:
             client.request("POST", f"/v1/apps/{app}/domains", json={"host": host})
             console.print(f"{host} now routes to [bold]{app}[/]")
         else:
+            confirm_destruction(f"stop routing {host} to '{app}'", yes, f"roost domains {app} remove {host}")
             client.request("DELETE", f"/v1/apps/{app}/domains/{host}")
             console.print(f"{host} no longer routes to [bold]{app}[/]")
         return

@@ -12,6 +12,7 @@ import click
 from roost.cli import credentials
 from roost.cli.base import Context, RoostGroup, json_option, pass_context
 from roost.cli.client import Client, resolve_target
+from roost.cli.confirm import confirm_destruction, yes_option
 from roost.cli.output import age, console, print_json, show, table
 from roost.errors import UsageError
 from roost.passwords import PasswordFile, check_new_password, check_user_name
@@ -25,11 +26,15 @@ from roost.settings import default_home
 @click.option(
     "--home", type=click.Path(path_type=Path), envvar="ROOST_HOME", help="The daemon's home [env ROOST_HOME]."
 )
-def password(user: str, delete: bool, from_stdin: bool, home: Path | None) -> None:
-    """Set (or --delete) USER's password in $ROOST_HOME/passwords (bcrypt, mode 0600)."""
+@yes_option
+def password(user: str, delete: bool, from_stdin: bool, home: Path | None, yes: bool) -> None:
+    """Set (or --delete) USER's password in $ROOST_HOME/passwords (bcrypt, mode 0600).
+
+    --delete asks first on a terminal and, elsewhere (scripts, CI), refuses without --yes."""
     check_user_name(user)
     store = PasswordFile((home or default_home()) / "passwords")
     if delete:
+        confirm_destruction(f"delete the user '{user}'", yes, f"roost password {user} --delete")
         store.delete(user)
         console.print(f"removed user [bold]{user}[/]")
         return
@@ -78,9 +83,13 @@ def token_list(ctx: Context, as_json: bool) -> None:
 
 @token.command("revoke")
 @click.argument("name")
+@yes_option
 @pass_context
-def token_revoke(ctx: Context, name: str) -> None:
-    """Revoke the token NAME: requests bearing it are refused from now on."""
+def token_revoke(ctx: Context, name: str, yes: bool) -> None:
+    """Revoke the token NAME: requests bearing it are refused from now on.
+
+    It asks first on a terminal and, elsewhere (scripts, CI), refuses without --yes."""
+    confirm_destruction(f"revoke the token '{name}'", yes, f"roost token revoke {name}")
     ctx.client().request("DELETE", f"/v1/tokens/{name}")
     console.print(f"revoked token [bold]{name}[/]")
 

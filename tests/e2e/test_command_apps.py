@@ -99,7 +99,7 @@ def test_a_crash_at_import_ends_with_the_exception_and_production_keeps_serving(
     pushed(daemon, app)
     assert get(daemon, "needsdb.localhost").text == "connected to sqlite://"
     production = json.loads(daemon.cli("deployments", "needsdb", "--json").stdout)[0]["id"]
-    assert daemon.cli("env", "needsdb", "unset", "DATABASE_URL").returncode == 0
+    assert daemon.cli("env", "needsdb", "unset", "DATABASE_URL", "--yes").returncode == 0
     code, _, err = push(daemon, app)
     assert code == 1
     assert error_line(err).endswith("KeyError: 'DATABASE_URL'"), err

@@ -306,7 +306,7 @@ def test_custom_domain_add_list_remove(edge: Module) -> None:
     assert host in listed.stdout.split()
     assert json.loads(daemon.cli("domains", "fastapi-hello", "--json").stdout) == [host]
 
-    removed = daemon.cli("domains", "fastapi-hello", "remove", host)
+    removed = daemon.cli("domains", "fastapi-hello", "remove", host, "--yes")
     assert removed.returncode == 0, removed.stderr
     gone = get(daemon, host)
     assert gone.status_code == 404

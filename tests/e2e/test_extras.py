@@ -97,7 +97,7 @@ def test_secret_reaches_the_app_by_rolling_restart_and_nowhere_else(daemon: Daem
     ]
     for text in everything:
         assert SECRET not in text
-    assert daemon.cli("env", "envy", "unset", "API_KEY").returncode == 0
+    assert daemon.cli("env", "envy", "unset", "API_KEY", "--yes").returncode == 0
     wait_until("the secret gone", lambda: get(daemon, "envy.localhost", "/env").json()["api_key"] == "")
 
 

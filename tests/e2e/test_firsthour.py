@@ -167,6 +167,26 @@ def test_remove_without_a_terminal_refuses_without_yes(daemon: Daemon, apps: dic
     assert daemon.cli("info", "command-hello", "--json").returncode == 0
 
 
+def test_every_deletion_without_a_terminal_refuses_without_yes(daemon: Daemon, apps: dict[str, Path]) -> None:
+    assert daemon.cli("env", "command-hello", "set", "KEEP=me").returncode == 0
+    assert daemon.cli("domains", "command-hello", "add", "kept.example.com").returncode == 0
+    assert daemon.cli("token", "create", "kept").returncode == 0
+    for args, what in (
+        (["env", "command-hello", "unset", "KEEP"], "delete KEEP of 'command-hello'"),
+        (["domains", "command-hello", "remove", "kept.example.com"], "stop routing kept.example.com"),
+        (["token", "revoke", "kept"], "revoke the token 'kept'"),
+    ):
+        refused = daemon.cli(*args, stdin="")
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert f"refusing to {what}" in refused.stderr
+        assert f"hint: run `roost {' '.join(args)} --yes`" in refused.stderr
+    assert "KEEP" in daemon.cli("env", "command-hello", "list").stdout
+    assert "kept.example.com" in daemon.cli("domains", "command-hello", "list").stdout
+    assert "kept" in daemon.cli("token", "list").stdout
+    assert daemon.cli("env", "command-hello", "unset", "KEEP", "--yes").returncode == 0
+    assert "KEEP" not in daemon.cli("env", "command-hello", "list").stdout
+
+
 def test_a_usage_error_is_one_line_and_a_hint(daemon: Daemon) -> None:
     for args, error in (
         (["lst"], "error: No such command 'lst'. Did you mean 'list'?"),

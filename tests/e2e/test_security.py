@@ -67,7 +67,7 @@ def test_tcp_accepts_password_and_token(secured: Daemon) -> None:
     assert with_token.returncode == 0, with_token.stderr
     listed = secured.cli("token", "list", "--json", url=False)
     assert [t["name"] for t in json.loads(listed.stdout)] == ["ci"]
-    assert secured.cli("token", "revoke", "ci", url=False).returncode == 0
+    assert secured.cli("token", "revoke", "ci", "--yes", url=False).returncode == 0
     assert secured.cli("--token", token, "list", url=True).returncode == 1
 
 
@@ -234,7 +234,7 @@ def test_a_changed_or_deleted_password_stops_working_at_once(secured: Daemon) ->
     set_password(secured.home, "admin", "a brand new password")
     assert httpx.get(url, auth=("admin", PASSWORD), timeout=30).status_code == 401
     assert httpx.get(url, auth=("admin", "a brand new password"), timeout=30).status_code == 200
-    deleted = run_cli(secured.home, "password", "admin", "--delete")
+    deleted = run_cli(secured.home, "password", "admin", "--delete", "--yes")
     assert deleted.returncode == 0, deleted.stderr
     assert httpx.get(url, auth=("admin", "a brand new password"), timeout=30).status_code == 401
 
