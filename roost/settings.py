@@ -76,6 +76,7 @@ class ServeSettings:
     instance_port_first: int = DEFAULT_INSTANCE_PORT_FIRST
     instance_port_last: int = DEFAULT_INSTANCE_PORT_LAST
     firewall: bool = True  # root: an nftables table closes the instance ports to apps and other hosts
+    build_allow: tuple[str, ...] = ()  # root with the firewall: HOST[:PORT] builds may reach besides the index
     limit_build_unpacked: int = DEFAULT_BUILD_LIMIT  # builder: bytes a source archive may unpack to
     limit_connections: int = DEFAULT_MAX_CONNECTIONS  # edge: open client connections in all
     limit_connections_per_client: int = DEFAULT_MAX_CONNECTIONS_PER_CLIENT  # edge: per client address

@@ -173,6 +173,13 @@ def _announce(line: str) -> None:
     "API's TCP port to apps; --no-firewall leaves them open (see docs/limits.md) [env ROOST_FIREWALL].",
 )
 @click.option(
+    "--build-allow",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="As root with the firewall, builds may also connect here (a hostname, an address or a CIDR; every "
+    "port without :PORT); repeat it. Builds reach only DNS and the package index otherwise (see docs/limits.md).",
+)
+@click.option(
     "--build-limit",
     default="1G",
     show_default=True,
@@ -230,6 +237,7 @@ def serve(
     uid_range: str,
     instance_ports: str,
     firewall: bool,
+    build_allow: tuple[str, ...],
     build_limit: str,
     cron_speed: float,
     login_lockout: str,
@@ -279,6 +287,7 @@ def serve(
         instance_port_first=port_first,
         instance_port_last=port_last,
         firewall=firewall,
+        build_allow=build_allow,
         limit_build_unpacked=limit_build,
         limit_connections=limit_connections,
         limit_connections_per_client=limit_per_client,

@@ -73,6 +73,13 @@ class UidBook:
         os.replace(staging, self.path)
 
 
+def build_gid(first: int) -> int:
+    """The primary gid of every build subprocess: the number just below the apps' uid range, so
+    no app's own gid is ever it and the firewall tells a build's sockets (`meta skgid`) from an
+    instance's."""
+    return first - 1
+
+
 def _has_account(uid: int) -> bool:
     try:
         pwd.getpwuid(uid)
