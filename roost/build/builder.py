@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from roost.build.cache import UvCache
 from roost.build.deps import Dependencies, DependencyKind, find_dependencies, venv_key
 from roost.build.enclosure import Enclosure, home_id
 from roost.build.fs import in_thread, remove_tree, replace_dir
@@ -158,7 +159,7 @@ class Builder:
             dependencies = await asyncio.to_thread(find_dependencies, staging)
             key = await self._venv_key(dependencies, request.archive, toolchain)
             with steps.step("dependencies") as label:
-                venv, reused = await self._install(key, dependencies, staging, toolchain, log)
+                venv, reused = await self._install(request.app, key, dependencies, staging, toolchain, log)
                 if reused:
                     label[0] = "reuse the virtual environment"
             with steps.step("compile"):
@@ -199,7 +200,8 @@ class Builder:
             except FileNotFoundError as exc:
                 raise BuildFailed("the uv binary is missing", hint="reinstall Roost: uv comes with it") from exc
             env = build_env(self.cache_dir)
-            self._toolchain = Toolchain(uv=uv, python=self.python, env=env, enclosure=self.enclosure)
+            cache = UvCache(self.cache_dir, self.home / "cache" / "uv-views")
+            self._toolchain = Toolchain(uv=uv, python=self.python, env=env, cache=cache, enclosure=self.enclosure)
         return self._toolchain
 
     async def _unpack(self, archive: Path, staging: Path, log: Log) -> UnpackStats:
@@ -226,12 +228,12 @@ class Builder:
         return venv_key(dependencies, self._python_version, self.runner_requirements, source)
 
     async def _install(
-        self, key: str, dependencies: Dependencies, code_dir: Path, toolchain: Toolchain, log: Log
+        self, app: str, key: str, dependencies: Dependencies, code_dir: Path, toolchain: Toolchain, log: Log
     ) -> tuple[Path, bool]:
         async def create(venv: Path) -> None:
             what = "Roost's runner" if dependencies.kind is DependencyKind.NONE else "dependencies"
             log(f"==> installing {what} with uv ({dependencies.source})")
-            await create_venv(toolchain, venv, dependencies, code_dir, self.runner_requirements, log)
+            await create_venv(toolchain, venv, dependencies, code_dir, self.runner_requirements, log, app=app)
 
         venv, reused = await self._venvs.ensure(key, create)
         if reused:

@@ -1,14 +1,19 @@
 """Installs with uv: a relocatable venv holding exactly the app's dependencies and Roost's runner,
 bytecode compiled; then the app's code compiled by that venv. Failures become BuildFailed with uv's own words.
+
+An install tries the trusted step first (wheels only, the shared cache: build/cache.py) and runs
+uv where a package's code can run (an sdist's build, with the app's cache view) only when that fails.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from roost.build.cache import UvCache, admits_trusted, requirement_lines
 from roost.build.deps import Dependencies, DependencyKind
 from roost.build.enclosure import Enclosure
 from roost.build.process import Completed, error_summary, run
@@ -29,11 +34,12 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class Toolchain:
-    """The uv binary, the interpreter venvs are made from, and the subprocess environment."""
+    """The uv binary, the interpreter venvs are made from, the subprocess environment and the uv cache."""
 
     uv: str
     python: str
     env: Mapping[str, str]
+    cache: UvCache
     enclosure: Enclosure | None = None  # marks and groups every subprocess, for recovery after a crash
 
 
@@ -70,11 +76,16 @@ async def create_venv(
     code_dir: Path,
     runner_requirements: Sequence[str],
     log: Log,
+    *,
+    app: str,
+    owner: tuple[int, int] | None = None,
 ) -> None:
     """Make a relocatable venv at `venv` and install the app's dependencies and the runner into it.
 
     One `uv pip install` resolves both together, so the runner can never
     change a version the app pinned; a conflict fails the build instead.
+    The trusted step goes first; the untrusted one (with `app`'s cache view, owned by `owner`,
+    the build's uid and gid, None: the daemon's) only when some package must be built.
     """
     argv = [toolchain.uv, "venv", "--quiet", "--relocatable", "--python", toolchain.python, str(venv)]
     completed = await run(argv, cwd=venv.parent, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
@@ -87,12 +98,92 @@ async def create_venv(
     sources = await _sources(toolchain, venv, dependencies, code_dir, log)
     if not sources and not runner_requirements:
         return
-    argv = [toolchain.uv, "pip", "install", "--python", str(venv_python(venv)), "--compile-bytecode"]
-    completed = await run(
-        [*argv, *sources, *runner_requirements], cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log
+    if await _install_trusted(toolchain, venv, dependencies, code_dir, runner_requirements, log):
+        await _compile_venv(toolchain, venv, log)
+        return
+    view = await asyncio.to_thread(toolchain.cache.view, app, *(owner or (None, None)))
+    env = {**toolchain.env, **view.environ()}
+    packages = [*sources, *runner_requirements]
+    offline = dependencies.kind is DependencyKind.LOCK and view.warm
+    completed = await _uv_install(
+        toolchain, toolchain.cache.untrusted_install, venv, packages, env, code_dir, offline, log
     )
     _check_space(completed, venv.parent)
     _check_install(completed, dependencies)
+
+
+async def _install_trusted(
+    toolchain: Toolchain,
+    venv: Path,
+    dependencies: Dependencies,
+    code_dir: Path,
+    runner_requirements: Sequence[str],
+    log: Log,
+) -> bool:
+    """Install wheels only, as the daemon with the shared cache; False when a package must be
+    built from source, or the requirements name a file or URL (then nothing was installed)."""
+    packages = await _index_requirements(venv, dependencies, code_dir, runner_requirements)
+    if packages is None:
+        log("    the requirements name files or URLs: installing them where a build's code may run")
+        return False
+    env = {**toolchain.env, **toolchain.cache.trusted_environ()}
+    offline = dependencies.kind is DependencyKind.LOCK  # a locked app on a warm cache needs no network
+    install = toolchain.cache.trusted_install
+    completed = await _uv_install(toolchain, install, venv, packages, env, venv.parent, offline, log)
+    _check_space(completed, venv.parent)
+    if not completed.ok:
+        log(f"    not from wheels alone ({error_summary(completed.tail)}): building where a build's code may run")
+    return completed.ok
+
+
+async def _uv_install(
+    toolchain: Toolchain,
+    install: Callable[..., list[str]],
+    venv: Path,
+    packages: Sequence[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    offline: bool,
+    log: Log,
+) -> Completed:
+    """`install`'s argv run; offline first when `offline`, and again online if that fails."""
+    python = venv_python(venv)
+    if offline:
+        quiet: list[str] = []
+        argv = install(toolchain.uv, python, packages, offline=True)
+        completed = await run(argv, cwd=cwd, env=env, enclosure=toolchain.enclosure, log=quiet.append)
+        if completed.ok:
+            for line in quiet:
+                log("    " + line)
+            return completed
+    argv = install(toolchain.uv, python, packages, offline=False)
+    return await run(argv, cwd=cwd, env=env, enclosure=toolchain.enclosure, log=log)
+
+
+async def _index_requirements(
+    venv: Path, dependencies: Dependencies, code_dir: Path, runner_requirements: Sequence[str]
+) -> list[str] | None:
+    """The requirements as argv strings when every one comes from the index, else None."""
+    if dependencies.kind is DependencyKind.LOCK:
+        text = await asyncio.to_thread((venv / LOCKED_REQUIREMENTS).read_text)
+        lines = requirement_lines(text.splitlines())
+    elif dependencies.kind is DependencyKind.REQUIREMENTS:
+        text = await asyncio.to_thread((code_dir / "requirements.txt").read_text)
+        lines = requirement_lines(text.splitlines())
+    else:
+        lines = list(dependencies.requirements)
+    packages = [*lines, *runner_requirements]
+    return packages if admits_trusted(packages) else None
+
+
+async def _compile_venv(toolchain: Toolchain, venv: Path, log: Log) -> None:
+    """Bytecode for what the trusted step installed, by `python -I -S`: no site, so no `.pth`
+    file of a package runs while the daemon compiles."""
+    packages = await asyncio.to_thread(lambda: sorted(venv.glob("lib/python*/site-packages")))
+    argv = [str(venv_python(venv)), "-I", "-S", "-m", "compileall", "-q", "-j", "0", *map(str, packages)]
+    completed = await run(argv, cwd=venv, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
+    if not completed.ok:
+        log("    warning: some installed files did not compile (above); they will be compiled when imported")
 
 
 async def _sources(toolchain: Toolchain, venv: Path, dependencies: Dependencies, code_dir: Path, log: Log) -> list[str]:

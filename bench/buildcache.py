@@ -1,0 +1,84 @@
+"""Build time of the Flask example with a cold and a warm uv cache, this checkout against another
+(main, exported with `git archive`), interleaved round by round, medians and their ratio.
+
+    git archive main | tar -x -C /tmp/roost-main
+    .venv/bin/python bench/buildcache.py --reference /tmp/roost-main [--rounds 5]
+
+Each build runs the Builder alone (unpack, dependencies, bytecode) in a fresh process and a fresh
+home, so the venv is never reused: "cold" starts on an empty uv cache (uv downloads Flask), "warm"
+on the cache the cold build of that round left. The side that goes first alternates each round.
+Not a test: the cold figures depend on the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "flask-hello"
+TIMEOUT_BUILD = 600.0
+
+DRIVER = """
+import asyncio, json, sys, time
+from pathlib import Path
+import roost
+from roost.build import Builder, BuildRequest
+from roost.pack import pack_app
+from roost.runtime.protocol import RUNNER_REQUIREMENTS
+work, example, cache = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+archive = pack_app(example, work / "app.tar.gz").path
+started = time.monotonic()
+asyncio.run(Builder(work / "home", RUNNER_REQUIREMENTS, cache_dir=cache).build(
+    BuildRequest("flask-hello", "a1b2c3d4", archive), lambda line: None))
+print(json.dumps({"seconds": time.monotonic() - started, "roost": roost.__file__}))
+"""
+
+
+def build_once(source: Path, cache: Path) -> float:
+    """One build with the roost package of `source`, in a fresh process; its seconds."""
+    with tempfile.TemporaryDirectory(prefix="roost-bench-") as work:
+        env = {**os.environ, "PYTHONPATH": str(source), "PYTHONDONTWRITEBYTECODE": "1"}
+        done = subprocess.run(
+            [sys.executable, "-c", DRIVER, work, str(EXAMPLE), str(cache)],
+            env=env, capture_output=True, text=True, timeout=TIMEOUT_BUILD, check=False,
+        )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"build with {source} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout)
+    if not str(result["roost"]).startswith(str(source)):
+        raise SystemExit(f"ran {result['roost']}, not the roost of {source}")
+    return float(result["seconds"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", type=Path, required=True, help="a checkout of the reference (main)")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    sides = {"reference": args.reference.resolve(), "this": ROOT}
+    times: dict[tuple[str, str], list[float]] = {(s, k): [] for s in sides for k in ("cold", "warm")}
+    for round_ in range(args.rounds):
+        order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
+        for side in order:
+            with tempfile.TemporaryDirectory(prefix="roost-bench-cache-") as cache:
+                times[side, "cold"].append(build_once(sides[side], Path(cache)))
+                times[side, "warm"].append(build_once(sides[side], Path(cache)))
+        print(f"round {round_ + 1}: " + ", ".join(f"{s} {k} {v[-1]:.2f}s" for (s, k), v in times.items()), flush=True)
+    for kind in ("cold", "warm"):
+        ref, this = times["reference", kind], times["this", kind]
+        print(
+            f"{kind}: reference median {statistics.median(ref):.2f}s (min {min(ref):.2f}, max {max(ref):.2f}); "
+            f"this median {statistics.median(this):.2f}s (min {min(this):.2f}, max {max(this):.2f}); "
+            f"ratio this/reference {statistics.median(this) / statistics.median(ref):.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
