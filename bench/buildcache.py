@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,20 +42,25 @@ print(json.dumps({"seconds": time.monotonic() - started, "roost": roost.__file__
 """
 
 
-def build_once(source: Path, cache: Path) -> float:
-    """One build with the roost package of `source`, in a fresh process; its seconds."""
+def build_once(source: Path, cache: Path) -> tuple[float, float]:
+    """One build with the roost package of `source` (PYTHONPATH comes before the venv's editable
+    install; the working directory is not a checkout), in a fresh process: its wall seconds and the
+    CPU seconds of all its processes (uv, compileall, their workers), which a busy host inflates less."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory(prefix="roost-bench-") as work:
         env = {**os.environ, "PYTHONPATH": str(source), "PYTHONDONTWRITEBYTECODE": "1"}
         done = subprocess.run(
             [sys.executable, "-c", DRIVER, work, str(EXAMPLE), str(cache)],
-            env=env, capture_output=True, text=True, timeout=TIMEOUT_BUILD, check=False,
+            cwd=work, env=env, capture_output=True, text=True, timeout=TIMEOUT_BUILD, check=False,
         )  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"build with {source} failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout)
     if not str(result["roost"]).startswith(str(source)):
         raise SystemExit(f"ran {result['roost']}, not the roost of {source}")
-    return float(result["seconds"])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return float(result["seconds"]), cpu
 
 
 def main() -> None:
@@ -63,15 +69,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     sides = {"reference": args.reference.resolve(), "this": ROOT}
-    times: dict[tuple[str, str], list[float]] = {(s, k): [] for s in sides for k in ("cold", "warm")}
+    kinds = ("cold", "warm", "cold cpu", "warm cpu")
+    times: dict[tuple[str, str], list[float]] = {(s, k): [] for s in sides for k in kinds}
     for round_ in range(args.rounds):
         order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
         for side in order:
             with tempfile.TemporaryDirectory(prefix="roost-bench-cache-") as cache:
-                times[side, "cold"].append(build_once(sides[side], Path(cache)))
-                times[side, "warm"].append(build_once(sides[side], Path(cache)))
+                for kind in ("cold", "warm"):
+                    wall, cpu = build_once(sides[side], Path(cache))
+                    times[side, kind].append(wall)
+                    times[side, f"{kind} cpu"].append(cpu)
         print(f"round {round_ + 1}: " + ", ".join(f"{s} {k} {v[-1]:.2f}s" for (s, k), v in times.items()), flush=True)
-    for kind in ("cold", "warm"):
+    for kind in kinds:
         ref, this = times["reference", kind], times["this", kind]
         print(
             f"{kind}: reference median {statistics.median(ref):.2f}s (min {min(ref):.2f}, max {max(ref):.2f}); "
