@@ -134,27 +134,30 @@ def _is_from_index(requirement: str) -> bool:
 
 
 def _seed(shared: Path, staging: Path) -> None:
-    """A tree at `staging` mirroring `shared`: directories made, files hard-linked, markers copied.
+    """A tree at `staging` mirroring `shared`: directories made, symlinks (uv points a wheel's entry
+    at its unpacked archive with a relative one) made again, files hard-linked, markers copied.
     Files that vanish mid-walk (uv replacing them) are skipped."""
     staging.mkdir(mode=0o700)
     for directory, dirnames, filenames in os.walk(shared):
         relative = Path(directory).relative_to(shared)
         target = staging / relative
-        for name in dirnames:
-            (target / name).mkdir(mode=0o755)
-        for name in filenames:
+        for name in [*dirnames, *filenames]:
             with contextlib.suppress(FileNotFoundError):
                 _place(Path(directory) / name, target / name, len(relative.parts) + 1)
 
 
 def _place(source: Path, target: Path, depth: int) -> None:
     info = source.lstat()
-    if not stat.S_ISREG(info.st_mode):
-        return  # uv keeps symlinks only for its own pointers; the view's uv rewrites what it needs
-    if depth <= MARKER_DEPTH or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        target.write_bytes(source.read_bytes())  # the view's own copy: a shared-writable file is never linked
+    if stat.S_ISLNK(info.st_mode):
+        os.symlink(os.readlink(source), target)
+    elif stat.S_ISDIR(info.st_mode):
+        target.mkdir(mode=0o755)
+    elif not stat.S_ISREG(info.st_mode):
         return
-    os.link(source, target)
+    elif depth <= MARKER_DEPTH or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        target.write_bytes(source.read_bytes())  # the view's own copy: a shared-writable file is never linked
+    else:
+        os.link(source, target)
 
 
 def _hand_over(staging: Path, owner: int, group: int) -> None:

@@ -85,7 +85,9 @@ def ruleset(table: str, rules: Rules) -> str:
 
 def _builds_chain(rules: Rules) -> list[str]:
     """The chain every packet a build's socket sends passes: answers of connections already let
-    through, then DNS to the resolvers and TCP to the allowed destinations, then a refusal."""
+    through, then DNS to the resolvers and TCP to the allowed destinations, then a refusal.
+    Only packets with a socket of that gid jump to it: the kernel's own (IPv6 neighbour
+    discovery, resets) have no socket and must never meet the refusal."""
     if rules.build_gid is None:
         return []
     dns = [
@@ -96,7 +98,9 @@ def _builds_chain(rules: Rules) -> list[str]:
     return [
         "  chain builds_out {",
         "    type filter hook output priority filter; policy accept;",
-        f"    meta skgid != {rules.build_gid} accept",
+        f"    meta skgid {rules.build_gid} jump build_net",
+        "  }",
+        "  chain build_net {",
         "    ct state established,related accept",
         *dns,
         *(_allowed(destination) for destination in rules.build_net.destinations),

@@ -100,6 +100,9 @@ def test_a_view_cannot_change_the_shared_cache(shared: Path, reachable: Path) ->
     view = cache.view("shop", owner=APP_UID, group=APP_UID - 1)
     assert not view.warm
     assert view.path.stat().st_uid == APP_UID
+    links = sorted(str(p.relative_to(shared)) for p in shared.rglob("*") if p.is_symlink())
+    assert links, "uv points wheel entries at unpacked archives with symlinks"
+    assert sorted(str(p.relative_to(view.path)) for p in view.path.rglob("*") if p.is_symlink()) == links
     as_app = ["setpriv", f"--reuid={APP_UID}", f"--regid={APP_UID - 1}", "--clear-groups"]
     done = subprocess.run(
         [*as_app, sys.executable, "-I", "-c", ATTACK, str(view.path)], capture_output=True, text=True, timeout=120
