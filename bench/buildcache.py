@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +72,7 @@ def main() -> None:
     sides = {"reference": args.reference.resolve(), "this": ROOT}
     kinds = ("cold", "warm", "cold cpu", "warm cpu")
     times: dict[tuple[str, str], list[float]] = {(s, k): [] for s in sides for k in kinds}
+    seeding: list[float] = []
     for round_ in range(args.rounds):
         order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
         for side in order:
@@ -79,6 +81,8 @@ def main() -> None:
                     wall, cpu = build_once(sides[side], Path(cache))
                     times[side, kind].append(wall)
                     times[side, f"{kind} cpu"].append(cpu)
+                if side == "this":
+                    seeding.append(seed_view(Path(cache)))
         print(f"round {round_ + 1}: " + ", ".join(f"{s} {k} {v[-1]:.2f}s" for (s, k), v in times.items()), flush=True)
     for kind in kinds:
         ref, this = times["reference", kind], times["this", kind]
@@ -87,6 +91,23 @@ def main() -> None:
             f"this median {statistics.median(this):.2f}s (min {min(this):.2f}, max {max(this):.2f}); "
             f"ratio this/reference {statistics.median(this) / statistics.median(ref):.2f}"
         )
+
+    warm = statistics.median(times["this", "warm"])
+    print(
+        f"seeding an app's cache view (once per app, before its first sdist build): median "
+        f"{statistics.median(seeding):.3f}s (min {min(seeding):.3f}, max {max(seeding):.3f}), "
+        f"{statistics.median(seeding) / warm:.2f} of this side's warm build"
+    )
+
+
+def seed_view(cache: Path) -> float:
+    """Seconds to make an app's view of `cache` (what an sdist build adds, once per app)."""
+    from roost.build.cache import UvCache  # this checkout's
+
+    with tempfile.TemporaryDirectory(prefix="roost-bench-views-") as views:
+        started = time.monotonic()
+        UvCache(cache, Path(views)).view("bench")
+        return time.monotonic() - started
 
 
 if __name__ == "__main__":

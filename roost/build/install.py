@@ -178,9 +178,11 @@ async def _index_requirements(
 
 async def _compile_venv(toolchain: Toolchain, venv: Path, log: Log) -> None:
     """Bytecode for what the trusted step installed, by `python -I -S`: no site, so no `.pth`
-    file of a package runs while the daemon compiles."""
+    file of a package runs while the daemon compiles (uv's `--compile-bytecode` starts the venv's
+    python with site: a `.pth` runs then). One process: `-j 0` goes through a forkserver that
+    cost more CPU than it saved (bench/buildcache.py, 2 busy cores)."""
     packages = await asyncio.to_thread(lambda: sorted(venv.glob("lib/python*/site-packages")))
-    argv = [str(venv_python(venv)), "-I", "-S", "-m", "compileall", "-q", "-j", "0", *map(str, packages)]
+    argv = [str(venv_python(venv)), "-I", "-S", "-m", "compileall", "-q", "-j", "1", *map(str, packages)]
     completed = await run(argv, cwd=venv, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
     if not completed.ok:
         log("    warning: some installed files did not compile (above); they will be compiled when imported")
