@@ -18,6 +18,7 @@ Blocking file work: call `view` in a thread.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import stat
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from roost.build.fs import remove_tree
 
+log = logging.getLogger("roost.build")
 MARKER_DEPTH = 2  # uv opens its markers (CACHEDIR.TAG, .lock, <bucket>/.git) for writing: the view's own copies
 NOT_FROM_INDEX = ("@", "/", "\\", ":")  # a direct URL, a path, a scheme: never in a name, version or marker
 
@@ -102,7 +104,12 @@ class UvCache:
             _seed(self.shared, staging)
             if owner is not None:
                 _hand_over(staging, owner, expected if group is None else group)
-            os.replace(staging, path)
+            os.rename(staging, path)
+        except OSError as exc:
+            remove_tree(staging)
+            if not path.is_dir():
+                raise
+            log.info("cache view of %s made by a concurrent build (%s): using it", app, exc.strerror)
         except BaseException:
             remove_tree(staging)
             raise

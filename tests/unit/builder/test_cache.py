@@ -4,6 +4,7 @@ cannot change a shared file. Real uv, the real package index, real uids (root on
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -188,3 +189,10 @@ async def test_a_locked_app_on_a_warm_cache_builds_without_the_network(
 
 
 PYPROJECT = '[project]\nname = "locked"\nversion = "0"\nrequires-python = ">=3.11"\ndependencies = ["six==1.16.0"]\n'
+
+
+async def test_two_first_builds_of_an_app_share_one_view(shared: Path, tmp_path: Path) -> None:
+    cache = UvCache(shared, tmp_path / "views")
+    views = await asyncio.gather(*(asyncio.to_thread(cache.view, "twice") for _ in range(4)))
+    assert {view.path for view in views} == {tmp_path / "views" / "twice"}
+    assert sorted(p.name for p in (tmp_path / "views").iterdir()) == ["twice"]  # no staging left behind
