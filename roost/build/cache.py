@@ -22,6 +22,7 @@ import logging
 import os
 import secrets
 import stat
+import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,9 @@ from pathlib import Path
 from roost.build.fs import remove_tree
 
 log = logging.getLogger("roost.build")
+SOURCE_KEYS = frozenset(
+    {"index", "index-url", "extra-index-url", "find-links", "no-index", "sources", "index-strategy", "pip"}
+)  # [tool.uv] keys that change where a package comes from
 MARKER_DEPTH = 2  # uv opens its markers (CACHEDIR.TAG, .lock, <bucket>/.git) for writing: the view's own copies
 NOT_FROM_INDEX = ("@", "/", "\\", ":")  # a direct URL, a path, a scheme: never in a name, version or marker
 
@@ -130,6 +134,25 @@ def admits_trusted(requirements: Iterable[str]) -> bool:
     return all(_is_from_index(line) for line in requirement_lines(requirements))
 
 
+def has_own_sources(pyproject: str | None, has_uv_toml: bool) -> bool:
+    r"""Whether the app tells uv where packages come from (a `uv.toml`, or `[tool.uv]` keys on
+    indexes and sources in pyproject.toml): the trusted step reads no configuration, so it would
+    take those packages from the default index instead. Such an app goes to the untrusted step.
+
+    >>> has_own_sources('[tool.uv]\ndev-dependencies = ["pytest"]\n', False)
+    False
+    >>> has_own_sources('[[tool.uv.index]]\nname = "corp"\nurl = "https://pkgs.corp/simple"\n', False)
+    True
+    """
+    if has_uv_toml:
+        return True
+    try:
+        settings = tomllib.loads(pyproject or "").get("tool", {}).get("uv", {})
+    except (tomllib.TOMLDecodeError, AttributeError):
+        return True  # unreadable: let uv itself decide, where a mistake costs the app only
+    return isinstance(settings, dict) and bool(set(settings) & SOURCE_KEYS)
+
+
 def requirement_lines(lines: Iterable[str]) -> list[str]:
     """The requirements of a requirements file's lines: comments and blank lines dropped."""
     found = [line.split(" #", 1)[0].strip() for line in lines]
@@ -178,4 +201,4 @@ def _hand_over(staging: Path, owner: int, group: int) -> None:
         os.lchown(directory, owner, group)
 
 
-__all__ = ["CacheView", "UvCache", "admits_trusted", "requirement_lines"]
+__all__ = ["CacheView", "UvCache", "admits_trusted", "has_own_sources", "requirement_lines"]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from roost.build.cache import UvCache, admits_trusted, requirement_lines
+from roost.build.cache import UvCache, admits_trusted, has_own_sources, requirement_lines
 from roost.build.deps import Dependencies, DependencyKind
 from roost.build.enclosure import Enclosure
 from roost.build.process import Completed, error_summary, run
@@ -122,6 +122,9 @@ async def _install_trusted(
 ) -> bool:
     """Install wheels only, as the daemon with the shared cache; False when a package must be
     built from source, or the requirements name a file or URL (then nothing was installed)."""
+    if await asyncio.to_thread(_has_own_sources, code_dir):
+        log("    the app's uv settings name its own indexes or sources: installing where a build's code may run")
+        return False
     packages = await _index_requirements(venv, dependencies, code_dir, runner_requirements)
     if packages is None:
         log("    the requirements name files or URLs: installing them where a build's code may run")
@@ -174,6 +177,16 @@ async def _index_requirements(
         lines = list(dependencies.requirements)
     packages = [*lines, *runner_requirements]
     return packages if admits_trusted(packages) else None
+
+
+def _has_own_sources(code_dir: Path) -> bool:
+    try:
+        pyproject: str | None = (code_dir / "pyproject.toml").read_text()
+    except FileNotFoundError:
+        pyproject = None
+    except (OSError, ValueError):
+        return True  # unreadable: uv itself, in the untrusted step, says why
+    return has_own_sources(pyproject, (code_dir / "uv.toml").exists())
 
 
 async def _compile_venv(toolchain: Toolchain, venv: Path, log: Log) -> None:

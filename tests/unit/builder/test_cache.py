@@ -5,6 +5,7 @@ cannot change a shared file. Real uv, the real package index, real uids (root on
 from __future__ import annotations
 
 import asyncio
+import doctest
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from roost.build import Builder, BuildRequest
+from roost.build import cache as cache_module
 from roost.build.cache import UvCache, admits_trusted
 from roost.build.process import build_env, uv_binary
 from roost.runtime.protocol import RUNNER_REQUIREMENTS
@@ -196,3 +198,22 @@ async def test_two_first_builds_of_an_app_share_one_view(shared: Path, tmp_path:
     views = await asyncio.gather(*(asyncio.to_thread(cache.view, "twice") for _ in range(4)))
     assert {view.path for view in views} == {tmp_path / "views" / "twice"}
     assert sorted(p.name for p in (tmp_path / "views").iterdir()) == ["twice"]  # no staging left behind
+
+
+def test_the_docstring_examples_hold() -> None:
+    result = doctest.testmod(cache_module, verbose=False, report=True)
+    assert result.attempted > 0 and result.failed == 0, result
+
+
+async def test_an_app_with_its_own_index_settings_is_not_installed_by_the_daemon(tmp_path: Path, shared: Path) -> None:
+    """The trusted step reads no uv settings: it would take the app's packages from the default index."""
+    pyproject = (
+        '[project]\nname = "corp"\nversion = "0"\ndependencies = ["six==1.16.0"]\n'
+        '[tool.uv]\nextra-index-url = ["https://pypi.org/simple"]\n'
+    )
+    log = Log()
+    output = await Builder(tmp_path / "home", RUNNER_REQUIREMENTS, cache_dir=shared).build(
+        BuildRequest("corp", "a1b2c3d4", packed(tmp_path, "corp", {"pyproject.toml": pyproject})), log
+    )
+    assert "the app's uv settings name its own indexes or sources" in log.text, log.text
+    assert list(output.venv_dir.glob("lib/python*/site-packages/six.py"))
