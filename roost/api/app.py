@@ -8,7 +8,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from roost import __version__
-from roost.api import access, apps, deploys, env, ops
+from roost.api import access, apps, audit, deploys, env, ops, quotas
 from roost.api.errors import install_error_handlers
 from roost.api.schemas import ErrorOut, HealthOut, VersionOut
 from roost.control import Control
@@ -40,4 +40,6 @@ def create_api(control: Control, metrics: Callable[[], bytes] = lambda: b"") -> 
     api.include_router(access.router)
     api.include_router(env.router)
     api.include_router(ops.router)
+    api.include_router(quotas.router)
+    api.include_router(audit.router)
     return api

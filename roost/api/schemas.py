@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from roost.api.params import AppNameText, JsonInt, JsonNumber
+from roost.api.quotas import QuotaOut
 from roost.config import key_schema, settings_schema
 from roost.control import AppDetails, AppSummary, Urls
 from roost.model import App, Deployment, Event, Mode, TrafficEntry
@@ -190,6 +191,7 @@ class AppInfoOut(BaseModel):
     instances: list[InstanceOut]
     events: list[EventOut]
     domains: list[str]
+    quotas: list[QuotaOut] = Field(default_factory=list, description="the quotas covering the app, and how full")
 
     @classmethod
     def of(cls, details: AppDetails, urls: Urls) -> AppInfoOut:
@@ -220,4 +222,5 @@ class AppInfoOut(BaseModel):
             ],
             events=[EventOut.of(e) for e in details.events],
             domains=details.domains,
+            quotas=[QuotaOut.of(q) for q in details.quotas],
         )

@@ -11,15 +11,17 @@ from pathlib import Path
 from roost.applog import LogBook
 from roost.build import Builder
 from roost.control.access import TOKEN_NAME_PATTERN, AccessUseCases
+from roost.control.audit import AuditTrail
 from roost.control.buildlog import BuildLogs
 from roost.control.core import HOST_MAX_LENGTH, HOST_PATTERN, AppDetails, Urls, check_app_name
 from roost.control.env import RESERVED as RESERVED_ENV_NAMES
 from roost.control.overview import AppSummary, OverviewUseCases
+from roost.control.quotas import QuotaState, QuotaUseCases
 from roost.control.retention import GcReport, RetentionUseCases
 from roost.model import DeploymentId
 from roost.registry import DIGEST_PATTERN, Registry
 from roost.runtime.protocol import DeploymentSpec, Runtime
-from roost.store import Store
+from roost.store import AuditEntry, AuditQuery, Store
 from roost.vault import Vault
 
 
@@ -44,6 +46,8 @@ class Control(RetentionUseCases, AccessUseCases, OverviewUseCases):
         self._registered: dict[DeploymentId, DeploymentSpec] = {}
         self._production: dict[DeploymentId, bool] = {}
         self.vault = Vault(home / "secret.key")
+        self.quotas = QuotaUseCases(store, runtime, self.reconcile)
+        self.audit = AuditTrail(store)
 
 
 __all__ = [
@@ -54,8 +58,13 @@ __all__ = [
     "TOKEN_NAME_PATTERN",
     "AppDetails",
     "AppSummary",
+    "AuditEntry",
+    "AuditQuery",
+    "AuditTrail",
     "Control",
     "GcReport",
+    "QuotaState",
+    "QuotaUseCases",
     "Urls",
     "check_app_name",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 from roost.applog import LogBook, LogLine
 from roost.build import Builder
 from roost.config import build_config, setting_sources, validate, with_overrides
+from roost.control.quotas import QuotaState, QuotaUseCases
 from roost.control.usage import LIVE, Usage, measure
 from roost.errors import UsageError
 from roost.model import (
@@ -68,6 +69,7 @@ class AppDetails:
     usage: dict[int, Usage] = field(default_factory=dict)  # by pid
     settings: AppConfig | None = None  # in force for production, `roost scale` included
     sources: dict[str, str] = field(default_factory=dict)  # "scale.min" -> "roost scale" | "roost.toml" | "default"
+    quotas: list[QuotaState] = field(default_factory=list)  # the quotas covering the app, and how full they are
 
 
 def check_app_name(name: str) -> AppName:
@@ -78,6 +80,8 @@ def check_app_name(name: str) -> AppName:
 
 class ControlBase:
     """State shared by the use cases: the store, registry, builder, runtime and logs."""
+
+    quotas: QuotaUseCases  # set by Control
 
     def __init__(
         self,
@@ -164,6 +168,7 @@ class AppUseCases(ControlBase):
             domains=sorted(await self.store.list_domains(name)),
             instances=instances,
             usage=await self.usage(instances),
+            quotas=await self.quotas.quota_states(name),
         )
 
     async def usage(self, instances: Iterable[InstanceInfo]) -> dict[int, Usage]:
