@@ -1,0 +1,78 @@
+"""Quotas end to end: real load on a real `roost serve` stops scaling at the quota's cap, with
+one `quota.reached` event; `roost info` and `roost quota list` show how full it is; a `roost
+scale --min` above the quota is refused; removing the quota asks first and lets scaling go on."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.e2e.apps import EXAMPLES, pushed, wait_until
+from tests.e2e.harness import Daemon, module_daemon
+from tests.e2e.test_autoscale import FAST_WINDOWS, SLOW, TARGET, WINDOW, Load, events, holds, live, reaches
+
+daemon = module_daemon("quotas", *FAST_WINDOWS)
+CAP = 2
+
+
+def test_load_stops_at_the_quota_with_one_event(daemon: Daemon) -> None:
+    pushed(daemon, EXAMPLES / "fastapi-hello", "--name", "shop-a")
+    assert daemon.cli("scale", "shop-a", "--concurrency", str(TARGET), "--max", "6").returncode == 0
+    quota = daemon.cli("quota", "set", "shop-*", "--instances", str(CAP), "--memory", "2G")
+    assert quota.returncode == 0, quota.stderr
+    assert "0 of 2 instances" in quota.stdout
+    started = time.time()
+    with Load(daemon, "shop-a.localhost", SLOW, clients=8) as load:  # 8 in flight at target 2 wants 4
+        reaches(daemon, "shop-a", CAP)
+        reached = wait_until("the quota event", lambda: quota_events(daemon, started), timeout=30)
+        held = holds(daemon, "shop-a", WINDOW + 2)
+        shown = json.loads(daemon.cli("quota", "list", "--json").stdout)
+        info = daemon.cli("info", "shop-a").stdout
+    assert held and max(held) == CAP, held
+    assert all(status == 200 for status in load.statuses), set(load.statuses)
+    assert len(quota_events(daemon, started)) == 1  # one episode, one event, not one a tick
+    message = reached[0]["message"]
+    assert message.startswith(f'quota "shop-*" reached: {CAP} of {CAP} instances (wanted ')
+    assert int(message.rsplit("wanted ", 1)[1].rstrip(")")) > CAP
+    assert all(e["data"]["to"] <= CAP for e in events(daemon, "shop-a") if e["kind"] == "scale" and e["at"] >= started)
+    assert shown == [
+        {
+            "pattern": "shop-*",
+            "instances": CAP,
+            "memory": 2 << 30,
+            "used_instances": CAP,
+            "used_memory": CAP * 128 << 20,
+            "usage": f"{CAP} of {CAP} instances, 256M of 2G memory",
+            "apps": ["shop-a"],
+        }
+    ]
+    assert f'quota "shop-*": {CAP} of {CAP} instances' in info
+
+
+def test_scale_min_above_the_quota_is_refused(daemon: Daemon) -> None:
+    pushed(daemon, EXAMPLES / "handler-hello", "--name", "shop-min")
+    assert daemon.cli("quota", "set", "shop-min", "--instances", "1").returncode == 0
+    refused = daemon.cli("scale", "shop-min", "--min", "3")
+    assert refused.returncode == 1
+    assert 'quota "shop-min" allows 1 instances of shop-min' in refused.stderr
+    assert "roost quota set" in refused.stderr
+    with daemon.api() as api:
+        assert api.get("/v1/apps/shop-min").json()["settings"]["scale"]["min"] == 0
+
+
+def test_removing_a_quota_asks_first_then_scaling_goes_past_it(daemon: Daemon) -> None:
+    pushed(daemon, EXAMPLES / "fastapi-hello", "--name", "shop-free")
+    assert daemon.cli("scale", "shop-free", "--concurrency", str(TARGET), "--max", "4").returncode == 0
+    assert daemon.cli("quota", "set", "shop-free", "--instances", "1").returncode == 0
+    asked = daemon.cli("quota", "remove", "shop-free")
+    assert asked.returncode == 1
+    assert "--yes" in asked.stderr
+    assert any(q["pattern"] == "shop-free" for q in json.loads(daemon.cli("quota", "list", "--json").stdout))
+    assert daemon.cli("quota", "remove", "shop-free", "--yes").returncode == 0
+    with Load(daemon, "shop-free.localhost", SLOW, clients=6):
+        reaches(daemon, "shop-free", 3)
+    assert len(live(daemon, "shop-free")) >= 1
+
+
+def quota_events(daemon: Daemon, since: float) -> list[dict[str, object]]:
+    return [e for e in events(daemon, "shop-a") if e["kind"] == "quota.reached" and e["at"] >= since]
