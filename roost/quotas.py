@@ -17,7 +17,14 @@ from roost.errors import UsageError
 from roost.model import Quota
 
 PATTERN_RULE = "an app name or a glob of letters, digits, '-', '*', '?' and [ranges] (e.g. shop-*)"
-PATTERN_RE = re.compile(r"^[a-z0-9*?\[\]!-]{1,64}$")
+# The admin API's schema carries the same pattern (roost/api/params.py).
+QUOTA_PATTERN = r"^[a-z0-9*?\[\]!-]{1,64}$"
+PATTERN_RE = re.compile(QUOTA_PATTERN)
+
+
+def say_instances(count: int) -> str:
+    """`1 instance`, `4 instances`."""
+    return f"{count} instance" if count == 1 else f"{count} instances"
 
 
 def covers(quota: Quota, app: str) -> bool:
@@ -26,7 +33,7 @@ def covers(quota: Quota, app: str) -> bool:
 
 def describe(quota: Quota) -> str:
     """`4 instances, 2G memory`."""
-    caps = [f"{quota.instances} instances" if quota.instances is not None else ""]
+    caps = [say_instances(quota.instances) if quota.instances is not None else ""]
     caps.append(f"{format_size(quota.memory)} memory" if quota.memory is not None else "")
     return ", ".join(cap for cap in caps if cap) or "no cap"
 
@@ -59,7 +66,7 @@ class Cap:
         held = self.others.plus(self.instances, self.memory_each)
         want = self.others.plus(wanted, self.memory_each)
         if q.instances is not None and want.instances > q.instances:
-            said = f"{held.instances} of {q.instances} instances (wanted {want.instances})"
+            said = f"{held.instances} of {say_instances(q.instances)} (wanted {want.instances})"
         else:
             limit = q.memory or 0
             said = f"{format_size(held.memory)} of {format_size(limit)} memory (wanted {format_size(want.memory)})"

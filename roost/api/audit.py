@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from roost.api.deps import ControlDep
+from roost.api.params import AppNameQuery
 from roost.control import AuditEntry, AuditQuery
 
 router = APIRouter(tags=["audit"])
@@ -45,7 +46,7 @@ class AuditOut(BaseModel):
 @router.get("/v1/audit", response_model=list[AuditOut])
 async def audit(
     control: ControlDep,
-    app: str | None = Query(None, description="only calls about this app"),
+    app: AppNameQuery = None,
     user: str | None = Query(None, description="only calls by this user or token"),
     action: str | None = Query(None, description="only this action or HTTP method (POST, DELETE, ...)"),
     since: float | None = Query(None, ge=0, description="seconds back from now"),

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from roost.api.deps import ControlDep
+from roost.api.params import QuotaPattern
 from roost.control import QuotaState
 
 router = APIRouter(tags=["quotas"])
@@ -45,7 +46,7 @@ async def list_quotas(control: ControlDep) -> list[QuotaOut]:
 
 
 @router.put("/v1/quotas/{pattern}", response_model=QuotaOut)
-async def set_quota(pattern: str, body: QuotaIn, control: ControlDep) -> QuotaOut:
+async def set_quota(pattern: QuotaPattern, body: QuotaIn, control: ControlDep) -> QuotaOut:
     """Create or replace the quota of PATTERN; the covered apps are brought within it."""
     await control.quotas.set_quota(pattern, body.instances, body.memory)
     (state,) = [s for s in await control.quotas.quota_states() if s.quota.pattern == pattern]
@@ -53,6 +54,6 @@ async def set_quota(pattern: str, body: QuotaIn, control: ControlDep) -> QuotaOu
 
 
 @router.delete("/v1/quotas/{pattern}", status_code=204)
-async def remove_quota(pattern: str, control: ControlDep) -> Response:
+async def remove_quota(pattern: QuotaPattern, control: ControlDep) -> Response:
     await control.quotas.remove_quota(pattern)
     return Response(status_code=204)

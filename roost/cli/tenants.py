@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import click
 
 from roost.cli.base import Context, RoostGroup, json_option, pass_context
@@ -42,7 +44,7 @@ def quota_set(ctx: Context, pattern: str, instances: int | None, memory: str | N
     if instances is None and memory is None:
         raise UsageError("a quota needs a cap", hint="give --instances N, --memory SIZE, or both")
     body = {"instances": instances, "memory": _size(memory)}
-    state = ctx.client().request("PUT", f"/v1/quotas/{pattern}", json=body)
+    state = ctx.client().request("PUT", f"/v1/quotas/{quote(pattern, safe='')}", json=body)
     if as_json:
         print_json(state)
         return
@@ -79,7 +81,7 @@ def quota_remove(ctx: Context, pattern: str, yes: bool) -> None:
     It asks first on a terminal and, elsewhere (scripts, CI), refuses without --yes."""
     check_pattern(pattern)
     confirm_destruction(f'remove the quota "{pattern}"', yes, f"roost quota remove '{pattern}'")
-    ctx.client().request("DELETE", f"/v1/quotas/{pattern}")
+    ctx.client().request("DELETE", f"/v1/quotas/{quote(pattern, safe='')}")
     console.print(f'removed quota [bold]"{pattern}"[/]', highlight=False)
 
 

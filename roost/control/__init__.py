@@ -19,6 +19,8 @@ from roost.control.overview import AppSummary, OverviewUseCases
 from roost.control.quotas import QuotaState, QuotaUseCases
 from roost.control.retention import GcReport, RetentionUseCases
 from roost.model import DeploymentId
+from roost.quotas import PATTERN_RULE as QUOTA_PATTERN_RULE
+from roost.quotas import QUOTA_PATTERN
 from roost.registry import DIGEST_PATTERN, Registry
 from roost.runtime.protocol import DeploymentSpec, Runtime
 from roost.store import AuditEntry, AuditQuery, Store
@@ -54,6 +56,8 @@ __all__ = [
     "DIGEST_PATTERN",
     "HOST_MAX_LENGTH",
     "HOST_PATTERN",
+    "QUOTA_PATTERN",
+    "QUOTA_PATTERN_RULE",
     "RESERVED_ENV_NAMES",
     "TOKEN_NAME_PATTERN",
     "AppDetails",

@@ -29,7 +29,7 @@ from roost.model import (
     Mode,
     Quota,
 )
-from roost.quotas import cap_for, most_instances
+from roost.quotas import cap_for, most_instances, say_instances
 from roost.runtime import kill_strays
 from roost.runtime.protocol import DeploymentSpec
 
@@ -63,7 +63,7 @@ def check_min_within_quotas(config: AppConfig, quotas: Iterable[Quota], app: str
     cap = cap_for(quotas, app, config.limits.memory, {})
     if cap is not None and config.scale.min > cap.instances:
         raise LimitExceeded(
-            f'quota "{cap.quota.pattern}" allows {cap.instances} instances of {app} '
+            f'quota "{cap.quota.pattern}" allows {say_instances(cap.instances)} of {app} '
             f"({format_size(config.limits.memory)} each); min {config.scale.min} is above it",
             hint=f"lower --min, or raise the quota: roost quota set '{cap.quota.pattern}' --instances N --memory SIZE",
         )

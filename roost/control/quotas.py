@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from roost.config import format_size
 from roost.control.usage import LIVE
 from roost.model import AppName, Quota
-from roost.quotas import Usage, check_quota, covers, describe, group_usage
+from roost.quotas import Usage, check_quota, covers, describe, group_usage, say_instances
 from roost.runtime.protocol import Runtime
 from roost.store import Store
 
@@ -31,7 +31,7 @@ class QuotaState:
     def describe_usage(self) -> str:
         """`3 of 4 instances, 384M of 2G memory`."""
         q, u = self.quota, self.usage
-        parts = [f"{u.instances} of {q.instances} instances" if q.instances is not None else ""]
+        parts = [f"{u.instances} of {say_instances(q.instances)}" if q.instances is not None else ""]
         parts.append(
             f"{format_size(u.memory) if u.memory else '0'} of {format_size(q.memory)} memory" if q.memory else ""
         )

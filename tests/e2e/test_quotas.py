@@ -50,28 +50,31 @@ def test_load_stops_at_the_quota_with_one_event(daemon: Daemon) -> None:
 
 
 def test_scale_min_above_the_quota_is_refused(daemon: Daemon) -> None:
-    pushed(daemon, EXAMPLES / "handler-hello", "--name", "shop-min")
-    assert daemon.cli("quota", "set", "shop-min", "--instances", "1").returncode == 0
-    refused = daemon.cli("scale", "shop-min", "--min", "3")
+    pushed(daemon, EXAMPLES / "handler-hello", "--name", "solo")
+    assert daemon.cli("quota", "set", "solo", "--instances", "1").returncode == 0
+    refused = daemon.cli("scale", "solo", "--min", "3")
     assert refused.returncode == 1
-    assert 'quota "shop-min" allows 1 instances of shop-min' in refused.stderr
+    assert 'quota "solo" allows 1 instance of solo' in refused.stderr
     assert "roost quota set" in refused.stderr
     with daemon.api() as api:
-        assert api.get("/v1/apps/shop-min").json()["settings"]["scale"]["min"] == 0
+        assert api.get("/v1/apps/solo").json()["settings"]["scale"]["min"] == 0
 
 
 def test_removing_a_quota_asks_first_then_scaling_goes_past_it(daemon: Daemon) -> None:
-    pushed(daemon, EXAMPLES / "fastapi-hello", "--name", "shop-free")
-    assert daemon.cli("scale", "shop-free", "--concurrency", str(TARGET), "--max", "4").returncode == 0
-    assert daemon.cli("quota", "set", "shop-free", "--instances", "1").returncode == 0
-    asked = daemon.cli("quota", "remove", "shop-free")
+    pushed(daemon, EXAMPLES / "fastapi-hello", "--name", "free")
+    assert daemon.cli("scale", "free", "--concurrency", str(TARGET), "--max", "4").returncode == 0
+    assert daemon.cli("quota", "set", "fre?", "--instances", "1").returncode == 0  # '?' travels quoted
+    with Load(daemon, "free.localhost", SLOW, clients=6):
+        capped = holds(daemon, "free", WINDOW)
+    assert capped and max(capped) == 1, capped
+    asked = daemon.cli("quota", "remove", "fre?")
     assert asked.returncode == 2  # a usage error: nobody could answer the question
     assert "without confirmation" in asked.stderr and "--yes" in asked.stderr
-    assert any(q["pattern"] == "shop-free" for q in json.loads(daemon.cli("quota", "list", "--json").stdout))
-    assert daemon.cli("quota", "remove", "shop-free", "--yes").returncode == 0
-    with Load(daemon, "shop-free.localhost", SLOW, clients=6):
-        reaches(daemon, "shop-free", 3)
-    assert len(live(daemon, "shop-free")) >= 1
+    assert any(q["pattern"] == "fre?" for q in json.loads(daemon.cli("quota", "list", "--json").stdout))
+    assert daemon.cli("quota", "remove", "fre?", "--yes").returncode == 0
+    with Load(daemon, "free.localhost", SLOW, clients=6):
+        reaches(daemon, "free", 3)
+    assert len(live(daemon, "free")) >= 1
 
 
 def quota_events(daemon: Daemon, since: float) -> list[dict[str, object]]:
