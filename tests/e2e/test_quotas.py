@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.e2e.apps import EXAMPLES, pushed, wait_until
+from tests.e2e.apps import EXAMPLES, get, pushed, wait_until
 from tests.e2e.harness import Daemon, module_daemon
 from tests.e2e.test_autoscale import FAST_WINDOWS, SLOW, TARGET, WINDOW, Load, events, holds, live, reaches
 
@@ -47,6 +47,26 @@ def test_load_stops_at_the_quota_with_one_event(daemon: Daemon) -> None:
         }
     ]
     assert f'quota "shop-*": {CAP} of {CAP} instances' in info
+
+
+def test_apps_of_one_group_share_its_cap(daemon: Daemon) -> None:
+    pushed(daemon, EXAMPLES / "fastapi-hello", "--name", "grp-a")
+    pushed(daemon, EXAMPLES / "fastapi-hello", "--name", "grp-b")
+    assert daemon.cli("quota", "set", "grp-*", "--instances", str(CAP)).returncode == 0
+    assert daemon.cli("scale", "grp-a", "--concurrency", str(TARGET), "--idle-timeout", "5m").returncode == 0
+    with Load(daemon, "grp-a.localhost", SLOW, clients=8):
+        reaches(daemon, "grp-a", CAP)
+    assert get(daemon, "grp-b.localhost").status_code == 200  # an instance for grp-b: the group is over its cap...
+    wait_until(  # ...until the autoscaler takes one back (from grp-a, decided first)
+        "the group back within its cap",
+        lambda: len(live(daemon, "grp-a")) + len(live(daemon, "grp-b")) == CAP and live(daemon, "grp-b"),
+        timeout=30,
+    )
+    downs = [e for e in events(daemon, "grp-a") if e["kind"] == "scale" and e["data"]["to"] < e["data"]["from"]]
+    assert any(e["data"]["reason"].startswith('quota "grp-*" reached') for e in downs), downs  # not "demand fell"
+    (shown,) = [q for q in json.loads(daemon.cli("quota", "list", "--json").stdout) if q["pattern"] == "grp-*"]
+    assert shown["apps"] == ["grp-a", "grp-b"]
+    assert shown["used_instances"] == CAP
 
 
 def test_scale_min_above_the_quota_is_refused(daemon: Daemon) -> None:
