@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "roost"
-LEAVES = ("roost.model", "roost.errors", "roost.units")
+LEAVES = ("roost.model", "roost.errors", "roost.units", "roost.tasks")
 VERSION = ("roost",)  # `from roost import __version__`
 
 # module prefix -> what it may import from roost (besides itself)
@@ -12,6 +12,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.model": (),
     "roost.errors": (),
     "roost.units": (),
+    "roost.tasks": (),
     "roost.config": LEAVES,
     "roost.settings": LEAVES,
     "roost.store": LEAVES,
