@@ -32,6 +32,7 @@ CACHES = ("cold", "warm")
 APP_FOLDERS = (ROOT / "examples", ROOT / "bench" / "apps")
 WARM_LINE = "# bench/deploy.py: warm push (this line gives the builder a new venv key; same packages)\n"
 TIMEOUT_BUILD = 900.0
+INSTALL_STEP = "install dependencies"  # roost/build/builder.py's STEP_LABELS
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class BuildTime:
     cache: str  # "cold" or "warm"
     pushed: float  # wall: push started -> exited with the deployment ready (includes the build check)
     build: float  # the build log's "==> done in": unpack, dependencies, bytecode (0.1 s steps)
+    install: float | None  # its step "install dependencies (uv)"; None if the log had no such step
     prepared: int  # packages uv downloaded or built ("Prepared N packages"); 0 when all came from its cache
 
 
@@ -74,8 +76,9 @@ def warm_copy(app_dir: Path, root: Path) -> Path:
     return copy
 
 
-def timed_push(daemon: Daemon, app_dir: Path, name: str) -> tuple[float, float, int]:
-    """Push `app_dir` as `name`; (wall seconds, the build log's "done in", packages uv prepared)."""
+def timed_push(daemon: Daemon, app_dir: Path, name: str) -> tuple[float, float, float | None, int]:
+    """Push `app_dir` as `name`: wall seconds, the build log's "done in", its install step's seconds
+    (from `--json`'s steps) and the packages uv prepared."""
     argv = [sys.executable, "-m", "roost", "push", str(app_dir), "--name", name, "--json"]
     started = time.perf_counter()
     done = subprocess.run(argv, env=daemon.env(), capture_output=True, text=True, timeout=TIMEOUT_BUILD)
@@ -90,7 +93,9 @@ def timed_push(daemon: Daemon, app_dir: Path, name: str) -> tuple[float, float, 
     if built is None:
         raise BenchError(f"no '==> done in' in the build log of {name}:\n{done.stderr}")
     prepared = re.search(r"Prepared (\d+) packages?", done.stderr)
-    return pushed, float(built.group(1)), int(prepared.group(1)) if prepared else 0
+    steps = final.get("steps") or []
+    install = next((float(s["seconds"]) for s in steps if str(s.get("name", "")).startswith(INSTALL_STEP)), None)
+    return pushed, float(built.group(1)), install, int(prepared.group(1)) if prepared else 0
 
 
 def one_daemon(app: str, app_dir: Path, mode: str) -> list[BuildTime]:
@@ -102,9 +107,13 @@ def one_daemon(app: str, app_dir: Path, mode: str) -> list[BuildTime]:
             daemon.wait_ready()
             times = []
             for cache, folder, name in (("cold", app_dir, app), ("warm", warm_copy(app_dir, root), f"{app}-warm")):
-                pushed, build, prepared = timed_push(daemon, folder, name)
-                times.append(BuildTime(app, mode, cache, pushed, build, prepared))
-                print(f"  {app:<14} sandbox {mode:<3} {cache}: build {build:6.1f}s, push {pushed:6.2f}s", flush=True)
+                pushed, build, install, prepared = timed_push(daemon, folder, name)
+                times.append(BuildTime(app, mode, cache, pushed, build, install, prepared))
+                shown = f"{install:6.2f}s" if install is not None else "     -"
+                print(
+                    f"  {app:<14} sandbox {mode:<3} {cache}: build {build:5.1f}s, uv {shown}, push {pushed:6.2f}s",
+                    flush=True,
+                )
             return times
         except BenchError as exc:
             raise BenchError(f"{exc}\n--- roost serve's last output ---\n{daemon.output()}") from exc
@@ -122,6 +131,14 @@ def measure_builds(apps: dict[str, Path], modes: list[str], rounds: int) -> list
             for mode in order:
                 times.extend(one_daemon(app, app_dir, mode))
     return times
+
+
+ROWS = (("build", "build"), ("  of which uv install", "install"), ("push to ready", "pushed"))
+
+
+def _series(times: list[BuildTime], app: str, cache: str, mode: str, attribute: str) -> list[float]:
+    found = (getattr(t, attribute) for t in times if (t.app, t.cache, t.mode) == (app, cache, mode))
+    return [value for value in found if value is not None]
 
 
 def _cell(samples: list[float]) -> str:
@@ -142,17 +159,14 @@ def report_builds(times: list[BuildTime], modes: list[str], unavailable: dict[st
     print("\n  build times, seconds: median [min-max] over the rounds")
     for mode, reason in unavailable.items():
         print(f"  sandbox {mode}: unavailable ({reason})")
-    print(f"  {'app, cache, what':<40}  {'sandbox on':>23}  {'sandbox off':>23}  {'on/off':>7}")
+    print(f"  {'app, cache, what':<46}  {'sandbox on':>23}  {'sandbox off':>23}  {'on/off':>7}")
     for app in apps:
         for cache in CACHES:
-            for what, attribute in (("build", "build"), ("push to ready", "pushed")):
-                series = {
-                    mode: [getattr(t, attribute) for t in times if (t.app, t.cache, t.mode) == (app, cache, mode)]
-                    for mode in ("on", "off")
-                }
+            for what, attribute in ROWS:
+                series = {mode: _series(times, app, cache, mode, attribute) for mode in ("on", "off")}
                 on, off = series["on"], series["off"]
                 label = f"{app} {cache}: {what}"
-                print(f"  {label:<40}  {_cell(on)}  {_cell(off)}  {_ratio(on, off)}")
+                print(f"  {label:<46}  {_cell(on)}  {_cell(off)}  {_ratio(on, off)}")
     for cache in CACHES:
         prepared = [t.prepared for t in times if t.cache == cache]
         if prepared:
