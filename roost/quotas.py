@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from roost.config import format_size
 from roost.errors import UsageError
 from roost.model import Quota
+from roost.units import format_size
 
 PATTERN_RULE = "an app name or a glob of letters, digits, '-', '*', '?' and [ranges] (e.g. shop-*)"
 # The admin API's schema carries the same pattern (roost/api/params.py).

@@ -10,9 +10,9 @@ from roost.cli.base import Context, RoostGroup, json_option, pass_context
 from roost.cli.confirm import confirm_destruction, yes_option
 from roost.cli.output import console, print_json, show, table
 from roost.cli.output import timestamp as stamp
-from roost.config import format_size, parse_duration, parse_size
 from roost.errors import UsageError
 from roost.quotas import check_pattern
+from roost.units import format_size, parse_duration, parse_size
 
 
 @click.group("quota", cls=RoostGroup)

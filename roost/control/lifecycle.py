@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from roost.config import format_size, merge, validate, with_overrides
+from roost.config import merge, validate, with_overrides
 from roost.control.deploys import DeployUseCases
 from roost.cron import CronRunner, JobState
 from roost.errors import LimitExceeded, NotFound, RoostError
@@ -32,6 +32,7 @@ from roost.model import (
 from roost.quotas import cap_for, most_instances, say_instances
 from roost.runtime import kill_strays
 from roost.runtime.protocol import DeploymentSpec
+from roost.units import format_size
 
 log = logging.getLogger("roost.control")
 TIMEOUT_HANDOVER = 30.0

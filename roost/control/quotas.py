@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from roost.config import format_size
 from roost.control.usage import LIVE
 from roost.model import AppName, Quota
 from roost.quotas import Usage, check_quota, covers, describe, group_usage, say_instances
 from roost.runtime.protocol import Runtime
 from roost.store import Store
+from roost.units import format_size
 
 Reconcile = Callable[[AppName], Awaitable[None]]
 

@@ -4,13 +4,15 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "roost"
-LEAVES = ("roost.model", "roost.errors")
+LEAVES = ("roost.model", "roost.errors", "roost.units", "roost.tasks")
 VERSION = ("roost",)  # `from roost import __version__`
 
 # module prefix -> what it may import from roost (besides itself)
 ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.model": (),
     "roost.errors": (),
+    "roost.units": (),
+    "roost.tasks": (),
     "roost.config": LEAVES,
     "roost.settings": LEAVES,
     "roost.store": LEAVES,
@@ -21,7 +23,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.runtime": (*LEAVES, "roost.applog"),
     "roost.edge": (*LEAVES, "roost.runtime.protocol"),
     "roost.autoscale": (*LEAVES, "roost.runtime.protocol", "roost.quotas"),
-    "roost.quotas": (*LEAVES, "roost.config"),
+    "roost.quotas": LEAVES,
     "roost.homelock": LEAVES,
     "roost.listeners": LEAVES,
     "roost.control": (
