@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from roost.errors import UsageError
 
 # an app name (roost.model's rule) with the glob characters * ? [ ] ! added
-APP_PATTERN_RE = re.compile(r"^[a-z0-9*?\[\]!-]{1,63}$")
+APP_PATTERN = r"^[a-z0-9*?\[\]!-]{1,63}$"
+APP_PATTERN_RE = re.compile(APP_PATTERN)
 PATTERN_RULE = "an app name or a glob like 'shop-*' (lowercase letters, digits, '-', '*', '?', '[...]')"
 
 

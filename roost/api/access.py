@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from roost.api.deps import ControlDep, IdentityDep
 from roost.api.params import TokenName, TokenNameText
 from roost.api.scopes import token_grants
 from roost.control import TokenInfo
-from roost.grants import PATTERN_RULE, Grants, Role
+from roost.grants import APP_PATTERN, PATTERN_RULE, Grants, Role
 
 router = APIRouter(tags=["access"])
+AppPattern = Annotated[str, StringConstraints(pattern=APP_PATTERN), Field(description=PATTERN_RULE)]
 
 
 class TokenIn(BaseModel):
     name: TokenNameText
     role: Role | None = Field(None, description="admin (the default), deployer or viewer")
-    apps: list[str] = Field(default_factory=list, max_length=64, description=f"for deployer and viewer: {PATTERN_RULE}")
+    apps: list[AppPattern] = Field(default_factory=list, max_length=64, description="for deployer and viewer")
     own: bool = Field(False, description="a password user's own token (`roost login`): it has the user's grants")
 
     def grants(self) -> Grants | None:

@@ -71,10 +71,14 @@ def test_a_deployer_pushes_its_apps_and_is_refused_the_others(daemon: Daemon, tm
         assert answer.json()["error"] == "forbidden"
         assert [a["name"] for a in http.get("/v1/apps").json()] == ["shop-a"]  # blog is not listed
         assert http.post("/v1/apps/shop-a/restart").status_code == 204
+        assert http.post("/v1/apps", json={"name": "shop-b"}).status_code == 201  # its pattern: it may create
+        created = http.post("/v1/apps", json={"name": "blog-2"})
+        assert created.status_code == 403
+        assert created.json()["message"].startswith('needs role deployer on app "blog-2"')
         assert http.get("/v1/tokens").status_code == 403  # admin-only, even with a deployer grant
         assert http.delete("/v1/apps/shop-a").status_code == 403
         events = http.get("/v1/events", params={"limit": 1000}).json()
-        assert events and {e["app"] for e in events} == {"shop-a"}
+        assert events and {e["app"] for e in events} == {"shop-a", "shop-b"}  # not blog
 
 
 def test_a_viewer_reads_logs_and_info_and_can_neither_reveal_nor_push(daemon: Daemon, tmp_path: Path) -> None:

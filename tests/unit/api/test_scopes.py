@@ -10,7 +10,7 @@ from roost.api.app import served_routes
 from roost.api.auth import Identity
 from roost.api.scopes import NEEDS, SIGNED_IN, check_routes, refusal, refused, route_keys, token_grants
 from roost.errors import Forbidden, UsageError
-from roost.grants import ADMIN, NOTHING, Grants, Role
+from roost.grants import ADMIN, APP_PATTERN, NOTHING, Grants, Role
 
 API = create_api(None)  # type: ignore[arg-type]  # routes and schema need no Control
 OPENAPI = API.openapi()
@@ -40,6 +40,11 @@ def test_a_route_without_a_need_stops_the_api_from_starting() -> None:
 
     with pytest.raises(RuntimeError, match="GET /v1/forgotten has no entry"):
         check_routes(served_routes(api))
+
+
+def test_the_schema_states_the_pattern_rule() -> None:
+    apps = OPENAPI["components"]["schemas"]["TokenIn"]["properties"]["apps"]["items"]
+    assert apps["pattern"] == APP_PATTERN
 
 
 def test_starlette_routes_may_need_no_more_than_a_login() -> None:
