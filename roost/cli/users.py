@@ -60,10 +60,10 @@ def user_list(home: Path | None, as_json: bool) -> None:
 @user.command("grant")
 @click.argument("name", metavar="USER")
 @click.argument("role", type=ROLE_CHOICE)
-@click.argument("apps", nargs=-1, metavar="[APP]...")
+@click.argument("apps", nargs=-1, metavar="[APP|PATTERN]")
 @home_option
 def user_grant(name: str, role: str, apps: tuple[str, ...], home: Path | None) -> None:
-    """Give USER ROLE on each APP (a name or a glob like 'shop-*'); admin takes no APP.
+    """Give USER ROLE on each APP|PATTERN given (a name or a glob like 'shop-*'); admin takes none.
 
     A role on an APP replaces the role USER had on that exact APP; any role but admin replaces
     admin, so an admin can be narrowed to some apps."""
@@ -80,7 +80,7 @@ def user_grant(name: str, role: str, apps: tuple[str, ...], home: Path | None) -
 
 @user.command("revoke")
 @click.argument("name", metavar="USER")
-@click.argument("apps", nargs=-1, required=True, metavar="APP...")
+@click.argument("apps", nargs=-1, required=True, metavar="APP|PATTERN")
 @home_option
 def user_revoke(name: str, apps: tuple[str, ...], home: Path | None) -> None:
     """Take back USER's role on each APP, as it was granted (the same name or pattern)."""
