@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StringConstraints
 
 from roost.api.deps import ControlDep, IdentityDep
 from roost.api.params import TokenName, TokenNameText
@@ -21,7 +21,7 @@ class TokenIn(BaseModel):
     name: TokenNameText
     role: Role | None = Field(None, description="admin (the default), deployer or viewer")
     apps: list[AppPattern] = Field(default_factory=list, max_length=64, description="for deployer and viewer")
-    own: bool = Field(False, description="a password user's own token (`roost login`): it has the user's grants")
+    own: StrictBool = Field(False, description="a password user's own token (`roost login`): it has the user's grants")
 
     def grants(self) -> Grants | None:
         if self.role is None and not self.apps:
