@@ -84,7 +84,7 @@ class Grants:
         """`role` on each pattern; admin takes none (it is daemon-wide), the others at least one."""
         if role is Role.ADMIN:
             if patterns:
-                raise UsageError("admin is daemon-wide, not per app", hint="give --app only with deployer or viewer")
+                raise UsageError("admin is daemon-wide, not per app", hint="name apps only with deployer or viewer")
             return ADMIN
         if not patterns:
             raise UsageError(f"{role.value} needs at least one app", hint="name it, or a pattern: --app 'shop-*'")

@@ -66,8 +66,8 @@ def password(
 ) -> None:
     """Set (or --delete) USER's password in $ROOST_HOME/passwords (bcrypt, mode 0600).
 
-    A new user is an admin unless --role says otherwise; an existing one keeps its role (change
-    it with `roost user grant`). --delete asks first on a terminal and, elsewhere (scripts, CI),
+    A new user is an admin unless --role says otherwise; an existing one keeps its role unless
+    --role is given (`roost user grant` adds to it). --delete asks first on a terminal and, elsewhere (scripts, CI),
     refuses without --yes."""
     check_user_name(user)
     grants = grants_from(role, apps)
