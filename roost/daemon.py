@@ -21,6 +21,7 @@ import uvloop
 from prometheus_client import CollectorRegistry
 
 from roost.api import (
+    AUDIT_KIND,
     Authenticator,
     AuthMiddleware,
     DoorSettings,
@@ -353,14 +354,14 @@ class Daemon:
         registry = self.metrics_registry
         api = create_api(control, lambda: render(registry) if registry is not None else b"")
         policy = ThrottlePolicy(lockout_seconds=s.login_lockout)
-        auth = Authenticator(PasswordFile(s.passwords_path), control.token_name, policy)
+        auth = Authenticator(PasswordFile(s.passwords_path), control.token_info, policy)
         proxies = parse_networks(s.trust_proxy)
 
         async def audit(identity: Identity, method: str, path: str, status: int) -> None:
             app = path.split("/")[3] if path.startswith("/v1/apps/") else None
             await control.store.add_event(
                 app,
-                "api.call",
+                AUDIT_KIND,
                 f"{identity.name} ({identity.kind}, {identity.address}) {method} {path} -> {status}",
                 {
                     "user": identity.name,

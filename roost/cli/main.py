@@ -24,6 +24,7 @@ from roost.cli.output import console, err_console, print_json
 from roost.cli.push import push
 from roost.cli.security import login, logout, password, token
 from roost.cli.serve import serve
+from roost.cli.users import user
 from roost.config import load_app_config
 from roost.errors import RoostError, UsageError
 from roost.guess import code_reads_port, port_warning
@@ -34,7 +35,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Deployments": ("deployments", "promote", "rollback"),
     "Traffic": ("traffic", "domains"),
     "Runtime": ("logs", "events", "scale", "start", "stop", "kill", "restart"),
-    "Admin": ("serve", "login", "logout", "password", "token", "gc", "version", "completion"),
+    "Admin": ("serve", "login", "logout", "password", "user", "token", "gc", "version", "completion"),
 }
 
 
@@ -135,6 +136,7 @@ for command in (
     logs,
     domains,
     password,
+    user,
     token,
     login,
     logout,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from roost.applog import LogBook
 from roost.build import Builder
-from roost.control.access import TOKEN_NAME_PATTERN, AccessUseCases
+from roost.control.access import TOKEN_NAME_PATTERN, AccessUseCases, TokenInfo
 from roost.control.buildlog import BuildLogs
 from roost.control.core import HOST_MAX_LENGTH, HOST_PATTERN, AppDetails, Urls, check_app_name
 from roost.control.env import RESERVED as RESERVED_ENV_NAMES
@@ -56,6 +56,7 @@ __all__ = [
     "AppSummary",
     "Control",
     "GcReport",
+    "TokenInfo",
     "Urls",
     "check_app_name",
 ]
