@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, WithJsonSchema
 
 from roost.api.params import AppNameText, JsonInt, JsonNumber
 from roost.config import key_schema, settings_schema
-from roost.control import AppDetails, AppSummary, Urls
+from roost.control import AppDetails, AppSummary, Isolation, Urls, describe_isolation
 from roost.model import App, Deployment, Event, Mode, TrafficEntry
 
 
@@ -175,6 +175,31 @@ class InstanceOut(BaseModel):
     reason: str
     memory: int | None = Field(default=None, description="proportional set size in bytes, now")
     cpu: float | None = Field(default=None, description="percent of one core, now")
+    isolation: Isolation | None = Field(
+        default=None, description="what the instance really got, read back from its running process"
+    )
+    isolation_summary: list[str] = Field(default_factory=list, description="the same, in a few lines for people")
+
+
+class BuildIsolationOut(BaseModel):
+    """One build step's isolation, read back from its process while it ran."""
+
+    deployment: str
+    step: str = Field(description='"uv pip install", "python -m compileall"')
+    at: float
+    isolation: dict[str, Any] = Field(description="as an instance's `isolation`")
+    summary: list[str]
+
+    @classmethod
+    def of(cls, event: Event) -> BuildIsolationOut:
+        data = event.data
+        return cls(
+            deployment=str(data.get("deployment", "")),
+            step=str(data.get("step", "")),
+            at=event.at,
+            isolation=dict(data.get("isolation") or {}),
+            summary=[str(line) for line in data.get("summary") or []],
+        )
 
 
 class AppInfoOut(BaseModel):
@@ -188,6 +213,9 @@ class AppInfoOut(BaseModel):
     deployments: list[DeploymentOut]
     traffic: list[TrafficOut]
     instances: list[InstanceOut]
+    builds: list[BuildIsolationOut] = Field(
+        default_factory=list, description="each build step's isolation, for the deployments listed"
+    )
     events: list[EventOut]
     domains: list[str]
 
@@ -215,9 +243,12 @@ class AppInfoOut(BaseModel):
                     reason=i.reason,
                     memory=details.usage[i.pid].memory if i.pid in details.usage else None,
                     cpu=details.usage[i.pid].cpu if i.pid in details.usage else None,
+                    isolation=details.isolation.get(i.id),
+                    isolation_summary=describe_isolation(details.isolation[i.id]) if i.id in details.isolation else [],
                 )
                 for i in details.instances
             ],
+            builds=[BuildIsolationOut.of(e) for e in details.build_isolation],
             events=[EventOut.of(e) for e in details.events],
             domains=details.domains,
         )

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from roost.applog import LogBook
 from roost.errors import Unavailable
-from roost.model import DeploymentId, InstanceId, InstanceState, Mode, ScaleConfig
+from roost.model import AppName, DeploymentId, InstanceId, InstanceState, Mode, ScaleConfig
 from roost.runtime.backoff import BACKOFF_SLACK, Backoff
 from roost.runtime.budget import Candidate, describe, plan_room
 from roost.runtime.capacity import clamp_count, floor_count, pick_least_loaded, pick_surplus, starts_needed
@@ -26,8 +27,11 @@ from roost.runtime.pool import Pool
 from roost.runtime.probe import run_probe
 from roost.runtime.protocol import DeploymentSpec, DeploymentStats, EventSink, InstanceInfo, ProbeResult, Slot
 from roost.runtime.sandbox import Sandbox, SandboxSettings
+from roost.runtime.sandbox.isolation import Isolation
+from roost.runtime.sandbox.readback import Vantage, isolation_of, isolation_of_program
 
 TIMEOUT_CLOSE_TASKS = 10.0
+TIMEOUT_BUILD_READBACK = 10.0  # a build step shows its program within this, or is not read back
 
 
 def same_instances(old: DeploymentSpec, new: DeploymentSpec) -> bool:
@@ -370,6 +374,30 @@ class LocalRuntime(LimitWatcher):
         if pool is None:
             return DeploymentStats(deployment, 0, 0, 0, 0, 0, None)
         return pool.stats()
+
+    async def isolation(self, deployment: DeploymentId | None = None) -> dict[InstanceId, Isolation]:
+        pools = [p for p in self._pools.values() if deployment is None or p.deployment == deployment]
+        targets = {
+            InstanceId(i.id): (i.pid, self._vantage(p.spec.app, (("code", p.spec.code_dir), ("venv", p.spec.venv_dir))))
+            for p in pools
+            for i in p.live()
+            if i.pid is not None
+        }
+        return await isolation_of(targets)
+
+    async def isolation_of_build(
+        self, pid: int, argv: Sequence[str], app: AppName, build_dir: Path
+    ) -> Isolation | None:
+        vantage = self._vantage(app, (("build dir", build_dir),))
+        return await isolation_of_program(pid, argv, vantage, TIMEOUT_BUILD_READBACK)
+
+    def _vantage(self, app: AppName, own: tuple[tuple[str, Path], ...]) -> Vantage:
+        others = {name: path for name, path in self._app_dirs().items() if name != app}
+        return self.sandbox.vantage(own, others)
+
+    def _app_dirs(self) -> dict[str, Path]:
+        """Each running app's folder (deployments/<app>, above each deployment's code)."""
+        return {p.spec.app: p.spec.code_dir.parent.parent for p in self._pools.values()}
 
     async def probe(self, spec: DeploymentSpec, limit_seconds: float) -> ProbeResult:
         tmpdir = self._tmpdir(f"probe-{spec.deployment}-{secrets.token_hex(3)}")

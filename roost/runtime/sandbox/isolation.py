@@ -104,3 +104,83 @@ class Isolation:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able (enums as their values)."""
         return asdict(self)
+
+
+def describe(isolation: Isolation) -> list[str]:
+    """The read-back in a few lines for people (`roost info`, the build's event), one per aspect."""
+    lines = [_identity_line(isolation.identity), _seccomp_line(isolation.seccomp), _cgroup_line(isolation.cgroup)]
+    lines += [_files_line(isolation.filesystem), _network_line(isolation.network), _proc_line(isolation.proc)]
+    if isolation.errors:
+        lines.append("not read: " + "; ".join(isolation.errors))
+    return [line for line in lines if line]
+
+
+def size(value: int | None) -> str:
+    """Bytes as people write them: 268435456 -> "256M"; None -> "no limit"."""
+    if value is None:
+        return "no limit"
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if value >= scale and value % scale == 0:
+            return f"{value // scale}{unit}"
+    return f"{value}B"
+
+
+def _identity_line(identity: Identity | None) -> str:
+    if identity is None:
+        return ""
+    caps = "no capabilities" if identity.capabilities == 0 else f"capabilities {identity.capabilities:#x}"
+    nnp = "no new privileges" if identity.no_new_privs else "may gain privileges (NoNewPrivs off)"
+    return f"uid {identity.uid[1]} gid {identity.gid[1]}, {caps}, {nnp}"
+
+
+def _seccomp_line(seccomp: Seccomp | None) -> str:
+    if seccomp is None:
+        return ""
+    if seccomp.mode is SeccompMode.FILTER and seccomp.filters is not None:
+        return f"seccomp filter ({seccomp.filters} program{'s' if seccomp.filters != 1 else ''})"
+    return f"seccomp {seccomp.mode.value}"
+
+
+def _cgroup_line(cgroup: CgroupLimits | None) -> str:
+    if cgroup is None:
+        return ""
+    if cgroup.version == "none":
+        return "no cgroup limits (no cgroup hierarchy)"
+    cpu = "no limit" if cgroup.cpu_max is None else f"{cgroup.cpu_max:g} core{'s' if cgroup.cpu_max != 1 else ''}"
+    pids = "no limit" if cgroup.pids_max is None else str(cgroup.pids_max)
+    return f"cgroup {cgroup.version} {cgroup.path}: memory {size(cgroup.memory_max)}, cpu {cpu}, pids {pids}"
+
+
+def path_words(view: PathView) -> str:
+    """How one path looks from inside: "read-only", "writable", "private, writable", "hidden"."""
+    if view.seen is Seen.ABSENT:
+        return "hidden"
+    if view.seen is Seen.OTHER:
+        return "private, writable" if view.writable else "hidden (an empty stand-in)"
+    return "writable" if view.writable else "read-only"
+
+
+def _files_line(filesystem: Filesystem | None) -> str:
+    if filesystem is None:
+        return ""
+    namespace = "own mount namespace" if filesystem.own_mount_namespace else "the daemon's mount namespace"
+    groups: dict[str, list[str]] = {}
+    for view in filesystem.paths:
+        groups.setdefault(path_words(view).split(" (")[0], []).append(view.label)
+    parts = [f"{', '.join(labels)}: {words}" for words, labels in groups.items()]
+    return f"files: {namespace}; " + "; ".join(parts)
+
+
+def _network_line(network: Network | None) -> str:
+    if network is None:
+        return ""
+    if network.own_namespace:
+        return f"network: own namespace (interfaces: {', '.join(network.interfaces) or 'none'})"
+    return f"network: the host's; {network.firewall}"
+
+
+def _proc_line(proc: ProcView | None) -> str:
+    if proc is None:
+        return ""
+    whose = "its own mount" if proc.own_proc else "the host's"
+    return f"/proc: {whose}, hidepid={proc.hidepid}"

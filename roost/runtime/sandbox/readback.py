@@ -17,7 +17,8 @@ import os
 import re
 import stat
 import subprocess
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -43,6 +44,8 @@ TIMEOUT_NFT = 10.0
 RLIMITS = {"Max processes": "nproc", "Max file size": "fsize", "Max core file size": "core", "Max address space": "as"}
 _SKUID_RE = re.compile(r"meta skuid (\d+)(?:-(\d+))?")
 T = TypeVar("T")
+K = TypeVar("K")
+POLL_PROGRAM = 0.01
 _SECCOMP_MODES = {"0": SeccompMode.DISABLED, "1": SeccompMode.STRICT, "2": SeccompMode.FILTER}
 
 
@@ -282,18 +285,43 @@ def read_isolation(pid: int, vantage: Vantage, ruleset: str | None = None) -> Is
     )
 
 
-async def isolation_of(pids: Iterable[int], vantage: Vantage) -> dict[int, Isolation]:
-    """`read_isolation` of each pid still running, in one thread; the firewall table read once."""
+async def isolation_of(targets: Mapping[K, tuple[int, Vantage]]) -> dict[K, Isolation]:
+    """`read_isolation` of each (pid, vantage) still running, in one thread, the firewall table
+    read once (every vantage of one daemon names the same table)."""
 
-    def read_all() -> dict[int, Isolation]:
-        ruleset = read_ruleset(vantage)
-        found: dict[int, Isolation] = {}
-        for pid in pids:
+    def read_all() -> dict[K, Isolation]:
+        first = next(iter(targets.values()), None)
+        ruleset = read_ruleset(first[1]) if first is not None else None
+        found: dict[K, Isolation] = {}
+        for key, (pid, vantage) in targets.items():
             with contextlib.suppress(ProcessLookupError):
-                found[pid] = read_isolation(pid, vantage, ruleset)
+                found[key] = read_isolation(pid, vantage, ruleset)
         return found
 
     return await asyncio.to_thread(read_all)
+
+
+async def isolation_of_program(
+    pid: int, argv: Sequence[str], vantage: Vantage, limit_seconds: float
+) -> Isolation | None:
+    """The isolation of the process running `argv` in `pid`'s tree (a build step behind its
+    wrappers), once it has executed, within `limit_seconds`; None when it never showed or
+    ended first. Polls in a thread, so it can run beside the step it watches."""
+
+    def wait_and_read() -> Isolation | None:
+        deadline = time.monotonic() + limit_seconds
+        while time.monotonic() < deadline:
+            found = program_in_tree(pid, argv)
+            if found is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    return read_isolation(found, vantage, read_ruleset(vantage))
+                return None
+            if not (PROC / str(pid)).exists():
+                return None
+            time.sleep(POLL_PROGRAM)
+        return None
+
+    return await asyncio.to_thread(wait_and_read)
 
 
 def read_ruleset(vantage: Vantage) -> str | None:
@@ -370,22 +398,24 @@ def _proc_view(base: Path, mounts: Sequence[Mount] | None) -> ProcView:
     return ProcView(own_proc=(host.st_dev, host.st_ino) != (seen.st_dev, seen.st_ino), hidepid=hidepid_of(mounts or []))
 
 
-def program_in_tree(pid: int, name: str) -> int | None:
-    """The process of `pid`'s tree (itself first, then its descendants) whose argv[0] is named
-    `name` (`uv`, `python3.11`): what a wrapper chain (enter.py, bwrap, setpriv) ends in. Blocking."""
+def program_in_tree(pid: int, argv: Sequence[str]) -> int | None:
+    """The process of `pid`'s tree (itself first, then its descendants) whose command line is
+    exactly `argv`: what a wrapper chain (enter.py, bwrap, setpriv) ends in, once it has executed
+    it. Blocking."""
+    wanted = [part.encode() for part in argv]
     children: dict[int, list[int]] = {}
-    commands: dict[int, str] = {}
+    commands: dict[int, list[bytes]] = {}
     for entry in os.scandir(PROC):
         if entry.name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
                 stat_text = (PROC / entry.name / "stat").read_text()
                 parent = int(stat_text.rsplit(")", 1)[1].split()[1])
                 children.setdefault(parent, []).append(int(entry.name))
-                commands[int(entry.name)] = (PROC / entry.name / "cmdline").read_bytes().split(b"\0")[0].decode()
+                commands[int(entry.name)] = (PROC / entry.name / "cmdline").read_bytes().split(b"\0")[:-1]
     queue = [pid]
     while queue:
         current = queue.pop(0)
-        if Path(commands.get(current, "")).name == name:
+        if commands.get(current) == wanted:
             return current
         queue.extend(sorted(children.get(current, [])))
     return None

@@ -41,18 +41,19 @@ APP = 61_007  # a uid no account uses
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 LIMITS = GroupLimits(memory=48 * 1024 * 1024, cpu=0.25, pids=20)
 TIMEOUT_EXEC = 20.0
+SLEEP = ["/bin/sleep", "60"]
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="only root confines processes under other uids")
 
 
-def wait_for(pid: int, name: str) -> int:
-    """The process named `name` in `pid`'s tree once it has executed, within a deadline."""
+def wait_for(pid: int, argv: list[str]) -> int:
+    """The process running `argv` in `pid`'s tree once it has executed, within a deadline."""
     deadline = time.monotonic() + TIMEOUT_EXEC
     while time.monotonic() < deadline:
-        found = program_in_tree(pid, name)
+        found = program_in_tree(pid, argv)
         if found is not None:
             return found
         time.sleep(0.02)
-    raise AssertionError(f"{name} never ran under pid {pid}")
+    raise AssertionError(f"{argv} never ran under pid {pid}")
 
 
 @contextlib.contextmanager
@@ -101,11 +102,11 @@ def confined(group: Cgroup, tmp_path: Path) -> tuple[Isolation, Isolation]:
         hide_processes=True,
     )
     confinement = Confinement(plan, group)
-    argv = confinement.command(["/bin/sleep", "60"])
+    argv = confinement.command(SLEEP)
     vantage = Vantage(paths=(("shared", tmp_path / "shared"), ("closed", tmp_path)), cgroup_root=CGROUP_ROOT)
     with running(argv, confinement.pass_fds) as child:
         confinement.close()
-        pid = wait_for(child.pid, "sleep")
+        pid = wait_for(child.pid, SLEEP)
         return read_isolation(pid, vantage), read_isolation(os.getpid(), vantage)
 
 
@@ -161,8 +162,8 @@ def test_a_bwrap_view_hides_what_it_does_not_bind(tmp_path: Path) -> None:
             ("app other", other),
         ),
     )
-    with running(bwrap.argv(shutil.which("bwrap") or "", view, ["/bin/sleep", "60"])) as child:
-        seen = read_isolation(wait_for(child.pid, "sleep"), vantage)
+    with running(bwrap.argv(shutil.which("bwrap") or "", view, SLEEP)) as child:
+        seen = read_isolation(wait_for(child.pid, SLEEP), vantage)
     assert seen.filesystem is not None and seen.filesystem.own_mount_namespace
     views = {v.label: v for v in seen.filesystem.paths}
     assert views["code"].seen is Seen.HOST and not views["code"].writable  # bound read-only
