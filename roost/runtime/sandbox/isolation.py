@@ -18,6 +18,7 @@ class Seen(StrEnum):
     HOST = "host"  # the very file or directory the host has there (same device and inode)
     OTHER = "other"  # something else at that path: a private tmpfs, an empty stand-in
     ABSENT = "absent"  # nothing at that path
+    UNKNOWN = "unknown"  # the daemon could not look (not root, a closed directory on the way)
 
 
 class SeccompMode(StrEnum):
@@ -155,6 +156,8 @@ def path_words(view: PathView) -> str:
     """How one path looks from inside: "read-only", "writable", "private, writable", "hidden"."""
     if view.seen is Seen.ABSENT:
         return "hidden"
+    if view.seen is Seen.UNKNOWN:
+        return "not known"
     if view.seen is Seen.OTHER:
         return "private, writable" if view.writable else "hidden (an empty stand-in)"
     return "writable" if view.writable else "read-only"

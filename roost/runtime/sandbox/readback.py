@@ -45,7 +45,7 @@ RLIMITS = {"Max processes": "nproc", "Max file size": "fsize", "Max core file si
 _SKUID_RE = re.compile(r"meta skuid (\d+)(?:-(\d+))?")
 T = TypeVar("T")
 K = TypeVar("K")
-POLL_PROGRAM = 0.01
+POLL_PROGRAM = 0.02
 _SECCOMP_MODES = {"0": SeccompMode.DISABLED, "1": SeccompMode.STRICT, "2": SeccompMode.FILTER}
 
 
@@ -354,6 +354,7 @@ def _other_namespace(base: Path, kind: str) -> bool:
 
 
 def _filesystem(base: Path, vantage: Vantage, mounts: Sequence[Mount], identity: Identity | None) -> Filesystem:
+    os.stat(base / "root")  # PermissionError when its view is closed to the daemon: the part is then not read
     views = tuple(_path_view(base, label, path, mounts, identity) for label, path in vantage.paths)
     return Filesystem(own_mount_namespace=_other_namespace(base, "mnt"), paths=views)
 
@@ -362,8 +363,10 @@ def _path_view(base: Path, label: str, path: Path, mounts: Sequence[Mount], iden
     inside = base / "root" / str(path).lstrip("/")
     try:
         seen = inside.stat()
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return PathView(label, str(path), Seen.ABSENT, writable=False)
+    except OSError:  # the daemon may not look there (not root): say so rather than guess
+        return PathView(label, str(path), Seen.UNKNOWN, writable=False)
     try:
         host = path.stat()
         same = (host.st_dev, host.st_ino) == (seen.st_dev, seen.st_ino)
@@ -401,21 +404,19 @@ def _proc_view(base: Path, mounts: Sequence[Mount] | None) -> ProcView:
 def program_in_tree(pid: int, argv: Sequence[str]) -> int | None:
     """The process of `pid`'s tree (itself first, then its descendants) whose command line is
     exactly `argv`: what a wrapper chain (enter.py, bwrap, setpriv) ends in, once it has executed
-    it. Blocking."""
+    it. Blocking: reads every process's stat, and the command lines of the tree only."""
     wanted = [part.encode() for part in argv]
     children: dict[int, list[int]] = {}
-    commands: dict[int, list[bytes]] = {}
     for entry in os.scandir(PROC):
         if entry.name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
-                stat_text = (PROC / entry.name / "stat").read_text()
-                parent = int(stat_text.rsplit(")", 1)[1].split()[1])
+                parent = int((PROC / entry.name / "stat").read_text().rsplit(")", 1)[1].split()[1])
                 children.setdefault(parent, []).append(int(entry.name))
-                commands[int(entry.name)] = (PROC / entry.name / "cmdline").read_bytes().split(b"\0")[:-1]
     queue = [pid]
     while queue:
         current = queue.pop(0)
-        if commands.get(current) == wanted:
-            return current
+        with contextlib.suppress(OSError):
+            if (PROC / str(current) / "cmdline").read_bytes().split(b"\0")[:-1] == wanted:
+                return current
         queue.extend(sorted(children.get(current, [])))
     return None
