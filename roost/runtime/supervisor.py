@@ -28,10 +28,9 @@ from roost.runtime.probe import run_probe
 from roost.runtime.protocol import DeploymentSpec, DeploymentStats, EventSink, InstanceInfo, ProbeResult, Slot
 from roost.runtime.sandbox import Sandbox, SandboxSettings
 from roost.runtime.sandbox.isolation import Isolation
-from roost.runtime.sandbox.readback import Vantage, isolation_of, isolation_of_program
+from roost.runtime.sandbox.readings import read_build_step, read_instances
 
 TIMEOUT_CLOSE_TASKS = 10.0
-TIMEOUT_BUILD_READBACK = 10.0  # a build step shows its program within this, or is not read back
 
 
 def same_instances(old: DeploymentSpec, new: DeploymentSpec) -> bool:
@@ -376,28 +375,15 @@ class LocalRuntime(LimitWatcher):
         return pool.stats()
 
     async def isolation(self, deployment: DeploymentId | None = None) -> dict[InstanceId, Isolation]:
-        pools = [p for p in self._pools.values() if deployment is None or p.deployment == deployment]
-        targets = {
-            InstanceId(i.id): (i.pid, self._vantage(p.spec.app, (("code", p.spec.code_dir), ("venv", p.spec.venv_dir))))
-            for p in pools
-            for i in p.live()
-            if i.pid is not None
-        }
-        return await isolation_of(targets)
+        pools = [p for p in self._pools.values() if deployment in (None, p.deployment)]
+        live = [(InstanceId(i.id), i.pid, p.spec) for p in pools for i in p.live() if i.pid is not None]
+        return await read_instances(self.sandbox, live, [p.spec for p in self._pools.values()])
 
     async def isolation_of_build(
         self, pid: int, argv: Sequence[str], app: AppName, build_dir: Path
     ) -> Isolation | None:
-        vantage = self._vantage(app, (("build dir", build_dir),))
-        return await isolation_of_program(pid, argv, vantage, TIMEOUT_BUILD_READBACK)
-
-    def _vantage(self, app: AppName, own: tuple[tuple[str, Path], ...]) -> Vantage:
-        others = {name: path for name, path in self._app_dirs().items() if name != app}
-        return self.sandbox.vantage(own, others)
-
-    def _app_dirs(self) -> dict[str, Path]:
-        """Each running app's folder (deployments/<app>, above each deployment's code)."""
-        return {p.spec.app: p.spec.code_dir.parent.parent for p in self._pools.values()}
+        running = [p.spec for p in self._pools.values()]
+        return await read_build_step(self.sandbox, pid, argv, app, build_dir, running)
 
     async def probe(self, spec: DeploymentSpec, limit_seconds: float) -> ProbeResult:
         tmpdir = self._tmpdir(f"probe-{spec.deployment}-{secrets.token_hex(3)}")

@@ -19,7 +19,6 @@ import logging
 import os
 import resource
 import shutil
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,14 +30,12 @@ from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
 from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect_here
 from roost.runtime.sandbox.confine import Confinement, Plan
 from roost.runtime.sandbox.permissions import open_for
-from roost.runtime.sandbox.readback import Vantage
 from roost.runtime.sandbox.seccomp import Filter, SeccompUnavailable, build_filter
 from roost.runtime.sandbox.settings import SandboxSettings
 from roost.runtime.sandbox.uids import UidBook
 
 log = logging.getLogger("roost.runtime")
 SANDBOX_TMP = Path("/tmp")  # noqa: S108 - inside the sandbox, a private tmpfs
-LIMIT_OTHER_APPS = 3  # other apps' folders probed per process: enough to show they are out of sight
 BUILD_GROUP = "builds"  # never an instance's name: those are random ids
 OPEN_PORTS = (
     "no firewall: other apps can connect to an instance's port and to the admin API's TCP port, "
@@ -338,16 +335,6 @@ class Sandbox:
             uid=uid,
             gid=uid,
         )
-
-    def vantage(self, own: Sequence[tuple[str, Path]], others: Mapping[str, Path]) -> Vantage:
-        """What a process of one app is read back against (see readback.py): its `own` folders
-        (code, venv, build dir), /tmp, this home and its secrets, and a few of the `others`
-        apps' folders (app name -> folder), with this home's cgroups and firewall table."""
-        paths = [*own, ("tmp", SANDBOX_TMP), ("home", self.home)]
-        paths += [("store", self.home / "roost.db"), ("secret key", self.home / "secret.key")]
-        paths += [(f"app {name}", path) for name, path in sorted(others.items())[:LIMIT_OTHER_APPS]]
-        table = self.facilities.firewall
-        return Vantage(tuple(paths), self.settings.cgroup_root, table, firewall.nft_binary() if table else None)
 
     def _rlimits(self, spec: DeploymentSpec, group: Cgroup | None) -> list[tuple[int, int, int]]:
         """No core files ever; without cgroups, what rlimits can stand in for (RLIMIT_NPROC counts
