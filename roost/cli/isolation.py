@@ -83,12 +83,18 @@ def _files(filesystem: dict[str, Any] | None) -> str:
     if not filesystem:
         return "?"
     namespace = "own view" if filesystem["own_mount_namespace"] else "host view"
-    exposed = [p["label"] for p in filesystem["paths"] if p["seen"] == "host" and _is_private_path(p["label"])]
+    exposed = [p["label"] for p in filesystem["paths"] if _is_open(p) and _is_private_path(p["label"])]
     if exposed:
         return _bad(f"{namespace}, sees {', '.join(exposed)}")
     code = [p for p in filesystem["paths"] if p["label"] in ("code", "build dir")]
     where = f", {code[0]['label']} {'rw' if code[0]['writable'] else 'ro'}" if code else ""
-    return f"{namespace}{where}, home hidden"
+    closed = [p for p in filesystem["paths"] if _is_private_path(p["label"]) and p["seen"] == "host"]
+    return f"{namespace}{where}, home {'closed' if closed else 'hidden'}"
+
+
+def _is_open(view: dict[str, Any]) -> bool:
+    """The host's own file, and the process may read or write it."""
+    return bool(view["seen"] == "host" and (view["readable"] or view["writable"]))
 
 
 def _is_private_path(label: str) -> bool:

@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.apps import info, pushed, wait_until, write_app
 from tests.e2e.harness import Daemon, running
 
-UID_FIRST, UID_LAST = 310000, 310999
+UID_FIRST, UID_LAST = 347000, 347999  # a range no other e2e module uses: daemons may run side by side
 MEMORY = 96 * 1024 * 1024
 SERVICE = (
     'entrypoint = "main:app"\nmode = "service"\n[scale]\nmin = 1\n[limits]\nmemory = "96M"\npids = 48\ncpu = 0.25\n'
@@ -58,7 +58,7 @@ def test_info_reports_what_the_instance_really_got(daemon: Daemon) -> None:
     assert cgroup["version"] in ("v1", "v2"), cgroup
     assert (cgroup["memory_max"], cgroup["pids_max"], cgroup["cpu_max"]) == (MEMORY, 48, 0.25), cgroup
     views = {view["label"]: view for view in isolation["filesystem"]["paths"]}
-    assert views["code"]["seen"] == "host" and not views["code"]["writable"], views
+    assert views["code"]["seen"] == "host" and views["code"]["readable"] and not views["code"]["writable"], views
     assert views["tmp"]["seen"] == "other" and views["tmp"]["writable"], views  # a private /tmp
     assert not [label for label in SECRETS | {"app blog"} if views[label]["seen"] == "host"], views
     if shutil.which("bwrap"):

@@ -46,7 +46,8 @@ class PathView:
     label: str  # "code", "venv", "tmp", "home", "store", "secret key", "app shop"
     path: str
     seen: Seen
-    writable: bool  # by this process: mount not read-only, and its ids pass the mode bits
+    readable: bool = False  # by this process: every directory above searchable, and its ids pass the mode bits
+    writable: bool = False  # the same, and its mount is not read-only
     mount: str = ""  # filesystem type of the mount holding it, in the process's view ("tmpfs", "ext4")
 
 
@@ -160,6 +161,8 @@ def path_words(view: PathView) -> str:
         return "not known"
     if view.seen is Seen.OTHER:
         return "private, writable" if view.writable else "hidden (an empty stand-in)"
+    if not view.readable:
+        return "writable, not readable" if view.writable else "closed to it"
     return "writable" if view.writable else "read-only"
 
 

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import os
 import re
-import stat
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,6 +38,8 @@ from roost.runtime.sandbox.isolation import (
 
 PROC = Path("/proc")
 CAP_DAC_OVERRIDE = 1
+CAP_DAC_READ_SEARCH = 2
+READ, WRITE, SEARCH = 4, 2, 1  # the rwx bits of one class
 UNLIMITED_V1 = 1 << 62  # v1 prints "no limit" as the page-rounded LONG_MAX
 TIMEOUT_NFT = 10.0
 RLIMITS = {"Max processes": "nproc", "Max file size": "fsize", "Max core file size": "core", "Max address space": "as"}
@@ -145,17 +146,21 @@ def hidepid_of(mounts: Sequence[Mount]) -> str:
     return "off"
 
 
-def may_write(mode: int, owner: int, group: int, identity: Identity) -> bool:
-    """Whether `identity` (its filesystem ids) passes the mode bits of a file, as the kernel checks
-    them without ACLs; CAP_DAC_OVERRIDE passes everything."""
+def may(access: int, mode: int, owner: int, group: int, identity: Identity) -> bool:
+    """Whether `identity` (its filesystem ids and capabilities) passes the mode bits of a file for
+    `access` (READ, WRITE or SEARCH), as the kernel checks them without ACLs."""
     if identity.capabilities & (1 << CAP_DAC_OVERRIDE):
+        return True
+    if access != WRITE and identity.capabilities & (1 << CAP_DAC_READ_SEARCH):
         return True
     fsuid, fsgid = identity.uid[-1], identity.gid[-1]
     if fsuid == owner:
-        return bool(mode & stat.S_IWUSR)
-    if group == fsgid or group in identity.groups:
-        return bool(mode & stat.S_IWGRP)
-    return bool(mode & stat.S_IWOTH)
+        shift = 6
+    elif group == fsgid or group in identity.groups:
+        shift = 3
+    else:
+        shift = 0
+    return bool((mode >> shift) & access)
 
 
 def cgroup_limits(cgroup_text: str, files: Mapping[str, str], root: Path, unified: bool) -> CgroupLimits:
@@ -360,22 +365,39 @@ def _filesystem(base: Path, vantage: Vantage, mounts: Sequence[Mount], identity:
 
 
 def _path_view(base: Path, label: str, path: Path, mounts: Sequence[Mount], identity: Identity | None) -> PathView:
-    inside = base / "root" / str(path).lstrip("/")
+    root = base / "root"
     try:
-        seen = inside.stat()
+        seen = _stat_inside(root, path)
     except (FileNotFoundError, NotADirectoryError):
-        return PathView(label, str(path), Seen.ABSENT, writable=False)
+        return PathView(label, str(path), Seen.ABSENT)
     except OSError:  # the daemon may not look there (not root): say so rather than guess
-        return PathView(label, str(path), Seen.UNKNOWN, writable=False)
+        return PathView(label, str(path), Seen.UNKNOWN)
     try:
         host = path.stat()
         same = (host.st_dev, host.st_ino) == (seen.st_dev, seen.st_ino)
     except OSError:
         same = False
     mount = mount_of(str(path), mounts)
-    writable = identity is not None and (mount is None or not mount.read_only)
-    writable = writable and identity is not None and may_write(seen.st_mode, seen.st_uid, seen.st_gid, identity)
-    return PathView(label, str(path), Seen.HOST if same else Seen.OTHER, writable, mount.fstype if mount else "")
+    reachable = identity is not None and _reachable(root, path, identity)
+    readable = reachable and identity is not None and may(READ, seen.st_mode, seen.st_uid, seen.st_gid, identity)
+    writable = reachable and identity is not None and (mount is None or not mount.read_only)
+    writable = writable and identity is not None and may(WRITE, seen.st_mode, seen.st_uid, seen.st_gid, identity)
+    return PathView(
+        label, str(path), Seen.HOST if same else Seen.OTHER, readable, writable, mount.fstype if mount else ""
+    )
+
+
+def _stat_inside(root: Path, path: Path) -> os.stat_result:
+    return (root / str(path).lstrip("/")).stat()
+
+
+def _reachable(root: Path, path: Path, identity: Identity) -> bool:
+    """Whether the process may search every directory above `path` in its view."""
+    try:
+        above = [_stat_inside(root, parent) for parent in path.parents]
+    except OSError:
+        return False
+    return all(may(SEARCH, s.st_mode, s.st_uid, s.st_gid, identity) for s in above)
 
 
 def _cgroup(base: Path, root: Path) -> CgroupLimits:

@@ -10,6 +10,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,6 +91,23 @@ def group(hierarchy: Hierarchy) -> Iterator[Cgroup]:
         made.remove()
 
 
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A root-owned 0711 directory under /tmp (every directory above it searchable by anyone),
+    holding `shared` (0777), `closed` (0700) and `closed/file` (0666)."""
+    made = Path(tempfile.mkdtemp(prefix="roost-readback-", dir="/tmp"))
+    try:
+        made.chmod(0o711)
+        (made / "shared").mkdir()
+        (made / "shared").chmod(0o777)
+        (made / "closed").mkdir(mode=0o700)
+        (made / "closed" / "file").write_text("")
+        (made / "closed" / "file").chmod(0o666)
+        yield made
+    finally:
+        shutil.rmtree(made)
+
+
 def confined(group: Cgroup, tmp_path: Path) -> tuple[Isolation, Isolation]:
     """A sleep through Roost's launcher with every piece on, and the test's own process, read back."""
     plan = Plan(
@@ -103,7 +121,8 @@ def confined(group: Cgroup, tmp_path: Path) -> tuple[Isolation, Isolation]:
     )
     confinement = Confinement(plan, group)
     argv = confinement.command(SLEEP)
-    vantage = Vantage(paths=(("shared", tmp_path / "shared"), ("closed", tmp_path)), cgroup_root=CGROUP_ROOT)
+    paths = ("shared", "closed", "closed/file", "")
+    vantage = Vantage(paths=tuple((name or "top", tmp_path / name) for name in paths), cgroup_root=CGROUP_ROOT)
     with running(argv, confinement.pass_fds) as child:
         confinement.close()
         pid = wait_for(child.pid, SLEEP)
@@ -111,11 +130,8 @@ def confined(group: Cgroup, tmp_path: Path) -> tuple[Isolation, Isolation]:
 
 
 @root_only
-def test_a_confined_process_reads_back_as_it_was_confined(group: Cgroup, tmp_path: Path) -> None:
-    tmp_path.chmod(0o711)
-    (tmp_path / "shared").mkdir(mode=0o777)
-    (tmp_path / "shared").chmod(0o777)
-    seen, _own = confined(group, tmp_path)
+def test_a_confined_process_reads_back_as_it_was_confined(group: Cgroup, open_dir: Path) -> None:
+    seen, _own = confined(group, open_dir)
     assert seen.errors == ()
     assert seen.command == "/bin/sleep"
     assert seen.identity is not None and seen.identity.uid == (APP,) * 4 and seen.identity.gid == (APP,) * 4
@@ -128,20 +144,24 @@ def test_a_confined_process_reads_back_as_it_was_confined(group: Cgroup, tmp_pat
     assert seen.network is not None and seen.network.own_namespace and seen.network.interfaces == ("lo",)
     assert seen.proc is not None and seen.proc.own_proc and seen.proc.hidepid == "invisible"
     assert seen.filesystem is not None and seen.filesystem.own_mount_namespace
-    views = {v.label: v for v in seen.filesystem.paths}
-    assert views["shared"].seen is Seen.HOST and views["shared"].writable
-    assert views["closed"].seen is Seen.HOST and not views["closed"].writable  # root's 0711: not for APP
+    views = {v.label: (v.seen, v.readable, v.writable) for v in seen.filesystem.paths}
+    assert views == {
+        "shared": (Seen.HOST, True, True),
+        "closed": (Seen.HOST, False, False),  # root's 0700
+        "closed/file": (Seen.HOST, False, False),  # 0666, but behind the 0700 directory
+        "top": (Seen.HOST, False, False),  # 0711: others may pass, not list
+    }
 
 
 @root_only
-def test_the_daemon_itself_reads_back_as_unconfined(group: Cgroup, tmp_path: Path) -> None:
-    _, own = confined(group, tmp_path)
+def test_the_daemon_itself_reads_back_as_unconfined(group: Cgroup, open_dir: Path) -> None:
+    _, own = confined(group, open_dir)
     assert own.identity is not None and own.identity.uid[0] == 0 and not own.identity.no_new_privs
     assert own.filesystem is not None and not own.filesystem.own_mount_namespace
     assert own.network is not None and not own.network.own_namespace
     assert own.proc is not None and not own.proc.own_proc
     assert own.cgroup is not None and not own.cgroup.path.endswith("/instance")
-    assert {v.label: v.writable for v in own.filesystem.paths} == {"shared": False, "closed": True}
+    assert all(v.readable and v.writable for v in own.filesystem.paths), own.filesystem  # root: CAP_DAC_OVERRIDE
 
 
 @root_only
@@ -166,7 +186,7 @@ def test_a_bwrap_view_hides_what_it_does_not_bind(tmp_path: Path) -> None:
         seen = read_isolation(wait_for(child.pid, SLEEP), vantage)
     assert seen.filesystem is not None and seen.filesystem.own_mount_namespace
     views = {v.label: v for v in seen.filesystem.paths}
-    assert views["code"].seen is Seen.HOST and not views["code"].writable  # bound read-only
+    assert views["code"].seen is Seen.HOST and views["code"].readable and not views["code"].writable  # read-only
     assert views["tmp"].seen is Seen.OTHER and views["tmp"].writable and views["tmp"].mount == "tmpfs"
     assert views["home"].seen is Seen.OTHER  # an empty directory bwrap made on the way to the code
     assert views["store"].seen is Seen.ABSENT and views["app other"].seen is Seen.ABSENT
