@@ -89,7 +89,9 @@ def _files(filesystem: dict[str, Any] | None) -> str:
     code = [p for p in filesystem["paths"] if p["label"] in ("code", "build dir")]
     where = f", {code[0]['label']} {'rw' if code[0]['writable'] else 'ro'}" if code else ""
     closed = [p for p in filesystem["paths"] if _is_private_path(p["label"]) and p["seen"] == "host"]
-    return f"{namespace}{where}, home {'closed' if closed else 'hidden'}"
+    shared_tmp = [p for p in filesystem["paths"] if p["label"] == "tmp" and p["seen"] == "host" and p["writable"]]
+    tmp = ", host /tmp" if shared_tmp else ""
+    return f"{namespace}{where}{tmp}, home {'closed' if closed else 'hidden'}"
 
 
 def _is_open(view: dict[str, Any]) -> bool:
