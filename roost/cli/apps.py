@@ -75,7 +75,7 @@ def info(ctx: Context, app: str | None, events: int, as_json: bool) -> None:
     _show_settings(details["app"], details["settings"], details["sources"])
     _show_deployments(details["deployments"])
     _show_instances(details["instances"])
-    show_isolation(details["instances"], details.get("builds", []))
+    show_isolation(details["instances"], details.get("builds", []), details["deployments"])
     _show_events(details["events"])
 
 

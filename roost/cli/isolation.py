@@ -14,8 +14,13 @@ SECRETS = ("home", "store", "secret key")  # labels the daemon probes; seeing on
 COLUMNS = ("UID", "SECCOMP", "CGROUP", "FILES", "NETWORK", "/PROC")
 
 
-def show_isolation(instances: list[dict[str, Any]], builds: list[dict[str, Any]]) -> None:
-    """Two tables: live instances, then the build steps of the listed deployments."""
+def show_isolation(
+    instances: list[dict[str, Any]], builds: list[dict[str, Any]], deployments: list[dict[str, Any]]
+) -> None:
+    """Two tables: live instances, then the build steps of the current deployments (those with
+    traffic, else the newest; --json has every listed deployment's)."""
+    current = {d["id"] for d in deployments if d["weight"]} or {d["id"] for d in deployments[:1]}
+    builds = [step for step in builds if step["deployment"] in current]
     read = [i for i in instances if i.get("isolation")]
     if read:
         console.print()

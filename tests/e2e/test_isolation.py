@@ -78,6 +78,10 @@ def test_info_shows_it_in_a_table(daemon: Daemon) -> None:
     )
     assert str(instance["isolation"]["identity"]["uid"][1]) in row, result.stdout
     assert "mem 96M" in row and "pids 48" in row and "home hidden" in row, result.stdout
+    steps = [s for s in info(daemon, "shop")["builds"] if s["deployment"] == instance["deployment"]]
+    assert steps, "no build step of the current deployment was read back"
+    build_rows = [line for line in result.stdout.splitlines() if line.startswith(instance["deployment"])]
+    assert any(steps[0]["step"] in line for line in build_rows), result.stdout
 
 
 def test_info_reports_each_build_step_read_back_while_it_ran(daemon: Daemon) -> None:
