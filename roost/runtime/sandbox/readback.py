@@ -269,6 +269,8 @@ def read_isolation(pid: int, vantage: Vantage, ruleset: str | None = None) -> Is
         command = (base / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
     except FileNotFoundError as exc:
         raise ProcessLookupError(pid) from exc
+    except OSError as exc:  # hidden from the daemon (not root, hidepid): say so, never fail `roost info`
+        return Isolation(pid=pid, command="", errors=(f"status: {exc}",))
     errors: list[str] = []
     identity = _part(errors, "identity", lambda: identity_of(status))
     mounts = _part(errors, "mounts", lambda: parse_mountinfo((base / "mountinfo").read_text()))
