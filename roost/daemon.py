@@ -58,6 +58,7 @@ from roost.runtime.protocol import RUNNER_REQUIREMENTS, InstanceInfo
 from roost.runtime.sandbox import SandboxSettings
 from roost.settings import ServeSettings
 from roost.store import Store
+from roost.tasks import TaskSet
 
 log = logging.getLogger("roost.daemon")
 GRACE_API_SHUTDOWN = 3
@@ -148,22 +149,12 @@ class Recorder:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(log, "recording runtime state")
         self.tallies = Tallies()
         store.on_event = lambda event: self.tallies.event(event.app or "", event.kind, event.data)
 
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("could not record runtime state: %s", task.exception())
-
     def __call__(self, app: AppName, kind: str, message: str, data: Mapping[str, object]) -> None:
-        self._spawn(self._store.add_event(app, kind, message, dict(data)))
+        self._tasks.spawn(self._store.add_event(app, kind, message, dict(data)), name=f"event {kind}")
 
     def instance_changed(self, info: InstanceInfo) -> None:
         record = InstanceRecord(
@@ -176,7 +167,7 @@ class Recorder:
             started_at=info.started_at,
             reason=info.reason,
         )
-        self._spawn(self._store.record_instance(record))
+        self._tasks.spawn(self._store.record_instance(record), name=f"instance {info.id}")
 
     def capacity_changed(self, deployment: DeploymentId) -> None:
         return None
@@ -185,8 +176,7 @@ class Recorder:
         return None
 
     async def flush(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait_all()
 
 
 class Daemon:

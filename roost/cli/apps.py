@@ -12,7 +12,7 @@ from roost.cli.base import Context, json_option, pass_context
 from roost.cli.confirm import confirm_destruction, yes_option
 from roost.cli.isolation import show_isolation
 from roost.cli.output import age, console, print_json, show, table
-from roost.config import format_duration, format_size, human_size
+from roost.units import format_duration, format_size, human_size
 
 
 @click.command("create")

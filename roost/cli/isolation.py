@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from roost.cli.output import console, show, table
-from roost.config import format_size
+from roost.units import format_size
 
 SECRETS = ("home", "store", "secret key")  # labels the daemon probes; seeing one is a hole
 COLUMNS = ("UID", "SECCOMP", "CGROUP", "FILES", "NETWORK", "/PROC")

@@ -24,9 +24,10 @@ from roost.cli.output import console, err_console, print_json
 from roost.cli.push import push
 from roost.cli.security import login, logout, password, token
 from roost.cli.serve import serve
-from roost.config import format_duration, format_size, load_app_config
+from roost.config import load_app_config
 from roost.errors import RoostError, UsageError
 from roost.guess import code_reads_port, port_warning
+from roost.units import format_duration, format_size
 
 SECTIONS: dict[str, tuple[str, ...]] = {
     "Apps": ("push", "init", "check", "create", "list", "info", "env", "cron", "remove"),

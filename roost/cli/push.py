@@ -27,10 +27,11 @@ from rich.progress import (
 from roost.cli.base import Context, json_option, pass_context
 from roost.cli.client import Client
 from roost.cli.output import console, err_console, print_json
-from roost.config import find_settings, human_size, merge, validate
+from roost.config import find_settings, merge, validate
 from roost.errors import BuildFailed, ConfigError
 from roost.guess import factory_note, guess
 from roost.pack import pack_app
+from roost.units import human_size
 
 CHUNK = 256 * 1024
 HEARTBEAT_SECONDS = 3.0  # without a terminal (CI logs), a quiet step still says it is alive this often

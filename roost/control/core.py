@@ -34,6 +34,7 @@ from roost.registry import Registry
 from roost.runtime import Isolation
 from roost.runtime.protocol import InstanceInfo, Runtime
 from roost.store import Store
+from roost.tasks import TaskSet
 
 log = logging.getLogger("roost.control")
 LIMIT_BUILD_ISOLATION = 200  # build.isolation events looked at: a few steps of each kept deployment
@@ -105,7 +106,7 @@ class ControlBase:
         self.urls = urls
         self.timeout_build_check = timeout_build_check
         self._listeners: list[Listener] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(log, "background task")
 
     @property
     def deployments_root(self) -> Path:
@@ -121,20 +122,10 @@ class ControlBase:
 
     def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> None:
         """Run background work, keeping its handle so shutdown can cancel it; a crash is logged."""
-        task = asyncio.get_running_loop().create_task(work, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s failed: %r", task.get_name(), task.exception())
+        self._tasks.spawn(work, name=name)
 
     async def cancel_background(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
 
 
 class AppUseCases(ControlBase):

@@ -4,13 +4,15 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "roost"
-LEAVES = ("roost.model", "roost.errors")
+LEAVES = ("roost.model", "roost.errors", "roost.units", "roost.tasks")
 VERSION = ("roost",)  # `from roost import __version__`
 
 # module prefix -> what it may import from roost (besides itself)
 ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.model": (),
     "roost.errors": (),
+    "roost.units": (),
+    "roost.tasks": (),
     "roost.config": LEAVES,
     "roost.settings": LEAVES,
     "roost.store": LEAVES,
