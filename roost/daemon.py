@@ -369,7 +369,7 @@ class Daemon:
         registry = self.metrics_registry
         api = create_api(control, lambda: render(registry) if registry is not None else b"")
         policy = ThrottlePolicy(lockout_seconds=s.login_lockout)
-        auth = Authenticator(PasswordFile(s.passwords_path), control.token_name, policy)
+        auth = Authenticator(PasswordFile(s.passwords_path), control.token_info, policy)
         proxies = parse_networks(s.trust_proxy)
         doors = [
             (tcp, DoorSettings(False, s.require_password, s.trust_loopback, proxies), s.tls_cert, s.tls_key),

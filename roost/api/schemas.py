@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from roost.api.params import AppNameText, JsonInt, JsonNumber
 from roost.api.quotas import QuotaOut
 from roost.config import key_schema, settings_schema
-from roost.control import AppDetails, AppSummary, Urls
+from roost.control import AppDetails, AppSummary, Isolation, Urls, describe_isolation
 from roost.control.usage import Usage
 from roost.model import App, Deployment, Event, Mode, TrafficEntry
 
@@ -185,15 +185,44 @@ class InstanceOut(RecordOut):
     reason: str
     memory: int | None = Field(default=None, description="proportional set size in bytes, now")
     cpu: float | None = Field(default=None, description="percent of one core, now")
+    isolation: Isolation | None = Field(
+        default=None, description="what the instance really got, read back from its running process"
+    )
+    isolation_summary: list[str] = Field(default_factory=list, description="the same, in a few lines for people")
 
     @classmethod
-    def of(cls, info: Addressed, usage: Mapping[int, Usage]) -> InstanceOut:
-        """`info` (an InstanceInfo) with its address and, when measured, its memory and CPU use."""
+    def of(cls, info: Addressed, usage: Mapping[int, Usage], isolation: Isolation | None = None) -> InstanceOut:
+        """`info` (an InstanceInfo) with its address and, when measured, its memory and CPU use and
+        the isolation read back from its process."""
         address = f"{info.host}:{info.port}"
         measured = usage.get(info.pid) if info.pid is not None else None
+        read_back: dict[str, object] = {}
+        if isolation is not None:
+            read_back = {"isolation": isolation, "isolation_summary": describe_isolation(isolation)}
         if measured is None:
-            return cls.read(info, address=address)
-        return cls.read(info, address=address, memory=measured.memory, cpu=measured.cpu)
+            return cls.read(info, address=address, **read_back)
+        return cls.read(info, address=address, memory=measured.memory, cpu=measured.cpu, **read_back)
+
+
+class BuildIsolationOut(BaseModel):
+    """One build step's isolation, read back from its process while it ran."""
+
+    deployment: str
+    step: str = Field(description='"uv pip install", "python -m compileall"')
+    at: float
+    isolation: dict[str, Any] = Field(description="as an instance's `isolation`")
+    summary: list[str]
+
+    @classmethod
+    def of(cls, event: Event) -> BuildIsolationOut:
+        data = event.data
+        return cls(
+            deployment=str(data.get("deployment", "")),
+            step=str(data.get("step", "")),
+            at=event.at,
+            isolation=dict(data.get("isolation") or {}),
+            summary=[str(line) for line in data.get("summary") or []],
+        )
 
 
 class AppInfoOut(BaseModel):
@@ -207,6 +236,9 @@ class AppInfoOut(BaseModel):
     deployments: list[DeploymentOut]
     traffic: list[TrafficOut]
     instances: list[InstanceOut]
+    builds: list[BuildIsolationOut] = Field(
+        default_factory=list, description="each build step's isolation, for the deployments listed"
+    )
     events: list[EventOut]
     domains: list[str]
     quotas: list[QuotaOut] = Field(default_factory=list, description="the quotas covering the app, and how full")
@@ -221,7 +253,8 @@ class AppInfoOut(BaseModel):
             url=urls.production(details.app.name),
             deployments=[DeploymentOut.of(d, weights.get(d.id, 0), urls) for d in details.deployments],
             traffic=[TrafficOut.of(t) for t in details.traffic],
-            instances=[InstanceOut.of(i, details.usage) for i in details.instances],
+            instances=[InstanceOut.of(i, details.usage, details.isolation.get(i.id)) for i in details.instances],
+            builds=[BuildIsolationOut.of(e) for e in details.build_isolation],
             events=[EventOut.of(e) for e in details.events],
             domains=details.domains,
             quotas=[QuotaOut.of(q) for q in details.quotas],

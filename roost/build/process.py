@@ -11,6 +11,7 @@ import re
 import signal
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,11 @@ _SET_BY_ROOST = frozenset(
         "UV_FROZEN", "UV_LOCKED", "UV_NO_SYNC", "UV_PROJECT", "UV_WORKING_DIRECTORY", "UV_NO_PROGRESS",
     }
 )  # fmt: skip
+StepWatcher = Callable[[int, Sequence[str]], None]
+STEP_WATCHER: ContextVar[StepWatcher | None] = ContextVar("roost_build_step_watcher", default=None)
+"""Told (pid, argv) of every build subprocess started in this context, when `run` gets no
+`on_start`: the control plane sets it around one deployment's build to read back each step's
+isolation, without the builder knowing."""
 _TIMES = "\u00d7"  # older uv marks its errors with a cross; newer ones print "error:"
 _ERROR_START_RE = re.compile(rf"^\s*(?:error:|{_TIMES})\s*")
 _MARKER_RE = re.compile(rf"^\s*(?:error:|{_TIMES}|\u2570\u2500\u25b6|\u251c\u2500\u25b6|cause:|\u2502)\s*")
@@ -79,13 +85,17 @@ async def run(
     log: Callable[[str], None],
     prefix: str = "    ",
     enclosure: Enclosure | None = None,
+    on_start: StepWatcher | None = None,
 ) -> Completed:
     """Run `argv`, passing each line it prints (stdout and stderr) to `log`.
 
     Returns its exit status and last lines; does not raise for a non-zero
     status. Cancelled, it kills the whole process group and reaps it. With an
     `enclosure`, it runs marked and in the builds' cgroup, for recovery after a crash.
+    `on_start` (else STEP_WATCHER's) is told its pid and `argv` once it exists; it must not block.
     """
+    watcher = on_start or STEP_WATCHER.get()
+    step = tuple(argv)
     if enclosure is not None:
         argv, env = enclosure.wrap(argv), {**env, **enclosure.environ()}
     process = await asyncio.create_subprocess_exec(
@@ -97,6 +107,8 @@ async def run(
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
     )
+    if watcher is not None:
+        watcher(process.pid, step)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
         assert process.stdout is not None  # noqa: S101 - asked for a pipe just above
@@ -151,4 +163,4 @@ def error_summary(tail: Sequence[str]) -> str:
     return summary if len(summary) <= LIMIT_ERROR_CHARS else summary[: LIMIT_ERROR_CHARS - 1] + "\u2026"
 
 
-__all__ = ["Completed", "build_env", "error_summary", "run", "uv_binary"]
+__all__ = ["STEP_WATCHER", "Completed", "StepWatcher", "build_env", "error_summary", "run", "uv_binary"]

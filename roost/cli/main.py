@@ -25,6 +25,7 @@ from roost.cli.push import push
 from roost.cli.security import login, logout, password, token
 from roost.cli.serve import serve
 from roost.cli.tenants import audit, quota
+from roost.cli.users import user
 from roost.config import load_app_config
 from roost.errors import RoostError, UsageError
 from roost.guess import code_reads_port, port_warning
@@ -35,7 +36,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Deployments": ("deployments", "promote", "rollback"),
     "Traffic": ("traffic", "domains"),
     "Runtime": ("logs", "events", "scale", "start", "stop", "kill", "restart"),
-    "Admin": ("serve", "login", "logout", "password", "token", "quota", "audit", "gc", "version", "completion"),
+    "Admin": ("serve", "login", "logout", "password", "user", "token", "quota", "audit", "gc", "version", "completion"),
 }
 
 
@@ -136,6 +137,7 @@ for command in (
     logs,
     domains,
     password,
+    user,
     token,
     login,
     logout,

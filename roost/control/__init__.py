@@ -10,11 +10,12 @@ from pathlib import Path
 
 from roost.applog import LogBook
 from roost.build import Builder
-from roost.control.access import TOKEN_NAME_PATTERN, AccessUseCases
+from roost.control.access import TOKEN_NAME_PATTERN, AccessUseCases, TokenInfo
 from roost.control.audit import AuditTrail
 from roost.control.buildlog import BuildLogs
 from roost.control.core import HOST_MAX_LENGTH, HOST_PATTERN, AppDetails, Urls, check_app_name
 from roost.control.env import RESERVED as RESERVED_ENV_NAMES
+from roost.control.isolation import BUILD_ISOLATION
 from roost.control.overview import AppSummary, OverviewUseCases
 from roost.control.quotas import QuotaState, QuotaUseCases
 from roost.control.retention import GcReport, RetentionUseCases
@@ -22,7 +23,9 @@ from roost.model import DeploymentId
 from roost.quotas import PATTERN_RULE as QUOTA_PATTERN_RULE
 from roost.quotas import QUOTA_PATTERN
 from roost.registry import DIGEST_PATTERN, Registry
+from roost.runtime import Isolation
 from roost.runtime.protocol import DeploymentSpec, Runtime
+from roost.runtime.sandbox.isolation import describe as describe_isolation
 from roost.store import AuditEntry, AuditQuery, Store
 from roost.vault import Vault
 
@@ -53,6 +56,7 @@ class Control(RetentionUseCases, AccessUseCases, OverviewUseCases):
 
 
 __all__ = [
+    "BUILD_ISOLATION",
     "DIGEST_PATTERN",
     "HOST_MAX_LENGTH",
     "HOST_PATTERN",
@@ -67,8 +71,11 @@ __all__ = [
     "AuditTrail",
     "Control",
     "GcReport",
+    "Isolation",
     "QuotaState",
     "QuotaUseCases",
+    "TokenInfo",
     "Urls",
     "check_app_name",
+    "describe_isolation",
 ]

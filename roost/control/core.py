@@ -14,6 +14,7 @@ from typing import Any
 from roost.applog import LogBook, LogLine
 from roost.build import Builder
 from roost.config import build_config, setting_sources, validate, with_overrides
+from roost.control.isolation import BUILD_ISOLATION
 from roost.control.quotas import QuotaState, QuotaUseCases
 from roost.control.usage import LIVE, Usage, measure
 from roost.errors import UsageError
@@ -25,16 +26,19 @@ from roost.model import (
     Deployment,
     DeploymentId,
     Event,
+    InstanceId,
     Mode,
     TrafficEntry,
     is_valid_app_name,
 )
 from roost.registry import Registry
+from roost.runtime import Isolation
 from roost.runtime.protocol import InstanceInfo, Runtime
 from roost.store import Store
 from roost.tasks import TaskSet
 
 log = logging.getLogger("roost.control")
+LIMIT_BUILD_ISOLATION = 200  # build.isolation events looked at: a few steps of each kept deployment
 Listener = Callable[[AppName], Awaitable[None]]
 
 
@@ -68,6 +72,8 @@ class AppDetails:
     domains: list[str] = field(default_factory=list)
     instances: list[InstanceInfo] = field(default_factory=list)
     usage: dict[int, Usage] = field(default_factory=dict)  # by pid
+    isolation: dict[InstanceId, Isolation] = field(default_factory=dict)  # by instance id, read back from its process
+    build_isolation: list[Event] = field(default_factory=list)  # `build.isolation` of the listed deployments
     settings: AppConfig | None = None  # in force for production, `roost scale` included
     sources: dict[str, str] = field(default_factory=dict)  # "scale.min" -> "roost scale" | "roost.toml" | "default"
     quotas: list[QuotaState] = field(default_factory=list)  # the quotas covering the app, and how full they are
@@ -160,12 +166,27 @@ class AppUseCases(ControlBase):
             instances=instances,
             usage=await self.usage(instances),
             quotas=await self.quotas.quota_states(name),
+            isolation=await self.isolation(instances),
+            build_isolation=await self.build_isolation(name, {d.id for d in deployments}),
         )
 
     async def usage(self, instances: Iterable[InstanceInfo]) -> dict[int, Usage]:
         """Memory and CPU now of each live instance, by pid (read in a thread)."""
         pids = [i.pid for i in instances if i.pid is not None and i.state in LIVE]
         return await asyncio.to_thread(measure, pids) if pids else {}
+
+    async def isolation(self, instances: Iterable[InstanceInfo]) -> dict[InstanceId, Isolation]:
+        """What each live instance really got, read back from its process by the runtime."""
+        found: dict[InstanceId, Isolation] = {}
+        for deployment in sorted({i.deployment for i in instances if i.state in LIVE}):
+            found.update(await self.runtime.isolation(deployment))
+        return found
+
+    async def build_isolation(self, app: str, deployments: set[DeploymentId]) -> list[Event]:
+        """The newest read-back of each build step of `deployments` (one event per step)."""
+        events = await self.store.list_events_of_kind(app, BUILD_ISOLATION, limit=LIMIT_BUILD_ISOLATION)
+        latest = {(e.data.get("deployment"), e.data.get("step")): e for e in events}
+        return [e for e in latest.values() if e.data.get("deployment") in deployments]
 
     async def remove_app(self, name: str) -> None:
         """Forget the app: stop its instances, then delete its rows, files and logs."""

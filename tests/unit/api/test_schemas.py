@@ -2,6 +2,7 @@
 must fail here, not fall silently back to a default."""
 
 import dataclasses
+import os
 
 import pytest
 
@@ -23,6 +24,8 @@ from roost.model import (
     TrafficEntry,
 )
 from roost.runtime.protocol import InstanceInfo, StartKind
+from roost.runtime.sandbox.isolation import describe
+from roost.runtime.sandbox.readback import Vantage, read_isolation
 
 # wire record -> (model record, the fields its `of` passes itself)
 PAIRS: list[tuple[type[RecordOut], type, set[str]]] = [
@@ -30,7 +33,7 @@ PAIRS: list[tuple[type[RecordOut], type, set[str]]] = [
     (DeploymentOut, Deployment, {"weight", "preview_url", "url"}),
     (TrafficOut, TrafficEntry, set()),
     (EventOut, Event, set()),
-    (InstanceOut, InstanceInfo, {"address", "memory", "cpu"}),
+    (InstanceOut, InstanceInfo, {"address", "memory", "cpu", "isolation", "isolation_summary"}),
 ]
 
 
@@ -72,6 +75,8 @@ def test_an_instance_shows_its_address_and_usage_and_enum_values() -> None:
         "reason": "",
         "memory": 1000,
         "cpu": 3.5,
+        "isolation": None,  # not read back: none given
+        "isolation_summary": [],
     }
     assert InstanceOut.of(info, {}).memory is None
 
@@ -106,3 +111,14 @@ def test_a_deployment_with_urls_and_an_app_with_its_settings() -> None:
         "config": config.to_dict(),
         "overrides": {"scale": {"min": 1}},
     }
+
+
+def test_an_instance_carries_its_read_back_isolation_and_its_summary() -> None:
+    info = InstanceInfo(
+        InstanceId("i-2"), AppName("shop"), DeploymentId("d-1"), InstanceState.READY, "127.0.0.1", 20002,
+        os.getpid(), 5.0, StartKind.FRESH,
+    )  # fmt: skip
+    isolation = read_isolation(os.getpid(), Vantage())
+    shown = InstanceOut.of(info, {}, isolation)
+    assert shown.isolation == isolation and shown.isolation_summary == describe(isolation)
+    assert shown.model_dump(mode="json")["isolation"]["identity"]["uid"] == list(isolation.identity.uid)  # type: ignore[union-attr]
