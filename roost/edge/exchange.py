@@ -611,27 +611,12 @@ class Exchange:
         failed = self.slot
         slot = self.ctx.activator.try_acquire(deployment)
         if slot is not None and failed is not None and slot.instance == failed.instance:
-            slot = self._elsewhere(deployment, slot)
+            slot = self.ctx.activator.instead_of(deployment, slot)
         self._release_slot()
         if slot is None:
             self._acquire(deployment)
         else:
             self._forward(slot)
-
-    def _elsewhere(self, deployment: DeploymentId, same: Slot) -> Slot:
-        """A slot off `same`'s instance if any other has room. The runtime picks the least loaded,
-        so holding slots on the failed instance while asking moves its choice away; that
-        instance's concurrency bounds the loop. Rare (a failed try) and synchronous."""
-        held = [same]
-        slot = self.ctx.activator.try_acquire(deployment)
-        while slot is not None and slot.instance == same.instance:
-            held.append(slot)
-            slot = self.ctx.activator.try_acquire(deployment)
-        if slot is None:
-            slot = held.pop()  # no other instance has room: the failed one again
-        for extra in held:
-            extra.release()
-        return slot
 
     def timed_out(self) -> None:
         """The client connection's request timer fired: what it means depends on the phase."""
