@@ -2,8 +2,8 @@
 
 from roost.api.app import create_api
 from roost.api.auth import AUDIT_KIND, Authenticator, AuthMiddleware, DoorSettings, Identity
-from roost.api.clientaddr import parse_networks
 from roost.api.throttle import ThrottlePolicy
+from roost.clientaddr import parse_networks
 
 __all__ = [
     "AUDIT_KIND",

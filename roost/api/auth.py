@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from roost.api.clientaddr import Network, client_address, is_localhost
 from roost.api.throttle import Admission, Sources, Throttle, ThrottlePolicy
+from roost.clientaddr import Network, client_address, is_localhost
 from roost.control import TokenInfo
 from roost.grants import ADMIN, Grants
 from roost.passwords import FileVersion, PasswordFile

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import httpx
 
+from roost.clientaddr import parse_networks
 from roost.edge.activator import Activator
 from roost.edge.answers import Answer
 from roost.edge.client import ClientConnection
 from roost.edge.context import Context
 from roost.edge.counters import EdgeCounters, Tally
-from roost.edge.guard import parse_networks
 from roost.edge.request import PIN_HEADER
 from roost.edge.routes import AppRoute, RouteTable
 from roost.edge.settings import EdgeSettings

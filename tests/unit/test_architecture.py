@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "roost"
-LEAVES = ("roost.model", "roost.errors", "roost.units", "roost.tasks")
+LEAVES = ("roost.model", "roost.errors", "roost.units", "roost.tasks", "roost.clientaddr")
 VERSION = ("roost",)  # `from roost import __version__`
 
 # module prefix -> what it may import from roost (besides itself)
@@ -13,6 +13,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.errors": (),
     "roost.units": (),
     "roost.tasks": (),
+    "roost.clientaddr": (),
     "roost.config": LEAVES,
     "roost.settings": LEAVES,
     "roost.store": LEAVES,
@@ -165,3 +166,78 @@ def test_only_the_store_speaks_sql() -> None:
         if module_name(path).startswith("roost.store"):
             continue
         assert "import sqlite3" not in path.read_text(), f"{path} imports sqlite3; only roost/store may"
+
+
+# Inside the edge, imports (type-only ones too) point down this list: a module may import only
+# those above it. Where a lower module calls a higher one back, it names a Protocol of its own
+# (upstream.ResponseSink for the exchange, request.BodySink, exchange.ClientSide for the client
+# connection, context.Connection, activator.Waiting) instead of importing the class.
+EDGE_LAYERS = (
+    "native",
+    "answers",
+    "settings",
+    "counters",
+    "deadline",
+    "split",
+    "routes",
+    "guard",
+    "tunnel",
+    "request",
+    "wire",
+    "upstream",
+    "activator",
+    "context",
+    "exchange",
+    "client",
+    "server",
+)
+EDGE = "roost.edge"
+
+
+def edge_imports(path: Path) -> set[str]:
+    """The edge modules `path` imports, `from roost.edge import wire` included."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module == EDGE:
+            found.update(f"{EDGE}.{alias.name}" for alias in node.names if alias.name in EDGE_LAYERS)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(EDGE + "."):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith(EDGE + "."))
+    return found
+
+
+def edge_violations(module: str, imports: set[str]) -> list[str]:
+    """The edge imports of `module` that do not point down EDGE_LAYERS."""
+    if module == EDGE:
+        return []  # the package's __init__ exports from any of them
+    rank = EDGE_LAYERS.index(module.rpartition(".")[2])
+    bad = []
+    for name in sorted(imports):
+        below = name.rpartition(".")[2]
+        if below not in EDGE_LAYERS or EDGE_LAYERS.index(below) >= rank:
+            bad.append(f"{module} imports {name}")
+    return bad
+
+
+def test_every_edge_module_has_a_layer() -> None:
+    for path in (ROOT / "edge").glob("*.py"):
+        assert path.stem == "__init__" or path.stem in EDGE_LAYERS, f"roost/edge/{path.name} is not in EDGE_LAYERS"
+
+
+def test_the_edge_checker_catches_a_call_back_by_class() -> None:
+    assert edge_violations("roost.edge.upstream", {"roost.edge.exchange"}) == [
+        "roost.edge.upstream imports roost.edge.exchange"
+    ]
+    assert edge_violations("roost.edge.exchange", {"roost.edge.client"})
+    assert edge_violations("roost.edge.request", {"roost.edge.exchange"})
+    assert edge_violations("roost.edge.context", {"roost.edge.client"})
+    assert edge_violations("roost.edge.wire", {"roost.edge.wire"})
+    assert not edge_violations("roost.edge.client", {"roost.edge.exchange", "roost.edge.wire"})
+
+
+def test_edge_imports_point_one_way() -> None:
+    broken = []
+    for path in sorted((ROOT / "edge").glob("*.py")):
+        broken.extend(edge_violations(module_name(path), edge_imports(path)))
+    assert not broken, "edge imports against EDGE_LAYERS:\n" + "\n".join(broken)
