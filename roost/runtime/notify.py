@@ -1,4 +1,4 @@
-"""The supervisor's foundation: its settings, what it owns (pools, instances, background
+"""The supervisor's foundation: what it owns (pools, instances, background
 tasks) and how it tells the world (events for people, listener calls for the edge).
 
 Layers build on it, one concern each: `zygotes` (the fork servers), `keeper`
@@ -12,34 +12,24 @@ import asyncio
 import logging
 import shutil
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from roost.applog import LogBook
 from roost.model import AppName, DeploymentId
-from roost.runtime.backoff import Backoff
 from roost.runtime.instance import Instance
 from roost.runtime.pool import Pool
 from roost.runtime.protocol import EventSink, RuntimeListener
 from roost.runtime.sandbox import Cgroup, Sandbox
+from roost.runtime.tuning import RuntimeSettings
 
 log = logging.getLogger("roost.runtime")
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    grace_drain: float = 10.0  # in-flight requests may finish within this, then TERM
-    grace_kill: float = 5.0  # after TERM, then KILL
-    zygote_idle: float = 1800.0  # a zygote without a fork this long (and no live instance) is evicted
-    idle_check_interval: float = 1.0  # the sweep: zygote eviction, crash-loop expiry
-    timeout_start: float = 60.0  # a fresh instance or a zygote must be ready within this
-    backoff: Backoff = field(default_factory=Backoff)
-    memory_budget: int = 0  # bytes of instance memory limits the host allows in all; 0: no budget
-
-
 class Notifier:
-    def __init__(self, home: Path, logs: LogBook, events: EventSink, settings: Settings, sandbox: Sandbox) -> None:
+    def __init__(
+        self, home: Path, logs: LogBook, events: EventSink, settings: RuntimeSettings, sandbox: Sandbox
+    ) -> None:
         self.home = home
         self.settings = settings
         self.sandbox = sandbox

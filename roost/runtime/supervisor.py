@@ -20,12 +20,12 @@ from roost.runtime.backoff import BACKOFF_SLACK, Backoff
 from roost.runtime.budget import Candidate, describe, plan_room
 from roost.runtime.capacity import clamp_count, floor_count, pick_least_loaded, pick_surplus, starts_needed
 from roost.runtime.instance import Instance
-from roost.runtime.notify import Settings
 from roost.runtime.policing import LimitWatcher
 from roost.runtime.pool import Pool
 from roost.runtime.probe import run_probe
 from roost.runtime.protocol import DeploymentSpec, DeploymentStats, EventSink, InstanceInfo, ProbeResult, Slot
 from roost.runtime.sandbox import Sandbox, SandboxSettings
+from roost.runtime.tuning import RuntimeSettings
 
 TIMEOUT_CLOSE_TASKS = 10.0
 
@@ -74,7 +74,7 @@ class LocalRuntime(LimitWatcher):
         sandbox: SandboxSettings | None = None,
         memory_budget: int = 0,
     ) -> None:
-        settings = Settings(
+        settings = RuntimeSettings(
             grace_drain=grace_drain,
             grace_kill=grace_kill,
             zygote_idle=zygote_idle,
