@@ -10,6 +10,7 @@ import asyncio
 from collections import deque
 
 from roost.model import InstanceState
+from roost.runtime.backoff import is_crash_looping
 from roost.runtime.capacity import floor_count
 from roost.runtime.instance import Instance
 from roost.runtime.protocol import DeploymentSpec, DeploymentStats, InstanceInfo
@@ -74,6 +75,7 @@ class Pool:
             capacity=self.free_slots(),
             last_request_at=self.last_request_at,
             crash_streak=self.streak,
+            crash_looping=is_crash_looping(self.streak),
             last_failure=self.last_failure,
             last_start_at=max((i.started_at for i in self.live()), default=None),
         )

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from roost.applog import LogBook
 from roost.errors import Unavailable
-from roost.model import DeploymentId, InstanceId, InstanceState, Mode, ScaleConfig
+from roost.model import DeploymentId, InstanceId, InstanceRecord, InstanceState, Mode, ScaleConfig
 from roost.runtime.backoff import BACKOFF_SLACK, Backoff
 from roost.runtime.budget import Candidate, describe, plan_room
 from roost.runtime.capacity import clamp_count, floor_count, pick_least_loaded, pick_surplus, starts_needed
@@ -38,6 +39,7 @@ from roost.runtime.protocol import (
     Slot,
 )
 from roost.runtime.sandbox import Sandbox, SandboxSettings
+from roost.runtime.strays import kill_strays
 from roost.runtime.tuning import RuntimeSettings
 from roost.runtime.upkeep import Upkeep
 from roost.runtime.zygotes import ZygoteKeeper
@@ -409,6 +411,12 @@ class LocalRuntime:
     async def probe(self, spec: DeploymentSpec, limit_seconds: float) -> ProbeResult:
         tmpdir = self._upkeep.tmpdir(f"probe-{spec.deployment}-{secrets.token_hex(3)}")
         return await run_probe(spec, limit_seconds, tmpdir, self._logs, self.settings.grace_kill, self.sandbox)
+
+    async def recover(self, leftovers: Sequence[InstanceRecord]) -> list[str]:
+        """SIGKILL the process group of each leftover that is still Roost's (see `strays`)."""
+        records = [(r.pid, r.pgid or r.pid) for r in leftovers if r.pid]
+        killed = await asyncio.to_thread(kill_strays, records) if records else []
+        return [f"process group {pgid}" for pgid in killed]
 
     async def close(self) -> None:
         """Drain and stop every instance and zygote in parallel; leaves no process behind."""
