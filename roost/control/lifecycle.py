@@ -28,7 +28,6 @@ from roost.model import (
     DesiredState,
     Mode,
 )
-from roost.runtime import kill_strays
 from roost.runtime.protocol import DeploymentSpec
 
 log = logging.getLogger("roost.control")
@@ -220,7 +219,7 @@ class LifecycleUseCases(DeployUseCases):
                 await self.runtime.restart(entry.deployment)
 
     async def recover(self) -> None:
-        """After a daemon start: fail interrupted builds, kill strays, bring every app back."""
+        """After a daemon start: fail interrupted builds, end what the last run left, bring every app back."""
         failed = await self.store.fail_building_deployments("the daemon stopped during the build; push again")
         for deployment in failed:
             log.warning(
@@ -230,11 +229,9 @@ class LifecycleUseCases(DeployUseCases):
         leftovers = await self.builder.remove_leftovers()  # before any build can start
         if leftovers:
             log.warning("removed %d half-built folder(s) of interrupted builds", len(leftovers))
-        strays = await self.store.live_instances()
-        records = [(r.pid, r.pgid or r.pid) for r in strays if r.pid]
-        killed = await asyncio.to_thread(kill_strays, records) if records else []
-        if killed:
-            log.warning("killed %d stray process group(s) of a previous run: %s", len(killed), killed)
+        ended = await self.runtime.recover(await self.store.live_instances())
+        if ended:
+            log.warning("ended %d leftover(s) of a previous run: %s", len(ended), ", ".join(ended))
         await self.store.close_live_instances("the daemon restarted")
         for app in await self.store.list_apps():
             with contextlib.suppress(RoostError):
