@@ -25,6 +25,7 @@ from roost.model import (
     DeploymentId,
     Event,
     Mode,
+    Traffic,
     TrafficEntry,
     is_valid_app_name,
 )
@@ -151,7 +152,7 @@ class AppUseCases(ControlBase):
         instances = [i for i in self.runtime.instances() if i.app == name]
         deployments = await self.store.list_deployments(name)
         traffic = await self.store.get_traffic(name)
-        top = max(traffic, key=lambda t: t.weight).deployment if traffic else None
+        top = Traffic.of(traffic).production
         production = next((d for d in deployments if d.id == top), None)
         settings = with_overrides(production.config if production else app.config, app.overrides)
         return AppDetails(

@@ -27,6 +27,7 @@ from roost.model import (
     DeploymentStatus,
     DesiredState,
     Mode,
+    Traffic,
 )
 from roost.runtime.protocol import DeploymentSpec
 
@@ -128,11 +129,10 @@ class LifecycleUseCases(DeployUseCases):
         jobs: dict[str, tuple[CronJob, ...]] = {}
         traffic = await self.store.all_traffic()
         for app in await self.store.list_apps():
-            entries = traffic.get(app.name)
-            if app.desired is DesiredState.STOPPED or not entries:
+            production = Traffic.of(traffic.get(app.name, [])).production
+            if app.desired is DesiredState.STOPPED or production is None:
                 continue
-            top = max(entries, key=lambda e: e.weight)
-            deployment = await self.store.get_deployment(app.name, top.deployment)
+            deployment = await self.store.get_deployment(app.name, production)
             if deployment.config.crons:
                 jobs[app.name] = deployment.config.crons
         return jobs
