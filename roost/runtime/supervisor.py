@@ -20,14 +20,13 @@ from pathlib import Path
 from roost.applog import LogBook
 from roost.errors import Unavailable
 from roost.model import DeploymentId, InstanceId, InstanceRecord, InstanceState, Mode, ScaleConfig
-from roost.runtime.backoff import BACKOFF_SLACK, Backoff
-from roost.runtime.budget import Candidate, describe, plan_room
-from roost.runtime.capacity import clamp_count, floor_count, pick_least_loaded, pick_surplus, starts_needed
-from roost.runtime.instance import Instance
+from roost.runtime.admission import MemoryAdmission
+from roost.runtime.backoff import Backoff
+from roost.runtime.capacity import pick_least_loaded
 from roost.runtime.keeper import InstanceKeeper
 from roost.runtime.notify import Notifier
 from roost.runtime.policing import LimitWatcher
-from roost.runtime.pool import Pool
+from roost.runtime.pool import Pool, running_pool
 from roost.runtime.probe import run_probe
 from roost.runtime.protocol import (
     DeploymentSpec,
@@ -39,6 +38,7 @@ from roost.runtime.protocol import (
     Slot,
 )
 from roost.runtime.sandbox import Sandbox, SandboxSettings
+from roost.runtime.scaling import Scaler
 from roost.runtime.strays import kill_strays
 from roost.runtime.tuning import RuntimeSettings
 from roost.runtime.upkeep import Upkeep
@@ -55,9 +55,6 @@ def same_instances(old: DeploymentSpec, new: DeploymentSpec) -> bool:
         return replace(spec, config=replace(spec.config, mode=Mode.FUNCTION, scale=ScaleConfig(), preload=True))
 
     return neutral(old) == neutral(new)
-
-
-RETRY_AFTER_FULL = 5  # seconds a client is told to wait when the host has no room
 
 
 class LocalRuntime:
@@ -109,8 +106,9 @@ class LocalRuntime:
         self._keeper = InstanceKeeper(settings, self.sandbox, logs, self._notifier, self._upkeep, self._zygotes)
         self._watcher = LimitWatcher(self.sandbox, self._notifier, self._upkeep, self._keeper)
         self._pools: dict[DeploymentId, Pool] = {}
+        self._admission = MemoryAdmission(settings, self._pools, self._keeper, self._upkeep)
+        self._scaler = Scaler(self._pools, self._keeper, self._admission, self._notifier, self._upkeep)
         self._sweeper: asyncio.Task[None] | None = None
-        self._evicting: set[InstanceId] = set()  # stopping to make room under the memory budget
 
     @property
     def settings(self) -> RuntimeSettings:
@@ -119,7 +117,7 @@ class LocalRuntime:
     @settings.setter
     def settings(self, settings: RuntimeSettings) -> None:
         """New settings (tests shorten graces and timeouts) reach every part at once."""
-        self._settings = self._zygotes.settings = self._keeper.settings = settings
+        self._settings = self._zygotes.settings = self._keeper.settings = self._admission.settings = settings
 
     def subscribe(self, listener: RuntimeListener) -> None:
         self._notifier.subscribe(listener)
@@ -188,7 +186,7 @@ class LocalRuntime:
             self._zygotes.start(pool)
         self._keeper.keep_floor(pool)
         if len(pool.live()) > spec.config.scale.max:
-            await self.scale_to(spec.deployment, spec.config.scale.max, "scale.max lowered")
+            await self._scaler.scale_to(spec.deployment, spec.config.scale.max, "scale.max lowered")
 
     async def retire(self, deployment: DeploymentId) -> None:
         pool = self._pools.get(deployment)
@@ -203,12 +201,6 @@ class LocalRuntime:
         pool.cancel_timers()
         await asyncio.gather(*(self._keeper.stop(pool, i, "retired") for i in list(pool.instances.values())))
         await self._zygotes.stop_all(pool)
-
-    def _known(self, deployment: DeploymentId) -> Pool:
-        pool = self._pools.get(deployment)
-        if pool is None or pool.retiring or self._upkeep.closing:
-            raise Unavailable(f"deployment {deployment} is not running", hint="deploy it first (roost start APP)")
-        return pool
 
     # -- slots ---------------------------------------------------------------------------------------------------------
 
@@ -232,137 +224,26 @@ class LocalRuntime:
             self._keeper.arm_idle(pool, instance)
         self._notifier.capacity_changed(slot.deployment)
 
+    # -- how many run: the scaler -----------------------------------------------------------------------------------
+
     def request_capacity(self, deployment: DeploymentId, slots: int) -> None:
-        pool = self._pools.get(deployment)
-        if pool is None or pool.retiring or self._upkeep.closing:
-            return
-        pool.held = False
-        wait = pool.backoff_until - time.monotonic()
-        if pool.failing_to_start and wait > 0:
-            reason = f"{pool.last_failure} (next start in {wait:.0f}s)"
-            asyncio.get_running_loop().call_soon(self._notifier.start_failed, deployment, reason)
-            return
-        config = pool.spec.config
-        count = starts_needed(
-            slots=slots,
-            free=pool.free_slots(),
-            starting=pool.count(InstanceState.STARTING),
-            live=len(pool.live()),
-            concurrency=config.scale.concurrency,
-            maximum=config.scale.max,
-        )
-        admitted = self._admit(pool, count)
-        if admitted:
-            self._record_demand_start(pool, slots, admitted)
-        for _ in range(admitted):
-            self._keeper.start(pool)
-        if count and not admitted and not pool.live():
-            reason = f"the host's memory budget ({describe(self.settings.memory_budget)}) is full"
-            asyncio.get_running_loop().call_soon(self._notifier.start_failed, deployment, reason, RETRY_AFTER_FULL)
-
-    def _record_demand_start(self, pool: Pool, waiting: int, admitted: int) -> None:
-        """Starts for requests that found no free slot are scale decisions too (the autoscaler's
-        windows see them only a tick later): the same `scale` event, from, to and why."""
-        current = len(pool.live())
-        wanted = "a request is" if waiting == 1 else f"{waiting} requests are"
-        reason = f"{wanted} waiting for a free slot"
-        self._notifier.event(
-            pool.spec.app,
-            "scale",
-            f"{pool.deployment}: {current} -> {current + admitted} instances ({reason})",
-            deployment=pool.deployment,
-            **{"from": current, "to": current + admitted, "reason": reason},
-        )
-
-    # -- instances -----------------------------------------------------------------------------------------------------
+        self._scaler.request_capacity(deployment, slots)
 
     async def start_instance(self, deployment: DeploymentId) -> InstanceInfo:
-        pool = self._known(deployment)
-        pool.held = False
-        live = pool.live()
-        if live and len(live) >= max(1, pool.spec.config.scale.max):
-            ready = pool.ready()
-            if ready:
-                return min(ready, key=lambda i: i.in_flight).info()
-            instance = live[0]
-        elif not self._admit(pool, 1):
-            raise Unavailable(
-                f"no room for another instance of {pool.spec.app}: the host's memory budget "
-                f"({describe(self.settings.memory_budget)}) is full",
-                hint="stop an app, lower limits.memory, or raise --memory-budget",
-            )
-        else:
-            instance = self._keeper.start(pool)
-        outcome = await self._keeper.wait_ready(instance)
-        if isinstance(outcome, str):
-            raise Unavailable(
-                f"instance {instance.id} of {pool.spec.app} could not start: {outcome}",
-                hint=f"see `roost logs {pool.spec.app}`",
-            )
-        return outcome
+        return await self._scaler.start_instance(deployment)
 
-    def _admit(self, pool: Pool, count: int) -> int:
-        """How many of `count` new instances of `pool` the memory budget allows, after stopping
-        least recently used idle instances of other apps to make room."""
-        budget = self.settings.memory_budget
-        if budget <= 0 or count <= 0:
-            return count
-        need = pool.spec.config.limits.memory
-        live = [(p, i) for p in self._pools.values() for i in p.live()]
-        reserved = sum(i.spec.config.limits.memory for _, i in live if i.id not in self._evicting)
-        candidates = [
-            Candidate(i.id, i.spec.config.limits.memory, i.last_used)
-            for p, i in live
-            if p.spec.app != pool.spec.app and i.is_ready() and i.in_flight == 0 and i.id not in self._evicting
-        ]
-        admitted = 0
-        while admitted < count:
-            plan = plan_room(budget, reserved, need, candidates)
-            if not plan.fits:
-                break
-            for key in plan.evict:
-                victim_pool, victim = self._keeper.index[key]
-                self._evicting.add(key)
-                reserved -= victim.spec.config.limits.memory
-                reason = f"stopped to make room for {pool.spec.app} (host memory budget {describe(budget)} full)"
-                self._upkeep.keep_task(self._evict(victim_pool, victim, reason), name=f"evict {key}")
-            candidates = [c for c in candidates if c.key not in plan.evict]
-            reserved += need
-            admitted += 1
-        return admitted
+    async def scale_to(self, deployment: DeploymentId, count: int, reason: str) -> None:
+        await self._scaler.scale_to(deployment, count, reason)
 
-    async def _evict(self, pool: Pool, instance: Instance, reason: str) -> None:
-        try:
-            await self._keeper.stop(pool, instance, reason)
-        finally:
-            self._evicting.discard(instance.id)
+    # -- instances -----------------------------------------------------------------------------------------------------
 
     async def stop_instance(self, instance: InstanceId, reason: str) -> None:
         entry = self._keeper.index.get(instance)
         if entry is not None:
             await self._keeper.stop(entry[0], entry[1], reason)
 
-    async def scale_to(self, deployment: DeploymentId, count: int, reason: str) -> None:
-        pool = self._known(deployment)
-        target = clamp_count(pool.spec.config, count)
-        if pool.held and target <= floor_count(pool.spec.config):
-            return  # drained, or crashed with auto_restart off: only a request or a restart brings it back
-        pool.held = False
-        live = pool.live()
-        if target > len(live):
-            wait = pool.backoff_until - time.monotonic()
-            if wait > BACKOFF_SLACK:  # crash-looping: the back-off decides when the floor comes back, not demand
-                self._keeper.restart_later(pool, wait)
-                return
-            started = [self._keeper.start(pool) for _ in range(self._admit(pool, target - len(live)))]
-            await asyncio.gather(*(self._keeper.wait_ready(i) for i in started))
-        elif target < len(live):
-            candidates = [(i, i.is_ready(), i.in_flight, i.started_at) for i in live]
-            surplus = pick_surplus(candidates, len(live) - target)
-            await asyncio.gather(*(self._keeper.stop(pool, i, reason) for i in surplus))
-
     async def restart(self, deployment: DeploymentId) -> None:
-        pool = self._known(deployment)
+        pool = running_pool(self._pools, deployment, self._upkeep.closing)
         pool.held = False
         old = pool.live()
         count = max(len(old), pool.floor())
