@@ -1,8 +1,8 @@
 """The runtime: starts, watches and stops instances of deployments (see DESIGN.md).
 
-Others use `LocalRuntime` (the daemon wires it) and the protocol types; the edge and
-the autoscaler import only `roost.runtime.protocol`. Nothing here imports more of
-Roost than the leaves and `roost.applog`.
+Others use `LocalRuntime` (the daemon wires it) and the protocol types; the edge,
+the autoscaler and the control plane import only `roost.runtime.protocol`. Nothing
+here imports more of Roost than the leaves and `roost.applog`.
 """
 
 from roost.runtime.protocol import (
