@@ -19,9 +19,7 @@ from roost.control.overview import AppSummary, OverviewUseCases
 from roost.control.retention import GcReport, RetentionUseCases
 from roost.model import DeploymentId
 from roost.registry import DIGEST_PATTERN, Registry
-from roost.runtime import Isolation
-from roost.runtime.protocol import DeploymentSpec, Runtime
-from roost.runtime.sandbox.isolation import describe as describe_isolation
+from roost.runtime.protocol import DeploymentSpec, Isolation, Runtime, describe_isolation
 from roost.store import Store
 from roost.vault import Vault
 
