@@ -48,6 +48,7 @@ from roost.model import (
     DesiredState,
     InstanceId,
     InstanceRecord,
+    Traffic,
 )
 from roost.passwords import PasswordFile
 from roost.registry import Registry
@@ -104,7 +105,7 @@ async def build_route_table(store: Store, domain: str) -> RouteTable:
     for app in await store.list_apps():
         entries = traffic.get(app.name, [])
         deployments = ready.get(app.name, {})
-        top = max(entries, key=lambda e: e.weight).deployment if entries else None
+        top = Traffic.of(entries).production
         config = with_overrides(deployments[top].config, app.overrides) if top in deployments else app.config
         routes[app.name] = AppRoute(
             name=app.name,
@@ -129,11 +130,9 @@ async def production_scale_specs(store: Store, settings: ServeSettings) -> dict[
     for app in await store.list_apps():
         if app.desired is DesiredState.STOPPED:
             continue
-        for entry in traffic.get(app.name, []):
-            if entry.weight <= 0:
-                continue
-            config = with_overrides((await store.get_deployment(app.name, entry.deployment)).config, app.overrides)
-            specs[entry.deployment] = ScaleSpec.of(
+        for deployment in Traffic.of(traffic.get(app.name, [])).serving:
+            config = with_overrides((await store.get_deployment(app.name, deployment)).config, app.overrides)
+            specs[deployment] = ScaleSpec.of(
                 config.scale,
                 config.mode,
                 app=app.name,

@@ -23,9 +23,7 @@ from roost.model import DeploymentId
 from roost.quotas import PATTERN_RULE as QUOTA_PATTERN_RULE
 from roost.quotas import QUOTA_PATTERN
 from roost.registry import DIGEST_PATTERN, Registry
-from roost.runtime import Isolation
-from roost.runtime.protocol import DeploymentSpec, Runtime
-from roost.runtime.sandbox.isolation import describe as describe_isolation
+from roost.runtime.protocol import DeploymentSpec, Isolation, Runtime, describe_isolation
 from roost.store import AuditEntry, AuditQuery, Store
 from roost.vault import Vault
 

@@ -28,12 +28,12 @@ from roost.model import (
     Event,
     InstanceId,
     Mode,
+    Traffic,
     TrafficEntry,
     is_valid_app_name,
 )
 from roost.registry import Registry
-from roost.runtime import Isolation
-from roost.runtime.protocol import InstanceInfo, Runtime
+from roost.runtime.protocol import InstanceInfo, Isolation, Runtime
 from roost.store import Store
 from roost.tasks import TaskSet
 
@@ -152,7 +152,7 @@ class AppUseCases(ControlBase):
         instances = [i for i in self.runtime.instances() if i.app == name]
         deployments = await self.store.list_deployments(name)
         traffic = await self.store.get_traffic(name)
-        top = max(traffic, key=lambda t: t.weight).deployment if traffic else None
+        top = Traffic.of(traffic).production
         production = next((d for d in deployments if d.id == top), None)
         settings = with_overrides(production.config if production else app.config, app.overrides)
         return AppDetails(

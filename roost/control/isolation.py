@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 from roost.build.process import STEP_WATCHER
 from roost.model import AppName, DeploymentId
-from roost.runtime import Runtime
-from roost.runtime.sandbox.isolation import describe
+from roost.runtime.protocol import Runtime
+from roost.runtime.protocol import describe_isolation as describe
 from roost.store import Store
 
 BUILD_ISOLATION = "build.isolation"

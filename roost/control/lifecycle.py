@@ -28,9 +28,9 @@ from roost.model import (
     DesiredState,
     Mode,
     Quota,
+    Traffic,
 )
 from roost.quotas import cap_for, most_instances, say_instances
-from roost.runtime import kill_strays
 from roost.runtime.protocol import DeploymentSpec
 from roost.units import format_size
 
@@ -167,11 +167,10 @@ class LifecycleUseCases(DeployUseCases):
         jobs: dict[str, tuple[CronJob, ...]] = {}
         traffic = await self.store.all_traffic()
         for app in await self.store.list_apps():
-            entries = traffic.get(app.name)
-            if app.desired is DesiredState.STOPPED or not entries:
+            production = Traffic.of(traffic.get(app.name, [])).production
+            if app.desired is DesiredState.STOPPED or production is None:
                 continue
-            top = max(entries, key=lambda e: e.weight)
-            deployment = await self.store.get_deployment(app.name, top.deployment)
+            deployment = await self.store.get_deployment(app.name, production)
             if deployment.config.crons:
                 jobs[app.name] = deployment.config.crons
         return jobs
@@ -258,7 +257,7 @@ class LifecycleUseCases(DeployUseCases):
                 await self.runtime.restart(entry.deployment)
 
     async def recover(self) -> None:
-        """After a daemon start: fail interrupted builds, kill strays, bring every app back."""
+        """After a daemon start: fail interrupted builds, end what the last run left, bring every app back."""
         failed = await self.store.fail_building_deployments("the daemon stopped during the build; push again")
         for deployment in failed:
             log.warning(
@@ -268,11 +267,9 @@ class LifecycleUseCases(DeployUseCases):
         leftovers = await self.builder.remove_leftovers()  # before any build can start
         if leftovers:
             log.warning("removed %d half-built folder(s) of interrupted builds", len(leftovers))
-        strays = await self.store.live_instances()
-        records = [(r.pid, r.pgid or r.pid) for r in strays if r.pid]
-        killed = await asyncio.to_thread(kill_strays, records) if records else []
-        if killed:
-            log.warning("killed %d stray process group(s) of a previous run: %s", len(killed), killed)
+        ended = await self.runtime.recover(await self.store.live_instances())
+        if ended:
+            log.warning("ended %d leftover(s) of a previous run: %s", len(ended), ", ".join(ended))
         await self.store.close_live_instances("the daemon restarted")
         for app in await self.store.list_apps():
             with contextlib.suppress(RoostError):

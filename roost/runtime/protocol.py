@@ -12,12 +12,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from roost.model import AppConfig, AppName, DeploymentId, InstanceId, InstanceState
-
-if TYPE_CHECKING:  # the sandbox package imports this module
-    from roost.runtime.sandbox.isolation import Isolation
+from roost.model import AppConfig, AppName, DeploymentId, InstanceId, InstanceRecord, InstanceState
+from roost.runtime.isolation import Isolation as Isolation  # re-exported: part of the protocol's vocabulary
+from roost.runtime.isolation import describe as describe_isolation
 
 RUNNER_REQUIREMENTS: tuple[str, ...] = (
     "uvicorn>=0.35",  # its websockets-sansio protocol, which the runner names
@@ -88,6 +87,7 @@ class DeploymentStats:
     crash_streak: int = 0  # crashes in a row; 3 or more is crash-looping
     last_failure: str = ""
     last_start_at: float | None = None  # wall-clock time the newest starting or ready instance started
+    crash_looping: bool = False  # the runtime's own verdict on the streak (`roost list` says "crash-looping")
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,3 +226,25 @@ class Runtime(Protocol):
 
     async def close(self) -> None:
         """Stop everything (daemon shutdown): drain, TERM, grace, KILL; leave no process."""
+
+    async def recover(self, leftovers: Sequence[InstanceRecord]) -> list[str]:
+        """After a daemon restart, before anything is deployed: end what a previous run left
+        running of these instances (the store's records of those live when it stopped). Ends
+        nothing that is not the runtime's own, nor anything of this run. Returns what it ended,
+        in words for the log ("process group 4242"); [] when nothing was left."""
+
+
+__all__ = [
+    "RUNNER_REQUIREMENTS",
+    "DeploymentSpec",
+    "DeploymentStats",
+    "EventSink",
+    "InstanceInfo",
+    "Isolation",
+    "ProbeResult",
+    "Runtime",
+    "RuntimeListener",
+    "Slot",
+    "StartKind",
+    "describe_isolation",
+]

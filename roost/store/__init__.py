@@ -24,6 +24,7 @@ from roost.model import (
     DesiredState,
     Event,
     Mode,
+    Traffic,
     TrafficEntry,
 )
 from roost.store.audit import AuditEntry, AuditQuery, AuditTable
@@ -272,9 +273,9 @@ class Store(InstanceTables, TokenTable, SecretTable, QuotaTable, AuditTable):
                 "INSERT INTO traffic (app, deployment, weight) VALUES (?, ?, ?)",
                 [(app, e.deployment, e.weight) for e in entries],
             )
-            top = max(entries, key=lambda e: e.weight, default=None)
-            if top is not None:
-                conn.execute("INSERT INTO releases (app, deployment, at) VALUES (?, ?, ?)", (app, top.deployment, now))
+            production = Traffic.of(entries).production
+            if production is not None:
+                conn.execute("INSERT INTO releases (app, deployment, at) VALUES (?, ?, ?)", (app, production, now))
             _insert_event(conn, app, kind, message, {"traffic": {e.deployment: e.weight for e in entries}})
 
         await self._db.write(replace)

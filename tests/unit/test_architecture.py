@@ -34,7 +34,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "roost.store",
         "roost.registry",
         "roost.build",
-        "roost.runtime",
+        "roost.runtime.protocol",  # never LocalRuntime's parts: a cluster runtime must fit without control changing
         "roost.applog",
         "roost.vault",
         "roost.cron",
@@ -131,6 +131,21 @@ def test_the_checker_catches_a_wrong_import() -> None:
     assert violations("roost.edge.proxy", {"roost.runtime.supervisor"})
     assert violations("roost.model", {"roost.errors"})
     assert not violations("roost.edge.proxy", {"roost.runtime.protocol", "roost.model", "roost.edge.parse"})
+
+
+def test_control_sees_the_runtime_only_through_its_protocol() -> None:
+    assert violations("roost.control.lifecycle", {"roost.runtime"}) == ["roost.control.lifecycle imports roost.runtime"]
+    assert violations("roost.control.overview", {"roost.runtime.backoff"})
+    assert violations("roost.control.core", {"roost.runtime.strays", "roost.runtime.protocol"}) == [
+        "roost.control.core imports roost.runtime.strays"
+    ]
+    found = {
+        name
+        for path in sorted((ROOT / "control").rglob("*.py"))
+        for name in roost_imports(path)
+        if is_within(name, "roost.runtime")
+    }
+    assert found == {"roost.runtime.protocol"}, f"control reaches past the runtime protocol: {found}"
 
 
 def test_imports_point_one_way() -> None:

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from roost.runtime.sandbox.cgroups import own_paths
-from roost.runtime.sandbox.isolation import (
+from roost.runtime.isolation import (
     CgroupLimits,
     Filesystem,
     Identity,
@@ -35,6 +34,7 @@ from roost.runtime.sandbox.isolation import (
     SeccompMode,
     Seen,
 )
+from roost.runtime.sandbox.cgroups import own_paths
 
 PROC = Path("/proc")
 CAP_DAC_OVERRIDE = 1

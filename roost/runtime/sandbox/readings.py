@@ -9,9 +9,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from roost.model import InstanceId
+from roost.runtime.isolation import Isolation
 from roost.runtime.protocol import DeploymentSpec
 from roost.runtime.sandbox import firewall
-from roost.runtime.sandbox.isolation import Isolation
 from roost.runtime.sandbox.readback import Vantage, isolation_of, isolation_of_program
 from roost.runtime.sandbox.sandbox import SANDBOX_TMP, Sandbox
 

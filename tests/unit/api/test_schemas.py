@@ -23,8 +23,8 @@ from roost.model import (
     Mode,
     TrafficEntry,
 )
+from roost.runtime.isolation import describe
 from roost.runtime.protocol import InstanceInfo, StartKind
-from roost.runtime.sandbox.isolation import describe
 from roost.runtime.sandbox.readback import Vantage, read_isolation
 
 # wire record -> (model record, the fields its `of` passes itself)

@@ -17,9 +17,9 @@ import pytest
 from roost.build.enclosure import Enclosure, home_id
 from roost.build.process import STEP_WATCHER, run
 from roost.control.isolation import step_name
+from roost.runtime.isolation import Isolation
 from roost.runtime.sandbox.cgroup import GroupLimits
 from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect_here
-from roost.runtime.sandbox.isolation import Isolation
 from roost.runtime.sandbox.readback import Vantage, isolation_of_program
 
 STEP = [sys.executable, "-c", "import time; time.sleep(2)"]
