@@ -17,6 +17,7 @@ from pathlib import Path
 from uv import find_uv_bin
 
 from roost.build.enclosure import Enclosure
+from roost.build.jail import Confined
 
 READ_BYTES = 64 * 1024
 TAIL_LINES = 60
@@ -79,24 +80,40 @@ async def run(
     log: Callable[[str], None],
     prefix: str = "    ",
     enclosure: Enclosure | None = None,
+    confined: Confined | None = None,
 ) -> Completed:
     """Run `argv`, passing each line it prints (stdout and stderr) to `log`.
 
     Returns its exit status and last lines; does not raise for a non-zero
     status. Cancelled, it kills the whole process group and reaps it. With an
-    `enclosure`, it runs marked and in the builds' cgroup, for recovery after a crash.
+    `enclosure`, it runs marked and in the builds' cgroup, for recovery after a crash;
+    `confined`, it runs in its build's jail (which then joins the cgroup: see jail.py).
     """
+    pass_fds: tuple[int, ...] = ()
     if enclosure is not None:
-        argv, env = enclosure.wrap(argv), {**env, **enclosure.environ()}
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
+        env = {**env, **enclosure.environ()}
+    if confined is not None:
+        argv = confined.command(list(argv))
+        pass_fds = confined.pass_fds
+    elif enclosure is not None:
+        argv = enclosure.wrap(argv)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=pass_fds,
+        )
+    except BaseException:
+        if confined is not None:
+            confined.close()
+        raise
+    if confined is not None:
+        confined.spawned(asyncio.get_running_loop(), _ignore)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
         assert process.stdout is not None  # noqa: S101 - asked for a pipe just above
@@ -107,6 +124,10 @@ async def run(
         await asyncio.shield(process.wait())
         raise
     return Completed(tuple(argv), returncode, tuple(tail))
+
+
+def _ignore(_pid: int) -> None:
+    """The pid of the command behind bwrap: a build waits for bwrap, and its cgroup holds the rest."""
 
 
 async def _pump(stream: asyncio.StreamReader, tail: deque[str], log: Callable[[str], None], prefix: str) -> None:

@@ -69,6 +69,16 @@ class Hierarchy:
             return CgroupV1.create({c: parent / name for c, parent in self.parents.items()}, limits)
         raise OSError(errno.ENOTSUP, "no cgroup hierarchy")
 
+    def delegate(self, name: str) -> None:
+        """Let the group `name` (under Roost's parent) have limited children: on v2, enable the
+        controllers in its subtree_control (it must hold no process); nothing to do on v1.
+        Raises OSError."""
+        if self.version is CgroupVersion.V2:
+            controls = self.parents[""] / name / "cgroup.subtree_control"
+            wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS)
+            if set(controls.read_text().split()) != set(V2_CONTROLLERS):
+                controls.write_text(wanted)
+
 
 def own_paths(text: str) -> dict[str, str]:
     """/proc/self/cgroup as {controller: path}; the v2 entry under ''.
