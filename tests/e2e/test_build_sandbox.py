@@ -178,3 +178,65 @@ def _build_groups(home: Path) -> list[Path]:
         for group in builds.iterdir()
         if group.is_dir() and (group / "cgroup.procs").read_text().strip()
     ]
+
+
+HOG_SETUP = """
+import sys
+print("allocating", flush=True)
+hog = b"x" * (600 * 1024 * 1024)
+print("allocated", len(hog), flush=True)
+sys.exit(1)
+"""
+SLEEPER_SETUP = """
+import time
+time.sleep(600)
+"""
+
+
+@pytest.fixture(scope="module")
+def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """A daemon with small build limits: 160M of memory, 40s per build."""
+    root = tmp_path_factory.mktemp("tight")
+    home = root / "home"
+    home.mkdir()
+    flags = ("--uid-range", f"{UID_LAST + 1}-{UID_LAST + 100}", "--build-memory", "160M", "--build-timeout", "40s")
+    with running(home, *flags) as started:
+        yield started
+
+
+@pytest.mark.parametrize(
+    ("name", "setup", "said"),
+    [
+        ("hog", HOG_SETUP, "stopped by the build memory limit (160M"),
+        ("sleeper", SLEEPER_SETUP, "stopped by the build time limit (40s"),
+    ],
+)
+def test_a_build_over_its_limit_fails_naming_it(
+    tight: Daemon, tmp_path: Path, name: str, setup: str, said: str
+) -> None:
+    app = write_app(tmp_path, name, {"roost.toml": HANDLER, "main.py": "def handler(request):\n    return 'v1'\n"})
+    pushed(tight, app)
+    sdist(app, name, {"setup.py": setup})
+    (app / "requirements.txt").write_text(f"./{name}-0.1.tar.gz\n")
+    code, out, err = push(tight, app)
+    assert code != 0, out + err
+    flag = "--build-memory" if "memory" in said else "--build-timeout"
+    assert said in out + err and flag in out + err, out + err
+    assert get(tight, f"{name}.localhost").text == "v1"
+    wait_until("no build process left", lambda: not leftover_builds(tight.home) or None, timeout=30)
+
+
+def test_no_build_sandbox_says_so_and_builds_as_the_daemon(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    with running(home, "--no-build-sandbox") as daemon:
+        line = next((line for line in daemon.output().splitlines() if "builds:" in line), "")
+        assert "not sandboxed (--no-build-sandbox)" in line, daemon.output()[-2000:]
+        setup = "import os, sys\nprint('BUILT-AS', os.getuid(), flush=True)\nsys.exit(1)\n"
+        app = write_app(
+            tmp_path, "plain", {"roost.toml": HANDLER, "main.py": "def handler(request):\n    return 'x'\n"}
+        )
+        sdist(app, "plain", {"setup.py": setup})
+        (app / "requirements.txt").write_text("./plain-0.1.tar.gz\n")
+        code, out, err = push(daemon, app)
+        assert code != 0 and f"BUILT-AS {os.geteuid()}" in out + err, out + err
