@@ -7,6 +7,7 @@ from pathlib import Path
 from roost.runtime.sandbox import build_gid
 from roost.runtime.sandbox.bwrap import View, argv
 from roost.runtime.sandbox.cgroup import CgroupV1, CgroupV2
+from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy
 
 
 def test_the_build_gid_is_just_below_the_uid_range() -> None:
@@ -35,3 +36,19 @@ def test_refused_forks_are_read_from_pids_events(tmp_path: Path) -> None:
     pids.mkdir()
     (pids / "pids.events").write_text("max 3\n")
     assert CgroupV1({"pids": pids, "memory": tmp_path / "memory"}).pids_refused() == 3
+
+
+def test_leftover_groups_list_a_builds_own_group_before_the_builds_group(tmp_path: Path) -> None:
+    """A crashed run's build groups are nested under `builds`: the sweep must empty them first."""
+    parents = {"memory": tmp_path / "memory" / "roost-1", "pids": tmp_path / "pids" / "roost-1"}
+    for parent in parents.values():
+        (parent / "builds" / "d4f1c2a9").mkdir(parents=True)
+        (parent / "i3kq").mkdir()
+    v1 = Hierarchy(CgroupVersion.V1, parents)
+    first = v1.existing()[0]
+    assert sorted(map(str, first.procs_files())) == sorted(
+        str(parent / "builds" / "d4f1c2a9" / "cgroup.procs") for parent in parents.values()
+    )
+    assert [group.name for group in v1.existing()] == ["d4f1c2a9", "builds", "i3kq"]
+    v2 = Hierarchy(CgroupVersion.V2, {"": parents["memory"]})
+    assert [group.procs_files()[0].parent.name for group in v2.existing()] == ["d4f1c2a9", "builds", "i3kq"]
