@@ -21,6 +21,7 @@ import uvloop
 from prometheus_client import CollectorRegistry
 
 from roost.api import (
+    AUDIT_KIND,
     Authenticator,
     AuthMiddleware,
     DoorSettings,
@@ -32,7 +33,7 @@ from roost.api import (
 from roost.applog import REQUEST_SOURCE, LogBook, RequestLine
 from roost.autoscale import Autoscaler, ScaleSpec
 from roost.build import Builder, Enclosure, home_id
-from roost.config import body_too_large, format_duration, with_overrides
+from roost.config import body_too_large, with_overrides
 from roost.control import Control, Urls
 from roost.cron import CronRunner
 from roost.edge import Answer, AppRoute, Edge, EdgeSettings, RouteTable, describe_build
@@ -58,6 +59,8 @@ from roost.runtime.protocol import RUNNER_REQUIREMENTS, InstanceInfo
 from roost.runtime.sandbox import UNCONFINED_BUILDS, BuildJails, BuildLimits, SandboxSettings
 from roost.settings import ServeSettings
 from roost.store import Store
+from roost.tasks import TaskSet
+from roost.units import format_duration
 
 log = logging.getLogger("roost.daemon")
 GRACE_API_SHUTDOWN = 3
@@ -148,22 +151,12 @@ class Recorder:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(log, "recording runtime state")
         self.tallies = Tallies()
         store.on_event = lambda event: self.tallies.event(event.app or "", event.kind, event.data)
 
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("could not record runtime state: %s", task.exception())
-
     def __call__(self, app: AppName, kind: str, message: str, data: Mapping[str, object]) -> None:
-        self._spawn(self._store.add_event(app, kind, message, dict(data)))
+        self._tasks.spawn(self._store.add_event(app, kind, message, dict(data)), name=f"event {kind}")
 
     def instance_changed(self, info: InstanceInfo) -> None:
         record = InstanceRecord(
@@ -176,7 +169,7 @@ class Recorder:
             started_at=info.started_at,
             reason=info.reason,
         )
-        self._spawn(self._store.record_instance(record))
+        self._tasks.spawn(self._store.record_instance(record), name=f"instance {info.id}")
 
     def capacity_changed(self, deployment: DeploymentId) -> None:
         return None
@@ -185,8 +178,7 @@ class Recorder:
         return None
 
     async def flush(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait_all()
 
 
 class Daemon:
@@ -378,14 +370,14 @@ class Daemon:
         registry = self.metrics_registry
         api = create_api(control, lambda: render(registry) if registry is not None else b"")
         policy = ThrottlePolicy(lockout_seconds=s.login_lockout)
-        auth = Authenticator(PasswordFile(s.passwords_path), control.token_name, policy)
+        auth = Authenticator(PasswordFile(s.passwords_path), control.token_info, policy)
         proxies = parse_networks(s.trust_proxy)
 
         async def audit(identity: Identity, method: str, path: str, status: int) -> None:
             app = path.split("/")[3] if path.startswith("/v1/apps/") else None
             await control.store.add_event(
                 app,
-                "api.call",
+                AUDIT_KIND,
                 f"{identity.name} ({identity.kind}, {identity.address}) {method} {path} -> {status}",
                 {
                     "user": identity.name,

@@ -25,9 +25,9 @@ from roost.build.jail import BuildJail, BuildJails, BuildLimit, Stop
 from roost.build.process import build_env, uv_binary
 from roost.build.unpack import LIMIT_MEMBERS, LIMIT_UNPACKED_BYTES, UnpackStats, unpack_archive
 from roost.build.venv import GRACE_SECONDS, VenvCache
-from roost.config import format_duration, human_size
 from roost.errors import BuildFailed, UsageError, is_no_space, no_space
 from roost.model import APP_NAME_RE, DEPLOYMENT_ID_RE, is_valid_app_name
+from roost.units import format_duration, human_size
 
 Log = Callable[[str], None]
 TIMEOUT_BUILD = 15 * 60.0  # seconds: `roost serve --build-timeout`

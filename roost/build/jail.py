@@ -38,7 +38,10 @@ class Stop:
 
 
 class Confined(Protocol):
-    """One confined subprocess before and after its spawn (roost.runtime's `Confinement` is one)."""
+    """One confined subprocess before and after its spawn (roost.runtime's `Confinement` is one).
+    `sandboxed`: its command runs behind bwrap, which reports the command's own pid to `spawned`."""
+
+    sandboxed: bool
 
     @property
     def pass_fds(self) -> tuple[int, ...]: ...

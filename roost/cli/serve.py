@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 import psutil
 
-from roost.config import parse_duration, parse_size
 from roost.errors import UsageError
 from roost.settings import (
     DEFAULT_API_HOST,
@@ -27,6 +26,7 @@ from roost.settings import (
     ServeSettings,
     default_home,
 )
+from roost.units import parse_duration, parse_size
 
 UID_LOWEST = 1000  # below: system accounts on every distribution
 UID_HIGHEST = 2**32 - 2  # (uid_t)-1 means "no uid" to the kernel

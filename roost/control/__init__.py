@@ -10,15 +10,18 @@ from pathlib import Path
 
 from roost.applog import LogBook
 from roost.build import Builder
-from roost.control.access import TOKEN_NAME_PATTERN, AccessUseCases
+from roost.control.access import TOKEN_NAME_PATTERN, AccessUseCases, TokenInfo
 from roost.control.buildlog import BuildLogs
 from roost.control.core import HOST_MAX_LENGTH, HOST_PATTERN, AppDetails, Urls, check_app_name
 from roost.control.env import RESERVED as RESERVED_ENV_NAMES
+from roost.control.isolation import BUILD_ISOLATION
 from roost.control.overview import AppSummary, OverviewUseCases
 from roost.control.retention import GcReport, RetentionUseCases
 from roost.model import DeploymentId
 from roost.registry import DIGEST_PATTERN, Registry
+from roost.runtime import Isolation
 from roost.runtime.protocol import DeploymentSpec, Runtime
+from roost.runtime.sandbox.isolation import describe as describe_isolation
 from roost.store import Store
 from roost.vault import Vault
 
@@ -47,6 +50,7 @@ class Control(RetentionUseCases, AccessUseCases, OverviewUseCases):
 
 
 __all__ = [
+    "BUILD_ISOLATION",
     "DIGEST_PATTERN",
     "HOST_MAX_LENGTH",
     "HOST_PATTERN",
@@ -56,6 +60,9 @@ __all__ = [
     "AppSummary",
     "Control",
     "GcReport",
+    "Isolation",
+    "TokenInfo",
     "Urls",
     "check_app_name",
+    "describe_isolation",
 ]

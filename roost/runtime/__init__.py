@@ -17,6 +17,7 @@ from roost.runtime.protocol import (
     Slot,
     StartKind,
 )
+from roost.runtime.sandbox.isolation import Isolation
 from roost.runtime.strays import kill_strays
 from roost.runtime.supervisor import LocalRuntime
 
@@ -26,6 +27,7 @@ __all__ = [
     "DeploymentStats",
     "EventSink",
     "InstanceInfo",
+    "Isolation",
     "LocalRuntime",
     "ProbeResult",
     "Runtime",

@@ -23,6 +23,7 @@ from roost.runtime.instance import Instance
 from roost.runtime.pool import Pool
 from roost.runtime.protocol import EventSink, RuntimeListener
 from roost.runtime.sandbox import Cgroup, Sandbox
+from roost.tasks import TaskSet
 
 log = logging.getLogger("roost.runtime")
 
@@ -48,7 +49,7 @@ class Notifier:
         self._listeners: list[RuntimeListener] = []
         self._pools: dict[DeploymentId, Pool] = {}
         self._instances: dict[str, tuple[Pool, Instance]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(log, "runtime task")
         self._closing = False
 
     def subscribe(self, listener: RuntimeListener) -> None:
@@ -76,14 +77,7 @@ class Notifier:
 
     def _spawn_task(self, work: Coroutine[Any, Any, Any], name: str) -> None:
         """A background task whose handle is kept until it ends; close() cancels what is left."""
-        task = asyncio.get_running_loop().create_task(work, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("runtime task %s failed", task.get_name(), exc_info=task.exception())
+        self._tasks.spawn(work, name=name)
 
     def _tmpdir(self, name: str) -> Path:
         return self.home / "run" / "tmp" / name

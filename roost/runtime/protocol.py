@@ -8,13 +8,16 @@ the same `Runtime` protocol.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from roost.model import AppConfig, AppName, DeploymentId, InstanceId, InstanceState
+
+if TYPE_CHECKING:  # the sandbox package imports this module
+    from roost.runtime.sandbox.isolation import Isolation
 
 RUNNER_REQUIREMENTS: tuple[str, ...] = (
     "uvicorn>=0.35",  # its websockets-sansio protocol, which the runner names
@@ -202,6 +205,21 @@ class Runtime(Protocol):
     def instances(self, deployment: DeploymentId | None = None) -> list[InstanceInfo]: ...
 
     def stats(self, deployment: DeploymentId) -> DeploymentStats: ...
+
+    async def isolation(self, deployment: DeploymentId | None = None) -> dict[InstanceId, Isolation]:
+        """What each live instance (of `deployment`, or all) really got, read back from its own
+        process (ids, filesystem view, seccomp, cgroup limits, network, /proc), never from the
+        settings. An instance whose process is gone or unknown is left out. Never raises for one
+        that cannot be read: the Isolation's `errors` say what was not.
+
+        Example: ``(await runtime.isolation(dep))[instance].identity.uid[1]`` -> 200001"""
+
+    async def isolation_of_build(
+        self, pid: int, argv: Sequence[str], app: AppName, build_dir: Path
+    ) -> Isolation | None:
+        """What a running build step of `app` really got: `pid` is the subprocess the builder
+        started for the step `argv` (`uv pip install ...`), which is found behind any wrappers once it
+        has executed; `build_dir` its own folder. None when the step ended before it could be read."""
 
     async def probe(self, spec: DeploymentSpec, limit_seconds: float) -> ProbeResult:
         """The build check: start one throwaway instance with PORT set and see it answer."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from roost.applog import LogBook
 from roost.errors import Unavailable
-from roost.model import DeploymentId, InstanceId, InstanceState, Mode, ScaleConfig
+from roost.model import AppName, DeploymentId, InstanceId, InstanceState, Mode, ScaleConfig
 from roost.runtime.backoff import BACKOFF_SLACK, Backoff
 from roost.runtime.budget import Candidate, describe, plan_room
 from roost.runtime.capacity import clamp_count, floor_count, pick_least_loaded, pick_surplus, starts_needed
@@ -26,6 +27,8 @@ from roost.runtime.pool import Pool
 from roost.runtime.probe import run_probe
 from roost.runtime.protocol import DeploymentSpec, DeploymentStats, EventSink, InstanceInfo, ProbeResult, Slot
 from roost.runtime.sandbox import Sandbox, SandboxSettings
+from roost.runtime.sandbox.isolation import Isolation
+from roost.runtime.sandbox.readings import read_build_step, read_instances
 
 TIMEOUT_CLOSE_TASKS = 10.0
 
@@ -370,6 +373,17 @@ class LocalRuntime(LimitWatcher):
         if pool is None:
             return DeploymentStats(deployment, 0, 0, 0, 0, 0, None)
         return pool.stats()
+
+    async def isolation(self, deployment: DeploymentId | None = None) -> dict[InstanceId, Isolation]:
+        pools = [p for p in self._pools.values() if deployment in (None, p.deployment)]
+        live = [(InstanceId(i.id), i.pid, p.spec) for p in pools for i in p.live() if i.pid is not None]
+        return await read_instances(self.sandbox, live, [p.spec for p in self._pools.values()])
+
+    async def isolation_of_build(
+        self, pid: int, argv: Sequence[str], app: AppName, build_dir: Path
+    ) -> Isolation | None:
+        running = [p.spec for p in self._pools.values()]
+        return await read_build_step(self.sandbox, pid, argv, app, build_dir, running)
 
     async def probe(self, spec: DeploymentSpec, limit_seconds: float) -> ProbeResult:
         tmpdir = self._tmpdir(f"probe-{spec.deployment}-{secrets.token_hex(3)}")

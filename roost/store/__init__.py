@@ -329,6 +329,17 @@ class Store(InstanceTables, TokenTable, SecretTable):
 
         return await self._db.read(select)
 
+    async def list_events_of_kind(self, app: str, kind: str, limit: int = 50) -> list[Event]:
+        """The newest `limit` events of one `kind` for `app`, oldest first (`build.isolation` for `roost info`)."""
+
+        def select(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute(
+                "SELECT * FROM events WHERE app = ? AND kind = ? ORDER BY id DESC LIMIT ?", (app, kind, limit)
+            )
+            return list(reversed([event_from_row(r) for r in rows]))
+
+        return await self._db.read(select)
+
 
 def _insert_event(conn: sqlite3.Connection, app: str | None, kind: str, message: str, data: dict[str, Any]) -> int:
     cursor = conn.execute(

@@ -101,4 +101,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE deployments ADD COLUMN sources TEXT NOT NULL DEFAULT '{}';
     """,
+    # 6: roles: what each token may do (roost/grants.py's text); tokens made before are admins.
+    # `user`: a token made by a password user (`roost login`) acts with that user's current grants
+    """
+    ALTER TABLE tokens ADD COLUMN grants TEXT NOT NULL DEFAULT 'admin';
+    ALTER TABLE tokens ADD COLUMN user TEXT;
+    """,
 )

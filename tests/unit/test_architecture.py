@@ -4,13 +4,15 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "roost"
-LEAVES = ("roost.model", "roost.errors")
+LEAVES = ("roost.model", "roost.errors", "roost.units", "roost.tasks")
 VERSION = ("roost",)  # `from roost import __version__`
 
 # module prefix -> what it may import from roost (besides itself)
 ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.model": (),
     "roost.errors": (),
+    "roost.units": (),
+    "roost.tasks": (),
     "roost.config": LEAVES,
     "roost.settings": LEAVES,
     "roost.store": LEAVES,
@@ -34,8 +36,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "roost.applog",
         "roost.vault",
         "roost.cron",
+        "roost.grants",
     ),
-    "roost.passwords": LEAVES,
+    "roost.grants": LEAVES,
+    "roost.passwords": (*LEAVES, "roost.grants"),
     "roost.guess": LEAVES,
     "roost.vault": LEAVES,
     "roost.cron": LEAVES,
@@ -48,6 +52,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "roost.settings",
         "roost.applog",
         "roost.passwords",
+        "roost.grants",
     ),
     "roost.cli": (
         *LEAVES,
@@ -58,6 +63,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "roost.applog",
         "roost.passwords",
         "roost.guess",
+        "roost.grants",
     ),
     "roost.daemon": ("roost",),
     "roost.__main__": ("roost.cli",),

@@ -12,15 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roost.api import create_api
-from roost.config import (
-    CRON_SCHEDULE_PATTERN,
-    DURATION_PATTERN,
-    SIZE_PATTERN,
-    parse_duration,
-    parse_size,
-    settings_schema,
-    validate,
-)
+from roost.config import CRON_SCHEDULE_PATTERN, settings_schema, validate
 from roost.control import DIGEST_PATTERN, HOST_MAX_LENGTH, HOST_PATTERN, TOKEN_NAME_PATTERN
 from roost.control.access import TOKEN_NAME_RE
 from roost.control.core import _check_host
@@ -28,6 +20,7 @@ from roost.control.env import RESERVED, check_env_name
 from roost.errors import UsageError
 from roost.model import APP_NAME_MAX_LENGTH, APP_NAME_PATTERN, ENV_NAME_PATTERN, is_valid_app_name
 from roost.registry import is_valid_digest
+from roost.units import DURATION_PATTERN, SIZE_PATTERN, parse_duration, parse_size
 
 OPENAPI = create_api(None).openapi()  # type: ignore[arg-type]  # the document needs no Control
 
