@@ -172,7 +172,7 @@ class Builder:
                 raise no_space(self.home) from exc
             stop = _stops(jail, log)
             if stop is not None and isinstance(exc, BuildFailed):
-                raise BuildFailed(f"the build was {stop.line()}", hint=exc.hint) from exc
+                raise BuildFailed(f"the build was {stop.line()}", hint=stop.hint()) from exc
             raise
         finally:
             if jail is not None:
@@ -347,7 +347,7 @@ async def _limit_time(seconds: float) -> AsyncIterator[None]:
             yield
     except TimeoutError as exc:
         stop = Stop(BuildLimit.TIME, f"{format_duration(seconds)}: the build was still running")
-        raise BuildFailed(f"the build was {stop.line()}", hint="a build that hangs never ends") from exc
+        raise BuildFailed(f"the build was {stop.line()}", hint=stop.hint()) from exc
 
 
 def _prefix(python: Path) -> list[Path]:

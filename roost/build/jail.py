@@ -36,6 +36,12 @@ class Stop:
             f"stopped by the build {self.limit} limit ({self.detail}); raise it with `roost serve {FLAGS[self.limit]}`"
         )
 
+    def hint(self) -> str:
+        return (
+            f"if a dependency's build really needs more, start roost serve with a higher {FLAGS[self.limit]}; "
+            "otherwise a package in the requirements misbehaves: the output above shows which"
+        )
+
 
 class Confined(Protocol):
     """One confined subprocess before and after its spawn (roost.runtime's `Confinement` is one).
