@@ -24,7 +24,9 @@ DEFAULT_INSTANCE_PORT_FIRST = 20000  # every instance listens on a port of this 
 DEFAULT_INSTANCE_PORT_LAST = 29999
 DEFAULT_BUILD_LIMIT = 1024**3  # bytes an uploaded source archive may unpack to
 DEFAULT_BUILD_MEMORY = 2 * 1024**3  # each build's cgroup: enough for a numpy/pandas install
-DEFAULT_BUILD_CPU = 1.0  # cores
+DEFAULT_BUILD_CPU = float(
+    os.cpu_count() or 1
+)  # cores: all of them; uv and compileall work in parallel, and a 1-core cap doubled build times
 DEFAULT_BUILD_PIDS = 512  # processes and threads: uv's, a compiler's; a fork bomb stops here
 DEFAULT_BUILD_TIMEOUT = 15 * 60.0  # seconds, unpack to compiled bytecode
 DEFAULT_MAX_CONNECTIONS = 10_000  # open client connections at the edge, in all

@@ -14,6 +14,7 @@ from roost.errors import UsageError
 from roost.settings import (
     DEFAULT_API_HOST,
     DEFAULT_API_PORT,
+    DEFAULT_BUILD_CPU,
     DEFAULT_DOMAIN,
     DEFAULT_EDGE_HOST,
     DEFAULT_EDGE_PORT,
@@ -200,8 +201,8 @@ def _announce(line: str) -> None:
 )
 @click.option(
     "--build-cpu",
-    default=1.0,
-    show_default=True,
+    default=None,
+    show_default="all cores",
     type=click.FloatRange(min=0.01),
     envvar="ROOST_BUILD_CPU",
     metavar="CORES",
@@ -275,7 +276,7 @@ def serve(
     build_limit: str,
     build_sandbox: bool,
     build_memory: str,
-    build_cpu: float,
+    build_cpu: float | None,
     build_pids: int,
     build_timeout: str,
     cron_speed: float,
@@ -329,7 +330,7 @@ def serve(
         limit_build_unpacked=limit_build,
         build_sandbox=build_sandbox,
         build_memory=_build_memory(build_memory),
-        build_cpu=build_cpu,
+        build_cpu=DEFAULT_BUILD_CPU if build_cpu is None else build_cpu,
         build_pids=build_pids,
         timeout_build=_duration("--build-timeout", build_timeout),
         limit_connections=limit_connections,
