@@ -2,7 +2,8 @@
 empty uv cache (uv downloads Flask from the package index), a redeploy after a one-line code change,
 and `roost rollback`. Targets (issue 3): redeploy median <= 2 s, rollback < 1 s.
 
-    .venv/bin/python bench/deploy.py [--runs 10] [--pause 0.5]
+    .venv/bin/python bench/deploy.py [--part push,builds] [--runs 10] [--pause 0.5]
+                                     [--rounds 3] [--sandbox on,off] [--apps flask-hello,numpy-pandas]
 
 Each push is timed twice, from the moment `roost push --json` is started: until it exits with the
 deployment ready, and until the production URL (the edge with Host: flask-hello.localhost, polled
@@ -10,19 +11,20 @@ from the start, as a user reloading the page would) answers the new greeting. A 
 until `roost rollback` exits and until the edge answers the previous greeting. Every push changes
 one line of a copy of the example. The daemon runs in a fresh home with a fresh uv cache; it is
 stopped with SIGTERM afterwards, and its process group and any instance left are killed.
-Not a test: figures depend on the machine and, for the first push, on the network.
+
+The `builds` part (issue 25) times the build of every example and of a numpy/pandas app
+(bench/apps/numpy-pandas) on a cold and a warm uv cache, with the build sandbox on and off
+(`roost serve --no-build-sandbox`), in interleaved rounds, and prints medians, min-max and the ratio
+sandbox on / off; see bench/_builds.py. `--rounds 2` takes a few minutes, most of it the cold installs.
+Not a test: figures depend on the machine and, for cold installs, on the network.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import queue
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,7 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _builds import app_folders, measure_builds, report_builds, unavailable_modes
 from _common import ROOT, workdir
+from _daemon import BenchError, Daemon, start_daemon
 
 APP = "flask-hello"
 EXAMPLE = ROOT / "examples" / APP
@@ -44,135 +48,10 @@ HOST = f"{APP}.localhost"
 GREETING_RE = re.compile(r"Hello from Flask[^!(]*!")
 TARGET_REDEPLOY = 2.0
 TARGET_ROLLBACK = 1.0
-TIMEOUT_READY = 60.0
 TIMEOUT_FIRST_PUSH = 600.0
 TIMEOUT_PUSH = 120.0
-TIMEOUT_STOP = 30.0
 POLL = 0.01
-
-
-class BenchError(Exception):
-    """Something failed: the benchmark stops and says what."""
-
-
-# -- the daemon ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Daemon:
-    """A `roost serve` in its own process group, its output pumped into `lines`."""
-
-    root: Path
-    home: Path
-    proc: subprocess.Popen[str]
-    edge_port: int = 0
-    lines: list[str] = field(default_factory=list)
-    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
-
-    def env(self) -> dict[str, str]:
-        """The CLI's environment: this daemon's home (its Unix socket), no saved credentials."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
-        env.update(ROOST_HOME=str(self.home), XDG_CONFIG_HOME=str(self.root / "config"))
-        env.update(NO_COLOR="1", COLUMNS="200", PYTHONUNBUFFERED="1")
-        return env
-
-    def wait_ready(self) -> None:
-        """Read output until "roost is ready"; the edge's port comes from its printed URL."""
-        deadline = time.monotonic() + TIMEOUT_READY
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._queue.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                raise BenchError(f"roost serve exited early:\n{self.output()}")
-            self.lines.append(line)
-            if match := re.search(r"edge\s+https?://[^\s:]+:(\d+)", line):
-                self.edge_port = int(match.group(1))
-            if "roost is ready" in line:
-                if not self.edge_port:
-                    raise BenchError(f"roost serve printed no edge URL:\n{self.output()}")
-                return
-        raise BenchError(f"roost serve was not ready within {TIMEOUT_READY:.0f}s:\n{self.output()}")
-
-    def output(self, last: int = 40) -> str:
-        while True:
-            try:
-                line = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if line is not None:
-                self.lines.append(line)
-        return "".join(self.lines[-last:])
-
-    def stop(self) -> None:
-        """SIGTERM and wait (the daemon stops its instances), then SIGKILL the group and any leftover."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=TIMEOUT_STOP)
-            except subprocess.TimeoutExpired:
-                print(f"roost serve did not exit within {TIMEOUT_STOP:.0f}s of SIGTERM: killing it", file=sys.stderr)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=10)
-        for pid in leftover_instances(self.home):
-            print(f"killing instance {pid} left behind by the daemon", file=sys.stderr)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-
-
-def start_daemon(root: Path) -> Daemon:
-    """`roost serve` on loopback, port 0 for the edge and the API, a fresh home and uv cache."""
-    home, cache = root / "home", root / "uv-cache"
-    args = [sys.executable, "-m", "roost", "serve", "--home", str(home), "--host", "127.0.0.1", "--port", "0"]
-    args += ["--api-port", "0", "--uv-cache", str(cache)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
-    env.update(XDG_CONFIG_HOME=str(root / "config"), PYTHONUNBUFFERED="1", NO_COLOR="1")
-    proc = subprocess.Popen(
-        args,
-        env=env,
-        cwd=root,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    daemon = Daemon(root=root, home=home, proc=proc)
-    threading.Thread(target=_pump, args=(proc, daemon._queue), daemon=True).start()
-    return daemon
-
-
-def _pump(proc: subprocess.Popen[str], sink: queue.Queue[str | None]) -> None:
-    """Keep reading the daemon's output so it never blocks on a full pipe."""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        sink.put(line)
-    sink.put(None)
-
-
-def leftover_instances(home: Path) -> list[int]:
-    """Instances or zygotes of `home` still alive: ROOST_INSTANCE and the home's path in their environment,
-    command line or working directory."""
-    found: list[int] = []
-    marker = str(home).encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            if b"ROOST_INSTANCE=" not in environ:
-                continue
-            cmdline = (entry / "cmdline").read_bytes()
-            cwd = os.readlink(entry / "cwd").encode()
-        except OSError:
-            continue
-        if marker in environ or marker in cmdline or cwd.startswith(marker):
-            found.append(int(entry.name))
-    return found
+PARTS = ("push", "builds")
 
 
 # -- the edge, polled while a command runs ------------------------------------------------------
@@ -419,20 +298,15 @@ def prepare_app(root: Path) -> Path:
     return app_dir
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=10, help="redeploys and rollbacks (default 10)")
-    parser.add_argument("--pause", type=float, default=0.5, help="seconds between pushes (default 0.5)")
-    options = parser.parse_args()
-    if options.runs < 2:
-        parser.error("--runs must be at least 2")
+def run_push_part(runs: int, pause: float) -> None:
+    """The first push, redeploys and rollbacks of the Flask example on one daemon."""
     with workdir() as tmp:
         root = Path(tmp)
         daemon = start_daemon(root)
         try:
             daemon.wait_ready()
             print(f"roost serve ready: edge on 127.0.0.1:{daemon.edge_port}, home {daemon.home}", flush=True)
-            results = measure(daemon, prepare_app(root), options.runs, options.pause)
+            results = measure(daemon, prepare_app(root), runs, pause)
         except (BenchError, OSError, subprocess.SubprocessError, httpx.HTTPError) as exc:
             raise SystemExit(
                 f"bench/deploy.py failed: {exc}\n--- roost serve's last output ---\n{daemon.output()}"
@@ -440,6 +314,52 @@ def main() -> None:
         finally:
             daemon.stop()
     report(results)
+
+
+def run_builds_part(apps: list[str], modes: list[str], rounds: int) -> None:
+    """Build times, cold and warm uv cache, sandbox on and off (bench/_builds.py)."""
+    folders = app_folders()
+    if unknown := sorted(set(apps) - set(folders)):
+        raise SystemExit(f"unknown app(s) {', '.join(unknown)}; known: {', '.join(folders)}")
+    unavailable = unavailable_modes(modes)
+    for mode, reason in unavailable.items():
+        print(f"sandbox {mode}: unavailable ({reason}); measuring the others", flush=True)
+    runnable = [mode for mode in modes if mode not in unavailable]
+    try:
+        times = measure_builds({app: folders[app] for app in apps or folders}, runnable, rounds)
+    except (BenchError, OSError, subprocess.SubprocessError) as exc:
+        raise SystemExit(f"bench/deploy.py failed: {exc}") from exc
+    report_builds(times, modes, unavailable)
+
+
+def _names(text: str, allowed: tuple[str, ...] | None = None) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if allowed is not None and (wrong := [name for name in names if name not in allowed]):
+        raise argparse.ArgumentTypeError(f"{', '.join(wrong)}: expected some of {', '.join(allowed)}")
+    return names
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10, help="redeploys and rollbacks (default 10)")
+    parser.add_argument("--pause", type=float, default=0.5, help="seconds between pushes (default 0.5)")
+    parser.add_argument(
+        "--part", type=lambda s: _names(s, PARTS), default=list(PARTS), help="push, builds or both (default both)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="build rounds per app and sandbox mode (default 3)")
+    parser.add_argument(
+        "--sandbox", type=lambda s: _names(s, ("on", "off")), default=["on", "off"], help="on, off or both (default)"
+    )
+    parser.add_argument("--apps", type=_names, default=[], help="apps for the build part (default: all)")
+    options = parser.parse_args()
+    if options.runs < 2:
+        parser.error("--runs must be at least 2")
+    if options.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if "push" in options.part:
+        run_push_part(options.runs, options.pause)
+    if "builds" in options.part:
+        run_builds_part(options.apps, options.sandbox, options.rounds)
 
 
 if __name__ == "__main__":

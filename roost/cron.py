@@ -14,12 +14,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from croniter import croniter
 
 from roost.model import CronJob
+from roost.tasks import TaskSet
 
 log = logging.getLogger("roost.cron")
 Send = Callable[[str, CronJob], Awaitable[tuple[int, str]]]  # the app's HTTP status, and X-Roost-Start
@@ -41,12 +42,6 @@ class JobState:
     last_status: int | None = None
     last_seconds: float | None = None
     last_error: str = ""
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("could not record a cron event: %s", task.exception())
 
 
 class CronRunner:
@@ -58,7 +53,7 @@ class CronRunner:
         self._origin = clock()
         self._jobs: dict[tuple[str, str], JobState] = {}
         self._changed = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(log, "cron task")
 
     def now(self) -> float:
         """Scheduling time: wall time, or faster by `speed`."""
@@ -116,7 +111,7 @@ class CronRunner:
             )
             return
         state.running = True
-        state.task = self._keep(asyncio.get_running_loop().create_task(self._run_one(state)))
+        self._tasks.spawn(self._run_one(state), name=f"run {state.app}/{state.job.name}")
 
     async def _run_one(self, state: JobState) -> None:
         started = time.monotonic()
@@ -142,15 +137,7 @@ class CronRunner:
         async def wrapper() -> None:
             await work
 
-        self._keep(asyncio.get_running_loop().create_task(wrapper())).add_done_callback(_log_failure)
-
-    def _keep(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        self._tasks.spawn(wrapper(), name="record a cron event")
 
     async def close(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()

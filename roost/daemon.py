@@ -25,13 +25,12 @@ from roost.api import (
     Authenticator,
     AuthMiddleware,
     DoorSettings,
-    Identity,
     ThrottlePolicy,
     create_api,
     parse_networks,
 )
 from roost.applog import REQUEST_SOURCE, LogBook, RequestLine
-from roost.autoscale import Autoscaler, ScaleSpec
+from roost.autoscale import Autoscaler, Decision, ScaleSpec
 from roost.build import Builder, Enclosure, home_id
 from roost.config import body_too_large, with_overrides
 from roost.control import Control, Urls
@@ -50,17 +49,20 @@ from roost.model import (
     DesiredState,
     InstanceId,
     InstanceRecord,
+    Traffic,
 )
 from roost.passwords import PasswordFile
 from roost.registry import Registry
 from roost.runtime import LocalRuntime
 from roost.runtime.ports import PortRange
 from roost.runtime.protocol import RUNNER_REQUIREMENTS, InstanceInfo
-from roost.runtime.sandbox import SandboxSettings
+from roost.runtime.sandbox import UNCONFINED_BUILDS, BuildJails, BuildLimits, SandboxSettings
 from roost.runtime.sandbox.buildnet import Endpoint, index_endpoints, parse_allow
 from roost.runtime.sandbox.uids import build_gid
 from roost.settings import ServeSettings
 from roost.store import Store
+from roost.tasks import TaskSet
+from roost.units import format_duration
 
 log = logging.getLogger("roost.daemon")
 GRACE_API_SHUTDOWN = 3
@@ -115,7 +117,7 @@ async def build_route_table(store: Store, domain: str) -> RouteTable:
     for app in await store.list_apps():
         entries = traffic.get(app.name, [])
         deployments = ready.get(app.name, {})
-        top = max(entries, key=lambda e: e.weight).deployment if entries else None
+        top = Traffic.of(entries).production
         config = with_overrides(deployments[top].config, app.overrides) if top in deployments else app.config
         routes[app.name] = AppRoute(
             name=app.name,
@@ -140,13 +142,13 @@ async def production_scale_specs(store: Store, settings: ServeSettings) -> dict[
     for app in await store.list_apps():
         if app.desired is DesiredState.STOPPED:
             continue
-        for entry in traffic.get(app.name, []):
-            if entry.weight <= 0:
-                continue
-            config = with_overrides((await store.get_deployment(app.name, entry.deployment)).config, app.overrides)
-            specs[entry.deployment] = ScaleSpec.of(
+        for deployment in Traffic.of(traffic.get(app.name, [])).serving:
+            config = with_overrides((await store.get_deployment(app.name, deployment)).config, app.overrides)
+            specs[deployment] = ScaleSpec.of(
                 config.scale,
                 config.mode,
+                app=app.name,
+                memory=config.limits.memory,
                 window_stable=settings.scale_window,
                 window_panic=settings.scale_panic_window,
                 scale_down_delay=settings.scale_down_delay,
@@ -159,22 +161,12 @@ class Recorder:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(log, "recording runtime state")
         self.tallies = Tallies()
         store.on_event = lambda event: self.tallies.event(event.app or "", event.kind, event.data)
 
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("could not record runtime state: %s", task.exception())
-
     def __call__(self, app: AppName, kind: str, message: str, data: Mapping[str, object]) -> None:
-        self._spawn(self._store.add_event(app, kind, message, dict(data)))
+        self._tasks.spawn(self._store.add_event(app, kind, message, dict(data)), name=f"event {kind}")
 
     def instance_changed(self, info: InstanceInfo) -> None:
         record = InstanceRecord(
@@ -187,7 +179,7 @@ class Recorder:
             started_at=info.started_at,
             reason=info.reason,
         )
-        self._spawn(self._store.record_instance(record))
+        self._tasks.spawn(self._store.record_instance(record), name=f"instance {info.id}")
 
     def capacity_changed(self, deployment: DeploymentId) -> None:
         return None
@@ -196,8 +188,7 @@ class Recorder:
         return None
 
     async def flush(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait_all()
 
 
 class Daemon:
@@ -252,6 +243,17 @@ class Daemon:
         self.announce(f"home       {s.home}")
         self.announce("roost is ready")
 
+    def _build_jails(self, runtime: LocalRuntime) -> BuildJails | None:
+        """Each build's jail (the app's uid, bubblewrap, seccomp, the build limits), and the start-up
+        line saying what builds get and what they do not; None with --no-build-sandbox."""
+        s = self.settings
+        if not s.build_sandbox:
+            log.warning("%s", UNCONFINED_BUILDS)
+            return None
+        jails = BuildJails(runtime.sandbox, BuildLimits(memory=s.build_memory, cpu=s.build_cpu, pids=s.build_pids))
+        log.info("%s, at most %s", jails.describe(), format_duration(s.timeout_build))
+        return jails
+
     async def _wire(self, store: Store, edge_port: int, api_port: int, instance_ports: PortRange) -> Control:
         """Build the runtime, edge, builder, control, autoscaler and cron runner, and connect them."""
         s = self.settings
@@ -287,13 +289,17 @@ class Daemon:
         edge.on_answer = AnswerLog(logs, lambda: self._apps_of)
         urls = Urls(domain=s.domain, port=edge_port, scheme="https" if s.tls_cert else "http")
         builds_group = await asyncio.to_thread(runtime.sandbox.build_group)  # after the sweep of a crashed run's
-        procs = tuple(str(path) for path in builds_group.procs_files()) if builds_group else ()
+        jails = self._build_jails(runtime)
+        # jailed, a build joins a group of its own under the builds' group (which then holds no process)
+        procs = tuple(str(path) for path in builds_group.procs_files()) if builds_group and not jails else ()
         builder = Builder(
             s.home,
             RUNNER_REQUIREMENTS,
             cache_dir=s.uv_cache,
             limit_unpacked_bytes=s.limit_build_unpacked,
             enclosure=Enclosure(home_id(s.home), procs),
+            jails=jails,
+            timeout_build=s.timeout_build,
         )
         control = self._control = Control(
             store,
@@ -307,7 +313,7 @@ class Daemon:
             keep=s.keep,
         )
         control.on_change(self._refresh_routes)
-        self._autoscaler = Autoscaler(runtime, self._demand, self._record_scale)
+        self._autoscaler = Autoscaler(runtime, self._demand, self._record_scale, record_quota=self._record_quota)
         control.cron = CronRunner(self._send_cron, self._record_event, speed=s.cron_speed)
         self.metrics_registry = make_registry(
             RoostCollector(
@@ -345,6 +351,21 @@ class Daemon:
                 {"deployment": deployment, "from": current, "to": desired, "reason": reason},
             )
 
+    async def _record_quota(self, deployment: DeploymentId, decision: Decision) -> None:
+        if self._store is not None and decision.cap is not None:
+            cap = decision.cap
+            await self._store.add_event(
+                self._apps_of.get(deployment),
+                "quota.reached",
+                decision.reason,
+                {
+                    "deployment": deployment,
+                    "quota": cap.quota.pattern,
+                    "allowed": cap.instances,
+                    "wanted": decision.wanted,
+                },
+            )
+
     async def _record_event(self, app: str, kind: str, message: str, data: dict[str, object]) -> None:
         if self._store is not None:
             await self._store.add_event(app, kind, message, data)
@@ -376,32 +397,15 @@ class Daemon:
         registry = self.metrics_registry
         api = create_api(control, lambda: render(registry) if registry is not None else b"")
         policy = ThrottlePolicy(lockout_seconds=s.login_lockout)
-        auth = Authenticator(PasswordFile(s.passwords_path), control.token_name, policy)
+        auth = Authenticator(PasswordFile(s.passwords_path), control.token_info, policy)
         proxies = parse_networks(s.trust_proxy)
-
-        async def audit(identity: Identity, method: str, path: str, status: int) -> None:
-            app = path.split("/")[3] if path.startswith("/v1/apps/") else None
-            await control.store.add_event(
-                app,
-                "api.call",
-                f"{identity.name} ({identity.kind}, {identity.address}) {method} {path} -> {status}",
-                {
-                    "user": identity.name,
-                    "kind": identity.kind,
-                    "address": identity.address,
-                    "method": method,
-                    "path": path,
-                    "status": status,
-                },
-            )
-
         doors = [
             (tcp, DoorSettings(False, s.require_password, s.trust_loopback, proxies), s.tls_cert, s.tls_key),
             (unix, DoorSettings(True, s.require_password), None, None),
         ]
         for sock, door, cert, key in doors:
             config = uvicorn.Config(
-                AuthMiddleware(api, auth, door, audit),
+                AuthMiddleware(api, auth, door, control.audit.record),
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
@@ -434,6 +438,7 @@ class Daemon:
         self._apps_of = {d.id: d.app for d in await self._store.list_deployments()}
         if self._autoscaler is not None:
             self._autoscaler.set_specs(await production_scale_specs(self._store, self.settings))
+            self._autoscaler.set_quotas(await self._store.list_quotas())
 
     def _keep(self, sock: socket.socket) -> socket.socket:
         self._sockets.append(sock)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NewType
@@ -209,6 +209,46 @@ class TrafficEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Traffic:
+    """An app's traffic split, and the one home of the rule "which deployment is production":
+    the one with the heaviest weight, on a tie the lowest id (whatever order the entries came
+    in). Cron jobs, `roost info`, `roost list`, the settings in force, the release history and
+    the edge's internal requests all ask `production`; a deployment with a smaller share (a
+    canary) serves requests but is not production.
+
+    >>> split = Traffic.of([TrafficEntry(DeploymentId("b"), 10), TrafficEntry(DeploymentId("a"), 90)])
+    >>> split.production, split.serving
+    ('a', ('a', 'b'))
+    >>> Traffic.of([TrafficEntry(DeploymentId("d2"), 50), TrafficEntry(DeploymentId("d1"), 50)]).production
+    'd1'
+    >>> Traffic().production is None
+    True
+    """
+
+    entries: tuple[TrafficEntry, ...] = ()
+
+    @classmethod
+    def of(cls, entries: Iterable[TrafficEntry]) -> Traffic:
+        """The entries heaviest first, then by deployment id: the order production is read in."""
+        return cls(tuple(sorted(entries, key=lambda e: (-e.weight, e.deployment))))
+
+    @classmethod
+    def of_pairs(cls, pairs: Iterable[tuple[DeploymentId, int]]) -> Traffic:
+        return cls.of(TrafficEntry(deployment, weight) for deployment, weight in pairs)
+
+    @property
+    def production(self) -> DeploymentId | None:
+        """The deployment that is production, or None when no deployment has weight."""
+        top = min(self.entries, key=lambda e: (-e.weight, e.deployment), default=None)
+        return top.deployment if top is not None and top.weight > 0 else None
+
+    @property
+    def serving(self) -> tuple[DeploymentId, ...]:
+        """Every deployment that takes new requests (weight above 0), production first."""
+        return tuple(e.deployment for e in Traffic.of(self.entries).entries if e.weight > 0)
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     id: int
     at: float
@@ -231,3 +271,14 @@ class InstanceRecord:
     started_at: float
     stopped_at: float | None = None
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """At most `instances` instances and `memory` bytes of memory limits, summed over the apps
+    whose names match `pattern` (an app name or a glob such as `shop-*`). None: no such cap.
+    Its rules live in roost/quotas.py."""
+
+    pattern: str
+    instances: int | None = None
+    memory: int | None = None

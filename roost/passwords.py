@@ -1,7 +1,10 @@
-"""The password file: `$ROOST_HOME/passwords`, one `user:bcrypt-hash` per line.
+"""The password file: `$ROOST_HOME/passwords`, one `user:bcrypt-hash:grants` per line.
 
-Written atomically with mode 0600; plain-text passwords are never written or
-logged. Every call here blocks (bcrypt is slow on purpose): call from a thread.
+`grants` is `Grants.encode()` (roost/grants.py): `admin`, `deployer=shop-*;viewer=blog`, or empty
+for no rights. A line without it (`user:bcrypt-hash`, the format before roles) is an admin, so
+every user made before roles keeps the rights it had. Written atomically with mode 0600;
+plain-text passwords are never written or logged. Every call here blocks (bcrypt is slow on
+purpose): call from a thread.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import functools
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import bcrypt
 
 from roost.errors import NotFound, UsageError
+from roost.grants import ADMIN, NOTHING, Grants
 
 BCRYPT_ROUNDS = 12
 LIMIT_PASSWORD_BYTES = 72  # bcrypt ignores what follows; refuse rather than truncate silently
@@ -51,22 +56,46 @@ def check_new_password(password: str) -> bytes:
     return encoded
 
 
+@dataclass(frozen=True, slots=True)
+class Account:
+    hashed: bytes
+    grants: Grants
+
+
+def _grants(text: str) -> Grants:
+    """A line's grants; a field this version cannot read gives no rights (fail closed)."""
+    try:
+        return Grants.decode(text)
+    except UsageError:
+        return NOTHING
+
+
 class PasswordFile:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def load(self) -> dict[str, bytes]:
-        """user -> bcrypt hash; an absent file means no users."""
+    def accounts(self) -> dict[str, Account]:
+        """user -> its hash and grants; an absent file means no users."""
         try:
             text = self.path.read_text()
         except FileNotFoundError:
             return {}
-        users: dict[str, bytes] = {}
+        users: dict[str, Account] = {}
         for line in text.splitlines():
-            user, sep, hashed = line.strip().partition(":")
+            user, sep, rest = line.strip().partition(":")
+            hashed, has_grants, grants = rest.partition(":")  # a bcrypt hash has no ':'
             if sep and user and hashed.startswith("$2"):
-                users[user] = hashed.encode()
+                users[user] = Account(hashed.encode(), _grants(grants) if has_grants else ADMIN)
         return users
+
+    def load(self) -> dict[str, bytes]:
+        """user -> bcrypt hash."""
+        return {user: account.hashed for user, account in self.accounts().items()}
+
+    def grants(self, user: str) -> Grants | None:
+        """What `user` may do, or None when there is no such user."""
+        account = self.accounts().get(user)
+        return None if account is None else account.grants
 
     def version(self) -> FileVersion | None:
         """What identifies this state of the file (None: no file). Every write replaces the file,
@@ -80,20 +109,34 @@ class PasswordFile:
     def has_users(self) -> bool:
         return bool(self.load())
 
-    def set(self, user: str, password: str) -> None:
-        """Add or replace a user's password (bcrypt, cost 12)."""
+    def set(self, user: str, password: str, grants: Grants | None = None) -> None:
+        """Add or replace a user's password (bcrypt, cost 12). A new user gets `grants` (default
+        admin, as before roles); an existing one keeps its own unless `grants` is given."""
         check_user_name(user)
         hashed = bcrypt.hashpw(check_new_password(password), bcrypt.gensalt(BCRYPT_ROUNDS))
-        users = self.load()
-        users[user] = hashed
+        users = self.accounts()
+        kept = users[user].grants if user in users else ADMIN
+        users[user] = Account(hashed, grants if grants is not None else kept)
+        self._write(users)
+
+    def set_grants(self, user: str, grants: Grants) -> None:
+        users = self.accounts()
+        if user not in users:
+            raise self._no_user(user)
+        users[user] = Account(users[user].hashed, grants)
         self._write(users)
 
     def delete(self, user: str) -> None:
-        users = self.load()
+        users = self.accounts()
         if user not in users:
-            raise NotFound(f"no user named '{user}'", hint=f"the users are listed in {self.path}")
+            raise self._no_user(user)
         del users[user]
         self._write(users)
+
+    def _no_user(self, user: str) -> NotFound:
+        return NotFound(
+            f"no user named '{user}'", hint=f"`roost user list` shows them; `roost password {user}` adds it"
+        )
 
     def verify(self, user: str, password: str) -> bool:
         """Constant-cost check: an unknown user is checked against a dummy hash of the same cost."""
@@ -107,9 +150,9 @@ class PasswordFile:
             return False
         return bcrypt.checkpw(candidate, hashed)
 
-    def _write(self, users: dict[str, bytes]) -> None:
+    def _write(self, users: dict[str, Account]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = "".join(f"{user}:{hashed.decode()}\n" for user, hashed in sorted(users.items()))
+        text = "".join(f"{user}:{a.hashed.decode()}:{a.grants.encode()}\n" for user, a in sorted(users.items()))
         fd, temp = tempfile.mkstemp(prefix=".passwords-", dir=self.path.parent)
         try:
             os.fchmod(fd, 0o600)

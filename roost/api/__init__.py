@@ -1,11 +1,12 @@
 """Admin API package: the FastAPI app and the auth middleware that guards it."""
 
 from roost.api.app import create_api
-from roost.api.auth import Authenticator, AuthMiddleware, DoorSettings, Identity
-from roost.api.clientaddr import parse_networks
+from roost.api.auth import AUDIT_KIND, Authenticator, AuthMiddleware, DoorSettings, Identity
 from roost.api.throttle import ThrottlePolicy
+from roost.clientaddr import parse_networks
 
 __all__ = [
+    "AUDIT_KIND",
     "AuthMiddleware",
     "Authenticator",
     "DoorSettings",

@@ -5,24 +5,30 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from starlette.routing import BaseRoute
 
 from roost import __version__
-from roost.api import access, apps, deploys, env, ops
+from roost.api import access, apps, audit, deploys, env, ops, quotas
 from roost.api.errors import install_error_handlers
 from roost.api.schemas import ErrorOut, HealthOut, VersionOut
+from roost.api.scopes import check_routes, enforce
 from roost.control import Control
 
-# 429: the login throttle (auth.py) and LimitExceeded; 507: a full disk (NoSpace);
-# every RoostError status a route can raise
+# 403: a role the caller lacks (scopes.py); 429: the login throttle (auth.py) and LimitExceeded;
+# 507: a full disk (NoSpace); every RoostError status a route can raise
 ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorOut} for status in (400, 401, 404, 409, 422, 429, 503, 507)
+    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 422, 429, 503, 507)
 }
 
 
+ROUTERS = (apps.router, deploys.router, access.router, env.router, ops.router, quotas.router, audit.router)
+
+
 def create_api(control: Control, metrics: Callable[[], bytes] = lambda: b"") -> FastAPI:
-    """Build the FastAPI application over `control`; `metrics` renders /metrics."""
-    api = FastAPI(title="Roost admin API", version=__version__, responses=ERRORS)
+    """Build the FastAPI application over `control`; `metrics` renders /metrics. Every route
+    runs `enforce` (scopes.py) first; a route without a declared need stops this from starting."""
+    api = FastAPI(title="Roost admin API", version=__version__, responses=ERRORS, dependencies=[Depends(enforce)])
     api.state.control = control
     api.state.metrics = metrics
     install_error_handlers(api)
@@ -35,9 +41,12 @@ def create_api(control: Control, metrics: Callable[[], bytes] = lambda: b"") -> 
     async def version() -> VersionOut:
         return VersionOut(version=__version__, python=platform.python_version())
 
-    api.include_router(apps.router)
-    api.include_router(deploys.router)
-    api.include_router(access.router)
-    api.include_router(env.router)
-    api.include_router(ops.router)
+    for router in ROUTERS:
+        api.include_router(router)
+    check_routes(served_routes(api))
     return api
+
+
+def served_routes(api: FastAPI) -> list[BaseRoute]:
+    """Every route `api` answers: its own and its routers' (FastAPI may keep those nested)."""
+    return [*api.routes, *(route for router in ROUTERS for route in router.routes)]

@@ -12,9 +12,11 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from roost.api.deps import ControlDep
+from roost.api.auth import AUDIT_KIND, Identity
+from roost.api.deps import ControlDep, IdentityDep
 from roost.api.params import SQLITE_INTEGER_MAX, AppName, AppNameQuery, Host, HostText
 from roost.api.schemas import AppCreate, AppInfoOut, AppOut, AppSummaryOut, EventOut, ScaleChange
+from roost.api.scopes import visible
 from roost.applog import LogLine, LogTail
 
 router = APIRouter(tags=["apps"])
@@ -27,9 +29,9 @@ class DomainIn(BaseModel):
 
 
 @router.get("/v1/apps", response_model=list[AppSummaryOut])
-async def list_apps(control: ControlDep) -> list[AppSummaryOut]:
-    """Every app with its state, instances, production deployment, traffic and memory."""
-    return [AppSummaryOut.of(summary) for summary in await control.summaries()]
+async def list_apps(control: ControlDep, identity: IdentityDep) -> list[AppSummaryOut]:
+    """Every app (the caller may see) with its state, instances, production deployment, traffic and memory."""
+    return [AppSummaryOut.of(s) for s in await control.summaries() if visible(identity, s.app.name)]
 
 
 @router.post("/v1/apps", response_model=AppOut, status_code=201)
@@ -38,8 +40,12 @@ async def create_app(body: AppCreate, control: ControlDep) -> AppOut:
 
 
 @router.get("/v1/apps/{name}", response_model=AppInfoOut)
-async def show_app(name: AppName, control: ControlDep, events: int = Query(20, ge=0, le=1000)) -> AppInfoOut:
-    return AppInfoOut.of(await control.app_details(name, events), control.urls)
+async def show_app(
+    name: AppName, control: ControlDep, identity: IdentityDep, events: int = Query(20, ge=0, le=1000)
+) -> AppInfoOut:
+    shown = AppInfoOut.of(await control.app_details(name, events), control.urls)
+    shown.events = [e for e in shown.events if _shown(identity, e.kind, e.app)]
+    return shown
 
 
 @router.delete("/v1/apps/{name}", status_code=204)
@@ -152,20 +158,27 @@ async def remove_domain(name: AppName, host: Host, control: ControlDep) -> Respo
 @router.get("/v1/events", response_model=list[EventOut], tags=["events"])
 async def list_events(
     control: ControlDep,
+    identity: IdentityDep,
     app: AppNameQuery = None,
     after: int = Query(0, ge=0, le=SQLITE_INTEGER_MAX),
     limit: int = Query(50, ge=1, le=1000),
 ) -> list[EventOut]:
-    return [EventOut.of(e) for e in await control.events(app, after, limit)]
+    """Events, oldest first; a caller without admin sees only its apps' (the page may be shorter)."""
+    return [EventOut.of(e) for e in await control.events(app, after, limit) if _shown(identity, e.kind, e.app)]
+
+
+def _shown(identity: Identity, kind: str, app: str | None) -> bool:
+    """Daemon-wide events and the audit (api.call) are for admins; the rest for the app's viewers."""
+    return identity.grants.admin or (kind != AUDIT_KIND and visible(identity, app))
 
 
 @router.get("/v1/events/stream", response_class=StreamingResponse, tags=["events"])
 async def stream_events(
-    control: ControlDep, app: AppNameQuery = None, last: int = Query(20, ge=0, le=1000)
+    control: ControlDep, identity: IdentityDep, app: AppNameQuery = None, last: int = Query(20, ge=0, le=1000)
 ) -> StreamingResponse:
     """The last events, then every new one as it happens: one JSON object per line."""
     first = await control.events(app, 0, max(last, 1))
-    shown = first[-last:] if last else []
+    shown = [e for e in first[-last:] if _shown(identity, e.kind, e.app)] if last else []
 
     async def lines() -> AsyncIterator[bytes]:
         after = first[-1].id if first else 0
@@ -175,6 +188,8 @@ async def stream_events(
             await asyncio.sleep(EVENT_POLL_SECONDS)
             for event in await control.events(app, after, 1000):
                 after = event.id
+                if not _shown(identity, event.kind, event.app):
+                    continue
                 yield (EventOut.of(event).model_dump_json() + "\n").encode()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")

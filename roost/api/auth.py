@@ -4,7 +4,8 @@ The Unix socket is the local door (no password unless --require-password).
 Over TCP every client shows a token or a password, loopback included, unless
 --trust-loopback. The client's address is the socket peer; X-Forwarded-For
 counts only from --trust-proxy networks. Password attempts are throttled (never
-tokens: a valid one always gets in).
+tokens: a valid one always gets in). Each identity carries its grants; what a route
+needs of them is decided in scopes.py, after routing.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from roost.api.clientaddr import Network, client_address, is_localhost
 from roost.api.throttle import Admission, Sources, Throttle, ThrottlePolicy
+from roost.clientaddr import Network, client_address, is_localhost
+from roost.control import TokenInfo
+from roost.grants import ADMIN, Grants
 from roost.passwords import FileVersion, PasswordFile
 
 Scope = MutableMapping[str, Any]
@@ -33,6 +36,8 @@ CACHE_SECONDS = 60.0
 BCRYPT_PARALLEL = 2
 LIMIT_WAIT_SECONDS = 30.0  # a login waiting for its source's attempts in flight refuses after this
 TOO_MANY = "too many failed logins from this address or for this user"
+AUDIT_KIND = "api.call"  # the event kind of an audit record
+AUDIT_READ = "roost.audit_read"  # a scope["state"] key: scopes.py marks a read that must be audited (a reveal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,12 @@ class Identity:
     name: str  # user or token name; "local" for the Unix socket and trusted loopback
     kind: str  # "socket", "loopback", "password", "token"
     address: str
+    grants: Grants = ADMIN  # the socket's owner and trusted loopback are admins
+
+    def describe(self) -> str:
+        """How a refusal names the caller: 'token "ci"', 'user "alice"'."""
+        who = {"token": "token", "password": "user"}.get(self.kind, self.kind)
+        return f'{who} "{self.name}"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +89,11 @@ class Authenticator:
     def __init__(
         self,
         passwords: PasswordFile,
-        token_name: Callable[[str], Awaitable[str | None]],
+        token_info: Callable[[str], Awaitable[TokenInfo | None]],
         policy: ThrottlePolicy | None = None,
     ) -> None:
         self.passwords = passwords
-        self.token_name = token_name
+        self.token_info = token_info
         self.throttle = Throttle(policy)
         self._bcrypt = asyncio.Semaphore(BCRYPT_PARALLEL)
         self._cache: dict[str, float] = {}
@@ -93,12 +104,26 @@ class Authenticator:
         """Who an Authorization header belongs to, or why it is refused."""
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
-            name = await self.token_name(value.strip())
-            return Identity(name, "token", address) if name else WRONG
+            return await self._bearer(value.strip(), address)
         credentials = _basic(authorization)
         if credentials is None:
             return Refusal(401, "credentials must be a Bearer token or Basic user:password")
         return await self.login(*credentials, address)
+
+    async def _bearer(self, token: str, address: str) -> Identity | Refusal:
+        """A token's identity; a user's token (`roost login`) has the user's grants of now, and
+        stops working when the user is deleted."""
+        found = await self.token_info(token)
+        if found is None:
+            return WRONG
+        if found.user is None:
+            return Identity(found.name, "token", address, found.grants)
+        grants = await asyncio.to_thread(self.passwords.grants, found.user)
+        return WRONG if grants is None else Identity(found.name, "token", address, grants)
+
+    async def _user(self, user: str, address: str) -> Identity | Refusal:
+        grants = await asyncio.to_thread(self.passwords.grants, user)
+        return WRONG if grants is None else Identity(user, "password", address, grants)
 
     async def login(self, user: str, password: str, address: str) -> Identity | Refusal:
         """One throttled password check. Waits only while an attempt of the same source is in
@@ -108,7 +133,7 @@ class Authenticator:
         deadline = time.monotonic() + LIMIT_WAIT_SECONDS
         while True:
             if await self._cache_hit(key):
-                return Identity(user, "password", address)
+                return await self._user(user, address)
             verdict = self.throttle.reserve(sources, time.monotonic())
             if verdict.admission is Admission.ADMITTED:
                 break
@@ -123,7 +148,7 @@ class Authenticator:
             # a cancelled attempt counts as failed: its guess may have been evaluated
             retry_after = self._settle(sources, ok)
         if ok:
-            return Identity(user, "password", address)
+            return await self._user(user, address)
         # the failure that locks a source is answered 401, the failures of a locked source 429
         return Refusal(429, TOO_MANY, max(retry_after, 1.0)) if verdict.locked else WRONG
 
@@ -242,9 +267,7 @@ class AuthMiddleware:
         return None
 
     async def _call_audited(self, scope: Scope, receive: Receive, send: Send, identity: Identity) -> None:
-        if scope["method"] not in MUTATING:
-            await self.app(scope, receive, send)
-            return
+        """Audit every mutating call, and the reads scopes.py marks (a secret reveal), refused or not."""
         status = 500
 
         async def capture(message: MutableMapping[str, Any]) -> None:
@@ -256,7 +279,11 @@ class AuthMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            await self.audit(identity, scope["method"], scope["path"], status)
+            if scope["method"] in MUTATING:
+                await self.audit(identity, scope["method"], scope["path"], status)
+            elif scope["state"].get(AUDIT_READ):
+                query = scope.get("query_string", b"").decode("latin-1")
+                await self.audit(identity, scope["method"], f"{scope['path']}?{query}", status)
 
 
 async def _refuse_with(send: Send, refusal: Refusal) -> None:

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StringConstraints
 
 from roost.api.deps import ControlDep
-from roost.api.params import AppName, Digest, DigestText, json_integer
+from roost.api.params import AppName, AppNameQuery, Digest, DigestText, json_integer
 from roost.api.schemas import DeploymentOut, TrafficOut
 from roost.config import settings_schema
 from roost.errors import NotFound
@@ -62,15 +62,17 @@ class TrafficIn(BaseModel):
     response_class=Response,
     responses={200: {"description": "the archive is stored", "content": {BLOB_MEDIA_TYPE: {}}}},
 )
-async def has_blob(digest: Digest, control: ControlDep) -> Response:
-    """200 if the archive is stored (so `roost push` need not upload it again), else 404."""
+async def has_blob(digest: Digest, control: ControlDep, app: AppNameQuery = None) -> Response:
+    """200 if the archive is stored (so `roost push` need not upload it again), else 404. `app`:
+    the app it is for; a deployer needs a grant on it (without it, on some app)."""
     if not control.registry.has(digest):
         raise NotFound(f"no archive {digest} is stored", hint="upload it with PUT /v1/blobs/{digest}")
     return Response(status_code=200, media_type=BLOB_MEDIA_TYPE)
 
 
 @router.put("/v1/blobs/{digest}", response_model=BlobOut, status_code=201)
-async def put_blob(digest: Digest, request: Request, control: ControlDep) -> BlobOut:
+async def put_blob(digest: Digest, request: Request, control: ControlDep, app: AppNameQuery = None) -> BlobOut:
+    """Store a source archive; `app` as for HEAD."""
     path = await control.registry.put(digest, request.stream())
     return BlobOut(digest=digest, size=path.stat().st_size)
 

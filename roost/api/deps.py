@@ -1,4 +1,4 @@
-"""How route handlers reach the use cases: the Control lives on the app's state."""
+"""How route handlers reach the use cases (the Control lives on the app's state) and the caller."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from roost.api.auth import Identity
+from roost.api.scopes import identity_of
 from roost.control import Control
 
 
@@ -15,3 +17,4 @@ def _control(request: Request) -> Control:
 
 
 ControlDep = Annotated[Control, Depends(_control)]
+IdentityDep = Annotated[Identity, Depends(identity_of)]

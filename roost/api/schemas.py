@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated, Any, Protocol, Self
 
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from roost.api.params import AppNameText, JsonInt, JsonNumber
+from roost.api.quotas import QuotaOut
 from roost.config import key_schema, settings_schema
-from roost.control import AppDetails, AppSummary, Urls
+from roost.control import AppDetails, AppSummary, Isolation, Urls, describe_isolation
+from roost.control.usage import Usage
 from roost.model import App, Deployment, Event, Mode, TrafficEntry
+
+
+class RecordOut(BaseModel):
+    """The wire form of a record: each field read from the record's attribute of the same name
+    (enums become their values), so a field is never copied by hand. A subclass's `of` is the one
+    conversion from its record; it passes only what the record does not hold as it is."""
+
+    @classmethod
+    def read(cls, record: object, **extra: object) -> Self:
+        """`record`'s attributes named like this model's fields, `extra` on top, validated."""
+        fields = {name: getattr(record, name) for name in cls.model_fields if hasattr(record, name)}
+        return cls.model_validate(fields | extra)
+
+
+class Addressed(Protocol):
+    """What InstanceOut needs beyond its fields: the runtime's InstanceInfo has it (the API never
+    imports the runtime)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def pid(self) -> int | None: ...
 
 
 class ErrorOut(BaseModel):
@@ -53,7 +80,7 @@ class AppCreate(BaseModel):
     )
 
 
-class AppOut(BaseModel):
+class AppOut(RecordOut):
     name: str
     mode: str
     desired: str
@@ -64,15 +91,7 @@ class AppOut(BaseModel):
 
     @classmethod
     def of(cls, app: App) -> AppOut:
-        return cls(
-            name=app.name,
-            mode=app.mode.value,
-            desired=app.desired.value,
-            created_at=app.created_at,
-            updated_at=app.updated_at,
-            config=app.config.to_dict(),
-            overrides=dict(app.overrides),
-        )
+        return cls.read(app, config=app.config.to_dict(), overrides=dict(app.overrides))
 
 
 class AppSummaryOut(BaseModel):
@@ -110,7 +129,7 @@ class AppSummaryOut(BaseModel):
         )
 
 
-class DeploymentOut(BaseModel):
+class DeploymentOut(RecordOut):
     id: str
     app: str
     status: str
@@ -125,31 +144,22 @@ class DeploymentOut(BaseModel):
 
     @classmethod
     def of(cls, deployment: Deployment, weight: int = 0, urls: Urls | None = None) -> DeploymentOut:
-        return cls(
-            preview_url=urls.preview(deployment.app, deployment.id) if urls else "",
-            url=urls.production(deployment.app) if urls else "",
-            id=deployment.id,
-            app=deployment.app,
-            status=deployment.status.value,
-            digest=deployment.digest,
-            message=deployment.message,
-            created_at=deployment.created_at,
-            build_seconds=deployment.build_seconds,
-            error=deployment.error,
-            weight=weight,
-        )
+        if urls is None:
+            return cls.read(deployment, weight=weight)
+        preview, production = urls.preview(deployment.app, deployment.id), urls.production(deployment.app)
+        return cls.read(deployment, weight=weight, preview_url=preview, url=production)
 
 
-class TrafficOut(BaseModel):
+class TrafficOut(RecordOut):
     deployment: str
     weight: int
 
     @classmethod
     def of(cls, entry: TrafficEntry) -> TrafficOut:
-        return cls(deployment=entry.deployment, weight=entry.weight)
+        return cls.read(entry)
 
 
-class EventOut(BaseModel):
+class EventOut(RecordOut):
     id: int
     at: float
     app: str | None
@@ -159,10 +169,10 @@ class EventOut(BaseModel):
 
     @classmethod
     def of(cls, event: Event) -> EventOut:
-        return cls(id=event.id, at=event.at, app=event.app, kind=event.kind, message=event.message, data=event.data)
+        return cls.read(event)
 
 
-class InstanceOut(BaseModel):
+class InstanceOut(RecordOut):
     id: str
     deployment: str
     state: str
@@ -175,6 +185,44 @@ class InstanceOut(BaseModel):
     reason: str
     memory: int | None = Field(default=None, description="proportional set size in bytes, now")
     cpu: float | None = Field(default=None, description="percent of one core, now")
+    isolation: Isolation | None = Field(
+        default=None, description="what the instance really got, read back from its running process"
+    )
+    isolation_summary: list[str] = Field(default_factory=list, description="the same, in a few lines for people")
+
+    @classmethod
+    def of(cls, info: Addressed, usage: Mapping[int, Usage], isolation: Isolation | None = None) -> InstanceOut:
+        """`info` (an InstanceInfo) with its address and, when measured, its memory and CPU use and
+        the isolation read back from its process."""
+        address = f"{info.host}:{info.port}"
+        measured = usage.get(info.pid) if info.pid is not None else None
+        read_back: dict[str, object] = {}
+        if isolation is not None:
+            read_back = {"isolation": isolation, "isolation_summary": describe_isolation(isolation)}
+        if measured is None:
+            return cls.read(info, address=address, **read_back)
+        return cls.read(info, address=address, memory=measured.memory, cpu=measured.cpu, **read_back)
+
+
+class BuildIsolationOut(BaseModel):
+    """One build step's isolation, read back from its process while it ran."""
+
+    deployment: str
+    step: str = Field(description='"uv pip install", "python -m compileall"')
+    at: float
+    isolation: dict[str, Any] = Field(description="as an instance's `isolation`")
+    summary: list[str]
+
+    @classmethod
+    def of(cls, event: Event) -> BuildIsolationOut:
+        data = event.data
+        return cls(
+            deployment=str(data.get("deployment", "")),
+            step=str(data.get("step", "")),
+            at=event.at,
+            isolation=dict(data.get("isolation") or {}),
+            summary=[str(line) for line in data.get("summary") or []],
+        )
 
 
 class AppInfoOut(BaseModel):
@@ -188,8 +236,12 @@ class AppInfoOut(BaseModel):
     deployments: list[DeploymentOut]
     traffic: list[TrafficOut]
     instances: list[InstanceOut]
+    builds: list[BuildIsolationOut] = Field(
+        default_factory=list, description="each build step's isolation, for the deployments listed"
+    )
     events: list[EventOut]
     domains: list[str]
+    quotas: list[QuotaOut] = Field(default_factory=list, description="the quotas covering the app, and how full")
 
     @classmethod
     def of(cls, details: AppDetails, urls: Urls) -> AppInfoOut:
@@ -201,23 +253,9 @@ class AppInfoOut(BaseModel):
             url=urls.production(details.app.name),
             deployments=[DeploymentOut.of(d, weights.get(d.id, 0), urls) for d in details.deployments],
             traffic=[TrafficOut.of(t) for t in details.traffic],
-            instances=[
-                InstanceOut(
-                    id=i.id,
-                    deployment=i.deployment,
-                    state=i.state.value,
-                    pid=i.pid,
-                    address=f"{i.host}:{i.port}",
-                    started_at=i.started_at,
-                    start_kind=i.start_kind.value,
-                    in_flight=i.in_flight,
-                    restarts=i.restarts,
-                    reason=i.reason,
-                    memory=details.usage[i.pid].memory if i.pid in details.usage else None,
-                    cpu=details.usage[i.pid].cpu if i.pid in details.usage else None,
-                )
-                for i in details.instances
-            ],
+            instances=[InstanceOut.of(i, details.usage, details.isolation.get(i.id)) for i in details.instances],
+            builds=[BuildIsolationOut.of(e) for e in details.build_isolation],
             events=[EventOut.of(e) for e in details.events],
             domains=details.domains,
+            quotas=[QuotaOut.of(q) for q in details.quotas],
         )

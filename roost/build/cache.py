@@ -78,7 +78,7 @@ class UvCache:
     def trusted_environ(self) -> dict[str, str]:
         """uv's settings for trusted steps: the shared cache, no pyproject.toml or uv.toml read
         (an app's `[tool.uv]` could point the daemon at any URL)."""
-        return {"UV_CACHE_DIR": str(self.shared), "UV_NO_CONFIG": "1"}
+        return {"UV_CACHE_DIR": str(self.shared), "UV_NO_CONFIG": "1", "HOME": str(self.shared)}
 
     def trusted_install(self, uv: str, python: Path, packages: Sequence[str], *, offline: bool) -> list[str]:
         """`uv pip install` of wheels only, no bytecode: nothing of a package runs."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from roost.build.cache import UvCache, admits_trusted, has_own_sources, requirement_lines
 from roost.build.deps import Dependencies, DependencyKind
 from roost.build.enclosure import Enclosure
+from roost.build.jail import BuildJail, Confined
 from roost.build.process import Completed, error_summary, run
 from roost.errors import BuildFailed, no_space
 
@@ -41,6 +42,16 @@ class Toolchain:
     env: Mapping[str, str]
     cache: UvCache
     enclosure: Enclosure | None = None  # marks and groups every subprocess, for recovery after a crash
+    jail: BuildJail | None = None  # one build's confinement (the app's uid, its cgroup): see jail.py
+    read_only: tuple[Path, ...] = ()  # in a jail: what it must see besides its folders (the interpreter, uv)
+    cache_dir: Path | None = None  # in a jail: uv's cache, writable
+
+    def confine(self, cwd: Path, *writable: Path) -> Confined | None:
+        """The jail around one subprocess that writes only `writable` (and uv's cache), or None."""
+        if self.jail is None:
+            return None
+        cache = (self.cache_dir,) if self.cache_dir is not None else ()
+        return self.jail.confine(cwd, [*writable, *cache], self.read_only)
 
 
 def venv_python(venv: Path) -> Path:
@@ -78,17 +89,19 @@ async def create_venv(
     log: Log,
     *,
     app: str,
-    owner: tuple[int, int] | None = None,
 ) -> None:
     """Make a relocatable venv at `venv` and install the app's dependencies and the runner into it.
 
     One `uv pip install` resolves both together, so the runner can never
     change a version the app pinned; a conflict fails the build instead.
-    The trusted step goes first; the untrusted one (with `app`'s cache view, owned by `owner`,
-    the build's uid and gid, None: the daemon's) only when some package must be built.
+    The trusted step goes first, as the daemon and outside the jail; the untrusted one (in the
+    jail, with `app`'s cache view, owned by the jail's uid) only when some package must be built.
     """
     argv = [toolchain.uv, "venv", "--quiet", "--relocatable", "--python", toolchain.python, str(venv)]
-    completed = await run(argv, cwd=venv.parent, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
+    cwd = venv if toolchain.jail is not None else venv.parent  # a jailed build sees its own folders only
+    completed = await run(
+        argv, cwd=cwd, env=toolchain.env, enclosure=toolchain.enclosure, log=log, confined=toolchain.confine(cwd, venv)
+    )
     _check_space(completed, venv.parent)
     if not completed.ok:
         raise BuildFailed(
@@ -101,12 +114,23 @@ async def create_venv(
     if await _install_trusted(toolchain, venv, dependencies, code_dir, runner_requirements, log):
         await _compile_venv(toolchain, venv, log)
         return
-    view = await asyncio.to_thread(toolchain.cache.view, app, *(owner or (None, None)))
+    jail = toolchain.jail
+    owner = (jail.uid, jail.gid) if jail is not None else (None, None)
+    view = await asyncio.to_thread(toolchain.cache.view, app, *owner)
     env = {**toolchain.env, **view.environ()}
     packages = [*sources, *runner_requirements]
     offline = dependencies.kind is DependencyKind.LOCK and view.warm
+    install = toolchain.cache.untrusted_install
     completed = await _uv_install(
-        toolchain, toolchain.cache.untrusted_install, venv, packages, env, code_dir, offline, log
+        toolchain,
+        install,
+        venv,
+        packages,
+        env,
+        code_dir,
+        offline,
+        log,
+        lambda: toolchain.confine(code_dir, code_dir, venv),
     )
     _check_space(completed, venv.parent)
     _check_install(completed, dependencies)
@@ -132,7 +156,7 @@ async def _install_trusted(
     env = {**toolchain.env, **toolchain.cache.trusted_environ()}
     offline = dependencies.kind is DependencyKind.LOCK  # a locked app on a warm cache needs no network
     install = toolchain.cache.trusted_install
-    completed = await _uv_install(toolchain, install, venv, packages, env, venv.parent, offline, log)
+    completed = await _uv_install(toolchain, install, venv, packages, env, venv.parent, offline, log, lambda: None)
     _check_space(completed, venv.parent)
     if not completed.ok:
         log(f"    not from wheels alone ({error_summary(completed.tail)}): building where a build's code may run")
@@ -148,19 +172,23 @@ async def _uv_install(
     cwd: Path,
     offline: bool,
     log: Log,
+    confine: Callable[[], Confined | None],
 ) -> Completed:
-    """`install`'s argv run; offline first when `offline`, and again online if that fails."""
+    """`install`'s argv run (in `confine()`'s jail, a new one for each run); offline first when
+    `offline`, and again online if that fails."""
     python = venv_python(venv)
     if offline:
         quiet: list[str] = []
         argv = install(toolchain.uv, python, packages, offline=True)
-        completed = await run(argv, cwd=cwd, env=env, enclosure=toolchain.enclosure, log=quiet.append)
+        completed = await run(
+            argv, cwd=cwd, env=env, enclosure=toolchain.enclosure, log=quiet.append, confined=confine()
+        )
         if completed.ok:
             for line in quiet:
                 log("    " + line)
             return completed
     argv = install(toolchain.uv, python, packages, offline=False)
-    return await run(argv, cwd=cwd, env=env, enclosure=toolchain.enclosure, log=log)
+    return await run(argv, cwd=cwd, env=env, enclosure=toolchain.enclosure, log=log, confined=confine())
 
 
 async def _index_requirements(
@@ -219,7 +247,14 @@ async def _export_lock(toolchain: Toolchain, venv: Path, code_dir: Path, log: Lo
         toolchain.uv, "export", "--quiet", "--frozen", "--no-hashes", "--no-dev", "--no-emit-project",
         "--no-header", "--python", toolchain.python, "--output-file", str(exported),
     ]  # fmt: skip
-    completed = await run(argv, cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
+    completed = await run(
+        argv,
+        cwd=code_dir,
+        env=toolchain.env,
+        enclosure=toolchain.enclosure,
+        log=log,
+        confined=toolchain.confine(code_dir, code_dir, venv),
+    )
     if not completed.ok:
         raise BuildFailed(
             f"uv could not read uv.lock: {error_summary(completed.tail)}", hint=INSTALL_HINTS[DependencyKind.LOCK]
@@ -250,7 +285,12 @@ async def compile_code(venv: Path, code_dir: Path, final_dir: Path, toolchain: T
     the build check, not this step, decides whether that matters.
     """
     argv = [str(venv_python(venv)), "-m", "compileall", "-q", "-j", "0", "-d", str(final_dir), str(code_dir)]
-    completed = await run(argv, cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
+    confined = None
+    if toolchain.jail is not None:  # the venv's .pth files run here: the code is writable, the venv not
+        confined = toolchain.jail.confine(code_dir, [code_dir], [*toolchain.read_only, venv])
+    completed = await run(
+        argv, cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log, confined=confined
+    )
     return completed.ok
 
 

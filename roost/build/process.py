@@ -11,12 +11,14 @@ import re
 import signal
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
 from uv import find_uv_bin
 
 from roost.build.enclosure import Enclosure
+from roost.build.jail import Confined
 
 READ_BYTES = 64 * 1024
 TAIL_LINES = 60
@@ -32,6 +34,11 @@ _SET_BY_ROOST = frozenset(
         "UV_FROZEN", "UV_LOCKED", "UV_NO_SYNC", "UV_PROJECT", "UV_WORKING_DIRECTORY", "UV_NO_PROGRESS",
     }
 )  # fmt: skip
+StepWatcher = Callable[[int, Sequence[str]], None]
+STEP_WATCHER: ContextVar[StepWatcher | None] = ContextVar("roost_build_step_watcher", default=None)
+"""Told (pid, argv) of every build subprocess started in this context, when `run` gets no
+`on_start`: the control plane sets it around one deployment's build to read back each step's
+isolation, without the builder knowing."""
 _TIMES = "\u00d7"  # older uv marks its errors with a cross; newer ones print "error:"
 _ERROR_START_RE = re.compile(rf"^\s*(?:error:|{_TIMES})\s*")
 _MARKER_RE = re.compile(rf"^\s*(?:error:|{_TIMES}|\u2570\u2500\u25b6|\u251c\u2500\u25b6|cause:|\u2502)\s*")
@@ -79,24 +86,44 @@ async def run(
     log: Callable[[str], None],
     prefix: str = "    ",
     enclosure: Enclosure | None = None,
+    confined: Confined | None = None,
+    on_start: StepWatcher | None = None,
 ) -> Completed:
     """Run `argv`, passing each line it prints (stdout and stderr) to `log`.
 
     Returns its exit status and last lines; does not raise for a non-zero
     status. Cancelled, it kills the whole process group and reaps it. With an
-    `enclosure`, it runs marked and in the builds' cgroup, for recovery after a crash.
+    `enclosure`, it runs marked and in the builds' cgroup, for recovery after a crash;
+    `confined`, it runs in its build's jail (which then joins the cgroup: see jail.py).
+    `on_start` (else STEP_WATCHER's) is told the command's pid and `argv` once it exists (behind
+    bwrap, once bwrap says which it is); it must not block.
     """
+    watcher = on_start or STEP_WATCHER.get()
+    step = tuple(argv)
+    pass_fds: tuple[int, ...] = ()
     if enclosure is not None:
-        argv, env = enclosure.wrap(argv), {**env, **enclosure.environ()}
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
+        env = {**env, **enclosure.environ()}
+    if confined is not None:
+        argv = confined.command(list(argv))
+        pass_fds = confined.pass_fds
+    elif enclosure is not None:
+        argv = enclosure.wrap(argv)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=pass_fds,
+        )
+    except BaseException:
+        if confined is not None:
+            confined.close()
+        raise
+    _started(process.pid, step, confined, watcher)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
         assert process.stdout is not None  # noqa: S101 - asked for a pipe just above
@@ -107,6 +134,20 @@ async def run(
         await asyncio.shield(process.wait())
         raise
     return Completed(tuple(argv), returncode, tuple(tail))
+
+
+def _started(pid: int, step: tuple[str, ...], confined: Confined | None, watcher: StepWatcher | None) -> None:
+    """Tell `watcher` the command's own pid: `pid` itself, or behind bwrap the one bwrap reports
+    (a build waits for bwrap; its cgroup holds the rest)."""
+
+    def tell(target: int) -> None:
+        if watcher is not None:
+            watcher(target, step)
+
+    if confined is not None:
+        confined.spawned(asyncio.get_running_loop(), tell)
+    if confined is None or not confined.sandboxed:
+        tell(pid)
 
 
 async def _pump(stream: asyncio.StreamReader, tail: deque[str], log: Callable[[str], None], prefix: str) -> None:
@@ -151,4 +192,4 @@ def error_summary(tail: Sequence[str]) -> str:
     return summary if len(summary) <= LIMIT_ERROR_CHARS else summary[: LIMIT_ERROR_CHARS - 1] + "\u2026"
 
 
-__all__ = ["Completed", "build_env", "error_summary", "run", "uv_binary"]
+__all__ = ["STEP_WATCHER", "Completed", "StepWatcher", "build_env", "error_summary", "run", "uv_binary"]

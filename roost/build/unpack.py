@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
 
-from roost.config import human_size
 from roost.errors import BuildFailed, is_no_space, no_space
+from roost.units import human_size
 
 LIMIT_UNPACKED_BYTES = 1024**3
 LIMIT_MEMBERS = 100_000

@@ -10,8 +10,9 @@ import click
 from roost.cli.appdir import app_argument, resolve_app
 from roost.cli.base import Context, json_option, pass_context
 from roost.cli.confirm import confirm_destruction, yes_option
+from roost.cli.isolation import show_isolation
 from roost.cli.output import age, console, print_json, show, table
-from roost.config import format_duration, format_size, human_size
+from roost.units import format_duration, format_size, human_size
 
 
 @click.command("create")
@@ -62,7 +63,7 @@ def list_apps(ctx: Context, as_json: bool) -> None:
 @json_option
 @pass_context
 def info(ctx: Context, app: str | None, events: int, as_json: bool) -> None:
-    """Show an app's settings, traffic, deployments, instances and recent events."""
+    """Show an app's settings, deployments, instances, the isolation each really got, and events."""
     app = resolve_app(app)
     details = ctx.client().request("GET", f"/v1/apps/{app}", params={"events": events})
     now = time.time()
@@ -74,6 +75,8 @@ def info(ctx: Context, app: str | None, events: int, as_json: bool) -> None:
     _show_settings(details["app"], details["settings"], details["sources"])
     _show_deployments(details["deployments"])
     _show_instances(details["instances"])
+    show_isolation(details["instances"], details.get("builds", []), details["deployments"])
+    _show_quotas(details.get("quotas", []))
     _show_events(details["events"])
 
 
@@ -113,6 +116,12 @@ def _show_deployments(deployments: list[dict[str, Any]]) -> None:
     for d in deployments:
         rows.add_row(d["id"], d["status"], f"{d['weight']}%" if d["weight"] else "", age(d["created_at"]), d["message"])
     show(rows)
+
+
+def _show_quotas(quotas: list[dict[str, Any]]) -> None:
+    """The quotas covering the app and how full each is (`roost quota list` shows them all)."""
+    for q in quotas:
+        console.print(f'\nquota "{q["pattern"]}": {q["usage"]} (over {", ".join(q["apps"])})', highlight=False)
 
 
 def _show_instances(instances: list[dict[str, Any]]) -> None:

@@ -121,9 +121,11 @@ class Client:
             raise self._unreachable(exc) from exc
         return self._decode(response)
 
-    def has_blob(self, digest: str) -> bool:
+    def has_blob(self, digest: str, app: str | None = None) -> bool:
+        """Whether the daemon stores the archive; `app`: the app it is for (a deployer's grant is
+        checked on it). A refused HEAD has no body: False, and the upload says why."""
         try:
-            response = self._http.head(f"/v1/blobs/{digest}")
+            response = self._http.head(f"/v1/blobs/{digest}", params={"app": app} if app else None)
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
         return response.status_code == 200

@@ -8,8 +8,8 @@ from roost.cli.appdir import app_argument, resolve_app
 from roost.cli.base import Context, json_option, pass_context
 from roost.cli.confirm import confirm_destruction, yes_option
 from roost.cli.output import console, print_json
-from roost.config import format_duration
 from roost.errors import UsageError
+from roost.units import format_duration
 
 
 @click.command("start")

@@ -6,8 +6,8 @@ import click
 
 from roost.cli.appdir import app_argument, resolve_app
 from roost.cli.base import Context, json_option, pass_context
-from roost.config import parse_duration
 from roost.errors import UsageError
+from roost.units import parse_duration
 
 
 @click.command("logs")

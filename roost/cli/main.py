@@ -24,16 +24,19 @@ from roost.cli.output import console, err_console, print_json
 from roost.cli.push import push
 from roost.cli.security import login, logout, password, token
 from roost.cli.serve import serve
-from roost.config import format_duration, format_size, load_app_config
+from roost.cli.tenants import audit, quota
+from roost.cli.users import user
+from roost.config import load_app_config
 from roost.errors import RoostError, UsageError
 from roost.guess import code_reads_port, port_warning
+from roost.units import format_duration, format_size
 
 SECTIONS: dict[str, tuple[str, ...]] = {
     "Apps": ("push", "init", "check", "create", "list", "info", "env", "cron", "remove"),
     "Deployments": ("deployments", "promote", "rollback"),
     "Traffic": ("traffic", "domains"),
     "Runtime": ("logs", "events", "scale", "start", "stop", "kill", "restart"),
-    "Admin": ("serve", "login", "logout", "password", "token", "gc", "version", "completion"),
+    "Admin": ("serve", "login", "logout", "password", "user", "token", "quota", "audit", "gc", "version", "completion"),
 }
 
 
@@ -134,6 +137,7 @@ for command in (
     logs,
     domains,
     password,
+    user,
     token,
     login,
     logout,
@@ -142,6 +146,8 @@ for command in (
     gc,
     cron,
     events,
+    quota,
+    audit,
 ):
     cli.add_command(command)
 attach(cli)

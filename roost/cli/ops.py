@@ -8,7 +8,7 @@ from roost.cli.appdir import app_argument, resolve_app
 from roost.cli.base import Context, json_option, pass_context
 from roost.cli.confirm import confirm_destruction, yes_option
 from roost.cli.output import age, console, print_json, show, table, until
-from roost.config import human_size
+from roost.units import human_size
 
 
 @click.command("gc")

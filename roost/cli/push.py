@@ -27,10 +27,11 @@ from rich.progress import (
 from roost.cli.base import Context, json_option, pass_context
 from roost.cli.client import Client
 from roost.cli.output import console, err_console, print_json
-from roost.config import find_settings, human_size, merge, validate
+from roost.config import find_settings, merge, validate
 from roost.errors import BuildFailed, ConfigError
 from roost.guess import factory_note, guess
 from roost.pack import pack_app
+from roost.units import human_size
 
 CHUNK = 256 * 1024
 HEARTBEAT_SECONDS = 3.0  # without a terminal (CI logs), a quiet step still says it is alive this often
@@ -82,9 +83,11 @@ def _chunks(path: Path, progress: Progress, task: TaskID) -> Iterator[bytes]:
             yield chunk
 
 
-def _upload(client: Client, archive: Path, digest: str, size: int, say: Any, shown: Console) -> dict[str, Any]:
-    """Send the archive unless the daemon has it; what was sent, for `--json`."""
-    if client.has_blob(digest):
+def _upload(
+    client: Client, app: str, archive: Path, digest: str, size: int, say: Any, shown: Console
+) -> dict[str, Any]:
+    """Send the archive for `app` unless the daemon has it; what was sent, for `--json`."""
+    if client.has_blob(digest, app):
         say(f"[dim]archive {digest[:19]}… ({human_size(size)}) already on the daemon: not uploaded again[/]")
         return {"bytes": 0, "seconds": 0.0, "skipped": True}
     started = time.monotonic()
@@ -94,6 +97,7 @@ def _upload(client: Client, archive: Path, digest: str, size: int, say: Any, sho
         client.request(
             "PUT",
             f"/v1/blobs/{digest}",
+            params={"app": app},
             content=_chunks(archive, progress, task),
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
         )
@@ -143,7 +147,7 @@ def push(
         packed = pack_app(path, Path(scratch) / "app.tar.gz")
         sizes = f"{human_size(packed.unpacked_size)} → {human_size(packed.size)}"
         say(f"packed {packed.files} files, {sizes} ({packed.digest[:19]}…)")
-        upload = _upload(client, packed.path, packed.digest, packed.size, say, shown)
+        upload = _upload(client, app, packed.path, packed.digest, packed.size, say, shown)
     body = {
         "digest": packed.digest,
         "message": message,

@@ -1,13 +1,15 @@
-"""Access use cases: API tokens. A token is shown once; only its hash is stored."""
+"""Access use cases: API tokens and their grants. A token is shown once; only its hash is stored."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 
 from roost.control.core import ControlBase
 from roost.errors import UsageError
+from roost.grants import Grants
 
 TOKEN_PREFIX = "roost_"  # noqa: S105 - a visible prefix, not a secret
 TOKEN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # noqa: S105 - a rule, not a secret; the API schema has it
@@ -18,25 +20,47 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A token as `roost token list` shows it (never the token itself).
+
+    `user` set: the token was made by that password user (`roost login`) and acts with the
+    user's grants of the moment, read from the password file at each request; `grants` is then
+    unused. Otherwise `grants` are the token's own."""
+
+    name: str
+    grants: Grants
+    user: str | None
+    created_at: float
+    last_used_at: float | None
+
+
 class AccessUseCases(ControlBase):
-    async def create_token(self, name: str) -> str:
+    async def create_token(self, name: str, grants: Grants, user: str | None = None) -> str:
         """Make a token named `name`; returns the token itself (the only time it is seen)."""
         if not TOKEN_NAME_RE.fullmatch(name):
             raise UsageError(f"'{name}' is not a valid token name", hint="use letters, digits, '.', '_' or '-'")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        await self.store.create_token(name, hash_token(token))
-        await self.store.add_event(None, "token.created", f"token {name} created")
+        await self.store.create_token(name, hash_token(token), grants.encode(), user)
+        rights = f"for user {user}" if user else grants.describe()
+        await self.store.add_event(None, "token.created", f"token {name} created ({rights})")
         return token
 
     async def revoke_token(self, name: str) -> None:
         await self.store.revoke_token(name)
         await self.store.add_event(None, "token.revoked", f"token {name} revoked")
 
-    async def list_tokens(self) -> list[tuple[str, float, float | None]]:
-        return await self.store.list_tokens()
+    async def list_tokens(self) -> list[TokenInfo]:
+        return [
+            TokenInfo(r.name, Grants.decode(r.grants), r.user, r.created_at, r.last_used_at)
+            for r in await self.store.list_tokens()
+        ]
 
-    async def token_name(self, token: str) -> str | None:
-        """Who a presented token belongs to, or None."""
+    async def token_info(self, token: str) -> TokenInfo | None:
+        """Who a presented token belongs to and what it may do, or None."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
             return None
-        return await self.store.token_name(hash_token(token))
+        found = await self.store.token_record(hash_token(token))
+        if found is None:
+            return None
+        return TokenInfo(found.name, Grants.decode(found.grants), found.user, found.created_at, found.last_used_at)

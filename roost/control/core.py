@@ -14,6 +14,8 @@ from typing import Any
 from roost.applog import LogBook, LogLine
 from roost.build import Builder
 from roost.config import build_config, setting_sources, validate, with_overrides
+from roost.control.isolation import BUILD_ISOLATION
+from roost.control.quotas import QuotaState, QuotaUseCases
 from roost.control.usage import LIVE, Usage, measure
 from roost.errors import UsageError
 from roost.model import (
@@ -24,15 +26,19 @@ from roost.model import (
     Deployment,
     DeploymentId,
     Event,
+    InstanceId,
     Mode,
+    Traffic,
     TrafficEntry,
     is_valid_app_name,
 )
 from roost.registry import Registry
-from roost.runtime.protocol import InstanceInfo, Runtime
+from roost.runtime.protocol import InstanceInfo, Isolation, Runtime
 from roost.store import Store
+from roost.tasks import TaskSet
 
 log = logging.getLogger("roost.control")
+LIMIT_BUILD_ISOLATION = 200  # build.isolation events looked at: a few steps of each kept deployment
 Listener = Callable[[AppName], Awaitable[None]]
 
 
@@ -66,8 +72,11 @@ class AppDetails:
     domains: list[str] = field(default_factory=list)
     instances: list[InstanceInfo] = field(default_factory=list)
     usage: dict[int, Usage] = field(default_factory=dict)  # by pid
+    isolation: dict[InstanceId, Isolation] = field(default_factory=dict)  # by instance id, read back from its process
+    build_isolation: list[Event] = field(default_factory=list)  # `build.isolation` of the listed deployments
     settings: AppConfig | None = None  # in force for production, `roost scale` included
     sources: dict[str, str] = field(default_factory=dict)  # "scale.min" -> "roost scale" | "roost.toml" | "default"
+    quotas: list[QuotaState] = field(default_factory=list)  # the quotas covering the app, and how full they are
 
 
 def check_app_name(name: str) -> AppName:
@@ -78,6 +87,8 @@ def check_app_name(name: str) -> AppName:
 
 class ControlBase:
     """State shared by the use cases: the store, registry, builder, runtime and logs."""
+
+    quotas: QuotaUseCases  # set by Control
 
     def __init__(
         self,
@@ -99,7 +110,7 @@ class ControlBase:
         self.urls = urls
         self.timeout_build_check = timeout_build_check
         self._listeners: list[Listener] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(log, "background task")
 
     @property
     def deployments_root(self) -> Path:
@@ -115,20 +126,10 @@ class ControlBase:
 
     def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> None:
         """Run background work, keeping its handle so shutdown can cancel it; a crash is logged."""
-        task = asyncio.get_running_loop().create_task(work, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s failed: %r", task.get_name(), task.exception())
+        self._tasks.spawn(work, name=name)
 
     async def cancel_background(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
 
 
 class AppUseCases(ControlBase):
@@ -151,7 +152,7 @@ class AppUseCases(ControlBase):
         instances = [i for i in self.runtime.instances() if i.app == name]
         deployments = await self.store.list_deployments(name)
         traffic = await self.store.get_traffic(name)
-        top = max(traffic, key=lambda t: t.weight).deployment if traffic else None
+        top = Traffic.of(traffic).production
         production = next((d for d in deployments if d.id == top), None)
         settings = with_overrides(production.config if production else app.config, app.overrides)
         return AppDetails(
@@ -164,12 +165,28 @@ class AppUseCases(ControlBase):
             domains=sorted(await self.store.list_domains(name)),
             instances=instances,
             usage=await self.usage(instances),
+            quotas=await self.quotas.quota_states(name),
+            isolation=await self.isolation(instances),
+            build_isolation=await self.build_isolation(name, {d.id for d in deployments}),
         )
 
     async def usage(self, instances: Iterable[InstanceInfo]) -> dict[int, Usage]:
         """Memory and CPU now of each live instance, by pid (read in a thread)."""
         pids = [i.pid for i in instances if i.pid is not None and i.state in LIVE]
         return await asyncio.to_thread(measure, pids) if pids else {}
+
+    async def isolation(self, instances: Iterable[InstanceInfo]) -> dict[InstanceId, Isolation]:
+        """What each live instance really got, read back from its process by the runtime."""
+        found: dict[InstanceId, Isolation] = {}
+        for deployment in sorted({i.deployment for i in instances if i.state in LIVE}):
+            found.update(await self.runtime.isolation(deployment))
+        return found
+
+    async def build_isolation(self, app: str, deployments: set[DeploymentId]) -> list[Event]:
+        """The newest read-back of each build step of `deployments` (one event per step)."""
+        events = await self.store.list_events_of_kind(app, BUILD_ISOLATION, limit=LIMIT_BUILD_ISOLATION)
+        latest = {(e.data.get("deployment"), e.data.get("step")): e for e in events}
+        return [e for e in latest.values() if e.data.get("deployment") in deployments]
 
     async def remove_app(self, name: str) -> None:
         """Forget the app: stop its instances, then delete its rows, files and logs."""

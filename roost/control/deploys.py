@@ -15,6 +15,7 @@ from roost.config import build_config, validate
 from roost.control.buildlog import BuildLog, BuildLogs
 from roost.control.core import check_app_name
 from roost.control.env import EnvUseCases
+from roost.control.isolation import BuildWatch
 from roost.errors import BuildFailed, ConfigError, Conflict, NoSpace, NotFound, UsageError
 from roost.model import (
     TRAFFIC_WEIGHT_MAX,
@@ -117,7 +118,9 @@ class DeployUseCases(EnvUseCases):
     async def _build(self, deployment: Deployment, build_log: BuildLog) -> DeploymentSpec:
         archive = self.registry.path(deployment.digest)
         request = BuildRequest(app=deployment.app, deployment=deployment.id, archive=archive)
-        output = await self.builder.build(request, build_log.line)
+        build_dir = self.deployments_root / deployment.app / deployment.id
+        with BuildWatch(self.runtime, self.store, self.spawn, deployment.app, deployment.id, build_dir).watching():
+            output = await self.builder.build(request, build_log.line)
         return DeploymentSpec(
             app=deployment.app,
             deployment=deployment.id,

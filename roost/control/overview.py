@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from roost.control.core import AppUseCases
 from roost.control.usage import LIVE
-from roost.model import App, Deployment, DeploymentStatus, DesiredState, InstanceState, Mode, TrafficEntry
-from roost.runtime.backoff import is_crash_looping
+from roost.model import App, Deployment, DeploymentStatus, DesiredState, InstanceState, Mode, Traffic, TrafficEntry
 from roost.runtime.protocol import InstanceInfo
 
 
@@ -50,9 +49,9 @@ class OverviewUseCases(AppUseCases):
             deployments = await self.store.list_deployments(app.name)
             traffic = [t for t in await self.store.get_traffic(app.name) if t.weight > 0]
             live = [i for i in instances if i.app == app.name]
-            looping = any(is_crash_looping(self.runtime.stats(t.deployment).crash_streak) for t in traffic)
-            serving = {t.deployment for t in traffic}
-            production = max((d for d in deployments if d.id in serving), key=lambda d: d.created_at, default=None)
+            looping = any(self.runtime.stats(t.deployment).crash_looping for t in traffic)
+            top = Traffic.of(traffic).production
+            production = next((d for d in deployments if d.id == top), None)
             found.append(
                 AppSummary(
                     app=app,

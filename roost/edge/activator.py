@@ -62,6 +62,22 @@ class Activator:
             return None
         return self._runtime.try_acquire(deployment)
 
+    def instead_of(self, deployment: DeploymentId, same: Slot) -> Slot:
+        """A slot off `same`'s instance if any other has room, else `same` (for a retry after a
+        failed try). The runtime picks the least loaded, so holding slots on the failed instance
+        while asking moves its choice away; that instance's concurrency bounds the loop. Rare
+        and synchronous: every slot taken is handed back or returned before it returns."""
+        held = [same]
+        slot = self.try_acquire(deployment)
+        while slot is not None and slot.instance == same.instance:
+            held.append(slot)
+            slot = self.try_acquire(deployment)
+        if slot is None:
+            slot = held.pop()  # no other instance has room: the failed one again
+        for extra in held:
+            extra.release()
+        return slot
+
     def wait(self, deployment: DeploymentId, request: Waiting) -> Waiter | None:
         """Queue `request`, or None when the queue is full (the caller sheds it with a 503)."""
         queue = self._queues.get(deployment)

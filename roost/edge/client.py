@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import cast
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 
+from roost.clientaddr import client_key, forwarded_client, is_trusted
 from roost.edge import wire
 from roost.edge.context import Context
+from roost.edge.deadline import Deadline
 from roost.edge.exchange import Exchange
-from roost.edge.guard import client_key, forwarded_client, is_trusted
 from roost.edge.request import Rejected, Request
 from roost.edge.tunnel import Tunnel
 
@@ -32,7 +34,8 @@ MALFORMED = Rejected(400, "malformed request")
 
 
 class ClientConnection(asyncio.Protocol):
-    """An HTTP/1.1 server connection that forwards through exchanges."""
+    """An HTTP/1.1 server connection that forwards through exchanges; to each it is the
+    `exchange.ClientSide` (the contract is written there)."""
 
     def __init__(
         self, ctx: Context, loop: asyncio.AbstractEventLoop, scheme: bytes = b"http", internal: bool = False
@@ -57,12 +60,12 @@ class ClientConnection(asyncio.Protocol):
         self._broken = False  # stop parsing: what comes in now is discarded
         self._done = False  # no more answers on this connection
         self._serving = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._request_timer: asyncio.TimerHandle | None = None
+        self._timer = Deadline(loop, self._timer_fired)  # a head read or an idle spell: see _wait
+        self._request_timer = Deadline(loop, self._request_timer_fired)  # a phase of the active exchange
+        self._linger: asyncio.TimerHandle | None = None
         self._timed: Exchange | None = None  # the exchange the request timer runs for
-        self._request_deadline = 0.0
         self._waiting = NOTHING  # what the connection timer runs for: HEAD, IDLE or NOTHING
-        self._deadline = 0.0
+        self._on_tunnel_closed: Callable[[], None] | None = None
         self._head_count = 0
         self._head_size = 0
         self._head_raw = 0
@@ -104,9 +107,7 @@ class ClientConnection(asyncio.Protocol):
             active, self.active = self.active, None
             active.client_gone()
         self._timed = None
-        if self._request_timer is not None:
-            self._request_timer.cancel()
-            self._request_timer = None
+        self._request_timer.cancel()
 
     def eof_received(self) -> bool | None:
         if self.tunnel is not None:
@@ -191,7 +192,7 @@ class ClientConnection(asyncio.Protocol):
         req.finish_head(
             parser.get_method(), parser.get_http_version(), parser.should_keep_alive(), parser.should_upgrade()
         )
-        self._waiting = NOTHING  # from here the exchange keeps the time
+        self._stop_waiting()  # from here the exchange keeps the time
         self._queue.append(req)
         if self.active is None and len(self._queue) == 1:
             self._serve_next()
@@ -352,20 +353,24 @@ class ClientConnection(asyncio.Protocol):
         self._early.clear()
         return early
 
-    def open_tunnel(self, tunnel: Tunnel) -> None:
-        self.tunnel = tunnel
-        self._upgraded = None
-        self._waiting = NOTHING
-        self._resume(PIPELINE | BODY | UPSTREAM | UPGRADE)
-
-    def tunnel_closed(self) -> None:
-        self.active = None
-        self._done = True
-
-    def transport_or_fail(self) -> asyncio.Transport:
+    def open_tunnel(self, upstream: asyncio.Transport, on_closed: Callable[[], None]) -> Tunnel:
+        """Splice this connection to `upstream` (the app said 101); `on_closed` when either ends."""
         if self.transport is None:
             raise RuntimeError("no transport")
-        return self.transport
+        self._on_tunnel_closed = on_closed
+        tunnel = self.tunnel = Tunnel(self.transport, upstream, self._tunnel_closed)
+        self._upgraded = None
+        self._stop_waiting()
+        self._resume(PIPELINE | BODY | UPSTREAM | UPGRADE)
+        return tunnel
+
+    def _tunnel_closed(self) -> None:
+        on_closed = self._on_tunnel_closed
+        self._on_tunnel_closed = None
+        if on_closed is not None:
+            on_closed()
+        self.active = None
+        self._done = True
 
     # -- writing and closing -----------------------------------------------------------------
 
@@ -385,7 +390,7 @@ class ClientConnection(asyncio.Protocol):
         if self._done:
             return
         self._done = True
-        self._waiting = NOTHING
+        self._stop_waiting()
         transport = self.transport
         if transport is None:
             return
@@ -399,7 +404,7 @@ class ClientConnection(asyncio.Protocol):
         if transport.can_write_eof():
             transport.write_eof()
         self._disarm()
-        self._timer = self.loop.call_later(self.ctx.settings.grace_linger, transport.close)
+        self._linger = self.loop.call_later(self.ctx.settings.grace_linger, transport.close)
 
     def shutdown(self) -> None:
         """The edge is closing: an idle connection closes now, a busy one after its answer."""
@@ -410,31 +415,23 @@ class ClientConnection(asyncio.Protocol):
     # -- timers and pausing ------------------------------------------------------------------
 
     def _wait(self, waiting: int, delay: float) -> None:
-        """Start timing a head read or an idle spell. One call_later handle serves every wait of
-        the connection: it is moved only when a deadline comes sooner than it, and re-armed when
-        it fires early (measured: re-arming per request cost more than the rest of keep-alive)."""
-        loop = self.loop
+        """Start timing a head read or an idle spell (see deadline.py for why one handle serves all)."""
         self._waiting = waiting
-        self._deadline = deadline = loop.time() + delay
-        timer = self._timer
-        if timer is None or timer.when() > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = loop.call_at(deadline, self._timer_fired)
+        self._timer.set_in(delay)
+
+    def _stop_waiting(self) -> None:
+        self._waiting = NOTHING
+        self._timer.clear()
 
     def _disarm(self) -> None:
-        self._waiting = NOTHING
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._stop_waiting()
+        self._timer.cancel()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
 
     def _timer_fired(self) -> None:
-        self._timer = None
-        if self._waiting == NOTHING or self._done:
-            return
-        loop = self.loop
-        if loop.time() < self._deadline:
-            self._timer = loop.call_at(self._deadline, self._timer_fired)
+        if self._done:
             return
         # head read (slowloris) or keep-alive idle timeout: close without a word
         self._done = True
@@ -443,31 +440,18 @@ class ClientConnection(asyncio.Protocol):
 
     def time_request(self, exchange: Exchange, deadline: float) -> None:
         """Call `exchange.timed_out()` at loop time `deadline` unless `untime_request` (or a
-        later `time_request`) comes first. Like `_wait`, one call_later handle per connection
-        serves every request on it, moved only when a deadline comes sooner and re-armed when
-        it fires early (measured: a handle per request cost about 0.5 us of edge CPU,
-        call_later plus cancel); a stream moves its deadline on every read at no cost."""
-        loop = self.loop
+        later `time_request`) comes first; a stream moves its deadline on every read at no cost."""
         self._timed = exchange
-        self._request_deadline = deadline
-        timer = self._request_timer
-        if timer is None or timer.when() > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._request_timer = loop.call_at(deadline, self._request_timer_fired)
+        self._request_timer.set(deadline)
 
     def untime_request(self, exchange: Exchange) -> None:
         if self._timed is exchange:
             self._timed = None
+            self._request_timer.clear()
 
     def _request_timer_fired(self) -> None:
-        self._request_timer = None
         exchange = self._timed
         if exchange is None:
-            return
-        loop = self.loop
-        if loop.time() < self._request_deadline:
-            self._request_timer = loop.call_at(self._request_deadline, self._request_timer_fired)
             return
         self._timed = None
         exchange.timed_out()

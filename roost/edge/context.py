@@ -12,20 +12,18 @@ import os
 import random
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from roost.clientaddr import Network
 from roost.edge.activator import Activator
 from roost.edge.answers import Answer
 from roost.edge.counters import Tally
-from roost.edge.guard import ClientGuard, Network
+from roost.edge.guard import ClientGuard
 from roost.edge.routes import HostMatch, RouteTable, match_host
 from roost.edge.settings import EdgeSettings
 from roost.edge.upstream import UpstreamPool
 from roost.edge.wire import Clock
 from roost.model import DeploymentId, InstanceId
-
-if TYPE_CHECKING:
-    from roost.edge.client import ClientConnection
 
 log = logging.getLogger("roost.edge")
 LIMIT_HOST_CACHE = 4096
@@ -36,6 +34,16 @@ WAIT_END = 1.0  # a broken connection is noticed before the runtime reaps the in
 # prefix) when the instance was killed for memory; the app's own output only ever follows it, so an
 # anchored match cannot be forged by what the app prints.
 MEMORY_REASON = re.compile(r"(?:crash-looping \(\d+ crashes in a row\): )?(exceeded its memory limit of [0-9.e+]+ MB)")
+
+
+class Connection(Protocol):
+    """An open client connection, as the Edge sees it when closing (client.py's `ClientConnection`)."""
+
+    def shutdown(self) -> None:
+        """Close when idle: after the answer under way, if any."""
+
+    def abort(self) -> None:
+        """Close now."""
 
 
 def public_reason(reason: str) -> str:
@@ -76,7 +84,7 @@ class Context:
         self.server_line = b"Server: %s\r\n" % self.server if self.server else b""
         self.routes = RouteTable(domain="localhost")
         self.tallies: dict[DeploymentId, Tally] = {}
-        self.connections: set[ClientConnection] = set()
+        self.connections: set[Connection] = set()
         self.closing = False
         self.drained: asyncio.Event | None = None  # set once closing and the last connection is gone
         self.on_recycle: Callable[[InstanceId, str], None] | None = None
@@ -100,7 +108,7 @@ class Context:
             matched = self._hosts[host] = match_host(self.routes, host.decode("latin-1"))
         return matched
 
-    def connection_closed(self, conn: ClientConnection) -> None:
+    def connection_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
         if self.drained is not None and not self.connections:
             self.drained.set()

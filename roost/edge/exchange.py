@@ -20,31 +20,75 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from roost.edge import wire
 from roost.edge.answers import Answer
 from roost.edge.counters import Tally
 from roost.edge.guard import retry_after
 from roost.edge.routes import AppRoute, no_deployment, resolve_path
-from roost.edge.split import cookie_name, is_split, pick, read_cookie, set_cookie
-from roost.edge.tunnel import Tunnel
+from roost.edge.split import choose
 from roost.edge.upstream import UpstreamConnection
 from roost.model import DeploymentId, InstanceId
 from roost.runtime.protocol import Slot, StartKind
 
 if TYPE_CHECKING:
     from roost.edge.activator import Waiter
-    from roost.edge.client import ClientConnection
     from roost.edge.context import Context
     from roost.edge.request import Rejected, Request
+    from roost.edge.tunnel import Tunnel
 
 log = logging.getLogger("roost.edge")
 RETRY_AFTER_FULL = 1
-# How the answer's body is framed towards the client.
-NO_BODY, LENGTH, CHUNKED, TO_CLOSE = 0, 1, 2, 3
 # What the client connection's request timer is timing for the exchange (see the module docstring).
 UNTIMED, BODY, ANSWER, STREAM = 0, 1, 2, 3
+
+
+class ClientSide(Protocol):
+    """What an exchange needs of the client connection it answers (client.py's `ClientConnection`).
+
+    The connection owns the socket, the reading, the order of answers and the timers; the
+    exchange owns one request's trip. The connection creates the exchange and calls it
+    concretely; the exchange calls back only through this, so imports point one way.
+    """
+
+    loop: asyncio.AbstractEventLoop
+    peer: bytes  # the TCP peer's address
+    scheme: bytes  # b"http" or b"https": the door the request came in by
+    trusted: bool  # the peer is a trusted proxy (or Roost's internal door): its X-Forwarded-* count
+    finishing: bool  # no request after the current ones: answer with Connection: close
+    write_paused: bool  # the client's socket is full: an upstream connection starts paused
+
+    def rate_key(self, req: Request) -> str:
+        """Who pays a rate-limit token for `req`."""
+
+    def write(self, data: bytes) -> None:
+        """Send bytes of the answer (dropped once the connection is done)."""
+
+    def abort(self) -> None:
+        """Cut the connection: an answer already under way cannot be finished."""
+
+    def body_wanted(self) -> None:
+        """The exchange takes the request body: resume reading it."""
+
+    def upstream_full(self, full: bool) -> None:
+        """The app's socket is full (or drained): pause (or resume) reading the client."""
+
+    def time_request(self, exchange: Exchange, deadline: float) -> None:
+        """Call `exchange.timed_out()` at loop time `deadline`; a later call moves it."""
+
+    def untime_request(self, exchange: Exchange) -> None:
+        """No deadline for `exchange` any more."""
+
+    def exchange_done(self, exchange: Exchange, keep: bool) -> None:
+        """The answer is complete: serve the next request (`keep`) or close. Called once."""
+
+    def take_early(self) -> bytes:
+        """What the client sent after an Upgrade request's head, before the tunnel existed."""
+
+    def open_tunnel(self, upstream: asyncio.Transport, on_closed: Callable[[], None]) -> Tunnel:
+        """Splice the client to `upstream`; `on_closed` runs once, when either side ends."""
 
 
 class Exchange:
@@ -83,7 +127,7 @@ class Exchange:
         "waiter",
     )
 
-    def __init__(self, ctx: Context, client: ClientConnection, req: Request) -> None:
+    def __init__(self, ctx: Context, client: ClientSide, req: Request) -> None:
         self.ctx = ctx
         self.client = client
         self.req = req
@@ -113,7 +157,7 @@ class Exchange:
         self.body_sent = False
         self.retried = False
         self.connecting = False
-        self.framing = NO_BODY
+        self.framing = wire.NO_BODY
         self.out: list[bytes] = []
 
     # -- step 1: limits, route, split --------------------------------------------------
@@ -122,7 +166,7 @@ class Exchange:
         req = self.req
         ctx = self.ctx
         client = self.client
-        wait = ctx.guard.take(client.key if client.key is not None else client.rate_key(req), self.started)
+        wait = ctx.guard.take(client.rate_key(req), self.started)
         if wait:
             self.reply(429, "too many requests", retry_after(wait))
             return
@@ -169,18 +213,7 @@ class Exchange:
 
     def _pick(self, app: AppRoute) -> DeploymentId | None:
         """Production traffic: the split's pick, sticky by cookie when traffic is split."""
-        traffic = app.traffic
-        if len(traffic) == 1:
-            return traffic[0][0] if traffic[0][1] > 0 else None
-        if not is_split(traffic):
-            return pick(traffic, None, 0.0)
-        name = cookie_name(app.name)
-        current = None
-        for header in self.req.cookies or ():
-            current = read_cookie(header.decode("latin-1"), name) or current
-        chosen = pick(traffic, current, self.ctx.rng.random())
-        if chosen is not None and chosen != current:
-            self.cookie = set_cookie(app.name, chosen, self.prefix.decode("latin-1")).encode("latin-1")
+        chosen, self.cookie = choose(app.name, app.traffic, self.req.cookies, self.prefix, self.ctx.rng.random)
         return chosen
 
     @staticmethod
@@ -278,7 +311,7 @@ class Exchange:
             self._body_too_large()
             return
         self.upstream = conn
-        conn.begin(self, req.method == b"HEAD", not self.ctx.server)
+        conn.begin(self, req.method == b"HEAD", not self.ctx.server, self.client.write_paused)
         head = wire.request_head(
             req, self.path, self._forwarded(), self.prefix, req.upgrade is not None, self.client.trusted
         )
@@ -371,7 +404,7 @@ class Exchange:
         conn = self.upstream
         if status in (100, 101) or self.answered or self.req.version != "1.1" or conn is None:
             return
-        self.out.append(b"%b%b\r\n" % (wire.status_line(status), b"".join(conn.parts)))
+        self.out.append(wire.informational_head(status, conn.parts))
 
     def response_head(self, status: int, no_body: bool) -> None:
         """The app's status and headers, filtered by the connection: write ours around them."""
@@ -383,44 +416,30 @@ class Exchange:
         self.responded = True
         if self.phase != UNTIMED:
             self.phase = STREAM  # the head is here: `relayed` times the rest as a stream
-        parts = [wire.status_line(status), *conn.parts]
-        self._frame(parts, conn.length, no_body)
-        parts += (self.ctx.server_line, b"X-Request-Id: ", self.request_id, b"\r\nX-Roost-Start: ", self.start_kind)
-        if self.cookie is not None:
-            parts += (b"\r\nSet-Cookie: ", self.cookie)
-        if self.ctx.closing or self.client.finishing:
+        framing = self.framing = wire.framing(conn.length, no_body, req.version)
+        if framing == wire.TO_CLOSE or self.ctx.closing or self.client.finishing:
             self.keep_client = False  # (a body still coming is judged at the end: see ClientConnection.exchange_done)
-        if not self.keep_client:
-            parts.append(b"\r\nConnection: close\r\n\r\n")
-        elif req.version == "1.0":
-            parts.append(b"\r\nConnection: keep-alive\r\n\r\n")
-        else:
-            parts.append(b"\r\n\r\n")
-        self.out.append(b"".join(parts))
-
-    def _frame(self, parts: list[bytes], length: int | None, no_body: bool) -> None:
-        """Choose how the answer's body reaches the client, and add its framing header."""
-        if length is not None:
-            parts.append(b"Content-Length: %d\r\n" % length)
-        if no_body:
-            self.framing = NO_BODY
-        elif length is not None:
-            self.framing = LENGTH
-        elif self.req.version == "1.1":
-            self.framing = CHUNKED
-            parts.append(b"Transfer-Encoding: chunked\r\n")
-        else:
-            self.framing = TO_CLOSE
-            self.keep_client = False
+        head = wire.response_head(
+            status,
+            conn.parts,
+            conn.length,
+            framing,
+            self.ctx.server_line,
+            self.request_id,
+            self.start_kind,
+            self.cookie,
+            wire.head_end(self.keep_client, req.version),
+        )
+        self.out.append(head)
 
     def response_body(self, data: bytes) -> None:
         if self.answered:
             return
-        self.out.append(wire.chunk(data) if self.framing == CHUNKED else data)
+        self.out.append(wire.chunk(data) if self.framing == wire.CHUNKED else data)
 
     def response_end(self) -> None:
         """The app's answer is complete (its connection may be reused)."""
-        if self.framing == CHUNKED and not self.answered:
+        if self.framing == wire.CHUNKED and not self.answered:
             self.out.append(wire.LAST_CHUNK)
         conn = self.upstream
         if conn is not None and (not self.req.body_done or self.req.sink is not None):
@@ -457,21 +476,17 @@ class Exchange:
             return
         self._stop_timer()
         self.responded = True
-        head = [b"HTTP/1.1 101 Switching Protocols\r\n", *conn.parts, b"Connection: upgrade\r\n"]
-        head += (b"Upgrade: ", conn.upgrade or req.upgrade, b"\r\n", self.ctx.server_line)
-        head += (b"X-Request-Id: ", self.request_id, b"\r\nX-Roost-Start: ", self.start_kind, b"\r\n\r\n")
-        self.client.write(b"".join(head))
+        upgrade = conn.upgrade or req.upgrade
+        ctx = self.ctx
+        self.client.write(wire.switching_head(conn.parts, upgrade, ctx.server_line, self.request_id, self.start_kind))
         self._record()
         self.answered = True
-        tunnel = Tunnel(self.client.transport_or_fail(), conn.transport, self._tunnel_closed)
-        conn.tunnel = tunnel
-        self.client.open_tunnel(tunnel)
+        tunnel = conn.tunnel = self.client.open_tunnel(conn.transport, self._tunnel_closed)
         tunnel.start(req.early + self.client.take_early(), rest)
 
     def _tunnel_closed(self) -> None:
         self.upstream = None
         self._release_slot()
-        self.client.tunnel_closed()
 
     # -- step 6: finish --------------------------------------------------------------------
 
@@ -596,27 +611,12 @@ class Exchange:
         failed = self.slot
         slot = self.ctx.activator.try_acquire(deployment)
         if slot is not None and failed is not None and slot.instance == failed.instance:
-            slot = self._elsewhere(deployment, slot)
+            slot = self.ctx.activator.instead_of(deployment, slot)
         self._release_slot()
         if slot is None:
             self._acquire(deployment)
         else:
             self._forward(slot)
-
-    def _elsewhere(self, deployment: DeploymentId, same: Slot) -> Slot:
-        """A slot off `same`'s instance if any other has room. The runtime picks the least loaded,
-        so holding slots on the failed instance while asking moves its choice away; that
-        instance's concurrency bounds the loop. Rare (a failed try) and synchronous."""
-        held = [same]
-        slot = self.ctx.activator.try_acquire(deployment)
-        while slot is not None and slot.instance == same.instance:
-            held.append(slot)
-            slot = self.ctx.activator.try_acquire(deployment)
-        if slot is None:
-            slot = held.pop()  # no other instance has room: the failed one again
-        for extra in held:
-            extra.release()
-        return slot
 
     def timed_out(self) -> None:
         """The client connection's request timer fired: what it means depends on the phase."""

@@ -1,59 +1,13 @@
 """DDoS defences per client address: open connections and a token-bucket request rate.
 
-Also decides who is a client: the TCP peer, or, behind a trusted proxy, the
-nearest untrusted address in X-Forwarded-For. The arithmetic (`refill`) is
-pure; `ClientGuard` only keeps the per-address state, pruned as it fills.
+Who the client is (the peer, or the client a trusted proxy forwarded for) is
+roost/clientaddr.py's rule. The arithmetic (`refill`) is pure; `ClientGuard`
+only keeps the per-address state, pruned as it fills.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
-from collections.abc import Iterable
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
-    """The trusted proxy networks; raises ValueError naming a bad CIDR."""
-    found: list[Network] = []
-    for cidr in cidrs:
-        try:
-            found.append(ipaddress.ip_network(cidr.strip(), strict=False))
-        except ValueError as exc:
-            raise ValueError(f"not a network: {cidr!r} (expected a CIDR such as 10.0.0.0/8)") from exc
-    return tuple(found)
-
-
-def is_trusted(address: str, networks: tuple[Network, ...]) -> bool:
-    if not networks:
-        return False
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    return any(ip in net for net in networks)
-
-
-def client_key(address: str) -> str:
-    """The unit that limits count: an IPv4 address, or an IPv6 /64 (one host owns a whole /64)."""
-    if ":" not in address:
-        return address
-    try:
-        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
-    except ValueError:
-        return address
-    if ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
-
-
-def forwarded_client(peer: str, forwarded_for: str, networks: tuple[Network, ...]) -> str:
-    """The client behind trusted proxies: the rightmost X-Forwarded-For hop that is not one of them."""
-    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-        if not is_trusted(hop, networks):
-            return hop
-    return peer
 
 
 def refill(tokens: float, last: float, now: float, rate: float, burst: float) -> float:

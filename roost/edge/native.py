@@ -33,6 +33,7 @@ COMPILED = (
     "client",
     "context",
     "counters",
+    "deadline",
     "exchange",
     "guard",
     "request",

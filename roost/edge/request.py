@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from roost.edge.exchange import Exchange
+from typing import Protocol
 
 # What on_header does with a header, by lower-case name; absent: forward as is.
 HOST, LENGTH, CHUNKED, CONNECTION, DROP, UPGRADE, EXPECT, XFF, XFP, XFH, XRID, PROXY_ONLY, COOKIE = range(13)
@@ -56,6 +53,16 @@ class Rejected(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class BodySink(Protocol):
+    """Who takes a request's body as the client connection parses it (exchange.py's `Exchange`)."""
+
+    def on_request_body(self, data: bytes) -> None:
+        """More of the body, unframed."""
+
+    def on_request_end(self) -> None:
+        """The body is complete; the sink detaches itself (sets `sink` to None)."""
 
 
 class Request:
@@ -121,7 +128,7 @@ class Request:
         self.body_buffered = 0
         self.body_size = 0
         self.body_done = False
-        self.sink: Exchange | None = None
+        self.sink: BodySink | None = None
         self.early = b""  # bytes after an Upgrade request's head: the start of the tunnel
 
     @property

@@ -17,17 +17,17 @@ from pathlib import Path
 
 import httpx
 
+from roost.clientaddr import parse_networks
 from roost.edge.activator import Activator
 from roost.edge.answers import Answer
 from roost.edge.client import ClientConnection
 from roost.edge.context import Context
 from roost.edge.counters import EdgeCounters, Tally
-from roost.edge.guard import parse_networks
 from roost.edge.request import PIN_HEADER
 from roost.edge.routes import AppRoute, RouteTable
 from roost.edge.settings import EdgeSettings
 from roost.errors import ConfigError
-from roost.model import AppName, DeploymentId, InstanceId, InstanceState
+from roost.model import AppName, DeploymentId, InstanceId, InstanceState, Traffic
 from roost.runtime.protocol import InstanceInfo, Runtime
 
 log = logging.getLogger("roost.edge")
@@ -162,10 +162,8 @@ class Edge:
 
     @staticmethod
     def _production(route: AppRoute | None) -> DeploymentId | None:
-        """The deployment with the heaviest weight (the first on a tie), as the cron schedule picks it."""
-        if route is None or not route.traffic:
-            return None
-        return max(route.traffic, key=lambda entry: entry[1])[0]
+        """Production as everyone picks it (model.Traffic), as the cron schedule does."""
+        return Traffic.of_pairs(route.traffic).production if route is not None else None
 
     async def close(self, grace: float) -> None:
         """Stop accepting; answer waiting requests 503; let in-flight answers finish for up to

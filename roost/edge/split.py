@@ -1,4 +1,5 @@
-"""Traffic split: the pure `pick(traffic, cookie, random)` and the sticky cookie.
+"""Traffic split: the pure `pick(traffic, cookie, random)`, the sticky cookie, and `choose`,
+which puts the two together for one request.
 
 A client keeps the deployment its cookie names while that deployment still
 has weight; weight 0 takes no new clients. Never does I/O; the caller passes
@@ -7,7 +8,7 @@ the random number so tests (and replays) are deterministic.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from roost.model import DeploymentId
 
@@ -61,3 +62,27 @@ def read_cookie(header: str, name: str) -> str | None:
 def set_cookie(app: str, deployment: DeploymentId, path: str) -> str:
     """The Set-Cookie value that keeps a client on `deployment` (path "/<app>" for path routes)."""
     return f"{cookie_name(app)}={deployment}; Path={path or '/'}; Max-Age={COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax"
+
+
+def choose(
+    app: str,
+    traffic: Sequence[tuple[DeploymentId, int]],
+    cookies: list[bytes] | None,
+    prefix: bytes,
+    random: Callable[[], float],
+) -> tuple[DeploymentId | None, bytes | None]:
+    """One request's deployment under `traffic`, and the Set-Cookie value to send with it (None
+    when the client's cookie already says so, or traffic is not split). `cookies` are the
+    request's Cookie headers; `random` is drawn only when traffic is split."""
+    if len(traffic) == 1:
+        return (traffic[0][0] if traffic[0][1] > 0 else None), None
+    if not is_split(traffic):
+        return pick(traffic, None, 0.0), None
+    name = cookie_name(app)
+    current = None
+    for header in cookies or ():
+        current = read_cookie(header.decode("latin-1"), name) or current
+    chosen = pick(traffic, current, random())
+    if chosen is not None and chosen != current:
+        return chosen, set_cookie(app, chosen, prefix.decode("latin-1")).encode("latin-1")
+    return chosen, None

@@ -1,7 +1,8 @@
 """Connections to instances: one protocol per TCP connection, pooled keep-alive per host:port.
 
 An `UpstreamConnection` parses responses (httptools, strict) and hands the
-pieces to the exchange that owns it; it never decides what the client sees.
+pieces to its `ResponseSink` (the exchange that owns it); it never decides
+what the client sees. Both contracts it calls back through are written here.
 The pool keeps idle connections with a `call_later` expiry and closes them
 when their instance stops being ready.
 """
@@ -10,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 if TYPE_CHECKING:
-    from roost.edge.exchange import Exchange
     from roost.edge.tunnel import Tunnel
 
 log = logging.getLogger("roost.edge")
@@ -39,6 +39,51 @@ RESPONSE_SPECIAL: dict[bytes, int] = {
 }
 
 
+class ResponseSink(Protocol):
+    """Who an `UpstreamConnection` hands one response to (exchange.py's `Exchange`).
+
+    The connection owns the socket and the parsing; the sink decides what the client sees.
+    Calls come in order: `response_informational`* then `response_head`, `response_body`*,
+    `response_end`; or `upgrade_accepted`; or `upstream_failed` at any point. `relayed`
+    follows each read that did not end the response. After `response_end` or
+    `upstream_failed` the sink gives the connection back (pool) or drops it.
+    """
+
+    def response_informational(self, status: int) -> None:
+        """A 1xx head; the filtered headers are in the connection's `parts`."""
+
+    def response_head(self, status: int, no_body: bool) -> None:
+        """The final head: headers in `parts`, the length (if any) in `length`."""
+
+    def response_body(self, data: bytes) -> None:
+        """A piece of the body, unframed."""
+
+    def response_end(self) -> None:
+        """The response is complete."""
+
+    def relayed(self) -> None:
+        """One read from the app was handled and the response goes on: flush, move its timer."""
+
+    def upgrade_accepted(self, rest: bytes) -> None:
+        """The app switched protocols (101); `rest` is what it sent after the head."""
+
+    def upstream_failed(self, why: str) -> None:
+        """The connection broke or the response was malformed; the connection is unusable."""
+
+    def upstream_full(self, full: bool) -> None:
+        """Our writes to the app are backed up (True) or drained again (False)."""
+
+
+class Connecting(Protocol):
+    """Who `UpstreamPool.connect` reports to: exactly one of the two, once."""
+
+    def connected(self, conn: UpstreamConnection) -> None:
+        """A new connection, now the caller's: begin it, or give it back to the pool."""
+
+    def connect_failed(self, why: str) -> None:
+        """No connection (refused, unreachable, or not within timeout_connect)."""
+
+
 class UpstreamConnection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection to an instance, owned by one exchange at a time."""
 
@@ -46,7 +91,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool = pool
         self.key = key
         self.transport: asyncio.Transport | None = None
-        self.exchange: Exchange | None = None
+        self.exchange: ResponseSink | None = None
         self.tunnel: Tunnel | None = None
         self.idle_timer: asyncio.TimerHandle | None = None
         self.idle_since = 0.0
@@ -67,13 +112,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.connection: bytes | None = None
         self.keep_server = True
 
-    def begin(self, exchange: Exchange, head_only: bool, keep_server: bool) -> None:
-        """Take the connection for one exchange's request."""
+    def begin(self, exchange: ResponseSink, head_only: bool, keep_server: bool, paused: bool) -> None:
+        """Take the connection for one exchange's request; `paused`: its client cannot take more yet."""
         if self._stale_parser:
             self._parser = HttpResponseParser(self)
             self._stale_parser = False
         self.exchange = exchange
-        if exchange.client.write_paused:
+        if paused:
             self.pause_reading()
         self._head_only = head_only
         self.keep_server = keep_server
@@ -315,13 +360,13 @@ class UpstreamPool:
             if not idle:
                 del self._idle[conn.key]
 
-    def connect(self, host: str, port: int, exchange: Exchange) -> None:
+    def connect(self, host: str, port: int, exchange: Connecting) -> None:
         """Open a new connection; the exchange hears `connected` or `connect_failed`."""
         task = asyncio.get_running_loop().create_task(self._connect(host, port, exchange))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _connect(self, host: str, port: int, exchange: Exchange) -> None:
+    async def _connect(self, host: str, port: int, exchange: Connecting) -> None:
         loop = asyncio.get_running_loop()
         key = (host, port)
         try:

@@ -1,8 +1,10 @@
-"""Bytes on the wire: the request head sent upstream, framing, and the edge's own short pages.
+"""Bytes on the wire: the request head sent upstream, the response heads and framing sent to
+the client, and the edge's own short pages.
 
-The edge never forwards a client's framing: it writes its own request line,
-the filtered headers, and a Content-Length or chunked framing it generates.
-Error pages are text/plain, carry the request id and say nothing internal.
+The edge never forwards a client's or an app's framing: it writes its own
+request and status lines, the filtered headers, and a Content-Length or chunked
+framing it chose. Error pages are text/plain, carry the request id and say
+nothing internal. Pure functions of their arguments.
 """
 
 from __future__ import annotations
@@ -10,12 +12,22 @@ from __future__ import annotations
 import time
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import Final
 
 from roost.edge.request import Request
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
 NO_BODY_STATUSES = frozenset({204, 304})
+# How an answer's body is framed towards the client.
+NO_BODY: Final = 0
+LENGTH: Final = 1
+CHUNKED: Final = 2
+TO_CLOSE: Final = 3
+# How a response head ends: after X-Roost-Start's value (or Set-Cookie's), then the blank line.
+END_CLOSE = b"\r\nConnection: close\r\n\r\n"
+END_KEEP_ALIVE = b"\r\nConnection: keep-alive\r\n\r\n"  # HTTP/1.0 keeps a connection only when told
+END_PLAIN = b"\r\n\r\n"
 
 
 def chunk(data: bytes) -> bytes:
@@ -87,6 +99,64 @@ def status_line(status: int) -> bytes:
     """The status line the edge writes: the standard reason phrase, whatever the app's was."""
     line = STATUS_LINES.get(status)
     return line if line is not None else b"HTTP/1.1 %d \r\n" % status
+
+
+def framing(length: int | None, no_body: bool, version: str) -> int:
+    """How the answer's body reaches the client: none, the app's length, chunks we write
+    (HTTP/1.1), or until the connection closes (HTTP/1.0, which has no chunks)."""
+    if no_body:
+        return NO_BODY
+    if length is not None:
+        return LENGTH
+    return CHUNKED if version == "1.1" else TO_CLOSE
+
+
+def head_end(keep: bool, version: str) -> bytes:
+    """The Connection header (when one is needed) and the blank line that end a response head."""
+    if not keep:
+        return END_CLOSE
+    return END_KEEP_ALIVE if version == "1.0" else END_PLAIN
+
+
+def response_head(
+    status: int,
+    headers: list[bytes],
+    length: int | None,
+    body_framing: int,
+    edge_headers: bytes,
+    request_id: bytes,
+    start_kind: bytes,
+    cookie: bytes | None,
+    end: bytes,
+) -> bytes:
+    """The head the client gets: our status line, the app's filtered `headers` (name, ": ",
+    value, CRLF pieces), our framing, `edge_headers` (Server), X-Request-Id, X-Roost-Start,
+    the split's Set-Cookie, and `end` (see `head_end`). A HEAD answer keeps its Content-Length."""
+    parts = [status_line(status), *headers]
+    if length is not None:
+        parts.append(b"Content-Length: %d\r\n" % length)
+    if body_framing == CHUNKED:
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    parts += (edge_headers, b"X-Request-Id: ", request_id, b"\r\nX-Roost-Start: ", start_kind)
+    if cookie is not None:
+        parts += (b"\r\nSet-Cookie: ", cookie)
+    parts.append(end)
+    return b"".join(parts)
+
+
+def informational_head(status: int, headers: list[bytes]) -> bytes:
+    """A 1xx head passed on to an HTTP/1.1 client (103 Early Hints, say)."""
+    return b"%b%b\r\n" % (status_line(status), b"".join(headers))
+
+
+def switching_head(
+    headers: list[bytes], upgrade: bytes, edge_headers: bytes, request_id: bytes, start_kind: bytes
+) -> bytes:
+    """The 101 head that opens a tunnel: the app's filtered headers and our own Connection/Upgrade."""
+    head = [b"HTTP/1.1 101 Switching Protocols\r\n", *headers, b"Connection: upgrade\r\n"]
+    head += (b"Upgrade: ", upgrade, b"\r\n", edge_headers)
+    head += (b"X-Request-Id: ", request_id, b"\r\nX-Roost-Start: ", start_kind, b"\r\n\r\n")
+    return b"".join(head)
 
 
 def page(

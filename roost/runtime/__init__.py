@@ -1,10 +1,11 @@
 """The runtime: starts, watches and stops instances of deployments (see DESIGN.md).
 
-Others use `LocalRuntime` (the daemon wires it) and the protocol types; the edge and
-the autoscaler import only `roost.runtime.protocol`. Nothing here imports more of
-Roost than the leaves and `roost.applog`.
+Others use `LocalRuntime` (the daemon wires it) and the protocol types; the edge,
+the autoscaler and the control plane import only `roost.runtime.protocol`. Nothing
+here imports more of Roost than the leaves and `roost.applog`.
 """
 
+from roost.runtime.isolation import Isolation
 from roost.runtime.protocol import (
     RUNNER_REQUIREMENTS,
     DeploymentSpec,
@@ -26,6 +27,7 @@ __all__ = [
     "DeploymentStats",
     "EventSink",
     "InstanceInfo",
+    "Isolation",
     "LocalRuntime",
     "ProbeResult",
     "Runtime",

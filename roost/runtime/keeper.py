@@ -16,38 +16,61 @@ import time
 from functools import partial
 from pathlib import Path
 
+from roost.applog import LogBook
 from roost.model import InstanceState, new_instance_id
 from roost.runtime.backoff import BACKOFF_SLACK, is_crash_looping
 from roost.runtime.environ import make_tmpdir
 from roost.runtime.instance import Instance
 from roost.runtime.launch import StartFailed, launch_command, launch_forked, launch_fresh
+from roost.runtime.notify import Notifier
 from roost.runtime.output import Output
 from roost.runtime.pool import Pool
 from roost.runtime.process import ExitStatus, terminate
 from roost.runtime.protocol import InstanceInfo, StartKind
-from roost.runtime.sandbox import Cgroup, Confinement, megabytes
+from roost.runtime.sandbox import Cgroup, Confinement, Sandbox, megabytes
+from roost.runtime.tuning import RuntimeSettings
+from roost.runtime.upkeep import Upkeep
 from roost.runtime.zygote import ForkFailed, Zygote
 from roost.runtime.zygotes import ZygoteKeeper
 
 log = logging.getLogger("roost.runtime")
 
 
-class InstanceKeeper(ZygoteKeeper):
+class InstanceKeeper:
+    """Every instance of every pool, from `start` to its recorded end; forks from `zygotes`."""
+
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        sandbox: Sandbox,
+        logs: LogBook,
+        notifier: Notifier,
+        upkeep: Upkeep,
+        zygotes: ZygoteKeeper,
+    ) -> None:
+        self.settings = settings
+        self.sandbox = sandbox
+        self._logs = logs
+        self._notifier = notifier
+        self._upkeep = upkeep
+        self._zygotes = zygotes
+        self.index: dict[str, tuple[Pool, Instance]] = {}  # live instances by id, with their pool
+
     # -- spawn and launch ----------------------------------------------------------------------------------------------
 
-    def _start(self, pool: Pool, restarts: int = 0) -> Instance:
+    def start(self, pool: Pool, restarts: int = 0) -> Instance:
         """A new instance in `starting`; its task launches it. Synchronous, so it counts at once."""
         spec = pool.spec
         instance_id = new_instance_id()
         output = Output(lambda line: self._logs.write(spec.app, spec.deployment, instance_id, line))
-        instance = Instance(spec, instance_id, self._tmpdir(instance_id), output, restarts)
+        instance = Instance(spec, instance_id, self._upkeep.tmpdir(instance_id), output, restarts)
         if restarts:
             instance.reason = f"restart {restarts} after: {pool.last_failure}"
         instance.on_spawned = lambda: self._spawned(instance)
         pool.instances[instance_id] = instance
-        self._instances[instance_id] = (pool, instance)
-        self._changed(instance)
-        self._spawn_task(self._run(pool, instance), name=f"instance {instance_id}")
+        self.index[instance_id] = (pool, instance)
+        self._notifier.changed(instance)
+        self._upkeep.keep_task(self._run(pool, instance), name=f"instance {instance_id}")
         return instance
 
     async def _run(self, pool: Pool, instance: Instance) -> None:
@@ -87,7 +110,7 @@ class InstanceKeeper(ZygoteKeeper):
             )
             return
         warm = pool.zygote is not None and pool.zygote.is_ready()  # else this start waits for an import
-        zygote = await self._zygote_for(pool, deadline)
+        zygote = await self._zygotes.zygote_for(pool, deadline)
         if zygote is not None and zygote.spec == instance.spec:
             confine = partial(self._confine_forked, zygote, instance) if sandbox.has_cgroups() else None
             try:
@@ -95,7 +118,7 @@ class InstanceKeeper(ZygoteKeeper):
                 return
             except ForkFailed as exc:
                 instance.output.log(f"roost: could not fork from the zygote ({exc}); starting fresh")
-                self._remove_cgroup(instance.cgroup)
+                self._upkeep.remove_cgroup(instance.cgroup)
                 instance.cgroup = None
         await launch_fresh(
             instance, deadline, self._inside_tmp(instance, False), self._confine(instance), sandbox.ports
@@ -105,7 +128,7 @@ class InstanceKeeper(ZygoteKeeper):
         """The forked child's cgroup: the one its spare already sits in, else a new one it is
         moved into now (in a thread: a move waits for an RCU grace period). Raises OSError when
         it cannot be moved; None when no cgroup can be made (it runs without, as logged)."""
-        group = await self._take_spare_group(zygote, pid)
+        group = await self._zygotes.take_spare_group(zygote, pid)
         if group is not None:
             return group
         group = self.sandbox.cgroup(instance.id, instance.spec.config.limits)
@@ -113,7 +136,7 @@ class InstanceKeeper(ZygoteKeeper):
             try:
                 await asyncio.to_thread(group.add, pid)
             except OSError:
-                self._remove_cgroup(group)
+                self._upkeep.remove_cgroup(group)
                 raise
         return group
 
@@ -143,7 +166,7 @@ class InstanceKeeper(ZygoteKeeper):
             how = "forked from a zygote that had to import the app first (cold)"
         else:
             how = "started fresh"
-        self._event(
+        self._notifier.event(
             instance.spec.app,
             "instance.started",
             f"instance {instance.id} of {instance.spec.deployment} {how} (pid {instance.pid})",
@@ -153,7 +176,7 @@ class InstanceKeeper(ZygoteKeeper):
             restarts=instance.restarts,  # > 0: a replacement after a crash (for the restart metric)
             start_kind=instance.start_kind.value,
         )
-        self._changed(instance)  # the pid, for recovery after a daemon crash
+        self._notifier.changed(instance)  # the pid, for recovery after a daemon crash
 
     def _kill(self, instance: Instance) -> None:
         if instance.child is not None:
@@ -168,7 +191,7 @@ class InstanceKeeper(ZygoteKeeper):
         instance.ready_at = instance.last_used = time.monotonic()
         pool.failing_to_start = False
         seconds = instance.ready_at - instance.spawned_at
-        self._event(
+        self._notifier.event(
             instance.spec.app,
             "instance.ready",
             f"instance {instance.id} ready on {instance.host}:{instance.port} in {seconds:.3f}s "
@@ -178,19 +201,19 @@ class InstanceKeeper(ZygoteKeeper):
             seconds=round(seconds, 4),
             start_kind=instance.start_kind.value,
         )
-        self._changed(instance)
+        self._notifier.changed(instance)
         instance.resolve_waiters(instance.info())
-        self._arm_idle(pool, instance)
-        self._capacity_changed(pool.spec.deployment)
+        self.arm_idle(pool, instance)
+        self._notifier.capacity_changed(pool.spec.deployment)
 
     def _finish(self, pool: Pool, instance: Instance, status: ExitStatus | None, failure: str | None) -> None:
         instance.cancel_idle_timer()
         pool.instances.pop(instance.id, None)
-        self._instances.pop(instance.id, None)
+        self.index.pop(instance.id, None)
         if instance.state is InstanceState.DRAINING:
             # draining -> stopped: we asked it to go
             instance.move(InstanceState.STOPPED, instance.stop_reason or "stopped")
-            self._event(
+            self._notifier.event(
                 instance.spec.app,
                 "instance.stopped",
                 f"instance {instance.id} stopped ({instance.reason})",
@@ -202,10 +225,10 @@ class InstanceKeeper(ZygoteKeeper):
         pool.finished.append(instance.info())
         instance.resolve_waiters(instance.reason)
         instance.finished.set()
-        self._changed(instance)
-        self._remove_tmpdir(instance.tmpdir)
-        self._remove_cgroup(instance.cgroup)
-        self._evict_old_zygotes(pool)
+        self._notifier.changed(instance)
+        self._upkeep.remove_tmpdir(instance.tmpdir)
+        self._upkeep.remove_cgroup(instance.cgroup)
+        self._zygotes.evict_old(pool)
 
     def _crashed(self, pool: Pool, instance: Instance, status: ExitStatus | None, failure: str | None) -> None:
         # starting/ready -> crashed: it ended without being asked
@@ -227,7 +250,7 @@ class InstanceKeeper(ZygoteKeeper):
             reason = f"crash-looping ({pool.streak} crashes in a row): {reason}"
         pool.last_failure = reason
         instance.move(InstanceState.CRASHED, reason)
-        self._event(
+        self._notifier.event(
             instance.spec.app,
             "instance.crashed",
             f"instance {instance.id} {what}{tail}",
@@ -239,12 +262,12 @@ class InstanceKeeper(ZygoteKeeper):
             out_of_memory=bool(memory),
         )
         if not was_ready:
-            self._start_failed(pool.spec.deployment, f"instance {instance.id} {reason}")
+            self._notifier.start_failed(pool.spec.deployment, f"instance {instance.id} {reason}")
         if pool.spec.config.auto_restart:
-            self._keep_floor(pool, restarts=pool.streak)
+            self.keep_floor(pool, restarts=pool.streak)
             return
         pool.held = True  # no floor until something asks for an instance again
-        self._event(
+        self._notifier.event(
             instance.spec.app,
             "instance.not_restarted",
             f"instance {instance.id} not restarted: auto_restart is off "
@@ -255,24 +278,24 @@ class InstanceKeeper(ZygoteKeeper):
 
     # -- keeping the floor: a service's instances, restarted after a back-off ------------------------------------------
 
-    def _keep_floor(self, pool: Pool, restarts: int = 0) -> None:
-        if self._closing or pool.retiring:
+    def keep_floor(self, pool: Pool, restarts: int = 0) -> None:
+        if self._upkeep.closing or pool.retiring:
             return
         missing = pool.floor() - len(pool.live())
         if missing <= 0:
             return
         wait = pool.backoff_until - time.monotonic()
         if wait > BACKOFF_SLACK:  # a timer may fire a hair early: that is not another back-off
-            self._restart_later(pool, wait)
+            self.restart_later(pool, wait)
             return
         for _ in range(missing):
-            self._start(pool, restarts=restarts)
+            self.start(pool, restarts=restarts)
 
-    def _restart_later(self, pool: Pool, delay: float) -> None:
+    def restart_later(self, pool: Pool, delay: float) -> None:
         if pool.restart_timer is not None:
             return
         looping = ", crash-looping" if is_crash_looping(pool.streak) else ""
-        self._event(
+        self._notifier.event(
             pool.spec.app,
             "instance.backoff",
             f"restarting an instance of {pool.deployment} in {delay:.1f}s "
@@ -285,11 +308,11 @@ class InstanceKeeper(ZygoteKeeper):
 
     def _restart_due(self, pool: Pool) -> None:
         pool.restart_timer = None
-        self._keep_floor(pool, restarts=pool.streak)
+        self.keep_floor(pool, restarts=pool.streak)
 
     # -- idle, drain, stop ---------------------------------------------------------------------------------------------
 
-    def _arm_idle(self, pool: Pool, instance: Instance) -> None:
+    def arm_idle(self, pool: Pool, instance: Instance) -> None:
         if instance.is_ready() and instance.in_flight == 0:
             instance.cancel_idle_timer()
             timeout = instance.spec.config.scale.idle_timeout
@@ -299,16 +322,16 @@ class InstanceKeeper(ZygoteKeeper):
         instance.idle_timer = None
         if instance.is_ready() and instance.in_flight == 0 and len(pool.live()) > pool.floor():
             timeout = instance.spec.config.scale.idle_timeout
-            if self._begin_stop(pool, instance, f"idle for {timeout:g}s"):
-                self._spawn_task(self._complete_stop(instance), name=f"stop {instance.id}")
+            if self.begin_stop(pool, instance, f"idle for {timeout:g}s"):
+                self._upkeep.keep_task(self.complete_stop(instance), name=f"stop {instance.id}")
 
-    async def _stop(self, pool: Pool, instance: Instance, reason: str) -> None:
+    async def stop(self, pool: Pool, instance: Instance, reason: str) -> None:
         """Drain (no new requests, in-flight finish within the grace), TERM, grace, KILL."""
-        if self._begin_stop(pool, instance, reason):
-            await self._complete_stop(instance)
+        if self.begin_stop(pool, instance, reason):
+            await self.complete_stop(instance)
         await instance.finished.wait()
 
-    def _begin_stop(self, pool: Pool, instance: Instance, reason: str) -> bool:
+    def begin_stop(self, pool: Pool, instance: Instance, reason: str) -> bool:
         """Synchronously out of routing; False if it was already on its way out."""
         if not instance.is_live():
             return False
@@ -316,20 +339,20 @@ class InstanceKeeper(ZygoteKeeper):
         instance.stop_reason = reason
         instance.move(InstanceState.DRAINING, f"draining: {reason}")
         instance.cancel_idle_timer()
-        self._event(
+        self._notifier.event(
             instance.spec.app,
             "instance.draining",
             f"instance {instance.id} draining ({reason}), {instance.in_flight} request(s) in flight",
             deployment=pool.deployment,
             instance=instance.id,
         )
-        self._changed(instance)
+        self._notifier.changed(instance)
         if not instance.spawned.is_set() and instance.launching is not None:
             instance.launching.cancel()
-        self._keep_floor(pool)  # recycling: the replacement starts while this one drains
+        self.keep_floor(pool)  # recycling: the replacement starts while this one drains
         return True
 
-    async def _complete_stop(self, instance: Instance) -> None:
+    async def complete_stop(self, instance: Instance) -> None:
         if instance.in_flight:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.grace_drain):
@@ -339,7 +362,7 @@ class InstanceKeeper(ZygoteKeeper):
             await terminate(instance.child, self.settings.grace_kill)
         await instance.finished.wait()
 
-    async def _wait_ready(self, instance: Instance) -> InstanceInfo | str:
+    async def wait_ready(self, instance: Instance) -> InstanceInfo | str:
         """The instance's info once ready, or the reason it never was."""
         if instance.is_ready():
             return instance.info()

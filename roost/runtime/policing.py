@@ -9,19 +9,30 @@ files per process of the instance without; both on the loop, once a second.
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterable
 
 from roost.runtime.instance import Instance
 from roost.runtime.keeper import InstanceKeeper
+from roost.runtime.notify import Notifier
 from roost.runtime.pool import Pool
-from roost.runtime.sandbox import megabytes, over_budget, over_memory, tree_cpu, tree_rss
+from roost.runtime.sandbox import Sandbox, megabytes, over_budget, over_memory, tree_cpu, tree_rss
+from roost.runtime.upkeep import Upkeep
 
 
-class LimitWatcher(InstanceKeeper):
-    def _police(self, now: float) -> None:
+class LimitWatcher:
+    """Called by the runtime's sweep; recycles through the instance keeper."""
+
+    def __init__(self, sandbox: Sandbox, notifier: Notifier, upkeep: Upkeep, keeper: InstanceKeeper) -> None:
+        self.sandbox = sandbox
+        self._notifier = notifier
+        self._upkeep = upkeep
+        self._keeper = keeper
+
+    def police(self, pools: Iterable[Pool], now: float) -> None:
         """Check every ready instance against its CPU budget (and memory, without cgroups)."""
         if not self.sandbox.settings.enabled:
             return
-        for pool in list(self._pools.values()):
+        for pool in list(pools):
             for instance in pool.ready():
                 if instance.cgroup is None and self._over_memory(instance):
                     continue
@@ -44,7 +55,7 @@ class LimitWatcher(InstanceKeeper):
             f"used {over:.1f}s of CPU in {window:g}s, over its budget of {budget:g}s "
             f"(limits.cpu_budget; limits.cpu = {limits.cpu:g})"
         )
-        self._event(
+        self._notifier.event(
             instance.spec.app,
             "instance.cpu_budget",
             f"instance {instance.id} {reason}; recycling it",
@@ -53,8 +64,8 @@ class LimitWatcher(InstanceKeeper):
             cpu_seconds=over,
             budget=budget,
         )
-        if self._begin_stop(pool, instance, reason):
-            self._spawn_task(self._complete_stop(instance), name=f"recycle {instance.id}")
+        if self._keeper.begin_stop(pool, instance, reason):
+            self._upkeep.keep_task(self._keeper.complete_stop(instance), name=f"recycle {instance.id}")
 
     def _cpu_seconds(self, instance: Instance) -> float | None:
         if instance.cgroup is not None:

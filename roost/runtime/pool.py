@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Mapping
 
-from roost.model import InstanceState
+from roost.errors import Unavailable
+from roost.model import DeploymentId, InstanceState
+from roost.runtime.backoff import is_crash_looping
 from roost.runtime.capacity import floor_count
 from roost.runtime.instance import Instance
 from roost.runtime.protocol import DeploymentSpec, DeploymentStats, InstanceInfo
@@ -74,6 +77,7 @@ class Pool:
             capacity=self.free_slots(),
             last_request_at=self.last_request_at,
             crash_streak=self.streak,
+            crash_looping=is_crash_looping(self.streak),
             last_failure=self.last_failure,
             last_start_at=max((i.started_at for i in self.live()), default=None),
         )
@@ -85,3 +89,12 @@ class Pool:
         self.restart_timer = self.zygote_timer = None
         for instance in self.instances.values():
             instance.cancel_idle_timer()
+
+
+def running_pool(pools: Mapping[DeploymentId, Pool], deployment: DeploymentId, closing: bool) -> Pool:
+    """The pool of a deployment that may run instances; raises Unavailable for one that is
+    unknown, being retired, or when the runtime is closing."""
+    pool = pools.get(deployment)
+    if pool is None or pool.retiring or closing:
+        raise Unavailable(f"deployment {deployment} is not running", hint="deploy it first (roost start APP)")
+    return pool

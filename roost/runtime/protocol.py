@@ -8,13 +8,15 @@ the same `Runtime` protocol.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from roost.model import AppConfig, AppName, DeploymentId, InstanceId, InstanceState
+from roost.model import AppConfig, AppName, DeploymentId, InstanceId, InstanceRecord, InstanceState
+from roost.runtime.isolation import Isolation as Isolation  # re-exported: part of the protocol's vocabulary
+from roost.runtime.isolation import describe as describe_isolation
 
 RUNNER_REQUIREMENTS: tuple[str, ...] = (
     "uvicorn>=0.35",  # its websockets-sansio protocol, which the runner names
@@ -85,6 +87,7 @@ class DeploymentStats:
     crash_streak: int = 0  # crashes in a row; 3 or more is crash-looping
     last_failure: str = ""
     last_start_at: float | None = None  # wall-clock time the newest starting or ready instance started
+    crash_looping: bool = False  # the runtime's own verdict on the streak (`roost list` says "crash-looping")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +206,45 @@ class Runtime(Protocol):
 
     def stats(self, deployment: DeploymentId) -> DeploymentStats: ...
 
+    async def isolation(self, deployment: DeploymentId | None = None) -> dict[InstanceId, Isolation]:
+        """What each live instance (of `deployment`, or all) really got, read back from its own
+        process (ids, filesystem view, seccomp, cgroup limits, network, /proc), never from the
+        settings. An instance whose process is gone or unknown is left out. Never raises for one
+        that cannot be read: the Isolation's `errors` say what was not.
+
+        Example: ``(await runtime.isolation(dep))[instance].identity.uid[1]`` -> 200001"""
+
+    async def isolation_of_build(
+        self, pid: int, argv: Sequence[str], app: AppName, build_dir: Path
+    ) -> Isolation | None:
+        """What a running build step of `app` really got: `pid` is the subprocess the builder
+        started for the step `argv` (`uv pip install ...`), which is found behind any wrappers once it
+        has executed; `build_dir` its own folder. None when the step ended before it could be read."""
+
     async def probe(self, spec: DeploymentSpec, limit_seconds: float) -> ProbeResult:
         """The build check: start one throwaway instance with PORT set and see it answer."""
 
     async def close(self) -> None:
         """Stop everything (daemon shutdown): drain, TERM, grace, KILL; leave no process."""
+
+    async def recover(self, leftovers: Sequence[InstanceRecord]) -> list[str]:
+        """After a daemon restart, before anything is deployed: end what a previous run left
+        running of these instances (the store's records of those live when it stopped). Ends
+        nothing that is not the runtime's own, nor anything of this run. Returns what it ended,
+        in words for the log ("process group 4242"); [] when nothing was left."""
+
+
+__all__ = [
+    "RUNNER_REQUIREMENTS",
+    "DeploymentSpec",
+    "DeploymentStats",
+    "EventSink",
+    "InstanceInfo",
+    "Isolation",
+    "ProbeResult",
+    "Runtime",
+    "RuntimeListener",
+    "Slot",
+    "StartKind",
+    "describe_isolation",
+]

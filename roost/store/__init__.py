@@ -24,22 +24,25 @@ from roost.model import (
     DesiredState,
     Event,
     Mode,
+    Traffic,
     TrafficEntry,
 )
+from roost.store.audit import AuditEntry, AuditQuery, AuditTable
 from roost.store.db import Database
 from roost.store.instances import InstanceTables
+from roost.store.quotas import QuotaTable
 from roost.store.records import app_from_row, deployment_from_row, event_from_row
 from roost.store.secrets import SecretTable
 from roost.store.tokens import TokenTable
 
-__all__ = ["Store"]
+__all__ = ["AuditEntry", "AuditQuery", "Store"]
 
 
 def _no_app(name: str) -> NotFound:
     return NotFound(f"no app named '{name}'", hint="`roost list` shows the apps there are")
 
 
-class Store(InstanceTables, TokenTable, SecretTable):
+class Store(InstanceTables, TokenTable, SecretTable, QuotaTable, AuditTable):
     """Apps, deployments, traffic, instances and events.
 
     Example::
@@ -270,9 +273,9 @@ class Store(InstanceTables, TokenTable, SecretTable):
                 "INSERT INTO traffic (app, deployment, weight) VALUES (?, ?, ?)",
                 [(app, e.deployment, e.weight) for e in entries],
             )
-            top = max(entries, key=lambda e: e.weight, default=None)
-            if top is not None:
-                conn.execute("INSERT INTO releases (app, deployment, at) VALUES (?, ?, ?)", (app, top.deployment, now))
+            production = Traffic.of(entries).production
+            if production is not None:
+                conn.execute("INSERT INTO releases (app, deployment, at) VALUES (?, ?, ?)", (app, production, now))
             _insert_event(conn, app, kind, message, {"traffic": {e.deployment: e.weight for e in entries}})
 
         await self._db.write(replace)
@@ -326,6 +329,17 @@ class Store(InstanceTables, TokenTable, SecretTable):
             rows = conn.execute(f"SELECT * FROM events {where} ORDER BY id {order} LIMIT ?", [*params, limit])  # noqa: S608
             events = [event_from_row(r) for r in rows]
             return events if after else list(reversed(events))
+
+        return await self._db.read(select)
+
+    async def list_events_of_kind(self, app: str, kind: str, limit: int = 50) -> list[Event]:
+        """The newest `limit` events of one `kind` for `app`, oldest first (`build.isolation` for `roost info`)."""
+
+        def select(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute(
+                "SELECT * FROM events WHERE app = ? AND kind = ? ORDER BY id DESC LIMIT ?", (app, kind, limit)
+            )
+            return list(reversed([event_from_row(r) for r in rows]))
 
         return await self._db.read(select)
 

@@ -6,24 +6,11 @@ import sqlite3
 import time
 
 from roost.errors import Conflict, NotFound
-from roost.model import AppName, DeploymentId, InstanceId, InstanceRecord, InstanceState
+from roost.model import InstanceRecord
 from roost.store.db import Database
+from roost.store.records import instance_from_row
 
 LIVE_STATES = ("starting", "ready", "draining")
-
-
-def _record(row: sqlite3.Row) -> InstanceRecord:
-    return InstanceRecord(
-        id=InstanceId(row["id"]),
-        app=AppName(row["app"]),
-        deployment=DeploymentId(row["deployment"]),
-        pid=row["pid"],
-        pgid=row["pgid"],
-        state=InstanceState(row["state"]),
-        started_at=row["started_at"],
-        stopped_at=row["stopped_at"],
-        reason=row["reason"],
-    )
 
 
 class InstanceTables:
@@ -65,7 +52,7 @@ class InstanceTables:
         placeholders = ", ".join("?" for _ in LIVE_STATES)
         return await self._db.read(
             lambda conn: [
-                _record(r)
+                instance_from_row(r)
                 for r in conn.execute(
                     f"SELECT * FROM instances WHERE state IN ({placeholders}) ORDER BY started_at",  # noqa: S608
                     LIVE_STATES,

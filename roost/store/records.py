@@ -14,6 +14,9 @@ from roost.model import (
     DeploymentStatus,
     DesiredState,
     Event,
+    InstanceId,
+    InstanceRecord,
+    InstanceState,
     Mode,
 )
 
@@ -55,4 +58,18 @@ def event_from_row(row: sqlite3.Row) -> Event:
         kind=row["kind"],
         message=row["message"],
         data=json.loads(row["data"]),
+    )
+
+
+def instance_from_row(row: sqlite3.Row) -> InstanceRecord:
+    return InstanceRecord(
+        id=InstanceId(row["id"]),
+        app=AppName(row["app"]),
+        deployment=DeploymentId(row["deployment"]),
+        pid=row["pid"],
+        pgid=row["pgid"],
+        state=InstanceState(row["state"]),
+        started_at=row["started_at"],
+        stopped_at=row["stopped_at"],
+        reason=row["reason"],
     )

@@ -227,6 +227,7 @@ def test_an_empty_folder_is_no_app(daemon: Daemon, tmp_path: Path) -> None:
 
 def test_no_help_is_cut_with_an_ellipsis_and_each_has_an_example(daemon: Daemon) -> None:
     names = [[]] + [[name] for name in cli.commands] + [["token", name] for name in ("create", "list", "revoke")]
+    names += [["user", name] for name in ("list", "grant", "revoke")]
     for words in names:
         result = daemon.cli(*words, "--help")
         assert result.returncode == 0, (words, result.stderr)

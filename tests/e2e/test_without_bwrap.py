@@ -11,11 +11,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from roost.runtime.sandbox.reveal import BASE_PYTHON
-from tests.e2e.apps import get, pushed, write_app
+from tests.e2e.apps import get, info, pushed, wait_until, write_app
 from tests.e2e.harness import REPO, Daemon, base_env, launch
 
 PATH_WITHOUT_BWRAP = "/usr/local/sbin:/usr/local/bin:/usr/sbin"  # bwrap lives in /usr/bin (and /bin)
@@ -67,6 +68,10 @@ def without_bwrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 def test_the_daemon_says_it_has_no_bubblewrap(without_bwrap: Daemon) -> None:
     line = next((line for line in without_bwrap.output().splitlines() if "sandbox:" in line), "")
     assert "no bubblewrap" in line, without_bwrap.output()[-2000:]
+    builds = next((line for line in without_bwrap.output().splitlines() if "builds:" in line), "")
+    assert "no bubblewrap (the home is closed by its modes only" in builds, without_bwrap.output()[-2000:]
+    said = "as their app's uid" if os.geteuid() == 0 else f"as uid {os.geteuid()} like the daemon (not root"
+    assert said in builds, builds
 
 
 def test_an_entrypoint_app_answers_as_its_own_uid(without_bwrap: Daemon, tmp_path: Path) -> None:
@@ -82,6 +87,27 @@ def test_an_entrypoint_app_answers_as_its_own_uid(without_bwrap: Daemon, tmp_pat
     assert Path(seen["python"]) == BASE_PYTHON.resolve(), seen
     if os.geteuid() == 0:
         assert hidden_from_others(without_bwrap.home) is not None  # pytest's 0700 folder: the view was needed
+
+
+def test_info_reads_back_what_an_instance_got_without_bubblewrap(without_bwrap: Daemon, tmp_path: Path) -> None:
+    pushed(without_bwrap, write_app(tmp_path, "readback", {"roost.toml": HANDLER, "main.py": PROBE}))
+
+    def read() -> dict[str, Any] | None:
+        get(without_bwrap, "readback.localhost", "/?pid=1")  # a function: a request keeps an instance
+        ready = [i for i in info(without_bwrap, "readback")["instances"] if i["state"] == "ready" and i["isolation"]]
+        return ready[0]["isolation"] if ready else None
+
+    isolation = wait_until("the instance's read-back", read, timeout=60)
+    assert isolation["seccomp"]["mode"] == "filter" and isolation["identity"]["no_new_privs"], isolation
+    views = {view["label"]: view for view in isolation["filesystem"]["paths"]}
+    assert views["code"]["readable"] and not views["code"]["writable"], views  # the launcher's read-only view
+    assert views["tmp"]["seen"] == "host", views  # no bwrap: no private /tmp (TMPDIR is a directory instead)
+    for label in ("store", "secret key"):
+        assert not (views[label]["seen"] == "host" and (views[label]["readable"] or views[label]["writable"])), views
+    if os.geteuid() == 0:
+        assert 310000 <= isolation["identity"]["uid"][1] <= 310999, isolation["identity"]
+        assert isolation["filesystem"]["own_mount_namespace"], isolation["filesystem"]  # the launcher's view
+        assert isolation["proc"]["hidepid"] == "invisible", isolation["proc"]
 
 
 def test_a_command_app_answers(without_bwrap: Daemon, tmp_path: Path) -> None:

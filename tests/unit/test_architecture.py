@@ -4,13 +4,16 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "roost"
-LEAVES = ("roost.model", "roost.errors")
+LEAVES = ("roost.model", "roost.errors", "roost.units", "roost.tasks", "roost.clientaddr")
 VERSION = ("roost",)  # `from roost import __version__`
 
 # module prefix -> what it may import from roost (besides itself)
 ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.model": (),
     "roost.errors": (),
+    "roost.units": (),
+    "roost.tasks": (),
+    "roost.clientaddr": (),
     "roost.config": LEAVES,
     "roost.settings": LEAVES,
     "roost.store": LEAVES,
@@ -20,7 +23,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.build": (*LEAVES, "roost.config", "roost.registry", "roost.applog"),
     "roost.runtime": (*LEAVES, "roost.applog"),
     "roost.edge": (*LEAVES, "roost.runtime.protocol"),
-    "roost.autoscale": (*LEAVES, "roost.runtime.protocol"),
+    "roost.autoscale": (*LEAVES, "roost.runtime.protocol", "roost.quotas"),
+    "roost.quotas": LEAVES,
     "roost.homelock": LEAVES,
     "roost.listeners": LEAVES,
     "roost.control": (
@@ -30,12 +34,15 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "roost.store",
         "roost.registry",
         "roost.build",
-        "roost.runtime",
+        "roost.runtime.protocol",  # never LocalRuntime's parts: a cluster runtime must fit without control changing
         "roost.applog",
         "roost.vault",
         "roost.cron",
+        "roost.quotas",
+        "roost.grants",
     ),
-    "roost.passwords": LEAVES,
+    "roost.grants": LEAVES,
+    "roost.passwords": (*LEAVES, "roost.grants"),
     "roost.guess": LEAVES,
     "roost.vault": LEAVES,
     "roost.cron": LEAVES,
@@ -48,6 +55,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "roost.settings",
         "roost.applog",
         "roost.passwords",
+        "roost.grants",
     ),
     "roost.cli": (
         *LEAVES,
@@ -58,6 +66,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "roost.applog",
         "roost.passwords",
         "roost.guess",
+        "roost.quotas",
+        "roost.grants",
     ),
     "roost.daemon": ("roost",),
     "roost.__main__": ("roost.cli",),
@@ -123,6 +133,21 @@ def test_the_checker_catches_a_wrong_import() -> None:
     assert not violations("roost.edge.proxy", {"roost.runtime.protocol", "roost.model", "roost.edge.parse"})
 
 
+def test_control_sees_the_runtime_only_through_its_protocol() -> None:
+    assert violations("roost.control.lifecycle", {"roost.runtime"}) == ["roost.control.lifecycle imports roost.runtime"]
+    assert violations("roost.control.overview", {"roost.runtime.backoff"})
+    assert violations("roost.control.core", {"roost.runtime.strays", "roost.runtime.protocol"}) == [
+        "roost.control.core imports roost.runtime.strays"
+    ]
+    found = {
+        name
+        for path in sorted((ROOT / "control").rglob("*.py"))
+        for name in roost_imports(path)
+        if is_within(name, "roost.runtime")
+    }
+    assert found == {"roost.runtime.protocol"}, f"control reaches past the runtime protocol: {found}"
+
+
 def test_imports_point_one_way() -> None:
     broken = []
     for path in sorted(ROOT.rglob("*.py")):
@@ -156,3 +181,78 @@ def test_only_the_store_speaks_sql() -> None:
         if module_name(path).startswith("roost.store"):
             continue
         assert "import sqlite3" not in path.read_text(), f"{path} imports sqlite3; only roost/store may"
+
+
+# Inside the edge, imports (type-only ones too) point down this list: a module may import only
+# those above it. Where a lower module calls a higher one back, it names a Protocol of its own
+# (upstream.ResponseSink for the exchange, request.BodySink, exchange.ClientSide for the client
+# connection, context.Connection, activator.Waiting) instead of importing the class.
+EDGE_LAYERS = (
+    "native",
+    "answers",
+    "settings",
+    "counters",
+    "deadline",
+    "split",
+    "routes",
+    "guard",
+    "tunnel",
+    "request",
+    "wire",
+    "upstream",
+    "activator",
+    "context",
+    "exchange",
+    "client",
+    "server",
+)
+EDGE = "roost.edge"
+
+
+def edge_imports(path: Path) -> set[str]:
+    """The edge modules `path` imports, `from roost.edge import wire` included."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module == EDGE:
+            found.update(f"{EDGE}.{alias.name}" for alias in node.names if alias.name in EDGE_LAYERS)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(EDGE + "."):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith(EDGE + "."))
+    return found
+
+
+def edge_violations(module: str, imports: set[str]) -> list[str]:
+    """The edge imports of `module` that do not point down EDGE_LAYERS."""
+    if module == EDGE:
+        return []  # the package's __init__ exports from any of them
+    rank = EDGE_LAYERS.index(module.rpartition(".")[2])
+    bad = []
+    for name in sorted(imports):
+        below = name.rpartition(".")[2]
+        if below not in EDGE_LAYERS or EDGE_LAYERS.index(below) >= rank:
+            bad.append(f"{module} imports {name}")
+    return bad
+
+
+def test_every_edge_module_has_a_layer() -> None:
+    for path in (ROOT / "edge").glob("*.py"):
+        assert path.stem == "__init__" or path.stem in EDGE_LAYERS, f"roost/edge/{path.name} is not in EDGE_LAYERS"
+
+
+def test_the_edge_checker_catches_a_call_back_by_class() -> None:
+    assert edge_violations("roost.edge.upstream", {"roost.edge.exchange"}) == [
+        "roost.edge.upstream imports roost.edge.exchange"
+    ]
+    assert edge_violations("roost.edge.exchange", {"roost.edge.client"})
+    assert edge_violations("roost.edge.request", {"roost.edge.exchange"})
+    assert edge_violations("roost.edge.context", {"roost.edge.client"})
+    assert edge_violations("roost.edge.wire", {"roost.edge.wire"})
+    assert not edge_violations("roost.edge.client", {"roost.edge.exchange", "roost.edge.wire"})
+
+
+def test_edge_imports_point_one_way() -> None:
+    broken = []
+    for path in sorted((ROOT / "edge").glob("*.py")):
+        broken.extend(edge_violations(module_name(path), edge_imports(path)))
+    assert not broken, "edge imports against EDGE_LAYERS:\n" + "\n".join(broken)

@@ -5,6 +5,7 @@ import bcrypt
 import pytest
 
 from roost.errors import NotFound, UsageError
+from roost.grants import ADMIN, NOTHING, Grants, Role
 from roost.passwords import BCRYPT_ROUNDS, PasswordFile
 
 
@@ -78,3 +79,27 @@ def test_version_changes_with_every_write(tmp_path: Path) -> None:
     assert first is not None
     assert second is not None
     assert first != second
+
+
+def test_a_line_from_before_roles_is_an_admin_and_grants_survive_a_new_password(tmp_path: Path) -> None:
+    store = PasswordFile(tmp_path / "passwords")
+    store.set("old", "old-password")
+    hashed = store.load()["old"].decode()
+    (tmp_path / "passwords").write_text(f"old:{hashed}\n")  # the format before roles
+    assert store.grants("old") == ADMIN
+    assert store.verify("old", "old-password")
+    store.set("alice", "alice-password", Grants.of(Role.VIEWER, ["blog"]))
+    store.set_grants("old", Grants.of(Role.DEPLOYER, ["shop-*"]))
+    store.set("old", "new-password")  # a new password keeps the grants
+    assert store.grants("old") == Grants.of(Role.DEPLOYER, ["shop-*"])
+    assert store.grants("alice") == Grants.of(Role.VIEWER, ["blog"])
+    assert store.grants("nobody") is None
+    assert store.verify("old", "new-password")
+
+
+def test_a_grants_field_this_version_cannot_read_gives_no_rights(tmp_path: Path) -> None:
+    store = PasswordFile(tmp_path / "passwords")
+    store.set("alice", "alice-password")
+    hashed = store.load()["alice"].decode()
+    (tmp_path / "passwords").write_text(f"alice:{hashed}:owner=everything\n")
+    assert store.grants("alice") == NOTHING

@@ -17,6 +17,16 @@ from pathlib import Path
 from roost.errors import LimitExceeded
 
 
+def build_gid(first: int) -> int:
+    """The primary gid of every build process (an app's uid, this gid): one below the uid range,
+    so it is no app's own gid, and the firewall tells builds from instances by it (`meta skgid`).
+
+    >>> build_gid(200000)
+    199999
+    """
+    return first - 1
+
+
 class UidBook:
     """Example::
 
@@ -71,13 +81,6 @@ class UidBook:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(staging, self.path)
-
-
-def build_gid(first: int) -> int:
-    """The primary gid of every build subprocess: the number just below the apps' uid range, so
-    no app's own gid is ever it and the firewall tells a build's sockets (`meta skgid`) from an
-    instance's."""
-    return first - 1
 
 
 def _has_account(uid: int) -> bool:

@@ -12,6 +12,8 @@ import pytest
 from roost.api import auth as auth_module
 from roost.api.auth import BCRYPT_PARALLEL, Authenticator, Identity, Refusal
 from roost.api.throttle import Sources, ThrottlePolicy
+from roost.control import TokenInfo
+from roost.grants import ADMIN
 from roost.passwords import PasswordFile
 
 
@@ -37,7 +39,7 @@ class CountingPasswords(PasswordFile):
                 self.running -= 1
 
 
-async def no_tokens(token: str) -> str | None:
+async def no_tokens(token: str) -> TokenInfo | None:
     return None
 
 
@@ -98,8 +100,8 @@ def test_parallel_checks_of_the_same_good_password_run_bcrypt_once_per_slot(tmp_
     assert passwords.calls <= BCRYPT_PARALLEL
 
 
-async def one_token(token: str) -> str | None:
-    return "ci" if token == "roost_the-good-one" else None
+async def one_token(token: str) -> TokenInfo | None:
+    return TokenInfo("ci", ADMIN, None, 0.0, None) if token == "roost_the-good-one" else None
 
 
 def lock(auth: Authenticator, sources: Sources) -> None:

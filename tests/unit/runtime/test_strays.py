@@ -1,5 +1,6 @@
 """Recovery: the process groups a previous daemon left are killed, and nothing else."""
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -10,7 +11,9 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
+from roost.model import AppName, DeploymentId, InstanceId, InstanceRecord, InstanceState
 from roost.runtime import kill_strays
+from tests.unit.runtime.conftest import Harness
 
 # A leader that starts a child in its group, says so, and sleeps: a stray instance in miniature.
 SLEEPER = [
@@ -84,3 +87,22 @@ def test_a_group_whose_leader_is_gone_is_still_found_by_its_members(spawn: objec
 
 def test_records_of_processes_long_gone_are_ignored() -> None:
     assert kill_strays([(2**22 + 12345, 2**22 + 12345), (1, 1), (0, 0)]) == []
+
+
+def leftover(pid: int | None, name: str) -> InstanceRecord:
+    """The store's record of an instance that was live when the previous daemon stopped."""
+    return InstanceRecord(
+        InstanceId(name), AppName("hello"), DeploymentId("d0000001"), pid, pid, InstanceState.READY, 0.0
+    )
+
+
+async def test_the_runtime_ends_what_a_previous_run_left_through_its_protocol(spawn: object, harness: Harness) -> None:
+    """Control hands the store's records to `Runtime.recover`; the local runtime kills only Roost's groups."""
+    assert callable(spawn)
+    stray = spawn({"PATH": "/usr/bin:/bin", "ROOST_INSTANCE": "iold000003"})
+    unrelated = spawn({"PATH": "/usr/bin:/bin"})
+    records = [leftover(stray.pid, "iold000003"), leftover(unrelated.pid, "iold000004"), leftover(None, "iold000005")]
+    assert await harness.runtime.recover(records) == [f"process group {stray.pid}"]
+    assert await asyncio.to_thread(stray.wait, 10) == -signal.SIGKILL
+    assert unrelated.poll() is None
+    assert await harness.runtime.recover([]) == []
