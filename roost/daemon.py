@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -56,6 +57,8 @@ from roost.runtime import LocalRuntime
 from roost.runtime.ports import PortRange
 from roost.runtime.protocol import RUNNER_REQUIREMENTS, InstanceInfo
 from roost.runtime.sandbox import UNCONFINED_BUILDS, BuildJails, BuildLimits, SandboxSettings
+from roost.runtime.sandbox.buildnet import Endpoint, index_endpoints, parse_allow
+from roost.runtime.sandbox.uids import build_gid
 from roost.settings import ServeSettings
 from roost.store import Store
 from roost.tasks import TaskSet
@@ -73,6 +76,14 @@ class _EmbeddedUvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+def _build_allow(entries: tuple[str, ...]) -> tuple[Endpoint, ...]:
+    """`--build-allow` entries, read before anything starts. Raises ConfigError for a malformed one."""
+    try:
+        return tuple(parse_allow(entry) for entry in entries)
+    except ValueError as exc:
+        raise ConfigError(str(exc), hint="--build-allow takes HOST[:PORT]: pypi.example:443, 10.0.0.0/8") from exc
 
 
 def _address(sock: socket.socket, scheme: str = "http") -> str:
@@ -260,6 +271,8 @@ class Daemon:
                 ports=instance_ports,
                 firewall=s.firewall,
                 guarded_ports=(api_port,),
+                build_gid=build_gid(s.uid_first),
+                build_endpoints=(*index_endpoints(os.environ), *_build_allow(s.build_allow)),
             ),
         )
         runtime.subscribe(recorder)

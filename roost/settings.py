@@ -82,6 +82,7 @@ class ServeSettings:
     instance_port_first: int = DEFAULT_INSTANCE_PORT_FIRST
     instance_port_last: int = DEFAULT_INSTANCE_PORT_LAST
     firewall: bool = True  # root: an nftables table closes the instance ports to apps and other hosts
+    build_allow: tuple[str, ...] = ()  # root with the firewall: HOST[:PORT] builds may reach besides the index
     limit_build_unpacked: int = DEFAULT_BUILD_LIMIT  # builder: bytes a source archive may unpack to
     build_sandbox: bool = True  # builds run as the app's uid in its jail; False: as the daemon, unconfined
     build_memory: int = DEFAULT_BUILD_MEMORY

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from roost.build.cache import UvCache
 from roost.build.deps import Dependencies, DependencyKind, find_dependencies, venv_key
 from roost.build.enclosure import Enclosure, home_id
 from roost.build.fs import chown_tree, in_thread, remove_tree, replace_dir
@@ -161,7 +162,7 @@ class Builder:
         jail = await self.jails.open(request.app, request.deployment) if self.jails is not None else None
         staging = code_dir.with_name(f".code-{secrets.token_hex(4)}")
         try:
-            toolchain = await self._toolchain_in(jail)
+            toolchain = await self._toolchain_in(jail, request.app)
             async with _limit_time(self.timeout_build):
                 venv, key, reused = await self._steps(request, staging, toolchain, steps, log)
             await in_thread(replace_dir, staging, code_dir)
@@ -191,7 +192,7 @@ class Builder:
         key = await self._venv_key(dependencies, request.archive, toolchain)
         await _give(toolchain.jail, staging)
         with steps.step("dependencies") as label:
-            venv, reused = await self._install(key, dependencies, staging, toolchain, log)
+            venv, reused = await self._install(request.app, key, dependencies, staging, toolchain, log)
             if reused:
                 label[0] = "reuse the virtual environment"
         with steps.step("compile"):
@@ -225,12 +226,13 @@ class Builder:
             except FileNotFoundError as exc:
                 raise BuildFailed("the uv binary is missing", hint="reinstall Roost: uv comes with it") from exc
             env = build_env(self.cache_dir)
-            self._toolchain = Toolchain(uv=uv, python=self.python, env=env, enclosure=self.enclosure)
+            cache = UvCache(self.cache_dir, self.home / "cache" / "uv-views")
+            self._toolchain = Toolchain(uv=uv, python=self.python, env=env, cache=cache, enclosure=self.enclosure)
         return self._toolchain
 
-    async def _toolchain_in(self, jail: BuildJail | None) -> Toolchain:
+    async def _toolchain_in(self, jail: BuildJail | None, app: str) -> Toolchain:
         """The toolchain of one build: in a jail, uv and the interpreter at their real paths (all the
-        jail shows of them) and, for an app with its own uid, uv's cache of that uid."""
+        jail shows of them) and, for an app with its own uid, its view of the shared uv cache (build/cache.py)."""
         toolchain = self._ensure_toolchain()
         if jail is None:
             return toolchain
@@ -239,8 +241,8 @@ class Builder:
         )
         read_only = [Path(uv), *_prefix(Path(python))]
         cache = self.cache_dir
-        if jail.uid is not None and jail.gid is not None:
-            cache = await in_thread(_own_cache, self.cache_dir, jail.uid, jail.gid)
+        if jail.uid is not None and jail.gid is not None:  # the app's view of the shared cache (build/cache.py)
+            cache = (await in_thread(toolchain.cache.view, app, jail.uid, jail.gid)).path
         env = {k: v for k, v in toolchain.env.items() if k != "TMPDIR"}
         env.update(UV_CACHE_DIR=str(cache), HOME=str(cache))
         return dataclasses.replace(
@@ -271,7 +273,7 @@ class Builder:
         return venv_key(dependencies, self._python_version, self.runner_requirements, source)
 
     async def _install(
-        self, key: str, dependencies: Dependencies, code_dir: Path, toolchain: Toolchain, log: Log
+        self, app: str, key: str, dependencies: Dependencies, code_dir: Path, toolchain: Toolchain, log: Log
     ) -> tuple[Path, bool]:
         async def create(venv: Path) -> None:
             what = "Roost's runner" if dependencies.kind is DependencyKind.NONE else "dependencies"
@@ -279,7 +281,7 @@ class Builder:
             if toolchain.jail is not None:
                 await asyncio.to_thread(venv.mkdir, parents=True)  # bound into the jail: it must exist
                 await _give(toolchain.jail, venv)
-            await create_venv(toolchain, venv, dependencies, code_dir, self.runner_requirements, log)
+            await create_venv(toolchain, venv, dependencies, code_dir, self.runner_requirements, log, app=app)
             await _take_back(toolchain.jail, venv)  # before it is sealed: from now on, the daemon's
 
         venv, reused = await self._venvs.ensure(key, create)
@@ -354,16 +356,6 @@ def _prefix(python: Path) -> list[Path]:
     """The interpreter's installation, which a jail must show (nothing when it is under /usr)."""
     prefix = python.parent.parent
     return [] if prefix == Path("/usr") or Path("/usr") in prefix.parents else [prefix]
-
-
-def _own_cache(shared: Path, uid: int, gid: int) -> Path:
-    """uv's cache of one app's builds, beside the shared one, that only its uid writes: no app's
-    build can plant a package in another's cache (the shared one is the daemon's)."""
-    cache = shared.with_name(f"{shared.name}-builds") / str(uid)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.mkdir(mode=0o700, exist_ok=True)
-    os.chown(cache, uid, gid)
-    return cache
 
 
 def _remove_deployment_dir(path: Path) -> int:

@@ -175,6 +175,13 @@ def _announce(line: str) -> None:
     "API's TCP port to apps; --no-firewall leaves them open (see docs/limits.md) [env ROOST_FIREWALL].",
 )
 @click.option(
+    "--build-allow",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="As root with the firewall, builds may also connect here (a hostname, an address or a CIDR; every "
+    "port without :PORT); repeat it. Builds reach only DNS and the package index otherwise (see docs/limits.md).",
+)
+@click.option(
     "--build-limit",
     default="1G",
     show_default=True,
@@ -273,6 +280,7 @@ def serve(
     uid_range: str,
     instance_ports: str,
     firewall: bool,
+    build_allow: tuple[str, ...],
     build_limit: str,
     build_sandbox: bool,
     build_memory: str,
@@ -327,6 +335,7 @@ def serve(
         instance_port_first=port_first,
         instance_port_last=port_last,
         firewall=firewall,
+        build_allow=build_allow,
         limit_build_unpacked=limit_build,
         build_sandbox=build_sandbox,
         build_memory=_build_memory(build_memory),

@@ -19,13 +19,13 @@ import logging
 import os
 import resource
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from roost.model import LimitsConfig, Network
 from roost.runtime.ports import PortBook
 from roost.runtime.protocol import DeploymentSpec
-from roost.runtime.sandbox import bwrap, firewall, proc, reveal
+from roost.runtime.sandbox import buildnet, bwrap, firewall, proc, reveal
 from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
 from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect_here
 from roost.runtime.sandbox.confine import Confinement, Plan
@@ -54,6 +54,7 @@ class Facilities:
     root: bool = False
     uids: UidBook | None = None
     firewall: str | None = None  # the nftables table closing the instance ports, once installed
+    build_net: buildnet.BuildNet | None = None  # what that table leaves open to builds' sockets
     hide_processes: bool = False  # each app's /proc shows only its own uid's processes
     notes: list[str] = field(default_factory=list)
 
@@ -133,6 +134,11 @@ class Sandbox:
             found.notes.append(f"{OPEN_PORTS} (nft not found; fix: apt-get install nftables)")
             return
         rules = firewall.Rules(s.uid_first, s.uid_last, s.ports, s.guarded_ports)
+        if s.build_gid is not None:
+            net = buildnet.resolve(s.build_endpoints, buildnet.read_resolvers())
+            rules = replace(rules, build_gid=s.build_gid, build_net=net)
+            if net.unresolved:
+                found.notes.append(f"builds cannot reach {', '.join(net.unresolved)} (not resolved at start)")
         table = firewall.table_name(self.home)
         try:
             firewall.apply(firewall.ruleset(table, rules), [binary])
@@ -142,6 +148,7 @@ class Sandbox:
             )
             return
         found.firewall = table
+        found.build_net = rules.build_net if s.build_gid is not None else None
 
     def _detect_bwrap(self, found: Facilities) -> None:
         binary = shutil.which("bwrap") if self.settings.bwrap else None
@@ -237,6 +244,8 @@ class Sandbox:
             parts.append(f"apps run as uid {os.geteuid()} (not root: no separate users)")
         if f.firewall is not None:
             parts.append(self._describe_firewall(f.firewall))
+        if f.build_net is not None:
+            parts.append(_describe_build_net(f.build_net))
         text = "sandbox: " + ", ".join(parts)
         notes = [n for n in f.notes if not n.startswith("no bubblewrap") or f.bwrap is None]
         return text + (f" ({'; '.join(notes)})" if notes else "")
@@ -370,3 +379,10 @@ class Sandbox:
                 size = spec.config.limits.tmp
                 limits.append((resource.RLIMIT_FSIZE, size, size))
         return limits
+
+
+def _describe_build_net(net: buildnet.BuildNet) -> str:
+    """ "builds reach only DNS (10.0.0.53) and 203.0.113.80/32:443 (widen: --build-allow)"."""
+    reached = ", ".join(f"{d.network}:{d.port or '*'}" for d in net.destinations) or "nothing else"
+    dns = ", ".join(net.resolvers) or "none"
+    return f"builds reach only DNS ({dns}) and {reached} (widen: --build-allow)"
