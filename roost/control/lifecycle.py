@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from roost.build import Builder
 from roost.config import merge, validate, with_overrides
-from roost.control.deploys import DeployUseCases
+from roost.control.core import Announcer
+from roost.control.secrets import Secrets
 from roost.cron import CronRunner, JobState
 from roost.errors import NotFound, RoostError
 from roost.model import (
@@ -29,7 +31,9 @@ from roost.model import (
     Mode,
     Traffic,
 )
-from roost.runtime.protocol import DeploymentSpec
+from roost.runtime.protocol import DeploymentSpec, Runtime
+from roost.store import Store
+from roost.tasks import TaskSet
 
 log = logging.getLogger("roost.control")
 TIMEOUT_HANDOVER = 30.0
@@ -45,10 +49,21 @@ def preview_config(config: AppConfig, keep_zygote: bool = False) -> AppConfig:
     return replace(config, mode=Mode.FUNCTION, preload=preload, scale=replace(config.scale, min=0))
 
 
-class LifecycleUseCases(DeployUseCases):
-    _registered: dict[DeploymentId, DeploymentSpec]
-    _production: dict[DeploymentId, bool]  # served production in this run -> serves it now
-    cron: CronRunner | None = None
+class LifecycleUseCases:
+    """What runs follows the store: the one `reconcile`, app start/stop/restart, scale, cron, recovery."""
+
+    def __init__(
+        self, store: Store, builder: Builder, runtime: Runtime, secrets: Secrets, announcer: Announcer, tasks: TaskSet
+    ) -> None:
+        self.store = store
+        self.builder = builder
+        self.runtime = runtime
+        self.secrets = secrets
+        self.announcer = announcer
+        self.tasks = tasks
+        self.cron: CronRunner | None = None
+        self._registered: dict[DeploymentId, DeploymentSpec] = {}
+        self._production: dict[DeploymentId, bool] = {}  # served production in this run -> serves it now
 
     def _spec(self, app: App, deployment: Deployment, production: bool, env: dict[str, str]) -> DeploymentSpec:
         config = with_overrides(deployment.config, app.overrides)
@@ -64,7 +79,7 @@ class LifecycleUseCases(DeployUseCases):
 
     async def reconcile(self, app: AppName) -> None:
         """Route first, then start what production needs, then retire what it no longer does."""
-        await self._announce(app)
+        await self.announcer.announce(app)
         await self.refresh_cron()
         try:
             record = await self.store.get_app(app)
@@ -78,7 +93,7 @@ class LifecycleUseCases(DeployUseCases):
                     await self.runtime.retire(deployment.id)
             return
         weights = {t.deployment: t.weight for t in await self.store.get_traffic(app)}
-        await self._converge(record, deployments, weights, await self.secrets_of(app))
+        await self._converge(record, deployments, weights, await self.secrets.secrets_of(app))
 
     async def _converge(
         self, record: App, deployments: list[Deployment], weights: Mapping[DeploymentId, int], secrets: dict[str, str]
@@ -101,7 +116,7 @@ class LifecycleUseCases(DeployUseCases):
         finally:
             if handed_over is not None:
                 drain = self._drain_when_handed_over(handed_over, leaving, production)
-                self.spawn(drain, name=f"hand-over {record.name}")
+                self.tasks.spawn(drain, name=f"hand-over {record.name}")
 
     async def set_scale(self, app: str, changes: Mapping[str, object]) -> App:
         """Change scale settings on top of every deployment's roost.toml (they survive pushes).
@@ -150,6 +165,11 @@ class LifecycleUseCases(DeployUseCases):
             return
         self._registered[spec.deployment] = spec
         await self.runtime.deploy(spec)
+
+    async def retire(self, deployment: DeploymentId) -> None:
+        """Take a deployment off the runtime, if it was registered there (retention prunes it)."""
+        if self._registered.pop(deployment, None) is not None:
+            await self.runtime.retire(deployment)
 
     async def _hand_over(self, production: list[Deployment], leaving: list[Deployment]) -> bool:
         """Before old instances drain, make sure the new production has one ready. False when it
