@@ -48,7 +48,7 @@ class EnvUseCases:
         if not values:
             raise UsageError("nothing to set", hint=f"roost env {app} set NAME=value")
         names = [check_env_name(name) for name in values]
-        await self.store.set_secrets(app, {name: self.secrets.vault.encrypt(values[name]) for name in names})
+        await self.store.set_secrets(app, {name: self.secrets.seal(values[name]) for name in names})
         await self.store.add_event(app, "env.set", f"set {', '.join(sorted(names))}; rolling restart", {"names": names})
         await self.lifecycle.reconcile(AppName(app))
         return sorted(names)

@@ -14,6 +14,10 @@ class Secrets:
         self.store = store
         self.vault = vault
 
+    def seal(self, value: str) -> str:
+        """A value as the store keeps it (encrypted with the home's key)."""
+        return self.vault.encrypt(value)
+
     async def secrets_of(self, app: str) -> dict[str, str]:
         return {name: self.vault.decrypt(value) for name, value in (await self.store.secrets(app)).items()}
 
