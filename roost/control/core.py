@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import shutil
 from collections.abc import Awaitable, Callable, Iterable
@@ -32,7 +31,6 @@ from roost.model import (
 from roost.runtime.protocol import InstanceInfo, Isolation, Runtime
 from roost.store import Store
 
-log = logging.getLogger("roost.control")
 LIMIT_BUILD_ISOLATION = 200  # build.isolation events looked at: a few steps of each kept deployment
 Listener = Callable[[AppName], Awaitable[None]]
 
