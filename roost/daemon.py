@@ -21,17 +21,15 @@ import uvloop
 from prometheus_client import CollectorRegistry
 
 from roost.api import (
-    AUDIT_KIND,
     Authenticator,
     AuthMiddleware,
     DoorSettings,
-    Identity,
     ThrottlePolicy,
     create_api,
     parse_networks,
 )
 from roost.applog import REQUEST_SOURCE, LogBook, RequestLine
-from roost.autoscale import Autoscaler
+from roost.autoscale import Autoscaler, Decision
 from roost.build import Builder, Enclosure, home_id
 from roost.control import Control, Urls
 from roost.control.recorder import Recorder
@@ -198,7 +196,7 @@ class Daemon:
             keep=s.keep,
         )
         control.on_change(self._refresh_routes)
-        self._autoscaler = Autoscaler(runtime, self._demand, self._record_scale)
+        self._autoscaler = Autoscaler(runtime, self._demand, self._record_scale, record_quota=self._record_quota)
         control.cron = CronRunner(self._send_cron, self._record_event, speed=s.cron_speed)
         self.metrics_registry = make_registry(
             RoostCollector(lambda: edge.all_counters().values(), runtime.instances, lambda: self._apps_of, tallies)
@@ -234,6 +232,21 @@ class Daemon:
                 {"deployment": deployment, "from": current, "to": desired, "reason": reason},
             )
 
+    async def _record_quota(self, deployment: DeploymentId, decision: Decision) -> None:
+        if self._store is not None and decision.cap is not None:
+            cap = decision.cap
+            await self._store.add_event(
+                self._apps_of.get(deployment),
+                "quota.reached",
+                decision.reason,
+                {
+                    "deployment": deployment,
+                    "quota": cap.quota.pattern,
+                    "allowed": cap.instances,
+                    "wanted": decision.wanted,
+                },
+            )
+
     async def _record_event(self, app: str, kind: str, message: str, data: dict[str, object]) -> None:
         if self._store is not None:
             await self._store.add_event(app, kind, message, data)
@@ -267,30 +280,13 @@ class Daemon:
         policy = ThrottlePolicy(lockout_seconds=s.login_lockout)
         auth = Authenticator(PasswordFile(s.passwords_path), control.token_info, policy)
         proxies = parse_networks(s.trust_proxy)
-
-        async def audit(identity: Identity, method: str, path: str, status: int) -> None:
-            app = path.split("/")[3] if path.startswith("/v1/apps/") else None
-            await control.store.add_event(
-                app,
-                AUDIT_KIND,
-                f"{identity.name} ({identity.kind}, {identity.address}) {method} {path} -> {status}",
-                {
-                    "user": identity.name,
-                    "kind": identity.kind,
-                    "address": identity.address,
-                    "method": method,
-                    "path": path,
-                    "status": status,
-                },
-            )
-
         doors = [
             (tcp, DoorSettings(False, s.require_password, s.trust_loopback, proxies), s.tls_cert, s.tls_key),
             (unix, DoorSettings(True, s.require_password), None, None),
         ]
         for sock, door, cert, key in doors:
             config = uvicorn.Config(
-                AuthMiddleware(api, auth, door, audit),
+                AuthMiddleware(api, auth, door, control.audit.record),
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
@@ -323,6 +319,7 @@ class Daemon:
         self._apps_of = {d.id: d.app for d in await self._store.list_deployments()}
         if self._autoscaler is not None:
             self._autoscaler.set_specs(await production_scale_specs(self._store, self.settings))
+            self._autoscaler.set_quotas(await self._store.list_quotas())
 
     def _keep(self, sock: socket.socket) -> socket.socket:
         self._sockets.append(sock)

@@ -14,6 +14,7 @@ from typing import Any
 from roost.applog import LogBook
 from roost.build import Builder
 from roost.control.access import TOKEN_NAME_PATTERN, AccessUseCases, TokenInfo
+from roost.control.audit import AuditTrail
 from roost.control.buildlog import BuildLogs
 from roost.control.core import (
     HOST_MAX_LENGTH,
@@ -31,12 +32,15 @@ from roost.control.env import EnvUseCases
 from roost.control.isolation import BUILD_ISOLATION
 from roost.control.lifecycle import LifecycleUseCases
 from roost.control.overview import AppSummary, OverviewUseCases
+from roost.control.quotas import QuotaState, QuotaUseCases
 from roost.control.retention import DEFAULT_KEEP, GcReport, RetentionUseCases
 from roost.control.secrets import Secrets
 from roost.cron import CronRunner
+from roost.quotas import PATTERN_RULE as QUOTA_PATTERN_RULE
+from roost.quotas import QUOTA_PATTERN
 from roost.registry import DIGEST_PATTERN, Registry
 from roost.runtime.protocol import Isolation, Runtime, describe_isolation
-from roost.store import Store
+from roost.store import AuditEntry, AuditQuery, Store
 from roost.tasks import TaskSet
 from roost.vault import Vault
 
@@ -71,8 +75,10 @@ class Control:
         place = BuildPlace(home / "deployments", timeout_build_check)
         self.buildlogs = BuildLogs(logs, place.deployments_root)
         secrets = Secrets(store, Vault(home / "secret.key"))
-        self.apps = AppUseCases(store, runtime, logs, self.announcer, place.deployments_root)
         self.lifecycle = LifecycleUseCases(store, builder, runtime, secrets, self.announcer, self.tasks)
+        self.quotas = QuotaUseCases(store, runtime, self.lifecycle.reconcile)
+        self.audit = AuditTrail(store)
+        self.apps = AppUseCases(store, runtime, logs, self.announcer, self.quotas, place.deployments_root)
         self.retention = RetentionUseCases(store, registry, builder, self.lifecycle, self.announcer, keep)
         self.deploys = DeployUseCases(
             store,
@@ -93,7 +99,6 @@ class Control:
 
         # The methods the API, CLI and daemon call, each defined once in its group.
         self.create_app = self.apps.create_app
-        self.list_apps = self.apps.list_apps
         self.app_details = self.apps.app_details
         self.remove_app = self.apps.remove_app
         self.events = self.apps.events
@@ -106,7 +111,6 @@ class Control:
         self.promote = self.deploys.promote
         self.rollback = self.deploys.rollback
         self.set_traffic = self.deploys.set_traffic
-        self.reconcile = self.lifecycle.reconcile
         self.set_scale = self.lifecycle.set_scale
         self.stop_app = self.lifecycle.stop_app
         self.start_app = self.lifecycle.start_app
@@ -116,8 +120,6 @@ class Control:
         self.set_env = self.env.set_env
         self.unset_env = self.env.unset_env
         self.list_env = self.env.list_env
-        self.prune = self.retention.prune
-        self.retain = self.retention.retain
         self.gc = self.retention.gc
         self.create_token = self.access.create_token
         self.revoke_token = self.access.revoke_token
@@ -150,13 +152,20 @@ __all__ = [
     "DIGEST_PATTERN",
     "HOST_MAX_LENGTH",
     "HOST_PATTERN",
+    "QUOTA_PATTERN",
+    "QUOTA_PATTERN_RULE",
     "RESERVED_ENV_NAMES",
     "TOKEN_NAME_PATTERN",
     "AppDetails",
     "AppSummary",
+    "AuditEntry",
+    "AuditQuery",
+    "AuditTrail",
     "Control",
     "GcReport",
     "Isolation",
+    "QuotaState",
+    "QuotaUseCases",
     "TokenInfo",
     "Urls",
     "check_app_name",

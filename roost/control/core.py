@@ -12,6 +12,7 @@ from pathlib import Path
 from roost.applog import LogBook, LogLine
 from roost.config import build_config, setting_sources, validate, with_overrides
 from roost.control.isolation import BUILD_ISOLATION
+from roost.control.quotas import QuotaState, QuotaUseCases
 from roost.control.usage import LIVE, Usage, measure
 from roost.errors import UsageError
 from roost.model import (
@@ -69,6 +70,7 @@ class AppDetails:
     build_isolation: list[Event] = field(default_factory=list)  # `build.isolation` of the listed deployments
     settings: AppConfig | None = None  # in force for production, `roost scale` included
     sources: dict[str, str] = field(default_factory=dict)  # "scale.min" -> "roost scale" | "roost.toml" | "default"
+    quotas: list[QuotaState] = field(default_factory=list)  # the quotas covering the app, and how full they are
 
 
 def check_app_name(name: str) -> AppName:
@@ -96,12 +98,19 @@ class AppUseCases:
     """Apps, their domains, events and logs, and what `roost info` shows of one."""
 
     def __init__(
-        self, store: Store, runtime: Runtime, logs: LogBook, announcer: Announcer, deployments_root: Path
+        self,
+        store: Store,
+        runtime: Runtime,
+        logs: LogBook,
+        announcer: Announcer,
+        quotas: QuotaUseCases,
+        deployments_root: Path,
     ) -> None:
         self.store = store
         self.runtime = runtime
         self.logs = logs
         self.announcer = announcer
+        self.quotas = quotas
         self.deployments_root = deployments_root
 
     async def create_app(self, name: str, mode: str | None = None, settings: dict[str, object] | None = None) -> App:
@@ -136,6 +145,7 @@ class AppUseCases:
             domains=sorted(await self.store.list_domains(name)),
             instances=instances,
             usage=await self.usage(instances),
+            quotas=await self.quotas.quota_states(name),
             isolation=await self.isolation(instances),
             build_isolation=await self.build_isolation(name, {d.id for d in deployments}),
         )

@@ -53,6 +53,8 @@ async def production_scale_specs(store: Store, settings: ServeSettings) -> dict[
             specs[deployment] = ScaleSpec.of(
                 config.scale,
                 config.mode,
+                app=app.name,
+                memory=config.limits.memory,
                 window_stable=settings.scale_window,
                 window_panic=settings.scale_panic_window,
                 scale_down_delay=settings.scale_down_delay,
