@@ -51,9 +51,10 @@ from roost.registry import Registry
 from roost.runtime import LocalRuntime
 from roost.runtime.ports import PortRange
 from roost.runtime.protocol import RUNNER_REQUIREMENTS
-from roost.runtime.sandbox import SandboxSettings
+from roost.runtime.sandbox import UNCONFINED_BUILDS, BuildJails, BuildLimits, SandboxSettings
 from roost.settings import ServeSettings
 from roost.store import Store
+from roost.units import format_duration
 
 log = logging.getLogger("roost.daemon")
 GRACE_API_SHUTDOWN = 3
@@ -141,6 +142,17 @@ class Daemon:
         self.announce(f"home       {s.home}")
         self.announce("roost is ready")
 
+    def _build_jails(self, runtime: LocalRuntime) -> BuildJails | None:
+        """Each build's jail (the app's uid, bubblewrap, seccomp, the build limits), and the start-up
+        line saying what builds get and what they do not; None with --no-build-sandbox."""
+        s = self.settings
+        if not s.build_sandbox:
+            log.warning("%s", UNCONFINED_BUILDS)
+            return None
+        jails = BuildJails(runtime.sandbox, BuildLimits(memory=s.build_memory, cpu=s.build_cpu, pids=s.build_pids))
+        log.info("%s, at most %s", jails.describe(), format_duration(s.timeout_build))
+        return jails
+
     async def _wire(self, store: Store, edge_port: int, api_port: int, instance_ports: PortRange) -> Control:
         """Build the runtime, edge, builder, control, autoscaler and cron runner, and connect them."""
         s = self.settings
@@ -176,13 +188,17 @@ class Daemon:
         edge.on_answer = AnswerLog(logs, lambda: self._apps_of)
         urls = Urls(domain=s.domain, port=edge_port, scheme="https" if s.tls_cert else "http")
         builds_group = await asyncio.to_thread(runtime.sandbox.build_group)  # after the sweep of a crashed run's
-        procs = tuple(str(path) for path in builds_group.procs_files()) if builds_group else ()
+        jails = self._build_jails(runtime)
+        # jailed, a build joins a group of its own under the builds' group (which then holds no process)
+        procs = tuple(str(path) for path in builds_group.procs_files()) if builds_group and not jails else ()
         builder = Builder(
             s.home,
             RUNNER_REQUIREMENTS,
             cache_dir=s.uv_cache,
             limit_unpacked_bytes=s.limit_build_unpacked,
             enclosure=Enclosure(home_id(s.home), procs),
+            jails=jails,
+            timeout_build=s.timeout_build,
         )
         control = self._control = Control(
             store,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from roost.build.deps import Dependencies, DependencyKind
 from roost.build.enclosure import Enclosure
+from roost.build.jail import BuildJail, Confined
 from roost.build.process import Completed, error_summary, run
 from roost.errors import BuildFailed, no_space
 
@@ -35,6 +36,16 @@ class Toolchain:
     python: str
     env: Mapping[str, str]
     enclosure: Enclosure | None = None  # marks and groups every subprocess, for recovery after a crash
+    jail: BuildJail | None = None  # one build's confinement (the app's uid, its cgroup): see jail.py
+    read_only: tuple[Path, ...] = ()  # in a jail: what it must see besides its folders (the interpreter, uv)
+    cache_dir: Path | None = None  # in a jail: uv's cache, writable
+
+    def confine(self, cwd: Path, *writable: Path) -> Confined | None:
+        """The jail around one subprocess that writes only `writable` (and uv's cache), or None."""
+        if self.jail is None:
+            return None
+        cache = (self.cache_dir,) if self.cache_dir is not None else ()
+        return self.jail.confine(cwd, [*writable, *cache], self.read_only)
 
 
 def venv_python(venv: Path) -> Path:
@@ -77,7 +88,10 @@ async def create_venv(
     change a version the app pinned; a conflict fails the build instead.
     """
     argv = [toolchain.uv, "venv", "--quiet", "--relocatable", "--python", toolchain.python, str(venv)]
-    completed = await run(argv, cwd=venv.parent, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
+    cwd = venv if toolchain.jail is not None else venv.parent  # a jailed build sees its own folders only
+    completed = await run(
+        argv, cwd=cwd, env=toolchain.env, enclosure=toolchain.enclosure, log=log, confined=toolchain.confine(cwd, venv)
+    )
     _check_space(completed, venv.parent)
     if not completed.ok:
         raise BuildFailed(
@@ -89,7 +103,12 @@ async def create_venv(
         return
     argv = [toolchain.uv, "pip", "install", "--python", str(venv_python(venv)), "--compile-bytecode"]
     completed = await run(
-        [*argv, *sources, *runner_requirements], cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log
+        [*argv, *sources, *runner_requirements],
+        cwd=code_dir,
+        env=toolchain.env,
+        enclosure=toolchain.enclosure,
+        log=log,
+        confined=toolchain.confine(code_dir, code_dir, venv),
     )
     _check_space(completed, venv.parent)
     _check_install(completed, dependencies)
@@ -113,7 +132,14 @@ async def _export_lock(toolchain: Toolchain, venv: Path, code_dir: Path, log: Lo
         toolchain.uv, "export", "--quiet", "--frozen", "--no-hashes", "--no-dev", "--no-emit-project",
         "--no-header", "--python", toolchain.python, "--output-file", str(exported),
     ]  # fmt: skip
-    completed = await run(argv, cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
+    completed = await run(
+        argv,
+        cwd=code_dir,
+        env=toolchain.env,
+        enclosure=toolchain.enclosure,
+        log=log,
+        confined=toolchain.confine(code_dir, code_dir, venv),
+    )
     if not completed.ok:
         raise BuildFailed(
             f"uv could not read uv.lock: {error_summary(completed.tail)}", hint=INSTALL_HINTS[DependencyKind.LOCK]
@@ -144,7 +170,12 @@ async def compile_code(venv: Path, code_dir: Path, final_dir: Path, toolchain: T
     the build check, not this step, decides whether that matters.
     """
     argv = [str(venv_python(venv)), "-m", "compileall", "-q", "-j", "0", "-d", str(final_dir), str(code_dir)]
-    completed = await run(argv, cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
+    confined = None
+    if toolchain.jail is not None:  # the venv's .pth files run here: the code is writable, the venv not
+        confined = toolchain.jail.confine(code_dir, [code_dir], [*toolchain.read_only, venv])
+    completed = await run(
+        argv, cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log, confined=confined
+    )
     return completed.ok
 
 

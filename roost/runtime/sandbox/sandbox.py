@@ -185,6 +185,21 @@ class Sandbox:
                 log.warning("could not create the builds' cgroup %s: %s", BUILD_GROUP, exc)
         return self._build_group
 
+    def build_child(self, name: str, limits: GroupLimits) -> Cgroup | None:
+        """A group of its own for one build, under the builds' group, with `limits`; None without
+        cgroups (or when it cannot be made: logged, and the build runs without cgroup limits).
+        On v2 the builds' group then holds no process itself (the "no internal processes" rule):
+        with sandboxed builds every build process joins such a child. Blocking: call it in a thread."""
+        parent = self.build_group()
+        if parent is None:
+            return None
+        try:
+            self.facilities.hierarchy.delegate(BUILD_GROUP)
+            return self.facilities.hierarchy.create(f"{BUILD_GROUP}/{name}", limits)
+        except OSError as exc:
+            log.warning("could not create the build's cgroup %s: %s", name, exc)
+            return None
+
     def release(self) -> None:
         """Remove the builds' group (killing what is left in it), Roost's (now empty) parent groups
         of this home, and its firewall table. Blocking."""
@@ -245,13 +260,19 @@ class Sandbox:
     async def prepare(self, spec: DeploymentSpec) -> None:
         """Before the first process of `spec`: its app's uid, and (root without bwrap) its code
         and venv readable by that uid. Cheap once done."""
+        uid = await self.app_uid(spec.app)
+        if uid is not None and not self.uses_bwrap() and spec.code_dir not in self._opened:
+            await asyncio.to_thread(open_for, spec.code_dir, spec.venv_dir, self.home, uid)
+            self._opened.add(spec.code_dir)
+
+    async def app_uid(self, app: str) -> int | None:
+        """The app's own uid (allocated on first use), the same for its instances and its builds;
+        None when apps do not get their own uids here. Raises LimitExceeded when the range is used up."""
         await self.detect()
         book = self.facilities.uids
-        if book is not None and spec.app not in self._uids:
-            self._uids[spec.app] = await asyncio.to_thread(book.uid_for, spec.app)
-        if book is not None and not self.uses_bwrap() and spec.code_dir not in self._opened:
-            await asyncio.to_thread(open_for, spec.code_dir, spec.venv_dir, self.home, self._uids[spec.app])
-            self._opened.add(spec.code_dir)
+        if book is not None and app not in self._uids:
+            self._uids[app] = await asyncio.to_thread(book.uid_for, app)
+        return self._uids.get(app)
 
     def uid_of(self, spec: DeploymentSpec) -> int | None:
         return self._uids.get(spec.app)

@@ -9,6 +9,19 @@ from pathlib import Path
 from roost.runtime.ports import PortRange
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+GIB = 1024**3
+
+
+@dataclass(frozen=True, slots=True)
+class BuildLimits:
+    """The cgroup limits of each build (`roost serve --build-memory/--build-cpu/--build-pids`):
+    generous enough for a numpy/pandas install from wheels or a small C extension from source,
+    low enough that a fork bomb or a runaway setup.py stops there. `tmp` sizes the private /tmp."""
+
+    memory: int = 2 * GIB
+    cpu: float = 1.0
+    pids: int = 512
+    tmp: int = GIB
 
 
 @dataclass(frozen=True, slots=True)
