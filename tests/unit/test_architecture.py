@@ -35,6 +35,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "roost.registry",
         "roost.build",
         "roost.runtime.protocol",  # never LocalRuntime's parts: a cluster runtime must fit without control changing
+        "roost.edge.routes",  # the route table control builds for the edge (control/routing.py)
+        "roost.autoscale",  # the scale specs control builds for the autoscaler
         "roost.applog",
         "roost.vault",
         "roost.cron",
