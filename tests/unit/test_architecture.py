@@ -203,7 +203,7 @@ EDGE = "roost.edge"
 
 def edge_imports(path: Path) -> set[str]:
     """The edge modules `path` imports, `from roost.edge import wire` included."""
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom) and node.module == EDGE:
             found.update(f"{EDGE}.{alias.name}" for alias in node.names if alias.name in EDGE_LAYERS)
@@ -261,7 +261,7 @@ def is_module(module: str) -> bool:
 
 def imported_modules(path: Path) -> set[str]:
     """The modules of Roost that `path` imports, `from roost.api import apps` read as `roost.api.apps`."""
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.split(".")[0] == "roost")
@@ -435,11 +435,10 @@ def exits(source: str) -> list[str]:
     modules, functions = exit_names(tree)
     found = []
     for node in ast.walk(tree):
-        what = exit_call(node, modules, functions) if isinstance(node, ast.Call) else None
-        if isinstance(node, ast.Raise) and raises_system_exit(node):
-            what = "raise SystemExit"
-        if what is not None:
+        if isinstance(node, ast.Call) and (what := exit_call(node, modules, functions)):
             found.append((node.lineno, f"{node.lineno}: {what}"))
+        elif isinstance(node, ast.Raise) and raises_system_exit(node):
+            found.append((node.lineno, f"{node.lineno}: raise SystemExit"))
     return [where for _, where in sorted(found)]
 
 
