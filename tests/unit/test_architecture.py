@@ -485,7 +485,7 @@ def table_rows(markdown: str) -> list[tuple[str, str]]:
 def table_problems(rows: list[tuple[str, str]], modules: set[str]) -> list[str]:
     """What is wrong between the table's rows and the modules on disk, one line each, saying what to do."""
     named = [path for path, _ in rows]
-    problems = [f"no row for {path}: add `| `{path}` | what it owns |`" for path in sorted(modules - set(named))]
+    problems = [f"no row for {path}: add one, | `{path}` | what it owns |" for path in sorted(modules - set(named))]
     problems += [
         f"row for {path}, which is not in roost/ (renamed or removed?): rename or drop it"
         for path in sorted(set(named) - modules)
@@ -502,7 +502,7 @@ def test_the_table_checker_names_what_is_missing_and_stale() -> None:
     )
     assert rows == [("roost/a.py", "a"), ("roost/old.py", "gone"), ("roost/c.py", "")]
     assert table_problems(rows, {"roost/a.py", "roost/b.py", "roost/c.py"}) == [
-        "no row for roost/b.py: add `| `roost/b.py` | what it owns |`",
+        "no row for roost/b.py: add one, | `roost/b.py` | what it owns |",
         "row for roost/old.py, which is not in roost/ (renamed or removed?): rename or drop it",
         "the row for roost/c.py does not say what it owns",
     ]
