@@ -515,3 +515,75 @@ def test_the_module_table_lists_every_module() -> None:
     modules = {str(path.relative_to(ROOT.parent)) for path in ROOT.rglob("*.py")}
     problems = table_problems(table_rows(ARCHITECTURE.read_text()), modules)
     assert not problems, "docs/architecture.md's module table is out of date:\n" + "\n".join(problems)
+
+
+IMPORTS_HEADING = "## Import rules"
+
+
+def first_table(section: str) -> list[str]:
+    """The lines of the first markdown table in `section`, its head and rule included."""
+    lines = section.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return lines[start:end]
+
+
+def import_table(markdown: str) -> dict[str, set[str]]:
+    """The import rules table of docs/architecture.md: package -> what it may import, as ALLOWED spells it."""
+    _, found, rest = markdown.partition(f"\n{IMPORTS_HEADING}\n")
+    assert found, f"docs/architecture.md has no `{IMPORTS_HEADING}` section"
+    rules: dict[str, set[str]] = {}
+    for line in first_table(rest.split("\n## ", 1)[0])[2:]:
+        who, may, *_ = (cell.strip() for cell in line.strip().strip("|").split("|"))
+        allowed = {name if name == "roost" else f"roost.{name}" for name in re.findall(r"`([\w.]+)`", may)}
+        allowed |= set(LEAVES) if re.match(r"(the )?leaves", may) else set()
+        allowed |= {"roost"} if may == "anything" else set()
+        rules.update({f"roost.{name}": allowed for name in re.findall(r"`([\w.]+)`", who)})
+    return rules
+
+
+def import_table_problems(table: dict[str, set[str]], allowed: dict[str, tuple[str, ...]]) -> list[str]:
+    problems = [
+        f"{p}: the doc allows {sorted(table[p])}, ALLOWED {sorted(allowed[p])}"
+        for p in sorted(table.keys() & allowed.keys())
+        if table[p] != set(allowed[p])
+    ]
+    problems += [
+        f"{p} has a rule in ALLOWED but no row in the doc" for p in sorted(allowed.keys() - table.keys() - {"roost"})
+    ]
+    problems += [f"{p} has a row in the doc but no rule in ALLOWED" for p in sorted(table.keys() - allowed.keys())]
+    return problems
+
+
+def test_the_import_table_checker_catches_a_difference() -> None:
+    doc = (
+        "x\n## Import rules\n\nintro\n\n| package | may import | why |\n| --- | --- | --- |\n"
+        "| leaves: `model` | nothing of Roost | . |\n| `edge`, `autoscale` | leaves, `runtime.protocol` | . |\n"
+        "| `api` | `roost`, `control` | . |\n| `daemon` | anything | . |\n\nafter\n"
+    )
+    table = import_table(doc)
+    edge = {*LEAVES, "roost.runtime.protocol"}
+    assert table == {
+        "roost.model": set(),
+        "roost.edge": edge,
+        "roost.autoscale": edge,
+        "roost.api": {"roost", "roost.control"},
+        "roost.daemon": {"roost"},
+    }
+    rules = {
+        "roost.model": (),
+        "roost.edge": (*LEAVES, "roost.store"),
+        "roost.autoscale": tuple(edge),
+        "roost.cron": (),
+    }
+    assert import_table_problems(table, rules) == [
+        f"roost.edge: the doc allows {sorted(edge)}, ALLOWED {sorted((*LEAVES, 'roost.store'))}",
+        "roost.cron has a rule in ALLOWED but no row in the doc",
+        "roost.api has a row in the doc but no rule in ALLOWED",
+        "roost.daemon has a row in the doc but no rule in ALLOWED",
+    ]
+
+
+def test_the_import_table_is_the_rule() -> None:
+    problems = import_table_problems(import_table(ARCHITECTURE.read_text()), ALLOWED)
+    assert not problems, "docs/architecture.md's import rules and ALLOWED disagree:\n" + "\n".join(problems)
