@@ -320,8 +320,8 @@ INSIDE_ONLY: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
         for pure in ("backoff", "budget", "capacity", "cause", "isolation")
     ),
 )
-API_ROUTES = ("access", "apps", "deploys", "env", "ops")
-STORE_TABLES = ("instances", "secrets", "tokens")
+API_ROUTES = ("access", "apps", "audit", "deploys", "env", "ops", "quotas")
+STORE_TABLES = ("audit", "instances", "quotas", "secrets", "tokens")
 INSIDE_NEVER: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     (
         "roost.runtime",
