@@ -31,7 +31,7 @@ from roost.api import (
 )
 from roost.applog import REQUEST_SOURCE, LogBook, RequestLine
 from roost.autoscale import Autoscaler, Decision
-from roost.build import Builder, Enclosure, home_id
+from roost.builder import Builder, Enclosure, home_id
 from roost.control import Control, Urls
 from roost.control.recorder import Recorder
 from roost.control.routing import build_route_table, production_scale_specs

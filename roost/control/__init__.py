@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from roost.applog import LogBook
-from roost.build import Builder
+from roost.builder import Builder
 from roost.control.access import TOKEN_NAME_PATTERN, AccessUseCases, TokenInfo
 from roost.control.audit import AuditTrail
 from roost.control.buildlog import BuildLogs

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roost.build import Builder, BuildRequest, step_line
+from roost.builder import Builder, BuildRequest, step_line
 from roost.config import build_config, validate
 from roost.control.buildlog import BuildLog, BuildLogs
 from roost.control.core import Announcer, check_app_name

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from roost.build import Builder
+from roost.builder import Builder
 from roost.config import merge, validate, with_overrides
 from roost.control.core import Announcer
 from roost.control.secrets import Secrets

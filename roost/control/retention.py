@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roost.build import Builder
+from roost.builder import Builder
 from roost.control.core import Announcer
 from roost.control.lifecycle import LifecycleUseCases
 from roost.errors import NotFound

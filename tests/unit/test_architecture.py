@@ -22,7 +22,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.applog": LEAVES,
     "roost.pack": (*LEAVES, "roost.config"),
     "roost.registry": LEAVES,
-    "roost.build": (*LEAVES, "roost.config", "roost.registry", "roost.applog"),
+    "roost.builder": (*LEAVES, "roost.config", "roost.registry", "roost.applog"),
     "roost.runtime": (*LEAVES, "roost.applog"),
     "roost.edge": (*LEAVES, "roost.runtime.protocol"),
     "roost.autoscale": (*LEAVES, "roost.runtime.protocol", "roost.quotas"),
@@ -35,7 +35,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "roost.settings",
         "roost.store",
         "roost.registry",
-        "roost.build",
+        "roost.builder",
         "roost.runtime.protocol",  # never LocalRuntime's parts: a cluster runtime must fit without control changing
         "roost.edge.routes",  # the route table control builds for the edge (control/routing.py)
         "roost.autoscale",  # the scale specs control builds for the autoscaler
@@ -292,7 +292,7 @@ def test_nothing_imports_relatively() -> None:
 # Roost's own small programs: each runs as a separate process where Roost is absent (the runner
 # lives in the app's venv) or must not be loaded (the launcher and enter run as `python -I -S`
 # right before an exec). They are also the only places besides the CLI that may exit.
-SELF_CONTAINED = ("roost.runtime.runner", "roost.runtime.sandbox.launcher", "roost.build.enter")
+SELF_CONTAINED = ("roost.runtime.runner", "roost.runtime.sandbox.launcher", "roost.builder.enter")
 
 
 def test_self_contained_programs_import_nothing_of_roost() -> None:
