@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from roost.builder.cache import UvCache
+from roost.builder.cache import UvCache, views_dir
 from roost.builder.deps import Dependencies, DependencyKind, find_dependencies, venv_key
 from roost.builder.enclosure import Enclosure, home_id
 from roost.builder.fs import chown_tree, in_thread, remove_tree, replace_dir
@@ -226,7 +226,7 @@ class Builder:
             except FileNotFoundError as exc:
                 raise BuildFailed("the uv binary is missing", hint="reinstall Roost: uv comes with it") from exc
             env = build_env(self.cache_dir)
-            cache = UvCache(self.cache_dir, self.home / "cache" / "uv-views")
+            cache = UvCache(self.cache_dir, views_dir(self.cache_dir, self.home, home_id(self.home)))
             self._toolchain = Toolchain(uv=uv, python=self.python, env=env, cache=cache, enclosure=self.enclosure)
         return self._toolchain
 

@@ -18,6 +18,7 @@ Blocking file work: call `view` in a thread.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -163,6 +164,18 @@ def _is_from_index(requirement: str) -> bool:
     return not requirement.startswith(("-", ".", "~")) and not any(c in requirement for c in NOT_FROM_INDEX)
 
 
+def views_dir(shared: Path, home: Path, home_key: str) -> Path:
+    """Where the apps' views of `shared` live: under `home` when both are on one filesystem, else
+    beside `shared` (one folder per home), since a view is made of hard links to its files.
+    Blocking (stat, mkdir)."""
+    inside = home / "cache" / "uv-views"
+    shared.mkdir(parents=True, exist_ok=True)
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    if os.stat(shared).st_dev == os.stat(inside.parent).st_dev:
+        return inside
+    return shared.with_name(f"{shared.name}-views") / home_key
+
+
 def _seed(shared: Path, staging: Path) -> None:
     """A tree at `staging` mirroring `shared`: directories made, symlinks (uv points a wheel's entry
     at its unpacked archive with a relative one) made again, files hard-linked, markers copied.
@@ -187,7 +200,12 @@ def _place(source: Path, target: Path, depth: int) -> None:
     elif depth <= MARKER_DEPTH or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         target.write_bytes(source.read_bytes())  # the view's own copy: a shared-writable file is never linked
     else:
-        os.link(source, target)
+        try:
+            os.link(source, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            target.write_bytes(source.read_bytes())  # another filesystem: the view's own copy
 
 
 def _hand_over(staging: Path, owner: int, group: int) -> None:
@@ -201,4 +219,4 @@ def _hand_over(staging: Path, owner: int, group: int) -> None:
         os.lchown(directory, owner, group)
 
 
-__all__ = ["CacheView", "UvCache", "admits_trusted", "has_own_sources", "requirement_lines"]
+__all__ = ["CacheView", "UvCache", "admits_trusted", "has_own_sources", "requirement_lines", "views_dir"]
