@@ -240,14 +240,11 @@ class Builder:
             lambda: (os.path.realpath(toolchain.uv), os.path.realpath(toolchain.python))
         )
         read_only = [Path(uv), *_prefix(Path(python))]
-        cache = self.cache_dir
-        if jail.uid is not None and jail.gid is not None:  # the app's view of the shared cache (build/cache.py)
-            cache = (await in_thread(toolchain.cache.view, app, jail.uid, jail.gid)).path
-        env = {k: v for k, v in toolchain.env.items() if k != "TMPDIR"}
-        env.update(UV_CACHE_DIR=str(cache), HOME=str(cache))
-        return dataclasses.replace(
-            toolchain, uv=uv, python=python, env=env, jail=jail, read_only=tuple(read_only), cache_dir=cache
-        )
+        # No uv cache in the jail but for an untrusted install, which gets the app's view of the
+        # shared cache (builder/cache.py) only then: making a view walks the whole shared cache.
+        env = {k: v for k, v in toolchain.env.items() if k not in ("TMPDIR", "UV_CACHE_DIR")}
+        env.update(UV_NO_CACHE="1", HOME="/tmp")  # noqa: S108 - the jail's own private /tmp
+        return dataclasses.replace(toolchain, uv=uv, python=python, env=env, jail=jail, read_only=tuple(read_only))
 
     async def _unpack(self, archive: Path, staging: Path, log: Log) -> UnpackStats:
         try:

@@ -44,14 +44,12 @@ class Toolchain:
     enclosure: Enclosure | None = None  # marks and groups every subprocess, for recovery after a crash
     jail: BuildJail | None = None  # one build's confinement (the app's uid, its cgroup): see jail.py
     read_only: tuple[Path, ...] = ()  # in a jail: what it must see besides its folders (the interpreter, uv)
-    cache_dir: Path | None = None  # in a jail: uv's cache, writable
 
     def confine(self, cwd: Path, *writable: Path) -> Confined | None:
-        """The jail around one subprocess that writes only `writable` (and uv's cache), or None."""
+        """The jail around one subprocess that writes only `writable`, or None."""
         if self.jail is None:
             return None
-        cache = (self.cache_dir,) if self.cache_dir is not None else ()
-        return self.jail.confine(cwd, [*writable, *cache], self.read_only)
+        return self.jail.confine(cwd, list(writable), self.read_only)
 
 
 def venv_python(venv: Path) -> Path:
@@ -117,7 +115,7 @@ async def create_venv(
     jail = toolchain.jail
     owner = (jail.uid, jail.gid) if jail is not None else (None, None)
     view = await asyncio.to_thread(toolchain.cache.view, app, *owner)
-    env = {**toolchain.env, **view.environ()}
+    env = {**{k: v for k, v in toolchain.env.items() if k != "UV_NO_CACHE"}, **view.environ()}
     packages = [*sources, *runner_requirements]
     offline = dependencies.kind is DependencyKind.LOCK and view.warm
     install = toolchain.cache.untrusted_install
@@ -130,7 +128,7 @@ async def create_venv(
         code_dir,
         offline,
         log,
-        lambda: toolchain.confine(code_dir, code_dir, venv),
+        lambda: toolchain.confine(code_dir, code_dir, venv, *view.binds()),
     )
     _check_space(completed, venv.parent)
     _check_install(completed, dependencies)
