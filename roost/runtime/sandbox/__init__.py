@@ -6,7 +6,7 @@ stop an instance: the supervisor does, and asks here how to confine it.
 """
 
 from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
-from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect, own_paths
+from roost.runtime.sandbox.cgroup_hierarchy import CgroupVersion, Hierarchy, detect, own_paths
 from roost.runtime.sandbox.confine import Confinement
 from roost.runtime.sandbox.police import Usage, megabytes, over_budget, over_memory, tree_cpu, tree_rss
 from roost.runtime.sandbox.sandbox import Sandbox

@@ -34,7 +34,7 @@ from roost.runtime.isolation import (
     SeccompMode,
     Seen,
 )
-from roost.runtime.sandbox.cgroups import own_paths
+from roost.runtime.sandbox.cgroup_hierarchy import own_paths
 
 PROC = Path("/proc")
 CAP_DAC_OVERRIDE = 1

@@ -27,7 +27,7 @@ from roost.runtime.ports import PortBook
 from roost.runtime.protocol import DeploymentSpec
 from roost.runtime.sandbox import bwrap, firewall, proc, reveal
 from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
-from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect_here
+from roost.runtime.sandbox.cgroup_hierarchy import CgroupVersion, Hierarchy, detect_here
 from roost.runtime.sandbox.confine import Confinement, Plan
 from roost.runtime.sandbox.permissions import open_for
 from roost.runtime.sandbox.seccomp import Filter, SeccompUnavailable, build_filter

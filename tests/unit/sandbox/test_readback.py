@@ -21,7 +21,7 @@ from roost.runtime.isolation import Isolation, SeccompMode, Seen
 from roost.runtime.ports import PortRange
 from roost.runtime.sandbox import bwrap, firewall
 from roost.runtime.sandbox.cgroup import Cgroup, CgroupV2, GroupLimits
-from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect, detect_here
+from roost.runtime.sandbox.cgroup_hierarchy import CgroupVersion, Hierarchy, detect, detect_here
 from roost.runtime.sandbox.confine import Confinement, Plan
 from roost.runtime.sandbox.firewall import nft_binary
 from roost.runtime.sandbox.readback import (
