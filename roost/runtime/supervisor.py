@@ -25,8 +25,8 @@ from roost.runtime.backoff import Backoff
 from roost.runtime.capacity import pick_least_loaded
 from roost.runtime.isolation import Isolation
 from roost.runtime.keeper import InstanceKeeper
+from roost.runtime.limit_watcher import LimitWatcher
 from roost.runtime.notify import Notifier
-from roost.runtime.policing import LimitWatcher
 from roost.runtime.pool import Pool, running_pool
 from roost.runtime.probe import run_probe
 from roost.runtime.protocol import (

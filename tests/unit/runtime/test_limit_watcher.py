@@ -1,4 +1,4 @@
-"""Limits enforced by watching (roost/runtime/policing.py) against real instances: the CPU-time
+"""Limits enforced by watching (roost/runtime/limit_watcher.py) against real instances: the CPU-time
 budget recycles an instance that burns CPU after it answered (no request is left to time out),
 and, on the no-cgroup path, rlimits are set on the real child and an instance over its memory
 limit by RSS is killed and reported. The pure decision `over_budget` is checked with a fake clock.
