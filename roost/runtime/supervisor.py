@@ -44,7 +44,7 @@ from roost.runtime.scaling import Scaler
 from roost.runtime.strays import kill_strays
 from roost.runtime.tuning import RuntimeSettings
 from roost.runtime.upkeep import Upkeep
-from roost.runtime.zygotes import ZygoteKeeper
+from roost.runtime.zygote_keeper import ZygoteKeeper
 
 TIMEOUT_CLOSE_TASKS = 10.0
 
