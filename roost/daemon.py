@@ -58,7 +58,7 @@ from roost.runtime import LocalRuntime
 from roost.runtime.ports import PortRange
 from roost.runtime.protocol import RUNNER_REQUIREMENTS, InstanceInfo
 from roost.runtime.sandbox import SandboxSettings
-from roost.settings import ServeSettings
+from roost.serve_settings import ServeSettings
 from roost.store import Store
 from roost.tasks import TaskSet
 

@@ -23,9 +23,9 @@ from roost.edge.answers import Answer
 from roost.edge.client import ClientConnection
 from roost.edge.context import Context
 from roost.edge.counters import EdgeCounters, Tally
+from roost.edge.edge_settings import EdgeSettings
 from roost.edge.request import PIN_HEADER
 from roost.edge.routes import AppRoute, RouteTable
-from roost.edge.settings import EdgeSettings
 from roost.errors import ConfigError
 from roost.model import AppName, DeploymentId, InstanceId, InstanceState, Traffic
 from roost.runtime.protocol import InstanceInfo, Runtime

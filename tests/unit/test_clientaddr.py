@@ -14,8 +14,8 @@ from roost.clientaddr import client_address, client_key, is_localhost, is_truste
 from roost.edge.activator import Activator
 from roost.edge.client import ClientConnection
 from roost.edge.context import Context
+from roost.edge.edge_settings import EdgeSettings
 from roost.edge.request import Request
-from roost.edge.settings import EdgeSettings
 from tests.unit.edge.harness import LoopbackRuntime, until
 
 PROXY, STRANGER = "127.0.0.5", "127.0.0.9"  # loopback addresses a test client can connect from

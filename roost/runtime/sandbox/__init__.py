@@ -10,8 +10,8 @@ from roost.runtime.sandbox.cgroup_hierarchy import CgroupVersion, Hierarchy, det
 from roost.runtime.sandbox.confine import Confinement
 from roost.runtime.sandbox.limit_checks import Usage, megabytes, over_budget, over_memory, tree_cpu, tree_rss
 from roost.runtime.sandbox.sandbox import Sandbox
+from roost.runtime.sandbox.sandbox_settings import SandboxSettings
 from roost.runtime.sandbox.seccomp import DENIED, Filter, build_filter
-from roost.runtime.sandbox.settings import SandboxSettings
 
 __all__ = [
     "DENIED",

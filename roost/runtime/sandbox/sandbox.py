@@ -30,8 +30,8 @@ from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
 from roost.runtime.sandbox.cgroup_hierarchy import CgroupVersion, Hierarchy, detect_here
 from roost.runtime.sandbox.confine import Confinement, Plan
 from roost.runtime.sandbox.permissions import open_for
+from roost.runtime.sandbox.sandbox_settings import SandboxSettings
 from roost.runtime.sandbox.seccomp import Filter, SeccompUnavailable, build_filter
-from roost.runtime.sandbox.settings import SandboxSettings
 from roost.runtime.sandbox.uids import UidBook
 
 log = logging.getLogger("roost.runtime")
