@@ -58,7 +58,7 @@ def public_reason(reason: str) -> str:
     return found.group(1) if found is not None else ""
 
 
-class Context:
+class EdgeContext:
     """Shared by the connections of one Edge; one event loop owns it all."""
 
     def __init__(

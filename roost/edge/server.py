@@ -21,7 +21,7 @@ from roost.clientaddr import parse_networks
 from roost.edge.activator import Activator
 from roost.edge.answers import Answer
 from roost.edge.client import ClientConnection
-from roost.edge.context import Context
+from roost.edge.context import EdgeContext
 from roost.edge.counters import EdgeCounters, Tally
 from roost.edge.edge_settings import EdgeSettings
 from roost.edge.request import PIN_HEADER
@@ -56,7 +56,7 @@ class Edge:
         except ValueError as exc:
             raise ConfigError(str(exc), hint="pass --trust-proxy a CIDR such as 10.0.0.0/8") from exc
         self._activator = Activator(runtime, settings.limit_queue, settings.timeout_activate)
-        self._ctx = Context(settings, self._activator, networks, rng or random.Random())  # noqa: S311 - a traffic split, not a secret
+        self._ctx = EdgeContext(settings, self._activator, networks, rng or random.Random())  # noqa: S311 - a traffic split, not a secret
         self._server: asyncio.AbstractServer | None = None
         self._internal: asyncio.AbstractServer | None = None
         self._internal_path: Path | None = None
