@@ -40,7 +40,7 @@ class Edge:
     Example (the daemon)::
 
         edge = Edge(runtime, EdgeSettings(trust_proxy=("10.0.0.0/8",)))   # subscribes to the runtime
-        edge.on_recycle = lambda instance, reason: spawn(runtime.stop_instance(instance, reason))
+        edge.on_recycle = lambda instance, reason: tasks.start(runtime.stop_instance(instance, reason))
         edge.update_routes(table)          # again on every change; open connections keep working
         await edge.start(sock)             # a listening socket the daemon bound
         ...
