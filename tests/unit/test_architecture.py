@@ -1,6 +1,8 @@
 """DESIGN.md's import rules, checked on the source: imports point one way."""
 
 import ast
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "roost"
@@ -253,3 +255,52 @@ def test_edge_imports_point_one_way() -> None:
     for path in sorted((ROOT / "edge").glob("*.py")):
         broken.extend(edge_violations(module_name(path), edge_imports(path)))
     assert not broken, "edge imports against EDGE_LAYERS:\n" + "\n".join(broken)
+
+
+# Names that don't collide: a module one letter away from another (`zygote.py`/`zygotes.py`) or a
+# class name defined twice (two `Request`s) makes a reader, a traceback or an import guess which.
+
+
+def plural_pairs(paths: Iterable[Path]) -> list[str]:
+    """The module and package names among `paths` that differ only by a trailing "s"."""
+    by_name: dict[str, set[str]] = defaultdict(set)
+    for path in paths:
+        name = path.parent.name if path.stem == "__init__" else path.stem
+        by_name[name].add(str(path.parent if path.stem == "__init__" else path))
+    return [
+        f"{' '.join(sorted(by_name[name]))} vs {' '.join(sorted(by_name[name + 's']))}"
+        for name in sorted(by_name)
+        if name + "s" in by_name
+    ]
+
+
+def classes_defined_twice(sources: Mapping[str, str]) -> list[str]:
+    """The class names defined (at any depth) in more than one place of `sources` (module -> text)."""
+    where: dict[str, list[str]] = defaultdict(list)
+    for module, text in sources.items():
+        for node in ast.walk(ast.parse(text, module)):
+            if isinstance(node, ast.ClassDef):
+                where[node.name].append(module)
+    return [f"class {name} in {', '.join(modules)}" for name, modules in sorted(where.items()) if len(modules) > 1]
+
+
+def test_the_name_checkers_catch_a_collision() -> None:
+    assert plural_pairs([Path("roost/runtime/zygote.py"), Path("roost/runtime/zygotes.py")]) == [
+        "roost/runtime/zygote.py vs roost/runtime/zygotes.py"
+    ]
+    assert plural_pairs([Path("roost/cli/app.py"), Path("roost/apps/__init__.py")])
+    assert not plural_pairs([Path("roost/api/deploys.py"), Path("roost/cli/deploys.py"), Path("roost/status.py")])
+    two = {"roost.a": "class Request:\n    pass\n", "roost.b": "def f():\n    class Request: ...\n"}
+    assert classes_defined_twice(two) == ["class Request in roost.a, roost.b"]
+    assert not classes_defined_twice({"roost.a": "class Request: ...\n", "roost.b": "Request = 1\n"})
+
+
+def test_no_two_names_of_roost_differ_by_a_trailing_s() -> None:
+    pairs = plural_pairs(sorted(path.relative_to(ROOT.parent) for path in ROOT.rglob("*.py")))
+    assert not pairs, "names one letter apart; name each for what it is:\n" + "\n".join(pairs)
+
+
+def test_no_class_name_is_defined_twice() -> None:
+    sources = {module_name(path): path.read_text() for path in sorted(ROOT.rglob("*.py"))}
+    twice = classes_defined_twice(sources)
+    assert not twice, "one class name, one class; rename one of them:\n" + "\n".join(twice)
