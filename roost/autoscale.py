@@ -3,7 +3,9 @@
 Concurrency-based, like Knative's KPA: desired = ceil(average demand / target per
 instance), averaged over a stable window and a short panic window. Panic
 (demand >= 2x capacity) scales up at once and never down; scale-down waits for
-`scale_down_delay` of lower demand. Sees the runtime only through its protocol.
+`scale_down_delay` of lower demand. A quota (roost/quotas.py) caps the count last: the loop
+works out what the rest of the quota's group holds and hands `decide` the room that is left.
+Sees the runtime only through its protocol.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from roost.model import DeploymentId, Mode, ScaleConfig
+from roost.model import DeploymentId, Mode, Quota, ScaleConfig
+from roost.quotas import Cap, Usage, cap_for
 from roost.runtime.protocol import Runtime
 
 log = logging.getLogger("roost.autoscale")
@@ -33,10 +36,15 @@ class ScaleSpec:
     window_panic: float = 6.0
     scale_down_delay: float = 30.0
     panic_threshold: float = 2.0
+    app: str = ""  # whose quotas apply
+    memory: int = 0  # each instance's memory limit, as quotas count it
 
     @classmethod
-    def of(cls, scale: ScaleConfig, mode: Mode, **windows: float) -> ScaleSpec:
-        return cls(scale.min, scale.max, scale.concurrency, scale.idle_timeout, mode is Mode.FUNCTION, **windows)
+    def of(cls, scale: ScaleConfig, mode: Mode, app: str = "", memory: int = 0, **windows: float) -> ScaleSpec:
+        function = mode is Mode.FUNCTION
+        return cls(
+            scale.min, scale.max, scale.concurrency, scale.idle_timeout, function, app=app, memory=memory, **windows
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +54,7 @@ class Observation:
     samples: tuple[tuple[float, float], ...]  # (time, demand = in flight + queued), oldest first
     last_request_at: float | None
     last_start_at: float | None = None  # when the newest live instance started
+    cap: Cap | None = None  # the most instances a quota leaves this deployment now
 
 
 def idle_since(obs: Observation) -> float | None:
@@ -66,6 +75,8 @@ class ScaleState:
 class Decision:
     desired: int
     reason: str
+    wanted: int | None = None  # what demand asked for, when a quota capped it to `desired`
+    cap: Cap | None = None  # that quota
 
 
 def _average(samples: Iterable[tuple[float, float]], since: float) -> float:
@@ -95,7 +106,20 @@ def _hold(spec: ScaleSpec, current: int) -> int:
 
 
 def decide(spec: ScaleSpec, state: ScaleState, obs: Observation) -> tuple[Decision, ScaleState]:
-    """How many instances the deployment should have now, and why. Pure."""
+    """How many instances the deployment should have now, and why, within its quota. Pure."""
+    decision, state = _decide_demand(spec, state, obs)
+    return _within(decision, obs.cap), state
+
+
+def _within(decision: Decision, cap: Cap | None) -> Decision:
+    """The decision, capped by the quota: `desired` never above what the quota leaves."""
+    if cap is None or decision.desired <= cap.instances:
+        return decision
+    return Decision(cap.instances, cap.reached(decision.desired), wanted=decision.desired, cap=cap)
+
+
+def _decide_demand(spec: ScaleSpec, state: ScaleState, obs: Observation) -> tuple[Decision, ScaleState]:
+    """How many instances demand and the deployment's own settings ask for, and why."""
     stable, panic = averages(spec, obs)
     want_stable = math.ceil(stable / spec.target - 1e-9)
     want_panic = math.ceil(panic / spec.target - 1e-9)
@@ -133,6 +157,7 @@ def decide(spec: ScaleSpec, state: ScaleState, obs: Observation) -> tuple[Decisi
 
 Demand = Callable[[DeploymentId], tuple[int, float | None]]  # (in flight + queued, last request time)
 Record = Callable[[DeploymentId, int, int, str], Awaitable[None]]
+RecordQuota = Callable[[DeploymentId, Decision], Awaitable[None]]  # a quota capped demand (once per episode)
 
 
 @dataclass(slots=True)
@@ -142,18 +167,32 @@ class _Tracked:
     samples: deque[tuple[float, float]] = field(default_factory=deque)
     recorded: int | None = None  # desired count of the last recorded decision, until the count gets there
     observed: Observation | None = None  # what the last tick handed to `decide`
+    capped: bool = False  # a quota holds demand back: its event is recorded, until demand fits again
 
 
 class Autoscaler:
     """Samples demand every `interval` and applies `decide` through `runtime.scale_to`."""
 
-    def __init__(self, runtime: Runtime, demand: Demand, record: Record, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        demand: Demand,
+        record: Record,
+        interval: float = 1.0,
+        record_quota: RecordQuota | None = None,
+    ) -> None:
         self._runtime = runtime
         self._demand = demand
         self._record = record
+        self._record_quota = record_quota
         self._interval = interval
         self._tracked: dict[DeploymentId, _Tracked] = {}
         self._scaling: dict[DeploymentId, asyncio.Task[None]] = {}
+        self._quotas: tuple[Quota, ...] = ()
+
+    def set_quotas(self, quotas: Sequence[Quota]) -> None:
+        """The quotas in force; the tracked deployments' counts are what they hold."""
+        self._quotas = tuple(quotas)
 
     def set_specs(self, specs: Mapping[DeploymentId, ScaleSpec]) -> None:
         """The deployments to scale (production ones) and their settings."""
@@ -172,14 +211,42 @@ class Autoscaler:
                 task.cancel()
 
     async def tick(self, now: float) -> None:
-        for deployment, tracked in list(self._tracked.items()):
-            obs = self._observe(deployment, tracked, now)
+        """Observe every deployment, then decide one after the other: a deployment's decision
+        counts in its quota group's usage before the next one is capped."""
+        tracked_now = list(self._tracked.items())
+        observed = {deployment: self._observe(deployment, tracked, now) for deployment, tracked in tracked_now}
+        held = {deployment: obs.current for deployment, obs in observed.items()}
+        for deployment, tracked in tracked_now:
+            obs = tracked.observed = replace(observed[deployment], cap=self._cap(deployment, tracked.spec, held))
             decision, tracked.state = decide(tracked.spec, tracked.state, obs)
+            await self._note_quota(deployment, tracked, decision)
             if decision.desired == obs.current:
                 tracked.recorded = None  # converged: a later difference is a new decision
             elif deployment not in self._scaling:
                 await self._record_once(deployment, tracked, obs.current, decision)
                 self._scale(deployment, decision.desired, decision.reason)
+                held[deployment] = decision.desired
+
+    def _cap(self, deployment: DeploymentId, spec: ScaleSpec, held: Mapping[DeploymentId, int]) -> Cap | None:
+        """What the quotas covering the deployment's app leave it, given what the others hold."""
+        if not self._quotas:
+            return None
+        others: dict[str, Usage] = {}
+        for other, count in held.items():
+            tracked = self._tracked.get(other)
+            if other != deployment and tracked is not None:
+                app = tracked.spec.app
+                others[app] = others.get(app, Usage()).plus(count, tracked.spec.memory)
+        return cap_for(self._quotas, spec.app, spec.memory, others)
+
+    async def _note_quota(self, deployment: DeploymentId, tracked: _Tracked, decision: Decision) -> None:
+        """One event when a quota starts holding demand back; the next only after demand fit again."""
+        if decision.cap is None:
+            tracked.capped = False
+            return
+        if not tracked.capped and self._record_quota is not None:
+            await self._record_quota(deployment, decision)
+        tracked.capped = True
 
     def last_observation(self, deployment: DeploymentId) -> Observation | None:
         """What the last tick saw of `deployment` (its demand samples, instance count), or None."""
@@ -194,8 +261,7 @@ class Autoscaler:
             tracked.samples.popleft()
         stats = self._runtime.stats(deployment)
         current = stats.ready + stats.starting
-        tracked.observed = Observation(now, current, tuple(tracked.samples), last_request, stats.last_start_at)
-        return tracked.observed
+        return Observation(now, current, tuple(tracked.samples), last_request, stats.last_start_at)
 
     async def _record_once(self, deployment: DeploymentId, tracked: _Tracked, current: int, decision: Decision) -> None:
         """Record a decision that changes something, once. A runtime that does not act (a pool

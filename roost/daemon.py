@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -21,17 +22,15 @@ import uvloop
 from prometheus_client import CollectorRegistry
 
 from roost.api import (
-    AUDIT_KIND,
     Authenticator,
     AuthMiddleware,
     DoorSettings,
-    Identity,
     ThrottlePolicy,
     create_api,
     parse_networks,
 )
 from roost.applog import REQUEST_SOURCE, LogBook, RequestLine
-from roost.autoscale import Autoscaler, ScaleSpec
+from roost.autoscale import Autoscaler, Decision, ScaleSpec
 from roost.build import Builder, Enclosure, home_id
 from roost.config import body_too_large, with_overrides
 from roost.control import Control, Urls
@@ -57,10 +56,13 @@ from roost.registry import Registry
 from roost.runtime import LocalRuntime
 from roost.runtime.ports import PortRange
 from roost.runtime.protocol import RUNNER_REQUIREMENTS, InstanceInfo
-from roost.runtime.sandbox import SandboxSettings
+from roost.runtime.sandbox import UNCONFINED_BUILDS, BuildJails, BuildLimits, SandboxSettings
+from roost.runtime.sandbox.buildnet import Endpoint, index_endpoints, parse_allow
+from roost.runtime.sandbox.uids import build_gid
 from roost.serve_settings import ServeSettings
 from roost.store import Store
 from roost.tasks import TaskSet
+from roost.units import format_duration
 
 log = logging.getLogger("roost.daemon")
 GRACE_API_SHUTDOWN = 3
@@ -74,6 +76,14 @@ class _EmbeddedUvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+def _build_allow(entries: tuple[str, ...]) -> tuple[Endpoint, ...]:
+    """`--build-allow` entries, read before anything starts. Raises ConfigError for a malformed one."""
+    try:
+        return tuple(parse_allow(entry) for entry in entries)
+    except ValueError as exc:
+        raise ConfigError(str(exc), hint="--build-allow takes HOST[:PORT]: pypi.example:443, 10.0.0.0/8") from exc
 
 
 def _address(sock: socket.socket, scheme: str = "http") -> str:
@@ -137,6 +147,8 @@ async def production_scale_specs(store: Store, settings: ServeSettings) -> dict[
             specs[deployment] = ScaleSpec.of(
                 config.scale,
                 config.mode,
+                app=app.name,
+                memory=config.limits.memory,
                 window_stable=settings.scale_window,
                 window_panic=settings.scale_panic_window,
                 scale_down_delay=settings.scale_down_delay,
@@ -231,6 +243,17 @@ class Daemon:
         self.announce(f"home       {s.home}")
         self.announce("roost is ready")
 
+    def _build_jails(self, runtime: LocalRuntime) -> BuildJails | None:
+        """Each build's jail (the app's uid, bubblewrap, seccomp, the build limits), and the start-up
+        line saying what builds get and what they do not; None with --no-build-sandbox."""
+        s = self.settings
+        if not s.build_sandbox:
+            log.warning("%s", UNCONFINED_BUILDS)
+            return None
+        jails = BuildJails(runtime.sandbox, BuildLimits(memory=s.build_memory, cpu=s.build_cpu, pids=s.build_pids))
+        log.info("%s, at most %s", jails.describe(), format_duration(s.timeout_build))
+        return jails
+
     async def _wire(self, store: Store, edge_port: int, api_port: int, instance_ports: PortRange) -> Control:
         """Build the runtime, edge, builder, control, autoscaler and cron runner, and connect them."""
         s = self.settings
@@ -248,6 +271,8 @@ class Daemon:
                 ports=instance_ports,
                 firewall=s.firewall,
                 guarded_ports=(api_port,),
+                build_gid=build_gid(s.uid_first),
+                build_endpoints=(*index_endpoints(os.environ), *_build_allow(s.build_allow)),
             ),
         )
         runtime.subscribe(recorder)
@@ -264,13 +289,17 @@ class Daemon:
         edge.on_answer = AnswerLog(logs, lambda: self._apps_of)
         urls = Urls(domain=s.domain, port=edge_port, scheme="https" if s.tls_cert else "http")
         builds_group = await asyncio.to_thread(runtime.sandbox.build_group)  # after the sweep of a crashed run's
-        procs = tuple(str(path) for path in builds_group.procs_files()) if builds_group else ()
+        jails = self._build_jails(runtime)
+        # jailed, a build joins a group of its own under the builds' group (which then holds no process)
+        procs = tuple(str(path) for path in builds_group.procs_files()) if builds_group and not jails else ()
         builder = Builder(
             s.home,
             RUNNER_REQUIREMENTS,
             cache_dir=s.uv_cache,
             limit_unpacked_bytes=s.limit_build_unpacked,
             enclosure=Enclosure(home_id(s.home), procs),
+            jails=jails,
+            timeout_build=s.timeout_build,
         )
         control = self._control = Control(
             store,
@@ -284,7 +313,7 @@ class Daemon:
             keep=s.keep,
         )
         control.on_change(self._refresh_routes)
-        self._autoscaler = Autoscaler(runtime, self._demand, self._record_scale)
+        self._autoscaler = Autoscaler(runtime, self._demand, self._record_scale, record_quota=self._record_quota)
         control.cron = CronRunner(self._send_cron, self._record_event, speed=s.cron_speed)
         self.metrics_registry = make_registry(
             RoostCollector(
@@ -322,6 +351,21 @@ class Daemon:
                 {"deployment": deployment, "from": current, "to": desired, "reason": reason},
             )
 
+    async def _record_quota(self, deployment: DeploymentId, decision: Decision) -> None:
+        if self._store is not None and decision.cap is not None:
+            cap = decision.cap
+            await self._store.add_event(
+                self._apps_of.get(deployment),
+                "quota.reached",
+                decision.reason,
+                {
+                    "deployment": deployment,
+                    "quota": cap.quota.pattern,
+                    "allowed": cap.instances,
+                    "wanted": decision.wanted,
+                },
+            )
+
     async def _record_event(self, app: str, kind: str, message: str, data: dict[str, object]) -> None:
         if self._store is not None:
             await self._store.add_event(app, kind, message, data)
@@ -355,30 +399,13 @@ class Daemon:
         policy = ThrottlePolicy(lockout_seconds=s.login_lockout)
         auth = Authenticator(PasswordFile(s.passwords_path), control.token_info, policy)
         proxies = parse_networks(s.trust_proxy)
-
-        async def audit(identity: Identity, method: str, path: str, status: int) -> None:
-            app = path.split("/")[3] if path.startswith("/v1/apps/") else None
-            await control.store.add_event(
-                app,
-                AUDIT_KIND,
-                f"{identity.name} ({identity.kind}, {identity.address}) {method} {path} -> {status}",
-                {
-                    "user": identity.name,
-                    "kind": identity.kind,
-                    "address": identity.address,
-                    "method": method,
-                    "path": path,
-                    "status": status,
-                },
-            )
-
         doors = [
             (tcp, DoorSettings(False, s.require_password, s.trust_loopback, proxies), s.tls_cert, s.tls_key),
             (unix, DoorSettings(True, s.require_password), None, None),
         ]
         for sock, door, cert, key in doors:
             config = uvicorn.Config(
-                AuthMiddleware(api, auth, door, audit),
+                AuthMiddleware(api, auth, door, control.audit.record),
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
@@ -411,6 +438,7 @@ class Daemon:
         self._apps_of = {d.id: d.app for d in await self._store.list_deployments()}
         if self._autoscaler is not None:
             self._autoscaler.set_specs(await production_scale_specs(self._store, self.settings))
+            self._autoscaler.set_quotas(await self._store.list_quotas())
 
     def _keep(self, sock: socket.socket) -> socket.socket:
         self._sockets.append(sock)

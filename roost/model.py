@@ -271,3 +271,14 @@ class InstanceRecord:
     started_at: float
     stopped_at: float | None = None
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """At most `instances` instances and `memory` bytes of memory limits, summed over the apps
+    whose names match `pattern` (an app name or a glob such as `shop-*`). None: no such cap.
+    Its rules live in roost/quotas.py."""
+
+    pattern: str
+    instances: int | None = None
+    memory: int | None = None

@@ -23,6 +23,12 @@ DEFAULT_UID_LAST = 265535
 DEFAULT_INSTANCE_PORT_FIRST = 20000  # every instance listens on a port of this range (below the kernel's ephemeral one)
 DEFAULT_INSTANCE_PORT_LAST = 29999
 DEFAULT_BUILD_LIMIT = 1024**3  # bytes an uploaded source archive may unpack to
+DEFAULT_BUILD_MEMORY = 2 * 1024**3  # each build's cgroup: enough for a numpy/pandas install
+DEFAULT_BUILD_CPU = float(
+    os.cpu_count() or 1
+)  # cores: all of them; uv and compileall work in parallel, and a 1-core cap doubled build times
+DEFAULT_BUILD_PIDS = 512  # processes and threads: uv's, a compiler's; a fork bomb stops here
+DEFAULT_BUILD_TIMEOUT = 15 * 60.0  # seconds, unpack to compiled bytecode
 DEFAULT_MAX_CONNECTIONS = 10_000  # open client connections at the edge, in all
 DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 256  # and per client address (IPv6: per /64)
 
@@ -76,7 +82,13 @@ class ServeSettings:
     instance_port_first: int = DEFAULT_INSTANCE_PORT_FIRST
     instance_port_last: int = DEFAULT_INSTANCE_PORT_LAST
     firewall: bool = True  # root: an nftables table closes the instance ports to apps and other hosts
+    build_allow: tuple[str, ...] = ()  # root with the firewall: HOST[:PORT] builds may reach besides the index
     limit_build_unpacked: int = DEFAULT_BUILD_LIMIT  # builder: bytes a source archive may unpack to
+    build_sandbox: bool = True  # builds run as the app's uid in its jail; False: as the daemon, unconfined
+    build_memory: int = DEFAULT_BUILD_MEMORY
+    build_cpu: float = DEFAULT_BUILD_CPU
+    build_pids: int = DEFAULT_BUILD_PIDS
+    timeout_build: float = DEFAULT_BUILD_TIMEOUT
     limit_connections: int = DEFAULT_MAX_CONNECTIONS  # edge: open client connections in all
     limit_connections_per_client: int = DEFAULT_MAX_CONNECTIONS_PER_CLIENT  # edge: per client address
     login_lockout: float = 300.0  # admin API: how long a source with too many failed passwords stays locked

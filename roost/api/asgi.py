@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 from starlette.routing import BaseRoute
 
 from roost import __version__
-from roost.api import access, apps, deploys, env, ops
+from roost.api import access, apps, audit, deploys, env, ops, quotas
 from roost.api.errors import install_error_handlers
 from roost.api.schemas import ErrorOut, HealthOut, VersionOut
 from roost.api.scopes import check_routes, enforce
@@ -22,7 +22,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-ROUTERS = (apps.router, deploys.router, access.router, env.router, ops.router)
+ROUTERS = (apps.router, deploys.router, access.router, env.router, ops.router, quotas.router, audit.router)
 
 
 def create_api(control: Control, metrics: Callable[[], bytes] = lambda: b"") -> FastAPI:

@@ -16,6 +16,8 @@ from roost.control import (
     DIGEST_PATTERN,
     HOST_MAX_LENGTH,
     HOST_PATTERN,
+    QUOTA_PATTERN,
+    QUOTA_PATTERN_RULE,
     RESERVED_ENV_NAMES,
     TOKEN_NAME_PATTERN,
 )
@@ -34,6 +36,7 @@ RULES: dict[str, tuple[str, str]] = {
     DIGEST_PATTERN: ("digest", DIGEST_TEXT),
     TOKEN_NAME_PATTERN: ("token name", TOKEN_NAME_TEXT),
     ENV_NAME_PATTERN: ("variable name", ENV_NAME_TEXT),
+    QUOTA_PATTERN: ("quota pattern", f"a quota names {QUOTA_PATTERN_RULE}"),
 }
 
 
@@ -75,6 +78,7 @@ HostText = Annotated[
     str, StringConstraints(pattern=HOST_PATTERN, max_length=HOST_MAX_LENGTH), Field(description=HOST_TEXT)
 ]
 Host = Annotated[str, Path(pattern=HOST_PATTERN, max_length=HOST_MAX_LENGTH, description=HOST_TEXT)]
+QuotaPattern = Annotated[str, Path(pattern=QUOTA_PATTERN, description=f"a quota names {QUOTA_PATTERN_RULE}")]
 DigestText = Annotated[str, StringConstraints(pattern=DIGEST_PATTERN), Field(description=DIGEST_TEXT)]
 Digest = Annotated[str, Path(pattern=DIGEST_PATTERN, description=DIGEST_TEXT)]
 TokenNameText = Annotated[str, StringConstraints(pattern=TOKEN_NAME_PATTERN), Field(description=TOKEN_NAME_TEXT)]

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Protocol, Self
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from roost.api.params import AppNameText, JsonInt, JsonNumber
+from roost.api.quotas import QuotaOut
 from roost.config import key_schema, settings_schema
 from roost.control import AppDetails, AppSummary, Isolation, Urls, describe_isolation
 from roost.control.usage import Usage
@@ -240,6 +241,7 @@ class AppInfoOut(BaseModel):
     )
     events: list[EventOut]
     domains: list[str]
+    quotas: list[QuotaOut] = Field(default_factory=list, description="the quotas covering the app, and how full")
 
     @classmethod
     def of(cls, details: AppDetails, urls: Urls) -> AppInfoOut:
@@ -255,4 +257,5 @@ class AppInfoOut(BaseModel):
             builds=[BuildIsolationOut.of(e) for e in details.build_isolation],
             events=[EventOut.of(e) for e in details.events],
             domains=details.domains,
+            quotas=[QuotaOut.of(q) for q in details.quotas],
         )

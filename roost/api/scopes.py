@@ -95,6 +95,10 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/v1/tokens"): ADMIN,
     ("DELETE", "/v1/tokens/{name}"): ADMIN,
     ("POST", "/v1/gc"): ADMIN,
+    ("GET", "/v1/quotas"): ADMIN,  # every owner's caps and usage
+    ("PUT", "/v1/quotas/{pattern}"): ADMIN,
+    ("DELETE", "/v1/quotas/{pattern}"): ADMIN,
+    ("GET", "/v1/audit"): ADMIN,  # who did what to every app, from where
 }
 
 _FLAG = TypeAdapter(bool)

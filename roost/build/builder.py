@@ -6,27 +6,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
+import os
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from roost.build.cache import UvCache
 from roost.build.deps import Dependencies, DependencyKind, find_dependencies, venv_key
 from roost.build.enclosure import Enclosure, home_id
-from roost.build.fs import in_thread, remove_tree, replace_dir
+from roost.build.fs import chown_tree, in_thread, remove_tree, replace_dir
 from roost.build.install import Toolchain, compile_code, create_venv, python_version
+from roost.build.jail import BuildJail, BuildJails, BuildLimit, Stop
 from roost.build.process import build_env, uv_binary
 from roost.build.unpack import LIMIT_MEMBERS, LIMIT_UNPACKED_BYTES, UnpackStats, unpack_archive
 from roost.build.venv import GRACE_SECONDS, VenvCache
 from roost.errors import BuildFailed, UsageError, is_no_space, no_space
 from roost.model import APP_NAME_RE, DEPLOYMENT_ID_RE, is_valid_app_name
-from roost.units import human_size
+from roost.units import format_duration, human_size
 
 Log = Callable[[str], None]
+TIMEOUT_BUILD = 15 * 60.0  # seconds: `roost serve --build-timeout`
 logger = logging.getLogger("roost.build")
 
 
@@ -112,6 +117,8 @@ class Builder:
         limit_members: int = LIMIT_MEMBERS,
         cache_dir: Path | None = None,
         enclosure: Enclosure | None = None,
+        jails: BuildJails | None = None,
+        timeout_build: float = TIMEOUT_BUILD,
     ) -> None:
         self.home = home
         self.runner_requirements = tuple(runner_requirements)
@@ -121,6 +128,8 @@ class Builder:
         self.limit_members = limit_members
         self.cache_dir = cache_dir or home / "cache" / "uv"
         self.enclosure = enclosure or Enclosure(home_id(home))
+        self.jails = jails
+        self.timeout_build = timeout_build
         self._venvs = VenvCache(home / "venvs")
         self._slots = asyncio.Semaphore(max_parallel)
         self._toolchain: Toolchain | None = None
@@ -150,28 +159,46 @@ class Builder:
     async def _build(self, request: BuildRequest, code_dir: Path, log: Log) -> BuildOutput:
         started = time.monotonic()
         steps = _Steps(log)
-        toolchain = self._ensure_toolchain()
+        jail = await self.jails.open(request.app, request.deployment) if self.jails is not None else None
         staging = code_dir.with_name(f".code-{secrets.token_hex(4)}")
         try:
-            with steps.step("unpack"):
-                await self._unpack(request.archive, staging, log)
-            dependencies = await asyncio.to_thread(find_dependencies, staging)
-            key = await self._venv_key(dependencies, request.archive, toolchain)
-            with steps.step("dependencies") as label:
-                venv, reused = await self._install(key, dependencies, staging, toolchain, log)
-                if reused:
-                    label[0] = "reuse the virtual environment"
-            with steps.step("compile"):
-                await self._compile(venv, staging, code_dir, toolchain, log)
+            toolchain = await self._toolchain_in(jail, request.app)
+            async with _limit_time(self.timeout_build):
+                venv, key, reused = await self._steps(request, staging, toolchain, steps, log)
             await in_thread(replace_dir, staging, code_dir)
+            _stops(jail, log)  # a limit that refused something the build got over: said all the same
         except BaseException as exc:
             await in_thread(remove_tree, staging)
             if is_no_space(exc):  # the unpack, a venv, a move or the build log filled the disk
                 raise no_space(self.home) from exc
+            stop = _stops(jail, log)
+            if stop is not None and isinstance(exc, BuildFailed):
+                raise BuildFailed(f"the build was {stop.line()}", hint=stop.hint()) from exc
             raise
+        finally:
+            if jail is not None:
+                await in_thread(jail.close)
         seconds = time.monotonic() - started
         log(f"==> done in {seconds:.1f}s")
         return BuildOutput(code_dir, venv, key, reused, seconds, tuple(steps.done))
+
+    async def _steps(
+        self, request: BuildRequest, staging: Path, toolchain: Toolchain, steps: _Steps, log: Log
+    ) -> tuple[Path, str, bool]:
+        """Unpack, install, compile into `staging`; the venv, its key, and whether it was reused."""
+        with steps.step("unpack"):
+            await self._unpack(request.archive, staging, log)
+        dependencies = await asyncio.to_thread(find_dependencies, staging)
+        key = await self._venv_key(dependencies, request.archive, toolchain)
+        await _give(toolchain.jail, staging)
+        with steps.step("dependencies") as label:
+            venv, reused = await self._install(request.app, key, dependencies, staging, toolchain, log)
+            if reused:
+                label[0] = "reuse the virtual environment"
+        with steps.step("compile"):
+            await self._compile(venv, staging, code_dir_of(staging), toolchain, log)
+        await _take_back(toolchain.jail, staging)
+        return venv, key, reused
 
     async def remove_leftovers(self) -> list[Path]:
         """Remove what builds cut short by a daemon crash left beside deployments' code: `.code-*`
@@ -199,8 +226,28 @@ class Builder:
             except FileNotFoundError as exc:
                 raise BuildFailed("the uv binary is missing", hint="reinstall Roost: uv comes with it") from exc
             env = build_env(self.cache_dir)
-            self._toolchain = Toolchain(uv=uv, python=self.python, env=env, enclosure=self.enclosure)
+            cache = UvCache(self.cache_dir, self.home / "cache" / "uv-views")
+            self._toolchain = Toolchain(uv=uv, python=self.python, env=env, cache=cache, enclosure=self.enclosure)
         return self._toolchain
+
+    async def _toolchain_in(self, jail: BuildJail | None, app: str) -> Toolchain:
+        """The toolchain of one build: in a jail, uv and the interpreter at their real paths (all the
+        jail shows of them) and, for an app with its own uid, its view of the shared uv cache (build/cache.py)."""
+        toolchain = self._ensure_toolchain()
+        if jail is None:
+            return toolchain
+        uv, python = await asyncio.to_thread(
+            lambda: (os.path.realpath(toolchain.uv), os.path.realpath(toolchain.python))
+        )
+        read_only = [Path(uv), *_prefix(Path(python))]
+        cache = self.cache_dir
+        if jail.uid is not None and jail.gid is not None:  # the app's view of the shared cache (build/cache.py)
+            cache = (await in_thread(toolchain.cache.view, app, jail.uid, jail.gid)).path
+        env = {k: v for k, v in toolchain.env.items() if k != "TMPDIR"}
+        env.update(UV_CACHE_DIR=str(cache), HOME=str(cache))
+        return dataclasses.replace(
+            toolchain, uv=uv, python=python, env=env, jail=jail, read_only=tuple(read_only), cache_dir=cache
+        )
 
     async def _unpack(self, archive: Path, staging: Path, log: Log) -> UnpackStats:
         try:
@@ -226,12 +273,16 @@ class Builder:
         return venv_key(dependencies, self._python_version, self.runner_requirements, source)
 
     async def _install(
-        self, key: str, dependencies: Dependencies, code_dir: Path, toolchain: Toolchain, log: Log
+        self, app: str, key: str, dependencies: Dependencies, code_dir: Path, toolchain: Toolchain, log: Log
     ) -> tuple[Path, bool]:
         async def create(venv: Path) -> None:
             what = "Roost's runner" if dependencies.kind is DependencyKind.NONE else "dependencies"
             log(f"==> installing {what} with uv ({dependencies.source})")
-            await create_venv(toolchain, venv, dependencies, code_dir, self.runner_requirements, log)
+            if toolchain.jail is not None:
+                await asyncio.to_thread(venv.mkdir, parents=True)  # bound into the jail: it must exist
+                await _give(toolchain.jail, venv)
+            await create_venv(toolchain, venv, dependencies, code_dir, self.runner_requirements, log, app=app)
+            await _take_back(toolchain.jail, venv)  # before it is sealed: from now on, the daemon's
 
         venv, reused = await self._venvs.ensure(key, create)
         if reused:
@@ -260,6 +311,51 @@ class Builder:
         a caller that knows no build is running may pass a short grace.
         """
         return await self._venvs.gc(referenced_keys, grace_seconds=grace_seconds, now=now)
+
+
+def code_dir_of(staging: Path) -> Path:
+    """Where a staging tree `.code-1a2b3c4d` will live once the build is done."""
+    return staging.with_name("code")
+
+
+async def _give(jail: BuildJail | None, tree: Path) -> None:
+    """Let the jail's uid write `tree` (the build's own folder)."""
+    if jail is not None and jail.uid is not None and jail.gid is not None:
+        await in_thread(chown_tree, tree, jail.uid, jail.gid)
+
+
+async def _take_back(jail: BuildJail | None, tree: Path) -> None:
+    """Once nothing of the build runs, give `tree` back to the daemon and take write away from
+    everyone else: instances, as the same uid, must never change their own deployment."""
+    if jail is not None:
+        await in_thread(jail.kill)
+        if jail.uid is not None:
+            await in_thread(chown_tree, tree, os.geteuid(), os.getegid(), seal=True)
+
+
+def _stops(jail: BuildJail | None, log: Log) -> Stop | None:
+    """Say in the log what the build limits stopped; the first of them, for the error."""
+    found = [Stop(BuildLimit(limit), detail) for limit, detail in jail.stopped()] if jail is not None else []
+    for stop in found:
+        log(f"==> {stop.line()}")
+    return found[0] if found else None
+
+
+@contextlib.asynccontextmanager
+async def _limit_time(seconds: float) -> AsyncIterator[None]:
+    """The build's time limit, as a BuildFailed that names its flag."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as exc:
+        stop = Stop(BuildLimit.TIME, f"{format_duration(seconds)}: the build was still running")
+        raise BuildFailed(f"the build was {stop.line()}", hint=stop.hint()) from exc
+
+
+def _prefix(python: Path) -> list[Path]:
+    """The interpreter's installation, which a jail must show (nothing when it is under /usr)."""
+    prefix = python.parent.parent
+    return [] if prefix == Path("/usr") or Path("/usr") in prefix.parents else [prefix]
 
 
 def _remove_deployment_dir(path: Path) -> int:

@@ -8,6 +8,7 @@ import asyncio
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -71,6 +72,30 @@ def replace_dir(built: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
+def chown_tree(path: Path, uid: int, gid: int, *, seal: bool = False) -> None:
+    """Give `path` and everything under it to `uid`:`gid`, never following a symbolic link.
+
+    `seal` (giving a build's tree back to the daemon): also take away group and other write and
+    the set-id bits, so the app's uid, whose build wrote the tree, can no longer change it. Call it
+    only once nothing of the build runs (its jail killed): a tree changing under the walk could
+    swap a directory for a link.
+    """
+    _chown_one(path, uid, gid, seal)
+    for directory, dirs, files in os.walk(path):
+        for name in [*dirs, *files]:
+            _chown_one(Path(directory) / name, uid, gid, seal)
+
+
+def _chown_one(path: Path, uid: int, gid: int, seal: bool) -> None:
+    try:
+        info = os.lstat(path)
+        os.lchown(path, uid, gid)
+        if seal and not stat.S_ISLNK(info.st_mode):
+            os.chmod(path, stat.S_IMODE(info.st_mode) & ~(stat.S_IWGRP | stat.S_IWOTH | stat.S_ISUID | stat.S_ISGID))
+    except FileNotFoundError:
+        return
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -79,4 +104,4 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["fsync_dir", "in_thread", "remove_tree", "replace_dir", "tree_size"]
+__all__ = ["chown_tree", "fsync_dir", "in_thread", "remove_tree", "replace_dir", "tree_size"]

@@ -1,16 +1,22 @@
 """Installs with uv: a relocatable venv holding exactly the app's dependencies and Roost's runner,
 bytecode compiled; then the app's code compiled by that venv. Failures become BuildFailed with uv's own words.
+
+An install tries the trusted step first (wheels only, the shared cache: build/cache.py) and runs
+uv where a package's code can run (an sdist's build, with the app's cache view) only when that fails.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from roost.build.cache import UvCache, admits_trusted, has_own_sources, requirement_lines
 from roost.build.deps import Dependencies, DependencyKind
 from roost.build.enclosure import Enclosure
+from roost.build.jail import BuildJail, Confined
 from roost.build.process import Completed, error_summary, run
 from roost.errors import BuildFailed, no_space
 
@@ -29,12 +35,23 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class Toolchain:
-    """The uv binary, the interpreter venvs are made from, and the subprocess environment."""
+    """The uv binary, the interpreter venvs are made from, the subprocess environment and the uv cache."""
 
     uv: str
     python: str
     env: Mapping[str, str]
+    cache: UvCache
     enclosure: Enclosure | None = None  # marks and groups every subprocess, for recovery after a crash
+    jail: BuildJail | None = None  # one build's confinement (the app's uid, its cgroup): see jail.py
+    read_only: tuple[Path, ...] = ()  # in a jail: what it must see besides its folders (the interpreter, uv)
+    cache_dir: Path | None = None  # in a jail: uv's cache, writable
+
+    def confine(self, cwd: Path, *writable: Path) -> Confined | None:
+        """The jail around one subprocess that writes only `writable` (and uv's cache), or None."""
+        if self.jail is None:
+            return None
+        cache = (self.cache_dir,) if self.cache_dir is not None else ()
+        return self.jail.confine(cwd, [*writable, *cache], self.read_only)
 
 
 def venv_python(venv: Path) -> Path:
@@ -70,14 +87,21 @@ async def create_venv(
     code_dir: Path,
     runner_requirements: Sequence[str],
     log: Log,
+    *,
+    app: str,
 ) -> None:
     """Make a relocatable venv at `venv` and install the app's dependencies and the runner into it.
 
     One `uv pip install` resolves both together, so the runner can never
     change a version the app pinned; a conflict fails the build instead.
+    The trusted step goes first, as the daemon and outside the jail; the untrusted one (in the
+    jail, with `app`'s cache view, owned by the jail's uid) only when some package must be built.
     """
     argv = [toolchain.uv, "venv", "--quiet", "--relocatable", "--python", toolchain.python, str(venv)]
-    completed = await run(argv, cwd=venv.parent, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
+    cwd = venv if toolchain.jail is not None else venv.parent  # a jailed build sees its own folders only
+    completed = await run(
+        argv, cwd=cwd, env=toolchain.env, enclosure=toolchain.enclosure, log=log, confined=toolchain.confine(cwd, venv)
+    )
     _check_space(completed, venv.parent)
     if not completed.ok:
         raise BuildFailed(
@@ -87,12 +111,122 @@ async def create_venv(
     sources = await _sources(toolchain, venv, dependencies, code_dir, log)
     if not sources and not runner_requirements:
         return
-    argv = [toolchain.uv, "pip", "install", "--python", str(venv_python(venv)), "--compile-bytecode"]
-    completed = await run(
-        [*argv, *sources, *runner_requirements], cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log
+    if await _install_trusted(toolchain, venv, dependencies, code_dir, runner_requirements, log):
+        await _compile_venv(toolchain, venv, log)
+        return
+    jail = toolchain.jail
+    owner = (jail.uid, jail.gid) if jail is not None else (None, None)
+    view = await asyncio.to_thread(toolchain.cache.view, app, *owner)
+    env = {**toolchain.env, **view.environ()}
+    packages = [*sources, *runner_requirements]
+    offline = dependencies.kind is DependencyKind.LOCK and view.warm
+    install = toolchain.cache.untrusted_install
+    completed = await _uv_install(
+        toolchain,
+        install,
+        venv,
+        packages,
+        env,
+        code_dir,
+        offline,
+        log,
+        lambda: toolchain.confine(code_dir, code_dir, venv),
     )
     _check_space(completed, venv.parent)
     _check_install(completed, dependencies)
+
+
+async def _install_trusted(
+    toolchain: Toolchain,
+    venv: Path,
+    dependencies: Dependencies,
+    code_dir: Path,
+    runner_requirements: Sequence[str],
+    log: Log,
+) -> bool:
+    """Install wheels only, as the daemon with the shared cache; False when a package must be
+    built from source, or the requirements name a file or URL (then nothing was installed)."""
+    if await asyncio.to_thread(_has_own_sources, code_dir):
+        log("    the app's uv settings name its own indexes or sources: installing where a build's code may run")
+        return False
+    packages = await _index_requirements(venv, dependencies, code_dir, runner_requirements)
+    if packages is None:
+        log("    the requirements name files or URLs: installing them where a build's code may run")
+        return False
+    env = {**toolchain.env, **toolchain.cache.trusted_environ()}
+    offline = dependencies.kind is DependencyKind.LOCK  # a locked app on a warm cache needs no network
+    install = toolchain.cache.trusted_install
+    completed = await _uv_install(toolchain, install, venv, packages, env, venv.parent, offline, log, lambda: None)
+    _check_space(completed, venv.parent)
+    if not completed.ok:
+        log(f"    not from wheels alone ({error_summary(completed.tail)}): building where a build's code may run")
+    return completed.ok
+
+
+async def _uv_install(
+    toolchain: Toolchain,
+    install: Callable[..., list[str]],
+    venv: Path,
+    packages: Sequence[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    offline: bool,
+    log: Log,
+    confine: Callable[[], Confined | None],
+) -> Completed:
+    """`install`'s argv run (in `confine()`'s jail, a new one for each run); offline first when
+    `offline`, and again online if that fails."""
+    python = venv_python(venv)
+    if offline:
+        quiet: list[str] = []
+        argv = install(toolchain.uv, python, packages, offline=True)
+        completed = await run(
+            argv, cwd=cwd, env=env, enclosure=toolchain.enclosure, log=quiet.append, confined=confine()
+        )
+        if completed.ok:
+            for line in quiet:
+                log("    " + line)
+            return completed
+    argv = install(toolchain.uv, python, packages, offline=False)
+    return await run(argv, cwd=cwd, env=env, enclosure=toolchain.enclosure, log=log, confined=confine())
+
+
+async def _index_requirements(
+    venv: Path, dependencies: Dependencies, code_dir: Path, runner_requirements: Sequence[str]
+) -> list[str] | None:
+    """The requirements as argv strings when every one comes from the index, else None."""
+    if dependencies.kind is DependencyKind.LOCK:
+        text = await asyncio.to_thread((venv / LOCKED_REQUIREMENTS).read_text)
+        lines = requirement_lines(text.splitlines())
+    elif dependencies.kind is DependencyKind.REQUIREMENTS:
+        text = await asyncio.to_thread((code_dir / "requirements.txt").read_text)
+        lines = requirement_lines(text.splitlines())
+    else:
+        lines = list(dependencies.requirements)
+    packages = [*lines, *runner_requirements]
+    return packages if admits_trusted(packages) else None
+
+
+def _has_own_sources(code_dir: Path) -> bool:
+    try:
+        pyproject: str | None = (code_dir / "pyproject.toml").read_text()
+    except FileNotFoundError:
+        pyproject = None
+    except (OSError, ValueError):
+        return True  # unreadable: uv itself, in the untrusted step, says why
+    return has_own_sources(pyproject, (code_dir / "uv.toml").exists())
+
+
+async def _compile_venv(toolchain: Toolchain, venv: Path, log: Log) -> None:
+    """Bytecode for what the trusted step installed, by `python -I -S`: no site, so no `.pth`
+    file of a package runs while the daemon compiles (uv's `--compile-bytecode` starts the venv's
+    python with site: a `.pth` runs then). One process: `-j 0` goes through a forkserver that
+    cost more CPU than it saved (bench/buildcache.py, 2 busy cores)."""
+    packages = await asyncio.to_thread(lambda: sorted(venv.glob("lib/python*/site-packages")))
+    argv = [str(venv_python(venv)), "-I", "-S", "-m", "compileall", "-q", "-j", "1", *map(str, packages)]
+    completed = await run(argv, cwd=venv, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
+    if not completed.ok:
+        log("    warning: some installed files did not compile (above); they will be compiled when imported")
 
 
 async def _sources(toolchain: Toolchain, venv: Path, dependencies: Dependencies, code_dir: Path, log: Log) -> list[str]:
@@ -113,7 +247,14 @@ async def _export_lock(toolchain: Toolchain, venv: Path, code_dir: Path, log: Lo
         toolchain.uv, "export", "--quiet", "--frozen", "--no-hashes", "--no-dev", "--no-emit-project",
         "--no-header", "--python", toolchain.python, "--output-file", str(exported),
     ]  # fmt: skip
-    completed = await run(argv, cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
+    completed = await run(
+        argv,
+        cwd=code_dir,
+        env=toolchain.env,
+        enclosure=toolchain.enclosure,
+        log=log,
+        confined=toolchain.confine(code_dir, code_dir, venv),
+    )
     if not completed.ok:
         raise BuildFailed(
             f"uv could not read uv.lock: {error_summary(completed.tail)}", hint=INSTALL_HINTS[DependencyKind.LOCK]
@@ -144,7 +285,12 @@ async def compile_code(venv: Path, code_dir: Path, final_dir: Path, toolchain: T
     the build check, not this step, decides whether that matters.
     """
     argv = [str(venv_python(venv)), "-m", "compileall", "-q", "-j", "0", "-d", str(final_dir), str(code_dir)]
-    completed = await run(argv, cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log)
+    confined = None
+    if toolchain.jail is not None:  # the venv's .pth files run here: the code is writable, the venv not
+        confined = toolchain.jail.confine(code_dir, [code_dir], [*toolchain.read_only, venv])
+    completed = await run(
+        argv, cwd=code_dir, env=toolchain.env, enclosure=toolchain.enclosure, log=log, confined=confined
+    )
     return completed.ok
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from uv import find_uv_bin
 
 from roost.build.enclosure import Enclosure
+from roost.build.jail import Confined
 
 READ_BYTES = 64 * 1024
 TAIL_LINES = 60
@@ -85,30 +86,44 @@ async def run(
     log: Callable[[str], None],
     prefix: str = "    ",
     enclosure: Enclosure | None = None,
+    confined: Confined | None = None,
     on_start: StepWatcher | None = None,
 ) -> Completed:
     """Run `argv`, passing each line it prints (stdout and stderr) to `log`.
 
     Returns its exit status and last lines; does not raise for a non-zero
     status. Cancelled, it kills the whole process group and reaps it. With an
-    `enclosure`, it runs marked and in the builds' cgroup, for recovery after a crash.
-    `on_start` (else STEP_WATCHER's) is told its pid and `argv` once it exists; it must not block.
+    `enclosure`, it runs marked and in the builds' cgroup, for recovery after a crash;
+    `confined`, it runs in its build's jail (which then joins the cgroup: see jail.py).
+    `on_start` (else STEP_WATCHER's) is told the command's pid and `argv` once it exists (behind
+    bwrap, once bwrap says which it is); it must not block.
     """
     watcher = on_start or STEP_WATCHER.get()
     step = tuple(argv)
+    pass_fds: tuple[int, ...] = ()
     if enclosure is not None:
-        argv, env = enclosure.wrap(argv), {**env, **enclosure.environ()}
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
-    if watcher is not None:
-        watcher(process.pid, step)
+        env = {**env, **enclosure.environ()}
+    if confined is not None:
+        argv = confined.command(list(argv))
+        pass_fds = confined.pass_fds
+    elif enclosure is not None:
+        argv = enclosure.wrap(argv)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=pass_fds,
+        )
+    except BaseException:
+        if confined is not None:
+            confined.close()
+        raise
+    _started(process.pid, step, confined, watcher)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
         assert process.stdout is not None  # noqa: S101 - asked for a pipe just above
@@ -119,6 +134,20 @@ async def run(
         await asyncio.shield(process.wait())
         raise
     return Completed(tuple(argv), returncode, tuple(tail))
+
+
+def _started(pid: int, step: tuple[str, ...], confined: Confined | None, watcher: StepWatcher | None) -> None:
+    """Tell `watcher` the command's own pid: `pid` itself, or behind bwrap the one bwrap reports
+    (a build waits for bwrap; its cgroup holds the rest)."""
+
+    def tell(target: int) -> None:
+        if watcher is not None:
+            watcher(target, step)
+
+    if confined is not None:
+        confined.spawned(asyncio.get_running_loop(), tell)
+    if confined is None or not confined.sandboxed:
+        tell(pid)
 
 
 async def _pump(stream: asyncio.StreamReader, tail: deque[str], log: Callable[[str], None], prefix: str) -> None:

@@ -76,6 +76,7 @@ def info(ctx: Context, app: str | None, events: int, as_json: bool) -> None:
     _show_deployments(details["deployments"])
     _show_instances(details["instances"])
     show_isolation(details["instances"], details.get("builds", []), details["deployments"])
+    _show_quotas(details.get("quotas", []))
     _show_events(details["events"])
 
 
@@ -115,6 +116,12 @@ def _show_deployments(deployments: list[dict[str, Any]]) -> None:
     for d in deployments:
         rows.add_row(d["id"], d["status"], f"{d['weight']}%" if d["weight"] else "", age(d["created_at"]), d["message"])
     show(rows)
+
+
+def _show_quotas(quotas: list[dict[str, Any]]) -> None:
+    """The quotas covering the app and how full each is (`roost quota list` shows them all)."""
+    for q in quotas:
+        console.print(f'\nquota "{q["pattern"]}": {q["usage"]} (over {", ".join(q["apps"])})', highlight=False)
 
 
 def _show_instances(instances: list[dict[str, Any]]) -> None:

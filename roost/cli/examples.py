@@ -49,6 +49,14 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "token list": ("roost token list",),
     "token revoke": ("roost token revoke ci",),
+    "quota": ("roost quota set 'shop-*' --instances 4 --memory 2G", "roost quota list"),
+    "quota set": ("roost quota set 'shop-*' --instances 4 --memory 2G", "roost quota set blog --instances 2"),
+    "quota list": ("roost quota list", "roost quota list --json"),
+    "quota remove": ("roost quota remove 'shop-*'", "roost quota remove blog --yes   # in scripts"),
+    "audit": (
+        "roost audit --app shop-a --since 1h",
+        "roost audit --user ci --action DELETE -n 100 --json",
+    ),
     "gc": ("roost gc", "roost gc --yes --json"),
     "version": ("roost version", "roost --version"),
     "completion": (

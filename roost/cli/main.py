@@ -24,6 +24,7 @@ from roost.cli.output import console, err_console, print_json
 from roost.cli.push import push
 from roost.cli.security import login, logout, password, token
 from roost.cli.serve import serve
+from roost.cli.tenants import audit, quota
 from roost.cli.users import user
 from roost.config import load_app_config
 from roost.errors import RoostError, UsageError
@@ -35,7 +36,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Deployments": ("deployments", "promote", "rollback"),
     "Traffic": ("traffic", "domains"),
     "Runtime": ("logs", "events", "scale", "start", "stop", "kill", "restart"),
-    "Admin": ("serve", "login", "logout", "password", "user", "token", "gc", "version", "completion"),
+    "Admin": ("serve", "login", "logout", "password", "user", "token", "quota", "audit", "gc", "version", "completion"),
 }
 
 
@@ -145,6 +146,8 @@ for command in (
     gc,
     cron,
     events,
+    quota,
+    audit,
 ):
     cli.add_command(command)
 attach(cli)

@@ -14,6 +14,7 @@ from roost.errors import UsageError
 from roost.serve_settings import (
     DEFAULT_API_HOST,
     DEFAULT_API_PORT,
+    DEFAULT_BUILD_CPU,
     DEFAULT_DOMAIN,
     DEFAULT_EDGE_HOST,
     DEFAULT_EDGE_PORT,
@@ -31,6 +32,7 @@ from roost.units import parse_duration, parse_size
 UID_LOWEST = 1000  # below: system accounts on every distribution
 UID_HIGHEST = 2**32 - 2  # (uid_t)-1 means "no uid" to the kernel
 BUILD_LIMIT_LOWEST = 1024 * 1024
+BUILD_MEMORY_LOWEST = 64 * 1024 * 1024
 PORT_LOWEST = 1024  # an app's uid cannot bind below
 PORT_HIGHEST = 65535
 
@@ -173,12 +175,60 @@ def _announce(line: str) -> None:
     "API's TCP port to apps; --no-firewall leaves them open (see docs/limits.md) [env ROOST_FIREWALL].",
 )
 @click.option(
+    "--build-allow",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="As root with the firewall, builds may also connect here (a hostname, an address or a CIDR; every "
+    "port without :PORT); repeat it. Builds reach only DNS and the package index otherwise (see docs/limits.md).",
+)
+@click.option(
     "--build-limit",
     default="1G",
     show_default=True,
     envvar="ROOST_BUILD_LIMIT",
     metavar="SIZE",
     help="How much a pushed source archive may unpack to; a larger push fails to build [env ROOST_BUILD_LIMIT].",
+)
+@click.option(
+    "--build-sandbox/--no-build-sandbox",
+    default=True,
+    show_default=True,
+    envvar="ROOST_BUILD_SANDBOX",
+    help="Run each build (uv, setup.py, bytecode) as its app's uid in a sandbox like its instances'; "
+    "--no-build-sandbox runs builds as the daemon's user, unconfined, for benchmarks and debugging "
+    "[env ROOST_BUILD_SANDBOX].",
+)
+@click.option(
+    "--build-memory",
+    default="2G",
+    show_default=True,
+    envvar="ROOST_BUILD_MEMORY",
+    metavar="SIZE",
+    help="Memory limit of each build's cgroup [env ROOST_BUILD_MEMORY].",
+)
+@click.option(
+    "--build-cpu",
+    default=None,
+    show_default="all cores",
+    type=click.FloatRange(min=0.01),
+    envvar="ROOST_BUILD_CPU",
+    metavar="CORES",
+    help="CPU limit of each build, in cores [env ROOST_BUILD_CPU].",
+)
+@click.option(
+    "--build-pids",
+    default=512,
+    show_default=True,
+    type=click.IntRange(min=16),
+    envvar="ROOST_BUILD_PIDS",
+    help="Processes and threads each build may hold at once (stops a fork bomb) [env ROOST_BUILD_PIDS].",
+)
+@click.option(
+    "--build-timeout",
+    default="15m",
+    show_default=True,
+    envvar="ROOST_BUILD_TIMEOUT",
+    help="How long a build (unpack, install, bytecode) may take before it is stopped [env ROOST_BUILD_TIMEOUT].",
 )
 @click.option(
     "--cron-speed",
@@ -230,7 +280,13 @@ def serve(
     uid_range: str,
     instance_ports: str,
     firewall: bool,
+    build_allow: tuple[str, ...],
     build_limit: str,
+    build_sandbox: bool,
+    build_memory: str,
+    build_cpu: float | None,
+    build_pids: int,
+    build_timeout: str,
     cron_speed: float,
     login_lockout: str,
 ) -> None:
@@ -279,7 +335,13 @@ def serve(
         instance_port_first=port_first,
         instance_port_last=port_last,
         firewall=firewall,
+        build_allow=build_allow,
         limit_build_unpacked=limit_build,
+        build_sandbox=build_sandbox,
+        build_memory=_build_memory(build_memory),
+        build_cpu=DEFAULT_BUILD_CPU if build_cpu is None else build_cpu,
+        build_pids=build_pids,
+        timeout_build=_duration("--build-timeout", build_timeout),
         limit_connections=limit_connections,
         limit_connections_per_client=limit_per_client,
         login_lockout=_duration("--login-lockout", login_lockout),
@@ -346,6 +408,18 @@ def _build_limit(value: str) -> int:
         raise UsageError(f"--build-limit {value!r} is not a size ({exc})", hint=hint) from exc
     if size < BUILD_LIMIT_LOWEST:
         raise UsageError(f"--build-limit {value!r} is too small to hold any app", hint=hint)
+    return size
+
+
+def _build_memory(value: str) -> int:
+    """'2G' -> 2147483648: each build's memory limit."""
+    hint = f"--build-memory takes a size of at least {BUILD_MEMORY_LOWEST // 1024**2}M, such as 2G"
+    try:
+        size = parse_size(value.strip())
+    except ValueError as exc:
+        raise UsageError(f"--build-memory {value!r} is not a size ({exc})", hint=hint) from exc
+    if size < BUILD_MEMORY_LOWEST:
+        raise UsageError(f"--build-memory {value!r} is too small for uv to run", hint=hint)
     return size
 
 

@@ -15,6 +15,7 @@ from roost.applog import LogBook, LogLine
 from roost.build import Builder
 from roost.config import build_config, setting_sources, validate, with_overrides
 from roost.control.isolation import BUILD_ISOLATION
+from roost.control.quotas import QuotaState, QuotaUseCases
 from roost.control.usage import LIVE, Usage, measure
 from roost.errors import UsageError
 from roost.model import (
@@ -75,6 +76,7 @@ class AppDetails:
     build_isolation: list[Event] = field(default_factory=list)  # `build.isolation` of the listed deployments
     settings: AppConfig | None = None  # in force for production, `roost scale` included
     sources: dict[str, str] = field(default_factory=dict)  # "scale.min" -> "roost scale" | "roost.toml" | "default"
+    quotas: list[QuotaState] = field(default_factory=list)  # the quotas covering the app, and how full they are
 
 
 def check_app_name(name: str) -> AppName:
@@ -85,6 +87,8 @@ def check_app_name(name: str) -> AppName:
 
 class ControlBase:
     """State shared by the use cases: the store, registry, builder, runtime and logs."""
+
+    quotas: QuotaUseCases  # set by Control
 
     def __init__(
         self,
@@ -161,6 +165,7 @@ class AppUseCases(ControlBase):
             domains=sorted(await self.store.list_domains(name)),
             instances=instances,
             usage=await self.usage(instances),
+            quotas=await self.quotas.quota_states(name),
             isolation=await self.isolation(instances),
             build_isolation=await self.build_isolation(name, {d.id for d in deployments}),
         )

@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
 from roost.config import merge, validate, with_overrides
 from roost.control.deploys import DeployUseCases
 from roost.cron import CronRunner, JobState
-from roost.errors import NotFound, RoostError
+from roost.errors import LimitExceeded, NotFound, RoostError
 from roost.model import (
     App,
     AppConfig,
@@ -27,9 +27,12 @@ from roost.model import (
     DeploymentStatus,
     DesiredState,
     Mode,
+    Quota,
     Traffic,
 )
+from roost.quotas import cap_for, most_instances, say_instances
 from roost.runtime.protocol import DeploymentSpec
+from roost.units import format_size
 
 log = logging.getLogger("roost.control")
 TIMEOUT_HANDOVER = 30.0
@@ -45,14 +48,41 @@ def preview_config(config: AppConfig, keep_zygote: bool = False) -> AppConfig:
     return replace(config, mode=Mode.FUNCTION, preload=preload, scale=replace(config.scale, min=0))
 
 
+def within_quotas(config: AppConfig, quotas: Iterable[Quota], app: str) -> AppConfig:
+    """Production settings no larger than the quotas let `app` run alone: the runtime never
+    starts more for waiting requests, and a `min` above the quota is cut down to it."""
+    most = most_instances(quotas, app, config.limits.memory)
+    if most is None or (config.scale.max <= most and config.scale.min <= most):
+        return config
+    return replace(
+        config, scale=replace(config.scale, max=min(config.scale.max, most), min=min(config.scale.min, most))
+    )
+
+
+def check_min_within_quotas(config: AppConfig, quotas: Iterable[Quota], app: str) -> None:
+    """Refuse a `roost scale --min` the quotas could never let run. Raises LimitExceeded."""
+    cap = cap_for(quotas, app, config.limits.memory, {})
+    if cap is not None and config.scale.min > cap.instances:
+        raise LimitExceeded(
+            f'quota "{cap.quota.pattern}" allows {say_instances(cap.instances)} of {app} '
+            f"({format_size(config.limits.memory)} each); min {config.scale.min} is above it",
+            hint=f"lower --min, or raise the quota: roost quota set '{cap.quota.pattern}' --instances N --memory SIZE",
+        )
+
+
 class LifecycleUseCases(DeployUseCases):
     _registered: dict[DeploymentId, DeploymentSpec]
     _production: dict[DeploymentId, bool]  # served production in this run -> serves it now
     cron: CronRunner | None = None
 
-    def _spec(self, app: App, deployment: Deployment, production: bool, env: dict[str, str]) -> DeploymentSpec:
+    def _spec(
+        self, app: App, deployment: Deployment, production: bool, env: dict[str, str], quotas: tuple[Quota, ...] = ()
+    ) -> DeploymentSpec:
         config = with_overrides(deployment.config, app.overrides)
-        config = config if production else preview_config(config, keep_zygote=deployment.id in self._production)
+        if production:
+            config = within_quotas(config, quotas, app.name)
+        else:
+            config = preview_config(config, keep_zygote=deployment.id in self._production)
         return DeploymentSpec(
             app=deployment.app,
             deployment=deployment.id,
@@ -78,17 +108,24 @@ class LifecycleUseCases(DeployUseCases):
                     await self.runtime.retire(deployment.id)
             return
         weights = {t.deployment: t.weight for t in await self.store.get_traffic(app)}
-        await self._converge(record, deployments, weights, await self.secrets_of(app))
+        quotas = tuple(await self.store.list_quotas())
+        await self._converge(record, deployments, weights, await self.secrets_of(app), quotas)
 
     async def _converge(
-        self, record: App, deployments: list[Deployment], weights: Mapping[DeploymentId, int], secrets: dict[str, str]
+        self,
+        record: App,
+        deployments: list[Deployment],
+        weights: Mapping[DeploymentId, int],
+        secrets: dict[str, str],
+        quotas: tuple[Quota, ...] = (),
     ) -> None:
         """Production first; once it has a ready instance, what left production drains."""
         production = [d for d in deployments if weights.get(d.id, 0) > 0]
         leaving = [d for d in deployments if weights.get(d.id, 0) == 0 and self._production.get(d.id)]
         for deployment in production:
             self._production[deployment.id] = True
-            await self._register(self._spec(record, deployment, True, {**deployment.config.env, **secrets}))
+            env = {**deployment.config.env, **secrets}
+            await self._register(self._spec(record, deployment, True, env, quotas))
         handed_over = asyncio.ensure_future(self._hand_over(production, leaving)) if leaving else None
         try:
             if handed_over is not None:  # a slower start finishes the hand-over in the background
@@ -112,9 +149,10 @@ class LifecycleUseCases(DeployUseCases):
             return record
         layer = validate({"scale": dict(changes)}, "roost scale")
         overrides = merge(record.overrides, layer)
+        quotas = await self.store.list_quotas()
         for deployment in await self.store.list_deployments(app):
             if deployment.status is DeploymentStatus.READY:
-                with_overrides(deployment.config, overrides)  # raises ConfigError if the result is invalid
+                check_min_within_quotas(with_overrides(deployment.config, overrides), quotas, app)  # or ConfigError
         updated = await self.store.set_overrides(app, overrides)
         said = ", ".join(
             f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"

@@ -27,20 +27,22 @@ from roost.model import (
     Traffic,
     TrafficEntry,
 )
+from roost.store.audit import AuditEntry, AuditQuery, AuditTable
 from roost.store.db import Database
 from roost.store.instance_tables import InstanceTables
+from roost.store.quotas import QuotaTable
 from roost.store.records import app_from_row, deployment_from_row, event_from_row
 from roost.store.secrets import SecretTable
 from roost.store.tokens import TokenTable
 
-__all__ = ["Store"]
+__all__ = ["AuditEntry", "AuditQuery", "Store"]
 
 
 def _no_app(name: str) -> NotFound:
     return NotFound(f"no app named '{name}'", hint="`roost list` shows the apps there are")
 
 
-class Store(InstanceTables, TokenTable, SecretTable):
+class Store(InstanceTables, TokenTable, SecretTable, QuotaTable, AuditTable):
     """Apps, deployments, traffic, instances and events.
 
     Example::

@@ -107,4 +107,28 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tokens ADD COLUMN grants TEXT NOT NULL DEFAULT 'admin';
     ALTER TABLE tokens ADD COLUMN user TEXT;
     """,
+    # 7: quotas per owner (an app or a glob of apps) and the audit trail of the admin API
+    """
+    CREATE TABLE quotas (
+        pattern     TEXT PRIMARY KEY,
+        instances   INTEGER,
+        memory      INTEGER,
+        updated_at  REAL NOT NULL
+    );
+    CREATE TABLE audit (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        at       REAL NOT NULL,
+        app      TEXT,
+        user     TEXT NOT NULL,
+        kind     TEXT NOT NULL,
+        address  TEXT NOT NULL,
+        method   TEXT NOT NULL,
+        path     TEXT NOT NULL,
+        action   TEXT NOT NULL,
+        status   INTEGER NOT NULL
+    );
+    CREATE INDEX audit_by_app ON audit(app, id);
+    CREATE INDEX audit_by_user ON audit(user, id);
+    CREATE INDEX audit_by_time ON audit(at);
+    """,
 )

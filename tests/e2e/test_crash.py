@@ -54,14 +54,18 @@ def cmdline(pid: int) -> str:
 def compiling(home: Path) -> set[int]:
     """compileall processes (the parent and its workers) compiling an app's code in `home` (not a venv's).
 
-    Not roost/build/enter.py on its way to exec compileall: its command line names compileall too,
-    but it joins the builds' cgroup only once it runs, so it is left to be seen after its exec."""
+    Not roost/build/enter.py, nor (for a jailed build) the sandbox's launcher.py, on its way to exec
+    compileall: its command line names compileall too, but it joins the build's cgroup only once it
+    runs, so it is left to be seen after its exec."""
     found = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and is_alive(int(entry.name)):
             line = cmdline(int(entry.name))
             if (
-                str(home / "deployments") in line and "compileall" in line and "enter.py" not in line
+                str(home / "deployments") in line
+                and "compileall" in line
+                and "enter.py" not in line
+                and "launcher.py" not in line
             ):  # its workers are forks: the same command line
                 found.add(int(entry.name))
     return found

@@ -28,6 +28,7 @@ from tests.e2e.harness import Daemon, run_cli, spawn
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the firewall needs root (non-root: it says so at start)")
 PORT_FIRST, PORT_LAST = 23000, 23999  # not the default range: the flag must reach the allocator and the rules
+BUILD_ALLOW = "192.0.2.0/24:8443"
 COMMAND = 'command = "python server.py"\nmode = "service"\n'
 SERVER = """
 import json, os, socket
@@ -154,7 +155,9 @@ def fenced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         "wide6": {"roost.toml": COMMAND, "server.py": SERVER.replace("{host}", "::")},
         "spy": {"roost.toml": 'entrypoint = "main:handler"\nmode = "function"\n', "main.py": SPY},
     }
-    daemon = spawn(home, "--host", "0.0.0.0", "--instance-ports", f"{PORT_FIRST}-{PORT_LAST}")
+    daemon = spawn(
+        home, "--host", "0.0.0.0", "--instance-ports", f"{PORT_FIRST}-{PORT_LAST}", "--build-allow", BUILD_ALLOW
+    )
     try:
         daemon.wait_ready()
         for name, files in apps.items():
@@ -183,6 +186,26 @@ def test_the_sandbox_line_names_the_firewall(fenced: Daemon) -> None:
     line = next((line for line in fenced.output().splitlines() if "sandbox:" in line), "")
     assert f"firewall nft inet {table_name(fenced.home)}" in line, line
     assert f"instance ports {PORT_FIRST}-{PORT_LAST}" in line, line
+
+
+def test_builds_reach_only_the_index_and_what_the_operator_allows(fenced: Daemon) -> None:
+    line = next((line for line in fenced.output().splitlines() if "sandbox:" in line), "")
+    index = socket.getaddrinfo("pypi.org", 443, type=socket.SOCK_STREAM)[0][4][0]
+    assert "builds reach only DNS (" in line and f"{index}/32:443" in line and "192.0.2.0/24:8443" in line, line
+    table = subprocess.run(
+        ["nft", "list", "table", "inet", table_name(fenced.home)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "meta skgid 199999 jump build_net" in table, table  # the default uid range starts at 200000
+    assert "ip daddr 192.0.2.0/24 tcp dport 8443 accept" in table, table
+
+
+def test_a_malformed_build_allow_stops_the_start(tmp_path: Path) -> None:
+    daemon = spawn(tmp_path / "home", "--build-allow", "not a host")
+    try:
+        assert daemon.wait_exit() != 0
+        assert "'not a host' is not HOST[:PORT]" in daemon.output(), daemon.output()[-2000:]
+    finally:
+        daemon.stop()
 
 
 def test_instance_ports_come_from_the_range(ports: dict[str, int]) -> None:

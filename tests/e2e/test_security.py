@@ -289,12 +289,12 @@ def test_exposing_the_api_without_users_is_refused(home: Path) -> None:
 def test_mutating_calls_are_audited(secured: Daemon) -> None:
     created = httpx.post(f"{secured.api_url}/v1/apps", json={"name": "audited"}, auth=("admin", PASSWORD), timeout=30)
     assert created.status_code == 201
-    events = json.loads(secured.cli("events", "--json", "-n", "50").stdout)
-    audit = [e for e in events if e["kind"] == "api.call" and e["data"]["path"] == "/v1/apps"]
+    entries = json.loads(secured.cli("audit", "--json", "-n", "50").stdout)
+    audit = [e for e in entries if e["path"] == "/v1/apps"]
     assert audit
-    assert audit[-1]["data"]["user"] == "admin"
-    assert audit[-1]["data"]["address"] == "127.0.0.1"
-    assert audit[-1]["data"]["status"] == 201
+    assert (audit[-1]["user"], audit[-1]["kind"]) == ("admin", "password")
+    assert audit[-1]["address"] == "127.0.0.1"
+    assert audit[-1]["status"] == 201
 
 
 def test_tls_serves_the_api_over_https(home: Path, tmp_path: Path) -> None:

@@ -68,6 +68,10 @@ def without_bwrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 def test_the_daemon_says_it_has_no_bubblewrap(without_bwrap: Daemon) -> None:
     line = next((line for line in without_bwrap.output().splitlines() if "sandbox:" in line), "")
     assert "no bubblewrap" in line, without_bwrap.output()[-2000:]
+    builds = next((line for line in without_bwrap.output().splitlines() if "builds:" in line), "")
+    assert "no bubblewrap (the home is closed by its modes only" in builds, without_bwrap.output()[-2000:]
+    said = "as their app's uid" if os.geteuid() == 0 else f"as uid {os.geteuid()} like the daemon (not root"
+    assert said in builds, builds
 
 
 def test_an_entrypoint_app_answers_as_its_own_uid(without_bwrap: Daemon, tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ from typing import cast
 import pytest
 
 from roost.autoscale import Autoscaler, Decision, Observation, ScaleSpec, ScaleState, averages, decide, idle_since
-from roost.model import DeploymentId
+from roost.model import DeploymentId, Quota
+from roost.quotas import Cap, Usage
 from roost.runtime.protocol import DeploymentStats, Runtime
 
 SERVICE = ScaleSpec(
@@ -302,3 +303,97 @@ async def test_the_loop_observes_the_newest_start_and_keeps_a_fresh_function() -
         await tick(scaler, 1000.0 + second)
     assert runtime.count == 0
     assert events.recorded == [(1, 0, f"no request for {FUNCTION.idle_timeout:g}s")]
+
+
+# -- quotas ---------------------------------------------------------------------------------------------------------
+
+MB = 1024 * 1024
+SHOP = Quota("shop-*", instances=4, memory=None)
+
+
+def capped_obs(now: float, current: int, demand: float, cap: Cap | None) -> Observation:
+    return Observation(now, current, ((now - 1, demand), (now, demand)), now, cap=cap)
+
+
+def test_a_cap_holds_the_decision_at_what_the_quota_leaves_and_says_so() -> None:
+    cap = Cap(SHOP, instances=4, memory_each=128 * MB, others=Usage())
+    decision, _ = decide(SERVICE, ScaleState(), capped_obs(1000.0, 2, 60.0, cap))
+    assert (decision.desired, decision.wanted, decision.cap) == (4, 6, cap)
+    assert decision.reason == 'quota "shop-*" reached: 4 of 4 instances (wanted 6)'
+
+
+def test_a_cap_counts_what_the_rest_of_the_group_holds() -> None:
+    cap = Cap(SHOP, instances=1, memory_each=128 * MB, others=Usage(3, 3 * 128 * MB))
+    decision, _ = decide(SERVICE, ScaleState(), capped_obs(1000.0, 1, 60.0, cap))
+    assert decision.desired == 1
+    assert decision.reason == 'quota "shop-*" reached: 4 of 4 instances (wanted 9)'
+
+
+def test_a_memory_cap_says_memory() -> None:
+    quota = Quota("shop-a", memory=512 * MB)
+    cap = Cap(quota, instances=2, memory_each=256 * MB, others=Usage())
+    decision, _ = decide(SERVICE, ScaleState(), capped_obs(1000.0, 2, 50.0, cap))
+    assert decision.desired == 2
+    assert decision.reason == 'quota "shop-a" reached: 512M of 512M memory (wanted 1280M)'
+
+
+def test_demand_within_the_cap_is_not_capped() -> None:
+    cap = Cap(SHOP, instances=4, memory_each=128 * MB, others=Usage())
+    decision, _ = decide(SERVICE, ScaleState(), capped_obs(1000.0, 2, 30.0, cap))
+    assert (decision.desired, decision.cap, decision.wanted) == (3, None, None)
+
+
+def test_a_lowered_quota_scales_down_to_it() -> None:
+    cap = Cap(SHOP, instances=2, memory_each=128 * MB, others=Usage())
+    decision, _ = decide(SERVICE, ScaleState(), capped_obs(1000.0, 5, 50.0, cap))
+    assert decision.desired == 2
+
+
+class QuotaEvents:
+    def __init__(self) -> None:
+        self.recorded: list[tuple[DeploymentId, str]] = []
+
+    async def __call__(self, deployment: DeploymentId, decision: Decision) -> None:
+        self.recorded.append((deployment, decision.reason))
+
+
+async def test_the_quota_event_is_recorded_once_per_episode() -> None:
+    runtime, counters, events, reached = FakeRuntime(count=1, acts=True), Counters(), Events(), QuotaEvents()
+    scaler = Autoscaler(cast(Runtime, runtime), counters, events, record_quota=reached)
+    scaler.set_specs({DEP: replace(SERVICE, app="shop-a", memory=128 * MB)})
+    scaler.set_quotas([SHOP])
+    counters.demand = 60
+    for second in range(60):
+        await tick(scaler, 1000.0 + second)
+    assert runtime.count == 4
+    assert reached.recorded == [(DEP, 'quota "shop-*" reached: 4 of 4 instances (wanted 6)')]
+    counters.demand = 10  # demand fits again: the episode ends...
+    for second in range(60, 200):
+        await tick(scaler, 1000.0 + second)
+    counters.demand = 80  # ...and a new one is recorded again
+    for second in range(200, 260):
+        await tick(scaler, 1000.0 + second)
+    assert len(reached.recorded) == 2
+    assert runtime.count == 4
+
+
+async def test_deployments_of_one_group_share_its_cap() -> None:
+    a, b = DeploymentId("d-a"), DeploymentId("d-b")
+    counters, events = Counters(), Events()
+    counts_of = {a: 1, b: 1}
+
+    class TwoRuntime(FakeRuntime):
+        def stats(self, deployment: DeploymentId) -> DeploymentStats:
+            return replace(super().stats(deployment), ready=counts_of[deployment])
+
+        async def scale_to(self, deployment: DeploymentId, count: int, reason: str) -> None:
+            counts_of[deployment] = count
+
+    scaler = Autoscaler(cast(Runtime, TwoRuntime()), counters, events)
+    scaler.set_specs({a: replace(SERVICE, app="shop-a"), b: replace(SERVICE, app="shop-b")})
+    scaler.set_quotas([SHOP])
+    counters.demand = 50  # each wants 5
+    for second in range(30):
+        await tick(scaler, 1000.0 + second)
+    assert sum(counts_of.values()) == 4  # not 5 + 5
+    assert min(counts_of.values()) >= 1

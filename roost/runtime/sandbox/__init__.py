@@ -5,16 +5,22 @@ at start and falls back, said once, when the host lacks it. Never decides when t
 stop an instance: the supervisor does, and asks here how to confine it.
 """
 
+from roost.runtime.sandbox.buildjail import UNCONFINED_BUILDS, BuildJail, BuildJails
 from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
 from roost.runtime.sandbox.cgroup_hierarchy import CgroupVersion, Hierarchy, detect, own_paths
 from roost.runtime.sandbox.confine import Confinement
 from roost.runtime.sandbox.limit_checks import CpuSamples, megabytes, over_budget, over_memory, tree_cpu, tree_rss
 from roost.runtime.sandbox.sandbox import Sandbox
-from roost.runtime.sandbox.sandbox_settings import SandboxSettings
+from roost.runtime.sandbox.sandbox_settings import BuildLimits, SandboxSettings
 from roost.runtime.sandbox.seccomp import DENIED, Filter, build_filter
+from roost.runtime.sandbox.uids import build_gid
 
 __all__ = [
     "DENIED",
+    "UNCONFINED_BUILDS",
+    "BuildJail",
+    "BuildJails",
+    "BuildLimits",
     "Cgroup",
     "CgroupVersion",
     "Confinement",
@@ -25,6 +31,7 @@ __all__ = [
     "Sandbox",
     "SandboxSettings",
     "build_filter",
+    "build_gid",
     "detect",
     "megabytes",
     "over_budget",

@@ -41,6 +41,7 @@ class View:
     gid: int | None = None
     seccomp_fd: int | None = None
     info_fd: int | None = None  # bwrap writes {"child-pid": N} here
+    writable: tuple[Path, ...] = ()  # bound read-write at their own paths (a build's folders), code_dir may be one
 
 
 def version(binary: str) -> str | None:
@@ -117,7 +118,7 @@ def ancestors(paths: Iterable[Path], covered: Iterable[str]) -> list[Path]:
 
 def argv(binary: str, view: View, command: list[str]) -> list[str]:
     """bwrap's argv around `command` (which it executes in `view.code_dir`)."""
-    binds = [view.code_dir, *view.read_only]
+    binds = [view.code_dir, *view.read_only, *view.writable]
     out = [binary, "--new-session", "--die-with-parent", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     if view.network_none:
         out.append("--unshare-net")
@@ -129,7 +130,7 @@ def argv(binary: str, view: View, command: list[str]) -> list[str]:
     for directory in ancestors(binds, (TMP,)):
         out += ["--perms", "0755", "--dir", str(directory)]
     for path in binds:
-        out += ["--ro-bind", str(path), str(path)]
+        out += ["--bind" if path in view.writable else "--ro-bind", str(path), str(path)]
     if view.seccomp_fd is not None:
         out += ["--seccomp", str(view.seccomp_fd)]
     if view.info_fd is not None:

@@ -49,6 +49,9 @@ class Cgroup(Protocol):
     def cpu_seconds(self) -> float | None:
         """CPU time used so far by everything in the group, or None when it cannot be read."""
 
+    def pids_refused(self) -> int:
+        """How many forks the pids limit refused here (pids.events `max`), 0 when unknown."""
+
     def kill(self) -> None:
         """SIGKILL everything in the group and wait until it is empty (blocking: use a thread)."""
 
@@ -81,6 +84,13 @@ def _read_pids(path: Path) -> set[int]:
         return {int(line) for line in _read(path).split()}
     except (OSError, ValueError):
         return set()
+
+
+def _pids_events(directory: Path) -> int:
+    try:
+        return _keyed(_read(directory / "pids.events")).get("max", 0)
+    except OSError:
+        return 0
 
 
 def _kill_until_empty(procs: Path, kill_file: Path | None) -> None:
@@ -157,6 +167,9 @@ class CgroupV2:
         except OSError:
             return None
         return None if usage is None else usage / 1e6
+
+    def pids_refused(self) -> int:
+        return _pids_events(self.directory)
 
     def kill(self) -> None:
         _kill_until_empty(self.directory / "cgroup.procs", self.directory / "cgroup.kill")
@@ -238,6 +251,10 @@ class CgroupV1:
                 with contextlib.suppress(OSError, ValueError):
                     return int(_read(directory / "cpuacct.usage")) / 1e9
         return None
+
+    def pids_refused(self) -> int:
+        pids = self.directories.get("pids")
+        return 0 if pids is None else _pids_events(pids)
 
     def kill(self) -> None:
         for procs in self.procs_files():

@@ -48,16 +48,16 @@ class Hierarchy:
         return f"cgroup v1 ({', '.join(c for c in self.parents if c != 'cpuacct')})"
 
     def existing(self) -> list[Cgroup]:
-        """The groups already under Roost's parent (left by an earlier run of this home)."""
+        """The groups already under Roost's parent (left by an earlier run of this home), a group's
+        children before the group (a build's own group before `builds`): removable in that order."""
         if self.version is CgroupVersion.V2:
-            parent = self.parents[""]
-            return [CgroupV2(d) for d in sorted(parent.iterdir()) if d.is_dir()] if parent.is_dir() else []
+            return [CgroupV2(self.parents[""] / name) for name in _nested(self.parents[""])]
         if self.version is CgroupVersion.V1:
             names: set[str] = set()
             for parent in self.parents.values():
-                if parent.is_dir():
-                    names |= {d.name for d in parent.iterdir() if d.is_dir()}
-            return [CgroupV1({c: parent / n for c, parent in self.parents.items()}) for n in sorted(names)]
+                names |= set(_nested(parent))
+            ordered = sorted(names, key=lambda name: (-name.count("/"), name))
+            return [CgroupV1({c: parent / n for c, parent in self.parents.items()}) for n in ordered]
         return []
 
     def create(self, name: str, limits: GroupLimits | None) -> Cgroup:
@@ -68,6 +68,26 @@ class Hierarchy:
         if self.version is CgroupVersion.V1:
             return CgroupV1.create({c: parent / name for c, parent in self.parents.items()}, limits)
         raise OSError(errno.ENOTSUP, "no cgroup hierarchy")
+
+    def delegate(self, name: str) -> None:
+        """Let the group `name` (under Roost's parent) have limited children: on v2, enable the
+        controllers in its subtree_control (it must hold no process); nothing to do on v1.
+        Raises OSError."""
+        if self.version is CgroupVersion.V2:
+            controls = self.parents[""] / name / "cgroup.subtree_control"
+            wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS)
+            if set(controls.read_text().split()) != set(V2_CONTROLLERS):
+                controls.write_text(wanted)
+
+
+def _nested(parent: Path, depth: int = 2) -> list[str]:
+    """The group directories under `parent`, down to `depth` levels, as relative names, deepest first."""
+    found: list[str] = []
+    if depth and parent.is_dir():
+        for child in sorted(d for d in parent.iterdir() if d.is_dir()):
+            found += [f"{child.name}/{name}" for name in _nested(child, depth - 1)]
+            found.append(child.name)
+    return sorted(found, key=lambda name: (-name.count("/"), name))
 
 
 def own_paths(text: str) -> dict[str, str]:

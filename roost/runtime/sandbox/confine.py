@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -131,16 +132,7 @@ class Confinement:
 
 
 def _with_fds(view: View, seccomp_fd: int | None, info_fd: int) -> View:
-    return View(
-        code_dir=view.code_dir,
-        read_only=view.read_only,
-        tmp_size=view.tmp_size,
-        network_none=view.network_none,
-        uid=view.uid,
-        gid=view.gid,
-        seccomp_fd=seccomp_fd,
-        info_fd=info_fd,
-    )
+    return dataclasses.replace(view, seccomp_fd=seccomp_fd, info_fd=info_fd)
 
 
 def _child_pid(data: bytes) -> int | None:

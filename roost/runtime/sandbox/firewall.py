@@ -2,7 +2,9 @@
 home (`inet roost_<hash of home>`, IPv4 and IPv6 alike), written whole and replaced atomically
 at each start, deleted at a clean shutdown. It rejects TCP from the apps' uids to this host's
 own addresses on the instance ports and the admin API's TCP port(s), and drops TCP to the
-instance ports arriving on any interface but `lo`.
+instance ports arriving on any interface but `lo`. Sockets of builds (primary gid `build_gid`)
+may open connections only to the DNS resolvers and the package index's addresses (sandbox/
+buildnet.py); anything else is refused at once (TCP reset, ICMP unreachable) so the build fails fast.
 
 Owns the rule text (pure) and the `nft` calls (blocking: call them in a thread). Never decides
 which ports or uids: the daemon's settings do.
@@ -14,10 +16,11 @@ import hashlib
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from roost.runtime.ports import PortRange
+from roost.runtime.sandbox.buildnet import BuildNet, Destination
 
 TABLE_PREFIX = "roost_"
 TIMEOUT_NFT = 10.0
@@ -35,6 +38,8 @@ class Rules:
     uid_last: int
     ports: PortRange
     guarded: tuple[int, ...] = ()  # other local TCP ports the apps must not reach (the admin API)
+    build_gid: int | None = None  # sockets of this primary gid are builds: only `build_net` is open to them
+    build_net: BuildNet = field(default_factory=lambda: BuildNet((), ()))
 
 
 def table_name(home: Path) -> str:
@@ -67,6 +72,7 @@ def ruleset(table: str, rules: Rules) -> str:
             "    type filter hook output priority filter; policy accept;",
             *refused,
             "  }",
+            *_builds_chain(rules),
             "  chain instances_in {",
             "    type filter hook input priority filter; policy accept;",
             f'    iif != "lo" {OPENING} tcp dport {ports} drop',
@@ -75,6 +81,43 @@ def ruleset(table: str, rules: Rules) -> str:
             "",
         ]
     )
+
+
+def _builds_chain(rules: Rules) -> list[str]:
+    """The chain every packet a build's socket sends passes: answers of connections already let
+    through, then DNS to the resolvers and TCP to the allowed destinations, then a refusal.
+    Only packets with a socket of that gid jump to it: the kernel's own (IPv6 neighbour
+    discovery, resets) have no socket and must never meet the refusal."""
+    if rules.build_gid is None:
+        return []
+    dns = [
+        f"    {_family(resolver)} daddr {resolver} {proto} dport 53 accept"
+        for resolver in rules.build_net.resolvers
+        for proto in ("udp", "tcp")
+    ]
+    return [
+        "  chain builds_out {",
+        "    type filter hook output priority filter; policy accept;",
+        f"    meta skgid {rules.build_gid} jump build_net",
+        "  }",
+        "  chain build_net {",
+        "    ct state established,related accept",
+        *dns,
+        *(_allowed(destination) for destination in rules.build_net.destinations),
+        "    meta l4proto tcp reject with tcp reset",
+        "    reject with icmpx type admin-prohibited",
+        "  }",
+    ]
+
+
+def _allowed(destination: Destination) -> str:
+    family = "ip6" if destination.is_ipv6 else "ip"
+    port = "meta l4proto tcp" if destination.port is None else f"tcp dport {destination.port}"
+    return f"    {family} daddr {destination.network} {port} accept"
+
+
+def _family(address: str) -> str:
+    return "ip6" if ":" in address else "ip"
 
 
 def removal(table: str) -> str:

@@ -19,13 +19,13 @@ import logging
 import os
 import resource
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from roost.model import LimitsConfig, Network
 from roost.runtime.ports import PortBook
 from roost.runtime.protocol import DeploymentSpec
-from roost.runtime.sandbox import bwrap, firewall, proc, reveal
+from roost.runtime.sandbox import buildnet, bwrap, firewall, proc, reveal
 from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
 from roost.runtime.sandbox.cgroup_hierarchy import CgroupVersion, Hierarchy, detect_here
 from roost.runtime.sandbox.confine import Confinement, LauncherPlan
@@ -54,6 +54,7 @@ class Facilities:
     root: bool = False
     uids: UidBook | None = None
     firewall: str | None = None  # the nftables table closing the instance ports, once installed
+    build_net: buildnet.BuildNet | None = None  # what that table leaves open to builds' sockets
     hide_processes: bool = False  # each app's /proc shows only its own uid's processes
     notes: list[str] = field(default_factory=list)
 
@@ -133,6 +134,11 @@ class Sandbox:
             found.notes.append(f"{OPEN_PORTS} (nft not found; fix: apt-get install nftables)")
             return
         rules = firewall.Rules(s.uid_first, s.uid_last, s.ports, s.guarded_ports)
+        if s.build_gid is not None:
+            net = buildnet.resolve(s.build_endpoints, buildnet.read_resolvers())
+            rules = replace(rules, build_gid=s.build_gid, build_net=net)
+            if net.unresolved:
+                found.notes.append(f"builds cannot reach {', '.join(net.unresolved)} (not resolved at start)")
         table = firewall.table_name(self.home)
         try:
             firewall.apply(firewall.ruleset(table, rules), [binary])
@@ -142,6 +148,7 @@ class Sandbox:
             )
             return
         found.firewall = table
+        found.build_net = rules.build_net if s.build_gid is not None else None
 
     def _detect_bwrap(self, found: Facilities) -> None:
         binary = shutil.which("bwrap") if self.settings.bwrap else None
@@ -185,6 +192,21 @@ class Sandbox:
                 log.warning("could not create the builds' cgroup %s: %s", BUILD_GROUP, exc)
         return self._build_group
 
+    def build_child(self, name: str, limits: GroupLimits) -> Cgroup | None:
+        """A group of its own for one build, under the builds' group, with `limits`; None without
+        cgroups (or when it cannot be made: logged, and the build runs without cgroup limits).
+        On v2 the builds' group then holds no process itself (the "no internal processes" rule):
+        with sandboxed builds every build process joins such a child. Blocking: call it in a thread."""
+        parent = self.build_group()
+        if parent is None:
+            return None
+        try:
+            self.facilities.hierarchy.delegate(BUILD_GROUP)
+            return self.facilities.hierarchy.create(f"{BUILD_GROUP}/{name}", limits)
+        except OSError as exc:
+            log.warning("could not create the build's cgroup %s: %s", name, exc)
+            return None
+
     def release(self) -> None:
         """Remove the builds' group (killing what is left in it), Roost's (now empty) parent groups
         of this home, and its firewall table. Blocking."""
@@ -222,6 +244,8 @@ class Sandbox:
             parts.append(f"apps run as uid {os.geteuid()} (not root: no separate users)")
         if f.firewall is not None:
             parts.append(self._describe_firewall(f.firewall))
+        if f.build_net is not None:
+            parts.append(_describe_build_net(f.build_net))
         text = "sandbox: " + ", ".join(parts)
         notes = [n for n in f.notes if not n.startswith("no bubblewrap") or f.bwrap is None]
         return text + (f" ({'; '.join(notes)})" if notes else "")
@@ -245,13 +269,19 @@ class Sandbox:
     async def prepare(self, spec: DeploymentSpec) -> None:
         """Before the first process of `spec`: its app's uid, and (root without bwrap) its code
         and venv readable by that uid. Cheap once done."""
+        uid = await self.app_uid(spec.app)
+        if uid is not None and not self.uses_bwrap() and spec.code_dir not in self._opened:
+            await asyncio.to_thread(open_for, spec.code_dir, spec.venv_dir, self.home, uid)
+            self._opened.add(spec.code_dir)
+
+    async def app_uid(self, app: str) -> int | None:
+        """The app's own uid (allocated on first use), the same for its instances and its builds;
+        None when apps do not get their own uids here. Raises LimitExceeded when the range is used up."""
         await self.detect()
         book = self.facilities.uids
-        if book is not None and spec.app not in self._uids:
-            self._uids[spec.app] = await asyncio.to_thread(book.uid_for, spec.app)
-        if book is not None and not self.uses_bwrap() and spec.code_dir not in self._opened:
-            await asyncio.to_thread(open_for, spec.code_dir, spec.venv_dir, self.home, self._uids[spec.app])
-            self._opened.add(spec.code_dir)
+        if book is not None and app not in self._uids:
+            self._uids[app] = await asyncio.to_thread(book.uid_for, app)
+        return self._uids.get(app)
 
     def uid_of(self, spec: DeploymentSpec) -> int | None:
         return self._uids.get(spec.app)
@@ -351,3 +381,10 @@ class Sandbox:
                 size = spec.config.limits.tmp
                 limits.append((resource.RLIMIT_FSIZE, size, size))
         return limits
+
+
+def _describe_build_net(net: buildnet.BuildNet) -> str:
+    """ "builds reach only DNS (10.0.0.53) and 203.0.113.80/32:443 (widen: --build-allow)"."""
+    reached = ", ".join(f"{d.network}:{d.port or '*'}" for d in net.destinations) or "nothing else"
+    dns = ", ".join(net.resolvers) or "none"
+    return f"builds reach only DNS ({dns}) and {reached} (widen: --build-allow)"

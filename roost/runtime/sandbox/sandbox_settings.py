@@ -7,8 +7,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from roost.runtime.ports import PortRange
+from roost.runtime.sandbox.buildnet import Endpoint
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+GIB = 1024**3
+
+
+@dataclass(frozen=True, slots=True)
+class BuildLimits:
+    """The cgroup limits of each build (`roost serve --build-memory/--build-cpu/--build-pids`):
+    generous enough for a numpy/pandas install from wheels or a small C extension from source,
+    low enough that a fork bomb or a runaway setup.py stops there. `tmp` sizes the private /tmp."""
+
+    memory: int = 2 * GIB
+    cpu: float = 1.0
+    pids: int = 512
+    tmp: int = GIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +51,5 @@ class SandboxSettings:
     ports: PortRange = field(default_factory=PortRange)  # every instance listens on a port of this range
     firewall: bool = False  # root only: close `ports` (and `guarded_ports`) to the apps and to other hosts
     guarded_ports: tuple[int, ...] = ()  # local TCP ports no app may reach (the admin API's)
+    build_gid: int | None = None  # with the firewall: sockets of this gid (builds) reach only `build_endpoints`
+    build_endpoints: tuple[Endpoint, ...] = ()  # the package index hosts and the operator's --build-allow

@@ -17,6 +17,16 @@ from pathlib import Path
 from roost.errors import LimitExceeded
 
 
+def build_gid(first: int) -> int:
+    """The primary gid of every build process (an app's uid, this gid): one below the uid range,
+    so it is no app's own gid, and the firewall tells builds from instances by it (`meta skgid`).
+
+    >>> build_gid(200000)
+    199999
+    """
+    return first - 1
+
+
 class UidBook:
     """Example::
 

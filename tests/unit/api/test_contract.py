@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 
 from roost.api import create_api
 from roost.config import CRON_SCHEDULE_PATTERN, settings_schema, validate
-from roost.control import DIGEST_PATTERN, HOST_MAX_LENGTH, HOST_PATTERN, TOKEN_NAME_PATTERN
+from roost.control import DIGEST_PATTERN, HOST_MAX_LENGTH, HOST_PATTERN, QUOTA_PATTERN, TOKEN_NAME_PATTERN
 from roost.control.access import TOKEN_NAME_RE
 from roost.control.core import _check_host
 from roost.control.env import RESERVED, check_env_name
 from roost.errors import UsageError
 from roost.model import APP_NAME_MAX_LENGTH, APP_NAME_PATTERN, ENV_NAME_PATTERN, is_valid_app_name
+from roost.quotas import check_pattern
 from roost.registry import is_valid_digest
 from roost.units import DURATION_PATTERN, SIZE_PATTERN, parse_duration, parse_size
 
@@ -62,6 +63,18 @@ def test_the_document_carries_each_rules_own_constant() -> None:
     assert body("AppCreate")["settings"]["additionalProperties"] is False
     assert body("ScaleChange")["min"]["anyOf"][0]["minimum"] == 0
     assert "429" in OPENAPI["paths"]["/v1/apps"]["get"]["responses"]  # the login throttle's answer
+    assert parameter("/v1/quotas/{pattern}", "put", "pattern")["pattern"] == QUOTA_PATTERN
+    assert parameter("/v1/audit", "get", "app")["anyOf"][0]["pattern"] == APP_NAME_PATTERN
+
+
+@given(st.text(alphabet="abz09-*?[]!A/_.", max_size=70))
+def test_quota_patterns_the_schema_accepts_are_exactly_the_valid_ones(pattern: str) -> None:
+    try:
+        check_pattern(pattern)
+        valid = True
+    except UsageError:
+        valid = False
+    assert schema_accepts(QUOTA_PATTERN, pattern) == valid
 
 
 @settings(max_examples=300)

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -20,6 +21,7 @@ import pytest
 
 from roost.runtime.ports import PortRange
 from roost.runtime.sandbox import Sandbox, SandboxSettings, firewall
+from roost.runtime.sandbox.buildnet import BuildNet, Destination, Endpoint
 from roost.runtime.sandbox.firewall import Rules, removal, ruleset, table_name
 
 RULES = Rules(uid_first=200000, uid_last=265535, ports=PortRange(20000, 29999), guarded=(7070, 7070, 7071))
@@ -183,3 +185,129 @@ async def test_a_kernel_that_refuses_is_quoted(tmp_path: Path, monkeypatch: pyte
     assert sandbox.facilities.firewall is None
     assert "nft refused: Error: Could not process rule: Operation not supported" in line, line
     assert "fix: modprobe nf_tables" in line, line
+
+
+BUILD_NET = BuildNet(
+    resolvers=("127.0.0.5",),
+    destinations=(Destination("127.0.0.2/32", 8443), Destination("127.0.0.6/32", None)),
+)
+BUILD_RULES = replace(RULES, build_gid=199999, build_net=BUILD_NET)
+
+BUILD_PROBE = """
+import errno, json, socket, sys
+out = {}
+for host, port in json.loads(sys.argv[1]):
+    with socket.socket() as s:
+        s.settimeout(5)
+        try:
+            s.connect((host, port)); out[f"tcp {host} {port}"] = "ok"
+        except OSError as exc:
+            out[f"tcp {host} {port}"] = errno.errorcode.get(exc.errno or 0, str(exc))
+for host in json.loads(sys.argv[2]):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        try:
+            s.connect((host, 53)); s.send(b"query"); out[f"udp {host} 53"] = s.recv(100).decode()
+        except OSError as exc:
+            out[f"udp {host} 53"] = errno.errorcode.get(exc.errno or 0, str(exc))
+print(json.dumps(out))
+"""
+
+BUILD_SERVE = """
+import socket, sys, threading, time
+held = []
+for spec in sys.argv[1:]:
+    host, port = spec.split(":")
+    s = socket.socket(); s.bind((host, int(port))); s.listen(64); held.append(s)
+for host in ("127.0.0.5", "127.0.0.4"):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((host, 53)); held.append(u)
+    def echo(u=u):
+        while True:
+            data, peer = u.recvfrom(100); u.sendto(b"answer", peer)
+    threading.Thread(target=echo, daemon=True).start()
+print("listening", flush=True)
+time.sleep(60)
+"""
+
+
+def test_ruleset_lets_builds_reach_only_dns_and_the_index() -> None:
+    text = ruleset("roost_t", BUILD_RULES)
+    chain = text[text.index("chain builds_out") : text.index("chain instances_in")]
+    assert "!=" not in chain  # a packet without a socket (neighbour discovery) never reaches the refusal
+    assert "meta skgid 199999 jump build_net" in chain
+    assert "ip daddr 127.0.0.5 udp dport 53 accept" in chain
+    assert "ip daddr 127.0.0.5 tcp dport 53 accept" in chain
+    assert "ip daddr 127.0.0.2/32 tcp dport 8443 accept" in chain
+    assert "ip daddr 127.0.0.6/32 meta l4proto tcp accept" in chain  # --build-allow without a port
+    assert chain.index("accept") < chain.index("reject with tcp reset") < chain.index("reject with icmpx")
+    assert "builds_out" not in ruleset("roost_t", RULES)  # no build gid, no chain
+
+
+@needs_nft
+def test_a_build_reaches_the_index_and_dns_and_nothing_else(netns: str) -> None:
+    """Real sockets in a real kernel: a process of the build gid (as a sandboxed build will be)
+    against one of an app's own gid, which the build chain must leave alone."""
+    assert NFT is not None
+    nft = _in(netns, NFT)
+    firewall.apply(ruleset("roost_unit", BUILD_RULES), nft)
+    for extra in ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"):
+        subprocess.run(_in(netns, "ip", "addr", "add", f"{extra}/8", "dev", "lo"), check=False)
+    listeners = ["127.0.0.2:8443", "127.0.0.2:8444", "127.0.0.3:8443", "127.0.0.6:9999"]
+    server = subprocess.Popen(
+        _in(netns, sys.executable, "-c", BUILD_SERVE, *listeners), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "listening"
+        targets = json.dumps([[h, int(p)] for h, p in (entry.split(":") for entry in listeners)])
+        resolvers = json.dumps(["127.0.0.5", "127.0.0.4"])
+        as_build = _run_probe(
+            netns, ["setpriv", "--reuid=200123", "--regid=199999", "--clear-groups"], targets, resolvers
+        )
+        as_app = _run_probe(
+            netns, ["setpriv", "--reuid=200123", "--regid=200123", "--clear-groups"], targets, resolvers
+        )
+    finally:
+        server.kill()
+        server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
+    assert as_build["tcp 127.0.0.2 8443"] == "ok", as_build  # the index's address and port
+    assert as_build["tcp 127.0.0.6 9999"] == "ok", as_build  # allowed on every port
+    assert as_build["tcp 127.0.0.2 8444"] == "ECONNREFUSED", as_build  # the index's host, another port
+    assert as_build["tcp 127.0.0.3 8443"] == "ECONNREFUSED", as_build  # another host
+    assert as_build["udp 127.0.0.5 53"] == "answer", as_build  # the resolver
+    assert as_build["udp 127.0.0.4 53"] in {"EPERM", "EHOSTUNREACH", "ECONNREFUSED"}, as_build  # at once, no timeout
+    assert set(as_app.values()) == {"ok", "answer"}, as_app  # instances are not builds
+
+
+def _run_probe(netns: str, prefix: list[str], targets: str, resolvers: str) -> dict[str, str]:
+    done = subprocess.run(
+        _in(netns, *prefix, sys.executable, "-c", BUILD_PROBE, targets, resolvers),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, str] = json.loads(done.stdout)
+    return result
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root only the uids can be told apart")
+async def test_the_start_line_says_what_builds_reach(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real program standing in for nft keeps the script it is given, so the host's own
+    tables stay untouched; the kernel side is the netns test above."""
+    kept = tmp_path / "script.nft"
+    fake = tmp_path / "nft"
+    fake.write_text(f"#!/bin/sh\ncat >> {kept}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(firewall, "nft_binary", lambda: str(fake))
+    endpoints = (Endpoint("pypi.org", 443), Endpoint("no-such-host.invalid", None))
+    sandbox = Sandbox(_settings(build_gid=199999, build_endpoints=endpoints), tmp_path / "home")
+    await sandbox.detect()
+    line = sandbox.summary()
+    address = socket.getaddrinfo("pypi.org", None, type=socket.SOCK_STREAM)[0][4][0]
+    assert "builds reach only DNS (" in line and f"{address}/" in line and "(widen: --build-allow)" in line, line
+    assert "builds cannot reach no-such-host.invalid (not resolved at start)" in line, line
+    assert "meta skgid 199999 jump build_net" in kept.read_text()
+    await asyncio.to_thread(sandbox.release)

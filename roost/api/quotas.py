@@ -1,0 +1,59 @@
+"""Quota routes: set (create or replace), list with usage, remove."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
+
+from roost.api.deps import ControlDep
+from roost.api.params import QuotaPattern
+from roost.control import QuotaState
+
+router = APIRouter(tags=["quotas"])
+
+
+class QuotaIn(BaseModel):
+    instances: int | None = Field(default=None, ge=1, description="most instances over the covered apps")
+    memory: int | None = Field(default=None, ge=1, description="most bytes of memory limits over the covered apps")
+
+
+class QuotaOut(BaseModel):
+    pattern: str = Field(description="an app name or a glob such as shop-*")
+    instances: int | None
+    memory: int | None
+    used_instances: int = Field(description="live instances of the covered apps, now")
+    used_memory: int = Field(description="the sum of their memory limits, in bytes")
+    usage: str = Field(description='in words: "3 of 4 instances, 384M of 2G memory"')
+    apps: list[str]
+
+    @classmethod
+    def of(cls, state: QuotaState) -> QuotaOut:
+        q = state.quota
+        return cls(
+            pattern=q.pattern,
+            instances=q.instances,
+            memory=q.memory,
+            used_instances=state.usage.instances,
+            used_memory=state.usage.memory,
+            usage=state.describe_usage(),
+            apps=list(state.apps),
+        )
+
+
+@router.get("/v1/quotas", response_model=list[QuotaOut])
+async def list_quotas(control: ControlDep) -> list[QuotaOut]:
+    return [QuotaOut.of(s) for s in await control.quotas.quota_states()]
+
+
+@router.put("/v1/quotas/{pattern}", response_model=QuotaOut)
+async def set_quota(pattern: QuotaPattern, body: QuotaIn, control: ControlDep) -> QuotaOut:
+    """Create or replace the quota of PATTERN; the covered apps are brought within it."""
+    await control.quotas.set_quota(pattern, body.instances, body.memory)
+    (state,) = [s for s in await control.quotas.quota_states() if s.quota.pattern == pattern]
+    return QuotaOut.of(state)
+
+
+@router.delete("/v1/quotas/{pattern}", status_code=204)
+async def remove_quota(pattern: QuotaPattern, control: ControlDep) -> Response:
+    await control.quotas.remove_quota(pattern)
+    return Response(status_code=204)
