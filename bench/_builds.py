@@ -32,7 +32,7 @@ CACHES = ("cold", "warm")
 APP_FOLDERS = (ROOT / "examples", ROOT / "bench" / "apps")
 WARM_LINE = "# bench/deploy.py: warm push (this line gives the builder a new venv key; same packages)\n"
 TIMEOUT_BUILD = 900.0
-INSTALL_STEP = "install dependencies"  # roost/build/builder.py's STEP_LABELS
+INSTALL_STEP = "install dependencies"  # roost/builder/builder.py's STEP_LABELS
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ DRIVER = """
 import asyncio, json, sys, time
 from pathlib import Path
 import roost
-from roost.build import Builder, BuildRequest
+from roost.builder import Builder, BuildRequest
 from roost.pack import pack_app
 from roost.runtime.protocol import RUNNER_REQUIREMENTS
 work, example, cache = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
@@ -102,7 +102,7 @@ def main() -> None:
 
 def seed_view(cache: Path) -> float:
     """Seconds to make an app's view of `cache` (what an sdist build adds, once per app)."""
-    from roost.build.cache import UvCache  # this checkout's
+    from roost.builder.cache import UvCache  # this checkout's
 
     with tempfile.TemporaryDirectory(prefix="roost-bench-views-") as views:
         started = time.monotonic()

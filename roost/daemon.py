@@ -30,12 +30,13 @@ from roost.api import (
     parse_networks,
 )
 from roost.applog import REQUEST_SOURCE, LogBook, RequestLine
-from roost.autoscale import Autoscaler, Decision, ScaleSpec
-from roost.build import Builder, Enclosure, home_id
-from roost.config import body_too_large, with_overrides
+from roost.autoscale import Autoscaler, Decision
+from roost.builder import Builder, Enclosure, home_id
 from roost.control import Control, Urls
+from roost.control.recorder import Recorder
+from roost.control.routing import build_route_table, production_scale_specs
 from roost.cron import CronRunner
-from roost.edge import Answer, AppRoute, Edge, EdgeSettings, RouteTable, describe_build
+from roost.edge import Answer, Edge, EdgeSettings, RouteTable, describe_build
 from roost.errors import ConfigError
 from roost.homelock import HomeLock
 from roost.listeners import bind_tcp, bind_unix
@@ -43,25 +44,19 @@ from roost.metrics import RoostCollector, Tallies, make_registry, render
 from roost.model import (
     AppName,
     CronJob,
-    Deployment,
     DeploymentId,
-    DeploymentStatus,
-    DesiredState,
     InstanceId,
-    InstanceRecord,
-    Traffic,
 )
 from roost.passwords import PasswordFile
 from roost.registry import Registry
 from roost.runtime import LocalRuntime
 from roost.runtime.ports import PortRange
-from roost.runtime.protocol import RUNNER_REQUIREMENTS, InstanceInfo
+from roost.runtime.protocol import RUNNER_REQUIREMENTS
 from roost.runtime.sandbox import UNCONFINED_BUILDS, BuildJails, BuildLimits, SandboxSettings
 from roost.runtime.sandbox.buildnet import Endpoint, index_endpoints, parse_allow
 from roost.runtime.sandbox.uids import build_gid
 from roost.serve_settings import ServeSettings
 from roost.store import Store
-from roost.tasks import TaskSet
 from roost.units import format_duration
 
 log = logging.getLogger("roost.daemon")
@@ -104,91 +99,6 @@ def check_outside_instance_ports(ports: PortRange, **listeners: int) -> None:
 
 def is_loopback_host(host: str) -> bool:
     return host == "localhost" or host.startswith("127.") or host == "::1"
-
-
-async def build_route_table(store: Store, domain: str) -> RouteTable:
-    """A routing snapshot of the store: the edge never reads SQLite itself."""
-    traffic = await store.all_traffic()
-    ready: dict[str, dict[DeploymentId, Deployment]] = {}
-    for deployment in await store.list_deployments():
-        if deployment.status is DeploymentStatus.READY:
-            ready.setdefault(deployment.app, {})[deployment.id] = deployment
-    routes = {}
-    for app in await store.list_apps():
-        entries = traffic.get(app.name, [])
-        deployments = ready.get(app.name, {})
-        top = Traffic.of(entries).production
-        config = with_overrides(deployments[top].config, app.overrides) if top in deployments else app.config
-        routes[app.name] = AppRoute(
-            name=app.name,
-            traffic=tuple((entry.deployment, entry.weight) for entry in entries),
-            deployments=frozenset(deployments),
-            stopped=app.desired is DesiredState.STOPPED,
-            timeout_request=config.limits.timeout,
-            timeout_stream_idle=config.limits.stream_idle,
-            timeout_stream=config.limits.stream_max,
-            limit_body=config.limits.body,
-            body_too_large=body_too_large(config.limits.body),
-            entrypoint=config.command is None,
-            private_paths=frozenset(job.path for job in config.crons if not job.public),
-        )
-    return RouteTable(domain=domain, apps=routes, hosts=await store.list_domains())
-
-
-async def production_scale_specs(store: Store, settings: ServeSettings) -> dict[DeploymentId, ScaleSpec]:
-    """What the autoscaler watches: every deployment with production traffic of a running app."""
-    specs: dict[DeploymentId, ScaleSpec] = {}
-    traffic = await store.all_traffic()
-    for app in await store.list_apps():
-        if app.desired is DesiredState.STOPPED:
-            continue
-        for deployment in Traffic.of(traffic.get(app.name, [])).serving:
-            config = with_overrides((await store.get_deployment(app.name, deployment)).config, app.overrides)
-            specs[deployment] = ScaleSpec.of(
-                config.scale,
-                config.mode,
-                app=app.name,
-                memory=config.limits.memory,
-                window_stable=settings.scale_window,
-                window_panic=settings.scale_panic_window,
-                scale_down_delay=settings.scale_down_delay,
-            )
-    return specs
-
-
-class Recorder:
-    """Writes what the runtime reports into the store, in the order it happened."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._tasks = TaskSet(log, "recording runtime state")
-        self.tallies = Tallies()
-        store.on_event = lambda event: self.tallies.event(event.app or "", event.kind, event.data)
-
-    def __call__(self, app: AppName, kind: str, message: str, data: Mapping[str, object]) -> None:
-        self._tasks.spawn(self._store.add_event(app, kind, message, dict(data)), name=f"event {kind}")
-
-    def instance_changed(self, info: InstanceInfo) -> None:
-        record = InstanceRecord(
-            id=info.id,
-            app=info.app,
-            deployment=info.deployment,
-            pid=info.pid,
-            pgid=info.pid,
-            state=info.state,
-            started_at=info.started_at,
-            reason=info.reason,
-        )
-        self._tasks.spawn(self._store.record_instance(record), name=f"instance {info.id}")
-
-    def capacity_changed(self, deployment: DeploymentId) -> None:
-        return None
-
-    def start_failed(self, deployment: DeploymentId, reason: str, retry_after: int | None = None) -> None:
-        return None
-
-    async def flush(self) -> None:
-        await self._tasks.wait_all()
 
 
 class Daemon:
@@ -259,6 +169,8 @@ class Daemon:
         s = self.settings
         logs = self._logs = LogBook(s.home / "logs")
         recorder = self._recorder = Recorder(store)
+        tallies = Tallies()
+        store.on_event = lambda event: tallies.event(event.app or "", event.kind, event.data)
         runtime = self._runtime = LocalRuntime(
             s.home,
             logs,
@@ -316,9 +228,7 @@ class Daemon:
         self._autoscaler = Autoscaler(runtime, self._demand, self._record_scale, record_quota=self._record_quota)
         control.cron = CronRunner(self._send_cron, self._record_event, speed=s.cron_speed)
         self.metrics_registry = make_registry(
-            RoostCollector(
-                lambda: edge.all_counters().values(), runtime.instances, lambda: self._apps_of, recorder.tallies
-            )
+            RoostCollector(lambda: edge.all_counters().values(), runtime.instances, lambda: self._apps_of, tallies)
         )
         return control
 

@@ -7,9 +7,9 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from roost.control.core import ControlBase
 from roost.errors import UsageError
 from roost.grants import Grants
+from roost.store import Store
 
 TOKEN_PREFIX = "roost_"  # noqa: S105 - a visible prefix, not a secret
 TOKEN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # noqa: S105 - a rule, not a secret; the API schema has it
@@ -35,7 +35,12 @@ class TokenInfo:
     last_used_at: float | None
 
 
-class AccessUseCases(ControlBase):
+class AccessUseCases:
+    """API tokens: create, revoke, list, and who a presented token is."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
     async def create_token(self, name: str, grants: Grants, user: str | None = None) -> str:
         """Make a token named `name`; returns the token itself (the only time it is seen)."""
         if not TOKEN_NAME_RE.fullmatch(name):

@@ -1,18 +1,15 @@
-"""The Control object: the parts every use case shares, and the app use cases."""
+"""What every use case shares (announcing changes, URLs, app names) and the app use cases."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import shutil
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from roost.applog import LogBook, LogLine
-from roost.build import Builder
 from roost.config import build_config, setting_sources, validate, with_overrides
 from roost.control.isolation import BUILD_ISOLATION
 from roost.control.quotas import QuotaState, QuotaUseCases
@@ -32,12 +29,9 @@ from roost.model import (
     TrafficEntry,
     is_valid_app_name,
 )
-from roost.registry import Registry
 from roost.runtime.protocol import InstanceInfo, Isolation, Runtime
 from roost.store import Store
-from roost.tasks import TaskSet
 
-log = logging.getLogger("roost.control")
 LIMIT_BUILD_ISOLATION = 200  # build.isolation events looked at: a few steps of each kept deployment
 Listener = Callable[[AppName], Awaitable[None]]
 
@@ -85,54 +79,40 @@ def check_app_name(name: str) -> AppName:
     return AppName(name)
 
 
-class ControlBase:
-    """State shared by the use cases: the store, registry, builder, runtime and logs."""
+class Announcer:
+    """Tells the listeners (the daemon's router refresh) that an app's desired state changed."""
 
-    quotas: QuotaUseCases  # set by Control
-
-    def __init__(
-        self,
-        store: Store,
-        registry: Registry,
-        builder: Builder,
-        runtime: Runtime,
-        logs: LogBook,
-        home: Path,
-        urls: Urls,
-        timeout_build_check: float = 30.0,
-    ) -> None:
-        self.store = store
-        self.registry = registry
-        self.builder = builder
-        self.runtime = runtime
-        self.logs = logs
-        self.home = home
-        self.urls = urls
-        self.timeout_build_check = timeout_build_check
+    def __init__(self) -> None:
         self._listeners: list[Listener] = []
-        self._tasks = TaskSet(log, "background task")
-
-    @property
-    def deployments_root(self) -> Path:
-        return self.home / "deployments"
 
     def on_change(self, listener: Listener) -> None:
         """Call `listener(app)` after every change to an app's desired state."""
         self._listeners.append(listener)
 
-    async def _announce(self, app: AppName) -> None:
+    async def announce(self, app: AppName) -> None:
         for listener in self._listeners:
             await listener(app)
 
-    def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> None:
-        """Run background work, keeping its handle so shutdown can cancel it; a crash is logged."""
-        self._tasks.spawn(work, name=name)
 
-    async def cancel_background(self) -> None:
-        await self._tasks.cancel_all()
+class AppUseCases:
+    """Apps, their domains, events and logs, and what `roost info` shows of one."""
 
+    def __init__(
+        self,
+        store: Store,
+        runtime: Runtime,
+        logs: LogBook,
+        announcer: Announcer,
+        quotas: QuotaUseCases,
+        deployments_root: Path,
+    ) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.logs = logs
+        self.announcer = announcer
+        self.quotas = quotas
+        self.deployments_root = deployments_root
 
-class AppUseCases(ControlBase):
     async def create_app(self, name: str, mode: str | None = None, settings: dict[str, object] | None = None) -> App:
         """Create an app from raw settings (as in roost.toml). Raises Conflict, UsageError, ConfigError."""
         app_name = check_app_name(name)
@@ -141,7 +121,7 @@ class AppUseCases(ControlBase):
             raw["mode"] = mode
         config = build_config(validate(raw, "app settings"), "app settings")
         created = await self.store.create_app(app_name, Mode(config.mode), config)
-        await self._announce(app_name)
+        await self.announcer.announce(app_name)
         return created
 
     async def list_apps(self) -> list[App]:
@@ -193,7 +173,7 @@ class AppUseCases(ControlBase):
         app = await self.store.get_app(name)
         deployments = await self.store.list_deployments(name)
         await self.store.delete_app(name)
-        await self._announce(app.name)
+        await self.announcer.announce(app.name)
         for deployment in deployments:
             await self.runtime.retire(deployment.id)
         await asyncio.to_thread(shutil.rmtree, self.deployments_root / name, True)
@@ -212,13 +192,13 @@ class AppUseCases(ControlBase):
         host = _check_host(host)
         await self.store.add_domain(host, app)
         await self.store.add_event(app, "domain.added", f"{host} now routes to {app}")
-        await self._announce(AppName(app))
+        await self.announcer.announce(AppName(app))
 
     async def remove_domain(self, app: str, host: str) -> None:
         host = _check_host(host)
         await self.store.remove_domain(host, app)
         await self.store.add_event(app, "domain.removed", f"{host} no longer routes to {app}")
-        await self._announce(AppName(app))
+        await self.announcer.announce(AppName(app))
 
 
 # DNS labels of letters, digits and inner '-', a trailing dot allowed; the admin API's schema
@@ -235,4 +215,4 @@ def _check_host(host: str) -> str:
     return clean.lower().rstrip(".")
 
 
-__all__ = ["AppDetails", "AppUseCases", "ControlBase", "DeploymentId", "Urls", "check_app_name"]
+__all__ = ["Announcer", "AppDetails", "AppUseCases", "DeploymentId", "Urls", "check_app_name"]

@@ -8,14 +8,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from roost.build import BuildRequest, step_line
+from roost.builder import Builder, BuildRequest, step_line
 from roost.config import build_config, validate
 from roost.control.buildlog import BuildLog, BuildLogs
-from roost.control.core import check_app_name
-from roost.control.env import EnvUseCases
+from roost.control.core import Announcer, check_app_name
 from roost.control.isolation import BuildWatch
+from roost.control.lifecycle import LifecycleUseCases
+from roost.control.retention import RetentionUseCases
+from roost.control.secrets import Secrets
 from roost.errors import BuildFailed, ConfigError, Conflict, NoSpace, NotFound, UsageError
 from roost.model import (
     TRAFFIC_WEIGHT_MAX,
@@ -27,13 +31,50 @@ from roost.model import (
     TrafficEntry,
     new_deployment_id,
 )
-from roost.runtime.protocol import DeploymentSpec
+from roost.registry import Registry
+from roost.runtime.protocol import DeploymentSpec, Runtime
+from roost.store import Store
+from roost.tasks import TaskSet
 
 log = logging.getLogger("roost.control")
 
 
-class DeployUseCases(EnvUseCases):
-    buildlogs: BuildLogs
+@dataclass(frozen=True, slots=True)
+class BuildPlace:
+    """Where builds happen and how long a build check may take."""
+
+    deployments_root: Path
+    timeout_build_check: float = 30.0
+
+
+class DeployUseCases:
+    """Push (build, check, release), promote, rollback and traffic splits."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        builder: Builder,
+        runtime: Runtime,
+        buildlogs: BuildLogs,
+        secrets: Secrets,
+        lifecycle: LifecycleUseCases,
+        retention: RetentionUseCases,
+        announcer: Announcer,
+        tasks: TaskSet,
+        place: BuildPlace,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.builder = builder
+        self.runtime = runtime
+        self.buildlogs = buildlogs
+        self.secrets = secrets
+        self.lifecycle = lifecycle
+        self.retention = retention
+        self.announcer = announcer
+        self.tasks = tasks
+        self.place = place
 
     async def push(
         self,
@@ -64,7 +105,7 @@ class DeployUseCases(EnvUseCases):
         deployment = await self.store.create_deployment(app, new_deployment_id(), digest, message, config, sources)
         await self.store.add_event(app, "deploy.started", f"deployment {deployment.id} building", {"digest": digest})
         build_log = self.buildlogs.open(app, deployment.id)
-        self.spawn(self._build_and_release(deployment, build_log, promote), name=f"build {deployment.id}")
+        self.tasks.spawn(self._build_and_release(deployment, build_log, promote), name=f"build {deployment.id}")
         return deployment
 
     async def _ensure_app(self, app: AppName, config: AppConfig) -> None:
@@ -72,7 +113,9 @@ class DeployUseCases(EnvUseCases):
             await self.store.get_app(app)
         except NotFound:
             await self.store.create_app(app, config.mode, config)
-            await self._announce(app)  # its URL says "no working deployment yet" from now on, not "no such app"
+            await self.announcer.announce(
+                app
+            )  # its URL says "no working deployment yet" from now on, not "no such app"
         else:
             await self.store.update_app(app, mode=config.mode, config=config)
 
@@ -106,20 +149,18 @@ class DeployUseCases(EnvUseCases):
                 await self.promote(deployment.app, deployment.id)
                 build_log.line(f"==> production traffic goes to {deployment.id}")
             else:
-                await self.reconcile(deployment.app)
+                await self.lifecycle.reconcile(deployment.app)
         finally:
             await self.buildlogs.close(build_log)
-        await self.retain(deployment.app)
-
-    async def retain(self, app: str) -> object:
-        """Prune the app past its retention count, then collect what nothing references (RetentionUseCases)."""
-        raise NotImplementedError
+        await self.retention.retain(deployment.app)
 
     async def _build(self, deployment: Deployment, build_log: BuildLog) -> DeploymentSpec:
         archive = self.registry.path(deployment.digest)
         request = BuildRequest(app=deployment.app, deployment=deployment.id, archive=archive)
-        build_dir = self.deployments_root / deployment.app / deployment.id
-        with BuildWatch(self.runtime, self.store, self.spawn, deployment.app, deployment.id, build_dir).watching():
+        build_dir = self.place.deployments_root / deployment.app / deployment.id
+        with BuildWatch(
+            self.runtime, self.store, self.tasks.spawn, deployment.app, deployment.id, build_dir
+        ).watching():
             output = await self.builder.build(request, build_log.line)
         return DeploymentSpec(
             app=deployment.app,
@@ -127,12 +168,14 @@ class DeployUseCases(EnvUseCases):
             code_dir=output.code_dir,
             venv_dir=output.venv_dir,
             config=deployment.config,
-            env=await self.app_env(deployment.app, deployment.config),
+            env=await self.secrets.app_env(deployment.app, deployment.config),
         )
 
     async def _check(self, spec: DeploymentSpec, build_log: BuildLog) -> None:
-        build_log.line(f"==> build check: one instance must answer HTTP on $PORT within {self.timeout_build_check:g}s")
-        result = await self.runtime.probe(spec, self.timeout_build_check)
+        build_log.line(
+            f"==> build check: one instance must answer HTTP on $PORT within {self.place.timeout_build_check:g}s"
+        )
+        result = await self.runtime.probe(spec, self.place.timeout_build_check)
         if not result.ok:
             for line in result.output.splitlines()[-40:]:
                 build_log.line(f"    {line}")
@@ -152,7 +195,7 @@ class DeployUseCases(EnvUseCases):
         if hint:
             build_log.line(f"  hint: {hint}")
         await self.buildlogs.close(build_log)
-        await self._announce(deployment.app)
+        await self.announcer.announce(deployment.app)
 
     async def deployment(self, app: str, deployment: str) -> Deployment:
         return await self.store.get_deployment(app, deployment)
@@ -178,7 +221,7 @@ class DeployUseCases(EnvUseCases):
         await self.store.set_traffic(
             AppName(app), [TrafficEntry(target.id, 100)], kind, f"{verb} {target.id} (100% of traffic)"
         )
-        await self.reconcile(AppName(app))
+        await self.lifecycle.reconcile(AppName(app))
         return target
 
     async def rollback(self, app: str, deployment: str | None = None) -> Deployment:
@@ -225,7 +268,7 @@ class DeployUseCases(EnvUseCases):
         entries = [TrafficEntry(DeploymentId(d), w) for d, w in weights.items()]
         split = ", ".join(f"{e.deployment}={e.weight}%" for e in entries)
         await self.store.set_traffic(AppName(app), entries, "traffic.split", f"traffic split: {split}")
-        await self.reconcile(AppName(app))
+        await self.lifecycle.reconcile(AppName(app))
         return await self.store.get_traffic(app)
 
 

@@ -1,6 +1,6 @@
 """What was enforced: each build step's isolation, read back from its running process through the
 runtime and kept as a `build.isolation` event of its deployment, for `roost info`. Never changes
-how a build runs: it only watches the steps the builder starts (roost.build.process.STEP_WATCHER).
+how a build runs: it only watches the steps the builder starts (roost.builder.process.STEP_WATCHER).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from roost.build.process import STEP_WATCHER
+from roost.builder.process import STEP_WATCHER
 from roost.model import AppName, DeploymentId
 from roost.runtime.protocol import Runtime
 from roost.runtime.protocol import describe_isolation as describe
@@ -67,7 +67,7 @@ class BuildWatch:
             STEP_WATCHER.reset(token)
 
     def started(self, pid: int, argv: Sequence[str]) -> None:
-        """A build subprocess exists (called on the loop by roost.build.process.run): read it back."""
+        """A build subprocess exists (called on the loop by roost.builder.process.run): read it back."""
         step = step_name(argv)
         if step and step not in self._seen:
             self._seen.add(step)

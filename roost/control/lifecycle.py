@@ -13,8 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from roost.builder import Builder
 from roost.config import merge, validate, with_overrides
-from roost.control.deploys import DeployUseCases
+from roost.control.core import Announcer
+from roost.control.secrets import Secrets
 from roost.cron import CronRunner, JobState
 from roost.errors import LimitExceeded, NotFound, RoostError
 from roost.model import (
@@ -31,7 +33,9 @@ from roost.model import (
     Traffic,
 )
 from roost.quotas import cap_for, most_instances, say_instances
-from roost.runtime.protocol import DeploymentSpec
+from roost.runtime.protocol import DeploymentSpec, Runtime
+from roost.store import Store
+from roost.tasks import TaskSet
 from roost.units import format_size
 
 log = logging.getLogger("roost.control")
@@ -70,10 +74,21 @@ def check_min_within_quotas(config: AppConfig, quotas: Iterable[Quota], app: str
         )
 
 
-class LifecycleUseCases(DeployUseCases):
-    _registered: dict[DeploymentId, DeploymentSpec]
-    _production: dict[DeploymentId, bool]  # served production in this run -> serves it now
-    cron: CronRunner | None = None
+class LifecycleUseCases:
+    """What runs follows the store: the one `reconcile`, app start/stop/restart, scale, cron, recovery."""
+
+    def __init__(
+        self, store: Store, builder: Builder, runtime: Runtime, secrets: Secrets, announcer: Announcer, tasks: TaskSet
+    ) -> None:
+        self.store = store
+        self.builder = builder
+        self.runtime = runtime
+        self.secrets = secrets
+        self.announcer = announcer
+        self.tasks = tasks
+        self.cron: CronRunner | None = None
+        self._registered: dict[DeploymentId, DeploymentSpec] = {}
+        self._production: dict[DeploymentId, bool] = {}  # served production in this run -> serves it now
 
     def _spec(
         self, app: App, deployment: Deployment, production: bool, env: dict[str, str], quotas: tuple[Quota, ...] = ()
@@ -94,7 +109,7 @@ class LifecycleUseCases(DeployUseCases):
 
     async def reconcile(self, app: AppName) -> None:
         """Route first, then start what production needs, then retire what it no longer does."""
-        await self._announce(app)
+        await self.announcer.announce(app)
         await self.refresh_cron()
         try:
             record = await self.store.get_app(app)
@@ -109,7 +124,7 @@ class LifecycleUseCases(DeployUseCases):
             return
         weights = {t.deployment: t.weight for t in await self.store.get_traffic(app)}
         quotas = tuple(await self.store.list_quotas())
-        await self._converge(record, deployments, weights, await self.secrets_of(app), quotas)
+        await self._converge(record, deployments, weights, await self.secrets.secrets_of(app), quotas)
 
     async def _converge(
         self,
@@ -138,7 +153,7 @@ class LifecycleUseCases(DeployUseCases):
         finally:
             if handed_over is not None:
                 drain = self._drain_when_handed_over(handed_over, leaving, production)
-                self.spawn(drain, name=f"hand-over {record.name}")
+                self.tasks.spawn(drain, name=f"hand-over {record.name}")
 
     async def set_scale(self, app: str, changes: Mapping[str, object]) -> App:
         """Change scale settings on top of every deployment's roost.toml (they survive pushes).
@@ -188,6 +203,11 @@ class LifecycleUseCases(DeployUseCases):
             return
         self._registered[spec.deployment] = spec
         await self.runtime.deploy(spec)
+
+    async def retire(self, deployment: DeploymentId) -> None:
+        """Take a deployment off the runtime, if it was registered there (retention prunes it)."""
+        if self._registered.pop(deployment, None) is not None:
+            await self.runtime.retire(deployment)
 
     async def _hand_over(self, production: list[Deployment], leaving: list[Deployment]) -> bool:
         """Before old instances drain, make sure the new production has one ready. False when it

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from roost.control.core import AppUseCases
+from roost.control.core import AppUseCases, Urls
 from roost.control.usage import LIVE
 from roost.model import App, Deployment, DeploymentStatus, DesiredState, InstanceState, Mode, Traffic, TrafficEntry
-from roost.runtime.protocol import InstanceInfo
+from roost.runtime.protocol import InstanceInfo, Runtime
+from roost.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +40,19 @@ def app_state(app: App, deployments: list[Deployment], live: list[InstanceInfo],
     return "sleeping" if app.mode is Mode.FUNCTION else "starting"
 
 
-class OverviewUseCases(AppUseCases):
+class OverviewUseCases:
+    """`roost list`: one summary per app."""
+
+    def __init__(self, store: Store, runtime: Runtime, apps: AppUseCases, urls: Urls) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.apps = apps
+        self.urls = urls
+
     async def summaries(self) -> list[AppSummary]:
         apps = await self.store.list_apps()
         instances = [i for i in self.runtime.instances() if i.state in LIVE]
-        usage = await self.usage(instances)
+        usage = await self.apps.usage(instances)
         found: list[AppSummary] = []
         for app in apps:
             deployments = await self.store.list_deployments(app.name)

@@ -13,9 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from roost.builder import Builder
+from roost.control.core import Announcer
 from roost.control.lifecycle import LifecycleUseCases
 from roost.errors import NotFound
 from roost.model import AppName, Deployment, DeploymentStatus
+from roost.registry import Registry
+from roost.store import Store
 
 log = logging.getLogger("roost.control")
 DEFAULT_KEEP = 10
@@ -38,8 +42,24 @@ class GcReport:
         return sum(size for _, size in self.venvs) + sum(size for _, size in self.blobs)
 
 
-class RetentionUseCases(LifecycleUseCases):
-    keep_default: int = DEFAULT_KEEP
+class RetentionUseCases:
+    """Pruning old deployments and collecting unreferenced venvs and blobs."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        builder: Builder,
+        lifecycle: LifecycleUseCases,
+        announcer: Announcer,
+        keep_default: int = DEFAULT_KEEP,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.builder = builder
+        self.lifecycle = lifecycle
+        self.announcer = announcer
+        self.keep_default = keep_default
 
     async def prune(self, app: str) -> list[Deployment]:
         """Remove the files of deployments past the app's `keep` that carry no traffic."""
@@ -55,8 +75,7 @@ class RetentionUseCases(LifecycleUseCases):
             if kept > keep and weights.get(deployment.id, 0) == 0:
                 pruned.append(deployment)
         for deployment in pruned:
-            if self._registered.pop(deployment.id, None) is not None:
-                await self.runtime.retire(deployment.id)
+            await self.lifecycle.retire(deployment.id)
             await self.builder.remove_deployment(deployment.app, deployment.id)
             await self.store.mark_pruned(deployment.id)
         if pruned:
@@ -67,7 +86,7 @@ class RetentionUseCases(LifecycleUseCases):
                 f"removed the files of {names} (keeping {keep})",
                 {"deployments": [d.id for d in pruned]},
             )
-            await self._announce(AppName(app))
+            await self.announcer.announce(AppName(app))
         return pruned
 
     async def collect(self) -> GcReport:

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from roost.build import home_id
+from roost.builder import home_id
 from roost.runtime.sandbox import firewall
 
 READY_TIMEOUT = 30.0

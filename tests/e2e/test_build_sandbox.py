@@ -1,6 +1,7 @@
 """Builds against a real `roost serve`: a malicious sdist in an app's requirements runs its setup.py
-inside the build's jail, where reading the store, writing to /, reaching the admin socket and a
-fork bomb all fail, the build log says what was stopped, and production keeps serving; a normal
+inside the build's jail, where reading the store, writing to /, reaching the admin socket, calling
+out to an address that is not the package index and a fork bomb all fail, the build log says what
+was stopped, and production keeps serving; a normal
 C extension still builds from source. Needs root, cgroups, bubblewrap and gcc."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import tarfile
 import textwrap
 from collections.abc import Iterator
@@ -47,6 +49,10 @@ def admin_socket():
     with socket.socket(socket.AF_UNIX) as client:
         client.connect({socket!r})
 
+def call_out(address):
+    with socket.create_connection((address, {port}), timeout=5):
+        pass
+
 def fork_bomb():
     children = 0
     try:
@@ -68,6 +74,7 @@ report = {{
     "read_key": attempt(lambda: read({key!r})),
     "write_root": attempt(write_root),
     "admin_socket": attempt(admin_socket),
+    "call_out": {{address: attempt(lambda: call_out(address)) for address in {addresses!r}}},
     "forked": forked,
     "fork_error": fork_error,
 }}
@@ -130,13 +137,16 @@ def test_a_malicious_sdist_is_stopped_and_production_keeps_serving(daemon: Daemo
         "report": REPORT,
     }
     assert Path(paths["store"]).exists() and Path(paths["socket"]).exists()
-    sdist(app, "evil", {"setup.py": EVIL_SETUP.format(**paths)})
+    listener = socket.create_server(("", 0), family=socket.AF_INET)  # not the index: no build may reach it
+    listener.setblocking(False)
+    addresses = ["127.0.0.1", *_own_addresses()]
+    sdist(app, "evil", {"setup.py": EVIL_SETUP.format(**paths, port=listener.getsockname()[1], addresses=addresses)})
     (app / "requirements.txt").write_text("./evil-0.1.tar.gz\n")
     (app / "main.py").write_text("def handler(request):\n    return 'v2'\n")
     try:
         code, out, err = push(daemon, app)
         assert code != 0, out + err
-        found = re.search(re.escape(REPORT) + r"(\{.*?\})", out + err)
+        found = re.search(re.escape(REPORT) + r"(\{.*\})", out + err)
         assert found, out + err
         report = json.loads(found.group(1))
         assert UID_FIRST <= report["uid"] <= UID_LAST and report["gid"] == UID_FIRST - 1, report
@@ -144,13 +154,31 @@ def test_a_malicious_sdist_is_stopped_and_production_keeps_serving(daemon: Daemo
         assert report["write_root"] in ("EACCES", "EROFS"), report
         assert report["admin_socket"] == "ENOENT", report
         assert report["fork_error"] == "EAGAIN" and report["forked"] < 256, report
+        assert set(report["call_out"]) == set(addresses), report
+        assert all(
+            error in ("ECONNREFUSED", "EPERM", "EHOSTUNREACH", "EACCES") for error in report["call_out"].values()
+        )
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing of the build ever connected
         assert not marker.exists()
         assert "stopped by the build pids limit" in out + err and "--build-pids" in out + err, out + err
         assert get(daemon, "shop.localhost").text == "v1"  # production never moved
         wait_until("no build process left", lambda: not leftover_builds(daemon.home) or None, timeout=30)
         assert not _build_groups(daemon.home), _build_groups(daemon.home)
     finally:
+        listener.close()
         marker.unlink(missing_ok=True)
+
+
+def _own_addresses() -> list[str]:
+    """This host's address on its default route, if it has one (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return []
+        own = str(probe.getsockname()[0])
+    return [] if own.startswith("127.") else [own]
 
 
 def test_a_c_extension_builds_from_source(daemon: Daemon, tmp_path: Path) -> None:

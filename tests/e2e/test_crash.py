@@ -54,7 +54,7 @@ def cmdline(pid: int) -> str:
 def compiling(home: Path) -> set[int]:
     """compileall processes (the parent and its workers) compiling an app's code in `home` (not a venv's).
 
-    Not roost/build/enter.py, nor (for a jailed build) the sandbox's launcher.py, on its way to exec
+    Not roost/builder/enter.py, nor (for a jailed build) the sandbox's launcher.py, on its way to exec
     compileall: its command line names compileall too, but it joins the build's cgroup only once it
     runs, so it is left to be seen after its exec."""
     found = set()

@@ -1,7 +1,7 @@
 """Builds confined like instances: the app's own uid with the build gid (`uids.build_gid`), a
 bubblewrap view of the build's own folders only, seccomp, and a cgroup of its own under the
-builds' group with the build limits. Satisfies roost.build's `BuildJails`/`BuildJail` without
-importing roost.build (the daemon wires the two). Never decides what a build runs.
+builds' group with the build limits. Satisfies roost.builder's `BuildJails`/`BuildJail` without
+importing roost.builder (the daemon wires the two). Never decides what a build runs.
 
 Without bubblewrap (root), the launcher's `reveal` shows the uid its folders behind closed
 directories, and the rest of the home stays closed by its modes; without cgroups there are

@@ -182,7 +182,7 @@ class Sandbox:
         return len(groups)
 
     def build_group(self) -> Cgroup | None:
-        """The group every build subprocess of this run joins (`roost.build.enter`), without limits
+        """The group every build subprocess of this run joins (`roost.builder.enter`), without limits
         of its own: under Roost's parent, so `sweep_leftovers` kills what a crashed run's builds
         left, as it does for instances. None without cgroups. Blocking: call it in a thread."""
         if self._build_group is None and self.has_cgroups():

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from roost.build import Builder, BuildOutput, BuildRequest
-from roost.build.process import uv_binary
+from roost.builder import Builder, BuildOutput, BuildRequest
+from roost.builder.process import uv_binary
 from roost.errors import BuildFailed, UsageError
 from roost.pack import pack_app
 from roost.runtime.protocol import RUNNER_REQUIREMENTS

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from roost.build import Builder, BuildRequest
-from roost.build import cache as cache_module
-from roost.build.cache import UvCache, admits_trusted
-from roost.build.process import build_env, uv_binary
+from roost.builder import Builder, BuildRequest
+from roost.builder import cache as cache_module
+from roost.builder.cache import UvCache, admits_trusted
+from roost.builder.process import build_env, uv_binary
 from roost.runtime.protocol import RUNNER_REQUIREMENTS
 from tests.unit.builder.test_builder import Log, lock_app, make_app, packed
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from roost.build import Dependencies, DependencyKind, find_dependencies, venv_key
+from roost.builder import Dependencies, DependencyKind, find_dependencies, venv_key
 from roost.errors import BuildFailed
 
 PYPROJECT = '[project]\nname = "app"\nversion = "0.1.0"\ndependencies = ["six>=1.16"]\n'

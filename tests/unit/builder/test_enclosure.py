@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from roost.build.enclosure import MARKER, Enclosure, home_id
-from roost.build.process import run
+from roost.builder.enclosure import MARKER, Enclosure, home_id
+from roost.builder.process import run
 from roost.runtime.sandbox import CgroupVersion, detect, own_paths
 from roost.runtime.sandbox.cgroup_hierarchy import detect_here
 

@@ -6,8 +6,8 @@ import os
 import stat
 from pathlib import Path
 
-from roost.build.fs import chown_tree
-from roost.build.jail import BuildLimit, Stop
+from roost.builder.fs import chown_tree
+from roost.builder.jail import BuildLimit, Stop
 
 
 def test_a_stop_names_the_limit_and_the_flag_that_raises_it() -> None:

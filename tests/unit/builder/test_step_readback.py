@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from roost.build.enclosure import Enclosure, home_id
-from roost.build.process import STEP_WATCHER, run
+from roost.builder.enclosure import Enclosure, home_id
+from roost.builder.process import STEP_WATCHER, run
 from roost.control.isolation import step_name
 from roost.runtime.isolation import Isolation
 from roost.runtime.sandbox.cgroup import GroupLimits

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from roost.build import unpack_archive
+from roost.builder import unpack_archive
 from roost.errors import BuildFailed
 from roost.pack import pack_app
 

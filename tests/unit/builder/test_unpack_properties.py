@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from roost.build import unpack_archive
+from roost.builder import unpack_archive
 from roost.errors import BuildFailed
 
 ABSOLUTE = "@root@"  # replaced by the test's root folder: absolute names aim at a place the test watches

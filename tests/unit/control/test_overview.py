@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from roost.applog import LogBook
-from roost.build import Builder
+from roost.builder import Builder
 from roost.control import Control, Urls
 from roost.control.overview import app_state
 from roost.model import (

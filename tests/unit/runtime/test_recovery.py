@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from roost.build import Builder
+from roost.builder import Builder
 from roost.control import Control, Urls
 from roost.registry import Registry
 from roost.runtime import RUNNER_REQUIREMENTS

@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from roost.build.cache import UvCache, admits_trusted, has_own_sources, requirement_lines
-from roost.build.deps import Dependencies, DependencyKind
-from roost.build.enclosure import Enclosure
-from roost.build.jail import BuildJail, Confined
-from roost.build.process import Completed, error_summary, run
+from roost.builder.cache import UvCache, admits_trusted, has_own_sources, requirement_lines
+from roost.builder.deps import Dependencies, DependencyKind
+from roost.builder.enclosure import Enclosure
+from roost.builder.jail import BuildJail, Confined
+from roost.builder.process import Completed, error_summary, run
 from roost.errors import BuildFailed, no_space
 
 LOCKED_REQUIREMENTS = "roost-locked-requirements.txt"  # kept in the venv: a record of what the lock installed

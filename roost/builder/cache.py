@@ -27,9 +27,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from roost.build.fs import remove_tree
+from roost.builder.fs import remove_tree
 
-log = logging.getLogger("roost.build")
+log = logging.getLogger("roost.builder")
 SOURCE_KEYS = frozenset(
     {"index", "index-url", "extra-index-url", "find-links", "no-index", "sources", "index-strategy", "pip"}
 )  # [tool.uv] keys that change where a package comes from

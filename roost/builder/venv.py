@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from roost.build.fs import in_thread, remove_tree, replace_dir
+from roost.builder.fs import in_thread, remove_tree, replace_dir
 
 MARKER = ".roost-complete"
 GRACE_SECONDS = 3600.0

@@ -17,22 +17,22 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from roost.build.cache import UvCache
-from roost.build.deps import Dependencies, DependencyKind, find_dependencies, venv_key
-from roost.build.enclosure import Enclosure, home_id
-from roost.build.fs import chown_tree, in_thread, remove_tree, replace_dir
-from roost.build.install import Toolchain, compile_code, create_venv, python_version
-from roost.build.jail import BuildJail, BuildJails, BuildLimit, Stop
-from roost.build.process import build_env, uv_binary
-from roost.build.unpack import LIMIT_MEMBERS, LIMIT_UNPACKED_BYTES, UnpackStats, unpack_archive
-from roost.build.venv import GRACE_SECONDS, VenvCache
+from roost.builder.cache import UvCache
+from roost.builder.deps import Dependencies, DependencyKind, find_dependencies, venv_key
+from roost.builder.enclosure import Enclosure, home_id
+from roost.builder.fs import chown_tree, in_thread, remove_tree, replace_dir
+from roost.builder.install import Toolchain, compile_code, create_venv, python_version
+from roost.builder.jail import BuildJail, BuildJails, BuildLimit, Stop
+from roost.builder.process import build_env, uv_binary
+from roost.builder.unpack import LIMIT_MEMBERS, LIMIT_UNPACKED_BYTES, UnpackStats, unpack_archive
+from roost.builder.venv import GRACE_SECONDS, VenvCache
 from roost.errors import BuildFailed, UsageError, is_no_space, no_space
 from roost.model import APP_NAME_RE, DEPLOYMENT_ID_RE, is_valid_app_name
 from roost.units import format_duration, human_size
 
 Log = Callable[[str], None]
 TIMEOUT_BUILD = 15 * 60.0  # seconds: `roost serve --build-timeout`
-logger = logging.getLogger("roost.build")
+logger = logging.getLogger("roost.builder")
 
 
 @dataclass(frozen=True, slots=True)

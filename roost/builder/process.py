@@ -17,8 +17,8 @@ from pathlib import Path
 
 from uv import find_uv_bin
 
-from roost.build.enclosure import Enclosure
-from roost.build.jail import Confined
+from roost.builder.enclosure import Enclosure
+from roost.builder.jail import Confined
 
 READ_BYTES = 64 * 1024
 TAIL_LINES = 60

@@ -2,10 +2,10 @@
 What others may use is exported here. Imports the leaves, the registry and applog only.
 """
 
-from roost.build.builder import Builder, BuildOutput, BuildRequest, BuildStep, step_line
-from roost.build.deps import Dependencies, DependencyKind, find_dependencies, venv_key
-from roost.build.enclosure import Enclosure, home_id
-from roost.build.unpack import LIMIT_MEMBERS, LIMIT_UNPACKED_BYTES, UnpackStats, unpack_archive
+from roost.builder.builder import Builder, BuildOutput, BuildRequest, BuildStep, step_line
+from roost.builder.deps import Dependencies, DependencyKind, find_dependencies, venv_key
+from roost.builder.enclosure import Enclosure, home_id
+from roost.builder.unpack import LIMIT_MEMBERS, LIMIT_UNPACKED_BYTES, UnpackStats, unpack_archive
 
 __all__ = [
     "LIMIT_MEMBERS",
