@@ -55,7 +55,7 @@ from roost.runtime.protocol import RUNNER_REQUIREMENTS
 from roost.runtime.sandbox import UNCONFINED_BUILDS, BuildJails, BuildLimits, SandboxSettings
 from roost.runtime.sandbox.buildnet import Endpoint, index_endpoints, parse_allow
 from roost.runtime.sandbox.uids import build_gid
-from roost.settings import ServeSettings
+from roost.serve_settings import ServeSettings
 from roost.store import Store
 from roost.units import format_duration
 
