@@ -337,7 +337,7 @@ class Daemon:
     def _spawn_stop(self, instance: InstanceId, reason: str) -> None:
         """The edge's recycle hook: an instance overran its request timeout."""
         if self._control is not None and self._runtime is not None:
-            self._control.spawn(self._runtime.stop_instance(instance, reason), name=f"recycle {instance}")
+            self._control.run_in_background(self._runtime.stop_instance(instance, reason), name=f"recycle {instance}")
 
     async def _refresh_routes(self, _: AppName | None) -> None:
         """Hand the edge a new routing snapshot, and the autoscaler its deployments."""

@@ -35,10 +35,6 @@ class TaskSet:
         self._tasks.add(task)
         task.add_done_callback(self._finished)
 
-    # TODO: remove once daemon.py and roost/control call `start` (they are being restructured on
-    # other branches; the rename there is left to the merge).
-    spawn = start
-
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
