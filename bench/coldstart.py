@@ -171,15 +171,15 @@ def launcher_alone(root: Path, venv: Path, rounds: int = 40) -> None:
     """The launcher starting /bin/true as root with no namespace (the reference), as an app's uid
     with its private /proc, and with that /proc and the view an instance gets: interleaved
     rounds, so each one's own cost shows without an app's import around it."""
-    from roost.runtime.sandbox.confine import Confinement, Plan
+    from roost.runtime.sandbox.confine import Confinement, LauncherPlan
     from roost.runtime.sandbox.reveal import paths_for
 
     (root / "run" / "tmp").mkdir(parents=True, exist_ok=True)
     reveal = paths_for(EXAMPLE, venv, root / "run" / "tmp" / "i1")
     plans = {
-        "as root, nothing": Plan(),
-        "own uid, /proc": Plan(uid=200999, gid=200999, hide_processes=True),
-        "own uid, /proc + view": Plan(uid=200999, gid=200999, reveal=reveal, hide_processes=True),
+        "as root, nothing": LauncherPlan(),
+        "own uid, /proc": LauncherPlan(uid=200999, gid=200999, hide_processes=True),
+        "own uid, /proc + view": LauncherPlan(uid=200999, gid=200999, reveal=reveal, hide_processes=True),
     }
     times: dict[str, list[float]] = {name: [] for name in plans}
     for _ in range(rounds):

@@ -111,7 +111,7 @@ class CronRunner:
             )
             return
         state.running = True
-        self._tasks.spawn(self._run_one(state), name=f"run {state.app}/{state.job.name}")
+        self._tasks.start(self._run_one(state), name=f"run {state.app}/{state.job.name}")
 
     async def _run_one(self, state: JobState) -> None:
         started = time.monotonic()
@@ -137,7 +137,7 @@ class CronRunner:
         async def wrapper() -> None:
             await work
 
-        self._tasks.spawn(wrapper(), name="record a cron event")
+        self._tasks.start(wrapper(), name="record a cron event")
 
     async def close(self) -> None:
         await self._tasks.cancel_all()

@@ -55,7 +55,7 @@ from roost.runtime.protocol import RUNNER_REQUIREMENTS
 from roost.runtime.sandbox import UNCONFINED_BUILDS, BuildJails, BuildLimits, SandboxSettings
 from roost.runtime.sandbox.buildnet import Endpoint, index_endpoints, parse_allow
 from roost.runtime.sandbox.uids import build_gid
-from roost.settings import ServeSettings
+from roost.serve_settings import ServeSettings
 from roost.store import Store
 from roost.units import format_duration
 
@@ -337,7 +337,7 @@ class Daemon:
     def _spawn_stop(self, instance: InstanceId, reason: str) -> None:
         """The edge's recycle hook: an instance overran its request timeout."""
         if self._control is not None and self._runtime is not None:
-            self._control.spawn(self._runtime.stop_instance(instance, reason), name=f"recycle {instance}")
+            self._control.run_in_background(self._runtime.stop_instance(instance, reason), name=f"recycle {instance}")
 
     async def _refresh_routes(self, _: AppName | None) -> None:
         """Hand the edge a new routing snapshot, and the autoscaler its deployments."""

@@ -12,13 +12,13 @@ from typing import Any
 
 
 class TaskSet:
-    """Tasks started with `spawn`, each handle kept until the task ends (asyncio keeps only a weak
+    """Tasks started with `start`, each handle kept until the task ends (asyncio keeps only a weak
     reference); a task that raises is logged on `logger` as "<what> <task name> failed".
 
     Example::
 
         tasks = TaskSet(log, "runtime task")
-        tasks.spawn(asyncio.to_thread(shutil.rmtree, path), name=f"rmtree {path.name}")
+        tasks.start(asyncio.to_thread(shutil.rmtree, path), name=f"rmtree {path.name}")
         ...
         await tasks.cancel_all()  # at shutdown
     """
@@ -28,8 +28,9 @@ class TaskSet:
         self._what = what
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def spawn(self, work: Coroutine[Any, Any, Any], name: str | None = None) -> None:
-        """Start `work` on the running loop; its handle is kept until it ends."""
+    def start(self, work: Coroutine[Any, Any, Any], name: str | None = None) -> None:
+        """Start `work` on the running loop; its handle is kept until it ends. (Not `spawn`: in
+        Roost that verb creates a process.)"""
         task = asyncio.get_running_loop().create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._finished)

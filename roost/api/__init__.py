@@ -1,6 +1,6 @@
 """Admin API package: the FastAPI app and the auth middleware that guards it."""
 
-from roost.api.app import create_api
+from roost.api.asgi import create_api
 from roost.api.auth import AUDIT_KIND, Authenticator, AuthMiddleware, DoorSettings, Identity
 from roost.api.throttle import ThrottlePolicy
 from roost.clientaddr import parse_networks

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from roost.errors import AuthError, DaemonUnreachable, RoostError, UsageError, from_wire
-from roost.settings import (
+from roost.serve_settings import (
     DEFAULT_API_HOST,
     DEFAULT_API_PORT,
     DEFAULT_HOME_TEXT,

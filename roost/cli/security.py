@@ -21,7 +21,7 @@ from roost.cli.output import age, console, print_json, show, table
 from roost.errors import UsageError
 from roost.grants import Grants, Role, check_role
 from roost.passwords import PasswordFile, check_new_password, check_user_name
-from roost.settings import default_home
+from roost.serve_settings import default_home
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 ROLE_CHOICE = click.Choice([r.value for r in Role])

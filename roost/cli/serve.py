@@ -11,7 +11,7 @@ import click
 import psutil
 
 from roost.errors import UsageError
-from roost.settings import (
+from roost.serve_settings import (
     DEFAULT_API_HOST,
     DEFAULT_API_PORT,
     DEFAULT_BUILD_CPU,

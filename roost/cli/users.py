@@ -16,7 +16,7 @@ from roost.cli.security import ROLE_CHOICE
 from roost.errors import UsageError
 from roost.grants import Grants, Role, check_pattern, check_role
 from roost.passwords import PasswordFile, check_user_name
-from roost.settings import default_home
+from roost.serve_settings import default_home
 
 home_option = click.option(
     "--home", type=click.Path(path_type=Path), envvar="ROOST_HOME", help="The daemon's home [env ROOST_HOME]."

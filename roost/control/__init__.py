@@ -139,9 +139,9 @@ class Control:
         """Call `listener(app)` after every change to an app's desired state."""
         self.announcer.on_change(listener)
 
-    def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> None:
+    def run_in_background(self, work: Coroutine[Any, Any, Any], name: str) -> None:
         """Run background work, keeping its handle so shutdown can cancel it; a crash is logged."""
-        self.tasks.spawn(work, name=name)
+        self.tasks.start(work, name=name)
 
     async def cancel_background(self) -> None:
         await self.tasks.cancel_all()

@@ -105,7 +105,7 @@ class DeployUseCases:
         deployment = await self.store.create_deployment(app, new_deployment_id(), digest, message, config, sources)
         await self.store.add_event(app, "deploy.started", f"deployment {deployment.id} building", {"digest": digest})
         build_log = self.buildlogs.open(app, deployment.id)
-        self.tasks.spawn(self._build_and_release(deployment, build_log, promote), name=f"build {deployment.id}")
+        self.tasks.start(self._build_and_release(deployment, build_log, promote), name=f"build {deployment.id}")
         return deployment
 
     async def _ensure_app(self, app: AppName, config: AppConfig) -> None:
@@ -159,7 +159,7 @@ class DeployUseCases:
         request = BuildRequest(app=deployment.app, deployment=deployment.id, archive=archive)
         build_dir = self.place.deployments_root / deployment.app / deployment.id
         with BuildWatch(
-            self.runtime, self.store, self.tasks.spawn, deployment.app, deployment.id, build_dir
+            self.runtime, self.store, self.tasks.start, deployment.app, deployment.id, build_dir
         ).watching():
             output = await self.builder.build(request, build_log.line)
         return DeploymentSpec(

@@ -20,7 +20,7 @@ BUILD_ISOLATION = "build.isolation"
 LIMIT_STEP_WORDS = 3  # "uv pip install", "python -m compileall"
 
 
-class Spawner(Protocol):
+class Starter(Protocol):
     def __call__(self, work: Coroutine[Any, Any, Any], name: str) -> None: ...
 
 
@@ -43,16 +43,16 @@ class BuildWatch:
 
     Example (the deploy use case)::
 
-        with BuildWatch(runtime, store, spawn, app, deployment, build_dir).watching():
+        with BuildWatch(runtime, store, tasks.start, app, deployment, build_dir).watching():
             await builder.build(request, log)
     """
 
     def __init__(
-        self, runtime: Runtime, store: Store, spawn: Spawner, app: AppName, deployment: DeploymentId, build_dir: Path
+        self, runtime: Runtime, store: Store, start: Starter, app: AppName, deployment: DeploymentId, build_dir: Path
     ) -> None:
         self.runtime = runtime
         self.store = store
-        self.spawn = spawn
+        self.start = start
         self.app = app
         self.deployment = deployment
         self.build_dir = build_dir
@@ -71,7 +71,7 @@ class BuildWatch:
         step = step_name(argv)
         if step and step not in self._seen:
             self._seen.add(step)
-            self.spawn(self._record(pid, tuple(argv), step), name=f"read back build step {step}")
+            self.start(self._record(pid, tuple(argv), step), name=f"read back build step {step}")
 
     async def _record(self, pid: int, argv: tuple[str, ...], step: str) -> None:
         isolation = await self.runtime.isolation_of_build(pid, argv, self.app, self.build_dir)

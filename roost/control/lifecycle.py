@@ -153,7 +153,7 @@ class LifecycleUseCases:
         finally:
             if handed_over is not None:
                 drain = self._drain_when_handed_over(handed_over, leaving, production)
-                self.tasks.spawn(drain, name=f"hand-over {record.name}")
+                self.tasks.start(drain, name=f"hand-over {record.name}")
 
     async def set_scale(self, app: str, changes: Mapping[str, object]) -> App:
         """Change scale settings on top of every deployment's roost.toml (they survive pushes).

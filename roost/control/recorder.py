@@ -22,7 +22,7 @@ class Recorder:
         self._tasks = TaskSet(log, "recording runtime state")
 
     def __call__(self, app: AppName, kind: str, message: str, data: Mapping[str, object]) -> None:
-        self._tasks.spawn(self._store.add_event(app, kind, message, dict(data)), name=f"event {kind}")
+        self._tasks.start(self._store.add_event(app, kind, message, dict(data)), name=f"event {kind}")
 
     def instance_changed(self, info: InstanceInfo) -> None:
         record = InstanceRecord(
@@ -35,7 +35,7 @@ class Recorder:
             started_at=info.started_at,
             reason=info.reason,
         )
-        self._tasks.spawn(self._store.record_instance(record), name=f"instance {info.id}")
+        self._tasks.start(self._store.record_instance(record), name=f"instance {info.id}")
 
     def capacity_changed(self, deployment: DeploymentId) -> None:
         return None

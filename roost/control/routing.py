@@ -8,7 +8,7 @@ from roost.autoscale import ScaleSpec
 from roost.config import body_too_large, with_overrides
 from roost.edge.routes import AppRoute, RouteTable
 from roost.model import Deployment, DeploymentId, DeploymentStatus, DesiredState, Traffic
-from roost.settings import ServeSettings
+from roost.serve_settings import ServeSettings
 from roost.store import Store
 
 

@@ -12,9 +12,9 @@ from roost.edge.native import describe as describe_build
 # isort: split
 from roost.edge.answers import Answer
 from roost.edge.counters import LATENCY_BUCKETS, EdgeCounters
+from roost.edge.edge_settings import EdgeSettings
 from roost.edge.routes import AppRoute, Resolution, RouteTable, resolve
 from roost.edge.server import Edge
-from roost.edge.settings import EdgeSettings
 from roost.edge.split import pick
 
 __all__ = [

@@ -18,7 +18,7 @@ from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrad
 
 from roost.clientaddr import client_key, forwarded_client, is_trusted
 from roost.edge import wire
-from roost.edge.context import Context
+from roost.edge.context import EdgeContext
 from roost.edge.deadline import Deadline
 from roost.edge.exchange import Exchange
 from roost.edge.request import Rejected, Request
@@ -38,7 +38,7 @@ class ClientConnection(asyncio.Protocol):
     `exchange.ClientSide` (the contract is written there)."""
 
     def __init__(
-        self, ctx: Context, loop: asyncio.AbstractEventLoop, scheme: bytes = b"http", internal: bool = False
+        self, ctx: EdgeContext, loop: asyncio.AbstractEventLoop, scheme: bytes = b"http", internal: bool = False
     ) -> None:
         self.ctx = ctx
         self.internal = internal

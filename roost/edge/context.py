@@ -18,9 +18,9 @@ from roost.clientaddr import Network
 from roost.edge.activator import Activator
 from roost.edge.answers import Answer
 from roost.edge.counters import Tally
+from roost.edge.edge_settings import EdgeSettings
 from roost.edge.guard import ClientGuard
 from roost.edge.routes import HostMatch, RouteTable, match_host
-from roost.edge.settings import EdgeSettings
 from roost.edge.upstream import UpstreamPool
 from roost.edge.wire import Clock
 from roost.model import DeploymentId, InstanceId
@@ -58,7 +58,7 @@ def public_reason(reason: str) -> str:
     return found.group(1) if found is not None else ""
 
 
-class Context:
+class EdgeContext:
     """Shared by the connections of one Edge; one event loop owns it all."""
 
     def __init__(

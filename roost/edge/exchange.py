@@ -35,7 +35,7 @@ from roost.runtime.protocol import Slot, StartKind
 
 if TYPE_CHECKING:
     from roost.edge.activator import Waiter
-    from roost.edge.context import Context
+    from roost.edge.context import EdgeContext
     from roost.edge.request import Rejected, Request
     from roost.edge.tunnel import Tunnel
 
@@ -127,7 +127,7 @@ class Exchange:
         "waiter",
     )
 
-    def __init__(self, ctx: Context, client: ClientSide, req: Request) -> None:
+    def __init__(self, ctx: EdgeContext, client: ClientSide, req: Request) -> None:
         self.ctx = ctx
         self.client = client
         self.req = req
@@ -593,7 +593,7 @@ class Exchange:
             self.reply(502, "the app failed to answer")
 
     def _reply_failed(self, reason: str) -> None:
-        """`reason` is Context.public_reason's: the memory sentence or "" (never the app's output)."""
+        """`reason` is EdgeContext.public_reason's: the memory sentence or "" (never the app's output)."""
         self.reply(502, f"the app failed to answer: the instance {reason}" if reason else "the app failed to answer")
 
     def _is_retryable(self, conn: UpstreamConnection | None) -> bool:

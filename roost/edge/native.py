@@ -38,7 +38,7 @@ COMPILED = (
     "guard",
     "request",
     "routes",
-    "settings",
+    "edge_settings",
     "split",
     "tunnel",
     "upstream",

@@ -21,11 +21,11 @@ from roost.clientaddr import parse_networks
 from roost.edge.activator import Activator
 from roost.edge.answers import Answer
 from roost.edge.client import ClientConnection
-from roost.edge.context import Context
+from roost.edge.context import EdgeContext
 from roost.edge.counters import EdgeCounters, Tally
+from roost.edge.edge_settings import EdgeSettings
 from roost.edge.request import PIN_HEADER
 from roost.edge.routes import AppRoute, RouteTable
-from roost.edge.settings import EdgeSettings
 from roost.errors import ConfigError
 from roost.model import AppName, DeploymentId, InstanceId, InstanceState, Traffic
 from roost.runtime.protocol import InstanceInfo, Runtime
@@ -40,7 +40,7 @@ class Edge:
     Example (the daemon)::
 
         edge = Edge(runtime, EdgeSettings(trust_proxy=("10.0.0.0/8",)))   # subscribes to the runtime
-        edge.on_recycle = lambda instance, reason: spawn(runtime.stop_instance(instance, reason))
+        edge.on_recycle = lambda instance, reason: tasks.start(runtime.stop_instance(instance, reason))
         edge.update_routes(table)          # again on every change; open connections keep working
         await edge.start(sock)             # a listening socket the daemon bound
         ...
@@ -56,7 +56,7 @@ class Edge:
         except ValueError as exc:
             raise ConfigError(str(exc), hint="pass --trust-proxy a CIDR such as 10.0.0.0/8") from exc
         self._activator = Activator(runtime, settings.limit_queue, settings.timeout_activate)
-        self._ctx = Context(settings, self._activator, networks, rng or random.Random())  # noqa: S311 - a traffic split, not a secret
+        self._ctx = EdgeContext(settings, self._activator, networks, rng or random.Random())  # noqa: S311 - a traffic split, not a secret
         self._server: asyncio.AbstractServer | None = None
         self._internal: asyncio.AbstractServer | None = None
         self._internal_path: Path | None = None

@@ -17,7 +17,7 @@ from roost.runtime.output import Output
 from roost.runtime.ports import LOOPBACK
 from roost.runtime.process import Child
 from roost.runtime.protocol import DeploymentSpec, InstanceInfo, StartKind
-from roost.runtime.sandbox import Cgroup, Usage
+from roost.runtime.sandbox import Cgroup, CpuSamples
 
 TRANSITIONS: dict[InstanceState, frozenset[InstanceState]] = {
     InstanceState.STARTING: frozenset({InstanceState.READY, InstanceState.DRAINING, InstanceState.CRASHED}),
@@ -65,7 +65,7 @@ class Instance:
         self.ready_waiters: list[asyncio.Future[InstanceInfo | str]] = []
         self.on_spawned: Callable[[], None] | None = None
         self.cgroup: Cgroup | None = None  # its own, when the host has cgroups
-        self.usage = Usage()  # CPU-time samples, for the budget
+        self.usage = CpuSamples()  # CPU-time samples, for the budget
         self.memory_seen = 0  # RSS in bytes when polling (no cgroups) found it over the limit and killed it
 
     def mark_spawned(self) -> None:

@@ -29,7 +29,7 @@ class SeccompMode(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Identity:
+class ProcessIdentity:
     """Real, effective, saved and filesystem ids (/proc/PID/status), groups and effective capabilities."""
 
     uid: tuple[int, ...]
@@ -75,7 +75,7 @@ class CgroupLimits:
 
 
 @dataclass(frozen=True, slots=True)
-class Network:
+class ProcessNetwork:
     own_namespace: bool  # not the daemon's network namespace
     interfaces: tuple[str, ...]  # as the process's namespace has them (/proc/PID/net/dev)
     firewall: str = ""  # in words: "nft inet roost_ab12 covers uid 200001", "no firewall table", ...
@@ -94,11 +94,11 @@ class Isolation:
 
     pid: int
     command: str  # its argv[0], to tell a wrapper (bwrap, setpriv) from the app
-    identity: Identity | None = None
+    identity: ProcessIdentity | None = None
     filesystem: Filesystem | None = None
     seccomp: Seccomp | None = None
     cgroup: CgroupLimits | None = None
-    network: Network | None = None
+    network: ProcessNetwork | None = None
     proc: ProcView | None = None
     rlimits: dict[str, int | None] = field(default_factory=dict)  # soft limits that matter; None: unlimited
     errors: tuple[str, ...] = ()
@@ -127,7 +127,7 @@ def size(value: int | None) -> str:
     return f"{value}B"
 
 
-def _identity_line(identity: Identity | None) -> str:
+def _identity_line(identity: ProcessIdentity | None) -> str:
     if identity is None:
         return ""
     caps = "no capabilities" if identity.capabilities == 0 else f"capabilities {identity.capabilities:#x}"
@@ -177,7 +177,7 @@ def _files_line(filesystem: Filesystem | None) -> str:
     return f"files: {namespace}; " + "; ".join(parts)
 
 
-def _network_line(network: Network | None) -> str:
+def _network_line(network: ProcessNetwork | None) -> str:
     if network is None:
         return ""
     if network.own_namespace:

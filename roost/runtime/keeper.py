@@ -31,7 +31,7 @@ from roost.runtime.sandbox import Cgroup, Confinement, Sandbox, megabytes
 from roost.runtime.tuning import RuntimeSettings
 from roost.runtime.upkeep import Upkeep
 from roost.runtime.zygote import ForkFailed, Zygote
-from roost.runtime.zygotes import ZygoteKeeper
+from roost.runtime.zygote_keeper import ZygoteKeeper
 
 log = logging.getLogger("roost.runtime")
 

@@ -172,7 +172,7 @@ def classify(target: object) -> Kind:
 # -- the handler function's request and response -----------------------------------------------------------------------
 
 
-class Request:
+class HandlerRequest:
     """One HTTP request as a handler function sees it (see the module docstring)."""
 
     __slots__ = ("body", "client", "headers", "method", "path", "query", "query_list", "root_path")
@@ -239,7 +239,7 @@ def to_response(result: object) -> Response:
 class HandlerApp:
     """An ASGI app around a one-argument handler function."""
 
-    def __init__(self, handler: Callable[[Request], object]) -> None:
+    def __init__(self, handler: Callable[[HandlerRequest], object]) -> None:
         self.handler = handler
         self.is_async = _is_async(handler)
 
@@ -247,10 +247,10 @@ class HandlerApp:
         if scope["type"] == "lifespan":
             await _lifespan_noop(receive, send)
         elif scope["type"] == "http":
-            request = Request(scope, await _read_body(receive))
+            request = HandlerRequest(scope, await _read_body(receive))
             await _send_response(send, await self.respond(request))
 
-    async def respond(self, request: Request) -> Response:
+    async def respond(self, request: HandlerRequest) -> Response:
         try:
             if self.is_async:
                 result = await self.handler(request)  # type: ignore[misc]
@@ -516,9 +516,9 @@ def warm(target: object, kind: Kind) -> None:
         elif kind is Kind.HANDLER:
             handler = HandlerApp(target)  # type: ignore[arg-type]
             if handler.is_async:
-                run_on(asyncio.SelectorEventLoop, handler.respond(Request(_warm_scope(), b"")))
+                run_on(asyncio.SelectorEventLoop, handler.respond(HandlerRequest(_warm_scope(), b"")))
             else:
-                to_response(target(Request(_warm_scope(), b"")))  # type: ignore[operator]
+                to_response(target(HandlerRequest(_warm_scope(), b"")))  # type: ignore[operator]
         else:
             run_on(asyncio.SelectorEventLoop, _warm_asgi(target))  # type: ignore[arg-type]
     except Exception as exc:  # noqa: BLE001 - warming is best effort: the real requests will tell

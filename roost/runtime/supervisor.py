@@ -25,8 +25,8 @@ from roost.runtime.backoff import Backoff
 from roost.runtime.capacity import pick_least_loaded
 from roost.runtime.isolation import Isolation
 from roost.runtime.keeper import InstanceKeeper
+from roost.runtime.limit_watcher import LimitWatcher
 from roost.runtime.notify import Notifier
-from roost.runtime.policing import LimitWatcher
 from roost.runtime.pool import Pool, running_pool
 from roost.runtime.probe import run_probe
 from roost.runtime.protocol import (
@@ -44,7 +44,7 @@ from roost.runtime.scaling import Scaler
 from roost.runtime.strays import kill_strays
 from roost.runtime.tuning import RuntimeSettings
 from roost.runtime.upkeep import Upkeep
-from roost.runtime.zygotes import ZygoteKeeper
+from roost.runtime.zygote_keeper import ZygoteKeeper
 
 TIMEOUT_CLOSE_TASKS = 10.0
 

@@ -26,7 +26,7 @@ class Upkeep:
 
     def keep_task(self, work: Coroutine[Any, Any, Any], name: str) -> None:
         """A background task whose handle is kept until it ends; `finish` waits for what is left."""
-        self._tasks.spawn(work, name=name)
+        self._tasks.start(work, name=name)
 
     async def finish(self, grace: float) -> None:
         """Wait up to `grace` seconds for the background tasks, then cancel the rest."""

@@ -29,7 +29,7 @@ from roost.model import (
 )
 from roost.store.audit import AuditEntry, AuditQuery, AuditTable
 from roost.store.db import Database
-from roost.store.instances import InstanceTables
+from roost.store.instance_tables import InstanceTables
 from roost.store.quotas import QuotaTable
 from roost.store.records import app_from_row, deployment_from_row, event_from_row
 from roost.store.secrets import SecretTable

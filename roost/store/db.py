@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from roost.errors import StoreError, no_space
-from roost.store.schema import MIGRATIONS
+from roost.store.migrations import MIGRATIONS
 
 T = TypeVar("T")
 

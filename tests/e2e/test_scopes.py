@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from roost.control.access import hash_token
-from roost.store.schema import MIGRATIONS
+from roost.store.migrations import MIGRATIONS
 from tests.e2e.apps import pushed, write_app
 from tests.e2e.harness import Daemon, run_cli, running
 

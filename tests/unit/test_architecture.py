@@ -3,6 +3,8 @@ too; only the CLI and Roost's own small programs exit; the module table lists ev
 
 import ast
 import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "roost"
@@ -17,7 +19,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.tasks": (),
     "roost.clientaddr": (),
     "roost.config": LEAVES,
-    "roost.settings": LEAVES,
+    "roost.serve_settings": LEAVES,
     "roost.store": LEAVES,
     "roost.applog": LEAVES,
     "roost.pack": (*LEAVES, "roost.config"),
@@ -32,7 +34,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.control": (
         *LEAVES,
         "roost.config",
-        "roost.settings",
+        "roost.serve_settings",
         "roost.store",
         "roost.registry",
         "roost.builder",
@@ -56,7 +58,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         *VERSION,
         "roost.control",
         "roost.config",
-        "roost.settings",
+        "roost.serve_settings",
         "roost.applog",
         "roost.passwords",
         "roost.grants",
@@ -65,7 +67,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         *LEAVES,
         *VERSION,
         "roost.config",
-        "roost.settings",
+        "roost.serve_settings",
         "roost.pack",
         "roost.applog",
         "roost.passwords",
@@ -187,7 +189,7 @@ def test_only_the_store_speaks_sql() -> None:
 EDGE_LAYERS = (
     "native",
     "answers",
-    "settings",
+    "edge_settings",
     "counters",
     "deadline",
     "split",
@@ -253,6 +255,66 @@ def test_edge_imports_point_one_way() -> None:
     for path in sorted((ROOT / "edge").glob("*.py")):
         broken.extend(edge_violations(module_name(path), edge_imports(path)))
     assert not broken, "edge imports against EDGE_LAYERS:\n" + "\n".join(broken)
+
+
+# Names that don't collide: a module one letter away from another (`zygote.py`/`zygotes.py`) or a
+# class name defined twice (two `Request`s) makes a reader, a traceback or an import guess which.
+
+
+def plural_pairs(paths: Iterable[Path]) -> list[str]:
+    """The module and package names among `paths` that differ only by a trailing "s"."""
+    by_name: dict[str, set[str]] = defaultdict(set)
+    for path in paths:
+        name = path.parent.name if path.stem == "__init__" else path.stem
+        by_name[name].add(str(path.parent if path.stem == "__init__" else path))
+    return [
+        f"{' '.join(sorted(by_name[name]))} vs {' '.join(sorted(by_name[name + 's']))}"
+        for name in sorted(by_name)
+        if name + "s" in by_name
+    ]
+
+
+def classes_defined_twice(sources: Mapping[str, str]) -> list[str]:
+    """The class names defined (at any depth) in more than one place of `sources` (module -> text)."""
+    where: dict[str, list[str]] = defaultdict(list)
+    for module, text in sources.items():
+        for node in ast.walk(ast.parse(text, module)):
+            if isinstance(node, ast.ClassDef):
+                where[node.name].append(module)
+    return [f"class {name} in {', '.join(modules)}" for name, modules in sorted(where.items()) if len(modules) > 1]
+
+
+def test_the_name_checkers_catch_a_collision() -> None:
+    assert plural_pairs([Path("roost/runtime/zygote.py"), Path("roost/runtime/zygotes.py")]) == [
+        "roost/runtime/zygote.py vs roost/runtime/zygotes.py"
+    ]
+    assert plural_pairs([Path("roost/cli/app.py"), Path("roost/apps/__init__.py")])
+    assert not plural_pairs([Path("roost/api/deploys.py"), Path("roost/cli/deploys.py"), Path("roost/status.py")])
+    two = {"roost.a": "class Request:\n    pass\n", "roost.b": "def f():\n    class Request: ...\n"}
+    assert classes_defined_twice(two) == ["class Request in roost.a, roost.b"]
+    assert not classes_defined_twice({"roost.a": "class Request: ...\n", "roost.b": "Request = 1\n"})
+
+
+def test_no_two_names_of_roost_differ_by_a_trailing_s() -> None:
+    pairs = plural_pairs(sorted(path.relative_to(ROOT.parent) for path in ROOT.rglob("*.py")))
+    assert not pairs, "names one letter apart; name each for what it is:\n" + "\n".join(pairs)
+
+
+# Collisions left for now, each with exactly the places it may have and why. A third place fails.
+TWICE_FOR_NOW = {
+    # the builder's Protocols and the sandbox's implementations, on branches still being merged
+    "class BuildJail in roost.builder.jail, roost.runtime.sandbox.buildjail",
+    "class BuildJails in roost.builder.jail, roost.runtime.sandbox.buildjail",
+    # a quota group's holdings and one process's memory and CPU: renamed once roost/control and
+    # autoscale.py, restructured on other branches of issue 21, are merged
+    "class Usage in roost.control.usage, roost.quotas",
+}
+
+
+def test_no_class_name_is_defined_twice() -> None:
+    sources = {module_name(path): path.read_text() for path in sorted(ROOT.rglob("*.py"))}
+    twice = [found for found in classes_defined_twice(sources) if found not in TWICE_FOR_NOW]
+    assert not twice, "one class name, one class; rename one of them:\n" + "\n".join(twice)
 
 
 def module_path(module: str) -> Path:
@@ -323,7 +385,7 @@ INSIDE_ONLY: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ),
 )
 API_ROUTES = ("access", "apps", "audit", "deploys", "env", "ops", "quotas")
-STORE_TABLES = ("audit", "instances", "quotas", "secrets", "tokens")
+STORE_TABLES = ("audit", "instance_tables", "quotas", "secrets", "tokens")
 INSIDE_NEVER: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     (
         "roost.runtime",
@@ -386,7 +448,7 @@ def test_the_inside_checker_catches_a_wrong_import() -> None:
     assert not inside_violations(
         "roost.runtime.sandbox.sandbox", {"roost.runtime.ports", "roost.runtime.sandbox.bwrap"}
     )
-    assert not inside_violations("roost.api.app", {"roost.api.apps", "roost.api.deploys"})
+    assert not inside_violations("roost.api.asgi", {"roost.api.apps", "roost.api.deploys"})
     assert not inside_violations("roost.api.apps", {"roost.api.deps", "roost.api.schemas"})
 
 

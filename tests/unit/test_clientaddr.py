@@ -13,9 +13,9 @@ import pytest
 from roost.clientaddr import client_address, client_key, is_localhost, is_trusted, parse_networks
 from roost.edge.activator import Activator
 from roost.edge.client import ClientConnection
-from roost.edge.context import Context
+from roost.edge.context import EdgeContext
+from roost.edge.edge_settings import EdgeSettings
 from roost.edge.request import Request
-from roost.edge.settings import EdgeSettings
 from tests.unit.edge.harness import LoopbackRuntime, until
 
 PROXY, STRANGER = "127.0.0.5", "127.0.0.9"  # loopback addresses a test client can connect from
@@ -48,7 +48,7 @@ async def edge_connections(settings: EdgeSettings) -> AsyncIterator[tuple[str, i
     """Real client connections of the edge's protocol, on a loopback listener."""
     loop = asyncio.get_running_loop()
     runtime = LoopbackRuntime()
-    ctx = Context(settings, Activator(runtime, 1, 1.0), parse_networks(settings.trust_proxy), random.Random(0))  # noqa: S311 - a split, not a secret
+    ctx = EdgeContext(settings, Activator(runtime, 1, 1.0), parse_networks(settings.trust_proxy), random.Random(0))  # noqa: S311 - a split, not a secret
     made: list[ClientConnection] = []
 
     def connection() -> ClientConnection:

@@ -12,7 +12,7 @@ import pytest
 from roost.errors import Conflict, NoSpace, NotFound, StoreError
 from roost.model import AppConfig, AppName, DeploymentId, DeploymentStatus, DesiredState, Mode, Quota, TrafficEntry
 from roost.store import AuditQuery, Store
-from roost.store.schema import MIGRATIONS
+from roost.store.migrations import MIGRATIONS
 
 
 @pytest.fixture

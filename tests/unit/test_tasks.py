@@ -11,7 +11,7 @@ log = logging.getLogger("roost.test_tasks")
 async def test_a_task_is_kept_until_it_ends() -> None:
     tasks = TaskSet(log, "test task")
     release = asyncio.Event()
-    tasks.spawn(release.wait(), name="waiter")
+    tasks.start(release.wait(), name="waiter")
     assert [task.get_name() for task in tasks] == ["waiter"]
     release.set()
     await tasks.wait_all()
@@ -24,7 +24,7 @@ async def test_a_crash_is_logged_with_the_task_name(caplog: pytest.LogCaptureFix
 
     tasks = TaskSet(log, "test task")
     with caplog.at_level(logging.ERROR, logger=log.name):
-        tasks.spawn(crash(), name="burner")
+        tasks.start(crash(), name="burner")
         await tasks.wait_all()
     assert [record.getMessage() for record in caplog.records] == [
         "test task burner failed: RuntimeError('disk on fire')"
@@ -36,8 +36,8 @@ async def test_cancel_all_cancels_and_logs_nothing(caplog: pytest.LogCaptureFixt
     tasks = TaskSet(log, "test task")
     never = asyncio.Event()
     with caplog.at_level(logging.ERROR, logger=log.name):
-        tasks.spawn(never.wait(), name="one")
-        tasks.spawn(never.wait(), name="two")
+        tasks.start(never.wait(), name="one")
+        tasks.start(never.wait(), name="two")
         running = list(tasks)
         await tasks.cancel_all()
     assert all(task.cancelled() for task in running)
@@ -53,9 +53,9 @@ async def test_wait_all_waits_for_tasks_started_by_tasks() -> None:
         done.append("second")
 
     async def first() -> None:
-        tasks.spawn(second(), name="second")
+        tasks.start(second(), name="second")
         done.append("first")
 
-    tasks.spawn(first(), name="first")
+    tasks.start(first(), name="first")
     await tasks.wait_all()
     assert done == ["first", "second"]

@@ -7,12 +7,12 @@ stop an instance: the supervisor does, and asks here how to confine it.
 
 from roost.runtime.sandbox.buildjail import UNCONFINED_BUILDS, BuildJail, BuildJails
 from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
-from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect, own_paths
+from roost.runtime.sandbox.cgroup_hierarchy import CgroupVersion, Hierarchy, detect, own_paths
 from roost.runtime.sandbox.confine import Confinement
-from roost.runtime.sandbox.police import Usage, megabytes, over_budget, over_memory, tree_cpu, tree_rss
+from roost.runtime.sandbox.limit_checks import CpuSamples, megabytes, over_budget, over_memory, tree_cpu, tree_rss
 from roost.runtime.sandbox.sandbox import Sandbox
+from roost.runtime.sandbox.sandbox_settings import BuildLimits, SandboxSettings
 from roost.runtime.sandbox.seccomp import DENIED, Filter, build_filter
-from roost.runtime.sandbox.settings import BuildLimits, SandboxSettings
 from roost.runtime.sandbox.uids import build_gid
 
 __all__ = [
@@ -24,12 +24,12 @@ __all__ = [
     "Cgroup",
     "CgroupVersion",
     "Confinement",
+    "CpuSamples",
     "Filter",
     "GroupLimits",
     "Hierarchy",
     "Sandbox",
     "SandboxSettings",
-    "Usage",
     "build_filter",
     "build_gid",
     "detect",

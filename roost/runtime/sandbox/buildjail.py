@@ -18,9 +18,9 @@ from pathlib import Path
 
 from roost.runtime.sandbox import bwrap
 from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
-from roost.runtime.sandbox.confine import Confinement, Plan
+from roost.runtime.sandbox.confine import Confinement, LauncherPlan
 from roost.runtime.sandbox.sandbox import Sandbox
-from roost.runtime.sandbox.settings import BuildLimits
+from roost.runtime.sandbox.sandbox_settings import BuildLimits
 from roost.runtime.sandbox.uids import build_gid
 
 UNCONFINED_BUILDS = (
@@ -53,7 +53,7 @@ class BuildJail:
 
     def confine(self, cwd: Path, writable: Sequence[Path], read_only: Sequence[Path]) -> Confinement:
         facilities = self._sandbox.facilities
-        plan = Plan(
+        plan = LauncherPlan(
             procs=[str(p) for p in self.group.procs_files()] if self.group is not None else [],
             rlimits=[(resource.RLIMIT_CORE, 0, 0)],
             seccomp=facilities.filter.program if facilities.filter is not None else None,

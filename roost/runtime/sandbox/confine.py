@@ -27,7 +27,7 @@ LIMIT_INFO = 4096
 
 
 @dataclass(slots=True)
-class Plan:
+class LauncherPlan:
     """What the launcher does before it executes the command (see launcher.py)."""
 
     procs: list[str] = field(default_factory=list)
@@ -51,7 +51,7 @@ class Confinement:
     confinement.spawned(loop, lambda pid: ...)   # learns the app's pid behind bwrap
     """
 
-    def __init__(self, plan: Plan, cgroup: Cgroup | None) -> None:
+    def __init__(self, plan: LauncherPlan, cgroup: Cgroup | None) -> None:
         self.plan = plan
         self.cgroup = cgroup
         self.sandboxed = plan.bwrap is not None  # bwrap reports a signal death as 128 + N

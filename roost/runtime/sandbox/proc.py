@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import subprocess
 
-from roost.runtime.sandbox.confine import Confinement, Plan
+from roost.runtime.sandbox.confine import Confinement, LauncherPlan
 
 TIMEOUT_CHECK = 30.0
 SHOWS_ONLY_ITS_OWN = "test ! -e /proc/1 && test -e /proc/self/cmdline"  # pid 1 is root's
@@ -16,7 +16,7 @@ SHOWS_ONLY_ITS_OWN = "test ! -e /proc/1 && test -e /proc/self/cmdline"  # pid 1 
 def hiding_works(uid: int) -> str:
     """ "" when a process of `uid` started by the launcher sees only its own uid's processes,
     else why not (the launcher's own line: an old kernel, no CAP_SYS_ADMIN). Blocking."""
-    plan = Plan(uid=uid, gid=uid, hide_processes=True)
+    plan = LauncherPlan(uid=uid, gid=uid, hide_processes=True)
     argv = Confinement(plan, None).command(["/bin/sh", "-c", SHOWS_ONLY_ITS_OWN])
     try:
         completed = subprocess.run(  # noqa: S603 - an argv list of our own

@@ -25,16 +25,16 @@ from typing import TypeVar
 from roost.runtime.isolation import (
     CgroupLimits,
     Filesystem,
-    Identity,
     Isolation,
-    Network,
     PathView,
+    ProcessIdentity,
+    ProcessNetwork,
     ProcView,
     Seccomp,
     SeccompMode,
     Seen,
 )
-from roost.runtime.sandbox.cgroups import own_paths
+from roost.runtime.sandbox.cgroup_hierarchy import own_paths
 
 PROC = Path("/proc")
 CAP_DAC_OVERRIDE = 1
@@ -87,8 +87,8 @@ def parse_status(text: str) -> dict[str, str]:
     return fields
 
 
-def identity_of(status: Mapping[str, str]) -> Identity:
-    return Identity(
+def identity_of(status: Mapping[str, str]) -> ProcessIdentity:
+    return ProcessIdentity(
         uid=tuple(int(v) for v in status["Uid"].split()),
         gid=tuple(int(v) for v in status["Gid"].split()),
         groups=tuple(int(v) for v in status.get("Groups", "").split()),
@@ -146,7 +146,7 @@ def hidepid_of(mounts: Sequence[Mount]) -> str:
     return "off"
 
 
-def may(access: int, mode: int, owner: int, group: int, identity: Identity) -> bool:
+def may(access: int, mode: int, owner: int, group: int, identity: ProcessIdentity) -> bool:
     """Whether `identity` (its filesystem ids and capabilities) passes the mode bits of a file for
     `access` (READ, WRITE or SEARCH), as the kernel checks them without ACLs."""
     if identity.capabilities & (1 << CAP_DAC_OVERRIDE):
@@ -360,13 +360,15 @@ def _other_namespace(base: Path, kind: str) -> bool:
     return os.readlink(base / "ns" / kind) != os.readlink(PROC / "self" / "ns" / kind)
 
 
-def _filesystem(base: Path, vantage: Vantage, mounts: Sequence[Mount], identity: Identity | None) -> Filesystem:
+def _filesystem(base: Path, vantage: Vantage, mounts: Sequence[Mount], identity: ProcessIdentity | None) -> Filesystem:
     os.stat(base / "root")  # PermissionError when its view is closed to the daemon: the part is then not read
     views = tuple(_path_view(base, label, path, mounts, identity) for label, path in vantage.paths)
     return Filesystem(own_mount_namespace=_other_namespace(base, "mnt"), paths=views)
 
 
-def _path_view(base: Path, label: str, path: Path, mounts: Sequence[Mount], identity: Identity | None) -> PathView:
+def _path_view(
+    base: Path, label: str, path: Path, mounts: Sequence[Mount], identity: ProcessIdentity | None
+) -> PathView:
     root = base / "root"
     try:
         seen = _stat_inside(root, path)
@@ -393,7 +395,7 @@ def _stat_inside(root: Path, path: Path) -> os.stat_result:
     return (root / str(path).lstrip("/")).stat()
 
 
-def _reachable(root: Path, path: Path, identity: Identity) -> bool:
+def _reachable(root: Path, path: Path, identity: ProcessIdentity) -> bool:
     """Whether the process may search every directory above `path` in its view."""
     try:
         above = [_stat_inside(root, parent) for parent in path.parents]
@@ -411,12 +413,12 @@ def _cgroup(base: Path, root: Path) -> CgroupLimits:
     return cgroup_limits(text, files, root, unified=(root / "cgroup.controllers").is_file())
 
 
-def _network(base: Path, vantage: Vantage, ruleset: str | None, identity: Identity | None) -> Network:
+def _network(base: Path, vantage: Vantage, ruleset: str | None, identity: ProcessIdentity | None) -> ProcessNetwork:
     own = _other_namespace(base, "net")
     interfaces = interfaces_of((base / "net" / "dev").read_text())
     uid = identity.uid[1] if identity is not None else -1
     words, covers = firewall_words(vantage.firewall_table, ruleset, uid, own)
-    return Network(own, interfaces, words, covers)
+    return ProcessNetwork(own, interfaces, words, covers)
 
 
 def _proc_view(base: Path, mounts: Sequence[Mount] | None) -> ProcView:

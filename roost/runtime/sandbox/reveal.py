@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from roost.errors import Unavailable
-from roost.runtime.sandbox.confine import Confinement, Plan
+from roost.runtime.sandbox.confine import Confinement, LauncherPlan
 
 RUNNER = Path(__file__).parents[1] / "runner.py"  # spawn.RUNNER; spawn imports this package
 BASE_PYTHON = Path(getattr(sys, "_base_executable", sys.executable))
@@ -60,7 +60,7 @@ def check(uid: int, home: Path) -> None:
     of the interpreter as `uid` through the launcher, as every instance starts."""
     home.mkdir(mode=0o700, parents=True, exist_ok=True)  # the daemon's first act; a bare runtime's too
     reveal = [(str(p), False) for p in prefixes(BASE_PYTHON)] + [(str(RUNNER), False), (str(home), False)]
-    plan = Plan(uid=uid, gid=uid, reveal=reveal)
+    plan = LauncherPlan(uid=uid, gid=uid, reveal=reveal)
     command = [str(BASE_PYTHON), "-I", "-S", "-c", "import os, sys; os.stat(sys.argv[1]); os.stat(sys.argv[2])"]
     argv = Confinement(plan, None).command([*command, str(RUNNER), str(home)])
     try:

@@ -27,11 +27,11 @@ from roost.runtime.ports import PortBook
 from roost.runtime.protocol import DeploymentSpec
 from roost.runtime.sandbox import buildnet, bwrap, firewall, proc, reveal
 from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
-from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect_here
-from roost.runtime.sandbox.confine import Confinement, Plan
+from roost.runtime.sandbox.cgroup_hierarchy import CgroupVersion, Hierarchy, detect_here
+from roost.runtime.sandbox.confine import Confinement, LauncherPlan
 from roost.runtime.sandbox.permissions import open_for
+from roost.runtime.sandbox.sandbox_settings import SandboxSettings
 from roost.runtime.sandbox.seccomp import Filter, SeccompUnavailable, build_filter
-from roost.runtime.sandbox.settings import SandboxSettings
 from roost.runtime.sandbox.uids import UidBook
 
 log = logging.getLogger("roost.runtime")
@@ -313,7 +313,9 @@ class Sandbox:
         limits = spec.config.limits
         group = self.cgroup(name, limits)
         uid = self.uid_of(spec)
-        plan = Plan(procs=[str(p) for p in group.procs_files()] if group else [], rlimits=self._rlimits(spec, group))
+        plan = LauncherPlan(
+            procs=[str(p) for p in group.procs_files()] if group else [], rlimits=self._rlimits(spec, group)
+        )
         plan.seccomp = self.facilities.filter.program if self.facilities.filter else None
         plan.netns = self._launcher_netns(spec)
         plan.hide_processes = self.facilities.hide_processes

@@ -14,7 +14,7 @@ import pytest
 
 from roost.cli.client import Client, resolve_target
 from roost.errors import DaemonUnreachable
-from roost.settings import SOCKET_NAME
+from roost.serve_settings import SOCKET_NAME
 from tests.another_user import NOBODY, as_user
 
 

@@ -6,7 +6,7 @@ import pytest
 from fastapi import FastAPI
 
 from roost.api import create_api
-from roost.api.app import served_routes
+from roost.api.asgi import served_routes
 from roost.api.auth import Identity
 from roost.api.scopes import NEEDS, SIGNED_IN, check_routes, refusal, refused, route_keys, token_grants
 from roost.errors import Forbidden, UsageError

@@ -13,7 +13,7 @@ import pytest
 from roost.builder.enclosure import MARKER, Enclosure, home_id
 from roost.builder.process import run
 from roost.runtime.sandbox import CgroupVersion, detect, own_paths
-from roost.runtime.sandbox.cgroups import detect_here
+from roost.runtime.sandbox.cgroup_hierarchy import detect_here
 
 
 def sleeper(mark: str) -> subprocess.Popen[bytes]:

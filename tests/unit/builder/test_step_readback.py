@@ -19,7 +19,7 @@ from roost.builder.process import STEP_WATCHER, run
 from roost.control.isolation import step_name
 from roost.runtime.isolation import Isolation
 from roost.runtime.sandbox.cgroup import GroupLimits
-from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect_here
+from roost.runtime.sandbox.cgroup_hierarchy import CgroupVersion, Hierarchy, detect_here
 from roost.runtime.sandbox.readback import Vantage, isolation_of_program
 
 STEP = [sys.executable, "-c", "import time; time.sleep(2)"]

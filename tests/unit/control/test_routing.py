@@ -6,7 +6,7 @@ from pathlib import Path
 
 from roost.control.routing import build_route_table, production_scale_specs
 from roost.model import AppConfig, AppName, DeploymentId, DeploymentStatus, DesiredState, Mode, TrafficEntry
-from roost.settings import ServeSettings
+from roost.serve_settings import ServeSettings
 from roost.store import Store
 
 OLD, NEW, BUILDING = DeploymentId("aaaaaaaa"), DeploymentId("bbbbbbbb"), DeploymentId("cccccccc")

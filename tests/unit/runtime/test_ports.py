@@ -14,7 +14,7 @@ import pytest
 from roost.errors import LimitExceeded
 from roost.runtime.ports import PortBook, PortRange, parse_range
 from roost.runtime.sandbox import SandboxSettings
-from roost.settings import DEFAULT_INSTANCE_PORT_FIRST, DEFAULT_INSTANCE_PORT_LAST, ServeSettings
+from roost.serve_settings import DEFAULT_INSTANCE_PORT_FIRST, DEFAULT_INSTANCE_PORT_LAST, ServeSettings
 
 
 @pytest.fixture

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from roost.runtime.runner import HandlerApp, Kind, PrefixMiddleware, Request, WebSocketRefusal, classify, to_response
+from roost.runtime.runner import (
+    HandlerApp,
+    HandlerRequest,
+    Kind,
+    PrefixMiddleware,
+    WebSocketRefusal,
+    classify,
+    to_response,
+)
 
 
 async def asgi_function(scope: Any, receive: Any, send: Any) -> None:
@@ -29,11 +37,11 @@ class WsgiObject:
         return []
 
 
-def sync_handler(request: Request) -> str:
+def sync_handler(request: HandlerRequest) -> str:
     return "hi"
 
 
-async def async_handler(request: Request) -> str:
+async def async_handler(request: HandlerRequest) -> str:
     return "hi"
 
 
@@ -77,7 +85,7 @@ def test_the_request_object() -> None:
         "headers": [(b"Content-Type", b"application/json")],
         "client": ("10.0.0.1", 1234),
     }
-    request = Request(scope, b'{"x": 1}')
+    request = HandlerRequest(scope, b'{"x": 1}')
     assert (request.method, request.path, request.root_path) == ("POST", "/items", "/pre")
     assert request.query == {"a": "2", "b": ""}
     assert request.query_list == [("a", "1"), ("a", "2"), ("b", "")]
@@ -114,7 +122,7 @@ def http_scope(path: str, headers: list[tuple[bytes, bytes]] | None = None) -> d
 
 
 async def test_a_handler_serves_as_asgi_and_its_errors_are_500() -> None:
-    def handler(request: Request) -> object:
+    def handler(request: HandlerRequest) -> object:
         if request.path == "/boom":
             raise ValueError("on purpose")
         return {"path": request.path}
@@ -128,7 +136,7 @@ async def test_a_handler_serves_as_asgi_and_its_errors_are_500() -> None:
 
 
 async def test_an_async_handler_is_awaited() -> None:
-    async def handler(request: Request) -> object:
+    async def handler(request: HandlerRequest) -> object:
         await asyncio.sleep(0)
         return ("made", 201)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from roost.runtime.sandbox import build_gid
 from roost.runtime.sandbox.bwrap import View, argv
 from roost.runtime.sandbox.cgroup import CgroupV1, CgroupV2
-from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy
+from roost.runtime.sandbox.cgroup_hierarchy import CgroupVersion, Hierarchy
 
 
 def test_the_build_gid_is_just_below_the_uid_range() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from roost.runtime.sandbox import CgroupVersion, GroupLimits, detect, own_paths
 from roost.runtime.sandbox.cgroup import CgroupV1, CgroupV2
-from roost.runtime.sandbox.cgroups import detect_here
+from roost.runtime.sandbox.cgroup_hierarchy import detect_here
 
 LIMITS = GroupLimits(memory=128 * 1024 * 1024, cpu=0.5, pids=64)
 

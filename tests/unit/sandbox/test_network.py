@@ -17,7 +17,7 @@ import pytest
 from roost.model import AppConfig, AppName, LimitsConfig, Network, new_deployment_id
 from roost.runtime.protocol import DeploymentSpec
 from roost.runtime.sandbox import Sandbox, SandboxSettings
-from roost.runtime.sandbox.confine import LAUNCHER, Confinement, Plan
+from roost.runtime.sandbox.confine import LAUNCHER, Confinement, LauncherPlan
 from roost.runtime.sandbox.sandbox import Facilities
 
 INSIDE = """
@@ -46,7 +46,7 @@ def test_the_launcher_gives_a_private_network_and_the_handed_socket_still_serves
         handed.listen()
         host_only.bind(("127.0.0.1", 0))
         host_only.listen()
-        plan = Plan(netns=True)
+        plan = LauncherPlan(netns=True)
         confinement = Confinement(plan, None)
         argv = confinement.command(
             [sys.executable, "-c", INSIDE, str(handed.fileno()), str(host_only.getsockname()[1])]

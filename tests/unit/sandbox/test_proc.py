@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from roost.runtime.sandbox.confine import Confinement, Plan
+from roost.runtime.sandbox.confine import Confinement, LauncherPlan
 from roost.runtime.sandbox.proc import hiding_works
 
 APP = 61_004  # a uid no account uses
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root runs apps a
 
 
 def pids_seen(hide: bool) -> list[int]:
-    plan = Plan(uid=APP, gid=APP, hide_processes=hide)
+    plan = LauncherPlan(uid=APP, gid=APP, hide_processes=hide)
     argv = Confinement(plan, None).command(["/bin/ls", "/proc"])
     done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True, cwd="/")
     return [int(name) for name in done.stdout.split() if name.isdigit()]

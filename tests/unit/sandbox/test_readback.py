@@ -21,8 +21,8 @@ from roost.runtime.isolation import Isolation, SeccompMode, Seen
 from roost.runtime.ports import PortRange
 from roost.runtime.sandbox import bwrap, firewall
 from roost.runtime.sandbox.cgroup import Cgroup, CgroupV2, GroupLimits
-from roost.runtime.sandbox.cgroups import CgroupVersion, Hierarchy, detect, detect_here
-from roost.runtime.sandbox.confine import Confinement, Plan
+from roost.runtime.sandbox.cgroup_hierarchy import CgroupVersion, Hierarchy, detect, detect_here
+from roost.runtime.sandbox.confine import Confinement, LauncherPlan
 from roost.runtime.sandbox.firewall import nft_binary
 from roost.runtime.sandbox.readback import (
     Mount,
@@ -110,7 +110,7 @@ def open_dir() -> Iterator[Path]:
 
 def confined(group: Cgroup, tmp_path: Path) -> tuple[Isolation, Isolation]:
     """A sleep through Roost's launcher with every piece on, and the test's own process, read back."""
-    plan = Plan(
+    plan = LauncherPlan(
         procs=[str(p) for p in group.procs_files()],
         rlimits=[(resource.RLIMIT_NPROC, 77, 77), (resource.RLIMIT_CORE, 0, 0), (resource.RLIMIT_FSIZE, 1 << 20, -1)],
         uid=APP,

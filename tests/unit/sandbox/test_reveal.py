@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from roost.runtime.sandbox.confine import Confinement, Plan
+from roost.runtime.sandbox.confine import Confinement, LauncherPlan
 from roost.runtime.sandbox.reveal import interpreter_dirs, paths_for, prefixes
 
 APP = 61_003  # a uid no account uses
@@ -38,7 +38,7 @@ def closed() -> Iterator[Path]:
 
 
 def launch_as(uid: int, reveal: list[tuple[str, bool]], script: str) -> subprocess.CompletedProcess[str]:
-    argv = Confinement(Plan(uid=uid, gid=uid, reveal=reveal), None).command(["/bin/sh", "-c", script])
+    argv = Confinement(LauncherPlan(uid=uid, gid=uid, reveal=reveal), None).command(["/bin/sh", "-c", script])
     return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False, cwd="/")
 
 

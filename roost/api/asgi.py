@@ -1,4 +1,4 @@
-"""The admin API: REST JSON under /v1. HTTP to use case and back, nothing more."""
+"""The admin API as one ASGI application: REST JSON under /v1. HTTP to use case and back, nothing more."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ window (the quota only slows a loop down; the budget recycles it), and, without 
 the memory limit by polling RSS (RLIMIT_AS would count reserved address space, which
 allocators reserve generously, so it is not used).
 
-`over_budget` and `over_memory` decide purely from samples; `Usage` keeps them.
+`over_budget` and `over_memory` decide purely from samples; `CpuSamples` keeps them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import psutil
 
 
 @dataclass(slots=True)
-class Usage:
+class CpuSamples:
     """CPU-time samples of one instance: (monotonic time, CPU seconds used so far)."""
 
     samples: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=64))
@@ -24,11 +24,11 @@ class Usage:
         self.samples.append((now, cpu_seconds))
 
 
-def over_budget(usage: Usage, now: float, window: float, budget: float) -> float | None:
+def over_budget(usage: CpuSamples, now: float, window: float, budget: float) -> float | None:
     """The CPU seconds used over the last `window` when they exceed `budget`, else None. Needs
     samples spanning (nearly) the whole window, so a start-up burst is judged fairly.
 
-    >>> u = Usage(); u.add(0.0, 1.0); u.add(10.0, 6.5)
+    >>> u = CpuSamples(); u.add(0.0, 1.0); u.add(10.0, 6.5)
     >>> over_budget(u, 10.0, 10.0, 4.0)
     5.5
     >>> over_budget(u, 10.0, 10.0, 6.0) is None

@@ -1,4 +1,4 @@
-"""Limits enforced by watching (roost/runtime/policing.py) against real instances: the CPU-time
+"""Limits enforced by watching (roost/runtime/limit_watcher.py) against real instances: the CPU-time
 budget recycles an instance that burns CPU after it answered (no request is left to time out),
 and, on the no-cgroup path, rlimits are set on the real child and an instance over its memory
 limit by RSS is killed and reported. The pure decision `over_budget` is checked with a fake clock.
@@ -18,7 +18,7 @@ import pytest
 from roost.applog import LogBook
 from roost.model import InstanceState, LimitsConfig, ScaleConfig
 from roost.runtime import LocalRuntime
-from roost.runtime.sandbox import SandboxSettings, Usage, over_budget
+from roost.runtime.sandbox import CpuSamples, SandboxSettings, over_budget
 from tests.unit.runtime.conftest import Harness, Recorder, get, kill_survivors
 
 MB = 1024 * 1024
@@ -61,8 +61,8 @@ HOSTILE = {
 # -- the pure decision, with a fake clock -----------------------------------------------------------------------------
 
 
-def feed(samples: list[tuple[float, float]]) -> Usage:
-    usage = Usage()
+def feed(samples: list[tuple[float, float]]) -> CpuSamples:
+    usage = CpuSamples()
     for now, cpu in samples:
         usage.add(now, cpu)
     return usage
@@ -91,7 +91,7 @@ def test_over_budget_forgets_samples_older_than_the_window() -> None:
 
 
 def test_no_budget_or_no_samples_is_never_over() -> None:
-    assert over_budget(Usage(), 10.0, 10.0, 1.0) is None
+    assert over_budget(CpuSamples(), 10.0, 10.0, 1.0) is None
     assert over_budget(feed([(0.0, 0.0), (10.0, 10.0)]), 10.0, 10.0, 0.0) is None
 
 
