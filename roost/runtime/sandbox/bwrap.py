@@ -127,6 +127,9 @@ def argv(binary: str, view: View, command: list[str]) -> list[str]:
     out += system_binds()
     out += ["--ro-bind", "/etc", "/etc", "--ro-bind", "/proc", "/proc", "--dev", "/dev"]
     out += ["--size", str(view.tmp_size), "--perms", "1777", "--tmpfs", TMP]
+    # POSIX semaphores and shared memory (multiprocessing's locks, compileall -j) live in /dev/shm,
+    # which --dev leaves writable by root only; the IPC namespace is private already.
+    out += ["--size", str(view.tmp_size), "--perms", "1777", "--tmpfs", "/dev/shm"]
     for directory in ancestors(binds, (TMP,)):
         out += ["--perms", "0755", "--dir", str(directory)]
     for path in binds:

@@ -20,6 +20,7 @@ def test_argv_binds_code_and_venv_read_only_and_gives_a_sized_tmp(tmp_path: Path
     assert "--ro-bind /srv/h/deployments/a/d/code /srv/h/deployments/a/d/code" in text
     assert "--ro-bind /srv/h/venvs/k /srv/h/venvs/k" in text
     assert "--size 1048576 --perms 1777 --tmpfs /tmp" in text
+    assert "--size 1048576 --perms 1777 --tmpfs /dev/shm" in text  # multiprocessing locks, compileall -j
     assert "--unshare-net" in out and "--new-session" in out and "--die-with-parent" in out
     assert "--unshare-user" not in out  # root: setpriv drops to the uid inside
     assert "--reuid=200001" in text and "--no-new-privs" in text
