@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from roost.model import DeploymentId, Mode, Quota, ScaleConfig
-from roost.quotas import Cap, Usage, cap_for
+from roost.quotas import Cap, Holding, cap_for
 from roost.runtime.protocol import Runtime
 
 log = logging.getLogger("roost.autoscale")
@@ -231,12 +231,12 @@ class Autoscaler:
         """What the quotas covering the deployment's app leave it, given what the others hold."""
         if not self._quotas:
             return None
-        others: dict[str, Usage] = {}
+        others: dict[str, Holding] = {}
         for other, count in held.items():
             tracked = self._tracked.get(other)
             if other != deployment and tracked is not None:
                 app = tracked.spec.app
-                others[app] = others.get(app, Usage()).plus(count, tracked.spec.memory)
+                others[app] = others.get(app, Holding()).plus(count, tracked.spec.memory)
         return cap_for(self._quotas, spec.app, spec.memory, others)
 
     async def _note_quota(self, deployment: DeploymentId, tracked: _Tracked, decision: Decision) -> None:

@@ -52,7 +52,7 @@ from roost.registry import Registry
 from roost.runtime import LocalRuntime
 from roost.runtime.ports import PortRange
 from roost.runtime.protocol import RUNNER_REQUIREMENTS
-from roost.runtime.sandbox import UNCONFINED_BUILDS, BuildJails, BuildLimits, SandboxSettings
+from roost.runtime.sandbox import UNCONFINED_BUILDS, BuildLimits, SandboxedBuilds, SandboxSettings
 from roost.runtime.sandbox.buildnet import Endpoint, index_endpoints, parse_allow
 from roost.runtime.sandbox.uids import build_gid
 from roost.serve_settings import ServeSettings
@@ -153,14 +153,14 @@ class Daemon:
         self.announce(f"home       {s.home}")
         self.announce("roost is ready")
 
-    def _build_jails(self, runtime: LocalRuntime) -> BuildJails | None:
+    def _build_jails(self, runtime: LocalRuntime) -> SandboxedBuilds | None:
         """Each build's jail (the app's uid, bubblewrap, seccomp, the build limits), and the start-up
         line saying what builds get and what they do not; None with --no-build-sandbox."""
         s = self.settings
         if not s.build_sandbox:
             log.warning("%s", UNCONFINED_BUILDS)
             return None
-        jails = BuildJails(runtime.sandbox, BuildLimits(memory=s.build_memory, cpu=s.build_cpu, pids=s.build_pids))
+        jails = SandboxedBuilds(runtime.sandbox, BuildLimits(memory=s.build_memory, cpu=s.build_cpu, pids=s.build_pids))
         log.info("%s, at most %s", jails.describe(), format_duration(s.timeout_build))
         return jails
 

@@ -39,14 +39,14 @@ def describe(quota: Quota) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Usage:
+class Holding:
     """What a group of apps holds now: instances and the sum of their memory limits."""
 
     instances: int = 0
     memory: int = 0
 
-    def plus(self, instances: int, memory_each: int) -> Usage:
-        return Usage(self.instances + instances, self.memory + instances * memory_each)
+    def plus(self, instances: int, memory_each: int) -> Holding:
+        return Holding(self.instances + instances, self.memory + instances * memory_each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class Cap:
     quota: Quota
     instances: int
     memory_each: int
-    others: Usage
+    others: Holding
 
     def reached(self, wanted: int) -> str:
         """`quota "shop-*" reached: 4 of 4 instances (wanted 6)`, in the unit that binds."""
@@ -97,21 +97,21 @@ def quotas_of(quotas: Iterable[Quota], app: str) -> list[Quota]:
     return [quota for quota in quotas if covers(quota, app)]
 
 
-def group_usage(quota: Quota, held: Mapping[str, Usage]) -> Usage:
+def group_usage(quota: Quota, held: Mapping[str, Holding]) -> Holding:
     """What the apps covered by `quota` hold, from each app's usage."""
-    total = Usage()
+    total = Holding()
     for app, usage in held.items():
         if covers(quota, app):
-            total = Usage(total.instances + usage.instances, total.memory + usage.memory)
+            total = Holding(total.instances + usage.instances, total.memory + usage.memory)
     return total
 
 
-def cap_for(quotas: Iterable[Quota], app: str, memory_each: int, others: Mapping[str, Usage]) -> Cap | None:
+def cap_for(quotas: Iterable[Quota], app: str, memory_each: int, others: Mapping[str, Holding]) -> Cap | None:
     """The tightest cap the quotas covering `app` put on one of its deployments, given what the
     rest of each group holds (`others`: per app, this deployment left out). None: no quota.
 
     >>> q = Quota("shop-*", instances=4)
-    >>> cap_for([q], "shop-a", 128 << 20, {"shop-b": Usage(1, 128 << 20)}).instances
+    >>> cap_for([q], "shop-a", 128 << 20, {"shop-b": Holding(1, 128 << 20)}).instances
     3
     """
     tightest: Cap | None = None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from roost.control.usage import LIVE
 from roost.model import AppName, Quota
-from roost.quotas import Usage, check_quota, covers, describe, group_usage, say_instances
+from roost.quotas import Holding, check_quota, covers, describe, group_usage, say_instances
 from roost.runtime.protocol import Runtime
 from roost.store import Store
 from roost.units import format_size
@@ -25,7 +25,7 @@ class QuotaState:
     """A quota and what the apps it covers hold now (live instances, their memory limits)."""
 
     quota: Quota
-    usage: Usage
+    usage: Holding
     apps: tuple[str, ...]
 
     def describe_usage(self) -> str:
@@ -74,13 +74,13 @@ class QuotaUseCases:
         apps = [a.name for a in await self.store.list_apps()]
         return [QuotaState(q, group_usage(q, held), tuple(name for name in apps if covers(q, name))) for q in quotas]
 
-    async def held(self) -> dict[str, Usage]:
+    async def held(self) -> dict[str, Holding]:
         """Per app: its live instances and the sum of their memory limits."""
         memory = {d.id: d.config.limits.memory for d in await self.store.list_deployments()}
-        held: dict[str, Usage] = {}
+        held: dict[str, Holding] = {}
         for instance in self.runtime.instances():
             if instance.state in LIVE:
-                held[instance.app] = held.get(instance.app, Usage()).plus(1, memory.get(instance.deployment, 0))
+                held[instance.app] = held.get(instance.app, Holding()).plus(1, memory.get(instance.deployment, 0))
         return held
 
     async def _reconcile_covered(self, quota: Quota) -> None:

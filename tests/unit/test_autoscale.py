@@ -12,7 +12,7 @@ import pytest
 
 from roost.autoscale import Autoscaler, Decision, Observation, ScaleSpec, ScaleState, averages, decide, idle_since
 from roost.model import DeploymentId, Quota
-from roost.quotas import Cap, Usage
+from roost.quotas import Cap, Holding
 from roost.runtime.protocol import DeploymentStats, Runtime
 
 SERVICE = ScaleSpec(
@@ -316,14 +316,14 @@ def capped_obs(now: float, current: int, demand: float, cap: Cap | None) -> Obse
 
 
 def test_a_cap_holds_the_decision_at_what_the_quota_leaves_and_says_so() -> None:
-    cap = Cap(SHOP, instances=4, memory_each=128 * MB, others=Usage())
+    cap = Cap(SHOP, instances=4, memory_each=128 * MB, others=Holding())
     decision, _ = decide(SERVICE, ScaleState(), capped_obs(1000.0, 2, 60.0, cap))
     assert (decision.desired, decision.wanted, decision.cap) == (4, 6, cap)
     assert decision.reason == 'quota "shop-*" reached: 4 of 4 instances (wanted 6)'
 
 
 def test_a_cap_counts_what_the_rest_of_the_group_holds() -> None:
-    cap = Cap(SHOP, instances=1, memory_each=128 * MB, others=Usage(3, 3 * 128 * MB))
+    cap = Cap(SHOP, instances=1, memory_each=128 * MB, others=Holding(3, 3 * 128 * MB))
     decision, _ = decide(SERVICE, ScaleState(), capped_obs(1000.0, 1, 60.0, cap))
     assert decision.desired == 1
     assert decision.reason == 'quota "shop-*" reached: 4 of 4 instances (wanted 9)'
@@ -331,20 +331,20 @@ def test_a_cap_counts_what_the_rest_of_the_group_holds() -> None:
 
 def test_a_memory_cap_says_memory() -> None:
     quota = Quota("shop-a", memory=512 * MB)
-    cap = Cap(quota, instances=2, memory_each=256 * MB, others=Usage())
+    cap = Cap(quota, instances=2, memory_each=256 * MB, others=Holding())
     decision, _ = decide(SERVICE, ScaleState(), capped_obs(1000.0, 2, 50.0, cap))
     assert decision.desired == 2
     assert decision.reason == 'quota "shop-a" reached: 512M of 512M memory (wanted 1280M)'
 
 
 def test_demand_within_the_cap_is_not_capped() -> None:
-    cap = Cap(SHOP, instances=4, memory_each=128 * MB, others=Usage())
+    cap = Cap(SHOP, instances=4, memory_each=128 * MB, others=Holding())
     decision, _ = decide(SERVICE, ScaleState(), capped_obs(1000.0, 2, 30.0, cap))
     assert (decision.desired, decision.cap, decision.wanted) == (3, None, None)
 
 
 def test_a_lowered_quota_scales_down_to_it() -> None:
-    cap = Cap(SHOP, instances=2, memory_each=128 * MB, others=Usage())
+    cap = Cap(SHOP, instances=2, memory_each=128 * MB, others=Holding())
     decision, _ = decide(SERVICE, ScaleState(), capped_obs(1000.0, 5, 50.0, cap))
     assert decision.desired == 2
 

@@ -6,7 +6,7 @@ import pytest
 
 from roost.errors import UsageError
 from roost.model import Quota
-from roost.quotas import Usage, cap_for, check_quota, covers, group_usage, most_instances
+from roost.quotas import Holding, cap_for, check_quota, covers, group_usage, most_instances
 
 MB = 1024 * 1024
 
@@ -20,13 +20,13 @@ def test_a_pattern_covers_the_apps_it_names() -> None:
 
 
 def test_the_group_usage_sums_the_covered_apps_only() -> None:
-    held = {"shop-a": Usage(2, 256 * MB), "shop-b": Usage(1, 128 * MB), "blog": Usage(5, 640 * MB)}
-    assert group_usage(Quota("shop-*", instances=4), held) == Usage(3, 384 * MB)
+    held = {"shop-a": Holding(2, 256 * MB), "shop-b": Holding(1, 128 * MB), "blog": Holding(5, 640 * MB)}
+    assert group_usage(Quota("shop-*", instances=4), held) == Holding(3, 384 * MB)
 
 
 def test_the_tightest_of_several_quotas_and_kinds_wins() -> None:
     quotas = [Quota("shop-*", instances=10, memory=1024 * MB), Quota("shop-a", instances=6)]
-    others = {"shop-b": Usage(2, 512 * MB)}
+    others = {"shop-b": Holding(2, 512 * MB)}
     cap = cap_for(quotas, "shop-a", 256 * MB, others)
     assert cap is not None
     assert cap.instances == 2  # (1024M - 512M) / 256M, below 10 - 2 and 6
@@ -35,7 +35,7 @@ def test_the_tightest_of_several_quotas_and_kinds_wins() -> None:
 
 
 def test_a_full_group_leaves_nothing() -> None:
-    cap = cap_for([Quota("shop-*", instances=2)], "shop-a", MB, {"shop-b": Usage(3, 3 * MB)})
+    cap = cap_for([Quota("shop-*", instances=2)], "shop-a", MB, {"shop-b": Holding(3, 3 * MB)})
     assert cap is not None
     assert cap.instances == 0
 

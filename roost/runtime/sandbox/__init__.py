@@ -5,7 +5,7 @@ at start and falls back, said once, when the host lacks it. Never decides when t
 stop an instance: the supervisor does, and asks here how to confine it.
 """
 
-from roost.runtime.sandbox.buildjail import UNCONFINED_BUILDS, BuildJail, BuildJails
+from roost.runtime.sandbox.buildjail import UNCONFINED_BUILDS, SandboxedBuild, SandboxedBuilds
 from roost.runtime.sandbox.cgroup import Cgroup, GroupLimits
 from roost.runtime.sandbox.cgroup_hierarchy import CgroupVersion, Hierarchy, detect, own_paths
 from roost.runtime.sandbox.confine import Confinement
@@ -18,8 +18,6 @@ from roost.runtime.sandbox.uids import build_gid
 __all__ = [
     "DENIED",
     "UNCONFINED_BUILDS",
-    "BuildJail",
-    "BuildJails",
     "BuildLimits",
     "Cgroup",
     "CgroupVersion",
@@ -30,6 +28,8 @@ __all__ = [
     "Hierarchy",
     "Sandbox",
     "SandboxSettings",
+    "SandboxedBuild",
+    "SandboxedBuilds",
     "build_filter",
     "build_gid",
     "detect",

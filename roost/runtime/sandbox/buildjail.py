@@ -31,7 +31,7 @@ MEMORY = "memory"
 PIDS = "pids"
 
 
-class BuildJail:
+class SandboxedBuild:
     """One build's confinement; its cgroup (None without cgroups) is its own."""
 
     def __init__(
@@ -95,10 +95,10 @@ class BuildJail:
             self.group.remove()
 
 
-class BuildJails:
+class SandboxedBuilds:
     """Example (the daemon)::
 
-    jails = BuildJails(runtime.sandbox, BuildLimits(memory=2 * GIB))
+    jails = SandboxedBuilds(runtime.sandbox, BuildLimits(memory=2 * GIB))
     jail = await jails.open("hello", "d4f1c2a9")
     """
 
@@ -106,12 +106,12 @@ class BuildJails:
         self.sandbox = sandbox
         self.limits = limits
 
-    async def open(self, app: str, build: str) -> BuildJail:
+    async def open(self, app: str, build: str) -> SandboxedBuild:
         uid = await self.sandbox.app_uid(app)
         gid = build_gid(self.sandbox.settings.uid_first) if uid is not None else None
         limits = GroupLimits(self.limits.memory, self.limits.cpu, self.limits.pids)
         group = await asyncio.to_thread(self.sandbox.build_child, build, limits)
-        return BuildJail(self.sandbox, self.limits, uid, gid, group)
+        return SandboxedBuild(self.sandbox, self.limits, uid, gid, group)
 
     def describe(self) -> str:
         """What builds get, and what they do not, for the start-up line."""

@@ -129,7 +129,7 @@ def argv(binary: str, view: View, command: list[str]) -> list[str]:
     out += ["--size", str(view.tmp_size), "--perms", "1777", "--tmpfs", TMP]
     # POSIX semaphores and shared memory (multiprocessing's locks, compileall -j) live in /dev/shm,
     # which --dev leaves writable by root only; the IPC namespace is private already.
-    out += ["--size", str(view.tmp_size), "--perms", "1777", "--tmpfs", "/dev/shm"]
+    out += ["--size", str(view.tmp_size), "--perms", "1777", "--tmpfs", "/dev/shm"]  # noqa: S108 - a fresh tmpfs of its own
     for directory in ancestors(binds, (TMP,)):
         out += ["--perms", "0755", "--dir", str(directory)]
     for path in binds:
