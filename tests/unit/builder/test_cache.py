@@ -133,9 +133,10 @@ def test_uv_as_the_app_installs_from_its_view_offline(shared: Path, reachable: P
     env = {**build_env(shared), **view.environ(), "HOME": str(work)}
     venv = work / "v"
     python = "/usr/bin/python3"  # one the app's uid may run (the test's own lives under /root)
-    subprocess.run([*as_app, uv_binary(), "venv", "-q", "--python", python, str(venv)], env=env, check=True)
+    # cwd: the app's own folder (uv looks for uv.toml from there up; a 0700 clone is closed to the app)
+    subprocess.run([*as_app, uv_binary(), "venv", "-q", "--python", python, str(venv)], env=env, check=True, cwd=work)
     argv = cache.untrusted_install(uv_binary(), venv / "bin" / "python", ["six==1.16.0"], offline=True)
-    done = subprocess.run([*as_app, *argv], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([*as_app, *argv], env=env, capture_output=True, text=True, timeout=300, cwd=work)
     assert done.returncode == 0, done.stderr
     assert (venv / "lib").exists() and next(venv.glob("lib/python*/site-packages/six.py")).stat().st_uid == APP_UID
     assert digest_tree(shared) == before
