@@ -32,6 +32,7 @@ from roost.control.env import EnvUseCases
 from roost.control.isolation import BUILD_ISOLATION
 from roost.control.lifecycle import LifecycleUseCases
 from roost.control.overview import AppSummary, OverviewUseCases
+from roost.control.processes import ProcessUseCases
 from roost.control.quotas import QuotaState, QuotaUseCases
 from roost.control.retention import DEFAULT_KEEP, GcReport, RetentionUseCases
 from roost.control.secrets import Secrets
@@ -96,6 +97,7 @@ class Control:
         self.env = EnvUseCases(store, secrets, self.lifecycle)
         self.access = AccessUseCases(store)
         self.overview = OverviewUseCases(store, runtime, self.apps, urls)
+        self.processes = ProcessUseCases(store, self.lifecycle.reconcile)
 
         # The methods the API, CLI and daemon call, each defined once in its group.
         self.create_app = self.apps.create_app
@@ -112,6 +114,7 @@ class Control:
         self.rollback = self.deploys.rollback
         self.set_traffic = self.deploys.set_traffic
         self.set_scale = self.lifecycle.set_scale
+        self.set_process_counts = self.processes.set_process_counts
         self.stop_app = self.lifecycle.stop_app
         self.start_app = self.lifecycle.start_app
         self.restart_app = self.lifecycle.restart_app

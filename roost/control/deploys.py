@@ -18,6 +18,7 @@ from roost.control.buildlog import BuildLog, BuildLogs
 from roost.control.core import Announcer, check_app_name
 from roost.control.isolation import BuildWatch
 from roost.control.lifecycle import LifecycleUseCases
+from roost.control.processes import check_processes
 from roost.control.retention import RetentionUseCases
 from roost.control.secrets import Secrets
 from roost.errors import BuildFailed, ConfigError, Conflict, NoSpace, NotFound, UsageError
@@ -182,6 +183,7 @@ class DeployUseCases:
             raise BuildFailed(f"build check failed: {result.message}", hint=_check_hint(spec))
         build_log.line(f"    {result.message}")
         build_log.line(step_line("build check", result.seconds))
+        await check_processes(self.runtime, spec, build_log.line)
 
     async def _fail(self, deployment: Deployment, build_log: BuildLog, message: str, hint: str, seconds: float) -> None:
         await self.store.finish_deployment(deployment.id, DeploymentStatus.FAILED, seconds, error=message)

@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from roost.model import AppConfig, AppName, DeploymentId, InstanceId, InstanceRecord, InstanceState
+from roost.model import AppConfig, AppName, DeploymentId, InstanceId, InstanceRecord, InstanceState, ProcessType
 from roost.runtime.isolation import Isolation as Isolation  # re-exported: part of the protocol's vocabulary
 from roost.runtime.isolation import describe as describe_isolation
 
@@ -45,6 +45,10 @@ class DeploymentSpec:
     to it); `venv_dir` the deployment's virtual environment (`venv_dir/bin/python`);
     `env` the app's own environment (roost.toml [env] and secrets), without
     PORT, TMPDIR or HOME, which the runtime sets.
+
+    The counts of `config.processes` say how many of each process type run (control
+    sets them to 0 outside production). `process` is set by the runtime alone, on the
+    spec it derives for one process type's instances; control leaves it None.
     """
 
     app: AppName
@@ -53,6 +57,7 @@ class DeploymentSpec:
     venv_dir: Path
     config: AppConfig
     env: Mapping[str, str] = field(default_factory=dict)
+    process: ProcessType | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,21 @@ class InstanceInfo:
     in_flight: int = 0
     restarts: int = 0
     reason: str = ""  # why it stopped or crashed, in words: "exited with status 3", "killed by SIGKILL"
+    process: str = ""  # the process type ("worker") of an instance that takes no requests; "" for web
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStats:
+    """One process type of one deployment, for `roost info` and `roost list`."""
+
+    deployment: DeploymentId
+    process: str
+    wanted: int  # the count in force (0 outside production)
+    ready: int  # up for at least `ready_after`
+    starting: int
+    restarts: int  # restarts after crashes since the deployment was deployed
+    crash_looping: bool = False
+    last_failure: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +244,14 @@ class Runtime(Protocol):
     async def probe(self, spec: DeploymentSpec, limit_seconds: float) -> ProbeResult:
         """The build check: start one throwaway instance with PORT set and see it answer."""
 
+    async def probe_process(self, spec: DeploymentSpec, process: str) -> ProbeResult:
+        """The build check of a process type: one throwaway instance of it (no PORT) must stay
+        up for its `ready_after`; then it is stopped (TERM, grace, KILL). `output` holds its
+        last lines when it ended sooner."""
+
+    def process_stats(self, deployment: DeploymentId) -> list[ProcessStats]:
+        """Each process type the runtime keeps for the deployment; [] for none or an unknown one."""
+
     async def close(self) -> None:
         """Stop everything (daemon shutdown): drain, TERM, grace, KILL; leave no process."""
 
@@ -242,6 +270,7 @@ __all__ = [
     "InstanceInfo",
     "Isolation",
     "ProbeResult",
+    "ProcessStats",
     "Runtime",
     "RuntimeListener",
     "Slot",
