@@ -94,6 +94,21 @@ while True:
 """
 
 
+OFFLINE = """
+import os
+import socket
+import time
+
+try:
+    socket.create_connection(("127.0.0.1", int(os.environ["EDGE_PORT"])), timeout=2).close()
+    print("offline: the edge answered", flush=True)
+except OSError as exc:
+    print(f"offline: no way out ({type(exc).__name__})", flush=True)
+while True:
+    time.sleep(0.2)
+"""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -271,12 +286,15 @@ def test_a_procfile_names_the_web_command_and_the_workers(daemon: Daemon, tmp_pa
     assert [p["process"] for p in info(daemon, "procfile-app")["processes"]] == ["clock"]
 
 
-def test_a_workers_memory_kill_is_reported_like_an_instances(daemon: Daemon, tmp_path: Path) -> None:
+def test_per_type_limits_a_memory_kill_and_no_network(daemon: Daemon, tmp_path: Path) -> None:
     toml = (
-        'name = "hoggy"\nentrypoint = "web:handler"\n[env]\nVERSION = "v1"\n'
+        f'name = "hoggy"\nentrypoint = "web:handler"\n[env]\nVERSION = "v1"\nEDGE_PORT = "{daemon.edge_port}"\n'
         '[processes.hog]\ncommand = "python hog.py"\nready_after = "1s"\n[processes.hog.limits]\nmemory = "48M"\n'
+        '[processes.offline]\ncommand = "python offline.py"\nready_after = "1s"\n'
+        '[processes.offline.limits]\nnetwork = "none"\n'
     )
-    pushed(daemon, write_app(tmp_path, "hoggy", {"roost.toml": toml, "web.py": WEB, "hog.py": HOG}))
+    files = {"roost.toml": toml, "web.py": WEB, "hog.py": HOG, "offline.py": OFFLINE}
+    pushed(daemon, write_app(tmp_path, "hoggy", files))
 
     def memory_kill() -> dict[str, Any] | None:
         crashes = [e for e in events(daemon, "hoggy", "instance.crashed") if e["data"].get("process") == "hog"]
@@ -285,6 +303,9 @@ def test_a_workers_memory_kill_is_reported_like_an_instances(daemon: Daemon, tmp
     crash = wait_until("the hog's memory kill", memory_kill, timeout=60)
     assert "hog instance" in crash["message"] and "exceeded its memory limit of 48 MB" in crash["message"], crash
     assert get(daemon, "hoggy.localhost").text == "web of v1"  # the web process is not touched
+    logs = process_logs(daemon, "hoggy", "offline")
+    assert "offline: no way out (ConnectionRefusedError)" in logs, logs  # its own loopback only
+    assert "the edge answered" not in logs
 
 
 def test_process_counts_survive_a_daemon_restart(tmp_path: Path) -> None:
