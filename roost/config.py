@@ -191,7 +191,7 @@ LIMIT_KEYS: dict[str, Parser] = {
     "cpu_budget": _duration,
 }
 TABLES: dict[str, dict[str, Parser]] = {"scale": SCALE_KEYS, "limits": LIMIT_KEYS}
-PROCESS_KEYS: dict[str, Parser] = {"command": _string, "count": _count, "ready_after": _duration}
+PROCESS_KEYS: dict[str, Parser] = {"command": _string, "count": _count, "ready_after": _duration, "grace": _duration}
 
 
 def _check_keys(source: str, prefix: str, data: Mapping[str, object], allowed: set[str]) -> None:
@@ -540,7 +540,13 @@ def _process_settings(process: ProcessType, limits: LimitsConfig) -> dict[str, A
     }
     if "network" in own:
         own["network"] = process.limits.network.value
-    return {"command": process.command, "count": process.count, "ready_after": process.ready_after, "limits": own}
+    return {
+        "command": process.command,
+        "count": process.count,
+        "ready_after": process.ready_after,
+        "grace": process.grace,
+        "limits": own,
+    }
 
 
 def with_overrides(config: AppConfig, overrides: Mapping[str, Any]) -> AppConfig:

@@ -122,6 +122,7 @@ class LimitsConfig:
 PROCESS_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,29}$"
 PROCESS_NAME_RULE = "1 to 30 characters: lowercase letters, digits, '-' and '_', starting with a letter"
 PROCESS_READY_AFTER = 3.0  # seconds a process type must stay up to count as ready
+PROCESS_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when a process type's instance stops
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,7 @@ class ProcessType:
     limits: LimitsConfig = field(default_factory=LimitsConfig)  # the app's [limits] with its own on top
     count: int = 1  # how many run for production; `roost scale APP --process NAME=N` changes it
     ready_after: float = PROCESS_READY_AFTER
+    grace: float = PROCESS_GRACE  # after SIGTERM, to finish the current job; then SIGKILL
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -150,6 +152,7 @@ class ProcessType:
             limits=LimitsConfig(**limits),
             count=int(data.get("count", 1)),
             ready_after=float(data.get("ready_after", PROCESS_READY_AFTER)),
+            grace=float(data.get("grace", PROCESS_GRACE)),
         )
 
 

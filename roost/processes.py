@@ -16,11 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from roost.errors import ConfigError
-from roost.model import PROCESS_NAME_PATTERN, PROCESS_NAME_RULE, PROCESS_READY_AFTER, LimitsConfig, Network, ProcessType
+from roost.model import (
+    PROCESS_GRACE,
+    PROCESS_NAME_PATTERN,
+    PROCESS_NAME_RULE,
+    PROCESS_READY_AFTER,
+    LimitsConfig,
+    Network,
+    ProcessType,
+)
 
 Parser = Callable[[object], Any]
 PROCFILE = "Procfile"
-PROCESS_KEYS = ("command", "count", "ready_after", "limits")
+PROCESS_KEYS = ("command", "count", "ready_after", "grace", "limits")
 PROCESS_LIMIT_KEYS = ("memory", "cpu", "cpu_budget", "pids", "tmp", "network")
 """The `[limits]` that mean something for a process that takes no requests."""
 RESERVED = {
@@ -49,7 +57,7 @@ def validate_processes(
     """`[processes]` as sparse settings: `{name: {"command": ..., "limits": {...}}}`.
 
     Each value is a command line (`worker = "celery ..."`) or a table (`[processes.worker]`
-    with `command`, `count`, `ready_after` and a `limits` table). `keys` parse the first three,
+    with `command`, `count`, `ready_after`, `grace` and a `limits` table). `keys` parse the first three,
     `limit_keys` the limits. A table may leave `command` out here (a `roost scale` layer
     sets only `count`); `build_processes` requires it."""
     if not isinstance(value, dict):
@@ -127,6 +135,7 @@ def build_processes(
             limits=dataclasses.replace(limits, **own),
             count=entry.get("count", 1),
             ready_after=entry.get("ready_after", PROCESS_READY_AFTER),
+            grace=entry.get("grace", PROCESS_GRACE),
         )
         if process.ready_after <= 0:
             raise ConfigError(

@@ -368,7 +368,8 @@ class InstanceKeeper:
                     await instance.idle.wait()
         await instance.spawned.wait()
         if instance.child is not None and instance.child.is_alive():
-            await terminate(instance.child, self.settings.grace_kill)
+            process = instance.spec.process  # a worker's grace is its own: time to finish the current job
+            await terminate(instance.child, process.grace if process is not None else self.settings.grace_kill)
         await instance.finished.wait()
 
     async def wait_ready(self, instance: Instance) -> InstanceInfo | str:

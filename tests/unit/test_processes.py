@@ -37,13 +37,14 @@ def test_a_table_overrides_limits_count_and_readiness() -> None:
                     "command": "rq worker",
                     "count": 2,
                     "ready_after": "1s",
+                    "grace": "2m",
                     "limits": {"memory": "512M", "cpu_budget": "5s"},
                 }
             },
         }
     )
     (worker,) = config.processes
-    assert (worker.count, worker.ready_after) == (2, 1.0)
+    assert (worker.count, worker.ready_after, worker.grace) == (2, 1.0, 120.0)
     assert (worker.limits.memory, worker.limits.cpu, worker.limits.cpu_budget) == (512 * 1024 * 1024, 1.0, 5.0)
 
 
@@ -54,7 +55,11 @@ def test_a_table_overrides_limits_count_and_readiness() -> None:
         ({"release": "python manage.py migrate"}, "'release' cannot be a process type", "release"),
         ({"Worker": "x"}, "process type 'Worker' is not a valid name", "lowercase"),
         ({"worker": ""}, "'processes.worker.command' = '' is not valid", "non-empty string"),
-        ({"worker": {"commnd": "x"}}, "unknown key 'processes.worker.commnd'", "command, count, limits, ready_after"),
+        (
+            {"worker": {"commnd": "x"}},
+            "unknown key 'processes.worker.commnd'",
+            "command, count, grace, limits, ready_after",
+        ),
         ({"worker": {"command": "x", "limits": {"timeout": "1s"}}}, "processes.worker.limits.timeout", "memory"),
         ({"worker": {"command": "x", "count": -1}}, "'processes.worker.count' = -1", "0 or more"),
         ({"worker": {"count": 2}}, "process type 'worker' has no command", "command"),
