@@ -308,7 +308,7 @@ def test_per_type_limits_a_memory_kill_and_no_network(daemon: Daemon, tmp_path: 
     assert "the edge answered" not in logs
 
 
-def test_process_counts_survive_a_daemon_restart(tmp_path: Path) -> None:
+def test_process_counts_survive_a_daemon_restart_and_follow_stop_start_and_env(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     app = simple_app(tmp_path, "durable", "v1")
@@ -324,3 +324,19 @@ def test_process_counts_survive_a_daemon_restart(tmp_path: Path) -> None:
         assert unknown.returncode == 1
         assert "app 'durable' has no process type 'mailer'" in unknown.stderr
         assert "its process types: worker" in unknown.stderr
+
+        assert second.cli("stop", "durable").returncode == 0
+        assert workers(second, "durable") == []
+        assert second.cli("start", "durable").returncode == 0
+        wait_until("two workers after a start", lambda: len(workers(second, "durable")) == 2, timeout=60)
+
+        old = {w["id"] for w in workers(second, "durable")}
+        assert second.cli("env", "durable", "set", "VERSION=v9").returncode == 0
+
+        def rolled() -> bool:
+            now = workers(second, "durable")
+            return len(now) == 2 and not old & {w["id"] for w in now}
+
+        wait_until("the workers to roll onto the new environment", rolled, timeout=60)
+        logs = process_logs(second, "durable")
+        assert logs.count("v9 worker up") == 2 and logs.count("v1 got SIGTERM") >= 2, logs
