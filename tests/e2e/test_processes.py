@@ -201,6 +201,10 @@ def test_a_celery_worker_does_the_jobs_the_web_process_enqueues(daemon: Daemon, 
     assert [(p["process"], p["ready"]) for p in listed["celery-shop"]["processes"]] == [("worker", 1)]
     web = [i for i in info(daemon, "celery-shop")["instances"] if not i["process"] and i["state"] != "stopped"]
     assert listed["celery-shop"]["instances"] == len(web)  # `roost list` counts web instances apart
+    listing = daemon.cli("list").stdout
+    assert "PROCESSES" in listing and "worker 1/1" in listing, listing
+    shown_text = daemon.cli("info", "celery-shop").stdout
+    assert "PROCESS" in shown_text and "processes.worker" in shown_text, shown_text
     logs = process_logs(daemon, "celery-shop")
     assert "Task tasks.add" in logs and "succeeded" in logs, logs
     assert "GET /enqueue" not in logs  # only the worker's own lines
