@@ -106,6 +106,12 @@ def check(path: Path, as_json: bool) -> None:
         f" timeout={format_duration(config.limits.timeout)} stream_idle={format_duration(config.limits.stream_idle)}"
         f" stream_max={format_duration(config.limits.stream_max)} body={format_size(config.limits.body)}"
     )
+    for process in config.processes:
+        console.print(
+            f"  process {process.name} x{process.count}: {process.command}"
+            f" (memory={format_size(process.limits.memory)} cpu={process.limits.cpu:g})",
+            markup=False,
+        )
 
 
 @cli.command("completion")
