@@ -59,3 +59,18 @@ def test_counts_alone_restart_nothing(harness: Harness) -> None:
     worker = spec.config.processes[0]
     assert same_but_count(process_spec(spec, worker), process_spec(spec, replace(worker, count=5)))
     assert not same_but_count(process_spec(spec, worker), process_spec(replace(spec, env={"A": "1"}), worker))
+
+
+async def test_a_crashing_worker_backs_off_until_crash_looping_and_no_web_waiter_hears_of_it(
+    harness: Harness,
+) -> None:
+    spec = with_workers(harness.function("handler", entrypoint="main:handler"), 1, command=BROKEN)
+    await harness.runtime.deploy(spec)
+    await harness.recorder.until(lambda: harness.runtime.process_stats(spec.deployment)[0].crash_looping)
+    (stats,) = harness.runtime.process_stats(spec.deployment)
+    assert stats.restarts >= 3 and stats.ready == 0
+    assert "crash-looping" in stats.last_failure and "no queue" in stats.last_failure
+    backoffs = harness.recorder.messages("instance.backoff")
+    assert backoffs and backoffs[0].startswith("restarting a worker instance")
+    assert harness.recorder.failures == []  # the edge's waiters fail fast for web instances only
+    assert not harness.runtime.stats(spec.deployment).crash_looping  # the web side is not crash-looping
