@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from roost.model import AppConfig, AppName, DeploymentId, InstanceId, InstanceRecord, InstanceState
-from roost.runtime.isolation import Isolation as Isolation  # re-exported: part of the protocol's vocabulary
+from roost.runtime.isolation import Isolation  # re-exported (see __all__): part of the protocol's vocabulary
 from roost.runtime.isolation import describe as describe_isolation
 
 RUNNER_REQUIREMENTS: tuple[str, ...] = (
