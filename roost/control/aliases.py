@@ -41,8 +41,11 @@ class AliasUseCases:
         self.announcer = announcer
 
     async def point(self, app: AppName, alias: str, deployment: DeploymentId) -> Alias:
-        """Make `alias` serve `deployment` (ready, of `app`), and tell the edge."""
-        moved = await self.store.aliases.point(app, check_alias(app, alias), deployment)
+        """Make `alias` serve `deployment` (ready, of `app`) unless a newer push holds it, and
+        tell the edge; the alias as it now is."""
+        now = await self.store.aliases.point(app, check_alias(app, alias), deployment)
+        if now.deployment != deployment:
+            return now
         await self.store.add_event(
             app,
             "alias.moved",
@@ -50,7 +53,7 @@ class AliasUseCases:
             {"alias": alias, "deployment": deployment},
         )
         await self.announcer.announce(app)
-        return moved
+        return now
 
     async def aliases(self, app: str) -> list[Alias]:
         """The app's aliases by name; raises NotFound for the app."""

@@ -93,7 +93,8 @@ class DeployUseCases:
 
         `sources` says where the client took each setting from (`roost info` shows it);
         the daemon cannot tell a flag from roost.toml by itself. `alias` (a branch's) moves
-        to the deployment once it is ready; a failed build leaves it where it was. Creates
+        to the deployment once it is ready, unless a later push holds it already; a failed
+        build leaves it where it was. Creates
         the app on its first push. Raises ConfigError for bad settings and UsageError when
         the archive was not uploaded or the alias is not a valid one.
         """
@@ -155,8 +156,12 @@ class DeployUseCases:
         build_log.line(f"==> deployment {deployment.id} is ready ({seconds:.1f}s)")
         try:  # the log ends once production (and its alias) serves it, so `roost push` returns when its URLs are true
             if alias is not None:
-                await self.aliases.point(deployment.app, alias, deployment.id)
-                build_log.line(f"==> alias {alias} serves {deployment.id}")
+                held = await self.aliases.point(deployment.app, alias, deployment.id)
+                build_log.line(
+                    f"==> alias {alias} serves {deployment.id}"
+                    if held.deployment == deployment.id
+                    else f"==> alias {alias} stays on {held.deployment}, pushed after this one"
+                )
             if promote:
                 await self.promote(deployment.app, deployment.id)
                 build_log.line(f"==> production traffic goes to {deployment.id}")

@@ -32,17 +32,23 @@ class AliasTable:
         self._db = db
 
     async def point(self, app: AppName, name: str, deployment: DeploymentId) -> Alias:
-        """Create the alias, or move it to `deployment`."""
+        """Create the alias, or move it to `deployment` unless it serves a newer push already
+        (builds finish out of order); the alias as it now is."""
         now = time.time()
-        await self._db.write(
-            lambda conn: conn.execute(
+
+        def upsert(conn: sqlite3.Connection) -> Alias:
+            conn.execute(
                 "INSERT INTO aliases (app, name, deployment, updated_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (app, name) DO UPDATE SET deployment = excluded.deployment,"
-                " updated_at = excluded.updated_at",
+                " updated_at = excluded.updated_at"
+                " WHERE (SELECT seq FROM deployments WHERE id = excluded.deployment)"
+                " > (SELECT seq FROM deployments WHERE id = aliases.deployment)",
                 (app, name, deployment, now),
             ).close()
-        )
-        return Alias(app, name, deployment, now)
+            row = conn.execute("SELECT * FROM aliases WHERE app = ? AND name = ?", (app, name)).fetchone()
+            return _alias(row)
+
+        return await self._db.write(upsert)
 
     async def get(self, app: str, name: str) -> Alias:
         """The alias; raises NotFound."""

@@ -39,10 +39,11 @@ APP = "ci-shop"
 CI_TIMEOUT = 600  # a push: build and build check on a busy two-core machine
 
 
-def handler(says: str, at_import: str = "") -> dict[str, str]:
+def handler(says: str, at_import: str = "", keep: int = 10) -> dict[str, str]:
     """A handler app named APP whose page says `says`; `at_import` runs when it is imported."""
     code = f"{at_import}\n\ndef handler(request):\n    return {says!r}\n"
-    return {"roost.toml": f'name = "{APP}"\nentrypoint = "handler:handler"\n', "handler.py": code}
+    toml = f'name = "{APP}"\nentrypoint = "handler:handler"\nkeep = {keep}\n'
+    return {"roost.toml": toml, "handler.py": code}
 
 
 @dataclass
@@ -167,6 +168,19 @@ def test_a_failed_branch_build_exits_1_with_json_and_moves_nothing(site: Site) -
 def test_the_json_summary_step_of_the_workflow_reads_a_real_push(site: Site) -> None:
     site.write(handler("summary"))
     assert "is live at http://summary--ci-shop.localhost:" in report(site.ran(PREVIEW, BRANCH="summary"))
+
+
+def test_retention_keeps_the_deployment_an_alias_serves(site: Site) -> None:
+    site.write(handler("kept by its alias", keep=1))
+    kept = site.ran(PREVIEW, BRANCH="kept")
+    for attempt in ("main, again", "main, once more"):
+        site.write(handler(attempt, keep=1))
+        site.ran(PRODUCTION)
+    assert site.production() == "main, once more"
+    assert site.page(kept["alias_url"]).text == "kept by its alias"
+    statuses = {d["id"]: d["status"] for d in site.ran(f"roost deployments {APP} --json")}
+    assert statuses[kept["id"]] == "ready"
+    assert "pruned" in statuses.values()  # keep = 1 did prune the others
 
 
 def report(outcome: dict[str, Any]) -> str:

@@ -285,6 +285,8 @@ async def test_aliases_move_list_remove_and_go_with_their_app(tmp_path: Path) ->
         ("main", first.id),
     ]
     assert await store.aliases.every() == {app: {"feature-x": second.id, "main": first.id}}
+    late = await store.aliases.point(app, "feature-x", first.id)  # an older push whose build ended last
+    assert late.deployment == second.id
     await store.aliases.remove(app, "main")
     with pytest.raises(NotFound, match="no alias 'main'"):
         await store.aliases.remove(app, "main")
