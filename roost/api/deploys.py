@@ -137,7 +137,10 @@ async def build_log(name: AppName, deployment: str, control: ControlDep) -> Stre
 async def promote(name: AppName, body: PromoteIn, control: ControlDep) -> DeploymentOut:
     """Send all production traffic to `deployment`, or to the one branch alias `alias` serves."""
     if (body.deployment is None) == (body.alias is None):
-        raise UsageError("name a deployment or an alias to promote, not both", hint="roost promote APP DEPLOYMENT")
+        raise UsageError(
+            "name either a deployment or an alias to promote",
+            hint='{"deployment": "ab12cd34"} or {"alias": "feature-x"}',
+        )
     if body.alias is not None:
         return DeploymentOut.of(await control.promote_alias(name, body.alias), 100, control.urls)
     return DeploymentOut.of(await control.promote(name, str(body.deployment)), 100, control.urls)

@@ -9,8 +9,8 @@ import click
 from roost.cli.appdir import app_argument, resolve_app
 from roost.cli.base import Context, RoostGroup, json_option, pass_context
 from roost.cli.output import age, console, print_json, show, table
+from roost.cli.push import branch_alias
 from roost.errors import UsageError
-from roost.model import alias_slug
 
 
 @click.command("deployments")
@@ -61,7 +61,7 @@ def promote(ctx: Context, words: tuple[str, ...], alias: str | None, as_json: bo
         if len(words) > 1:
             raise UsageError("`roost promote [APP] --alias BRANCH` takes no DEPLOYMENT", hint="leave out DEPLOYMENT")
         app = resolve_app(words[0] if words else None)
-        body = {"alias": alias_slug(alias, app)}
+        body = {"alias": branch_alias(alias, app)}
     else:
         app, deployment = app_and_name(words, "roost promote [APP] DEPLOYMENT", "roost promote flask-hello ab12cd34")
         body = {"deployment": deployment}
@@ -149,6 +149,6 @@ def alias_list(ctx: Context, app: str | None, as_json: bool) -> None:
 def alias_remove(ctx: Context, words: tuple[str, ...]) -> None:
     """Remove a branch alias (its URL answers 404 from now on); its deployment stays."""
     app, branch = app_and_name(words, "roost alias remove [APP] BRANCH", "roost alias remove shop feature/login")
-    name = alias_slug(branch, app)
+    name = branch_alias(branch, app)
     ctx.client().request("DELETE", f"/v1/apps/{app}/aliases/{name}")
     console.print(f"removed alias [bold]{name}[/] of {app}")

@@ -201,15 +201,20 @@ def push(
         _report(final, elapsed, promoted=not no_promote, alias_url=alias_url)
 
 
+def branch_alias(branch: str, app: str) -> str:
+    """The alias of `app` a branch name makes (`feature/Login` -> `feature-login`); UsageError
+    when nothing of it is usable. Every command that takes a BRANCH sends this."""
+    slug = alias_slug(branch, app)
+    if not slug:
+        raise UsageError(f"'{branch}' has no letter or digit to make an alias of", hint=f"an alias is {ALIAS_RULE}")
+    return slug
+
+
 def _alias_for(given: str | None, app: str, say: Any) -> str | None:
-    """The alias to send for --alias: a branch name made a DNS label, saying so when it changed."""
+    """The alias to send for --alias, saying so when the branch name was changed to make it."""
     if given is None:
         return None
-    slug = alias_slug(given, app)
-    if not slug:
-        raise UsageError(
-            f"--alias '{given}' has no letter or digit to make an alias of", hint=f"an alias is {ALIAS_RULE}"
-        )
+    slug = branch_alias(given, app)
     if slug != given:
         say(f"alias [bold]{slug}[/] (from '{given}')")
     return slug
