@@ -6,6 +6,7 @@ Pure data: no I/O, imports nothing of Roost. Every module may import this one.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -282,3 +283,53 @@ class Quota:
     pattern: str
     instances: int | None = None
     memory: int | None = None
+
+
+# A branch alias names a stable preview host `<alias>--<app>.<domain>`: a DNS label of its own
+# (digits may lead, as in branch names), never holding '--', and short enough that the whole
+# host label stays within 63 characters. The admin API's schema carries the pattern.
+ALIAS_PATTERN = r"^[a-z0-9](?:[a-z0-9]|-[a-z0-9])*$"
+ALIAS_RE = re.compile(ALIAS_PATTERN)
+ALIAS_RULE = "lowercase letters, digits and single '-' between them"
+DNS_LABEL_MAX_LENGTH = 63
+_SLUG_TAG_LENGTH = 6  # hex digits of the branch's hash that keep two cut slugs apart
+
+
+def alias_max_length(app: str) -> int:
+    """The longest alias of `app` whose preview host label `<alias>--<app>` is one DNS label."""
+    return DNS_LABEL_MAX_LENGTH - len("--") - len(app)
+
+
+def is_valid_alias(alias: str, app: str) -> bool:
+    """True for an alias usable as `<alias>--<app>`."""
+    return 0 < len(alias) <= alias_max_length(app) and ALIAS_RE.fullmatch(alias) is not None
+
+
+def alias_slug(branch: str, app: str) -> str:
+    """A branch name made into an alias of `app` ("" when nothing of it is usable).
+
+    Runs of anything but letters and digits become one '-'; a slug too long for the host is cut
+    and tagged with a hash of the branch, so two long branches keep two aliases.
+
+    >>> alias_slug("feature/Login_Page", "shop")
+    'feature-login-page'
+    >>> len(alias_slug("dependabot/" + "x" * 80, "shop")) == alias_max_length("shop")
+    True
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", branch.lower()).strip("-")
+    room = alias_max_length(app)
+    if len(slug) <= room:
+        return slug
+    tag = hashlib.sha256(branch.encode()).hexdigest()[:_SLUG_TAG_LENGTH]
+    head = slug[: max(room - _SLUG_TAG_LENGTH - 1, 0)].rstrip("-")
+    return f"{head}-{tag}" if head else tag[:room]
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """A branch alias of an app: its stable preview host follows `deployment`."""
+
+    app: AppName
+    name: str
+    deployment: DeploymentId
+    updated_at: float

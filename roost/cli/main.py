@@ -12,7 +12,7 @@ from rich.markup import escape
 from roost import __version__
 from roost.cli.apps import create, info, list_apps, remove
 from roost.cli.base import Context, RoostGroup, json_option, pass_context
-from roost.cli.deploys import deployments, promote, rollback, traffic
+from roost.cli.deploys import alias, deployments, promote, rollback, traffic
 from roost.cli.env import env
 from roost.cli.events import events
 from roost.cli.examples import attach
@@ -33,7 +33,7 @@ from roost.units import format_duration, format_size
 
 SECTIONS: dict[str, tuple[str, ...]] = {
     "Apps": ("push", "init", "check", "create", "list", "info", "env", "cron", "remove"),
-    "Deployments": ("deployments", "promote", "rollback"),
+    "Deployments": ("deployments", "promote", "rollback", "alias"),
     "Traffic": ("traffic", "domains"),
     "Runtime": ("logs", "events", "scale", "start", "stop", "kill", "restart"),
     "Admin": ("serve", "login", "logout", "password", "user", "token", "quota", "audit", "gc", "version", "completion"),
@@ -127,6 +127,7 @@ for command in (
     push,
     deployments,
     promote,
+    alias,
     rollback,
     traffic,
     start,

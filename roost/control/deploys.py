@@ -1,4 +1,4 @@
-"""Deploy use cases: push, build, build check, promote, rollback, traffic split.
+"""Deploy use cases: push, build, build check, promote (by id or branch alias), rollback, traffic split.
 
 Writes the store first, then announces; a failed build never takes traffic.
 """
@@ -14,6 +14,7 @@ from typing import Any
 
 from roost.builder import Builder, BuildRequest, step_line
 from roost.config import build_config, validate
+from roost.control.aliases import AliasUseCases, check_alias
 from roost.control.buildlog import BuildLog, BuildLogs
 from roost.control.core import Announcer, check_app_name
 from roost.control.isolation import BuildWatch
@@ -63,6 +64,7 @@ class DeployUseCases:
         announcer: Announcer,
         tasks: TaskSet,
         place: BuildPlace,
+        aliases: AliasUseCases,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -75,6 +77,7 @@ class DeployUseCases:
         self.announcer = announcer
         self.tasks = tasks
         self.place = place
+        self.aliases = aliases
 
     async def push(
         self,
@@ -84,15 +87,20 @@ class DeployUseCases:
         settings: Mapping[str, Any],
         promote: bool = True,
         sources: Mapping[str, str] | None = None,
+        alias: str | None = None,
     ) -> Deployment:
         """Record a deployment of an uploaded archive and build it in the background.
 
         `sources` says where the client took each setting from (`roost info` shows it);
-        the daemon cannot tell a flag from roost.toml by itself. Creates the app on its
-        first push. Raises ConfigError for bad settings and UsageError when the archive
-        was not uploaded.
+        the daemon cannot tell a flag from roost.toml by itself. `alias` (a branch's) moves
+        to the deployment once it is ready, unless a later push holds it already; a failed
+        build leaves it where it was. Creates
+        the app on its first push. Raises ConfigError for bad settings and UsageError when
+        the archive was not uploaded or the alias is not a valid one.
         """
         app = check_app_name(name)
+        if alias is not None:
+            check_alias(app, alias)
         config = build_config(validate(settings, "roost.toml"), "roost.toml")
         if not config.entrypoint and not config.command:
             raise ConfigError(
@@ -105,7 +113,7 @@ class DeployUseCases:
         deployment = await self.store.create_deployment(app, new_deployment_id(), digest, message, config, sources)
         await self.store.add_event(app, "deploy.started", f"deployment {deployment.id} building", {"digest": digest})
         build_log = self.buildlogs.open(app, deployment.id)
-        self.tasks.start(self._build_and_release(deployment, build_log, promote), name=f"build {deployment.id}")
+        self.tasks.start(self._build_and_release(deployment, build_log, promote, alias), name=f"build {deployment.id}")
         return deployment
 
     async def _ensure_app(self, app: AppName, config: AppConfig) -> None:
@@ -119,7 +127,9 @@ class DeployUseCases:
         else:
             await self.store.update_app(app, mode=config.mode, config=config)
 
-    async def _build_and_release(self, deployment: Deployment, build_log: BuildLog, promote: bool) -> None:
+    async def _build_and_release(
+        self, deployment: Deployment, build_log: BuildLog, promote: bool, alias: str | None
+    ) -> None:
         started = time.monotonic()
         try:
             spec = await self._build(deployment, build_log)
@@ -144,7 +154,14 @@ class DeployUseCases:
             {"deployment": deployment.id, "seconds": round(seconds, 3)},
         )
         build_log.line(f"==> deployment {deployment.id} is ready ({seconds:.1f}s)")
-        try:  # the log ends once production serves it, so `roost push` returns when its URL is true
+        try:  # the log ends once production (and its alias) serves it, so `roost push` returns when its URLs are true
+            if alias is not None:
+                held = await self.aliases.point(deployment.app, alias, deployment.id)
+                build_log.line(
+                    f"==> alias {alias} serves {deployment.id}"
+                    if held.deployment == deployment.id
+                    else f"==> alias {alias} stays on {held.deployment}, pushed after this one"
+                )
             if promote:
                 await self.promote(deployment.app, deployment.id)
                 build_log.line(f"==> production traffic goes to {deployment.id}")
@@ -223,6 +240,10 @@ class DeployUseCases:
         )
         await self.lifecycle.reconcile(AppName(app))
         return target
+
+    async def promote_alias(self, app: str, alias: str) -> Deployment:
+        """Promote the deployment a branch alias serves (on merge: ship what was previewed)."""
+        return await self.promote(app, await self.aliases.target(app, alias))
 
     async def rollback(self, app: str, deployment: str | None = None) -> Deployment:
         """Back to `deployment`, or to the previous production deployment. No rebuild."""

@@ -15,6 +15,7 @@ from roost.store import Store
 async def build_route_table(store: Store, domain: str) -> RouteTable:
     """A routing snapshot of the store: the edge never reads SQLite itself."""
     traffic = await store.all_traffic()
+    aliases = await store.aliases.every()
     ready: dict[str, dict[DeploymentId, Deployment]] = {}
     for deployment in await store.list_deployments():
         if deployment.status is DeploymentStatus.READY:
@@ -37,6 +38,7 @@ async def build_route_table(store: Store, domain: str) -> RouteTable:
             body_too_large=body_too_large(config.limits.body),
             entrypoint=config.command is None,
             private_paths=frozenset(job.path for job in config.crons if not job.public),
+            aliases=aliases.get(app.name, {}),
         )
     return RouteTable(domain=domain, apps=routes, hosts=await store.list_domains())
 

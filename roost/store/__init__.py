@@ -27,6 +27,7 @@ from roost.model import (
     Traffic,
     TrafficEntry,
 )
+from roost.store.aliases import AliasTable
 from roost.store.audit import AuditEntry, AuditQuery, AuditTable
 from roost.store.db import Database
 from roost.store.instance_tables import InstanceTables
@@ -53,6 +54,7 @@ class Store(InstanceTables, TokenTable, SecretTable, QuotaTable, AuditTable):
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.aliases = AliasTable(db)  # branch aliases: stable preview hosts
         self.on_event: Callable[[Event], None] | None = None  # told of each event add_event stored
 
     @classmethod
