@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.apps import get, info, push, pushed, ready_instances, wait_until, write_app
+from tests.e2e.apps import get, push, pushed, ready_instances, wait_until, write_app
 from tests.e2e.harness import Daemon, module_daemon
 
 daemon = module_daemon("release")
@@ -214,7 +214,25 @@ def test_a_release_migrates_before_the_first_request_and_a_bad_one_never_reaches
     assert 'relation "no_such_table" does not exist' in failed["error"]
     response = get(daemon, "migrating.localhost")
     assert (response.status_code, response.text) == (200, "hello from a migration")
-    assert info(daemon, "migrating")["production"] == first
+    listed = {row["name"]: row for row in json.loads(daemon.cli("list", "--json").stdout)}
+    assert listed["migrating"]["production"] == first
+
+    (app / "greetings" / "migrations" / "0002_broken.py").unlink()
+    out = pushed(daemon, app)  # the same code again: a new deployment, so its release runs again
+    assert "No migrations to apply." in out
+    assert release_runs(daemon, "migrating") == 3
+    assert daemon.cli("rollback", "migrating").returncode == 0
+    assert daemon.cli("promote", "migrating", first).returncode == 0
+    assert release_runs(daemon, "migrating") == 3  # a rollback or a promote never runs it
+    assert get(daemon, "migrating.localhost").text == "hello from a migration"
+
+
+def release_runs(daemon: Daemon, app: str) -> int:
+    """How often the app's release command started (Django prints this line first), from its log."""
+    result = daemon.cli("logs", app, "--app-only", "--json", "-n", "5000")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return sum(1 for line in lines if line["source"] == "release" and "Operations to perform" in line["text"])
 
 
 def test_a_release_past_its_timeout_fails_the_push_and_names_the_timeout(daemon: Daemon, tmp_path: Path) -> None:
