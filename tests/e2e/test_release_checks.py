@@ -20,7 +20,7 @@ import pytest
 from tests.e2e.apps import get, push, pushed, ready_instances, wait_until, write_app
 from tests.e2e.harness import Daemon, module_daemon
 
-daemon = module_daemon("release")
+daemon = module_daemon("release", "--build-check-timeout", "20s")  # a failing check fails within 20s
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "postgres"  # initdb will not run as root; Debian's package made this user
@@ -287,6 +287,59 @@ def test_the_build_check_asks_the_check_path(daemon: Daemon, tmp_path: Path) -> 
     assert "pass its health check (GET /healthz: HTTP 200)" in out
     assert "GET /healthz answered HTTP 200" in out
     assert get(daemon, "checked.localhost").status_code == 500
+
+
+def test_a_build_check_that_never_passes_fails_the_push_naming_the_check(daemon: Daemon, tmp_path: Path) -> None:
+    app = write_app(
+        tmp_path,
+        "never-healthy",
+        {
+            "roost.toml": 'name = "never-healthy"\nentrypoint = "main:handler"\n[check]\npath = "/nope"\n',
+            "main.py": HEALTH_APP,  # any path it does not know answers 500
+        },
+    )
+    code, out, err = push(daemon, app)
+    assert code != 0, out + err
+    failed = deployments(daemon, "never-healthy")[0]
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("build check failed: listened on $PORT")
+    assert failed["error"].endswith(
+        "but failed its health check within 20s: GET /nope answered HTTP 500 (expected an HTTP status below 400)"
+    )
+
+
+SLOW_TO_HEALTH = """
+import os
+import time
+
+first_check: dict[int, float] = {}
+
+
+def handler(request):
+    if request.path == "/healthz":  # healthy 1.5s after this process saw its first check
+        seen = first_check.setdefault(os.getpid(), time.monotonic())
+        return ("ok", 200) if time.monotonic() - seen >= 1.5 else ("warming up", 503)
+    return os.environ["ROOST_INSTANCE"]
+"""
+
+
+def test_a_started_instance_is_ready_only_once_its_check_passes(daemon: Daemon, tmp_path: Path) -> None:
+    app = write_app(
+        tmp_path,
+        "warming",
+        {
+            "roost.toml": 'name = "warming"\nentrypoint = "main:handler"\nmode = "service"\n'
+            '[check]\npath = "/healthz"\n',
+            "main.py": SLOW_TO_HEALTH,
+        },
+    )
+    out = pushed(daemon, app)
+    assert "GET /healthz answered HTTP 200" in out  # the build check asked until it passed
+    (instance,) = wait_until("the service's instance", lambda: ready_instances(daemon, "warming"))
+    (ready,) = [e for e in events(daemon, "warming") if e["kind"] == "instance.ready"]
+    assert ready["data"]["instance"] == instance["id"]
+    assert ready["data"]["seconds"] >= 1.5  # it answered 503 until then: not ready, not routed
+    assert get(daemon, "warming.localhost").text == instance["id"]
 
 
 def test_an_instance_that_turns_unhealthy_is_restarted_with_an_event_naming_the_check(
