@@ -497,7 +497,7 @@ def setting_sources(
     config: AppConfig, overrides: Mapping[str, Any], recorded: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """Where each setting in force came from, for mode, entrypoint or command, preload,
-    auto_restart, scale.* and limits.*.
+    auto_restart, release (when set), scale.*, limits.* and check.* (with a `[check]`).
 
     `roost scale` overrides win (they apply on top of every deployment); then what the push
     recorded in `recorded` ("roost.toml", "pyproject.toml", "roost push --mode", "guessed by
@@ -518,6 +518,13 @@ def setting_sources(
     if config.entrypoint or config.command:
         key = "entrypoint" if config.entrypoint else "command"
         sources[key] = source(key, True, PUSHED)
+    if config.release:
+        sources["release"] = source("release", True, PUSHED)
+        sources["release_timeout"] = source(
+            "release_timeout", config.release_timeout != defaults.release_timeout, PUSHED
+        )
+    if config.check is not None:
+        sources.update({f"check.{name}": recorded.get(f"check.{name}", "default") for name in CHECK_KEYS})
     for table, current, default in (
         ("scale", config.scale, defaults.scale),
         ("limits", config.limits, defaults.limits),

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.apps import get, push, pushed, ready_instances, wait_until, write_app
+from tests.e2e.apps import get, info, push, pushed, ready_instances, wait_until, write_app
 from tests.e2e.harness import Daemon, module_daemon
 
 daemon = module_daemon("release", "--build-check-timeout", "20s")  # a failing check fails within 20s
@@ -287,6 +287,17 @@ def test_the_build_check_asks_the_check_path(daemon: Daemon, tmp_path: Path) -> 
     assert "pass its health check (GET /healthz: HTTP 200)" in out
     assert "GET /healthz answered HTTP 200" in out
     assert get(daemon, "checked.localhost").status_code == 500
+    details = info(daemon, "checked")
+    assert details["settings"]["check"] == {
+        "path": "/healthz",
+        "status": 200,
+        "interval": 10,
+        "timeout": 5,
+        "failures": 3,
+    }
+    assert (details["sources"]["check.path"], details["sources"]["check.interval"]) == ("roost.toml", "default")
+    shown = daemon.cli("info", "checked").stdout
+    assert "check.path" in shown and "/healthz" in shown
 
 
 def test_a_build_check_that_never_passes_fails_the_push_naming_the_check(daemon: Daemon, tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 
 import pytest
 
-from roost.config import build_config, replace_settings, settings_schema, validate
+from roost.config import build_config, replace_settings, setting_sources, settings_schema, validate
 from roost.errors import ConfigError
 from roost.model import AppConfig, HealthCheck
 
@@ -89,3 +89,14 @@ def test_the_admin_api_schema_knows_the_keys() -> None:
     assert set(schema["properties"]["check"]["properties"]) == {"path", "status", "interval", "timeout", "failures"}
     assert "release" in schema["properties"]
     assert "release_timeout" in schema["properties"]
+
+
+def test_roost_info_says_where_release_and_check_came_from() -> None:
+    config = parse({"release": "./migrate.sh", "check": {"path": "/up"}})
+    recorded = {"release": "roost.toml", "check.path": "roost.toml"}
+    sources = setting_sources(config, {}, recorded)
+    assert sources["release"] == "roost.toml"
+    assert sources["release_timeout"] == "default"
+    assert sources["check.path"] == "roost.toml"
+    assert sources["check.failures"] == "default"
+    assert "release" not in setting_sources(parse({}), {}) and "check.path" not in setting_sources(parse({}), {})
