@@ -371,7 +371,7 @@ def build_config(settings: Mapping[str, Any], source: str = "roost.toml") -> App
         check=build_check(settings.get("check")),
     )
     _check_rules(config, source)
-    check_gate_rules(config.check, config.release_timeout, source)
+    check_gate_rules(config.check, source)
     return config
 
 
