@@ -196,7 +196,8 @@ class InstanceKeeper:
     # -- ready and finished --------------------------------------------------------------------------------------------
 
     def _mark_ready(self, pool: Pool, instance: Instance) -> None:
-        # starting -> ready: forked, said "ready" (fresh) or accepted a connection (command)
+        # starting -> ready: forked, said "ready" (fresh) or accepted a connection (command),
+        # and passed the app's [check] when it has one
         instance.move(InstanceState.READY)
         instance.reason = ""
         instance.ready_at = instance.last_used = time.monotonic()
