@@ -46,17 +46,20 @@ async def http_status(host: str, port: int, path: str, within: float) -> int:
     """`GET path` on host:port; the status code of the answer. Raises OSError (refused, reset),
     TimeoutError or NoAnswer."""
     async with asyncio.timeout(max(0.0, within)):
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(host, port, limit=LIMIT_STATUS_LINE)
         try:
             request = f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: roost-check\r\nConnection: close\r\n\r\n"
             writer.write(request.encode("latin-1"))
             await writer.drain()
-            line = await reader.readline()
+            try:
+                line = await reader.readline()
+            except ValueError as exc:  # no line end within the limit
+                raise NoAnswer(f"answered a first line longer than {LIMIT_STATUS_LINE} bytes") from exc
         finally:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
-    parts = line[:LIMIT_STATUS_LINE].split()
+    parts = line.split()
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
         raise NoAnswer(f"answered something that is not HTTP: {line[:80]!r}" if line else "closed the connection")
     return int(parts[1])

@@ -76,9 +76,11 @@ class LivenessWatcher:
             self._upkeep.keep_task(self._check(pool, instance, check, record), name=f"check {instance.id}")
 
     async def _check(self, pool: Pool, instance: Instance, check: HealthCheck, record: CheckRecord) -> None:
-        outcome = await check_once(instance.host, instance.port, check, check.timeout)
+        try:
+            outcome = await check_once(instance.host, instance.port, check, check.timeout)
+        finally:
+            record.running = False  # even cancelled: the next sweep may ask again
         if not instance.is_ready():
-            record.running = False
             return  # it left while we asked: its end is recorded elsewhere
         if record.record(outcome.ok, outcome.detail, time.monotonic(), check):
             self._restart(pool, instance, check, outcome)

@@ -111,3 +111,27 @@ async def test_a_silent_server_times_out_and_a_closed_port_is_refused(serve: Ser
         closed = sock.getsockname()[1]
     refused = await check_once("127.0.0.1", closed, CHECK, 1.0)
     assert (refused.ok, refused.detail) == (False, "GET /healthz: connection refused")
+
+
+async def test_an_endless_first_line_is_a_failed_check_not_a_crash(serve: Server) -> None:
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.write(b"HTTP/1.1 200 " + b"x" * 4096)
+        await writer.drain()
+        writer.close()
+
+    port = await serve(endless)
+    outcome = await check_once("127.0.0.1", port, CHECK, 1.0)
+    assert (outcome.ok, outcome.detail) == (False, "GET /healthz: answered a first line longer than 1024 bytes")
+
+
+async def test_something_that_is_not_http_fails_the_check(serve: Server) -> None:
+    async def ssh(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n")
+        await writer.drain()
+        writer.close()
+
+    port = await serve(ssh)
+    outcome = await check_once("127.0.0.1", port, CHECK, 1.0)
+    assert not outcome.ok
+    assert outcome.detail == "GET /healthz: answered something that is not HTTP: b'SSH-2.0-OpenSSH_9.2\\r\\n'"
