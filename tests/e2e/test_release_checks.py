@@ -7,6 +7,7 @@ for the module: the tests use apps of their own."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -340,6 +341,7 @@ def test_a_started_instance_is_ready_only_once_its_check_passes(daemon: Daemon, 
         "warming",
         {
             "roost.toml": 'name = "warming"\nentrypoint = "main:handler"\nmode = "service"\n'
+            "release = \"echo uid=$(id -u); grep '^Seccomp:' /proc/self/status; touch main.py || echo read-only\"\n"
             '[check]\npath = "/healthz"\n',
             "main.py": SLOW_TO_HEALTH,
         },
@@ -351,6 +353,12 @@ def test_a_started_instance_is_ready_only_once_its_check_passes(daemon: Daemon, 
     assert ready["data"]["instance"] == instance["id"]
     assert ready["data"]["seconds"] >= 1.5  # it answered 503 until then: not ready, not routed
     assert get(daemon, "warming.localhost").text == instance["id"]
+    # the release ran confined as the instances are: the app's uid, a seccomp filter, read-only code
+    uid = info(daemon, "warming")["instances"][0]["isolation"]["identity"]["uid"][1]
+    assert uid != 0
+    assert f"uid={uid}\n" in out
+    assert re.search(r"Seccomp:\s+2\n", out), out  # 2: a filter
+    assert "read-only" in out
 
 
 def test_an_instance_that_turns_unhealthy_is_restarted_with_an_event_naming_the_check(
