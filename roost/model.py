@@ -130,6 +130,31 @@ class CronJob:
     public: bool = False
 
 
+RELEASE_TIMEOUT_DEFAULT = 300.0  # seconds a release command may run (`release_timeout`)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """`[check]`: the request a healthy instance answers, and how often it is asked.
+
+    It is the build check, the readiness test of every start and, while an instance runs, its
+    liveness check: `failures` failed checks in a row, one every `interval`, restart it.
+    """
+
+    path: str = "/"
+    status: int | None = None  # the one status expected; None: any answer below 400
+    interval: float = 10.0
+    timeout: float = 5.0
+    failures: int = 3
+
+    def accepts(self, status: int) -> bool:
+        return status < 400 if self.status is None else status == self.status
+
+    def expected(self) -> str:
+        """ "HTTP 200" or "an HTTP status below 400", for messages."""
+        return "an HTTP status below 400" if self.status is None else f"HTTP {self.status}"
+
+
 @dataclass(frozen=True, slots=True)
 class AppConfig:
     """An app's settings in force, after defaults, files and flags."""
@@ -145,6 +170,9 @@ class AppConfig:
     crons: tuple[CronJob, ...] = ()
     keep: int | None = None  # deployments to keep on disk; None: the daemon's --keep
     auto_restart: bool = True  # a crashed instance is restarted (after a back-off)
+    release: str | None = None  # a shell line run once per deployment before it takes traffic
+    release_timeout: float = RELEASE_TIMEOUT_DEFAULT
+    check: HealthCheck | None = None  # None: any answer on `/` is ready, and no liveness check
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; `from_dict` reads it back."""
@@ -171,6 +199,9 @@ class AppConfig:
             crons=tuple(CronJob(**job) for job in data.get("crons", [])),
             keep=data.get("keep"),
             auto_restart=bool(data.get("auto_restart", True)),
+            release=data.get("release"),
+            release_timeout=float(data.get("release_timeout", RELEASE_TIMEOUT_DEFAULT)),
+            check=HealthCheck(**data["check"]) if data.get("check") else None,
         )
 
 

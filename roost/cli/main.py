@@ -106,6 +106,15 @@ def check(path: Path, as_json: bool) -> None:
         f" timeout={format_duration(config.limits.timeout)} stream_idle={format_duration(config.limits.stream_idle)}"
         f" stream_max={format_duration(config.limits.stream_max)} body={format_size(config.limits.body)}"
     )
+    if config.release:
+        console.print(f"  release={config.release!r} within {format_duration(config.release_timeout)}", highlight=False)
+    if config.check is not None:
+        check = config.check
+        console.print(
+            f"  check GET {check.path} expects {check.expected()}, every {format_duration(check.interval)}"
+            f" (timeout {format_duration(check.timeout)}, restart after {check.failures} failures)",
+            highlight=False,
+        )
 
 
 @cli.command("completion")

@@ -56,7 +56,7 @@ def app_name_for(path: Path, settings: dict[str, Any], flag: str | None) -> str:
 
 FLAG_SOURCES = {"mode": "roost push --mode", "auto_restart": "roost push --no-auto-restart"}
 GUESSED = "guessed by roost push"
-TABLES = ("scale", "limits")  # their keys are marked one by one ("scale.max"): a file may set a few
+TABLES = ("scale", "limits", "check")  # their keys are marked one by one ("scale.max"): a file may set a few
 
 
 def setting_origins(

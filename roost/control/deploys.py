@@ -21,7 +21,7 @@ from roost.control.isolation import BuildWatch
 from roost.control.lifecycle import LifecycleUseCases
 from roost.control.retention import RetentionUseCases
 from roost.control.secrets import Secrets
-from roost.errors import BuildFailed, ConfigError, Conflict, NoSpace, NotFound, UsageError
+from roost.errors import BuildFailed, ConfigError, Conflict, NoSpace, NotFound, ReleaseFailed, UsageError
 from roost.model import (
     TRAFFIC_WEIGHT_MAX,
     AppConfig,
@@ -36,6 +36,7 @@ from roost.registry import Registry
 from roost.runtime.protocol import DeploymentSpec, Runtime
 from roost.store import Store
 from roost.tasks import TaskSet
+from roost.units import format_duration
 
 log = logging.getLogger("roost.control")
 
@@ -134,7 +135,8 @@ class DeployUseCases:
         try:
             spec = await self._build(deployment, build_log)
             await self._check(spec, build_log)
-        except (BuildFailed, NoSpace) as exc:
+            await self._release(spec, build_log)
+        except (BuildFailed, NoSpace) as exc:  # ReleaseFailed is a BuildFailed
             await self._fail(deployment, build_log, exc.message, exc.hint, time.monotonic() - started)
             return
         except Exception as exc:
@@ -189,9 +191,9 @@ class DeployUseCases:
         )
 
     async def _check(self, spec: DeploymentSpec, build_log: BuildLog) -> None:
-        build_log.line(
-            f"==> build check: one instance must answer HTTP on $PORT within {self.place.timeout_build_check:g}s"
-        )
+        check = spec.config.check
+        what = "answer HTTP" if check is None else f"pass its health check (GET {check.path}: {check.expected()})"
+        build_log.line(f"==> build check: one instance must {what} on $PORT within {self.place.timeout_build_check:g}s")
         result = await self.runtime.probe(spec, self.place.timeout_build_check)
         if not result.ok:
             for line in result.output.splitlines()[-40:]:
@@ -199,6 +201,22 @@ class DeployUseCases:
             raise BuildFailed(f"build check failed: {result.message}", hint=_check_hint(spec))
         build_log.line(f"    {result.message}")
         build_log.line(step_line("build check", result.seconds))
+
+    async def _release(self, spec: DeploymentSpec, build_log: BuildLog) -> None:
+        """The app's release command, once per deployment, before any traffic: a push of the same
+        code is a new deployment and runs it again; a promote or rollback never does."""
+        command = spec.config.release
+        if not command:
+            return
+        build_log.line(f"==> release: {command} (within {format_duration(spec.config.release_timeout)})")
+        result = await self.runtime.release(spec, lambda line: build_log.line(f"    {line}"))
+        if not result.ok:
+            raise ReleaseFailed(
+                f"release command failed: {result.message}{_last_lines(result.output)}",
+                hint="the deployment takes no traffic and production keeps what it had; fix the command "
+                "(its output is above) and push again",
+            )
+        build_log.line(step_line("release", result.seconds))
 
     async def _fail(self, deployment: Deployment, build_log: BuildLog, message: str, hint: str, seconds: float) -> None:
         await self.store.finish_deployment(deployment.id, DeploymentStatus.FAILED, seconds, error=message)
@@ -291,6 +309,15 @@ class DeployUseCases:
         await self.store.set_traffic(AppName(app), entries, "traffic.split", f"traffic split: {split}")
         await self.lifecycle.reconcile(AppName(app))
         return await self.store.get_traffic(app)
+
+
+RELEASE_QUOTED_LINES = 5  # of the command's own output, in the deployment's error
+
+
+def _last_lines(output: str) -> str:
+    """ ": | line | line" — the command's last words, kept in the deployment's error."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()][-RELEASE_QUOTED_LINES:]
+    return f": {' | '.join(lines)}" if lines else ""
 
 
 def _check_hint(spec: DeploymentSpec) -> str:

@@ -100,6 +100,16 @@ class ProbeResult:
     output: str  # the app's own stdout and stderr, last lines
 
 
+@dataclass(frozen=True, slots=True)
+class ReleaseResult:
+    """The release command: did it exit with status 0 within its `release_timeout`?"""
+
+    ok: bool
+    seconds: float
+    message: str  # "`python manage.py migrate` exited with status 1" or "... did not finish within ..."
+    output: str  # its own stdout and stderr, last lines
+
+
 class Slot:
     """One request's place on a ready instance. Release it exactly once, on
     every path (success, error, cancellation)."""
@@ -224,6 +234,12 @@ class Runtime(Protocol):
     async def probe(self, spec: DeploymentSpec, limit_seconds: float) -> ProbeResult:
         """The build check: start one throwaway instance with PORT set and see it answer."""
 
+    async def release(self, spec: DeploymentSpec, on_line: Callable[[str], None]) -> ReleaseResult:
+        """Run the deployment's `release` command once, confined like an instance, with the app's
+        env and no $PORT; each line of its output goes to `on_line` as it comes. Stopped after
+        `spec.config.release_timeout`. Never raises for the command's own failure: the result says.
+        Example: ``(await runtime.release(spec, log.line)).ok``"""
+
     async def close(self) -> None:
         """Stop everything (daemon shutdown): drain, TERM, grace, KILL; leave no process."""
 
@@ -242,6 +258,7 @@ __all__ = [
     "InstanceInfo",
     "Isolation",
     "ProbeResult",
+    "ReleaseResult",
     "Runtime",
     "RuntimeListener",
     "Slot",
