@@ -290,7 +290,7 @@ class Daemon:
         s = self.settings
         if is_loopback_host(s.api_host):
             return
-        if PasswordFile(s.passwords_path).has_users() or await store.has_tokens():
+        if PasswordFile(s.passwords_path).has_users() or await store.tokens.has_tokens():
             return
         if s.insecure:
             log.warning("the admin API listens on %s with no user and no token (--insecure)", s.api_host)
@@ -348,7 +348,7 @@ class Daemon:
         self._apps_of = {d.id: d.app for d in await self._store.list_deployments()}
         if self._autoscaler is not None:
             self._autoscaler.set_specs(await production_scale_specs(self._store, self.settings))
-            self._autoscaler.set_quotas(await self._store.list_quotas())
+            self._autoscaler.set_quotas(await self._store.quotas.list_quotas())
 
     def _keep(self, sock: socket.socket) -> socket.socket:
         self._sockets.append(sock)

@@ -46,26 +46,26 @@ class AccessUseCases:
         if not TOKEN_NAME_RE.fullmatch(name):
             raise UsageError(f"'{name}' is not a valid token name", hint="use letters, digits, '.', '_' or '-'")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        await self.store.create_token(name, hash_token(token), grants.encode(), user)
+        await self.store.tokens.create_token(name, hash_token(token), grants.encode(), user)
         rights = f"for user {user}" if user else grants.describe()
         await self.store.add_event(None, "token.created", f"token {name} created ({rights})")
         return token
 
     async def revoke_token(self, name: str) -> None:
-        await self.store.revoke_token(name)
+        await self.store.tokens.revoke_token(name)
         await self.store.add_event(None, "token.revoked", f"token {name} revoked")
 
     async def list_tokens(self) -> list[TokenInfo]:
         return [
             TokenInfo(r.name, Grants.decode(r.grants), r.user, r.created_at, r.last_used_at)
-            for r in await self.store.list_tokens()
+            for r in await self.store.tokens.list_tokens()
         ]
 
     async def token_info(self, token: str) -> TokenInfo | None:
         """Who a presented token belongs to and what it may do, or None."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
             return None
-        found = await self.store.token_record(hash_token(token))
+        found = await self.store.tokens.token_record(hash_token(token))
         if found is None:
             return None
         return TokenInfo(found.name, Grants.decode(found.grants), found.user, found.created_at, found.last_used_at)

@@ -123,7 +123,7 @@ class LifecycleUseCases:
                     await self.runtime.retire(deployment.id)
             return
         weights = {t.deployment: t.weight for t in await self.store.get_traffic(app)}
-        quotas = tuple(await self.store.list_quotas())
+        quotas = tuple(await self.store.quotas.list_quotas())
         await self._converge(record, deployments, weights, await self.secrets.secrets_of(app), quotas)
 
     async def _converge(
@@ -164,7 +164,7 @@ class LifecycleUseCases:
             return record
         layer = validate({"scale": dict(changes)}, "roost scale")
         overrides = merge(record.overrides, layer)
-        quotas = await self.store.list_quotas()
+        quotas = await self.store.quotas.list_quotas()
         for deployment in await self.store.list_deployments(app):
             if deployment.status is DeploymentStatus.READY:
                 check_min_within_quotas(with_overrides(deployment.config, overrides), quotas, app)  # or ConfigError
@@ -287,10 +287,10 @@ class LifecycleUseCases:
         leftovers = await self.builder.remove_leftovers()  # before any build can start
         if leftovers:
             log.warning("removed %d half-built folder(s) of interrupted builds", len(leftovers))
-        ended = await self.runtime.recover(await self.store.live_instances())
+        ended = await self.runtime.recover(await self.store.instances.live_instances())
         if ended:
             log.warning("ended %d leftover(s) of a previous run: %s", len(ended), ", ".join(ended))
-        await self.store.close_live_instances("the daemon restarted")
+        await self.store.instances.close_live_instances("the daemon restarted")
         for app in await self.store.list_apps():
             with contextlib.suppress(RoostError):
                 await self.reconcile(app.name)

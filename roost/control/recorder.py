@@ -35,7 +35,7 @@ class Recorder:
             started_at=info.started_at,
             reason=info.reason,
         )
-        self._tasks.start(self._store.record_instance(record), name=f"instance {info.id}")
+        self._tasks.start(self._store.instances.record_instance(record), name=f"instance {info.id}")
 
     def capacity_changed(self, deployment: DeploymentId) -> None:
         return None

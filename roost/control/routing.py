@@ -38,7 +38,7 @@ async def build_route_table(store: Store, domain: str) -> RouteTable:
             entrypoint=config.command is None,
             private_paths=frozenset(job.path for job in config.crons if not job.public),
         )
-    return RouteTable(domain=domain, apps=routes, hosts=await store.list_domains())
+    return RouteTable(domain=domain, apps=routes, hosts=await store.domains.list_domains())
 
 
 async def production_scale_specs(store: Store, settings: ServeSettings) -> dict[DeploymentId, ScaleSpec]:

@@ -378,7 +378,7 @@ INSIDE_ONLY: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ),
 )
 API_ROUTES = ("access", "apps", "audit", "deploys", "env", "ops", "quotas")
-STORE_TABLES = ("audit", "instance_tables", "quotas", "secrets", "tokens")
+STORE_TABLES = ("audit", "domains", "instance_tables", "quotas", "secrets", "tokens")
 INSIDE_NEVER: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     (
         "roost.runtime",
