@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from roost.errors import UsageError
 from roost.grants import Grants
 from roost.store import Store
+from roost.store.tokens import TokenRecord
 
 TOKEN_PREFIX = "roost_"  # noqa: S105 - a visible prefix, not a secret
 TOKEN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # noqa: S105 - a rule, not a secret; the API schema has it
@@ -34,6 +35,11 @@ class TokenInfo:
     created_at: float
     last_used_at: float | None
 
+    @classmethod
+    def of(cls, record: TokenRecord) -> TokenInfo:
+        """The stored row, its grants decoded."""
+        return cls(record.name, Grants.decode(record.grants), record.user, record.created_at, record.last_used_at)
+
 
 class AccessUseCases:
     """API tokens: create, revoke, list, and who a presented token is."""
@@ -56,10 +62,7 @@ class AccessUseCases:
         await self.store.add_event(None, "token.revoked", f"token {name} revoked")
 
     async def list_tokens(self) -> list[TokenInfo]:
-        return [
-            TokenInfo(r.name, Grants.decode(r.grants), r.user, r.created_at, r.last_used_at)
-            for r in await self.store.tokens.list_tokens()
-        ]
+        return [TokenInfo.of(record) for record in await self.store.tokens.list_tokens()]
 
     async def token_info(self, token: str) -> TokenInfo | None:
         """Who a presented token belongs to and what it may do, or None."""
@@ -68,4 +71,4 @@ class AccessUseCases:
         found = await self.store.tokens.token_record(hash_token(token))
         if found is None:
             return None
-        return TokenInfo(found.name, Grants.decode(found.grants), found.user, found.created_at, found.last_used_at)
+        return TokenInfo.of(found)

@@ -11,7 +11,6 @@ import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from pathlib import Path
 
 from roost.builder import Builder
 from roost.config import merge, validate, with_overrides
@@ -98,14 +97,7 @@ class LifecycleUseCases:
             config = within_quotas(config, quotas, app.name)
         else:
             config = preview_config(config, keep_zygote=deployment.id in self._production)
-        return DeploymentSpec(
-            app=deployment.app,
-            deployment=deployment.id,
-            code_dir=Path(deployment.code_dir),
-            venv_dir=Path(deployment.venv_dir),
-            config=config,
-            env=env,
-        )
+        return DeploymentSpec.of(deployment, env, config)
 
     async def reconcile(self, app: AppName) -> None:
         """Route first, then start what production needs, then retire what it no longer does."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from roost.model import AppName, DeploymentId, InstanceRecord
+from roost.model import AppName, DeploymentId
 from roost.runtime.protocol import InstanceInfo
 from roost.store import Store
 from roost.tasks import TaskSet
@@ -25,17 +25,7 @@ class Recorder:
         self._tasks.start(self._store.add_event(app, kind, message, dict(data)), name=f"event {kind}")
 
     def instance_changed(self, info: InstanceInfo) -> None:
-        record = InstanceRecord(
-            id=info.id,
-            app=info.app,
-            deployment=info.deployment,
-            pid=info.pid,
-            pgid=info.pid,
-            state=info.state,
-            started_at=info.started_at,
-            reason=info.reason,
-        )
-        self._tasks.start(self._store.instances.record_instance(record), name=f"instance {info.id}")
+        self._tasks.start(self._store.instances.record_instance(info.record()), name=f"instance {info.id}")
 
     def capacity_changed(self, deployment: DeploymentId) -> None:
         return None
