@@ -22,6 +22,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.serve_settings": LEAVES,
     "roost.store": LEAVES,
     "roost.applog": LEAVES,
+    "roost.requestlog": (*LEAVES, "roost.applog", "roost.edge.answers"),
     "roost.pack": (*LEAVES, "roost.config"),
     "roost.registry": LEAVES,
     "roost.builder": (*LEAVES, "roost.config", "roost.registry", "roost.applog"),
