@@ -26,6 +26,7 @@ from roost.api import (
     AuthMiddleware,
     DoorSettings,
     ThrottlePolicy,
+    check_exposure,
     create_api,
     parse_networks,
 )
@@ -79,10 +80,6 @@ def _address(sock: socket.socket, scheme: str = "http") -> str:
     return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
-def is_loopback_host(host: str) -> bool:
-    return host == "localhost" or host.startswith("127.") or host == "::1"
-
-
 class Daemon:
     """Owns every long-lived piece of one `roost serve` run."""
 
@@ -115,7 +112,7 @@ class Daemon:
         unix_sock = self._keep(bind_unix(s.socket_path))
         internal_sock = self._keep(bind_unix(s.home / INTERNAL_SOCKET_NAME))
         store = self._store = await Store.open(s.db_path)
-        await self._check_exposure(store)
+        check_exposure(s, await store.tokens.has_tokens())
         edge_port, api_port = edge_sock.getsockname()[1], api_sock.getsockname()[1]
         instance_ports = PortRange(s.instance_port_first, s.instance_port_last)
         check_outside(instance_ports, edge=edge_port, api=api_port)
@@ -237,22 +234,6 @@ class Daemon:
         if self._edge is None:
             return 0, ""
         return await self._edge.internal_request(AppName(app), "POST", job.path, {"x-roost-cron": job.name})
-
-    async def _check_exposure(self, store: Store) -> None:
-        """Refuse to open the admin API beyond loopback while nobody could log in."""
-        s = self.settings
-        if is_loopback_host(s.api_host):
-            return
-        if PasswordFile(s.passwords_path).has_users() or await store.tokens.has_tokens():
-            return
-        if s.insecure:
-            log.warning("the admin API listens on %s with no user and no token (--insecure)", s.api_host)
-            return
-        raise ConfigError(
-            f"refusing to expose the admin API on {s.api_host}: no user or token exists, so anyone could log in",
-            hint="add one first: `roost password admin` (or `roost token create NAME` over the Unix socket); "
-            "--insecure overrides",
-        )
 
     async def _start_api(self, control: Control, tcp: socket.socket, unix: socket.socket) -> None:
         """Two doors onto one API: TCP (always authenticated) and the owner-only Unix socket."""
