@@ -181,14 +181,8 @@ class DeployUseCases:
             self.runtime, self.store, self.tasks.start, deployment.app, deployment.id, build_dir
         ).watching():
             output = await self.builder.build(request, build_log.line)
-        return DeploymentSpec(
-            app=deployment.app,
-            deployment=deployment.id,
-            code_dir=output.code_dir,
-            venv_dir=output.venv_dir,
-            config=deployment.config,
-            env=await self.secrets.app_env(deployment.app, deployment.config),
-        )
+        env = await self.secrets.app_env(deployment.app, deployment.config)
+        return DeploymentSpec.of(deployment, env, code_dir=output.code_dir, venv_dir=output.venv_dir)
 
     async def _check(self, spec: DeploymentSpec, build_log: BuildLog) -> None:
         check = spec.config.check

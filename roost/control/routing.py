@@ -12,6 +12,11 @@ from roost.serve_settings import ServeSettings
 from roost.store import Store
 
 
+async def deployment_apps(store: Store) -> dict[DeploymentId, str]:
+    """Each deployment's app, for those who know only the deployment (request log, metrics, events)."""
+    return {d.id: d.app for d in await store.list_deployments()}
+
+
 async def build_route_table(store: Store, domain: str) -> RouteTable:
     """A routing snapshot of the store: the edge never reads SQLite itself."""
     traffic = await store.all_traffic()
@@ -40,7 +45,7 @@ async def build_route_table(store: Store, domain: str) -> RouteTable:
             private_paths=frozenset(job.path for job in config.crons if not job.public),
             aliases=aliases.get(app.name, {}),
         )
-    return RouteTable(domain=domain, apps=routes, hosts=await store.list_domains())
+    return RouteTable(domain=domain, apps=routes, hosts=await store.domains.list_domains())
 
 
 async def production_scale_specs(store: Store, settings: ServeSettings) -> dict[DeploymentId, ScaleSpec]:

@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from roost.model import AppConfig, AppName, DeploymentId, InstanceId, InstanceRecord, InstanceState
+from roost.model import AppConfig, AppName, Deployment, DeploymentId, InstanceId, InstanceRecord, InstanceState
 from roost.runtime.isolation import Isolation  # re-exported (see __all__): part of the protocol's vocabulary
 from roost.runtime.isolation import describe as describe_isolation
 
@@ -54,6 +54,26 @@ class DeploymentSpec:
     config: AppConfig
     env: Mapping[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def of(
+        cls,
+        deployment: Deployment,
+        env: Mapping[str, str],
+        config: AppConfig | None = None,
+        code_dir: Path | None = None,
+        venv_dir: Path | None = None,
+    ) -> DeploymentSpec:
+        """The spec of a stored deployment: its folders and config unless others are given (a
+        build in progress has its folders before the store does; control may narrow the config)."""
+        return cls(
+            deployment.app,
+            deployment.id,
+            code_dir or Path(deployment.code_dir),
+            venv_dir or Path(deployment.venv_dir),
+            deployment.config if config is None else config,
+            env,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class InstanceInfo:
@@ -71,6 +91,13 @@ class InstanceInfo:
     in_flight: int = 0
     restarts: int = 0
     reason: str = ""  # why it stopped or crashed, in words: "exited with status 3", "killed by SIGKILL"
+
+    def record(self) -> InstanceRecord:
+        """What the store keeps of this instance, so `Runtime.recover` can end it after a restart.
+        Every instance leads its own process group, so its pid is the group's id too."""
+        return InstanceRecord(
+            self.id, self.app, self.deployment, self.pid, self.pid, self.state, self.started_at, reason=self.reason
+        )
 
 
 @dataclass(frozen=True, slots=True)

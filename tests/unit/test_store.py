@@ -236,14 +236,14 @@ async def test_a_full_database_is_no_space_not_a_store_error(store: Store) -> No
 
 
 async def test_quotas_are_kept_replaced_and_removed(store: Store) -> None:
-    await store.set_quota(Quota("shop-*", instances=4, memory=2 << 30))
-    await store.set_quota(Quota("blog", instances=1))
-    await store.set_quota(Quota("shop-*", instances=6))
-    assert await store.list_quotas() == [Quota("blog", 1, None), Quota("shop-*", 6, None)]
-    await store.remove_quota("blog")
-    assert await store.list_quotas() == [Quota("shop-*", 6, None)]
+    await store.quotas.set_quota(Quota("shop-*", instances=4, memory=2 << 30))
+    await store.quotas.set_quota(Quota("blog", instances=1))
+    await store.quotas.set_quota(Quota("shop-*", instances=6))
+    assert await store.quotas.list_quotas() == [Quota("blog", 1, None), Quota("shop-*", 6, None)]
+    await store.quotas.remove_quota("blog")
+    assert await store.quotas.list_quotas() == [Quota("shop-*", 6, None)]
     with pytest.raises(NotFound):
-        await store.remove_quota("blog")
+        await store.quotas.remove_quota("blog")
 
 
 async def test_the_audit_trail_is_filtered_in_the_query(store: Store) -> None:
@@ -255,19 +255,22 @@ async def test_the_audit_trail_is_filtered_in_the_query(store: Store) -> None:
         ("shop", "alice", "password", "10.0.0.2", "GET", "/v1/apps/shop/secrets", "secret.reveal", 200),
     ]
     for call in calls:
-        await store.add_audit(*call)
-    shop = await store.list_audit(AuditQuery(app="shop"))
+        await store.audit.add_audit(*call)
+    shop = await store.audit.list_audit(AuditQuery(app="shop"))
     assert [(e.user, e.method, e.address) for e in shop] == [
         ("ci", "POST", "10.0.0.1"),
         ("alice", "DELETE", "10.0.0.2"),
         ("alice", "GET", "10.0.0.2"),
     ]
-    assert [e.app for e in await store.list_audit(AuditQuery(user="ci"))] == ["shop", "blog"]
-    assert [e.path for e in await store.list_audit(AuditQuery(action="delete"))] == ["/v1/apps/shop/env/KEY"]
-    assert [e.app for e in await store.list_audit(AuditQuery(action="secret.reveal"))] == ["shop"]
-    assert [e.user for e in await store.list_audit(AuditQuery(limit=2))] == ["local", "alice"]  # newest, oldest first
-    assert await store.list_audit(AuditQuery(since=shop[-1].at + 3600)) == []
-    assert len(await store.list_audit(AuditQuery(since=shop[0].at))) == 5
+    assert [e.app for e in await store.audit.list_audit(AuditQuery(user="ci"))] == ["shop", "blog"]
+    assert [e.path for e in await store.audit.list_audit(AuditQuery(action="delete"))] == ["/v1/apps/shop/env/KEY"]
+    assert [e.app for e in await store.audit.list_audit(AuditQuery(action="secret.reveal"))] == ["shop"]
+    assert [e.user for e in await store.audit.list_audit(AuditQuery(limit=2))] == [
+        "local",
+        "alice",
+    ]  # newest, oldest first
+    assert await store.audit.list_audit(AuditQuery(since=shop[-1].at + 3600)) == []
+    assert len(await store.audit.list_audit(AuditQuery(since=shop[0].at))) == 5
 
 
 async def test_aliases_move_list_remove_and_go_with_their_app(tmp_path: Path) -> None:
