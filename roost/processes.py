@@ -159,8 +159,8 @@ def known_only(overrides: Mapping[str, Any], config_processes: tuple[ProcessType
 
 @dataclass(frozen=True, slots=True)
 class Procfile:
-    """A Procfile's lines: `web` (the command app's web process), `release` (read, not run
-    here: the release step is roost.toml's `release`), and the other process types."""
+    """A Procfile's lines: `web` (the command app's web process), `release` (the deployment's
+    release command, roost.toml's `release`), and the other process types."""
 
     web: str | None = None
     release: str | None = None
@@ -217,9 +217,11 @@ def read_procfile(app_dir: Path) -> Procfile | None:
 
 def procfile_settings(procfile: Procfile, settings: Mapping[str, Any]) -> dict[str, Any]:
     """Raw settings the Procfile adds under roost.toml's: its process types when roost.toml
-    has no `[processes]`, and its `web` line as the `command` when roost.toml names neither
-    an entrypoint nor a command."""
+    has no `[processes]`, its `web` line as the `command` when roost.toml names neither
+    an entrypoint nor a command, and its `release` line as the `release` when roost.toml has none."""
     added: dict[str, Any] = {}
+    if procfile.release and "release" not in settings:
+        added["release"] = procfile.release
     if "processes" not in settings and procfile.processes:
         added["processes"] = dict(procfile.processes)
     if procfile.web and "entrypoint" not in settings and "command" not in settings:

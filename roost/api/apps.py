@@ -64,7 +64,7 @@ async def set_scale(name: AppName, change: ScaleChange, control: ControlDep) -> 
 @router.patch("/v1/apps/{name}/processes", response_model=AppOut)
 async def set_process_counts(name: AppName, change: ProcessCounts, control: ControlDep) -> AppOut:
     """How many instances of each process type production runs; they stay in force across pushes."""
-    return AppOut.of(await control.set_process_counts(name, change.counts))
+    return AppOut.of(await control.processes.set_process_counts(name, change.counts))
 
 
 @router.post("/v1/apps/{name}/stop", status_code=204)

@@ -278,12 +278,13 @@ def assert_handed_over(daemon: Daemon, new: dict[str, Any], old: dict[str, Any],
 
 
 def test_a_procfile_names_the_web_command_and_the_workers(daemon: Daemon, tmp_path: Path) -> None:
-    procfile = "web: python -m http.server $PORT\nrelease: echo not run here\nclock: python clock.py\n"
+    procfile = "web: python -m http.server $PORT\nrelease: echo the release ran\nclock: python clock.py\n"
     clock = "import time\nprint('clock: tick', flush=True)\nwhile True:\n    time.sleep(0.2)\n"
     app = write_app(
         tmp_path, "procfile-app", {"Procfile": procfile, "clock.py": clock, "hello.txt": "from a Procfile\n"}
     )
-    pushed(daemon, app, "--name", "procfile-app")
+    out = pushed(daemon, app, "--name", "procfile-app")
+    assert "the release ran" in out  # the Procfile's release line is the release command, run once
     assert get(daemon, "procfile-app.localhost", "/hello.txt").text == "from a Procfile\n"
     wait_until("the clock process", lambda: workers(daemon, "procfile-app", process="clock"), timeout=30)
     assert "clock: tick" in process_logs(daemon, "procfile-app", "clock")

@@ -134,6 +134,14 @@ def test_roost_toml_wins_over_the_procfile(tmp_path: Path) -> None:
     assert [p.name for p in config.processes] == ["clock"]
 
 
+def test_a_procfile_release_line_is_the_release_command_unless_roost_toml_has_one(tmp_path: Path) -> None:
+    (tmp_path / "Procfile").write_text("web: gunicorn app:app\nrelease: python manage.py migrate --noinput\n")
+    assert build_config(find_settings(tmp_path)[0]).release == "python manage.py migrate --noinput"
+    (tmp_path / "roost.toml").write_text('release = "python migrate.py"\n')
+    config = build_config(find_settings(tmp_path)[0])
+    assert (config.release, config.command, config.processes) == ("python migrate.py", "gunicorn app:app", ())
+
+
 def test_the_procfile_adds_types_to_a_roost_toml_without_processes(tmp_path: Path) -> None:
     (tmp_path / "roost.toml").write_text('command = "gunicorn app:app"\n')
     (tmp_path / "Procfile").write_text("web: something else\nworker: python worker.py\n")
