@@ -8,8 +8,9 @@ the app is already imported and the kernel queues connections on the socket we b
 a fresh runner is ready once it says so on its notify pipe (after the import and the
 ASGI lifespan startup), so an import error is a start failure rather than a 502; a
 command app is ready once its $PORT accepts a connection; a process type takes no
-connections and is ready once it has stayed up for its `ready_after`. An app with a `[check]`
-is then ready only once its check passes (the keeper asks, runtime/healthcheck.py).
+connections and is ready once it has stayed up for its `ready_after`. A web instance of an app
+with a `[check]` is then ready only once its check passes (the keeper asks,
+runtime/healthcheck.py); a process type has no check.
 """
 
 from __future__ import annotations

@@ -22,9 +22,12 @@ from roost.runtime.upkeep import Upkeep
 
 
 def process_spec(spec: DeploymentSpec, process: ProcessType) -> DeploymentSpec:
-    """The spec of one process type's instances: started fresh, `count` of them kept."""
+    """The spec of one process type's instances: started fresh, `count` of them kept, with
+    neither the web's health check (it has no port) nor the release (a deployment's, once)."""
     config = replace(
         spec.config,
+        check=None,
+        release=None,
         entrypoint=None,
         command=process.command,
         mode=Mode.FUNCTION,

@@ -3,7 +3,7 @@
 
 from dataclasses import replace
 
-from roost.model import InstanceState, ProcessType
+from roost.model import HealthCheck, InstanceState, ProcessType
 from roost.runtime import DeploymentSpec
 from roost.runtime.process_keeper import process_spec, same_but_count
 from roost.runtime.supervisor import same_instances
@@ -74,3 +74,10 @@ async def test_a_crashing_worker_backs_off_until_crash_looping_and_no_web_waiter
     assert backoffs and backoffs[0].startswith("restarting a worker instance")
     assert harness.recorder.failures == []  # the edge's waiters fail fast for web instances only
     assert not harness.runtime.stats(spec.deployment).crash_looping  # the web side is not crash-looping
+
+
+def test_a_process_type_takes_neither_the_web_check_nor_the_release(harness: Harness) -> None:
+    spec = with_workers(harness.function("handler", entrypoint="main:handler"), 1)
+    spec = replace(spec, config=replace(spec.config, check=HealthCheck(path="/healthz"), release="python migrate.py"))
+    derived = process_spec(spec, spec.config.processes[0])
+    assert (derived.config.check, derived.config.release, derived.config.command) == (None, None, WORKER)
