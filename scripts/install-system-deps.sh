@@ -5,9 +5,15 @@
 #                  deny-list) and nftables (the firewall around instance ports). Without them
 #                  Roost falls back, and says so when `roost serve` starts.
 #   bench          bench/proxy.py's reference and load generator: nginx and wrk.
+#   test           the end-to-end tests' real services: redis-server (tests/e2e/test_processes.py's
+#                  Celery queue); without it those tests fail and say so.
 set -u
 missing=()
-if [ "${1:-}" = bench ]; then
+if [ "${1:-}" = test ]; then
+    purpose="the tests"
+    consequence="the tests that need it will fail, naming it"
+    command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+elif [ "${1:-}" = bench ]; then
     purpose="the benchmarks"
     consequence="bench/proxy.py will stop and name them"
     command -v wrk >/dev/null 2>&1 || missing+=(wrk)
