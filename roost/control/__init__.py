@@ -13,6 +13,7 @@ from typing import Any
 
 from roost.applog import LogBook
 from roost.builder import Builder
+from roost.certs import CertificateFiles
 from roost.control.access import TOKEN_NAME_PATTERN, AccessUseCases, TokenInfo
 from roost.control.audit import AuditTrail
 from roost.control.buildlog import BuildLogs
@@ -27,6 +28,7 @@ from roost.control.core import (
     check_app_name,
 )
 from roost.control.deploys import BuildPlace, DeployUseCases
+from roost.control.domains import DomainUseCases, HttpsSetup, SuppliedCert
 from roost.control.env import RESERVED as RESERVED_ENV_NAMES
 from roost.control.env import EnvUseCases
 from roost.control.isolation import BUILD_ISOLATION
@@ -64,6 +66,7 @@ class Control:
         urls: Urls,
         timeout_build_check: float = 30.0,
         keep: int = DEFAULT_KEEP,
+        https: HttpsSetup | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -95,6 +98,7 @@ class Control:
         )
         self.env = EnvUseCases(store, secrets, self.lifecycle)
         self.access = AccessUseCases(store)
+        self.domains = DomainUseCases(store, self.announcer, https or HttpsSetup(CertificateFiles(home / "certs")))
         self.overview = OverviewUseCases(store, runtime, self.apps, urls)
 
         # The methods the API, CLI and daemon call, each defined once in its group.
@@ -103,8 +107,9 @@ class Control:
         self.remove_app = self.apps.remove_app
         self.events = self.apps.events
         self.read_logs = self.apps.read_logs
-        self.add_domain = self.apps.add_domain
-        self.remove_domain = self.apps.remove_domain
+        self.add_domain = self.domains.add
+        self.remove_domain = self.domains.remove
+        self.list_domains = self.domains.list_of
         self.push = self.deploys.push
         self.deployment = self.deploys.deployment
         self.deployments = self.deploys.deployments
@@ -162,10 +167,13 @@ __all__ = [
     "AuditQuery",
     "AuditTrail",
     "Control",
+    "DomainUseCases",
     "GcReport",
+    "HttpsSetup",
     "Isolation",
     "QuotaState",
     "QuotaUseCases",
+    "SuppliedCert",
     "TokenInfo",
     "Urls",
     "check_app_name",

@@ -29,6 +29,7 @@ from roost.edge.counters import Tally
 from roost.edge.guard import retry_after
 from roost.edge.routes import AppRoute, no_deployment, resolve_path
 from roost.edge.split import choose
+from roost.edge.tls import host_name
 from roost.edge.upstream import UpstreamConnection
 from roost.model import DeploymentId, InstanceId
 from roost.runtime.protocol import Slot, StartKind
@@ -115,6 +116,7 @@ class Exchange:
         "request_id",
         "responded",
         "retried",
+        "server_line",
         "slot",
         "start_kind",
         "started",
@@ -158,6 +160,7 @@ class Exchange:
         self.retried = False
         self.connecting = False
         self.framing = wire.NO_BODY
+        self.server_line = ctx.server_line  # and Strict-Transport-Security where the domain asks for it
         self.out: list[bytes] = []
 
     # -- step 1: limits, route, split --------------------------------------------------
@@ -165,10 +168,7 @@ class Exchange:
     def start(self) -> None:
         req = self.req
         ctx = self.ctx
-        client = self.client
-        wait = ctx.guard.take(client.rate_key(req), self.started)
-        if wait:
-            self.reply(429, "too many requests", retry_after(wait))
+        if self._answered_early():
             return
         matched = ctx.match(req.host or b"")
         if type(matched) is tuple and not matched[0].private_paths:
@@ -201,6 +201,38 @@ class Exchange:
                 self._acquire(deployment)
             else:
                 self._read_body()
+
+    def _answered_early(self) -> bool:
+        """Before routing: the client's rate limit (429), then the TLS step. True when answered."""
+        ctx = self.ctx
+        wait = ctx.guard.take(self.client.rate_key(self.req), self.started)
+        if wait:
+            self.reply(429, "too many requests", retry_after(wait))
+            return True
+        return bool(ctx.tls.sites or ctx.challenges.answering) and self._tls_step()
+
+    def _tls_step(self) -> bool:
+        """HTTPS: the domain's HSTS header on the answer. Plain HTTP: see `_answer_plain`. True when answered."""
+        if self.client.scheme == b"https":
+            self.server_line = self.ctx.server_line + self.ctx.tls.hsts_line(host_name(self.req.host or b""))
+            return False
+        return not self.req.internal and self._answer_plain()
+
+    def _answer_plain(self) -> bool:
+        """On plain HTTP, before routing: an ACME CA's HTTP-01 challenge, or the redirect to HTTPS of a
+        domain that has a certificate. True when answered."""
+        req = self.req
+        ctx = self.ctx
+        answer = ctx.challenges.answer(req.target)
+        if answer is not None:
+            self.reply(200, "", body=answer)
+            return True
+        location = ctx.tls.redirect_location(host_name(req.host or b""), req.target)
+        if location is None:
+            return False
+        status = 301 if req.method in (b"GET", b"HEAD") else 308  # 308 keeps the method and body
+        self.reply(status, "moved to HTTPS", extra=b"Location: %s\r\n" % location)
+        return True
 
     def fail_internal(self) -> None:
         """A bug on our side while handling this request: a 500, and the slot goes back."""
@@ -424,7 +456,7 @@ class Exchange:
             conn.parts,
             conn.length,
             framing,
-            self.ctx.server_line,
+            self.server_line,
             self.request_id,
             self.start_kind,
             self.cookie,
@@ -477,8 +509,7 @@ class Exchange:
         self._stop_timer()
         self.responded = True
         upgrade = conn.upgrade or req.upgrade
-        ctx = self.ctx
-        self.client.write(wire.switching_head(conn.parts, upgrade, ctx.server_line, self.request_id, self.start_kind))
+        self.client.write(wire.switching_head(conn.parts, upgrade, self.server_line, self.request_id, self.start_kind))
         self._record()
         self.answered = True
         tunnel = conn.tunnel = self.client.open_tunnel(conn.transport, self._tunnel_closed)
@@ -501,7 +532,15 @@ class Exchange:
         self._release_slot()
         self._end_client_half()
 
-    def reply(self, status: int, message: str, retry_after: int | None = None) -> None:
+    def reply(
+        self,
+        status: int,
+        message: str,
+        retry_after: int | None = None,
+        *,
+        body: bytes | None = None,
+        extra: bytes = b"",
+    ) -> None:
         """Answer with the edge's own short page, then finish both halves."""
         if self.answered:
             return
@@ -519,6 +558,8 @@ class Exchange:
                 retry_after=retry_after,
                 server=self.ctx.server,
                 date=self.ctx.clock.date(),
+                extra=extra,
+                body=body,
             )
         )
         self.responded = True

@@ -28,6 +28,7 @@ from roost.model import (
     TrafficEntry,
 )
 from roost.store.audit import AuditEntry, AuditQuery, AuditTable
+from roost.store.certificates import CertificateTable
 from roost.store.db import Database
 from roost.store.instance_tables import InstanceTables
 from roost.store.quotas import QuotaTable
@@ -53,6 +54,7 @@ class Store(InstanceTables, TokenTable, SecretTable, QuotaTable, AuditTable):
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.certificates = CertificateTable(db)
         self.on_event: Callable[[Event], None] | None = None  # told of each event add_event stored
 
     @classmethod
