@@ -109,6 +109,9 @@ class AppSummaryOut(BaseModel):
     memory: int = Field(description="bytes in use by the app's instances (proportional set size)")
     url: str
     created_at: float
+    certificate_problems: list[str] = Field(
+        default_factory=list, description="custom domains whose certificate failed to renew or expired"
+    )
 
     @classmethod
     def of(cls, summary: AppSummary) -> AppSummaryOut:
@@ -125,6 +128,7 @@ class AppSummaryOut(BaseModel):
             traffic=[TrafficOut.of(t) for t in summary.traffic],
             memory=summary.memory,
             url=summary.url,
+            certificate_problems=list(summary.certificate_problems),
             created_at=summary.app.created_at,
         )
 

@@ -21,11 +21,12 @@ from requests.adapters import HTTPAdapter
 
 from tests.e2e.apps import EXAMPLES, pushed, wait_until
 from tests.e2e.harness import Daemon, running
-from tests.e2e.pebble import Pebble, free_port, have_pebble, running_pebble
+from tests.e2e.pebble import Pebble, free_port, have_pebble, make_ca, running_pebble
 
 APP = "handler-hello"
 SITE = "shop.roost.test"
 PLAIN = "plain.roost.test"  # added with --no-redirect
+MANUAL = "manual.roost.test"  # a supplied certificate
 RENEW_AFTER = "4s"  # pebble's certificates last five years: renew at this age instead (a hidden serve setting)
 
 pytestmark = pytest.mark.skipif(not have_pebble(), reason="Debian's pebble is not installed (make install does it)")
@@ -142,6 +143,26 @@ def test_certificates_renew_and_a_refusing_ca_keeps_the_old_one(acme: tuple[Pebb
     listed = daemon.cli("domains", APP, "list")
     assert "failing" in listed.stdout and "next try in" in listed.stdout, listed.stdout
     assert any(e["data"].get("host") == SITE for e in events(daemon, "certificate.failed"))
+    overview = daemon.cli("list").stdout
+    assert f"{SITE}: certificate renewal failing" in overview, overview
+    with daemon.api() as api:
+        metrics = api.get("/metrics").text
+    assert f'roost_certificate_attempts_total{{app="{APP}",host="{SITE}",outcome="failed"}}' in metrics
+
+
+def test_a_supplied_certificate_is_served_and_a_wrong_one_refused(
+    acme: tuple[Pebble, Daemon, Path, int], tmp_path: Path
+) -> None:
+    _, daemon, _, https_port = acme
+    ca, cert, key = make_ca(tmp_path, MANUAL)
+    wrong = daemon.cli("domains", APP, "add", "other.roost.test", "--cert", str(cert), "--key", str(key))
+    assert wrong.returncode != 0 and f"the certificate is for {MANUAL}" in wrong.stderr, wrong.stderr
+    added = daemon.cli("domains", APP, "add", MANUAL, "--cert", str(cert), "--key", str(key))
+    assert added.returncode == 0, added.stderr
+    assert https_get(MANUAL, https_port, ca).text == "Hello, world!\n"
+    state = domains(daemon)[MANUAL]
+    assert (state["source"], state["state"]) == ("manual", "valid")
+    assert "other.roost.test" not in domains(daemon)
 
 
 def test_bad_names_and_taken_names_are_refused_with_nothing_left(acme: tuple[Pebble, Daemon, Path, int]) -> None:
