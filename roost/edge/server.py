@@ -10,7 +10,6 @@ import asyncio
 import logging
 import random
 import socket
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -138,13 +137,13 @@ class Edge:
 
     # -- life cycle ------------------------------------------------------------------------
 
-    async def start(self, sock: socket.socket, ssl_context: ssl.SSLContext | None = None) -> None:
-        """Serve on `sock` (already bound and listening); returns once accepting."""
+    async def start(self, sock: socket.socket) -> None:
+        """Serve plain HTTP on `sock` (already bound and listening); returns once accepting.
+        HTTPS goes through `start_https`, the one door with the TLS policy and handshake limits."""
         loop = asyncio.get_running_loop()
-        scheme = b"https" if ssl_context is not None else b"http"
         ctx = self._ctx
         ctx.pool.loop = loop  # kept: asyncio.get_running_loop() costs a getpid() syscall on 3.11
-        self._server = await loop.create_server(lambda: ClientConnection(ctx, loop, scheme), sock=sock, ssl=ssl_context)
+        self._server = await loop.create_server(lambda: ClientConnection(ctx, loop), sock=sock)
         self._prune_timer = loop.call_later(PRUNE_EVERY, self._prune)
 
     async def start_https(self, sock: socket.socket) -> None:
