@@ -102,6 +102,12 @@ class CertificateFiles:
     def read_chain(self, host: str) -> bytes:
         return self.chain_path(host).read_bytes()
 
+    def hosts(self) -> set[str]:
+        """The hosts that have a chain on disk."""
+        if not self.folder.is_dir():
+            return set()
+        return {path.name.removesuffix(".pem") for path in self.folder.glob("*.pem") if not path.name.startswith(".")}
+
     def remove(self, host: str) -> None:
         for path in (self.chain_path(host), self.key_path(host)):
             with contextlib.suppress(FileNotFoundError):

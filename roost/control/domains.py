@@ -191,6 +191,7 @@ class DomainUseCases:
         while True:
             self._changed.clear()
             try:
+                await self.sweep()
                 await self.renew_due()
             except Exception:
                 log.exception("certificate renewal round failed")
@@ -198,6 +199,16 @@ class DomainUseCases:
             wait = next_wake(certs, self.clock(), self.https.policy, LOOK_AGAIN)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), max(LOOK_AT_LEAST, wait))
+
+    async def sweep(self) -> int:
+        """Remove the files of domains that are gone (their app was removed). Files are listed
+        before the rows: a pair written meanwhile already has its row. Returns how many went."""
+        on_disk = await asyncio.to_thread(self.https.files.hosts)
+        kept = {c.host for c in await self.store.certificates.list() if c.source is not None}
+        gone = on_disk - kept - self._busy
+        for host in gone:
+            await asyncio.to_thread(self.https.files.remove, host)
+        return len(gone)
 
     async def renew_due(self) -> int:
         """Try every certificate due now, one at a time. Returns how many were tried."""

@@ -142,3 +142,15 @@ async def test_a_name_of_another_app_is_refused_and_removal_forgets_the_certific
     assert await store.certificates.get("shop.example.com") is None
     assert not (tmp_path / "certs" / "shop.example.com.pem").exists()
     await store.close()
+
+
+async def test_the_files_of_a_removed_app_are_swept(tmp_path: Path) -> None:
+    domains, store, _, _ = await use_cases(tmp_path)
+    await domains.add(SHOP, "shop.example.com")
+    await domains.add("blog", "blog.example.com")
+    assert await domains.sweep() == 0
+    await store.delete_app(SHOP)
+    assert await domains.sweep() == 1
+    assert not (tmp_path / "certs" / "shop.example.com.pem").exists()
+    assert (tmp_path / "certs" / "blog.example.com.pem").exists()
+    await store.close()
