@@ -2,6 +2,7 @@
 
 from roost.api.asgi import create_api
 from roost.api.auth import AUDIT_KIND, Authenticator, AuthMiddleware, DoorSettings, Identity
+from roost.api.exposure import check_exposure
 from roost.api.throttle import ThrottlePolicy
 from roost.clientaddr import parse_networks
 
@@ -12,6 +13,7 @@ __all__ = [
     "DoorSettings",
     "Identity",
     "ThrottlePolicy",
+    "check_exposure",
     "create_api",
     "parse_networks",
 ]

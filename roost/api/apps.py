@@ -151,7 +151,7 @@ def _is_kind(line: LogLine, kind: str) -> bool:
 @router.get("/v1/apps/{name}/domains", response_model=list[DomainOut])
 async def list_domains(name: AppName, control: ControlDep) -> list[DomainOut]:
     """The app's custom domains, each with its certificate's state."""
-    return [DomainOut.of(cert) for cert in await control.list_domains(name)]
+    return [DomainOut.of(cert) for cert in await control.domains.list_of(name)]
 
 
 @router.post("/v1/apps/{name}/domains", response_model=DomainOut, status_code=201)
@@ -160,12 +160,12 @@ async def add_domain(name: AppName, body: DomainIn, control: ControlDep) -> Doma
     if (body.cert is None) != (body.key is None):
         raise RequestInvalid("cert and key go together", hint="pass both --cert FILE and --key FILE, or neither")
     supplied = SuppliedCert(body.cert.encode(), body.key.encode()) if body.cert and body.key else None
-    return DomainOut.of(await control.add_domain(name, body.host, supplied, body.redirect, body.hsts))
+    return DomainOut.of(await control.domains.add(name, body.host, supplied, body.redirect, body.hsts))
 
 
 @router.delete("/v1/apps/{name}/domains/{host}", status_code=204)
 async def remove_domain(name: AppName, host: Host, control: ControlDep) -> Response:
-    await control.remove_domain(name, host)
+    await control.domains.remove(name, host)
     return Response(status_code=204)
 
 

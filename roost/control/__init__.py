@@ -15,6 +15,7 @@ from roost.applog import LogBook
 from roost.builder import Builder
 from roost.certs import CertificateFiles
 from roost.control.access import TOKEN_NAME_PATTERN, AccessUseCases, TokenInfo
+from roost.control.aliases import AliasUseCases, check_alias
 from roost.control.audit import AuditTrail
 from roost.control.buildlog import BuildLogs
 from roost.control.core import (
@@ -82,7 +83,8 @@ class Control:
         self.quotas = QuotaUseCases(store, runtime, self.lifecycle.reconcile)
         self.audit = AuditTrail(store)
         self.apps = AppUseCases(store, runtime, logs, self.announcer, self.quotas, place.deployments_root)
-        self.retention = RetentionUseCases(store, registry, builder, self.lifecycle, self.announcer, keep)
+        self.aliases = AliasUseCases(store, self.announcer)
+        self.retention = RetentionUseCases(store, registry, builder, self.lifecycle, self.announcer, self.aliases, keep)
         self.deploys = DeployUseCases(
             store,
             registry,
@@ -95,10 +97,12 @@ class Control:
             self.announcer,
             self.tasks,
             place,
+            self.aliases,
         )
         self.env = EnvUseCases(store, secrets, self.lifecycle)
         self.access = AccessUseCases(store)
         self.domains = DomainUseCases(store, self.announcer, https or HttpsSetup(CertificateFiles(home / "certs")))
+        # (the admin API calls self.domains.add, .remove and .list_of)
         self.overview = OverviewUseCases(store, runtime, self.apps, urls)
 
         # The methods the API, CLI and daemon call, each defined once in its group.
@@ -107,13 +111,11 @@ class Control:
         self.remove_app = self.apps.remove_app
         self.events = self.apps.events
         self.read_logs = self.apps.read_logs
-        self.add_domain = self.domains.add
-        self.remove_domain = self.domains.remove
-        self.list_domains = self.domains.list_of
         self.push = self.deploys.push
         self.deployment = self.deploys.deployment
         self.deployments = self.deploys.deployments
         self.promote = self.deploys.promote
+        self.promote_alias = self.deploys.promote_alias
         self.rollback = self.deploys.rollback
         self.set_traffic = self.deploys.set_traffic
         self.set_scale = self.lifecycle.set_scale
@@ -176,6 +178,7 @@ __all__ = [
     "SuppliedCert",
     "TokenInfo",
     "Urls",
+    "check_alias",
     "check_app_name",
     "describe_isolation",
 ]

@@ -142,7 +142,7 @@ class AppUseCases:
             deployments=deployments,
             traffic=traffic,
             events=await self.store.list_events(name, limit=events),
-            domains=sorted(await self.store.list_domains(name)),
+            domains=sorted(await self.store.domains.list_domains(name)),
             instances=instances,
             usage=await self.usage(instances),
             quotas=await self.quotas.quota_states(name),

@@ -83,7 +83,7 @@ class DomainUseCases:
             return await self._add_supplied(AppName(app), host, supplied, redirect, hsts)
         if self.https.issuer is None:
             cert = DomainCert(host, AppName(app))
-            await self.store.add_domain(host, app)
+            await self.store.domains.add_domain(host, app)
             await self._added(cert, f"{host} now routes to {app}")
             return cert
         return await self._add_issued(AppName(app), host, redirect, hsts)
@@ -110,7 +110,7 @@ class DomainUseCases:
         try:
             await asyncio.to_thread(self.https.files.write, host, supplied.key_pem, supplied.chain_pem)
         except OSError:
-            await self.store.remove_domain(host, app)
+            await self.store.domains.remove_domain(host, app)
             raise
         await self._added(cert, f"{host} now routes to {app} over HTTPS (certificate supplied, valid until "
                           f"{_date(info.not_after)})")  # fmt: skip
@@ -125,7 +125,7 @@ class DomainUseCases:
             try:
                 issued = await self._obtain(cert)
             except (CertificateRefused, Unavailable) as exc:
-                await self.store.remove_domain(host, app)  # nothing half-configured: try again once fixed
+                await self.store.domains.remove_domain(host, app)  # nothing half-configured: try again once fixed
                 await self.store.add_event(app, "certificate.failed", f"{host}: {exc.message}", {"host": host})
                 await self.announcer.announce(app)
                 raise type(exc)(exc.message, exc.hint + f"; then `roost domains {app} add {host}` again") from exc
@@ -177,7 +177,7 @@ class DomainUseCases:
 
     async def remove(self, app: str, host: str) -> None:
         host = check_host(host)
-        await self.store.remove_domain(host, app)
+        await self.store.domains.remove_domain(host, app)
         await asyncio.to_thread(self.https.files.remove, host)
         await self.store.add_event(app, "domain.removed", f"{host} no longer routes to {app}", {"host": host})
         await self.announcer.announce(AppName(app))

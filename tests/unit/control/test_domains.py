@@ -129,7 +129,7 @@ async def test_a_first_issuance_that_fails_leaves_no_domain(tmp_path: Path) -> N
     assert "connection refused" in refused.value.message
     assert "roost domains shop add shop.example.com" in refused.value.hint
     assert await domains.list_of(SHOP) == []
-    assert await store.list_domains() == {}
+    assert await store.domains.list_domains() == {}
     await store.close()
 
 
