@@ -243,7 +243,7 @@ class Daemon:
         https_port = s.https_port if s.https_port is not None else (edge_port if default else None)
         issuer = None
         if s.https_port is not None:
-            issuer = Issuer(AcmeSettings(s.acme_directory, s.acme_email, s.acme_ca_bundle), files)
+            issuer = Issuer(AcmeSettings(s.acme_directory, s.acme_email, s.acme_ca_bundle, s.acme_challenge), files)
         setup = HttpsSetup(
             files,
             issuer,

@@ -6,6 +6,9 @@ the edge its TLS snapshot.
 
 from roost.certs.files import CertificateFiles, CertInfo, check_pair, read_info
 from roost.certs.issuer import (
+    CHALLENGES,
+    HTTP_01,
+    TLS_ALPN_01,
     AcmeSettings,
     ChallengeBoard,
     Issued,
@@ -14,6 +17,9 @@ from roost.certs.issuer import (
 from roost.certs.schedule import RenewalPolicy, after_failure, backoff, due, due_at, next_wake, renew_at, state_at
 
 __all__ = [
+    "CHALLENGES",
+    "HTTP_01",
+    "TLS_ALPN_01",
     "AcmeSettings",
     "CertInfo",
     "CertificateFiles",

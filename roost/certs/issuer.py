@@ -8,6 +8,7 @@ certificate and key are returned, never written here (control keeps them through
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Protocol, cast
 import josepy
 import requests
 from acme import challenges, client, crypto_util, errors, messages
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from roost import __version__
@@ -27,14 +29,22 @@ log = logging.getLogger("roost.certs")
 TIMEOUT_ORDER = 90.0  # seconds the CA has to validate and issue
 TIMEOUT_HTTP = 30  # one request to the CA
 ACCOUNT_KEY = "account.key"
+HTTP_01, TLS_ALPN_01 = "http-01", "tls-alpn-01"
+CHALLENGES = (HTTP_01, TLS_ALPN_01)
+ACME_IDENTIFIER = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31")  # RFC 8737: the key authorization's digest
 
 
 class ChallengeBoard(Protocol):
-    """Where HTTP-01 answers are put up for the CA (the edge serves them on the HTTP port)."""
+    """Where challenge answers are put up for the CA: HTTP-01 key authorizations by token (the edge
+    serves them on the HTTP port), TLS-ALPN-01 certificates by host (served to `acme-tls/1`)."""
 
     def publish(self, token: str, key_authorization: str) -> None: ...
 
     def withdraw(self, token: str) -> None: ...
+
+    def publish_alpn(self, host: str, chain_pem: bytes, key_pem: bytes) -> None: ...
+
+    def withdraw_alpn(self, host: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +54,7 @@ class AcmeSettings:
     directory: str
     email: str | None = None
     ca_bundle: Path | None = None
+    challenge: str = HTTP_01  # or TLS_ALPN_01, answered on the HTTPS port where port 80 is closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +113,14 @@ class Issuer:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         order = acme.new_order(crypto_util.make_csr(key_pem, [host]))
-        tokens = []
+        tokens: list[str] = []
         try:
             for authz in order.authorizations:
                 if authz.body.status == messages.STATUS_VALID:
                     continue  # the CA reused an earlier validation
+                if self.settings.challenge == TLS_ALPN_01:
+                    self._answer_alpn(acme, authz, host, board)
+                    continue
                 challenge = _http01(authz)
                 response, validation = challenge.response_and_validation(acme.net.key)
                 token = challenge.chall.encode("token")
@@ -118,7 +132,25 @@ class Issuer:
         finally:
             for token in tokens:
                 board.withdraw(token)
+            if self.settings.challenge == TLS_ALPN_01:
+                board.withdraw_alpn(host)
         return Issued(key_pem, done.fullchain_pem.encode())
+
+    def _answer_alpn(
+        self, acme: client.ClientV2, authz: messages.AuthorizationResource, host: str, board: ChallengeBoard
+    ) -> None:
+        """TLS-ALPN-01 (RFC 8737): a certificate for `host` carrying the key authorization's digest,
+        served to the CA's `acme-tls/1` handshake. The acme library no longer implements it: the
+        challenge is read from its JSON and answered with an empty object, as RFC 8555 says."""
+        challenge = _challenge(authz, TLS_ALPN_01)
+        token = str(challenge.chall.to_partial_json()["token"])
+        account = acme.net.key
+        if account is None:  # the client is always made with our account key (_account)
+            raise Unavailable("the ACME client has no account key", hint="restart roost serve")
+        thumbprint = josepy.b64.b64encode(account.thumbprint()).decode()
+        chain_pem, key_pem = alpn_certificate(host, f"{token}.{thumbprint}")
+        board.publish_alpn(host, chain_pem, key_pem)
+        acme.answer_challenge(challenge, challenges.HTTP01Response())  # serialises to {}
 
     def _account(self) -> client.ClientV2:
         """The ACME client with our account registered (again after a restart: registering an
@@ -150,6 +182,39 @@ class Issuer:
         )
         self.files.write_private(path, pem)
         return key
+
+
+def alpn_certificate(host: str, key_authorization: str) -> tuple[bytes, bytes]:
+    """A self-signed certificate for `host` with the critical acmeIdentifier extension (RFC 8737)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    digest = hashlib.sha256(key_authorization.encode()).digest()
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(x509.Name([]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.UnrecognizedExtension(ACME_IDENTIFIER, b"\x04\x20" + digest), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def _challenge(authz: messages.AuthorizationResource, kind: str) -> messages.ChallengeBody:
+    for challenge in authz.body.challenges:
+        if challenge.chall.to_partial_json().get("type") == kind:
+            return challenge
+    raise CertificateRefused(
+        f"the CA offers no {kind} challenge for {authz.body.identifier.value}",
+        hint="use --acme-challenge http-01, or supply the certificate with --cert/--key",
+    )
 
 
 def _http01(authz: messages.AuthorizationResource) -> messages.ChallengeBody:

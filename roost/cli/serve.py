@@ -91,6 +91,15 @@ def _announce(line: str) -> None:
     metavar="URL",
     help=f"The ACME CA's directory; Let's Encrypt's staging CA is {LETS_ENCRYPT_STAGING} [env ROOST_ACME_DIRECTORY].",
 )
+@click.option(
+    "--acme-challenge",
+    type=click.Choice(["http-01", "tls-alpn-01"]),
+    default="http-01",
+    show_default=True,
+    envvar="ROOST_ACME_CHALLENGE",
+    help="How the CA checks each domain: http-01 on --port (reached as port 80), or tls-alpn-01 on "
+    "--https-port (reached as 443) where port 80 is closed [env ROOST_ACME_CHALLENGE].",
+)
 @click.option("--acme-email", envvar="ROOST_ACME_EMAIL", help="Contact address for the ACME account (expiry notices).")
 @click.option(
     "--acme-ca-bundle",
@@ -300,6 +309,7 @@ def serve(
     tls_key: Path | None,
     https_port: int | None,
     acme_directory: str,
+    acme_challenge: str,
     acme_email: str | None,
     acme_ca_bundle: Path | None,
     acme_renew_after: str | None,
@@ -359,6 +369,7 @@ def serve(
         tls_key=tls_key.resolve() if tls_key else None,
         https_port=https_port,
         acme_directory=acme_directory,
+        acme_challenge=acme_challenge,
         acme_email=acme_email,
         acme_ca_bundle=acme_ca_bundle.resolve() if acme_ca_bundle else None,
         acme_renew_after=_duration("--acme-renew-after", acme_renew_after) if acme_renew_after else None,

@@ -154,7 +154,7 @@ class Edge:
         ctx = self._ctx
         ctx.pool.loop = loop
         listening = server_context()
-        listening.sni_callback = sni_callback(lambda: ctx.tls)
+        listening.sni_callback = sni_callback(lambda: ctx.tls, ctx.challenges)
         self._https = await loop.create_server(lambda: TlsDoor(ctx, loop, listening), sock=sock)
         if self._prune_timer is None:
             self._prune_timer = loop.call_later(PRUNE_EVERY, self._prune)

@@ -8,6 +8,7 @@ snapshots (built from control's certificates), the ACME issuer publishes on the 
 from __future__ import annotations
 
 import ssl
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ CIPHERS_TLS12 = (
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 )
 ALPN_HTTP11 = "http/1.1"
+ALPN_ACME = "acme-tls/1"  # RFC 8737: the TLS-ALPN-01 challenge's handshake
 CHALLENGE_PREFIX = b"/.well-known/acme-challenge/"
 HSTS_MAX_AGE = 31_536_000  # one year, what browsers' preload lists ask for
 
@@ -83,13 +85,21 @@ def host_name(host: bytes) -> str:
     return text.partition(":")[0].rstrip(".")
 
 
-def sni_callback(tables: Callable[[], TlsTable]) -> Callable[[ssl.SSLObject, str | None, ssl.SSLContext], int | None]:
-    """The listening context's SNI hook: switch to the named domain's context, keep the default,
-    or refuse the handshake (unrecognized_name) when there is neither."""
+def sni_callback(
+    tables: Callable[[], TlsTable], challenges: Challenges
+) -> Callable[[ssl.SSLObject, str | None, ssl.SSLContext], int | None]:
+    """The listening context's SNI hook: a TLS-ALPN-01 challenge's context while one is open for
+    the name, else the named domain's context, the default, or a refused handshake
+    (unrecognized_name) when there is neither."""
 
     def choose(conn: ssl.SSLObject, name: str | None, _outer: ssl.SSLContext) -> int | None:
         table = tables()
-        site = table.sites.get(name.lower().rstrip(".")) if name else None
+        host = name.lower().rstrip(".") if name else None
+        alpn = challenges.alpn_context(host) if host else None
+        if alpn is not None:
+            conn.context = alpn
+            return None
+        site = table.sites.get(host) if host else None
         if site is not None:
             conn.context = site.context
             return None
@@ -107,12 +117,29 @@ class Challenges:
 
     def __init__(self) -> None:
         self._answers: dict[bytes, bytes] = {}
+        self._alpn: dict[str, ssl.SSLContext] = {}  # host -> the TLS-ALPN-01 certificate's context
 
     def publish(self, token: str, key_authorization: str) -> None:
         self._answers[token.encode()] = key_authorization.encode()
 
     def withdraw(self, token: str) -> None:
         self._answers.pop(token.encode(), None)
+
+    def publish_alpn(self, host: str, chain_pem: bytes, key_pem: bytes) -> None:
+        """Serve this certificate to `host`'s handshakes (ALPN acme-tls/1, else http/1.1) until withdrawn."""
+        with tempfile.TemporaryDirectory(prefix="roost-alpn-") as folder:
+            chain, key = Path(folder) / "chain.pem", Path(folder) / "key.pem"
+            chain.write_bytes(chain_pem)
+            key.write_bytes(key_pem)
+            context = server_context(chain, key)
+        context.set_alpn_protocols([ALPN_ACME, ALPN_HTTP11])
+        self._alpn[host] = context
+
+    def withdraw_alpn(self, host: str) -> None:
+        self._alpn.pop(host, None)
+
+    def alpn_context(self, host: str) -> ssl.SSLContext | None:
+        return self._alpn.get(host) if self._alpn else None
 
     @property
     def answering(self) -> bool:

@@ -178,3 +178,25 @@ def test_bad_names_and_taken_names_are_refused_with_nothing_left(acme: tuple[Peb
     assert refused.returncode != 0
     assert "could not validate" in refused.stderr and "127.0.0.2" in refused.stderr, refused.stderr
     assert unreachable not in domains(daemon)
+
+
+def test_tls_alpn_01_issues_where_port_80_is_closed(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Pebble validates on the HTTPS port only (its HTTP-01 port has nothing listening): the edge
+    answers the acme-tls/1 handshake with the challenge certificate, then serves the issued one."""
+    root = tmp_path_factory.mktemp("alpn")
+    (root / "pebble").mkdir()
+    (root / "home").mkdir()
+    closed, https_port, edge_port = free_port(), free_port(), free_port()
+    with running_pebble(root / "pebble", closed, https_port) as pebble:
+        flags = (
+            "--port", str(edge_port), "--https-port", str(https_port), "--acme-directory", pebble.directory,
+            "--acme-ca-bundle", str(pebble.ca), "--acme-challenge", "tls-alpn-01",
+        )  # fmt: skip
+        with running(root / "home", *flags) as daemon:
+            pushed(daemon, EXAMPLES / APP)
+            trust = root / "pebble-root.pem"
+            trust.write_bytes(pebble.root_pem())
+            added = daemon.cli("domains", APP, "add", SITE, timeout=180)
+            assert added.returncode == 0, added.stdout + added.stderr + daemon.output() + pebble.output()
+            assert https_get(SITE, https_port, trust).text == "Hello, world!\n"
+            assert domains(daemon)[SITE]["state"] == "valid"
