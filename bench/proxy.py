@@ -39,6 +39,11 @@ does, and wrk runs against the edge `--rounds` times with the table installed an
 without it, alternating (the order flips each round); it prints each pair, the medians, and
 the median of the pairs' with/without ratios, of throughput and of the CPU the edge and the
 app spend per request (far less noisy on a shared machine).
+
+`--tls` measures HTTPS: the edge's TLS door (`roost serve --tls-cert`/`--https-port`: TLS
+1.2/1.3, modern ciphers) against nginx with the same self-signed ECDSA certificate and the
+same protocols and ciphers, wrk over keep-alive HTTPS, `--rounds` interleaved, the median of
+the rounds' roost/nginx ratios printed.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -80,7 +86,18 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 # -- the Roost edge in its own process, with a runtime of one fixed instance -------------------
 
 
-def serve_edge(fd: int, upstream_port: int, profile: Path | None, request_log: bool) -> None:
+async def start_door(edge: Any, sock: socket.socket, tls: Path | None) -> None:
+    """Plain HTTP, or the HTTPS door `roost serve --tls-cert` uses, with the same certificate as nginx."""
+    if tls is None:
+        await edge.start(sock)
+        return
+    from roost.edge.tls import TlsTable, server_context
+
+    edge.update_tls(TlsTable(default=server_context(tls / "cert.pem", tls / "key.pem")))
+    await edge.start_https(sock)
+
+
+def serve_edge(fd: int, upstream_port: int, profile: Path | None, request_log: bool, tls: Path | None = None) -> None:
     import cProfile
 
     import uvloop
@@ -126,7 +143,7 @@ def serve_edge(fd: int, upstream_port: int, profile: Path | None, request_log: b
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        await edge.start(sock)
+        await start_door(edge, sock, tls)
         await stop.wait()
         await edge.close(1.0)
         shutil.rmtree(logs_dir, ignore_errors=True)
@@ -160,12 +177,16 @@ def bound_socket() -> socket.socket:
     return sock
 
 
-def wait_http(port: int, host: str, deadline: float = 15.0) -> None:
-    """Until something on `port` answers HTTP 200, or fail after `deadline` seconds."""
+def wait_http(port: int, host: str, deadline: float = 15.0, tls: bool = False) -> None:
+    """Until something on `port` answers HTTP 200 (over TLS, unverified, with `tls`), or fail after `deadline` s."""
     end = time.monotonic() + deadline
     request = f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
     while time.monotonic() < end:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
+            conn = context.wrap_socket(raw, server_hostname=host) if tls else raw
             conn.sendall(request)
             if conn.recv(64).startswith(b"HTTP/1.1 200"):
                 return
@@ -247,7 +268,8 @@ http {{
         keepalive 128;
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{listen_tls};
+        {tls}
         location / {{
             proxy_pass http://app;
             proxy_http_version 1.1;
@@ -261,8 +283,49 @@ http {{
 """
 
 
+# The edge's policy (roost/edge/tls.py): TLS 1.2 and 1.3, ECDHE with AES-GCM or ChaCha20, no session tickets
+# on either side's account (each wrk connection handshakes once and then keeps alive).
+NGINX_TLS = """ssl_certificate {folder}/cert.pem;
+        ssl_certificate_key {folder}/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305;
+        ssl_prefer_server_ciphers on;"""
+
+
+def make_certificate() -> Path:
+    """A self-signed ECDSA P-256 certificate for HOST in a new folder (cert.pem, key.pem), for both proxies."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder = Path(tempfile.mkdtemp(prefix="roost-bench-tls-"))
+    folder.chmod(0o755)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return folder
+
+
 @contextlib.contextmanager
-def nginx(upstream: int) -> Iterator[Served]:
+def nginx(upstream: int, tls: Path | None = None) -> Iterator[Served]:
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     prefix = Path(tempfile.mkdtemp(prefix="roost-bench-nginx-"))
     prefix.chmod(0o755)
@@ -271,16 +334,21 @@ def nginx(upstream: int) -> Iterator[Served]:
         port = probe.getsockname()[1]
         probe.close()
         conf = prefix / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(prefix=prefix, upstream=upstream, port=port))
+        listen_tls, directives = (" ssl", NGINX_TLS.format(folder=tls)) if tls is not None else ("", "")
+        conf.write_text(
+            NGINX_CONF.format(prefix=prefix, upstream=upstream, port=port, listen_tls=listen_tls, tls=directives)
+        )
         with process([binary, "-p", str(prefix), "-c", str(conf)]) as child:
-            wait_http(port, HOST)
+            wait_http(port, HOST, tls=tls is not None)
             yield Served(port, child.pid)
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def roost_edge(upstream: int, profile: Path | None, request_log: bool = True) -> Iterator[Served]:
+def roost_edge(
+    upstream: int, profile: Path | None, request_log: bool = True, tls: Path | None = None
+) -> Iterator[Served]:
     sock = bound_socket()
     sock.setblocking(False)
     argv = [sys.executable, str(Path(__file__)), "--serve-edge", str(sock.fileno()), "--upstream", str(upstream)]
@@ -288,11 +356,13 @@ def roost_edge(upstream: int, profile: Path | None, request_log: bool = True) ->
         argv.append("--no-request-log")
     if profile is not None:
         argv += ["--profile-to", str(profile)]
+    if tls is not None:
+        argv += ["--tls-folder", str(tls)]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     port = sock.getsockname()[1]
     with process(argv, (sock.fileno(),), env) as child:
         sock.close()
-        wait_http(port, HOST)
+        wait_http(port, HOST, tls=tls is not None)
         yield Served(port, child.pid)
 
 
@@ -301,7 +371,9 @@ def milliseconds(text: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(name: str, port: int, seconds: int, connections: int, delay_ms: int = 0, threads: int = 2) -> Result:
+def wrk(
+    name: str, port: int, seconds: int, connections: int, delay_ms: int = 0, threads: int = 2, scheme: str = "http"
+) -> Result:
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Host: {HOST}"]
     script = None
     if delay_ms:
@@ -310,7 +382,8 @@ def wrk(name: str, port: int, seconds: int, connections: int, delay_ms: int = 0,
         script.close()
         argv += ["-s", script.name]
     try:
-        out = subprocess.run([*argv, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
+        url = f"{scheme}://127.0.0.1:{port}/"
+        out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
     finally:
         if script is not None:
             os.unlink(script.name)
@@ -390,7 +463,13 @@ def median_result(name: str, results: list[Result]) -> Result:
 
 
 def rounds_of(
-    title: str, targets: dict[str, int], rounds: int, seconds: int, connections: int, delay_ms: int = 0
+    title: str,
+    targets: dict[str, int],
+    rounds: int,
+    seconds: int,
+    connections: int,
+    delay_ms: int = 0,
+    scheme: str = "http",
 ) -> tuple[list[Result], float]:
     """`rounds` runs of each target, interleaved (direct, nginx, roost, direct, ...) so that a noisy
     spell on the host hits all three alike. Prints every round; returns one median row per target
@@ -398,7 +477,7 @@ def rounds_of(
     runs: dict[str, list[Result]] = {name: [] for name in targets}
     for _ in range(rounds):
         for name, port in targets.items():
-            runs[name].append(wrk(name, port, seconds, connections, delay_ms))
+            runs[name].append(wrk(name, port, seconds, connections, delay_ms, scheme=scheme))
     print(f"\n{title}")
     print(f"  {'round':8} " + " ".join(f"{name + ' req/s':>13} {'p99':>6}" for name in runs) + "  roost/nginx")
     for index in range(rounds):
@@ -445,6 +524,31 @@ def run(seconds: int, connections: int, profile: bool, rounds: int) -> None:
     print(f"  p99 nginx - direct {half_by['nginx'].p99_ms - half_by['direct'].p99_ms:+.2f} ms")
     if profile_path is not None:
         print_profile(profile_path)
+
+
+def run_tls(seconds: int, connections: int, rounds: int) -> None:
+    """HTTPS throughput of the edge's TLS door against nginx's, same certificate, same policy, same app."""
+    check_tools()
+    print(f"{os.cpu_count()} CPUs; wrk -t2 -c{connections} -d{seconds}s over HTTPS (keep-alive), {rounds} rounds")
+    print(f"app: uvicorn, 1 process; edge: {edge_build()}; certificate: ECDSA P-256, TLS 1.2/1.3 both sides")
+    folder = make_certificate()
+    try:
+        with (
+            uvicorn_app() as upstream,
+            nginx(upstream, folder) as nginx_served,
+            roost_edge(upstream, None, tls=folder) as edge_served,
+        ):
+            targets = {"nginx": nginx_served.port, "roost": edge_served.port}
+            for port in targets.values():
+                wrk("warm-up", port, 2, connections, scheme="https")
+            title = f"HTTPS peak load ({connections} connections, no pause)"
+            peak, paired = rounds_of(title, targets, rounds, seconds, connections, scheme="https")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    by_name = {r.name: r for r in peak}
+    table(f"HTTPS peak load, medians of {rounds} rounds", peak)
+    print(f"  roost/nginx HTTPS throughput {paired:.2f} (median of the rounds' ratios)")
+    print(f"  p99 roost - nginx {by_name['roost'].p99_ms - by_name['nginx'].p99_ms:+.2f} ms")
 
 
 @contextlib.contextmanager
@@ -543,6 +647,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="with --cpu-per-request: runs per proxy")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved runs of each target; medians printed")
     parser.add_argument("--firewall", action="store_true", help="the edge with Roost's nftables table and without")
+    parser.add_argument("--tls", action="store_true", help="HTTPS throughput: the edge's TLS door against nginx's")
+    parser.add_argument("--tls-folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--serve-app", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-edge", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
@@ -552,11 +658,13 @@ def main() -> None:
     if args.serve_app is not None:
         serve_app(args.serve_app)
     elif args.serve_edge is not None:
-        serve_edge(args.serve_edge, args.upstream, args.profile_to, not args.no_request_log)
+        serve_edge(args.serve_edge, args.upstream, args.profile_to, not args.no_request_log, args.tls_folder)
     elif args.cpu_per_request:
         run_cpu(args.seconds, args.connections, args.runs)
     elif args.firewall:
         run_firewall(args.seconds, args.connections, args.rounds)
+    elif args.tls:
+        run_tls(args.seconds, args.connections, args.rounds)
     else:
         run(args.seconds, args.connections, args.profile, args.rounds)
 

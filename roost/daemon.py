@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import socket
-import ssl
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -33,9 +32,12 @@ from roost.api import (
 from roost.applog import LogBook
 from roost.autoscale import Autoscaler
 from roost.builder import Builder, Enclosure, home_id
+from roost.certs import AcmeSettings, CertificateFiles, Issuer, RenewalPolicy
 from roost.control import Control, Urls
+from roost.control.domains import HttpsSetup
 from roost.control.recorder import Recorder
 from roost.control.routing import build_route_table, deployment_apps, production_scale_specs
+from roost.control.tls_sites import TlsSites
 from roost.cron import CronRunner
 from roost.edge import Edge, EdgeSettings, RouteTable, describe_build
 from roost.errors import ConfigError
@@ -95,6 +97,7 @@ class Daemon:
         self._recorder: Recorder | None = None
         self._control: Control | None = None
         self._edge: Edge | None = None
+        self._tls_sites: TlsSites | None = None
         self._servers: list[tuple[_EmbeddedUvicorn, asyncio.Task[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._autoscaler: Autoscaler | None = None
@@ -108,6 +111,9 @@ class Daemon:
         s.home.chmod(0o700)  # owner-only; the sandbox opens a way (o+x, never o+r) to an app's own files
         self._lock.acquire()
         edge_sock = self._keep(bind_tcp(s.edge_host, s.edge_port, "edge router", "--port"))
+        https_sock = None
+        if s.https_port is not None:
+            https_sock = self._keep(bind_tcp(s.edge_host, s.https_port, "HTTPS edge", "--https-port"))
         api_sock = self._keep(bind_tcp(s.api_host, s.api_port, "admin API", "--api-port"))
         unix_sock = self._keep(bind_unix(s.socket_path))
         internal_sock = self._keep(bind_unix(s.home / INTERNAL_SOCKET_NAME))
@@ -118,16 +124,18 @@ class Daemon:
         check_outside(instance_ports, edge=edge_port, api=api_port)
         control = await self._wire(store, edge_port, api_port, instance_ports)
         await self._refresh_routes(None)
-        assert self._edge is not None  # noqa: S101 - wired just above
-        await self._edge.start(edge_sock, self._tls_context())
-        await self._edge.start_internal(internal_sock)
+        await self._start_edge(edge_sock, https_sock, internal_sock)
         await control.recover()
         self._background(self._autoscaler.run() if self._autoscaler else None, "autoscaler")
         self._background(control.cron.run() if control.cron else None, "cron")
+        self._background(control.domains.run() if s.https_port is not None else None, "certificates")
         await self._start_api(control, api_sock, unix_sock)
         scheme = "https" if s.tls_cert else "http"
+        edge_scheme = "https" if s.tls_cert and https_sock is None else "http"
         self.announce(f"admin API  {_address(api_sock, scheme)}  (and unix socket {s.socket_path})")
-        self.announce(f"edge       {_address(edge_sock, scheme)}  (apps at {control.urls.production('<app>')})")
+        self.announce(f"edge       {_address(edge_sock, edge_scheme)}  (apps at {control.urls.production('<app>')})")
+        if https_sock is not None:
+            self.announce(f"https      {_address(https_sock, 'https')}  (certificates from {s.acme_directory})")
         self.announce(f"edge build {describe_build()}")
         self.announce(f"home       {s.home}")
         self.announce("roost is ready")
@@ -178,6 +186,7 @@ class Daemon:
         edge = self._edge = Edge(runtime, edge_settings)
         edge.on_recycle = self._spawn_stop
         edge.on_answer = AnswerLog(logs, lambda: self._apps_of)
+        https, self._tls_sites = self._https_setup(edge, edge_port)
         urls = Urls(domain=s.domain, port=edge_port, scheme="https" if s.tls_cert else "http")
         builds_group = await asyncio.to_thread(runtime.sandbox.build_group)  # after the sweep of a crashed run's
         jails = self._build_jails(runtime)
@@ -202,6 +211,7 @@ class Daemon:
             urls,
             timeout_build_check=s.timeout_build_check,
             keep=s.keep,
+            https=https,
         )
         control.on_change(self._refresh_routes)
         self._autoscaler = Autoscaler(runtime, self._demand, recorder.scaled, record_quota=recorder.quota_reached)
@@ -211,12 +221,38 @@ class Daemon:
         )
         return control
 
-    def _tls_context(self) -> ssl.SSLContext | None:
-        if self.settings.tls_cert is None or self.settings.tls_key is None:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
-        return context
+    async def _start_edge(
+        self, edge_sock: socket.socket, https_sock: socket.socket | None, internal_sock: socket.socket
+    ) -> None:
+        """Plain HTTP on --port (HTTPS there with --tls-cert and no --https-port, as before), the
+        HTTPS door on --https-port, and the internal door."""
+        assert self._edge is not None  # noqa: S101 - wired before
+        if https_sock is None and self.settings.tls_cert is not None:
+            await self._edge.start_https(edge_sock)
+        else:
+            await self._edge.start(edge_sock)
+        if https_sock is not None:
+            await self._edge.start_https(https_sock)
+        await self._edge.start_internal(internal_sock)
+
+    def _https_setup(self, edge: Edge, edge_port: int) -> tuple[HttpsSetup, TlsSites]:
+        """Custom domains' certificates: ACME with --https-port, supplied files wherever HTTPS is served."""
+        s = self.settings
+        files = CertificateFiles(s.home / "certs")
+        default = (s.tls_cert, s.tls_key) if s.tls_cert is not None and s.tls_key is not None else None
+        https_port = s.https_port if s.https_port is not None else (edge_port if default else None)
+        issuer = None
+        if s.https_port is not None:
+            issuer = Issuer(AcmeSettings(s.acme_directory, s.acme_email, s.acme_ca_bundle, s.acme_challenge), files)
+        setup = HttpsSetup(
+            files,
+            issuer,
+            edge.challenges,
+            RenewalPolicy(renew_after=s.acme_renew_after),
+            serving=https_port is not None,
+        )
+        assert self._store is not None  # noqa: S101 - opened before wiring
+        return setup, TlsSites(self._store, files, https_port if s.https_port is not None else None, default)
 
     def _background(self, work: Coroutine[Any, Any, None] | None, name: str) -> None:
         if work is None:
@@ -279,6 +315,8 @@ class Daemon:
             return
         table: RouteTable = await build_route_table(self._store, self.settings.domain)
         self._edge.update_routes(table)
+        if self._tls_sites is not None:
+            self._edge.update_tls(await self._tls_sites.table())
         self._apps_of = await deployment_apps(self._store)
         if self._autoscaler is not None:
             self._autoscaler.set_specs(await production_scale_specs(self._store, self.settings))

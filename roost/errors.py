@@ -14,6 +14,7 @@ stable ``code`` for the wire, and the HTTP status the admin API answers with::
     │   └── DaemonAlreadyRunning    409  daemon_running
     ├── BuildFailed                 422  build_failed
     │   └── ReleaseFailed           422  release_failed
+    ├── CertificateRefused          502  certificate_refused
     ├── LimitExceeded               429  limit_exceeded
     ├── NoSpace                     507  no_space
     ├── Unavailable                 503  unavailable
@@ -104,6 +105,13 @@ class DaemonAlreadyRunning(Conflict):
 class BuildFailed(RoostError):
     code = "build_failed"
     status = 422
+
+
+class CertificateRefused(RoostError):
+    """The ACME CA would not issue a certificate: its own words are in the message."""
+
+    code = "certificate_refused"
+    status = 502
 
 
 class ReleaseFailed(BuildFailed):

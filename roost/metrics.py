@@ -66,6 +66,7 @@ class Tallies:
         self.restarts: Counter[Key] = Counter()
         self.starts: dict[tuple[str, str, str], Histogram] = {}  # (app, deployment, kind of start)
         self.builds: dict[tuple[str, str, str], Histogram] = {}  # (app, deployment, outcome)
+        self.certificates: Counter[tuple[str, str, str]] = Counter()  # (app, host, outcome)
 
     def event(self, app: str, kind: str, data: Mapping[str, object]) -> None:
         key = (app, str(data.get("deployment", "")))
@@ -78,6 +79,8 @@ class Tallies:
         elif kind == "instance.ready" and (seconds := _number(data.get("seconds"))) is not None:
             start = (*key, str(data.get("start_kind", "fresh")))
             self.starts.setdefault(start, Histogram(START_BUCKETS)).observe(seconds)
+        elif kind in ("certificate.issued", "certificate.renewed", "certificate.failed"):
+            self.certificates[(app, str(data.get("host", "")), kind.removeprefix("certificate."))] += 1
         elif kind in ("deploy.ready", "deploy.failed") and (seconds := _number(data.get("seconds"))) is not None:
             build = (*key, kind.removeprefix("deploy."))
             self.builds.setdefault(build, Histogram(BUILD_BUCKETS)).observe(seconds)
@@ -181,7 +184,14 @@ class RoostCollector(Collector):
         )
         for key, histogram in sorted(t.builds.items()):
             builds.add_metric(list(key), histogram.buckets(), histogram.total)
-        yield from (restarts, ooms, crashes, cold, cold_seconds, builds)
+        certificates = CounterMetricFamily(
+            "roost_certificate_attempts",
+            "ACME certificate attempts per custom domain, by outcome (issued, renewed, failed)",
+            labels=["app", "host", "outcome"],
+        )
+        for triple, count in sorted(t.certificates.items()):
+            certificates.add_metric(list(triple), count)
+        yield from (restarts, ooms, crashes, cold, cold_seconds, builds, certificates)
 
 
 def make_registry(collector: RoostCollector) -> CollectorRegistry:

@@ -334,6 +334,39 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+class CertState(StrEnum):
+    """Where a domain's certificate stands."""
+
+    NONE = "none"  # a plain HTTP domain: no HTTPS asked for
+    PENDING = "pending"  # asked for, not issued yet
+    VALID = "valid"  # issued (or supplied) and not expired
+    FAILING = "failing"  # the last issuance or renewal failed; an older certificate may still serve
+    EXPIRED = "expired"  # nothing valid is left to serve
+
+
+class CertSource(StrEnum):
+    ACME = "acme"  # obtained and renewed by Roost
+    MANUAL = "manual"  # supplied with --cert/--key; never renewed by Roost
+
+
+@dataclass(frozen=True, slots=True)
+class DomainCert:
+    """A custom domain with its certificate's state (`roost domains APP list`)."""
+
+    host: str
+    app: AppName
+    source: CertSource | None = None  # None: no certificate asked for
+    state: CertState = CertState.NONE
+    not_before: float | None = None
+    not_after: float | None = None
+    issued_at: float | None = None
+    failures: int = 0
+    last_error: str = ""
+    next_attempt: float | None = None  # when the next try is due after a failure
+    redirect: bool = True  # HTTP -> HTTPS once a certificate is there
+    hsts: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class InstanceRecord:
     """What the store keeps of an instance: enough to find it after a daemon crash."""

@@ -53,6 +53,10 @@ def homes_to_search() -> list[Path]:
     return [home] if os.environ.get("ROOST_HOME") or home == SYSTEM_HOME else [home, SYSTEM_HOME]
 
 
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+
+
 @dataclass(frozen=True, slots=True)
 class ServeSettings:
     home: Path
@@ -68,6 +72,12 @@ class ServeSettings:
     insecure: bool = False
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    https_port: int | None = None  # the edge's HTTPS door for custom domains; turns ACME on
+    acme_directory: str = LETS_ENCRYPT
+    acme_email: str | None = None
+    acme_challenge: str = "http-01"  # or "tls-alpn-01", answered on the HTTPS port (port 80 closed)
+    acme_ca_bundle: Path | None = None  # trust for a private ACME server's own HTTPS (pebble in tests)
+    acme_renew_after: float | None = None  # tests only: renew at this age instead of 2/3 of the lifetime
     uv_cache: Path | None = None  # default: home/cache/uv
     keep: int = 10
     cron_speed: float = 1.0

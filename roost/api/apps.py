@@ -10,23 +10,42 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from roost.api.auth import AUDIT_KIND, Identity
 from roost.api.deps import ControlDep, IdentityDep
 from roost.api.params import SQLITE_INTEGER_MAX, AppName, AppNameQuery, Host, HostText
-from roost.api.schemas import AppCreate, AppInfoOut, AppOut, AppSummaryOut, EventOut, ProcessCounts, ScaleChange
+from roost.api.schemas import (
+    AppCreate,
+    AppInfoOut,
+    AppOut,
+    AppSummaryOut,
+    DomainOut,
+    EventOut,
+    ProcessCounts,
+    ScaleChange,
+)
 from roost.api.scopes import visible
 from roost.applog import LogLine, LogTail
+from roost.control import SuppliedCert
+from roost.errors import RequestInvalid
 from roost.model import PROCESS_NAME_PATTERN
 
 router = APIRouter(tags=["apps"])
 LIMIT_FOLLOW_QUEUE = 10_000
+LIMIT_PEM = 64 * 1024  # a chain of a few certificates, or a key
 EVENT_POLL_SECONDS = 0.25
 
 
 class DomainIn(BaseModel):
+    """A custom domain for an app. With `cert` and `key` (PEM text) it is served with that
+    certificate; else, when the daemon runs ACME, a certificate is obtained before the answer."""
+
     host: HostText
+    cert: str | None = Field(default=None, max_length=LIMIT_PEM, description="PEM certificate chain, leaf first")
+    key: str | None = Field(default=None, max_length=LIMIT_PEM, description="PEM private key of the certificate")
+    redirect: bool = Field(default=True, description="send plain HTTP requests to HTTPS once a certificate exists")
+    hsts: bool = Field(default=False, description="HTTPS answers carry Strict-Transport-Security (one year)")
 
 
 @router.get("/v1/apps", response_model=list[AppSummaryOut])
@@ -162,20 +181,24 @@ def _selection(kind: str, process: str | None) -> Callable[[LogLine], bool]:
     return wanted
 
 
-@router.get("/v1/apps/{name}/domains", response_model=list[str])
-async def list_domains(name: AppName, control: ControlDep) -> list[str]:
-    return (await control.app_details(name, 0)).domains
+@router.get("/v1/apps/{name}/domains", response_model=list[DomainOut])
+async def list_domains(name: AppName, control: ControlDep) -> list[DomainOut]:
+    """The app's custom domains, each with its certificate's state."""
+    return [DomainOut.of(cert) for cert in await control.domains.list_of(name)]
 
 
-@router.post("/v1/apps/{name}/domains", status_code=204)
-async def add_domain(name: AppName, body: DomainIn, control: ControlDep) -> Response:
-    await control.add_domain(name, body.host)
-    return Response(status_code=204)
+@router.post("/v1/apps/{name}/domains", response_model=DomainOut, status_code=201)
+async def add_domain(name: AppName, body: DomainIn, control: ControlDep) -> DomainOut:
+    """Route a domain to the app; with ACME on, answers once its certificate is issued (or refused)."""
+    if (body.cert is None) != (body.key is None):
+        raise RequestInvalid("cert and key go together", hint="pass both --cert FILE and --key FILE, or neither")
+    supplied = SuppliedCert(body.cert.encode(), body.key.encode()) if body.cert and body.key else None
+    return DomainOut.of(await control.domains.add(name, body.host, supplied, body.redirect, body.hsts))
 
 
 @router.delete("/v1/apps/{name}/domains/{host}", status_code=204)
 async def remove_domain(name: AppName, host: Host, control: ControlDep) -> Response:
-    await control.remove_domain(name, host)
+    await control.domains.remove(name, host)
     return Response(status_code=204)
 
 

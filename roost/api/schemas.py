@@ -11,7 +11,17 @@ from roost.api.params import AppNameText, JsonInt, JsonNumber
 from roost.config import key_schema, settings_schema
 from roost.control import AppDetails, AppSummary, Isolation, QuotaState, Urls, describe_isolation
 from roost.control.usage import Usage
-from roost.model import PROCESS_NAME_PATTERN, App, Deployment, Event, Mode, TrafficEntry
+from roost.model import (
+    PROCESS_NAME_PATTERN,
+    App,
+    CertSource,
+    CertState,
+    Deployment,
+    DomainCert,
+    Event,
+    Mode,
+    TrafficEntry,
+)
 
 
 class RecordOut(BaseModel):
@@ -135,6 +145,9 @@ class AppSummaryOut(RecordOut):
     url: str
     created_at: float
     processes: list[ProcessOut] = Field(default_factory=list, description="production's process types")
+    certificate_problems: list[str] = Field(
+        default_factory=list, description="custom domains whose certificate failed to renew or expired"
+    )
 
     @classmethod
     def of(cls, summary: AppSummary) -> AppSummaryOut:
@@ -178,6 +191,29 @@ class TrafficOut(RecordOut):
     @classmethod
     def of(cls, entry: TrafficEntry) -> TrafficOut:
         return cls.read(entry)
+
+
+class DomainOut(RecordOut):
+    """A custom domain and its certificate: `state` is none (plain HTTP), pending, valid, failing
+    (the last try failed: `last_error` holds the CA's words, `next_attempt` the retry; an older
+    certificate keeps serving until `not_after`) or expired. Times in seconds since the epoch."""
+
+    host: str
+    app: str
+    source: CertSource | None
+    state: CertState
+    not_before: float | None
+    not_after: float | None
+    issued_at: float | None
+    failures: int
+    last_error: str
+    next_attempt: float | None
+    redirect: bool
+    hsts: bool
+
+    @classmethod
+    def of(cls, cert: DomainCert) -> DomainOut:
+        return cls.read(cert)
 
 
 class EventOut(RecordOut):

@@ -59,6 +59,9 @@ def list_apps(ctx: Context, as_json: bool) -> None:
     show(rows)
     if not apps:
         console.print("[dim]no apps yet: `roost push` in an app's folder creates one[/]")
+    for app in apps:
+        for problem in app.get("certificate_problems", []):
+            console.print(f"[red]![/] {app['name']}: {problem} (`roost domains {app['name']} list`)")
 
 
 def _process_counts(processes: list[dict[str, Any]]) -> str:

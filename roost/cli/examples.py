@@ -19,7 +19,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "roost env flask-hello set API_KEY=abc123",
         "roost env unset API_KEY --yes   # in the app's folder, without asking",
     ),
-    "domains": ("roost domains flask-hello add hello.example.com", "roost domains flask-hello list"),
+    "domains": (
+        "roost domains flask-hello add hello.example.com",
+        "roost domains flask-hello add shop.example.com --cert shop.pem --key shop.key --hsts",
+        "roost domains flask-hello list --json",
+    ),
     "cron": ("roost cron flask-hello",),
     "remove": ("roost remove flask-hello", "roost remove flask-hello --yes   # in scripts"),
     "deployments": ("roost deployments flask-hello", "roost deployments --quiet | head -n 1"),

@@ -1,4 +1,4 @@
-"""Running commands: start, stop, kill, restart, scale, domains (logs: logs.py)."""
+"""Running commands: start, stop, kill, restart, scale (logs: logs.py, domains: domains.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import click
 
 from roost.cli.appdir import app_argument, resolve_app
 from roost.cli.base import Context, json_option, pass_context
-from roost.cli.confirm import confirm_destruction, yes_option
 from roost.cli.output import console, print_json
 from roost.errors import UsageError
 from roost.units import format_duration
@@ -122,48 +121,3 @@ def _process_counts(given: tuple[str, ...]) -> dict[str, int]:
             raise UsageError(f"--process {item!r} is not NAME=COUNT", hint="for example: --process worker=3")
         counts[name] = int(count)
     return counts
-
-
-DOMAIN_ACTIONS = ("add", "remove", "list")
-
-
-@click.command("domains")
-@click.argument("words", nargs=-1, metavar="[APP] [add|remove|list] [HOST]")
-@yes_option
-@json_option
-@pass_context
-def domains(ctx: Context, words: tuple[str, ...], yes: bool, as_json: bool) -> None:
-    """Route a custom HOST to APP, stop routing it, or list APP's hosts (the default).
-
-    `remove` asks first on a terminal and, elsewhere (scripts, CI), refuses without --yes."""
-    if words and words[0] not in DOMAIN_ACTIONS:
-        app, rest = resolve_app(words[0]), words[1:]
-    else:
-        app, rest = resolve_app(None), words
-    if len(rest) > 2 or (rest and rest[0] not in DOMAIN_ACTIONS):
-        raise UsageError(
-            f"`roost domains {' '.join(words)}` does not read as [APP] add|remove|list [HOST]",
-            hint=f"for example: roost domains {app} add hello.example.com",
-        )
-    action = rest[0] if rest else "list"
-    host = rest[1] if len(rest) > 1 else None
-    client = ctx.client()
-    if action != "list":
-        if not host:
-            raise UsageError(
-                f"`roost domains {app} {action}` needs a HOST", hint=f"roost domains {app} {action} example.com"
-            )
-        if action == "add":
-            client.request("POST", f"/v1/apps/{app}/domains", json={"host": host})
-            console.print(f"{host} now routes to [bold]{app}[/]")
-        else:
-            confirm_destruction(f"stop routing {host} to '{app}'", yes, f"roost domains {app} remove {host}")
-            client.request("DELETE", f"/v1/apps/{app}/domains/{host}")
-            console.print(f"{host} no longer routes to [bold]{app}[/]")
-        return
-    hosts: list[str] = client.request("GET", f"/v1/apps/{app}/domains")
-    if as_json:
-        print_json(hosts)
-    else:
-        for name in hosts:
-            console.print(name)

@@ -13,11 +13,12 @@ from roost import __version__
 from roost.cli.apps import create, info, list_apps, remove
 from roost.cli.base import Context, RoostGroup, json_option, pass_context
 from roost.cli.deploys import alias, deployments, promote, rollback, traffic
+from roost.cli.domains import domains
 from roost.cli.env import env
 from roost.cli.events import events
 from roost.cli.examples import attach
 from roost.cli.init import init
-from roost.cli.lifecycle import domains, kill, restart, scale, start, stop
+from roost.cli.lifecycle import kill, restart, scale, start, stop
 from roost.cli.logs import logs
 from roost.cli.ops import cron, gc
 from roost.cli.output import console, err_console, print_json

@@ -24,6 +24,8 @@ from roost.serve_settings import (
     DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
     DEFAULT_UID_FIRST,
     DEFAULT_UID_LAST,
+    LETS_ENCRYPT,
+    LETS_ENCRYPT_STAGING,
     ServeSettings,
     default_home,
 )
@@ -73,6 +75,44 @@ def _announce(line: str) -> None:
 )
 @click.option(
     "--tls-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="The certificate's private key."
+)
+@click.option(
+    "--https-port",
+    type=click.IntRange(0, 65535),
+    envvar="ROOST_HTTPS_PORT",
+    help="Serve custom domains over HTTPS on this port, with certificates obtained through ACME (the "
+    "challenge is answered on --port, which must be reachable as port 80) [env ROOST_HTTPS_PORT].",
+)
+@click.option(
+    "--acme-directory",
+    default=LETS_ENCRYPT,
+    show_default=True,
+    envvar="ROOST_ACME_DIRECTORY",
+    metavar="URL",
+    help=f"The ACME CA's directory; Let's Encrypt's staging CA is {LETS_ENCRYPT_STAGING} [env ROOST_ACME_DIRECTORY].",
+)
+@click.option(
+    "--acme-challenge",
+    type=click.Choice(["http-01", "tls-alpn-01"]),
+    default="http-01",
+    show_default=True,
+    envvar="ROOST_ACME_CHALLENGE",
+    help="How the CA checks each domain: http-01 on --port (reached as port 80), or tls-alpn-01 on "
+    "--https-port (reached as 443) where port 80 is closed [env ROOST_ACME_CHALLENGE].",
+)
+@click.option("--acme-email", envvar="ROOST_ACME_EMAIL", help="Contact address for the ACME account (expiry notices).")
+@click.option(
+    "--acme-ca-bundle",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    envvar="ROOST_ACME_CA_BUNDLE",
+    help="Trust this CA file for the ACME server's own HTTPS (a private CA) [env ROOST_ACME_CA_BUNDLE].",
+)
+@click.option(
+    "--acme-renew-after",
+    default=None,
+    envvar="ROOST_ACME_RENEW_AFTER",
+    hidden=True,
+    help="Renew certificates at this age instead of 2/3 of their lifetime (for tests: pebble's last 5 years).",
 )
 @click.option(
     "--keep",
@@ -267,6 +307,12 @@ def serve(
     insecure: bool,
     tls_cert: Path | None,
     tls_key: Path | None,
+    https_port: int | None,
+    acme_directory: str,
+    acme_challenge: str,
+    acme_email: str | None,
+    acme_ca_bundle: Path | None,
+    acme_renew_after: str | None,
     keep: int,
     uv_cache: Path | None,
     scale_window: str,
@@ -321,6 +367,12 @@ def serve(
         insecure=insecure,
         tls_cert=tls_cert.resolve() if tls_cert else None,
         tls_key=tls_key.resolve() if tls_key else None,
+        https_port=https_port,
+        acme_directory=acme_directory,
+        acme_challenge=acme_challenge,
+        acme_email=acme_email,
+        acme_ca_bundle=acme_ca_bundle.resolve() if acme_ca_bundle else None,
+        acme_renew_after=_duration("--acme-renew-after", acme_renew_after) if acme_renew_after else None,
         keep=keep,
         uv_cache=uv_cache.resolve() if uv_cache else None,
         scale_window=_duration("--scale-window", scale_window),

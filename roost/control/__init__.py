@@ -13,6 +13,7 @@ from typing import Any
 
 from roost.applog import LogBook
 from roost.builder import Builder
+from roost.certs import CertificateFiles
 from roost.control.access import TOKEN_NAME_PATTERN, AccessUseCases, TokenInfo
 from roost.control.aliases import AliasUseCases, check_alias
 from roost.control.audit import AuditTrail
@@ -28,6 +29,7 @@ from roost.control.core import (
     check_app_name,
 )
 from roost.control.deploys import BuildPlace, DeployUseCases
+from roost.control.domains import DomainUseCases, HttpsSetup, SuppliedCert
 from roost.control.env import RESERVED as RESERVED_ENV_NAMES
 from roost.control.env import EnvUseCases
 from roost.control.isolation import BUILD_ISOLATION
@@ -66,6 +68,7 @@ class Control:
         urls: Urls,
         timeout_build_check: float = 30.0,
         keep: int = DEFAULT_KEEP,
+        https: HttpsSetup | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -99,6 +102,8 @@ class Control:
         )
         self.env = EnvUseCases(store, secrets, self.lifecycle)
         self.access = AccessUseCases(store)
+        self.domains = DomainUseCases(store, self.announcer, https or HttpsSetup(CertificateFiles(home / "certs")))
+        # (the admin API calls self.domains.add, .remove and .list_of)
         self.overview = OverviewUseCases(store, runtime, self.apps, urls)
         self.processes = ProcessUseCases(store, self.lifecycle.reconcile)  # the API calls it as is
 
@@ -108,8 +113,6 @@ class Control:
         self.remove_app = self.apps.remove_app
         self.events = self.apps.events
         self.read_logs = self.apps.read_logs
-        self.add_domain = self.apps.add_domain
-        self.remove_domain = self.apps.remove_domain
         self.push = self.deploys.push
         self.deployment = self.deploys.deployment
         self.deployments = self.deploys.deployments
@@ -168,10 +171,13 @@ __all__ = [
     "AuditQuery",
     "AuditTrail",
     "Control",
+    "DomainUseCases",
     "GcReport",
+    "HttpsSetup",
     "Isolation",
     "QuotaState",
     "QuotaUseCases",
+    "SuppliedCert",
     "TokenInfo",
     "Urls",
     "check_alias",

@@ -190,18 +190,6 @@ class AppUseCases:
         await self.store.get_app(app)
         return await asyncio.to_thread(self.logs.read, app, since, deployment)
 
-    async def add_domain(self, app: str, host: str) -> None:
-        host = _check_host(host)
-        await self.store.domains.add_domain(host, app)
-        await self.store.add_event(app, "domain.added", f"{host} now routes to {app}")
-        await self.announcer.announce(AppName(app))
-
-    async def remove_domain(self, app: str, host: str) -> None:
-        host = _check_host(host)
-        await self.store.domains.remove_domain(host, app)
-        await self.store.add_event(app, "domain.removed", f"{host} no longer routes to {app}")
-        await self.announcer.announce(AppName(app))
-
 
 # DNS labels of letters, digits and inner '-', a trailing dot allowed; the admin API's schema
 # carries the same pattern and length (roost/api/params.py).
@@ -210,11 +198,12 @@ HOST_MAX_LENGTH = 253
 _HOST_RE = re.compile(HOST_PATTERN)
 
 
-def _check_host(host: str) -> str:
+def check_host(host: str) -> str:
+    """A custom domain's name, lower case without the trailing dot. Raises UsageError."""
     clean = host.strip()
     if len(clean) > HOST_MAX_LENGTH or _HOST_RE.fullmatch(clean) is None:
         raise UsageError(f"'{host}' is not a valid host name", hint="give a name like app.example.com")
     return clean.lower().rstrip(".")
 
 
-__all__ = ["Announcer", "AppDetails", "AppUseCases", "DeploymentId", "Urls", "check_app_name"]
+__all__ = ["Announcer", "AppDetails", "AppUseCases", "DeploymentId", "Urls", "check_app_name", "check_host"]

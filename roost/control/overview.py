@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
+from roost.certs import state_at
 from roost.control.core import AppUseCases, Urls
 from roost.control.usage import LIVE
-from roost.model import App, Deployment, DeploymentStatus, DesiredState, InstanceState, Mode, Traffic, TrafficEntry
+from roost.model import (
+    App,
+    CertState,
+    Deployment,
+    DeploymentStatus,
+    DesiredState,
+    InstanceState,
+    Mode,
+    Traffic,
+    TrafficEntry,
+)
 from roost.runtime.protocol import InstanceInfo, ProcessStats, Runtime
 from roost.store import Store
 
@@ -22,6 +34,7 @@ class AppSummary:
     memory: int
     url: str
     processes: list[ProcessStats] = field(default_factory=list)  # production's process types
+    certificate_problems: tuple[str, ...] = ()  # a custom domain's failing or expired certificate, said loudly
 
 
 def app_state(app: App, deployments: list[Deployment], live: list[InstanceInfo], crash_looping: bool) -> str:
@@ -50,10 +63,26 @@ class OverviewUseCases:
         self.apps = apps
         self.urls = urls
 
+    async def _certificate_problems(self) -> dict[str, list[str]]:
+        """Per app, one line for each domain whose certificate failed to renew or expired."""
+        now = time.time()
+        found: dict[str, list[str]] = {}
+        for cert in await self.store.certificates.list():
+            state = state_at(cert, now)
+            if state is CertState.EXPIRED:
+                line = f"{cert.host}: certificate expired ({cert.last_error or 'not renewed'})"
+            elif state is CertState.FAILING:
+                line = f"{cert.host}: certificate renewal failing: {cert.last_error}"
+            else:
+                continue
+            found.setdefault(cert.app, []).append(line)
+        return found
+
     async def summaries(self) -> list[AppSummary]:
         apps = await self.store.list_apps()
         instances = [i for i in self.runtime.instances() if i.state in LIVE]
         usage = await self.apps.usage(instances)
+        problems = await self._certificate_problems()
         found: list[AppSummary] = []
         for app in apps:
             deployments = await self.store.list_deployments(app.name)
@@ -76,6 +105,7 @@ class OverviewUseCases:
                     memory=sum(usage[i.pid].memory for i in live if i.pid in usage),
                     url=self.urls.production(app.name),
                     processes=processes,
+                    certificate_problems=tuple(problems.get(app.name, ())),
                 )
             )
         return found

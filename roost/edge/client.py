@@ -38,8 +38,15 @@ class ClientConnection(asyncio.Protocol):
     `exchange.ClientSide` (the contract is written there)."""
 
     def __init__(
-        self, ctx: EdgeContext, loop: asyncio.AbstractEventLoop, scheme: bytes = b"http", internal: bool = False
+        self,
+        ctx: EdgeContext,
+        loop: asyncio.AbstractEventLoop,
+        scheme: bytes = b"http",
+        internal: bool = False,
+        admitted: bool = False,
     ) -> None:
+        """`admitted`: the connection already holds its place in the caps (the HTTPS door counted
+        it from accept, through the handshake)."""
         self.ctx = ctx
         self.internal = internal
         self.loop = loop
@@ -52,7 +59,7 @@ class ClientConnection(asyncio.Protocol):
         self.tunnel: Tunnel | None = None
         self.write_paused = False
         self.finishing = False  # no request after the current ones: EOF seen, or the edge is closing
-        self._admitted = False
+        self._admitted = admitted
         self._parser = HttpRequestParser(self)
         self._incoming: Request | None = None
         self._queue: deque[Request] = deque()
@@ -82,7 +89,7 @@ class ClientConnection(asyncio.Protocol):
         self.peer = address.encode()
         self.trusted = self.internal or is_trusted(address, self.ctx.networks)
         self.key = None if self.trusted else client_key(address)
-        if self.ctx.closing or not self.ctx.guard.admit(self.key):
+        if not self._admitted and (self.ctx.closing or not self.ctx.guard.admit(self.key)):
             self.transport.write(
                 wire.page(503, "too many connections", self.ctx.new_request_id(), close=True, retry_after=1)
             )

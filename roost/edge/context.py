@@ -21,6 +21,7 @@ from roost.edge.counters import Tally
 from roost.edge.edge_settings import EdgeSettings
 from roost.edge.guard import ClientGuard
 from roost.edge.routes import HostMatch, RouteTable, match_host
+from roost.edge.tls import Challenges, TlsTable
 from roost.edge.upstream import UpstreamPool
 from roost.edge.wire import Clock
 from roost.model import DeploymentId, InstanceId
@@ -83,6 +84,8 @@ class EdgeContext:
         self.server = settings.server_header.encode("latin-1")
         self.server_line = b"Server: %s\r\n" % self.server if self.server else b""
         self.routes = RouteTable(domain="localhost")
+        self.tls = TlsTable()  # the HTTPS door's certificates by name, redirects and HSTS
+        self.challenges = Challenges()  # HTTP-01 answers for an ACME CA
         self.tallies: dict[DeploymentId, Tally] = {}
         self.connections: set[Connection] = set()
         self.closing = False

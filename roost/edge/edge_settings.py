@@ -15,6 +15,7 @@ class EdgeSettings:
 
     timeout_header: float = 10.0  # from the first byte (or accept) to the end of the head: slowloris
     timeout_body: float = 15.0  # between two reads of a request body: 408 beyond (nginx's client_body_timeout)
+    timeout_handshake: float = 10.0  # a TLS handshake, counted in the connection caps from accept
     timeout_keepalive: float = 60.0  # idle time between requests on a client connection
     timeout_activate: float = 30.0  # longest wait in the activator queue for a slot
     timeout_connect: float = 5.0  # connecting to an instance

@@ -29,6 +29,7 @@ from roost.edge.answers import Answer
 from roost.edge.counters import Tally
 from roost.edge.response import ResponseWriter
 from roost.edge.routes import AppRoute
+from roost.edge.tls import host_name
 from roost.edge.upstream import UpstreamConnection
 from roost.model import DeploymentId, InstanceId
 from roost.runtime.protocol import Slot, StartKind
@@ -161,6 +162,8 @@ class Exchange:
     # -- step 1: admission (limits, route, split) -------------------------------------------
 
     def start(self) -> None:
+        if (self.ctx.tls.sites or self.ctx.challenges.answering) and self._tls_step():
+            return
         admission = admit(self.ctx, self.req, self.client.rate_key(self.req), self.started)
         if isinstance(admission, Refused):
             if admission.app is not None:
@@ -177,6 +180,29 @@ class Exchange:
             self._acquire(deployment)
         else:
             self._read_body()
+
+    def _tls_step(self) -> bool:
+        """HTTPS: the domain's HSTS header on the answer. Plain HTTP: see `_answer_plain`. True when answered."""
+        if self.client.scheme == b"https":
+            self.writer.server_line = self.ctx.server_line + self.ctx.tls.hsts_line(host_name(self.req.host or b""))
+            return False
+        return not self.req.internal and self._answer_plain()
+
+    def _answer_plain(self) -> bool:
+        """On plain HTTP, before admission: an ACME CA's HTTP-01 challenge, or the redirect to HTTPS of
+        a domain that has a certificate. True when answered."""
+        req = self.req
+        ctx = self.ctx
+        answer = ctx.challenges.answer(req.target)
+        if answer is not None:
+            self.reply(200, "", body=answer)
+            return True
+        location = ctx.tls.redirect_location(host_name(req.host or b""), req.target)
+        if location is None:
+            return False
+        status = 301 if req.method in (b"GET", b"HEAD") else 308  # 308 keeps the method and body
+        self.reply(status, "moved to HTTPS", extra=b"Location: %s\r\n" % location)
+        return True
 
     def _bound_by(self, app: AppRoute) -> None:
         self.app = app
@@ -441,7 +467,15 @@ class Exchange:
         self._release_slot()
         self._end_client_half()
 
-    def reply(self, status: int, message: str, retry_after: int | None = None) -> None:
+    def reply(
+        self,
+        status: int,
+        message: str,
+        retry_after: int | None = None,
+        *,
+        body: bytes | None = None,
+        extra: bytes = b"",
+    ) -> None:
         """Answer with the edge's own short page, then finish both halves."""
         if self.answered:
             return
@@ -455,6 +489,8 @@ class Exchange:
             head_only=self.req.method == b"HEAD",
             retry_after=retry_after,
             date=self.ctx.clock.date(),
+            extra=extra,
+            body=body,
         )
         self.responded = True
         if self.upstream is not None:

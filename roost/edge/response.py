@@ -79,8 +79,11 @@ class ResponseWriter:
         head_only: bool = False,
         retry_after: int | None = None,
         date: bytes = b"",
+        extra: bytes = b"",
+        body: bytes | None = None,
     ) -> None:
-        """The edge's own short answer instead of anything the app said, written now."""
+        """The edge's own short answer instead of anything the app said, written now; `extra`
+        header lines and a `body` of its own (a redirect, an ACME challenge's answer) when given."""
         self.out.clear()
         page = wire.page(
             status,
@@ -91,5 +94,7 @@ class ResponseWriter:
             retry_after=retry_after,
             server=self.server,
             date=date,
+            extra=extra,
+            body=body,
         )
         self.write(page)

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import random
 import socket
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,8 +23,10 @@ from roost.edge.client import ClientConnection
 from roost.edge.context import EdgeContext
 from roost.edge.counters import EdgeCounters, Tally
 from roost.edge.edge_settings import EdgeSettings
+from roost.edge.handshake import TlsDoor
 from roost.edge.request import PIN_HEADER
 from roost.edge.routes import AppRoute, RouteTable
+from roost.edge.tls import Challenges, TlsTable, server_context, sni_callback
 from roost.errors import ConfigError
 from roost.model import AppName, DeploymentId, InstanceId, InstanceState, Traffic
 from roost.runtime.protocol import InstanceInfo, Runtime
@@ -59,6 +60,7 @@ class Edge:
         self._ctx = EdgeContext(settings, self._activator, networks, rng or random.Random())  # noqa: S311 - a traffic split, not a secret
         self._server: asyncio.AbstractServer | None = None
         self._internal: asyncio.AbstractServer | None = None
+        self._https: asyncio.AbstractServer | None = None
         self._internal_path: Path | None = None
         self._prune_timer: asyncio.TimerHandle | None = None
         runtime.subscribe(self)
@@ -107,6 +109,19 @@ class Edge:
         """Swap in a new routing snapshot: the next request on any connection sees it."""
         self._ctx.set_routes(table)
 
+    @property
+    def tls(self) -> TlsTable:
+        return self._ctx.tls
+
+    def update_tls(self, table: TlsTable) -> None:
+        """Swap in new certificates, redirects and HSTS: the next handshake and request see them."""
+        self._ctx.tls = table
+
+    @property
+    def challenges(self) -> Challenges:
+        """Where an ACME issuer puts up HTTP-01 answers (served on the plain HTTP door)."""
+        return self._ctx.challenges
+
     def counters(self, deployment: DeploymentId) -> EdgeCounters:
         """A frozen copy of one deployment's counters (zeros if it never had a request)."""
         tally = self._ctx.tallies.get(deployment) or Tally(deployment)
@@ -122,14 +137,27 @@ class Edge:
 
     # -- life cycle ------------------------------------------------------------------------
 
-    async def start(self, sock: socket.socket, ssl_context: ssl.SSLContext | None = None) -> None:
-        """Serve on `sock` (already bound and listening); returns once accepting."""
+    async def start(self, sock: socket.socket) -> None:
+        """Serve plain HTTP on `sock` (already bound and listening); returns once accepting.
+        HTTPS goes through `start_https`, the one door with the TLS policy and handshake limits."""
         loop = asyncio.get_running_loop()
-        scheme = b"https" if ssl_context is not None else b"http"
         ctx = self._ctx
         ctx.pool.loop = loop  # kept: asyncio.get_running_loop() costs a getpid() syscall on 3.11
-        self._server = await loop.create_server(lambda: ClientConnection(ctx, loop, scheme), sock=sock, ssl=ssl_context)
+        self._server = await loop.create_server(lambda: ClientConnection(ctx, loop), sock=sock)
         self._prune_timer = loop.call_later(PRUNE_EVERY, self._prune)
+
+    async def start_https(self, sock: socket.socket) -> None:
+        """Serve HTTPS on `sock`: the certificate is chosen by SNI from the current `TlsTable`
+        (`update_tls`). Each connection counts in the caps from accept and has
+        `timeout_handshake` to finish its handshake."""
+        loop = asyncio.get_running_loop()
+        ctx = self._ctx
+        ctx.pool.loop = loop
+        listening = server_context()
+        listening.sni_callback = sni_callback(lambda: ctx.tls, ctx.challenges)
+        self._https = await loop.create_server(lambda: TlsDoor(ctx, loop, listening), sock=sock)
+        if self._prune_timer is None:
+            self._prune_timer = loop.call_later(PRUNE_EVERY, self._prune)
 
     async def start_internal(self, sock: socket.socket) -> None:
         """Serve Roost's own door on `sock` (an owner-only Unix socket): requests through it
@@ -173,7 +201,7 @@ class Edge:
         if self._prune_timer is not None:
             self._prune_timer.cancel()
             self._prune_timer = None
-        for server in (self._server, self._internal):
+        for server in (self._server, self._https, self._internal):
             if server is not None:
                 server.close()
         self._activator.close()
@@ -190,10 +218,10 @@ class Edge:
             conn.abort()
         await asyncio.sleep(0)  # let the aborted connections report, so their slots go back
         await ctx.pool.close()
-        for server in (self._server, self._internal):
+        for server in (self._server, self._https, self._internal):
             if server is not None:
                 await server.wait_closed()
-        self._server = self._internal = None
+        self._server = self._https = self._internal = None
 
     def _prune(self) -> None:
         self._ctx.guard.prune(time.monotonic())

@@ -169,9 +169,13 @@ def page(
     retry_after: int | None = None,
     server: bytes = b"",
     date: bytes = b"",
+    extra: bytes = b"",
+    body: bytes | None = None,
 ) -> bytes:
-    """A complete short text/plain response: "<status> <message>" and the request id."""
-    body = b"%d %s\nrequest id: %s\n" % (status, message.encode(), request_id)
+    """A complete short text/plain response: "<status> <message>" and the request id (or `body`),
+    with `extra` header lines (each ending in CRLF)."""
+    if body is None:
+        body = b"%d %s\nrequest id: %s\n" % (status, message.encode(), request_id)
     head = [
         b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
         % (status, reason(status), len(body)),
@@ -184,6 +188,8 @@ def page(
         head.append(b"Date: %s\r\n" % date)
     if retry_after is not None:
         head.append(b"Retry-After: %d\r\n" % retry_after)
+    if extra:
+        head.append(extra)
     head.append(b"Connection: close\r\n\r\n" if close else b"\r\n")
     if not head_only:
         head.append(body)

@@ -29,6 +29,7 @@ from roost.model import (
 )
 from roost.store.aliases import AliasTable
 from roost.store.audit import AuditEntry, AuditQuery, AuditTable
+from roost.store.certificates import CertificateTable
 from roost.store.db import Database
 from roost.store.domains import DomainTable
 from roost.store.instance_tables import InstanceTable
@@ -58,6 +59,7 @@ class Store:
     def __init__(self, db: Database) -> None:
         self._db = db
         self.aliases = AliasTable(db)  # branch aliases: stable preview hosts
+        self.certificates = CertificateTable(db)  # custom domains' certificates
         self.on_event: Callable[[Event], None] | None = None  # told of each event add_event stored
         self.instances = InstanceTable(db)
         self.domains = DomainTable(db)

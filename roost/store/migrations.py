@@ -142,4 +142,20 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (app, name)
     );
     """,
+    # 9: each custom domain's certificate (ACME or supplied), its state and its renewal schedule
+    """
+    CREATE TABLE certificates (
+        host          TEXT PRIMARY KEY REFERENCES domains(host) ON DELETE CASCADE,
+        source        TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        not_before    REAL,
+        not_after     REAL,
+        issued_at     REAL,
+        failures      INTEGER NOT NULL DEFAULT 0,
+        last_error    TEXT NOT NULL DEFAULT '',
+        next_attempt  REAL,
+        redirect      INTEGER NOT NULL DEFAULT 1,
+        hsts          INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 )

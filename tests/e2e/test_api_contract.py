@@ -117,8 +117,8 @@ def test_forms_the_schema_allows_are_accepted_by_the_use_cases(daemon: Daemon) -
     with daemon.api() as http:
         created = http.post("/v1/apps", json={"name": "contract-app", "settings": {"scale": {"max": 2}}})
         assert created.status_code == 201, created.text
-        assert http.post("/v1/apps/contract-app/domains", json={"host": "Contract.Example.COM."}).status_code == 204
-        assert http.get("/v1/apps/contract-app/domains").json() == ["contract.example.com"]
+        assert http.post("/v1/apps/contract-app/domains", json={"host": "Contract.Example.COM."}).status_code == 201
+        assert [d["host"] for d in http.get("/v1/apps/contract-app/domains").json()] == ["contract.example.com"]
         scaled = http.patch("/v1/apps/contract-app/scale", json={"min": 0, "idle_timeout": "1m30S"})
         assert scaled.status_code == 200, scaled.text
         assert http.post("/v1/apps/contract-app/env", json={"values": {"_X1": "y"}}).status_code == 200

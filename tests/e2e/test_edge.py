@@ -304,7 +304,7 @@ def test_custom_domain_add_list_remove(edge: Module) -> None:
     listed = daemon.cli("domains", "fastapi-hello", "list")
     assert listed.returncode == 0, listed.stderr
     assert host in listed.stdout.split()
-    assert json.loads(daemon.cli("domains", "fastapi-hello", "--json").stdout) == [host]
+    assert [d["host"] for d in json.loads(daemon.cli("domains", "fastapi-hello", "--json").stdout)] == [host]
 
     removed = daemon.cli("domains", "fastapi-hello", "remove", host, "--yes")
     assert removed.returncode == 0, removed.stderr

@@ -34,6 +34,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.quotas": LEAVES,
     "roost.homelock": LEAVES,
     "roost.listeners": LEAVES,
+    "roost.certs": (*LEAVES, *VERSION),
     "roost.control": (
         *LEAVES,
         "roost.config",
@@ -43,6 +44,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "roost.builder",
         "roost.runtime.protocol",  # never LocalRuntime's parts: a cluster runtime must fit without control changing
         "roost.edge.routes",  # the route table control builds for the edge (control/routing.py)
+        "roost.edge.tls",  # the TLS snapshot control builds for the edge (control/tls_sites.py)
+        "roost.certs",
         "roost.autoscale",  # the scale specs control builds for the autoscaler
         "roost.applog",
         "roost.vault",
@@ -198,6 +201,7 @@ EDGE_LAYERS = (
     "split",
     "routes",
     "guard",
+    "tls",
     "tunnel",
     "request",
     "wire",
@@ -208,6 +212,7 @@ EDGE_LAYERS = (
     "admission",
     "exchange",
     "client",
+    "handshake",
     "server",
 )
 EDGE = "roost.edge"

@@ -15,7 +15,7 @@ from roost.api import create_api
 from roost.config import CRON_SCHEDULE_PATTERN, settings_schema, validate
 from roost.control import DIGEST_PATTERN, HOST_MAX_LENGTH, HOST_PATTERN, QUOTA_PATTERN, TOKEN_NAME_PATTERN
 from roost.control.access import TOKEN_NAME_RE
-from roost.control.core import _check_host
+from roost.control.core import check_host
 from roost.control.env import RESERVED, check_env_name
 from roost.errors import UsageError
 from roost.model import APP_NAME_MAX_LENGTH, APP_NAME_PATTERN, ENV_NAME_PATTERN, is_valid_app_name
@@ -90,7 +90,7 @@ def test_generated_app_names_are_valid(name: str) -> None:
 
 @given(st.from_regex(HOST_PATTERN, fullmatch=True).filter(lambda h: len(h) <= HOST_MAX_LENGTH))
 def test_hosts_the_schema_accepts_are_accepted(host: str) -> None:
-    assert _check_host(host) == host.lower().rstrip(".")
+    assert check_host(host) == host.lower().rstrip(".")
 
 
 @given(st.from_regex(ENV_NAME_PATTERN, fullmatch=True).filter(lambda n: n not in RESERVED))
