@@ -4,16 +4,17 @@
 #   (no argument)  the sandbox's: bubblewrap (filesystem view), libseccomp (the seccomp
 #                  deny-list) and nftables (the firewall around instance ports). Without them
 #                  Roost falls back, and says so when `roost serve` starts.
-#                  Also pebble, Let's Encrypt's ACME test server, for tests/e2e/test_acme.py.
 #   bench          bench/proxy.py's reference and load generator: nginx and wrk.
 #   test           the end-to-end tests' real services: redis-server (tests/e2e/test_processes.py's
-#                  Celery queue); without it those tests fail and say so.
+#                  Celery queue) and pebble, Let's Encrypt's ACME test server
+#                  (tests/e2e/test_acme.py); without them those tests fail and say so.
 set -u
 missing=()
 if [ "${1:-}" = test ]; then
     purpose="the tests"
     consequence="the tests that need it will fail, naming it"
     command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+    command -v pebble >/dev/null 2>&1 || missing+=(pebble)
 elif [ "${1:-}" = bench ]; then
     purpose="the benchmarks"
     consequence="bench/proxy.py will stop and name them"
@@ -25,7 +26,6 @@ else
     command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
     ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
     command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
-    command -v pebble >/dev/null 2>&1 || missing+=(pebble)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
