@@ -45,8 +45,10 @@ def deployments(ctx: Context, app: str | None, quiet: bool, as_json: bool) -> No
 
 def app_and_name(words: tuple[str, ...], usage: str, example: str) -> tuple[str, str]:
     """`[APP] NAME` of a command: both, or the folder's app and NAME."""
-    if not 1 <= len(words) <= 2:
-        raise UsageError(f"`{usage}`", hint=f"for example: {example}")
+    if not words:
+        raise UsageError(f"missing argument: `{usage}`", hint=f"for example: {example}")
+    if len(words) > 2:
+        raise UsageError(f"too many arguments: `{usage}`", hint=f"for example: {example}")
     return (resolve_app(words[0]), words[1]) if len(words) == 2 else (resolve_app(None), words[0])
 
 
@@ -63,7 +65,11 @@ def promote(ctx: Context, words: tuple[str, ...], alias: str | None, as_json: bo
         app = resolve_app(words[0] if words else None)
         body = {"alias": branch_alias(alias, app)}
     else:
-        app, deployment = app_and_name(words, "roost promote [APP] DEPLOYMENT", "roost promote flask-hello ab12cd34")
+        app, deployment = app_and_name(
+            words,
+            "roost promote [APP] DEPLOYMENT` or `roost promote [APP] --alias BRANCH",
+            "roost promote flask-hello ab12cd34",
+        )
         body = {"deployment": deployment}
     done = ctx.client().request("POST", f"/v1/apps/{app}/promote", json=body)
     if as_json:

@@ -29,15 +29,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.e2e.ports import free_ports
+
 READY_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now (pebble needs the edge's ports before the daemon starts)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def have_pebble() -> bool:
@@ -149,7 +143,8 @@ def running_pebble(folder: Path, http_port: int, tls_port: int) -> Iterator[Pebb
     answers (127.0.0.1 for every name by default). Real validation: no PEBBLE_VA_ALWAYS_VALID;
     PEBBLE_VA_SLEEPTIME=1 only shortens pebble's random pause before validating."""
     ca, cert, key = make_ca(folder)
-    ports = {name: free_port() for name in ("acme", "management", "dns", "dns_management")}
+    names = ("acme", "management", "dns", "dns_management")
+    ports = dict(zip(names, free_ports(len(names), avoid=(http_port, tls_port)), strict=True))
     config = {
         "pebble": {
             "listenAddress": f"127.0.0.1:{ports['acme']}",

@@ -21,7 +21,8 @@ from requests.adapters import HTTPAdapter
 
 from tests.e2e.apps import EXAMPLES, pushed, wait_until
 from tests.e2e.harness import Daemon, running
-from tests.e2e.pebble import Pebble, free_port, have_pebble, make_ca, running_pebble
+from tests.e2e.pebble import Pebble, have_pebble, make_ca, running_pebble
+from tests.e2e.ports import free_ports
 
 APP = "handler-hello"
 SITE = "shop.roost.test"
@@ -38,7 +39,7 @@ def acme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pebble, Dae
     root = tmp_path_factory.mktemp("acme")
     (root / "pebble").mkdir()
     (root / "home").mkdir()
-    http_port, https_port = free_port(), free_port()
+    http_port, https_port = free_ports(2)
     with running_pebble(root / "pebble", http_port, https_port) as pebble:
         flags = (
             "--port", str(http_port), "--https-port", str(https_port), "--acme-directory", pebble.directory,
@@ -186,7 +187,7 @@ def test_tls_alpn_01_issues_where_port_80_is_closed(tmp_path_factory: pytest.Tem
     root = tmp_path_factory.mktemp("alpn")
     (root / "pebble").mkdir()
     (root / "home").mkdir()
-    closed, https_port, edge_port = free_port(), free_port(), free_port()
+    closed, https_port, edge_port = free_ports(3)
     with running_pebble(root / "pebble", closed, https_port) as pebble:
         flags = (
             "--port", str(edge_port), "--https-port", str(https_port), "--acme-directory", pebble.directory,

@@ -188,14 +188,29 @@ def test_every_deletion_without_a_terminal_refuses_without_yes(daemon: Daemon, a
 
 
 def test_a_usage_error_is_one_line_and_a_hint(daemon: Daemon) -> None:
-    for args, error in (
-        (["lst"], "error: No such command 'lst'. Did you mean 'list'?"),
-        (["promote"], "error: Missing argument '[APP] DEPLOYMENT'."),
+    for args, lines in (
+        (
+            ["lst"],
+            [
+                "error: No such command 'lst'. Did you mean 'list'?",
+                "  hint: `roost --help` shows the usage and examples",
+            ],
+        ),
+        (
+            ["logs", "a", "b"],
+            ["error: Got unexpected extra argument (b)", "  hint: `roost logs --help` shows the usage and examples"],
+        ),
+        (
+            ["promote"],
+            [
+                "error: missing argument: `roost promote [APP] DEPLOYMENT` or `roost promote [APP] --alias BRANCH`",
+                "  hint: for example: roost promote flask-hello ab12cd34",
+            ],
+        ),
     ):
         result = daemon.cli(*args)
         assert result.returncode == 2
-        path = " ".join(["roost", *args[:1]]) if args != ["lst"] else "roost"
-        assert result.stderr.splitlines() == [error, f"  hint: `{path} --help` shows the usage and examples"]
+        assert result.stderr.splitlines() == lines
 
 
 def test_version_flag(daemon: Daemon) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from tests.e2e.apps import get, info, push, pushed, wait_until, write_app
 from tests.e2e.harness import Daemon, module_daemon, running
+from tests.e2e.ports import free_port
 
 daemon = module_daemon("processes")
 
@@ -107,13 +108,6 @@ except OSError as exc:
 while True:
     time.sleep(0.2)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def redis_answers(port: int) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 
 from tests.e2e.apps import get, info, push, pushed, ready_instances, wait_until, write_app
 from tests.e2e.harness import Daemon, module_daemon
+from tests.e2e.ports import free_port
 
 daemon = module_daemon("release", "--build-check-timeout", "20s")  # a failing check fails within 20s
 
@@ -116,13 +116,6 @@ class Migration(migrations.Migration):
     dependencies = [("greetings", "0001_initial")]
     operations = [migrations.RunSQL("ALTER TABLE no_such_table ADD COLUMN x integer")]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def as_postgres(*argv: str) -> None:
