@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import ssl
+import time
 from collections.abc import Callable, Coroutine, Generator, Mapping
 from typing import Any
 
@@ -24,7 +25,10 @@ from prometheus_client import CollectorRegistry
 from roost.api import (
     Authenticator,
     AuthMiddleware,
+    Dashboard,
     DoorSettings,
+    EventFeed,
+    SessionBook,
     ThrottlePolicy,
     create_api,
     parse_networks,
@@ -35,9 +39,11 @@ from roost.builder import Builder, Enclosure, home_id
 from roost.control import Control, Urls
 from roost.control.recorder import Recorder
 from roost.control.routing import build_route_table, production_scale_specs
+from roost.control.usage import LIVE, measure
 from roost.cron import CronRunner
 from roost.edge import Answer, Edge, EdgeSettings, RouteTable, describe_build
 from roost.errors import ConfigError
+from roost.history import SAMPLE_SECONDS, History
 from roost.homelock import HomeLock
 from roost.listeners import bind_tcp, bind_unix
 from roost.metrics import RoostCollector, Tallies, make_registry, render
@@ -45,6 +51,7 @@ from roost.model import (
     AppName,
     CronJob,
     DeploymentId,
+    Event,
     InstanceId,
 )
 from roost.passwords import PasswordFile
@@ -81,8 +88,11 @@ def _build_allow(entries: tuple[str, ...]) -> tuple[Endpoint, ...]:
         raise ConfigError(str(exc), hint="--build-allow takes HOST[:PORT]: pypi.example:443, 10.0.0.0/8") from exc
 
 
-def _address(sock: socket.socket, scheme: str = "http") -> str:
+def _address(sock: socket.socket, scheme: str = "http", reachable: bool = False) -> str:
+    """`scheme://host:port` of a listener; `reachable`: a wildcard host as this machine's loopback."""
     host, port = sock.getsockname()[:2]
+    if reachable and host in ("0.0.0.0", "::"):  # noqa: S104 - read, not bound
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"  # noqa: S104
     return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
@@ -121,6 +131,9 @@ class Daemon:
         self._autoscaler: Autoscaler | None = None
         self._apps_of: dict[DeploymentId, str] = {}
         self.metrics_registry: CollectorRegistry | None = None
+        self._tallies = Tallies()
+        self._feed = EventFeed()
+        self._history: History | None = None
 
     async def start(self) -> None:
         """Lock the home, bind every socket, open the store, recover, start serving."""
@@ -145,6 +158,7 @@ class Daemon:
         await control.recover()
         self._background(self._autoscaler.run() if self._autoscaler else None, "autoscaler")
         self._background(control.cron.run() if control.cron else None, "cron")
+        self._background(self._sample_history(), "history")
         await self._start_api(control, api_sock, unix_sock)
         scheme = "https" if s.tls_cert else "http"
         self.announce(f"admin API  {_address(api_sock, scheme)}  (and unix socket {s.socket_path})")
@@ -169,8 +183,8 @@ class Daemon:
         s = self.settings
         logs = self._logs = LogBook(s.home / "logs")
         recorder = self._recorder = Recorder(store)
-        tallies = Tallies()
-        store.on_event = lambda event: tallies.event(event.app or "", event.kind, event.data)
+        tallies = self._tallies
+        store.on_event = self._on_event
         runtime = self._runtime = LocalRuntime(
             s.home,
             logs,
@@ -230,7 +244,25 @@ class Daemon:
         self.metrics_registry = make_registry(
             RoostCollector(lambda: edge.all_counters().values(), runtime.instances, lambda: self._apps_of, tallies)
         )
+        self._history = History(lambda: edge.all_counters().values(), runtime.instances, lambda: self._apps_of)
         return control
+
+    def _on_event(self, event: Event) -> None:
+        """The store's hook: each stored event feeds the metrics' tallies and the dashboard's streams."""
+        self._tallies.event(event.app or "", event.kind, event.data)
+        self._feed.publish(event)
+
+    async def _sample_history(self) -> None:
+        """Every SAMPLE_SECONDS, one sample of the dashboard's last hour, with each app's memory."""
+        while self._history is not None and self._runtime is not None:
+            live = [i for i in self._runtime.instances() if i.state in LIVE and i.pid is not None]
+            usage = await asyncio.to_thread(measure, [i.pid for i in live if i.pid is not None], 0)
+            memory: dict[str, int] = {}
+            for info in live:
+                if info.pid in usage:
+                    memory[info.app] = memory.get(info.app, 0) + usage[info.pid].memory
+            self._history.record(time.time(), memory)
+            await asyncio.sleep(SAMPLE_SECONDS)
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if self.settings.tls_cert is None or self.settings.tls_key is None:
@@ -305,9 +337,12 @@ class Daemon:
         """Two doors onto one API: TCP (always authenticated) and the owner-only Unix socket."""
         s = self.settings
         registry = self.metrics_registry
-        api = create_api(control, lambda: render(registry) if registry is not None else b"")
         policy = ThrottlePolicy(lockout_seconds=s.login_lockout)
         auth = Authenticator(PasswordFile(s.passwords_path), control.token_info, policy)
+        sessions = SessionBook()
+        url = _address(tcp, "https" if s.tls_cert else "http", reachable=True)
+        dashboard = Dashboard(auth, sessions, self._history, self._feed, url)
+        api = create_api(control, lambda: render(registry) if registry is not None else b"", dashboard)
         proxies = parse_networks(s.trust_proxy)
         doors = [
             (tcp, DoorSettings(False, s.require_password, s.trust_loopback, proxies), s.tls_cert, s.tls_key),
@@ -315,7 +350,7 @@ class Daemon:
         ]
         for sock, door, cert, key in doors:
             config = uvicorn.Config(
-                AuthMiddleware(api, auth, door, control.audit.record),
+                AuthMiddleware(api, auth, door, control.audit.record, sessions),
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
