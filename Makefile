@@ -34,6 +34,7 @@ check: install
 	$(BIN)/mypy
 
 test: check
+	@scripts/install-system-deps.sh browser
 	$(BIN)/python -m pytest -q
 
 format: install

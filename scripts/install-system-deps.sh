@@ -5,9 +5,16 @@
 #                  deny-list) and nftables (the firewall around instance ports). Without them
 #                  Roost falls back, and says so when `roost serve` starts.
 #   bench          bench/proxy.py's reference and load generator: nginx and wrk.
+#   browser        tests/e2e/test_dashboard.py's browser: Debian's chromium and its chromedriver
+#                  (Selenium is given the driver's path, so nothing downloads a browser).
 set -u
 missing=()
-if [ "${1:-}" = bench ]; then
+if [ "${1:-}" = browser ]; then
+    purpose="the dashboard's browser tests"
+    consequence="tests/e2e/test_dashboard.py will fail and say so"
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+elif [ "${1:-}" = bench ]; then
     purpose="the benchmarks"
     consequence="bench/proxy.py will stop and name them"
     command -v wrk >/dev/null 2>&1 || missing+=(wrk)
