@@ -153,16 +153,18 @@ class History:
         self._memory: Mapping[str, int] = {}
         self.samples: deque[Sample] = deque(maxlen=int(window / every) + 1)
 
-    def sample(self, now: float) -> Sample:
-        return sample_of(now, self._counters(), self._apps_of(), self._instances(), self._memory)
+    def sample(self, now: float, memory: Mapping[str, int] | None = None) -> Sample:
+        """The counters now; `memory` measured now, else as last recorded."""
+        return sample_of(now, self._counters(), self._apps_of(), self._instances(), memory or self._memory)
 
     def record(self, now: float, memory: Mapping[str, int]) -> None:
         self._memory = memory
         self.samples.append(self.sample(now))
 
-    def chart(self, app: str, now: float) -> list[ChartPoint]:
-        """One point per recorded interval, and one from the last sample to now."""
-        live = self.sample(now)
+    def chart(self, app: str, now: float, memory: Mapping[str, int] | None = None) -> list[ChartPoint]:
+        """One point per recorded interval, and one from the last sample to now (with `memory`
+        when the caller has just measured it)."""
+        live = self.sample(now, memory)
         samples = [*self.samples, live] if not self.samples or live.at > self.samples[-1].at else list(self.samples)
         return [point_between(a, b, app) for a, b in pairwise(samples)]
 

@@ -284,29 +284,24 @@ class AuthMiddleware:
         await self._call_audited(scope, receive, send, identity)
 
     async def _from_session(self, scope: Scope, headers: dict[str, str], address: str, send: Send) -> Identity | None:
-        """The identity of a live session; a change must carry the session's CSRF token too."""
+        """The identity of a live session; a change must carry the session's CSRF token too
+        (refused 403 without it, and audited as refused)."""
         assert self.sessions is not None  # noqa: S101 - checked by the caller
         sid = session_id(headers)
         session = self.sessions.get(sid, time.time())
         if session is None:
             await _refuse(send, 401, "unauthorized", "the session has ended", "log in again", 0, challenge=False)
             return None
-        if scope["method"] in MUTATING and not session.is_csrf(headers.get(CSRF_HEADER, "")):
-            hint = f"send the session's CSRF token in the {CSRF_HEADER} header (the dashboard does)"
-            await _refuse(send, 403, "forbidden", "a change needs the session's CSRF token", hint, 0, challenge=False)
-            return None
         outcome = await self.auth.identify_login(session.login, address)
         if isinstance(outcome, Refusal):
             self.sessions.close(sid)  # the user or token is gone: so is its session
-            await _refuse(
-                send,
-                401,
-                "unauthorized",
-                "the session's credentials no longer work",
-                "log in again",
-                0,
-                challenge=False,
-            )
+            message = "the session's credentials no longer work"
+            await _refuse(send, 401, "unauthorized", message, "log in again", 0, challenge=False)
+            return None
+        if scope["method"] in MUTATING and not session.is_csrf(headers.get(CSRF_HEADER, "")):
+            hint = f"send the session's CSRF token in the {CSRF_HEADER} header (the dashboard does)"
+            await _refuse(send, 403, "forbidden", "a change needs the session's CSRF token", hint, 0, challenge=False)
+            await self.audit(outcome, scope["method"], scope["path"], 403)
             return None
         return outcome
 

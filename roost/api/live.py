@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Protocol
 
 from fastapi import APIRouter, Query, Request
@@ -36,7 +36,7 @@ LOG_BACKLOG = 200  # lines of the last hour sent when an app's page opens
 class Charts(Protocol):
     """The daemon's metrics history (roost/history.py), as the API sees it."""
 
-    def chart(self, app: str, now: float) -> Sequence[object]: ...
+    def chart(self, app: str, now: float, memory: Mapping[str, int] | None = None) -> Sequence[object]: ...
     def rates(self, app: str, now: float) -> object: ...
 
 
@@ -183,22 +183,22 @@ def _ready_frames(waits: dict[str, asyncio.Task[object]], identity: Identity, ap
 async def _tick(request: Request, control: Control, identity: Identity, app: str | None) -> list[bytes]:
     charts: Charts | None = request.app.state.charts
     now = time.time()
+    summaries = [s for s in await control.summaries() if visible(identity, s.app.name)]
     rows = [
-        OverviewRowOut(**AppSummaryOut.of(s).model_dump(), rates=_rates(charts, s.app.name, now))
-        for s in await control.summaries()
-        if visible(identity, s.app.name)
+        OverviewRowOut(**AppSummaryOut.of(s).model_dump(), rates=_rates(charts, s.app.name, now)) for s in summaries
     ]
     frames = [_frame("overview", [row.model_dump() for row in rows])]
     if app is not None:
-        frames.append(_frame("chart", [point.model_dump() for point in _chart(request, app)]))
+        memory = {str(s.app.name): s.memory for s in summaries}  # just measured: the chart agrees with the row
+        frames.append(_frame("chart", [point.model_dump() for point in _chart(request, app, memory)]))
     return frames
 
 
-def _chart(request: Request, app: str) -> list[ChartPointOut]:
+def _chart(request: Request, app: str, memory: Mapping[str, int] | None = None) -> list[ChartPointOut]:
     charts: Charts | None = request.app.state.charts
     if charts is None:
         return []
-    return [ChartPointOut.read(point) for point in charts.chart(app, time.time())]
+    return [ChartPointOut.read(point) for point in charts.chart(app, time.time(), memory)]
 
 
 def _rates(charts: Charts | None, app: str, now: float) -> RatesOut:

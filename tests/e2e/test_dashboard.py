@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -87,12 +88,22 @@ def browser() -> Iterator[WebDriver]:
 
 
 def wait_for(driver: WebDriver, what: str, probe: Any, timeout: float = WAIT) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: probe(d), message=f"waiting for {what}")
+    """Poll `probe` until truthy; an element the page redrew meanwhile is looked up again."""
+    wait = WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException])
+    return wait.until(lambda d: probe(d), message=f"waiting for {what}")
 
 
-def shoot(driver: WebDriver, name: str) -> None:
+def shoot(driver: WebDriver, name: str, dark: bool = False) -> None:
     """`name`-desktop.png (1280 px wide, the whole page) and `name`-375-N.png (a phone's width,
-    the whole page in slices of a few screens, so each stays readable)."""
+    the whole page in slices of a few screens, so each stays readable); with `dark`, also
+    `name`-dark-desktop.png and `name`-dark-375-N.png in the system's dark scheme."""
+    if dark:
+        scheme = [{"name": "prefers-color-scheme", "value": "dark"}]
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": scheme})
+        try:
+            shoot(driver, f"{name}-dark")
+        finally:
+            driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
     for width in (1280, 375):
         driver.execute_cdp_cmd(
             "Emulation.setDeviceMetricsOverride",
@@ -153,7 +164,7 @@ def test_login_then_the_overview_lists_the_app(
     wait_for(browser, "its production", lambda d: deployments[1] in text_of(d, f'{row} [data-key="production"]'))
     assert text_of(browser, f'{row} [data-key="state"]') in ("sleeping", "running")
     assert USER in text_of(browser, "#who-name")
-    shoot(browser, "2-overview")
+    shoot(browser, "2-overview", dark=True)
 
 
 def test_a_request_shows_an_instance_a_log_line_and_moves_a_chart(daemon: Daemon, browser: WebDriver) -> None:
@@ -164,8 +175,7 @@ def test_a_request_shows_an_instance_a_log_line_and_moves_a_chart(daemon: Daemon
     marker = f"/marker-{time.monotonic_ns()}"
     assert get(daemon, f"{APP}.localhost", marker).status_code == 200
     wait_for(browser, "an instance row", lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-instance]"))
-    rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-instance]")
-    assert rows and "ready" in rows[0].text, [r.text for r in rows]
+    wait_for(browser, "the instance ready", lambda d: "ready" in text_of(d, "tr[data-instance]"))
     wait_for(browser, "the app's log line", lambda d: f"dashboard saw {marker}" in text_of(d, "#log"))
     wait_for(browser, "the request's log line", lambda d: f"GET {marker} 200" in text_of(d, "#log"))
     moved = 'svg[data-chart="requests"]'
@@ -179,7 +189,7 @@ def test_a_request_shows_an_instance_a_log_line_and_moves_a_chart(daemon: Daemon
     )
     browser.find_element(By.ID, "env-reveal").click()
     wait_for(browser, "the revealed value", lambda d: "s3cret-value" in text_of(d, "#env-body"))
-    shoot(browser, "3-app")
+    shoot(browser, "3-app", dark=True)
 
 
 def test_split_fifty_fifty_then_roll_back(daemon: Daemon, deployments: tuple[str, str], browser: WebDriver) -> None:
@@ -210,6 +220,12 @@ def test_a_change_needs_the_csrf_token_and_logout_ends_the_session(daemon: Daemo
     assert refused.status_code == 403 and refused.json()["error"] == "forbidden", refused.text
     assert httpx.post(url, cookies=cookie, headers={"X-CSRF-Token": "not-it"}, timeout=WAIT).status_code == 403
     assert httpx.post(url, cookies=cookie, headers={"X-CSRF-Token": csrf}, timeout=WAIT).status_code == 204
+    with daemon.api() as api:
+        audit = api.get("/v1/audit", params={"app": APP, "limit": 100}).json()
+    mine = [(e["action"], e["path"], e["status"]) for e in audit if e["user"] == USER]
+    assert ("POST", f"/v1/apps/{APP}/restart", 403) in mine  # the refused change is audited
+    assert ("POST", f"/v1/apps/{APP}/restart", 204) in mine
+    assert ("GET", f"/v1/apps/{APP}/env?reveal=true", 200) in mine, mine  # the page's reveal
     assert httpx.get(f"{daemon.api_url}/v1/apps", cookies=cookie, timeout=WAIT).status_code == 200
     browser.find_element(By.ID, "logout").click()
     wait_for(browser, "the login form again", lambda d: d.find_elements(By.ID, "login-user"))

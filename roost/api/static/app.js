@@ -98,7 +98,7 @@ async function change(what, call, ask, kind) {
   try {
     const result = await call();
     const awaiting = state.awaiting;
-    if (awaiting && awaiting.seen) say(`${what}: ${awaiting.seen}`);
+    if (awaiting && awaiting.seen) say(`✓ ${awaiting.seen}`);
     else say(`${what}: done.`);
     if (awaiting && awaiting.seen) state.awaiting = null;
     refreshApp();
@@ -140,7 +140,7 @@ function onEvent(event) {
   const awaiting = state.awaiting;
   if (awaiting && !awaiting.seen && event.kind !== "api.call" && (!awaiting.kind || event.kind.startsWith(awaiting.kind))) {
     awaiting.seen = event.message; // the change's own event: say what happened, in the daemon's words
-    say(`${awaiting.what}: ${event.message}`);
+    say(`✓ ${event.message}`);
   }
 }
 function onLog(line) { handlers.log(line); }
@@ -308,7 +308,7 @@ function showApp(name) {
   handlers.event = (event) => { addEvent(event); if (!event.kind.startsWith("api.")) refreshApp(); };
   handlers.log = addLog;
   handlers.chart = drawCharts;
-  state.timers.push(setInterval(() => drawInstances(), 1000));
+  state.timers.push(setInterval(tickUptimes, 1000));
   refreshApp();
   loadEvents(name);
   loadCron(name);
@@ -381,13 +381,13 @@ function drawDeployments(details) {
     h("td", { class: "num" }, d.weight ? `${d.weight} %` : "–"),
     h("td", { class: "num" }, age(d.created_at)),
     h("td", { class: "msg" }, d.message || h("span", { class: "muted" }, "–")),
-    h("td", { class: "actions" },
+    h("td", { class: "row-actions" }, h("div", { class: "actions" },
       d.status === "ready" ? h("a", { href: d.preview_url, target: "_blank", rel: "noopener noreferrer" }, "preview") : null,
       d.status === "ready" && d.weight !== 100 ? h("button", { type: "button", class: "small", "data-promote": d.id,
         onclick: () => change(`Promote ${d.id}`, () => api("POST", `/v1/apps/${name}/promote`, { deployment: d.id }),
           { title: `Promote ${d.id}?`, text: "It takes all of the app's traffic; the current production drains.", ok: "Promote" }, "deploy.promoted") }, "Promote") : null,
-      h("button", { type: "button", class: "small quiet", onclick: () => followBuild(name, d.id) }, "Build log"))));
-  document.getElementById("deployments-body").replaceChildren(rows.length ? h("table", {},
+      h("button", { type: "button", class: "small quiet", onclick: () => followBuild(name, d.id) }, "Build log")))));
+  document.getElementById("deployments-body").replaceChildren(rows.length ? h("table", { class: "cards" },
     h("thead", {}, h("tr", {}, ["Deployment", "Status", "Traffic", "Age", "Message", ""].map((t, i) => h("th", { scope: "col", class: i === 2 || i === 3 ? "num" : "" }, t)))),
     h("tbody", {}, rows)) : h("p", { class: "muted" }, "No deployments yet."));
 }
@@ -446,11 +446,15 @@ function drawInstances() {
       h("td", {}, h("code", {}, i.id), h("div", { class: "muted" }, i.deployment)),
       h("td", {}, badge(i.state)),
       h("td", { class: "num" }, i.pid ?? "–"),
-      h("td", { class: "num" }, age(i.started_at)),
+      h("td", { class: "num", "data-started": i.started_at }, age(i.started_at)),
       h("td", { class: "num" }, size(i.memory)),
       h("td", { class: "num" }, i.cpu === null ? "–" : `${i.cpu.toFixed(1)} %`),
       h("td", {}, i.start_kind === "fork" ? "warm (fork)" : "cold (fresh)"),
       h("td", { class: "num" }, i.restarts))))));
+}
+
+function tickUptimes() {
+  for (const cell of document.querySelectorAll("[data-started]")) cell.textContent = age(Number(cell.dataset.started));
 }
 
 function drawScale(details) {
