@@ -167,7 +167,9 @@ def test_login_then_the_overview_lists_the_app(
     shoot(browser, "2-overview", dark=True)
 
 
-def test_a_request_shows_an_instance_a_log_line_and_moves_a_chart(daemon: Daemon, browser: WebDriver) -> None:
+def test_a_request_shows_an_instance_a_log_line_and_moves_a_chart(
+    daemon: Daemon, deployments: tuple[str, str], browser: WebDriver
+) -> None:
     browser.find_element(By.LINK_TEXT, APP).click()
     wait_for(browser, "the app page's charts", lambda d: d.find_elements(By.CSS_SELECTOR, 'svg[data-chart="requests"]'))
     wait_for(browser, "the instances table", lambda d: d.find_elements(By.CSS_SELECTOR, "#instances-body > *"))
@@ -187,6 +189,8 @@ def test_a_request_shows_an_instance_a_log_line_and_moves_a_chart(daemon: Daemon
     wait_for(
         browser, "the event of the start", lambda d: d.find_elements(By.CSS_SELECTOR, 'li[data-kind="instance.ready"]')
     )
+    browser.find_element(By.CSS_SELECTOR, f'tr[data-deployment="{deployments[1]}"] [data-build-log]').click()
+    wait_for(browser, "the build log", lambda d: f"deployment {deployments[1]} is ready" in text_of(d, "#build-log"))
     browser.find_element(By.ID, "env-reveal").click()
     wait_for(browser, "the revealed value", lambda d: "s3cret-value" in text_of(d, "#env-body"))
     shoot(browser, "3-app", dark=True)
@@ -232,6 +236,27 @@ def test_a_change_needs_the_csrf_token_and_logout_ends_the_session(daemon: Daemo
     after = httpx.get(f"{daemon.api_url}/v1/apps", cookies=cookie, timeout=WAIT)
     assert after.status_code == 401, after.text
     assert "www-authenticate" not in after.headers  # a browser would pop up its login box
+
+
+def test_a_token_session_has_the_tokens_role_and_ends_with_it(daemon: Daemon, deployments: tuple[str, str]) -> None:
+    made = daemon.cli("token", "create", "dash-viewer", "--role", "viewer", "--app", APP, "--json")
+    assert made.returncode == 0, made.stderr
+    token = json.loads(made.stdout)["token"]
+    with httpx.Client(base_url=daemon.api_url, timeout=WAIT) as client:
+        assert client.post("/ui/login", json={"token": token + "x"}).status_code == 401
+        me = client.post("/ui/login", json={"token": token}).json()
+        assert (me["name"], me["kind"], me["admin"]) == ("dash-viewer", "token", False)
+        assert client.get(f"/v1/apps/{APP}").status_code == 200
+        headers = {"X-CSRF-Token": me["csrf"]}
+        refused = client.post(f"/v1/apps/{APP}/restart", headers=headers)
+        assert refused.status_code == 403 and "needs role deployer" in refused.json()["message"], refused.text
+        assert client.get(f"/v1/apps/{APP}/env", params={"reveal": "true"}).status_code == 403
+        assert client.get("/v1/audit").status_code == 403  # admin only, as for the token itself
+        other = client.post("/ui/login", json={"token": token}, headers={"Origin": "http://evil.example"})
+        assert other.status_code == 403  # a login posted by another site's page
+        assert daemon.cli("token", "revoke", "dash-viewer", "--yes").returncode == 0
+        gone = client.get(f"/v1/apps/{APP}")
+        assert gone.status_code == 401, gone.text  # the revoked token's session ends with it
 
 
 def test_roost_ui_prints_a_link_that_works_once(daemon: Daemon, browser: WebDriver) -> None:

@@ -386,7 +386,7 @@ function drawDeployments(details) {
       d.status === "ready" && d.weight !== 100 ? h("button", { type: "button", class: "small", "data-promote": d.id,
         onclick: () => change(`Promote ${d.id}`, () => api("POST", `/v1/apps/${name}/promote`, { deployment: d.id }),
           { title: `Promote ${d.id}?`, text: "It takes all of the app's traffic; the current production drains.", ok: "Promote" }, "deploy.promoted") }, "Promote") : null,
-      h("button", { type: "button", class: "small quiet", onclick: () => followBuild(name, d.id) }, "Build log")))));
+      h("button", { type: "button", class: "small quiet", "data-build-log": d.id, onclick: () => followBuild(name, d.id) }, "Build log")))));
   document.getElementById("deployments-body").replaceChildren(rows.length ? h("table", { class: "cards" },
     h("thead", {}, h("tr", {}, ["Deployment", "Status", "Traffic", "Age", "Message", ""].map((t, i) => h("th", { scope: "col", class: i === 2 || i === 3 ? "num" : "" }, t)))),
     h("tbody", {}, rows)) : h("p", { class: "muted" }, "No deployments yet."));
