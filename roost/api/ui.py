@@ -85,7 +85,9 @@ async def login(body: LoginIn, request: Request) -> JSONResponse:
         outcome = await auth.login(body.user, body.password, address)
         kind = "password"
     if isinstance(outcome, Refusal):
-        raise _refusal(outcome)
+        error = _refusal(outcome)
+        wait = {"retry-after": str(int(outcome.retry_after) + 1)} if outcome.status == 429 else {}
+        return JSONResponse(error.to_wire(), status_code=error.status, headers=wait)
     sessions: SessionBook = request.app.state.sessions
     sid, session = sessions.open(Login(kind, outcome.name, body.token), time.time())
     response = JSONResponse(_described(outcome, session.csrf).model_dump())

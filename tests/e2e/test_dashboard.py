@@ -281,3 +281,18 @@ def test_the_page_runs_only_its_own_code(daemon: Daemon) -> None:
     assert page.headers["referrer-policy"] == "no-referrer"
     for asset in ("app.js", "style.css"):
         assert httpx.get(f"{daemon.api_url}/ui/assets/{asset}", timeout=WAIT).status_code == 200
+
+
+def test_the_login_page_is_throttled_like_every_password(daemon: Daemon) -> None:
+    """Last in this file: it locks the loopback address's password logins for a while."""
+    answers: list[int] = []
+    with httpx.Client(base_url=daemon.api_url, timeout=WAIT) as client:
+        for attempt in range(12):
+            answer = client.post("/ui/login", json={"user": "dash-guesser", "password": f"guess-{attempt}"})
+            answers.append(answer.status_code)
+            if answer.status_code == 429:
+                assert int(answer.headers["retry-after"]) > 0, answer.headers
+                assert answer.json()["error"] == "limit_exceeded"
+                break
+            assert "set-cookie" not in answer.headers
+    assert answers[-1] == 429 and set(answers[:-1]) == {401}, answers

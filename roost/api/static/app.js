@@ -156,13 +156,13 @@ function showLogin(message) {
   let mode = "password";
   const error = h("p", { class: "muted", role: "alert", id: "login-error" }, message || "");
   const fields = h("div", { id: "login-fields" });
-  const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": "How to log in" });
+  const tabs = h("div", { class: "tabs", role: "group", "aria-label": "How to log in" });
   const form = h("form", { "aria-labelledby": "login-title", onsubmit: submit }, tabs, fields,
     h("button", { type: "submit", id: "login-submit" }, "Log in"), error);
   function draw() {
     tabs.replaceChildren(
-      h("button", { type: "button", role: "tab", "aria-selected": String(mode === "password"), onclick: () => { mode = "password"; draw(); } }, "Password"),
-      h("button", { type: "button", role: "tab", "aria-selected": String(mode === "token"), onclick: () => { mode = "token"; draw(); } }, "Token"),
+      h("button", { type: "button", id: "login-with-password", "aria-pressed": String(mode === "password"), onclick: () => { mode = "password"; draw(); } }, "Password"),
+      h("button", { type: "button", id: "login-with-token", "aria-pressed": String(mode === "token"), onclick: () => { mode = "token"; draw(); } }, "Token"),
     );
     fields.replaceChildren(...(mode === "password" ? [
       h("label", {}, "User", h("input", { name: "user", id: "login-user", autocomplete: "username", required: true })),
