@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 from roost.api.auth import Authenticator, Identity, Refusal, session_id
-from roost.api.deps import IdentityDep
+from roost.api.deps import ControlDep, IdentityDep
 from roost.api.session import COOKIE, Login, SessionBook
 from roost.errors import AuthError, Forbidden, LimitExceeded, RequestInvalid, Unavailable
 
@@ -71,7 +71,7 @@ async def asset(name: str) -> FileResponse:
 
 
 @router.post("/ui/login", response_model=SessionOut)
-async def login(body: LoginIn, request: Request) -> JSONResponse:
+async def login(body: LoginIn, request: Request, control: ControlDep) -> JSONResponse:
     """A password (throttled, as every password) or a token in exchange for a session cookie."""
     _same_origin(request)
     auth: Authenticator | None = request.app.state.authenticator
@@ -90,6 +90,7 @@ async def login(body: LoginIn, request: Request) -> JSONResponse:
         return JSONResponse(error.to_wire(), status_code=error.status, headers=wait)
     sessions: SessionBook = request.app.state.sessions
     sid, session = sessions.open(Login(kind, outcome.name, body.token), time.time())
+    await control.audit.record(outcome, "POST", "/ui/login", 200, action="session.login")  # who, from where
     response = JSONResponse(_described(outcome, session.csrf).model_dump())
     _set_cookie(response, request, sid)
     return response
@@ -124,12 +125,14 @@ async def issue_link(request: Request, identity: IdentityDep) -> LinkOut:
 
 
 @router.get("/ui/link", include_in_schema=False)
-async def redeem_link(request: Request, secret: str = "") -> Response:
+async def redeem_link(request: Request, control: ControlDep, secret: str = "") -> Response:
     """Spend a one-time link: a session as the socket's owner, then the overview."""
     sessions: SessionBook = request.app.state.sessions
     if not sessions.redeem_link(secret, time.time()):
         raise AuthError("this login link is used up or too old", hint="run `roost ui` again for a new one")
     sid, _ = sessions.open(Login("link", "local"), time.time())
+    address = str(request.scope.get("state", {}).get("address", ""))
+    await control.audit.record(Identity("local", "link", address), "GET", "/ui/link", 303, action="session.login")
     response = RedirectResponse("/ui/", status_code=303, headers={"referrer-policy": "no-referrer"})
     _set_cookie(response, request, sid)
     return response

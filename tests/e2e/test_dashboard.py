@@ -35,6 +35,7 @@ ARTIFACTS = Path(os.environ.get("ROOST_ARTIFACTS", "/tmp/roost-ui-shots"))
 USER, PASSWORD = "dash-admin", "correct horse battery"
 APP = "dash-hello"
 WAIT = 30.0
+REQUESTS_CHART = 'svg[data-chart="requests"]'
 HANDLER = """
 def handler(request):
     print(f"dashboard saw {request.path}", flush=True)
@@ -125,6 +126,11 @@ def text_of(driver: WebDriver, css: str) -> str:
     return found[0].text if found else ""
 
 
+def peak(driver: WebDriver, css: str) -> float:
+    """The highest point a chart draws (its series summed), as the page wrote it on the SVG."""
+    return float(driver.find_element(By.CSS_SELECTOR, css).get_attribute("data-peak") or 0)
+
+
 def confirm(driver: WebDriver) -> None:
     wait_for(
         driver, "the confirmation dialog", lambda d: d.find_element(By.ID, "confirm").get_attribute("open") is not None
@@ -174,18 +180,14 @@ def test_a_request_shows_an_instance_a_log_line_and_moves_a_chart(
     wait_for(browser, "the app page's charts", lambda d: d.find_elements(By.CSS_SELECTOR, 'svg[data-chart="requests"]'))
     wait_for(browser, "the instances table", lambda d: d.find_elements(By.CSS_SELECTOR, "#instances-body > *"))
     assert not browser.find_elements(By.CSS_SELECTOR, "tr[data-instance]")  # a function sleeps until asked
+    assert peak(browser, REQUESTS_CHART) == 0  # no request yet
     marker = f"/marker-{time.monotonic_ns()}"
     assert get(daemon, f"{APP}.localhost", marker).status_code == 200
     wait_for(browser, "an instance row", lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-instance]"))
     wait_for(browser, "the instance ready", lambda d: "ready" in text_of(d, "tr[data-instance]"))
     wait_for(browser, "the app's log line", lambda d: f"dashboard saw {marker}" in text_of(d, "#log"))
     wait_for(browser, "the request's log line", lambda d: f"GET {marker} 200" in text_of(d, "#log"))
-    moved = 'svg[data-chart="requests"]'
-    wait_for(
-        browser,
-        "the requests chart to move",
-        lambda d: float(d.find_element(By.CSS_SELECTOR, moved).get_attribute("data-last") or 0) > 0,
-    )
+    wait_for(browser, "the requests chart to move", lambda d: peak(d, REQUESTS_CHART) > 0)
     wait_for(
         browser, "the event of the start", lambda d: d.find_elements(By.CSS_SELECTOR, 'li[data-kind="instance.ready"]')
     )
@@ -230,6 +232,9 @@ def test_a_change_needs_the_csrf_token_and_logout_ends_the_session(daemon: Daemo
     assert ("POST", f"/v1/apps/{APP}/restart", 403) in mine  # the refused change is audited
     assert ("POST", f"/v1/apps/{APP}/restart", 204) in mine
     assert ("GET", f"/v1/apps/{APP}/env?reveal=true", 200) in mine, mine  # the page's reveal
+    with daemon.api() as api:
+        logins = api.get("/v1/audit", params={"action": "session.login", "user": USER}).json()
+    assert [(e["kind"], e["address"], e["status"]) for e in logins] == [("password", "127.0.0.1", 200)]
     assert httpx.get(f"{daemon.api_url}/v1/apps", cookies=cookie, timeout=WAIT).status_code == 200
     browser.find_element(By.ID, "logout").click()
     wait_for(browser, "the login form again", lambda d: d.find_elements(By.ID, "login-user"))
@@ -267,6 +272,9 @@ def test_roost_ui_prints_a_link_that_works_once(daemon: Daemon, browser: WebDriv
     browser.get(link)
     wait_for(browser, "the overview via the link", lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-app="{APP}"]'))
     assert text_of(browser, "#who-name").startswith("local")
+    with daemon.api() as api:
+        logins = api.get("/v1/audit", params={"action": "session.login", "user": "local"}).json()
+    assert [e["kind"] for e in logins] == ["link"]
     again = httpx.get(link, timeout=WAIT, follow_redirects=False)
     assert again.status_code == 401, again.text
     over_tcp = daemon.cli("ui", url=True)

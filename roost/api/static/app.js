@@ -646,7 +646,8 @@ function drawChart(chart, points) {
   const latest = chart.series.map(([label, key]) => `${label} ${chart.unit(last ? chart.value(last, key) : 0)}`).join(", ");
   const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img",
     "aria-label": `${chart.title}, last hour; now ${latest}`, "data-chart": chart.id, "data-points": points.length,
-    "data-last": last ? chart.series.reduce((acc, [, key]) => acc + Number(chart.value(last, key) || 0), 0) : 0 });
+    "data-last": last ? chart.series.reduce((acc, [, key]) => acc + Number(chart.value(last, key) || 0), 0) : 0,
+    "data-peak": Math.max(0, ...points.map((p) => chart.series.reduce((acc, [, key]) => acc + Number(chart.value(p, key) || 0), 0))) });
   svg.append(s("title", {}, `${chart.title}: now ${latest}`));
   for (const share of [0, 0.5, 1]) svg.append(s("line", { class: "grid-line", x1: axis, x2: width - pad, y1: y(top * share), y2: y(top * share) }));
   svg.append(s("text", { x: 0, y: 10 }, compact(top, chart)));
