@@ -195,6 +195,13 @@ def test_a_request_shows_an_instance_a_log_line_and_moves_a_chart(
     wait_for(browser, "the build log", lambda d: f"deployment {deployments[1]} is ready" in text_of(d, "#build-log"))
     browser.find_element(By.ID, "env-reveal").click()
     wait_for(browser, "the revealed value", lambda d: "s3cret-value" in text_of(d, "#env-body"))
+    browser.find_element(By.ID, "env-name").send_keys("DASH_GREETING")
+    browser.find_element(By.ID, "env-value").send_keys("from-the-page")
+    browser.find_element(By.ID, "env-set").click()
+    wait_for(browser, "the new variable", lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-env="DASH_GREETING"]'))
+    with daemon.api() as api:
+        values = {v["name"]: v["value"] for v in api.get(f"/v1/apps/{APP}/env", params={"reveal": "true"}).json()}
+    assert values["DASH_GREETING"] == "from-the-page"
     shoot(browser, "3-app", dark=True)
 
 

@@ -91,22 +91,23 @@ function confirmChange(title, text, okLabel) {
 
 // A change: confirm when it can drop traffic, call the API, then say what happened. The event
 // the change produced arrives on the page's stream and is shown there too.
+// True when the change was made.
 async function change(what, call, ask, kind) {
-  if (ask && !(await confirmChange(ask.title, ask.text, ask.ok))) return null;
+  if (ask && !(await confirmChange(ask.title, ask.text, ask.ok))) return false;
   say(`${what}…`);
   state.awaiting = { what, kind, seen: null };
   try {
-    const result = await call();
+    await call();
     const awaiting = state.awaiting;
     if (awaiting && awaiting.seen) say(`✓ ${awaiting.seen}`);
     else say(`${what}: done.`);
     if (awaiting && awaiting.seen) state.awaiting = null;
     refreshApp();
-    return result;
+    return true;
   } catch (error) {
     state.awaiting = null;
     say(`${what} failed: ${error.message}`, true);
-    return null;
+    return false;
   }
 }
 
@@ -360,6 +361,11 @@ function drawActions(name) {
       { title: `Stop ${name}?`, text: "Every instance stops; the app answers 503 until it is started again.", ok: "Stop" }) }, "Stop"),
     h("button", { type: "button", class: "quiet", disabled: !may("deployer"), onclick: () => change("Start", () => api("POST", `/v1/apps/${name}/start`)) }, "Start"),
     h("a", { class: "button quiet", id: "open-app", target: "_blank", rel: "noopener noreferrer", href: "#" }, "Open app ↗"),
+    h("button", { type: "button", class: "quiet danger-text", id: "remove-app", disabled: !(state.me && state.me.admin), onclick: async () => {
+      const done = await change(`Remove ${name}`, () => api("DELETE", `/v1/apps/${name}`),
+        { title: `Remove ${name}?`, text: "Every deployment, instance, variable and domain of the app is deleted. Its URL answers 404 from now on. This cannot be undone.", ok: "Remove the app" });
+      if (done) location.hash = "#/";
+    } }, "Remove app"),
   );
 }
 
@@ -479,13 +485,25 @@ function drawScale(details) {
 
 function drawDomains(details) {
   const box = document.getElementById("domains-body");
-  if (!box) return;
+  if (!box || box.contains(document.activeElement)) return;
+  const name = details.app.name;
   const tls = details.url.startsWith("https:");
-  const hosts = [new URL(details.url).hostname, ...details.domains];
+  const certificate = tls ? "served over HTTPS" : "none (plain HTTP)";
+  const remove = (host) => h("button", { type: "button", class: "small quiet", "aria-label": `Remove ${host}`, disabled: !state.me.admin,
+    onclick: () => change(`Remove ${host}`, () => api("DELETE", `/v1/apps/${name}/domains/${encodeURIComponent(host)}`),
+      { title: `Remove ${host}?`, text: `Requests for ${host} stop reaching ${name} at once.`, ok: "Remove" }) }, "Remove");
+  const hostInput = h("input", { id: "domain-host", name: "host", required: true, placeholder: "app.example.com", autocomplete: "off" });
+  const form = h("form", { class: "fields", onsubmit: (event) => {
+    event.preventDefault();
+    change(`Add ${hostInput.value.trim()}`, () => api("POST", `/v1/apps/${name}/domains`, { host: hostInput.value.trim() }));
+    hostInput.value = "";
+  } }, h("label", { for: "domain-host" }, "Domain", hostInput), h("button", { type: "submit", disabled: !state.me.admin }, "Add"));
   box.replaceChildren(h("table", {},
-    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Host"), h("th", { scope: "col" }, "Certificate"))),
-    h("tbody", {}, hosts.map((host, i) => h("tr", {}, h("td", {}, host, i === 0 ? h("span", { class: "muted" }, " (default)") : null),
-      h("td", {}, tls ? "served over HTTPS" : "none (plain HTTP)"))))));
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Host"), h("th", { scope: "col" }, "Certificate"), h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
+    h("tbody", {},
+      h("tr", {}, h("td", {}, new URL(details.url).hostname, h("span", { class: "muted" }, " (default)")), h("td", {}, certificate), h("td", {})),
+      details.domains.map((host) => h("tr", { "data-domain": host }, h("td", {}, host), h("td", {}, certificate), h("td", {}, remove(host)))))),
+  form, state.me.admin ? null : h("p", { class: "note" }, "Adding a domain needs the admin role."));
 }
 
 async function loadCron(name) {
@@ -506,11 +524,28 @@ async function loadEnv(name, reveal) {
   try {
     const vars = await api("GET", `/v1/apps/${name}/env${reveal ? "?reveal=true" : ""}`);
     const button = h("button", { type: "button", class: "quiet", id: "env-reveal", onclick: () => loadEnv(name, !reveal) }, reveal ? "Hide values" : "Reveal values");
+    const unset = (v) => h("button", { type: "button", class: "small quiet", "aria-label": `Unset ${v.name}`, onclick: async () => {
+      if (await change(`Unset ${v.name}`, () => api("POST", `/v1/apps/${name}/env/unset`, { names: [v.name] }),
+        { title: `Unset ${v.name}?`, text: "The app restarts (rolling) without it; code that needs it may fail.", ok: "Unset" }, "env")) loadEnv(name, reveal);
+    } }, "Unset");
+    const nameInput = h("input", { id: "env-name", name: "name", required: true, pattern: "[A-Za-z_][A-Za-z0-9_]*", autocomplete: "off", placeholder: "NAME" });
+    const valueInput = h("input", { id: "env-value", name: "value", type: "password", autocomplete: "off", placeholder: "value" });
+    const form = h("form", { class: "fields", onsubmit: async (event) => {
+      event.preventDefault();
+      const values = { [nameInput.value.trim()]: valueInput.value };
+      if (await change(`Set ${nameInput.value.trim()}`, () => api("POST", `/v1/apps/${name}/env`, { values }), null, "env")) {
+        form.reset();
+        loadEnv(name, reveal);
+      }
+    } },
+    h("label", { for: "env-name" }, "Name", nameInput), h("label", { for: "env-value" }, "Value", valueInput),
+    h("button", { type: "submit", id: "env-set" }, "Set"));
     box.replaceChildren(vars.length ? h("table", {},
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Value"), h("th", { scope: "col", class: "hide-narrow" }, "From"))),
-      h("tbody", {}, vars.map((v) => h("tr", {}, h("td", {}, h("code", {}, v.name)), h("td", { class: "env-value" }, v.value), h("td", { class: "muted hide-narrow" }, v.source)))))
-      : h("p", { class: "muted" }, "No variables (roost env set NAME=value)."),
-    vars.length ? h("div", { class: "actions" }, button, h("span", { class: "note" }, "Revealing needs the deployer role and is recorded in the audit log.")) : null);
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Value"), h("th", { scope: "col", class: "hide-narrow" }, "From"), h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
+      h("tbody", {}, vars.map((v) => h("tr", { "data-env": v.name }, h("td", {}, h("code", {}, v.name)), h("td", { class: "env-value" }, v.value), h("td", { class: "muted hide-narrow" }, v.source), h("td", {}, v.source === "roost env" ? unset(v) : null)))))
+      : h("p", { class: "muted" }, "No variables yet."),
+    vars.length ? h("div", { class: "actions" }, button, h("span", { class: "note" }, "Revealing needs the deployer role and is recorded in the audit log.")) : null,
+    form, h("p", { class: "note" }, "Values are stored encrypted; setting or unsetting one restarts the app (rolling)."));
   } catch (e) {
     if (reveal) say(`Reveal refused: ${e.message}`, true);
     else box.replaceChildren(h("p", { class: "muted" }, e.message));
