@@ -50,6 +50,10 @@ function age(at) {
   return `${Math.floor(seconds / 86400)}d`;
 }
 function clock(at) { return new Date(at * 1000).toLocaleTimeString([], { hour12: false }); }
+// replaceChildren without the null/false children a condition left (it would print "null")
+function fill(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
 function badge(word) { return h("span", { class: `badge s-${word}` }, word); }
 
 function say(message, isError) {
@@ -161,11 +165,11 @@ function showLogin(message) {
   const form = h("form", { "aria-labelledby": "login-title", onsubmit: submit }, tabs, fields,
     h("button", { type: "submit", id: "login-submit" }, "Log in"), error);
   function draw() {
-    tabs.replaceChildren(
+    fill(tabs,
       h("button", { type: "button", id: "login-with-password", "aria-pressed": String(mode === "password"), onclick: () => { mode = "password"; draw(); } }, "Password"),
       h("button", { type: "button", id: "login-with-token", "aria-pressed": String(mode === "token"), onclick: () => { mode = "token"; draw(); } }, "Token"),
     );
-    fields.replaceChildren(...(mode === "password" ? [
+    fill(fields, ...(mode === "password" ? [
       h("label", {}, "User", h("input", { name: "user", id: "login-user", autocomplete: "username", required: true })),
       h("label", {}, "Password", h("input", { name: "password", id: "login-password", type: "password", autocomplete: "current-password", required: true })),
     ] : [
@@ -184,7 +188,7 @@ function showLogin(message) {
     }
   }
   draw();
-  main().replaceChildren(h("section", { class: "panel login" },
+  fill(main(), h("section", { class: "panel login" },
     h("h1", { id: "login-title" }, "Log in to Roost"),
     h("p", { class: "muted" }, "With a user made by `roost password`, or an API token. On the server, `roost ui` prints a one-time link."),
     form));
@@ -211,7 +215,7 @@ async function logout() {
 
 function setCrumbs(parts) {
   const nav = document.getElementById("crumbs");
-  nav.replaceChildren(...parts.flatMap((part, i) => [i ? " / " : "", part]));
+  fill(nav, ...parts.flatMap((part, i) => [i ? " / " : "", part]));
 }
 
 function route() {
@@ -243,7 +247,7 @@ function showOverview() {
     h("caption", { class: "muted", id: "apps-note", hidden: true }, "Every app, updated live"),
     h("thead", {}, h("tr", {}, COLUMNS.map(([label, , cls]) => h("th", { scope: "col", class: cls || "" }, label)))),
     body);
-  main().replaceChildren(
+  fill(main(),
     h("h1", {}, "Apps"),
     h("section", { class: "panel", "aria-label": "Apps" }, h("div", { class: "scroll" }, table), empty),
   );
@@ -261,13 +265,13 @@ function showOverview() {
         body.append(row);
       }
       const cell = (key) => row.querySelector(`[data-key="${key}"]`);
-      cell("state").replaceChildren(badge(app.state));
+      fill(cell("state"), badge(app.state));
       cell("ready").textContent = `${app.ready}/${app.instances}`;
       cell("rps").textContent = rate(app.rates.rps);
       cell("p95").textContent = ms(app.rates.p95);
       cell("errors").textContent = pct(app.rates.error_rate);
       cell("memory").textContent = size(app.memory);
-      cell("production").replaceChildren(app.production ? h("code", {}, app.production) : "–");
+      fill(cell("production"), app.production ? h("code", {}, app.production) : "–");
     }
     for (const [name, row] of rows) if (!seen.has(name)) { row.remove(); rows.delete(name); }
   };
@@ -285,7 +289,7 @@ function showApp(name) {
   state.details = null;
   document.title = `${name} · Roost`;
   setCrumbs([h("a", { href: "#/" }, "Apps"), h("span", { "aria-current": "page" }, name)]);
-  main().replaceChildren(
+  fill(main(),
     h("h1", {}, name, h("span", { id: "app-state" })),
     h("div", { class: "figures", id: "figures", role: "group", "aria-label": "Now" }),
     h("div", { class: "actions panel", id: "app-actions" }),
@@ -337,7 +341,7 @@ function refreshApp() {
 function drawFigures(row) {
   const box = document.getElementById("figures");
   if (!box || !row) return;
-  document.getElementById("app-state").replaceChildren(badge(row.state));
+  fill(document.getElementById("app-state"), badge(row.state));
   const figures = [
     ["Ready", `${row.ready}/${row.instances}`, "fig-ready"], ["Requests", rate(row.rates.rps), "fig-rps"],
     ["p95", ms(row.rates.p95), "fig-p95"], ["Errors", pct(row.rates.error_rate), "fig-errors"],
@@ -352,7 +356,7 @@ function drawFigures(row) {
 function drawActions(name) {
   const may = (role) => state.me && (state.me.admin || state.me.access.includes(role) || (role === "viewer" && state.me.access.includes("deployer")));
   const bar = document.getElementById("app-actions");
-  bar.replaceChildren(
+  fill(bar,
     h("button", { type: "button", id: "rollback", disabled: !may("deployer"), onclick: () => change("Roll back", () => api("POST", `/v1/apps/${name}/rollback`, {}),
       { title: `Roll back ${name}?`, text: "All traffic goes to the previous production deployment. Requests in flight finish on the current one.", ok: "Roll back" }, "deploy.rollback") }, "Roll back"),
     h("button", { type: "button", class: "quiet", disabled: !may("deployer"), onclick: () => change("Restart", () => api("POST", `/v1/apps/${name}/restart`),
@@ -393,7 +397,7 @@ function drawDeployments(details) {
         onclick: () => change(`Promote ${d.id}`, () => api("POST", `/v1/apps/${name}/promote`, { deployment: d.id }),
           { title: `Promote ${d.id}?`, text: "It takes all of the app's traffic; the current production drains.", ok: "Promote" }, "deploy.promoted") }, "Promote") : null,
       h("button", { type: "button", class: "small quiet", "data-build-log": d.id, onclick: () => followBuild(name, d.id) }, "Build log")))));
-  document.getElementById("deployments-body").replaceChildren(rows.length ? h("table", { class: "cards" },
+  fill(document.getElementById("deployments-body"), rows.length ? h("table", { class: "cards" },
     h("thead", {}, h("tr", {}, ["Deployment", "Status", "Traffic", "Age", "Message", ""].map((t, i) => h("th", { scope: "col", class: i === 2 || i === 3 ? "num" : "" }, t)))),
     h("tbody", {}, rows)) : h("p", { class: "muted" }, "No deployments yet."));
 }
@@ -404,7 +408,7 @@ function drawSplit(details) {
   const name = details.app.name;
   const ready = details.deployments.filter((d) => d.status === "ready").slice(0, 4);
   if (ready.length < 2) {
-    box.replaceChildren(h("p", { class: "muted" }, "A split needs two ready deployments."));
+    fill(box, h("p", { class: "muted" }, "A split needs two ready deployments."));
     return;
   }
   const inputs = ready.map((d) => h("input", { type: "number", min: 0, max: 100, step: 1, value: d.weight, id: `weight-${d.id}`, "data-weight": d.id }));
@@ -433,7 +437,7 @@ function drawSplit(details) {
   ready.map((d, i) => h("div", { class: "split-row" }, h("label", { for: inputs[i].id, class: "inline" }, h("code", {}, d.id), d.message ? h("span", { class: "muted" }, d.message) : null), inputs[i], h("span", {}, "%"))),
   h("div", { class: "actions" }, total, even, save),
   h("p", { class: "note" }, "A visitor stays on the deployment first picked for them (a sticky cookie, roost_split), so a split moves new visitors, not returning ones."));
-  box.replaceChildren(form);
+  fill(box, form);
   update();
 }
 
@@ -443,10 +447,10 @@ function drawInstances() {
   if (!box || !details) return;
   const instances = details.instances;
   if (!instances.length) {
-    box.replaceChildren(h("p", { class: "muted", id: "no-instances" }, "No instance runs now; a request starts one."));
+    fill(box, h("p", { class: "muted", id: "no-instances" }, "No instance runs now; a request starts one."));
     return;
   }
-  box.replaceChildren(h("table", {},
+  fill(box, h("table", {},
     h("thead", {}, h("tr", {}, ["Instance", "State", "PID", "Uptime", "Memory", "CPU", "Start", "Restarts"].map((t, i) => h("th", { scope: "col", class: i >= 2 && i !== 6 ? "num" : "" }, t)))),
     h("tbody", {}, instances.map((i) => h("tr", { "data-instance": i.id },
       h("td", {}, h("code", {}, i.id), h("div", { class: "muted" }, i.deployment)),
@@ -480,7 +484,7 @@ function drawScale(details) {
   } },
   field("min", "Min"), field("max", "Max"), field("concurrency", "Concurrency"), field("idle_timeout", "Idle timeout (s)", "text"),
   h("button", { type: "submit" }, "Save"));
-  box.replaceChildren(form, h("p", { class: "note" }, `Mode ${details.app.mode}; settings from ${Object.values(details.sources || {}).filter((v, i, a) => a.indexOf(v) === i).join(", ") || "defaults"}.`));
+  fill(box, form, h("p", { class: "note" }, `Mode ${details.app.mode}; settings from ${Object.values(details.sources || {}).filter((v, i, a) => a.indexOf(v) === i).join(", ") || "defaults"}.`));
 }
 
 function drawDomains(details) {
@@ -498,7 +502,7 @@ function drawDomains(details) {
     change(`Add ${hostInput.value.trim()}`, () => api("POST", `/v1/apps/${name}/domains`, { host: hostInput.value.trim() }));
     hostInput.value = "";
   } }, h("label", { for: "domain-host" }, "Domain", hostInput), h("button", { type: "submit", disabled: !state.me.admin }, "Add"));
-  box.replaceChildren(h("table", {},
+  fill(box, h("table", {},
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Host"), h("th", { scope: "col" }, "Certificate"), h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
     h("tbody", {},
       h("tr", {}, h("td", {}, new URL(details.url).hostname, h("span", { class: "muted" }, " (default)")), h("td", {}, certificate), h("td", {})),
@@ -510,13 +514,13 @@ async function loadCron(name) {
   const box = document.getElementById("cron-body");
   try {
     const jobs = await api("GET", `/v1/apps/${name}/cron`);
-    box.replaceChildren(jobs.length ? h("table", {},
+    fill(box, jobs.length ? h("table", {},
       h("thead", {}, h("tr", {}, ["Job", "Schedule", "Next", "Last"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, jobs.map((j) => h("tr", {}, h("td", {}, j.name, h("div", { class: "muted" }, j.path)), h("td", {}, h("code", {}, j.schedule)),
         h("td", { class: "num" }, clock(j.next_run)),
         h("td", {}, j.last_run ? `${clock(j.last_run)} · ${j.last_status ? `HTTP ${j.last_status}` : j.last_error || "–"}` : "never")))))
       : h("p", { class: "muted" }, "No cron jobs (roost.toml's [cron])."));
-  } catch (e) { box.replaceChildren(h("p", { class: "muted" }, e.message)); }
+  } catch (e) { fill(box, h("p", { class: "muted" }, e.message)); }
 }
 
 async function loadEnv(name, reveal) {
@@ -540,7 +544,7 @@ async function loadEnv(name, reveal) {
     } },
     h("label", { for: "env-name" }, "Name", nameInput), h("label", { for: "env-value" }, "Value", valueInput),
     h("button", { type: "submit", id: "env-set" }, "Set"));
-    box.replaceChildren(vars.length ? h("table", {},
+    fill(box, vars.length ? h("table", {},
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Value"), h("th", { scope: "col", class: "hide-narrow" }, "From"), h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
       h("tbody", {}, vars.map((v) => h("tr", { "data-env": v.name }, h("td", {}, h("code", {}, v.name)), h("td", { class: "env-value" }, v.value), h("td", { class: "muted hide-narrow" }, v.source), h("td", {}, v.source === "roost env" ? unset(v) : null)))))
       : h("p", { class: "muted" }, "No variables yet."),
@@ -548,7 +552,7 @@ async function loadEnv(name, reveal) {
     form, h("p", { class: "note" }, "Values are stored encrypted; setting or unsetting one restarts the app (rolling)."));
   } catch (e) {
     if (reveal) say(`Reveal refused: ${e.message}`, true);
-    else box.replaceChildren(h("p", { class: "muted" }, e.message));
+    else fill(box, h("p", { class: "muted" }, e.message));
   }
 }
 
@@ -618,7 +622,7 @@ function addLog(line) {
 function redrawLog() {
   const pre = document.getElementById("log");
   if (!pre) return;
-  pre.replaceChildren(...logLines.filter(shown).slice(-1000).map(lineNode));
+  fill(pre, ...logLines.filter(shown).slice(-1000).map(lineNode));
   if (logFilter.follow) pre.scrollTop = pre.scrollHeight;
 }
 
@@ -626,7 +630,7 @@ async function followBuild(name, deployment) {
   const pre = document.getElementById("build-log");
   document.getElementById("build-which").textContent = `Deployment ${deployment}:`;
   pre.hidden = false;
-  pre.replaceChildren();
+  fill(pre);
   const token = (state.buildToken = {});
   try {
     const response = await fetch(`/v1/apps/${name}/deployments/${deployment}/log`, { headers: { "X-Roost-UI": "1" }, credentials: "same-origin" });
@@ -693,7 +697,7 @@ function drawChart(chart, points) {
     if (coords.length === 1) coords.unshift(`${x(points[0].at - 10).toFixed(1)},${y(values[index][0]).toFixed(1)}`);
     svg.append(s("polyline", { class: `stroke-${color}`, points: coords.join(" "), "vector-effect": "non-scaling-stroke" }));
   });
-  holder.replaceChildren(svg);
+  fill(holder, svg);
   document.getElementById(`chart-${chart.id}-now`).textContent = last ? chart.unit(chart.series.reduce((acc, [, key]) => acc + Number(chart.value(last, key) || 0), 0)) : "–";
 }
 
