@@ -256,7 +256,9 @@ def test_a_token_session_has_the_tokens_role_and_ends_with_it(daemon: Daemon, de
     token = json.loads(made.stdout)["token"]
     with httpx.Client(base_url=daemon.api_url, timeout=WAIT) as client:
         assert client.post("/ui/login", json={"token": token + "x"}).status_code == 401
-        me = client.post("/ui/login", json={"token": token}).json()
+        answer = client.post("/ui/login", json={"token": token})
+        assert "Secure" not in answer.headers["set-cookie"]  # plain HTTP here: a Secure cookie would never come back
+        me = answer.json()
         assert (me["name"], me["kind"], me["admin"]) == ("dash-viewer", "token", False)
         assert client.get(f"/v1/apps/{APP}").status_code == 200
         headers = {"X-CSRF-Token": me["csrf"]}
