@@ -119,7 +119,7 @@ def serve_edge(fd: int, upstream_port: int, profile: Path | None, request_log: b
         logs_dir = tempfile.mkdtemp(prefix="roost-bench-logs-")
         if request_log:  # as `roost serve` does: a line in the app's log per answer
             from roost.applog import LogBook
-            from roost.daemon import AnswerLog
+            from roost.requestlog import AnswerLog
 
             edge.on_answer = AnswerLog(LogBook(Path(logs_dir)), lambda: {deployment: "hello"})
         sock = socket.socket(fileno=fd)

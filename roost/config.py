@@ -15,11 +15,14 @@ from typing import Any
 from croniter import croniter
 
 from roost.errors import ConfigError
+from roost.gates import CHECK_KEYS, RELEASE_KEYS, build_check, check_gate_rules
+from roost.gates import SCHEMAS as GATE_SCHEMAS
 from roost.model import (
     APP_NAME_MAX_LENGTH,
     APP_NAME_PATTERN,
     APP_NAME_RULE,
     ENV_NAME_PATTERN,
+    RELEASE_TIMEOUT_DEFAULT,
     AppConfig,
     CronJob,
     LimitsConfig,
@@ -49,7 +52,7 @@ def body_too_large(limit: int) -> str:
 
 Parser = Callable[[object], Any]
 JsonSchema = dict[str, Any]
-_SCHEMAS: dict[Parser, JsonSchema] = {}  # what each parser accepts, as JSON Schema (settings_schema)
+_SCHEMAS: dict[Parser, JsonSchema] = dict(GATE_SCHEMAS)  # what each parser accepts, as JSON Schema (settings_schema)
 
 
 def _accepts(schema: JsonSchema) -> Callable[[Parser], Parser]:
@@ -159,6 +162,7 @@ TOP_KEYS: dict[str, Parser] = {
     "preload": _bool,
     "keep": _positive_count,
     "auto_restart": _bool,
+    **RELEASE_KEYS,
 }
 SCALE_KEYS: dict[str, Parser] = {
     "min": _count,
@@ -178,7 +182,7 @@ LIMIT_KEYS: dict[str, Parser] = {
     "tmp": _size,
     "cpu_budget": _duration,
 }
-TABLES: dict[str, dict[str, Parser]] = {"scale": SCALE_KEYS, "limits": LIMIT_KEYS}
+TABLES: dict[str, dict[str, Parser]] = {"scale": SCALE_KEYS, "limits": LIMIT_KEYS, "check": CHECK_KEYS}
 
 
 def _check_keys(source: str, prefix: str, data: Mapping[str, object], allowed: set[str]) -> None:
@@ -362,8 +366,12 @@ def build_config(settings: Mapping[str, Any], source: str = "roost.toml") -> App
         crons=tuple(CronJob(**job) for job in settings.get("cron", [])),
         keep=settings.get("keep"),
         auto_restart=settings.get("auto_restart", True),
+        release=settings.get("release"),
+        release_timeout=settings.get("release_timeout", RELEASE_TIMEOUT_DEFAULT),
+        check=build_check(settings.get("check")),
     )
     _check_rules(config, source)
+    check_gate_rules(config.check, source)
     return config
 
 
@@ -489,7 +497,7 @@ def setting_sources(
     config: AppConfig, overrides: Mapping[str, Any], recorded: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """Where each setting in force came from, for mode, entrypoint or command, preload,
-    auto_restart, scale.* and limits.*.
+    auto_restart, release (when set), scale.*, limits.* and check.* (with a `[check]`).
 
     `roost scale` overrides win (they apply on top of every deployment); then what the push
     recorded in `recorded` ("roost.toml", "pyproject.toml", "roost push --mode", "guessed by
@@ -510,6 +518,13 @@ def setting_sources(
     if config.entrypoint or config.command:
         key = "entrypoint" if config.entrypoint else "command"
         sources[key] = source(key, True, PUSHED)
+    if config.release:
+        sources["release"] = source("release", True, PUSHED)
+        sources["release_timeout"] = source(
+            "release_timeout", config.release_timeout != defaults.release_timeout, PUSHED
+        )
+    if config.check is not None:
+        sources.update({f"check.{name}": recorded.get(f"check.{name}", "default") for name in CHECK_KEYS})
     for table, current, default in (
         ("scale", config.scale, defaults.scale),
         ("limits", config.limits, defaults.limits),

@@ -15,7 +15,7 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable, Coroutine, Generator, Mapping
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 import uvicorn
@@ -30,18 +30,19 @@ from roost.api import (
     EventFeed,
     SessionBook,
     ThrottlePolicy,
+    check_exposure,
     create_api,
     parse_networks,
 )
-from roost.applog import REQUEST_SOURCE, LogBook, RequestLine
-from roost.autoscale import Autoscaler, Decision
+from roost.applog import LogBook
+from roost.autoscale import Autoscaler
 from roost.builder import Builder, Enclosure, home_id
 from roost.control import Control, Urls
 from roost.control.recorder import Recorder
-from roost.control.routing import build_route_table, production_scale_specs
+from roost.control.routing import build_route_table, deployment_apps, production_scale_specs
 from roost.control.usage import LIVE, measure
 from roost.cron import CronRunner
-from roost.edge import Answer, Edge, EdgeSettings, RouteTable, describe_build
+from roost.edge import Edge, EdgeSettings, RouteTable, describe_build
 from roost.errors import ConfigError
 from roost.history import SAMPLE_SECONDS, History
 from roost.homelock import HomeLock
@@ -56,11 +57,12 @@ from roost.model import (
 )
 from roost.passwords import PasswordFile
 from roost.registry import Registry
+from roost.requestlog import AnswerLog
 from roost.runtime import LocalRuntime
-from roost.runtime.ports import PortRange
+from roost.runtime.ports import PortRange, check_outside
 from roost.runtime.protocol import RUNNER_REQUIREMENTS
 from roost.runtime.sandbox import UNCONFINED_BUILDS, BuildLimits, SandboxedBuilds, SandboxSettings
-from roost.runtime.sandbox.buildnet import Endpoint, index_endpoints, parse_allow
+from roost.runtime.sandbox.buildnet import index_endpoints, parse_allow_flags
 from roost.runtime.sandbox.uids import build_gid
 from roost.serve_settings import ServeSettings
 from roost.store import Store
@@ -80,35 +82,12 @@ class _EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
-def _build_allow(entries: tuple[str, ...]) -> tuple[Endpoint, ...]:
-    """`--build-allow` entries, read before anything starts. Raises ConfigError for a malformed one."""
-    try:
-        return tuple(parse_allow(entry) for entry in entries)
-    except ValueError as exc:
-        raise ConfigError(str(exc), hint="--build-allow takes HOST[:PORT]: pypi.example:443, 10.0.0.0/8") from exc
-
-
 def _address(sock: socket.socket, scheme: str = "http", reachable: bool = False) -> str:
     """`scheme://host:port` of a listener; `reachable`: a wildcard host as this machine's loopback."""
     host, port = sock.getsockname()[:2]
     if reachable and host in ("0.0.0.0", "::"):  # noqa: S104 - read, not bound
         host = "127.0.0.1" if host == "0.0.0.0" else "::1"  # noqa: S104
     return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
-
-
-def check_outside_instance_ports(ports: PortRange, **listeners: int) -> None:
-    """Refuse a listener on an instance port: the firewall would drop its clients from other hosts."""
-    for name, port in listeners.items():
-        if port in ports:
-            flag = "--port" if name == "edge" else "--api-port"
-            raise ConfigError(
-                f"the {name} port {port} lies in the instance port range {ports.describe()}",
-                hint=f"choose another {flag}, or move the instances with --instance-ports FIRST-LAST",
-            )
-
-
-def is_loopback_host(host: str) -> bool:
-    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 class Daemon:
@@ -146,10 +125,10 @@ class Daemon:
         unix_sock = self._keep(bind_unix(s.socket_path))
         internal_sock = self._keep(bind_unix(s.home / INTERNAL_SOCKET_NAME))
         store = self._store = await Store.open(s.db_path)
-        await self._check_exposure(store)
+        check_exposure(s, await store.tokens.has_tokens())
         edge_port, api_port = edge_sock.getsockname()[1], api_sock.getsockname()[1]
         instance_ports = PortRange(s.instance_port_first, s.instance_port_last)
-        check_outside_instance_ports(instance_ports, edge=edge_port, api=api_port)
+        check_outside(instance_ports, edge=edge_port, api=api_port)
         control = await self._wire(store, edge_port, api_port, instance_ports)
         await self._refresh_routes(None)
         assert self._edge is not None  # noqa: S101 - wired just above
@@ -182,7 +161,7 @@ class Daemon:
         """Build the runtime, edge, builder, control, autoscaler and cron runner, and connect them."""
         s = self.settings
         logs = self._logs = LogBook(s.home / "logs")
-        recorder = self._recorder = Recorder(store)
+        recorder = self._recorder = Recorder(store, lambda: self._apps_of)
         tallies = self._tallies
         store.on_event = self._on_event
         runtime = self._runtime = LocalRuntime(
@@ -198,7 +177,7 @@ class Daemon:
                 firewall=s.firewall,
                 guarded_ports=(api_port,),
                 build_gid=build_gid(s.uid_first),
-                build_endpoints=(*index_endpoints(os.environ), *_build_allow(s.build_allow)),
+                build_endpoints=(*index_endpoints(os.environ), *parse_allow_flags(s.build_allow)),
             ),
         )
         runtime.subscribe(recorder)
@@ -239,8 +218,8 @@ class Daemon:
             keep=s.keep,
         )
         control.on_change(self._refresh_routes)
-        self._autoscaler = Autoscaler(runtime, self._demand, self._record_scale, record_quota=self._record_quota)
-        control.cron = CronRunner(self._send_cron, self._record_event, speed=s.cron_speed)
+        self._autoscaler = Autoscaler(runtime, self._demand, recorder.scaled, record_quota=recorder.quota_reached)
+        control.cron = CronRunner(self._send_cron, recorder.event, speed=s.cron_speed)
         self.metrics_registry = make_registry(
             RoostCollector(lambda: edge.all_counters().values(), runtime.instances, lambda: self._apps_of, tallies)
         )
@@ -283,55 +262,10 @@ class Daemon:
         counters = self._edge.counters(deployment)
         return counters.in_flight + counters.queued, counters.last_request_at
 
-    async def _record_scale(self, deployment: DeploymentId, current: int, desired: int, reason: str) -> None:
-        if self._store is not None:
-            app = self._apps_of.get(deployment)
-            await self._store.add_event(
-                app,
-                "scale",
-                f"{deployment}: {current} -> {desired} instances ({reason})",
-                {"deployment": deployment, "from": current, "to": desired, "reason": reason},
-            )
-
-    async def _record_quota(self, deployment: DeploymentId, decision: Decision) -> None:
-        if self._store is not None and decision.cap is not None:
-            cap = decision.cap
-            await self._store.add_event(
-                self._apps_of.get(deployment),
-                "quota.reached",
-                decision.reason,
-                {
-                    "deployment": deployment,
-                    "quota": cap.quota.pattern,
-                    "allowed": cap.instances,
-                    "wanted": decision.wanted,
-                },
-            )
-
-    async def _record_event(self, app: str, kind: str, message: str, data: dict[str, object]) -> None:
-        if self._store is not None:
-            await self._store.add_event(app, kind, message, data)
-
     async def _send_cron(self, app: str, job: CronJob) -> tuple[int, str]:
         if self._edge is None:
             return 0, ""
         return await self._edge.internal_request(AppName(app), "POST", job.path, {"x-roost-cron": job.name})
-
-    async def _check_exposure(self, store: Store) -> None:
-        """Refuse to open the admin API beyond loopback while nobody could log in."""
-        s = self.settings
-        if is_loopback_host(s.api_host):
-            return
-        if PasswordFile(s.passwords_path).has_users() or await store.has_tokens():
-            return
-        if s.insecure:
-            log.warning("the admin API listens on %s with no user and no token (--insecure)", s.api_host)
-            return
-        raise ConfigError(
-            f"refusing to expose the admin API on {s.api_host}: no user or token exists, so anyone could log in",
-            hint="add one first: `roost password admin` (or `roost token create NAME` over the Unix socket); "
-            "--insecure overrides",
-        )
 
     async def _start_api(self, control: Control, tcp: socket.socket, unix: socket.socket) -> None:
         """Two doors onto one API: TCP (always authenticated) and the owner-only Unix socket."""
@@ -380,10 +314,10 @@ class Daemon:
             return
         table: RouteTable = await build_route_table(self._store, self.settings.domain)
         self._edge.update_routes(table)
-        self._apps_of = {d.id: d.app for d in await self._store.list_deployments()}
+        self._apps_of = await deployment_apps(self._store)
         if self._autoscaler is not None:
             self._autoscaler.set_specs(await production_scale_specs(self._store, self.settings))
-            self._autoscaler.set_quotas(await self._store.list_quotas())
+            self._autoscaler.set_quotas(await self._store.quotas.list_quotas())
 
     def _keep(self, sock: socket.socket) -> socket.socket:
         self._sockets.append(sock)
@@ -446,31 +380,3 @@ async def _serve(settings: ServeSettings, announce: Callable[[str], None]) -> No
 def run(settings: ServeSettings, announce: Callable[[str], None]) -> None:
     """Run the daemon until SIGINT or SIGTERM. Raises RoostError on a failed start."""
     uvloop.run(_serve(settings, announce))
-
-
-class AnswerLog:
-    """The edge's answer hook: one line in the app's log per request (`roost logs`).
-
-    Called on the edge's path for every answer, so it only formats and appends; the
-    deployment-to-app map is read through `apps_of`, which the daemon refreshes with the routes."""
-
-    def __init__(self, logs: LogBook, apps_of: Callable[[], Mapping[DeploymentId, str]]) -> None:
-        self.logs = logs
-        self.apps_of = apps_of
-
-    def __call__(self, answer: Answer) -> None:
-        app = self.apps_of().get(answer.deployment)
-        if app is None:
-            return
-        line = RequestLine(
-            answer.method.decode("latin-1"),
-            answer.target.decode("latin-1").partition("?")[0],  # a query string may carry secrets
-            answer.status,
-            answer.seconds,
-            answer.start_kind.decode() if answer.instance else "-",
-            answer.instance or "-",
-        )
-        try:
-            self.logs.write(app, answer.deployment, REQUEST_SOURCE, line.text())
-        except OSError as exc:  # a full disk costs the log line, never the answer (the edge called us)
-            log.debug("request log line for %s not written: %s", app, exc)

@@ -13,6 +13,7 @@ stable ``code`` for the wire, and the HTTP status the admin API answers with::
     ├── Conflict                    409  conflict
     │   └── DaemonAlreadyRunning    409  daemon_running
     ├── BuildFailed                 422  build_failed
+    │   └── ReleaseFailed           422  release_failed
     ├── LimitExceeded               429  limit_exceeded
     ├── NoSpace                     507  no_space
     ├── Unavailable                 503  unavailable
@@ -102,6 +103,13 @@ class DaemonAlreadyRunning(Conflict):
 
 class BuildFailed(RoostError):
     code = "build_failed"
+    status = 422
+
+
+class ReleaseFailed(BuildFailed):
+    """The deployment's release command failed or ran past its timeout: it never takes traffic."""
+
+    code = "release_failed"
     status = 422
 
 

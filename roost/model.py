@@ -6,6 +6,7 @@ Pure data: no I/O, imports nothing of Roost. Every module may import this one.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -129,6 +130,31 @@ class CronJob:
     public: bool = False
 
 
+RELEASE_TIMEOUT_DEFAULT = 300.0  # seconds a release command may run (`release_timeout`)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """`[check]`: the request a healthy instance answers, and how often it is asked.
+
+    It is the build check, the readiness test of every start and, while an instance runs, its
+    liveness check: `failures` failed checks in a row, one every `interval`, restart it.
+    """
+
+    path: str = "/"
+    status: int | None = None  # the one status expected; None: any answer below 400
+    interval: float = 10.0
+    timeout: float = 5.0
+    failures: int = 3
+
+    def accepts(self, status: int) -> bool:
+        return status < 400 if self.status is None else status == self.status
+
+    def expected(self) -> str:
+        """ "HTTP 200" or "an HTTP status below 400", for messages."""
+        return "an HTTP status below 400" if self.status is None else f"HTTP {self.status}"
+
+
 @dataclass(frozen=True, slots=True)
 class AppConfig:
     """An app's settings in force, after defaults, files and flags."""
@@ -144,6 +170,9 @@ class AppConfig:
     crons: tuple[CronJob, ...] = ()
     keep: int | None = None  # deployments to keep on disk; None: the daemon's --keep
     auto_restart: bool = True  # a crashed instance is restarted (after a back-off)
+    release: str | None = None  # a shell line run once per deployment before it takes traffic
+    release_timeout: float = RELEASE_TIMEOUT_DEFAULT
+    check: HealthCheck | None = None  # None: any answer on `/` is ready, and no liveness check
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; `from_dict` reads it back."""
@@ -170,6 +199,9 @@ class AppConfig:
             crons=tuple(CronJob(**job) for job in data.get("crons", [])),
             keep=data.get("keep"),
             auto_restart=bool(data.get("auto_restart", True)),
+            release=data.get("release"),
+            release_timeout=float(data.get("release_timeout", RELEASE_TIMEOUT_DEFAULT)),
+            check=HealthCheck(**data["check"]) if data.get("check") else None,
         )
 
 
@@ -282,3 +314,53 @@ class Quota:
     pattern: str
     instances: int | None = None
     memory: int | None = None
+
+
+# A branch alias names a stable preview host `<alias>--<app>.<domain>`: a DNS label of its own
+# (digits may lead, as in branch names), never holding '--', and short enough that the whole
+# host label stays within 63 characters. The admin API's schema carries the pattern.
+ALIAS_PATTERN = r"^[a-z0-9](?:[a-z0-9]|-[a-z0-9])*$"
+ALIAS_RE = re.compile(ALIAS_PATTERN)
+ALIAS_RULE = "lowercase letters, digits and single '-' between them"
+DNS_LABEL_MAX_LENGTH = 63
+_SLUG_TAG_LENGTH = 6  # hex digits of the branch's hash that keep two cut slugs apart
+
+
+def alias_max_length(app: str) -> int:
+    """The longest alias of `app` whose preview host label `<alias>--<app>` is one DNS label."""
+    return DNS_LABEL_MAX_LENGTH - len("--") - len(app)
+
+
+def is_valid_alias(alias: str, app: str) -> bool:
+    """True for an alias usable as `<alias>--<app>`."""
+    return 0 < len(alias) <= alias_max_length(app) and ALIAS_RE.fullmatch(alias) is not None
+
+
+def alias_slug(branch: str, app: str) -> str:
+    """A branch name made into an alias of `app` ("" when nothing of it is usable).
+
+    Runs of anything but letters and digits become one '-'; a slug too long for the host is cut
+    and tagged with a hash of the branch, so two long branches keep two aliases.
+
+    >>> alias_slug("feature/Login_Page", "shop")
+    'feature-login-page'
+    >>> len(alias_slug("dependabot/" + "x" * 80, "shop")) == alias_max_length("shop")
+    True
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", branch.lower()).strip("-")
+    room = alias_max_length(app)
+    if len(slug) <= room:
+        return slug
+    tag = hashlib.sha256(branch.encode()).hexdigest()[:_SLUG_TAG_LENGTH]
+    head = slug[: max(room - _SLUG_TAG_LENGTH - 1, 0)].rstrip("-")
+    return f"{head}-{tag}" if head else tag[:room]
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """A branch alias of an app: its stable preview host follows `deployment`."""
+
+    app: AppName
+    name: str
+    deployment: DeploymentId
+    updated_at: float

@@ -2,6 +2,7 @@
 
 from roost.api.asgi import Dashboard, create_api
 from roost.api.auth import AUDIT_KIND, Authenticator, AuthMiddleware, DoorSettings, Identity
+from roost.api.exposure import check_exposure
 from roost.api.live import EventFeed
 from roost.api.session import SessionBook
 from roost.api.throttle import ThrottlePolicy
@@ -17,6 +18,7 @@ __all__ = [
     "Identity",
     "SessionBook",
     "ThrottlePolicy",
+    "check_exposure",
     "create_api",
     "parse_networks",
 ]

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, StrictBool, StringConstraints
 
 from roost.api.deps import ControlDep, IdentityDep
 from roost.api.params import TokenName, TokenNameText
+from roost.api.schemas import RecordOut
 from roost.api.scopes import token_grants
 from roost.control import TokenInfo
 from roost.grants import APP_PATTERN, PATTERN_RULE, Grants, Role
@@ -40,7 +41,7 @@ class TokenCreated(BaseModel):
     access: str
 
 
-class TokenOut(BaseModel):
+class TokenOut(RecordOut):
     name: str
     created_at: float
     last_used_at: float | None
@@ -51,13 +52,10 @@ class TokenOut(BaseModel):
 
     @classmethod
     def of(cls, info: TokenInfo) -> TokenOut:
-        return cls(
-            name=info.name,
-            created_at=info.created_at,
-            last_used_at=info.last_used_at,
+        return cls.read(
+            info,
             admin=info.grants.admin and info.user is None,
             grants=[GrantOut(role=g.role, app=g.pattern) for g in info.grants.scoped] if info.user is None else [],
-            user=info.user,
             access=f"as user {info.user}" if info.user else info.grants.describe(),
         )
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from roost.api.deps import ControlDep
 from roost.api.params import AppNameQuery
+from roost.api.schemas import RecordOut
 from roost.control import AuditEntry, AuditQuery
 
 router = APIRouter(tags=["audit"])
 LIMIT_MAX = 10_000
 
 
-class AuditOut(BaseModel):
+class AuditOut(RecordOut):
     id: int
     at: float
     app: str | None = Field(description="the app the call was about, when its path names one")
@@ -28,19 +29,8 @@ class AuditOut(BaseModel):
     status: int
 
     @classmethod
-    def of(cls, e: AuditEntry) -> AuditOut:
-        return cls(
-            id=e.id,
-            at=e.at,
-            app=e.app,
-            user=e.user,
-            kind=e.kind,
-            address=e.address,
-            method=e.method,
-            path=e.path,
-            action=e.action,
-            status=e.status,
-        )
+    def of(cls, entry: AuditEntry) -> AuditOut:
+        return cls.read(entry)
 
 
 @router.get("/v1/audit", response_model=list[AuditOut])

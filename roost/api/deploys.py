@@ -1,4 +1,4 @@
-"""Deploy routes: blobs, deployments, build logs, promote, rollback, traffic."""
+"""Deploy routes: blobs, deployments, build logs, promote, rollback, traffic, branch aliases."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StringConstraints
 
 from roost.api.deps import ControlDep
-from roost.api.params import AppName, AppNameQuery, Digest, DigestText, json_integer
+from roost.api.params import AliasName, AliasText, AppName, AppNameQuery, Digest, DigestText, json_integer
 from roost.api.schemas import DeploymentOut, TrafficOut
 from roost.config import settings_schema
-from roost.errors import NotFound
-from roost.model import TRAFFIC_WEIGHT_MAX
+from roost.control import Urls
+from roost.errors import NotFound, UsageError
+from roost.model import TRAFFIC_WEIGHT_MAX, Alias
 
 router = APIRouter(tags=["deployments"])
 
@@ -43,10 +44,30 @@ class PushIn(BaseModel):
         max_length=MAX_SOURCES,
         description='where each setting came from, e.g. {"mode": "roost push --mode", "scale.max": "roost.toml"}',
     )
+    alias: AliasText | None = Field(
+        default=None, description="a branch alias that moves to this deployment once it is ready"
+    )
 
 
 class PromoteIn(BaseModel):
+    deployment: str | None = Field(default=None, description="the deployment to promote; or:")
+    alias: AliasText | None = Field(default=None, description="promote the deployment this branch alias serves")
+
+
+class AliasOut(BaseModel):
+    name: str
     deployment: str
+    url: str
+    updated_at: float
+
+    @classmethod
+    def of(cls, alias: Alias, urls: Urls) -> AliasOut:
+        return cls(
+            name=alias.name,
+            deployment=alias.deployment,
+            url=urls.preview(alias.app, alias.name),
+            updated_at=alias.updated_at,
+        )
 
 
 class RollbackIn(BaseModel):
@@ -79,7 +100,9 @@ async def put_blob(digest: Digest, request: Request, control: ControlDep, app: A
 
 @router.post("/v1/apps/{name}/deployments", response_model=DeploymentOut, status_code=202)
 async def push(name: AppName, body: PushIn, control: ControlDep) -> DeploymentOut:
-    deployment = await control.push(name, body.digest, body.message, body.settings, body.promote, body.sources)
+    deployment = await control.push(
+        name, body.digest, body.message, body.settings, body.promote, body.sources, body.alias
+    )
     return DeploymentOut.of(deployment, urls=control.urls)
 
 
@@ -112,7 +135,15 @@ async def build_log(name: AppName, deployment: str, control: ControlDep) -> Stre
 
 @router.post("/v1/apps/{name}/promote", response_model=DeploymentOut)
 async def promote(name: AppName, body: PromoteIn, control: ControlDep) -> DeploymentOut:
-    return DeploymentOut.of(await control.promote(name, body.deployment), 100, control.urls)
+    """Send all production traffic to `deployment`, or to the one branch alias `alias` serves."""
+    if (body.deployment is None) == (body.alias is None):
+        raise UsageError(
+            "name either a deployment or an alias to promote",
+            hint='{"deployment": "ab12cd34"} or {"alias": "feature-x"}',
+        )
+    if body.alias is not None:
+        return DeploymentOut.of(await control.promote_alias(name, body.alias), 100, control.urls)
+    return DeploymentOut.of(await control.promote(name, str(body.deployment)), 100, control.urls)
 
 
 @router.post("/v1/apps/{name}/rollback", response_model=DeploymentOut)
@@ -123,3 +154,16 @@ async def rollback(name: AppName, body: RollbackIn, control: ControlDep) -> Depl
 @router.put("/v1/apps/{name}/traffic", response_model=list[TrafficOut])
 async def set_traffic(name: AppName, body: TrafficIn, control: ControlDep) -> list[TrafficOut]:
     return [TrafficOut.of(t) for t in await control.set_traffic(name, body.weights)]
+
+
+@router.get("/v1/apps/{name}/aliases", response_model=list[AliasOut])
+async def list_aliases(name: AppName, control: ControlDep) -> list[AliasOut]:
+    """The app's branch aliases, each with the deployment its preview host serves."""
+    return [AliasOut.of(alias, control.urls) for alias in await control.aliases.aliases(name)]
+
+
+@router.delete("/v1/apps/{name}/aliases/{alias}", status_code=204)
+async def remove_alias(name: AppName, alias: AliasName, control: ControlDep) -> Response:
+    """Forget a branch alias (its host answers 404 from now on); its deployment stays."""
+    await control.aliases.remove(name, alias)
+    return Response(status_code=204)

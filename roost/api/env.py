@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from roost.api.deps import ControlDep
 from roost.api.params import AppName, EnvName
+from roost.api.schemas import RecordOut
 
 router = APIRouter(tags=["env"])
 
@@ -23,7 +24,7 @@ class EnvUnsetIn(BaseModel):
     names: list[str]
 
 
-class EnvOut(BaseModel):
+class EnvOut(RecordOut):
     name: str
     value: str
     source: str
@@ -31,7 +32,7 @@ class EnvOut(BaseModel):
 
 @router.get("/v1/apps/{name}/env", response_model=list[EnvOut])
 async def list_env(name: AppName, control: ControlDep, reveal: bool = False) -> list[EnvOut]:
-    return [EnvOut(name=e.name, value=e.value, source=e.source) for e in await control.list_env(name, reveal)]
+    return [EnvOut.read(entry) for entry in await control.list_env(name, reveal)]
 
 
 @router.post("/v1/apps/{name}/env", response_model=list[str])

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from roost.api.deps import ControlDep
 from roost.api.params import AppName
+from roost.api.schemas import RecordOut
 
 router = APIRouter(tags=["operations"])
 
@@ -16,14 +17,14 @@ class FreedOut(BaseModel):
     bytes: int
 
 
-class GcOut(BaseModel):
+class GcOut(RecordOut):
     pruned: list[str]
     venvs: list[FreedOut]
     blobs: list[FreedOut]
     freed_bytes: int
 
 
-class CronOut(BaseModel):
+class CronOut(RecordOut):
     name: str
     schedule: str
     path: str
@@ -39,11 +40,10 @@ class CronOut(BaseModel):
 @router.post("/v1/gc", response_model=GcOut)
 async def gc(control: ControlDep) -> GcOut:
     report = await control.gc()
-    return GcOut(
-        pruned=report.pruned,
+    return GcOut.read(
+        report,
         venvs=[FreedOut(name=n, bytes=b) for n, b in report.venvs],
         blobs=[FreedOut(name=n, bytes=b) for n, b in report.blobs],
-        freed_bytes=report.freed_bytes,
     )
 
 
@@ -52,17 +52,11 @@ async def cron(name: AppName, control: ControlDep) -> list[CronOut]:
     """The app's cron jobs with their next run (wall time) and last result."""
     runner = control.cron
     return [
-        CronOut(
-            name=s.job.name,
-            schedule=s.job.schedule,
-            path=s.job.path,
-            public=s.job.public,
+        CronOut.read(
+            s.job,
+            s,
             next_run=runner.wall_time(s.next_at) if runner is not None else s.next_at,
-            running=s.running,
             last_run=s.last_at,
-            last_status=s.last_status,
-            last_seconds=s.last_seconds,
-            last_error=s.last_error,
         )
         for s in await control.cron_status(name)
     ]

@@ -21,12 +21,22 @@ from roost.control import (
     RESERVED_ENV_NAMES,
     TOKEN_NAME_PATTERN,
 )
-from roost.model import APP_NAME_MAX_LENGTH, APP_NAME_PATTERN, APP_NAME_RULE, ENV_NAME_PATTERN
+from roost.model import (
+    ALIAS_PATTERN,
+    ALIAS_RULE,
+    APP_NAME_MAX_LENGTH,
+    APP_NAME_PATTERN,
+    APP_NAME_RULE,
+    ENV_NAME_PATTERN,
+    alias_max_length,
+)
 
 APP_NAME_TEXT = f"an app name is {APP_NAME_RULE}"
 HOST_TEXT = "a host name like app.example.com"
 DIGEST_TEXT = "sha256:<64 lowercase hex digits> of an uploaded archive"
 TOKEN_NAME_TEXT = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"  # noqa: S105
+ALIAS_TEXT = f"a branch alias: {ALIAS_RULE}, short enough that <alias>--<app> is one 63-character DNS label"
+ALIAS_MAX_LENGTH = alias_max_length("a")  # the app's own length is checked by the use case
 ENV_NAME_TEXT = "letters, digits and '_', not starting with a digit; not one Roost sets itself"
 
 # pattern -> (what the value is, its rule): errors.py says them when a value breaks the pattern
@@ -36,6 +46,7 @@ RULES: dict[str, tuple[str, str]] = {
     DIGEST_PATTERN: ("digest", DIGEST_TEXT),
     TOKEN_NAME_PATTERN: ("token name", TOKEN_NAME_TEXT),
     ENV_NAME_PATTERN: ("variable name", ENV_NAME_TEXT),
+    ALIAS_PATTERN: ("alias", ALIAS_TEXT),
     QUOTA_PATTERN: ("quota pattern", f"a quota names {QUOTA_PATTERN_RULE}"),
 }
 
@@ -81,6 +92,10 @@ Host = Annotated[str, Path(pattern=HOST_PATTERN, max_length=HOST_MAX_LENGTH, des
 QuotaPattern = Annotated[str, Path(pattern=QUOTA_PATTERN, description=f"a quota names {QUOTA_PATTERN_RULE}")]
 DigestText = Annotated[str, StringConstraints(pattern=DIGEST_PATTERN), Field(description=DIGEST_TEXT)]
 Digest = Annotated[str, Path(pattern=DIGEST_PATTERN, description=DIGEST_TEXT)]
+AliasText = Annotated[
+    str, StringConstraints(pattern=ALIAS_PATTERN, max_length=ALIAS_MAX_LENGTH), Field(description=ALIAS_TEXT)
+]
+AliasName = Annotated[str, Path(pattern=ALIAS_PATTERN, max_length=ALIAS_MAX_LENGTH, description=ALIAS_TEXT)]
 TokenNameText = Annotated[str, StringConstraints(pattern=TOKEN_NAME_PATTERN), Field(description=TOKEN_NAME_TEXT)]
 TokenName = Annotated[str, Path(pattern=TOKEN_NAME_PATTERN, description=TOKEN_NAME_TEXT)]
 _RESERVED_SCHEMA: dict[str, Any] = {"not": {"enum": sorted(RESERVED_ENV_NAMES)}}

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from roost.api.deps import ControlDep
 from roost.api.params import QuotaPattern
-from roost.control import QuotaState
+from roost.api.schemas import QuotaOut
 
 router = APIRouter(tags=["quotas"])
 
@@ -15,29 +15,6 @@ router = APIRouter(tags=["quotas"])
 class QuotaIn(BaseModel):
     instances: int | None = Field(default=None, ge=1, description="most instances over the covered apps")
     memory: int | None = Field(default=None, ge=1, description="most bytes of memory limits over the covered apps")
-
-
-class QuotaOut(BaseModel):
-    pattern: str = Field(description="an app name or a glob such as shop-*")
-    instances: int | None
-    memory: int | None
-    used_instances: int = Field(description="live instances of the covered apps, now")
-    used_memory: int = Field(description="the sum of their memory limits, in bytes")
-    usage: str = Field(description='in words: "3 of 4 instances, 384M of 2G memory"')
-    apps: list[str]
-
-    @classmethod
-    def of(cls, state: QuotaState) -> QuotaOut:
-        q = state.quota
-        return cls(
-            pattern=q.pattern,
-            instances=q.instances,
-            memory=q.memory,
-            used_instances=state.usage.instances,
-            used_memory=state.usage.memory,
-            usage=state.describe_usage(),
-            apps=list(state.apps),
-        )
 
 
 @router.get("/v1/quotas", response_model=list[QuotaOut])

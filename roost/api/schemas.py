@@ -8,9 +8,8 @@ from typing import Annotated, Any, Protocol, Self
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from roost.api.params import AppNameText, JsonInt, JsonNumber
-from roost.api.quotas import QuotaOut
 from roost.config import key_schema, settings_schema
-from roost.control import AppDetails, AppSummary, Isolation, Urls, describe_isolation
+from roost.control import AppDetails, AppSummary, Isolation, QuotaState, Urls, describe_isolation
 from roost.control.usage import Usage
 from roost.model import App, Deployment, Event, Mode, TrafficEntry
 
@@ -21,9 +20,10 @@ class RecordOut(BaseModel):
     conversion from its record; it passes only what the record does not hold as it is."""
 
     @classmethod
-    def read(cls, record: object, **extra: object) -> Self:
-        """`record`'s attributes named like this model's fields, `extra` on top, validated."""
-        fields = {name: getattr(record, name) for name in cls.model_fields if hasattr(record, name)}
+    def read(cls, *records: object, **extra: object) -> Self:
+        """The attributes of `records` named like this model's fields (a later record's over an
+        earlier one's), `extra` on top, validated."""
+        fields = {name: getattr(r, name) for r in records for name in cls.model_fields if hasattr(r, name)}
         return cls.model_validate(fields | extra)
 
 
@@ -94,7 +94,7 @@ class AppOut(RecordOut):
         return cls.read(app, config=app.config.to_dict(), overrides=dict(app.overrides))
 
 
-class AppSummaryOut(BaseModel):
+class AppSummaryOut(RecordOut):
     """One line of `roost list`."""
 
     name: str
@@ -113,19 +113,13 @@ class AppSummaryOut(BaseModel):
     @classmethod
     def of(cls, summary: AppSummary) -> AppSummaryOut:
         production = summary.production
-        return cls(
-            name=summary.app.name,
-            mode=summary.app.mode.value,
-            desired=summary.app.desired.value,
-            state=summary.state,
-            ready=summary.ready,
+        return cls.read(
+            summary.app,
+            summary,
             instances=summary.total,
             production=production.id if production else None,
             production_created_at=production.created_at if production else None,
             traffic=[TrafficOut.of(t) for t in summary.traffic],
-            memory=summary.memory,
-            url=summary.url,
-            created_at=summary.app.created_at,
         )
 
 
@@ -202,6 +196,26 @@ class InstanceOut(RecordOut):
         if measured is None:
             return cls.read(info, address=address, **read_back)
         return cls.read(info, address=address, memory=measured.memory, cpu=measured.cpu, **read_back)
+
+
+class QuotaOut(RecordOut):
+    pattern: str = Field(description="an app name or a glob such as shop-*")
+    instances: int | None
+    memory: int | None
+    used_instances: int = Field(description="live instances of the covered apps, now")
+    used_memory: int = Field(description="the sum of their memory limits, in bytes")
+    usage: str = Field(description='in words: "3 of 4 instances, 384M of 2G memory"')
+    apps: list[str]
+
+    @classmethod
+    def of(cls, state: QuotaState) -> QuotaOut:
+        return cls.read(
+            state.quota,
+            used_instances=state.usage.instances,
+            used_memory=state.usage.memory,
+            usage=state.describe_usage(),
+            apps=list(state.apps),
+        )
 
 
 class BuildIsolationOut(BaseModel):

@@ -86,6 +86,8 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("POST", "/v1/apps/{name}/promote"): DEPLOY_APP,
     ("POST", "/v1/apps/{name}/rollback"): DEPLOY_APP,
     ("PUT", "/v1/apps/{name}/traffic"): DEPLOY_APP,
+    ("GET", "/v1/apps/{name}/aliases"): VIEW_APP,
+    ("DELETE", "/v1/apps/{name}/aliases/{alias}"): DEPLOY_APP,
     # env: names and sources to viewers, values to deployers
     ("GET", "/v1/apps/{name}/env"): Need(Role.VIEWER, AppFrom.PATH, reveal="reveal"),
     ("POST", "/v1/apps/{name}/env"): DEPLOY_APP,

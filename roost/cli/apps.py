@@ -83,6 +83,8 @@ def info(ctx: Context, app: str | None, events: int, as_json: bool) -> None:
 def _setting(value: object, key: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if key == "status" and value is None:  # check.status
+        return "any below 400"
     if key in DURATIONS and isinstance(value, int | float):
         return format_duration(value)
     if key in SIZES and isinstance(value, int):
@@ -90,21 +92,28 @@ def _setting(value: object, key: str) -> str:
     return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-DURATIONS = {"idle_timeout", "timeout", "stream_idle", "stream_max", "cpu_budget"}
+DURATIONS = {"idle_timeout", "timeout", "stream_idle", "stream_max", "cpu_budget", "release_timeout", "interval"}
 SIZES = {"memory", "body", "tmp"}
 
 
 def _show_settings(app: dict[str, Any], settings: dict[str, Any], sources: dict[str, str]) -> None:
     console.print(f"[bold]{app['name']}[/]  mode={settings['mode']}  desired={app['desired']}")
     rows = table("SETTING", "VALUE", "FROM")
-    for key in ("mode", "entrypoint", "command", "preload", "auto_restart"):
-        if settings.get(key) is not None or key in sources:
+    for key in ("mode", "entrypoint", "command", "preload", "auto_restart", "release", "release_timeout"):
+        if _is_shown(key, settings, sources):
             rows.add_row(key, _setting(settings.get(key), key), sources.get(key, ""))
-    for table_name in ("scale", "limits"):
-        for key, value in settings[table_name].items():
+    for table_name in ("scale", "limits", "check"):
+        for key, value in (settings.get(table_name) or {}).items():
             name = f"{table_name}.{key}"
             rows.add_row(name, _setting(value, key), sources.get(name, ""))
     show(rows)
+
+
+def _is_shown(key: str, settings: dict[str, Any], sources: dict[str, str]) -> bool:
+    """A top-level setting has a row when it is set or has a source; release_timeout only with a release."""
+    if key == "release_timeout":
+        return bool(settings.get("release"))
+    return settings.get(key) is not None or key in sources
 
 
 def _show_deployments(deployments: list[dict[str, Any]]) -> None:

@@ -1,4 +1,4 @@
-"""Deployment commands: deployments, promote, rollback, traffic."""
+"""Deployment commands: deployments, promote, rollback, traffic, branch aliases."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 import click
 
 from roost.cli.appdir import app_argument, resolve_app
-from roost.cli.base import Context, json_option, pass_context
+from roost.cli.base import Context, RoostGroup, json_option, pass_context
 from roost.cli.output import age, console, print_json, show, table
+from roost.cli.push import branch_alias
 from roost.errors import UsageError
 
 
@@ -42,17 +43,32 @@ def deployments(ctx: Context, app: str | None, quiet: bool, as_json: bool) -> No
         console.print("[dim]no deployments yet: `roost push` in the app's folder makes one[/]")
 
 
+def app_and_name(words: tuple[str, ...], usage: str, example: str) -> tuple[str, str]:
+    """`[APP] NAME` of a command: both, or the folder's app and NAME."""
+    if not 1 <= len(words) <= 2:
+        raise UsageError(f"`{usage}`", hint=f"for example: {example}")
+    return (resolve_app(words[0]), words[1]) if len(words) == 2 else (resolve_app(None), words[0])
+
+
 @click.command("promote")
-@click.argument("words", nargs=-1, required=True, metavar="[APP] DEPLOYMENT")
+@click.argument("words", nargs=-1, metavar="[APP] [DEPLOYMENT]")
+@click.option("--alias", metavar="BRANCH", help="Promote the deployment this branch alias serves (on merge).")
+@json_option
 @pass_context
-def promote(ctx: Context, words: tuple[str, ...]) -> None:
-    """Send all of APP's production traffic to DEPLOYMENT, without a rebuild."""
-    if len(words) > 2:
-        raise UsageError(
-            "`roost promote` takes [APP] DEPLOYMENT", hint="for example: roost promote flask-hello ab12cd34"
-        )
-    app, deployment = (resolve_app(words[0]), words[1]) if len(words) == 2 else (resolve_app(None), words[0])
-    done = ctx.client().request("POST", f"/v1/apps/{app}/promote", json={"deployment": deployment})
+def promote(ctx: Context, words: tuple[str, ...], alias: str | None, as_json: bool) -> None:
+    """Send all of APP's production traffic to DEPLOYMENT (or --alias's), without a rebuild."""
+    if alias is not None:
+        if len(words) > 1:
+            raise UsageError("`roost promote [APP] --alias BRANCH` takes no DEPLOYMENT", hint="leave out DEPLOYMENT")
+        app = resolve_app(words[0] if words else None)
+        body = {"alias": branch_alias(alias, app)}
+    else:
+        app, deployment = app_and_name(words, "roost promote [APP] DEPLOYMENT", "roost promote flask-hello ab12cd34")
+        body = {"deployment": deployment}
+    done = ctx.client().request("POST", f"/v1/apps/{app}/promote", json=body)
+    if as_json:
+        print_json(done)
+        return
     console.print(f"promoted [bold]{done['id']}[/]: {done['url']}")
 
 
@@ -101,3 +117,38 @@ def traffic(ctx: Context, words: tuple[str, ...], as_json: bool) -> None:
     for entry in result:
         rows.add_row(entry["deployment"], f"{entry['weight']}%")
     show(rows)
+
+
+@click.group("alias", cls=RoostGroup)
+def alias() -> None:
+    """Branch aliases: stable preview URLs BRANCH--APP.DOMAIN that `roost push --alias` moves."""
+
+
+@alias.command("list")
+@app_argument
+@json_option
+@pass_context
+def alias_list(ctx: Context, app: str | None, as_json: bool) -> None:
+    """List APP's branch aliases: the deployment each serves and its URL."""
+    app = resolve_app(app)
+    found: list[dict[str, Any]] = ctx.client().request("GET", f"/v1/apps/{app}/aliases")
+    if as_json:
+        print_json(found)
+        return
+    rows = table("ALIAS", "DEPLOYMENT", "MOVED", "URL")
+    for entry in found:
+        rows.add_row(entry["name"], entry["deployment"], age(entry["updated_at"]), entry["url"])
+    show(rows)
+    if not found:
+        console.print(f"[dim]no aliases yet: `roost push --no-promote --alias BRANCH` makes one for {app}[/]")
+
+
+@alias.command("remove")
+@click.argument("words", nargs=-1, metavar="[APP] BRANCH")
+@pass_context
+def alias_remove(ctx: Context, words: tuple[str, ...]) -> None:
+    """Remove a branch alias (its URL answers 404 from now on); its deployment stays."""
+    app, branch = app_and_name(words, "roost alias remove [APP] BRANCH", "roost alias remove shop feature/login")
+    name = branch_alias(branch, app)
+    ctx.client().request("DELETE", f"/v1/apps/{app}/aliases/{name}")
+    console.print(f"removed alias [bold]{name}[/] of {app}")

@@ -5,7 +5,11 @@ from __future__ import annotations
 import click
 
 EXAMPLES: dict[str, tuple[str, ...]] = {
-    "push": ("roost push", "roost push examples/flask-hello --no-promote -m 'new greeting'"),
+    "push": (
+        "roost push",
+        "roost push examples/flask-hello --no-promote -m 'new greeting'",
+        "roost push --wait --json --no-promote --alias feature/login   # CI: a preview per branch",
+    ),
     "init": ("roost init", "roost init path/to/project"),
     "check": ("roost check", "roost check examples/flask-hello --json"),
     "create": ("roost create hello --mode service",),
@@ -19,7 +23,14 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "cron": ("roost cron flask-hello",),
     "remove": ("roost remove flask-hello", "roost remove flask-hello --yes   # in scripts"),
     "deployments": ("roost deployments flask-hello", "roost deployments --quiet | head -n 1"),
-    "promote": ("roost promote flask-hello ab12cd34", "roost promote ab12cd34   # in the app's folder"),
+    "promote": (
+        "roost promote flask-hello ab12cd34",
+        "roost promote ab12cd34   # in the app's folder",
+        "roost promote flask-hello --alias feature/login   # what the branch's preview serves",
+    ),
+    "alias": ("roost alias list flask-hello", "roost alias remove flask-hello feature/login"),
+    "alias list": ("roost alias list flask-hello", "roost alias list --json"),
+    "alias remove": ("roost alias remove flask-hello feature/login", "roost alias remove feature-login"),
     "rollback": ("roost rollback flask-hello", "roost rollback flask-hello ab12cd34"),
     "traffic": ("roost traffic flask-hello ab12cd34=90 ef56gh78=10", "roost traffic flask-hello"),
     "start": ("roost start flask-hello",),

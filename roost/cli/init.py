@@ -17,6 +17,7 @@ name = "{name}"
 {run}
 mode = "function"            # "function": started by requests, sleeps when idle; "service": always on
 # preload = true             # fork instances from a warm zygote (false if the app connects at import time)
+# release = "python manage.py migrate --noinput"   # once per deployment, before it takes traffic
 
 [scale]
 # min = 0                    # a service keeps at least 1
@@ -33,6 +34,10 @@ mode = "function"            # "function": started by requests, sleeps when idle
 
 [env]
 # GREETING = "hi"            # secrets go through `roost env set`, not here
+
+# [check]                    # a health check instead of "any answer on /"; failing ones are restarted
+# path = "/healthz"
+# interval = "10s"
 """
 
 

@@ -12,7 +12,7 @@ from rich.markup import escape
 from roost import __version__
 from roost.cli.apps import create, info, list_apps, remove
 from roost.cli.base import Context, RoostGroup, json_option, pass_context
-from roost.cli.deploys import deployments, promote, rollback, traffic
+from roost.cli.deploys import alias, deployments, promote, rollback, traffic
 from roost.cli.env import env
 from roost.cli.events import events
 from roost.cli.examples import attach
@@ -34,7 +34,7 @@ from roost.units import format_duration, format_size
 
 SECTIONS: dict[str, tuple[str, ...]] = {
     "Apps": ("push", "init", "check", "create", "list", "info", "env", "cron", "remove"),
-    "Deployments": ("deployments", "promote", "rollback"),
+    "Deployments": ("deployments", "promote", "rollback", "alias"),
     "Traffic": ("traffic", "domains"),
     "Runtime": ("logs", "events", "scale", "start", "stop", "kill", "restart"),
     "Admin": ("serve", "login", "logout", "password", "user", "token", "quota", "audit", "gc", "version", "completion"),
@@ -107,6 +107,15 @@ def check(path: Path, as_json: bool) -> None:
         f" timeout={format_duration(config.limits.timeout)} stream_idle={format_duration(config.limits.stream_idle)}"
         f" stream_max={format_duration(config.limits.stream_max)} body={format_size(config.limits.body)}"
     )
+    if config.release:
+        console.print(f"  release={config.release!r} within {format_duration(config.release_timeout)}", highlight=False)
+    if config.check is not None:
+        check = config.check
+        console.print(
+            f"  check GET {check.path} expects {check.expected()}, every {format_duration(check.interval)}"
+            f" (timeout {format_duration(check.timeout)}, restart after {check.failures} failures)",
+            highlight=False,
+        )
 
 
 @cli.command("completion")
@@ -128,6 +137,7 @@ for command in (
     push,
     deployments,
     promote,
+    alias,
     rollback,
     traffic,
     start,

@@ -7,6 +7,7 @@ import re
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,16 @@ from roost.cli.base import Context, json_option, pass_context
 from roost.cli.client import Client
 from roost.cli.output import console, err_console, print_json
 from roost.config import find_settings, merge, validate
-from roost.errors import BuildFailed, ConfigError
+from roost.errors import BuildFailed, ConfigError, UsageError
 from roost.guess import factory_note, guess
+from roost.model import ALIAS_RULE, alias_slug
 from roost.pack import pack_app
 from roost.units import human_size
 
 CHUNK = 256 * 1024
 HEARTBEAT_SECONDS = 3.0  # without a terminal (CI logs), a quiet step still says it is alive this often
 STEP_RE = re.compile(r"✓ (?P<name>.+) (?P<seconds>\d+(?:\.\d+)?)s")  # the builder's step lines
+LOG_TAIL_LINES = 40  # the build log's last lines that `--json` carries: a failure's own words are there
 
 
 def app_name_for(path: Path, settings: dict[str, Any], flag: str | None) -> str:
@@ -53,7 +56,7 @@ def app_name_for(path: Path, settings: dict[str, Any], flag: str | None) -> str:
 
 FLAG_SOURCES = {"mode": "roost push --mode", "auto_restart": "roost push --no-auto-restart"}
 GUESSED = "guessed by roost push"
-TABLES = ("scale", "limits")  # their keys are marked one by one ("scale.max"): a file may set a few
+TABLES = ("scale", "limits", "check")  # their keys are marked one by one ("scale.max"): a file may set a few
 
 
 def setting_origins(
@@ -111,6 +114,18 @@ def _upload(
 @click.option("--name", help="App name (default: roost.toml's name, else the folder's).")
 @click.option("--mode", type=click.Choice(["service", "function"]), help="Override roost.toml's mode.")
 @click.option("--no-promote", is_flag=True, help="Build, but leave production traffic where it is.")
+@click.option(
+    "--alias",
+    metavar="BRANCH",
+    help="Give the deployment the stable preview URL BRANCH--APP.DOMAIN, moved by each push with it "
+    "(a branch name is made a DNS label: feature/Login -> feature-login).",
+)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Follow the build to its end, exiting 1 if it fails; --no-wait returns once it is accepted.",
+)
 @click.option("--no-auto-restart", is_flag=True, help="Do not restart crashed instances (auto_restart = false).")
 @click.option("-m", "--message", default="", help="A note kept with the deployment.")
 @json_option
@@ -121,11 +136,17 @@ def push(
     name: str | None,
     mode: str | None,
     no_promote: bool,
+    alias: str | None,
+    wait: bool,
     no_auto_restart: bool,
     message: str,
     as_json: bool,
 ) -> None:
-    """Build the app in PATH and (unless --no-promote) send production traffic to it."""
+    """Build the app in PATH and (unless --no-promote) send production traffic to it.
+
+    With --json, stdout holds one JSON document (the build's output goes to stderr) and the
+    exit status is the deployment's outcome: 0 ready, 1 failed (with its error and last lines).
+    """
     started = time.monotonic()
     shown = err_console if as_json else console
     say = shown.print
@@ -141,6 +162,7 @@ def push(
         guessed = _guessed(path, say, source)
         merged.update(guessed)
     sources = setting_origins(settings, source, overrides, guessed)
+    alias = _alias_for(alias, app, say)
     say(f"[bold]pushing {path.resolve()}[/] as app [bold]{app}[/]" + (f" (settings from {source})" if source else ""))
     client = ctx.client()
     with tempfile.TemporaryDirectory(prefix="roost-push-") as scratch:
@@ -154,19 +176,64 @@ def push(
         "settings": merged,
         "promote": not no_promote,
         "sources": sources,
+        **({"alias": alias} if alias else {}),
     }
     deployment = client.request("POST", f"/v1/apps/{app}/deployments", json=body)
     say(f"deployment [bold]{deployment['id']}[/] building")
-    steps = _follow(client, f"/v1/apps/{app}/deployments/{deployment['id']}/log", deployment["id"], shown, started)
+    if not wait:
+        _accepted(deployment, as_json, say)
+        return
+    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    log_path = f"/v1/apps/{app}/deployments/{deployment['id']}/log"
+    steps = _follow(client, log_path, deployment["id"], shown, started, tail)
     final = client.request("GET", f"/v1/apps/{app}/deployments/{deployment['id']}")
     elapsed = time.monotonic() - started
+    failed = final["status"] != "ready"
+    hint = failure_hint(app, client.request("GET", f"/v1/apps/{app}/deployments")) if failed else ""
+    alias_url = _alias_url(client, app, alias, final["id"]) if alias and not failed else None
     if as_json:
-        print_json({**final, "elapsed": round(elapsed, 3), "steps": steps, "upload": upload})
-    if final["status"] != "ready":
-        listed: list[dict[str, Any]] = client.request("GET", f"/v1/apps/{app}/deployments")
-        raise BuildFailed(f"deployment {final['id']} failed: {final['error']}", hint=failure_hint(app, listed))
+        outcome = {"promoted": not failed and not no_promote, "alias": alias, "alias_url": alias_url}
+        extra = {"hint": hint, "log_tail": list(tail)} if failed else {}
+        print_json({**final, **outcome, **extra, "elapsed": round(elapsed, 3), "steps": steps, "upload": upload})
+    if failed:
+        raise BuildFailed(f"deployment {final['id']} failed: {final['error']}", hint=hint)
     if not as_json:
-        _report(final, elapsed, promoted=not no_promote)
+        _report(final, elapsed, promoted=not no_promote, alias_url=alias_url)
+
+
+def branch_alias(branch: str, app: str) -> str:
+    """The alias of `app` a branch name makes (`feature/Login` -> `feature-login`); UsageError
+    when nothing of it is usable. Every command that takes a BRANCH sends this."""
+    slug = alias_slug(branch, app)
+    if not slug:
+        raise UsageError(f"'{branch}' has no letter or digit to make an alias of", hint=f"an alias is {ALIAS_RULE}")
+    return slug
+
+
+def _alias_for(given: str | None, app: str, say: Any) -> str | None:
+    """The alias to send for --alias, saying so when the branch name was changed to make it."""
+    if given is None:
+        return None
+    slug = branch_alias(given, app)
+    if slug != given:
+        say(f"alias [bold]{slug}[/] (from '{given}')")
+    return slug
+
+
+def _alias_url(client: Client, app: str, alias: str, deployment: str) -> str | None:
+    """The alias's preview URL, once it serves `deployment` (None if a newer push moved it already)."""
+    for entry in client.request("GET", f"/v1/apps/{app}/aliases"):
+        if entry["name"] == alias and entry["deployment"] == deployment:
+            return str(entry["url"])
+    return None
+
+
+def _accepted(deployment: dict[str, Any], as_json: bool, say: Any) -> None:
+    """--no-wait: the deployment is building; say how to follow it."""
+    if as_json:
+        print_json(deployment)
+        return
+    say(f"not waiting: `roost deployments {deployment['app']}` shows when it is ready")
 
 
 def failure_hint(app: str, deployments: list[dict[str, Any]]) -> str:
@@ -188,8 +255,10 @@ def failure_hint(app: str, deployments: list[dict[str, Any]]) -> str:
     return f"fix the error above and push again; '{app}' has no working deployment yet (`roost logs {app}` has details)"
 
 
-def _follow(client: Client, path: str, deployment: str, shown: Console, started: float) -> list[dict[str, Any]]:
-    """Print the build log as it comes; return its steps with their times.
+def _follow(
+    client: Client, path: str, deployment: str, shown: Console, started: float, tail: deque[str]
+) -> list[dict[str, Any]]:
+    """Print the build log as it comes, keeping its last lines in `tail`; return its steps with their times.
 
     On a terminal a spinner with the time elapsed keeps ticking while a step is quiet;
     elsewhere (CI logs) a plain "still ..." line comes every HEARTBEAT_SECONDS instead.
@@ -214,6 +283,7 @@ def _follow(client: Client, path: str, deployment: str, shown: Console, started:
                     quiet_since = now
                 continue
             quiet_since = now
+            tail.append(line)
             progress.console.print(f"  {now - started:5.1f}s  {line}", markup=False, highlight=False)
             if line.startswith("==> "):
                 doing = line[4:]
@@ -272,9 +342,11 @@ def _guessed(path: Path, say: Any, source: str) -> dict[str, str]:
     return {"entrypoint": found.entrypoint} if found.entrypoint else {"command": str(found.command)}
 
 
-def _report(final: dict[str, Any], elapsed: float, promoted: bool) -> None:
+def _report(final: dict[str, Any], elapsed: float, promoted: bool, alias_url: str | None) -> None:
     console.print(f"[green]✓[/] deployment [bold]{final['id']}[/] ready in {elapsed:.1f}s")
     console.print(f"  preview     {final['preview_url']}")
+    if alias_url:
+        console.print(f"  alias       {alias_url}")
     if promoted:
         console.print(f"  production  {final['url']}")
     else:

@@ -14,6 +14,7 @@ from typing import Any
 from roost.applog import LogBook
 from roost.builder import Builder
 from roost.control.access import TOKEN_NAME_PATTERN, AccessUseCases, TokenInfo
+from roost.control.aliases import AliasUseCases, check_alias
 from roost.control.audit import AuditTrail
 from roost.control.buildlog import BuildLogs
 from roost.control.core import (
@@ -79,7 +80,8 @@ class Control:
         self.quotas = QuotaUseCases(store, runtime, self.lifecycle.reconcile)
         self.audit = AuditTrail(store)
         self.apps = AppUseCases(store, runtime, logs, self.announcer, self.quotas, place.deployments_root)
-        self.retention = RetentionUseCases(store, registry, builder, self.lifecycle, self.announcer, keep)
+        self.aliases = AliasUseCases(store, self.announcer)
+        self.retention = RetentionUseCases(store, registry, builder, self.lifecycle, self.announcer, self.aliases, keep)
         self.deploys = DeployUseCases(
             store,
             registry,
@@ -92,6 +94,7 @@ class Control:
             self.announcer,
             self.tasks,
             place,
+            self.aliases,
         )
         self.env = EnvUseCases(store, secrets, self.lifecycle)
         self.access = AccessUseCases(store)
@@ -109,6 +112,7 @@ class Control:
         self.deployment = self.deploys.deployment
         self.deployments = self.deploys.deployments
         self.promote = self.deploys.promote
+        self.promote_alias = self.deploys.promote_alias
         self.rollback = self.deploys.rollback
         self.set_traffic = self.deploys.set_traffic
         self.set_scale = self.lifecycle.set_scale
@@ -168,6 +172,7 @@ __all__ = [
     "QuotaUseCases",
     "TokenInfo",
     "Urls",
+    "check_alias",
     "check_app_name",
     "describe_isolation",
 ]

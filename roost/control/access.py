@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from roost.errors import UsageError
 from roost.grants import Grants
 from roost.store import Store
+from roost.store.tokens import TokenRecord
 
 TOKEN_PREFIX = "roost_"  # noqa: S105 - a visible prefix, not a secret
 TOKEN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # noqa: S105 - a rule, not a secret; the API schema has it
@@ -34,6 +35,11 @@ class TokenInfo:
     created_at: float
     last_used_at: float | None
 
+    @classmethod
+    def of(cls, record: TokenRecord) -> TokenInfo:
+        """The stored row, its grants decoded."""
+        return cls(record.name, Grants.decode(record.grants), record.user, record.created_at, record.last_used_at)
+
 
 class AccessUseCases:
     """API tokens: create, revoke, list, and who a presented token is."""
@@ -46,26 +52,23 @@ class AccessUseCases:
         if not TOKEN_NAME_RE.fullmatch(name):
             raise UsageError(f"'{name}' is not a valid token name", hint="use letters, digits, '.', '_' or '-'")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        await self.store.create_token(name, hash_token(token), grants.encode(), user)
+        await self.store.tokens.create_token(name, hash_token(token), grants.encode(), user)
         rights = f"for user {user}" if user else grants.describe()
         await self.store.add_event(None, "token.created", f"token {name} created ({rights})")
         return token
 
     async def revoke_token(self, name: str) -> None:
-        await self.store.revoke_token(name)
+        await self.store.tokens.revoke_token(name)
         await self.store.add_event(None, "token.revoked", f"token {name} revoked")
 
     async def list_tokens(self) -> list[TokenInfo]:
-        return [
-            TokenInfo(r.name, Grants.decode(r.grants), r.user, r.created_at, r.last_used_at)
-            for r in await self.store.list_tokens()
-        ]
+        return [TokenInfo.of(record) for record in await self.store.tokens.list_tokens()]
 
     async def token_info(self, token: str) -> TokenInfo | None:
         """Who a presented token belongs to and what it may do, or None."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
             return None
-        found = await self.store.token_record(hash_token(token))
+        found = await self.store.tokens.token_record(hash_token(token))
         if found is None:
             return None
-        return TokenInfo(found.name, Grants.decode(found.grants), found.user, found.created_at, found.last_used_at)
+        return TokenInfo.of(found)

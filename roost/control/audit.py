@@ -39,10 +39,10 @@ class AuditTrail:
 
     async def record(self, who: Actor, method: str, path: str, status: int, action: str = "") -> None:
         """Record one call: `action` names it when the method does not say enough (`secret.reveal`)."""
-        await self.store.add_audit(
+        await self.store.audit.add_audit(
             app_of(path), who.name, who.kind, who.address, method, path, action or method, status
         )
 
     async def entries(self, query: AuditQuery) -> list[AuditEntry]:
         """The newest `query.limit` matching entries, oldest first."""
-        return await self.store.list_audit(query)
+        return await self.store.audit.list_audit(query)

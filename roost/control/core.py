@@ -142,7 +142,7 @@ class AppUseCases:
             deployments=deployments,
             traffic=traffic,
             events=await self.store.list_events(name, limit=events),
-            domains=sorted(await self.store.list_domains(name)),
+            domains=sorted(await self.store.domains.list_domains(name)),
             instances=instances,
             usage=await self.usage(instances),
             quotas=await self.quotas.quota_states(name),
@@ -190,13 +190,13 @@ class AppUseCases:
 
     async def add_domain(self, app: str, host: str) -> None:
         host = _check_host(host)
-        await self.store.add_domain(host, app)
+        await self.store.domains.add_domain(host, app)
         await self.store.add_event(app, "domain.added", f"{host} now routes to {app}")
         await self.announcer.announce(AppName(app))
 
     async def remove_domain(self, app: str, host: str) -> None:
         host = _check_host(host)
-        await self.store.remove_domain(host, app)
+        await self.store.domains.remove_domain(host, app)
         await self.store.add_event(app, "domain.removed", f"{host} no longer routes to {app}")
         await self.announcer.announce(AppName(app))
 

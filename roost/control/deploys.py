@@ -1,4 +1,4 @@
-"""Deploy use cases: push, build, build check, promote, rollback, traffic split.
+"""Deploy use cases: push, build, build check, promote (by id or branch alias), rollback, traffic split.
 
 Writes the store first, then announces; a failed build never takes traffic.
 """
@@ -14,13 +14,14 @@ from typing import Any
 
 from roost.builder import Builder, BuildRequest, step_line
 from roost.config import build_config, validate
+from roost.control.aliases import AliasUseCases, check_alias
 from roost.control.buildlog import BuildLog, BuildLogs
 from roost.control.core import Announcer, check_app_name
 from roost.control.isolation import BuildWatch
 from roost.control.lifecycle import LifecycleUseCases
 from roost.control.retention import RetentionUseCases
 from roost.control.secrets import Secrets
-from roost.errors import BuildFailed, ConfigError, Conflict, NoSpace, NotFound, UsageError
+from roost.errors import BuildFailed, ConfigError, Conflict, NoSpace, NotFound, ReleaseFailed, UsageError
 from roost.model import (
     TRAFFIC_WEIGHT_MAX,
     AppConfig,
@@ -35,6 +36,7 @@ from roost.registry import Registry
 from roost.runtime.protocol import DeploymentSpec, Runtime
 from roost.store import Store
 from roost.tasks import TaskSet
+from roost.units import format_duration
 
 log = logging.getLogger("roost.control")
 
@@ -63,6 +65,7 @@ class DeployUseCases:
         announcer: Announcer,
         tasks: TaskSet,
         place: BuildPlace,
+        aliases: AliasUseCases,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -75,6 +78,7 @@ class DeployUseCases:
         self.announcer = announcer
         self.tasks = tasks
         self.place = place
+        self.aliases = aliases
 
     async def push(
         self,
@@ -84,15 +88,20 @@ class DeployUseCases:
         settings: Mapping[str, Any],
         promote: bool = True,
         sources: Mapping[str, str] | None = None,
+        alias: str | None = None,
     ) -> Deployment:
         """Record a deployment of an uploaded archive and build it in the background.
 
         `sources` says where the client took each setting from (`roost info` shows it);
-        the daemon cannot tell a flag from roost.toml by itself. Creates the app on its
-        first push. Raises ConfigError for bad settings and UsageError when the archive
-        was not uploaded.
+        the daemon cannot tell a flag from roost.toml by itself. `alias` (a branch's) moves
+        to the deployment once it is ready, unless a later push holds it already; a failed
+        build leaves it where it was. Creates
+        the app on its first push. Raises ConfigError for bad settings and UsageError when
+        the archive was not uploaded or the alias is not a valid one.
         """
         app = check_app_name(name)
+        if alias is not None:
+            check_alias(app, alias)
         config = build_config(validate(settings, "roost.toml"), "roost.toml")
         if not config.entrypoint and not config.command:
             raise ConfigError(
@@ -105,7 +114,7 @@ class DeployUseCases:
         deployment = await self.store.create_deployment(app, new_deployment_id(), digest, message, config, sources)
         await self.store.add_event(app, "deploy.started", f"deployment {deployment.id} building", {"digest": digest})
         build_log = self.buildlogs.open(app, deployment.id)
-        self.tasks.start(self._build_and_release(deployment, build_log, promote), name=f"build {deployment.id}")
+        self.tasks.start(self._build_and_release(deployment, build_log, promote, alias), name=f"build {deployment.id}")
         return deployment
 
     async def _ensure_app(self, app: AppName, config: AppConfig) -> None:
@@ -119,12 +128,15 @@ class DeployUseCases:
         else:
             await self.store.update_app(app, mode=config.mode, config=config)
 
-    async def _build_and_release(self, deployment: Deployment, build_log: BuildLog, promote: bool) -> None:
+    async def _build_and_release(
+        self, deployment: Deployment, build_log: BuildLog, promote: bool, alias: str | None
+    ) -> None:
         started = time.monotonic()
         try:
             spec = await self._build(deployment, build_log)
             await self._check(spec, build_log)
-        except (BuildFailed, NoSpace) as exc:
+            await self._release(spec, build_log)
+        except (BuildFailed, NoSpace) as exc:  # ReleaseFailed is a BuildFailed
             await self._fail(deployment, build_log, exc.message, exc.hint, time.monotonic() - started)
             return
         except Exception as exc:
@@ -144,7 +156,14 @@ class DeployUseCases:
             {"deployment": deployment.id, "seconds": round(seconds, 3)},
         )
         build_log.line(f"==> deployment {deployment.id} is ready ({seconds:.1f}s)")
-        try:  # the log ends once production serves it, so `roost push` returns when its URL is true
+        try:  # the log ends once production (and its alias) serves it, so `roost push` returns when its URLs are true
+            if alias is not None:
+                held = await self.aliases.point(deployment.app, alias, deployment.id)
+                build_log.line(
+                    f"==> alias {alias} serves {deployment.id}"
+                    if held.deployment == deployment.id
+                    else f"==> alias {alias} stays on {held.deployment}, pushed after this one"
+                )
             if promote:
                 await self.promote(deployment.app, deployment.id)
                 build_log.line(f"==> production traffic goes to {deployment.id}")
@@ -162,19 +181,13 @@ class DeployUseCases:
             self.runtime, self.store, self.tasks.start, deployment.app, deployment.id, build_dir
         ).watching():
             output = await self.builder.build(request, build_log.line)
-        return DeploymentSpec(
-            app=deployment.app,
-            deployment=deployment.id,
-            code_dir=output.code_dir,
-            venv_dir=output.venv_dir,
-            config=deployment.config,
-            env=await self.secrets.app_env(deployment.app, deployment.config),
-        )
+        env = await self.secrets.app_env(deployment.app, deployment.config)
+        return DeploymentSpec.of(deployment, env, code_dir=output.code_dir, venv_dir=output.venv_dir)
 
     async def _check(self, spec: DeploymentSpec, build_log: BuildLog) -> None:
-        build_log.line(
-            f"==> build check: one instance must answer HTTP on $PORT within {self.place.timeout_build_check:g}s"
-        )
+        check = spec.config.check
+        what = "answer HTTP" if check is None else f"pass its health check (GET {check.path}: {check.expected()})"
+        build_log.line(f"==> build check: one instance must {what} on $PORT within {self.place.timeout_build_check:g}s")
         result = await self.runtime.probe(spec, self.place.timeout_build_check)
         if not result.ok:
             for line in result.output.splitlines()[-40:]:
@@ -182,6 +195,22 @@ class DeployUseCases:
             raise BuildFailed(f"build check failed: {result.message}", hint=_check_hint(spec))
         build_log.line(f"    {result.message}")
         build_log.line(step_line("build check", result.seconds))
+
+    async def _release(self, spec: DeploymentSpec, build_log: BuildLog) -> None:
+        """The app's release command, once per deployment, before any traffic: a push of the same
+        code is a new deployment and runs it again; a promote or rollback never does."""
+        command = spec.config.release
+        if not command:
+            return
+        build_log.line(f"==> release: {command} (within {format_duration(spec.config.release_timeout)})")
+        result = await self.runtime.release(spec, lambda line: build_log.line(f"    {line}"))
+        if not result.ok:
+            raise ReleaseFailed(
+                f"release command failed: {result.message}{_last_lines(result.output)}",
+                hint="the deployment takes no traffic and production keeps what it had; fix the command "
+                "(its output is above) and push again",
+            )
+        build_log.line(step_line("release", result.seconds))
 
     async def _fail(self, deployment: Deployment, build_log: BuildLog, message: str, hint: str, seconds: float) -> None:
         await self.store.finish_deployment(deployment.id, DeploymentStatus.FAILED, seconds, error=message)
@@ -223,6 +252,10 @@ class DeployUseCases:
         )
         await self.lifecycle.reconcile(AppName(app))
         return target
+
+    async def promote_alias(self, app: str, alias: str) -> Deployment:
+        """Promote the deployment a branch alias serves (on merge: ship what was previewed)."""
+        return await self.promote(app, await self.aliases.target(app, alias))
 
     async def rollback(self, app: str, deployment: str | None = None) -> Deployment:
         """Back to `deployment`, or to the previous production deployment. No rebuild."""
@@ -270,6 +303,15 @@ class DeployUseCases:
         await self.store.set_traffic(AppName(app), entries, "traffic.split", f"traffic split: {split}")
         await self.lifecycle.reconcile(AppName(app))
         return await self.store.get_traffic(app)
+
+
+RELEASE_QUOTED_LINES = 5  # of the command's own output, in the deployment's error
+
+
+def _last_lines(output: str) -> str:
+    """ ": | line | line" — the command's last words, kept in the deployment's error."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()][-RELEASE_QUOTED_LINES:]
+    return f": {' | '.join(lines)}" if lines else ""
 
 
 def _check_hint(spec: DeploymentSpec) -> str:

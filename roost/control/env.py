@@ -48,14 +48,14 @@ class EnvUseCases:
         if not values:
             raise UsageError("nothing to set", hint=f"roost env {app} set NAME=value")
         names = [check_env_name(name) for name in values]
-        await self.store.set_secrets(app, {name: self.secrets.seal(values[name]) for name in names})
+        await self.store.secrets.set_secrets(app, {name: self.secrets.seal(values[name]) for name in names})
         await self.store.add_event(app, "env.set", f"set {', '.join(sorted(names))}; rolling restart", {"names": names})
         await self.lifecycle.reconcile(AppName(app))
         return sorted(names)
 
     async def unset_env(self, app: str, names: list[str]) -> list[str]:
         await self.store.get_app(app)
-        removed = await self.store.unset_secrets(app, names)
+        removed = await self.store.secrets.unset_secrets(app, names)
         if removed:
             await self.store.add_event(
                 app, "env.unset", f"unset {', '.join(sorted(removed))}; rolling restart", {"names": removed}

@@ -11,7 +11,6 @@ import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from pathlib import Path
 
 from roost.builder import Builder
 from roost.config import merge, validate, with_overrides
@@ -98,14 +97,7 @@ class LifecycleUseCases:
             config = within_quotas(config, quotas, app.name)
         else:
             config = preview_config(config, keep_zygote=deployment.id in self._production)
-        return DeploymentSpec(
-            app=deployment.app,
-            deployment=deployment.id,
-            code_dir=Path(deployment.code_dir),
-            venv_dir=Path(deployment.venv_dir),
-            config=config,
-            env=env,
-        )
+        return DeploymentSpec.of(deployment, env, config)
 
     async def reconcile(self, app: AppName) -> None:
         """Route first, then start what production needs, then retire what it no longer does."""
@@ -123,7 +115,7 @@ class LifecycleUseCases:
                     await self.runtime.retire(deployment.id)
             return
         weights = {t.deployment: t.weight for t in await self.store.get_traffic(app)}
-        quotas = tuple(await self.store.list_quotas())
+        quotas = tuple(await self.store.quotas.list_quotas())
         await self._converge(record, deployments, weights, await self.secrets.secrets_of(app), quotas)
 
     async def _converge(
@@ -164,7 +156,7 @@ class LifecycleUseCases:
             return record
         layer = validate({"scale": dict(changes)}, "roost scale")
         overrides = merge(record.overrides, layer)
-        quotas = await self.store.list_quotas()
+        quotas = await self.store.quotas.list_quotas()
         for deployment in await self.store.list_deployments(app):
             if deployment.status is DeploymentStatus.READY:
                 check_min_within_quotas(with_overrides(deployment.config, overrides), quotas, app)  # or ConfigError
@@ -287,10 +279,10 @@ class LifecycleUseCases:
         leftovers = await self.builder.remove_leftovers()  # before any build can start
         if leftovers:
             log.warning("removed %d half-built folder(s) of interrupted builds", len(leftovers))
-        ended = await self.runtime.recover(await self.store.live_instances())
+        ended = await self.runtime.recover(await self.store.instances.live_instances())
         if ended:
             log.warning("ended %d leftover(s) of a previous run: %s", len(ended), ", ".join(ended))
-        await self.store.close_live_instances("the daemon restarted")
+        await self.store.instances.close_live_instances("the daemon restarted")
         for app in await self.store.list_apps():
             with contextlib.suppress(RoostError):
                 await self.reconcile(app.name)

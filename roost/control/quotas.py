@@ -49,7 +49,7 @@ class QuotaUseCases:
     async def set_quota(self, pattern: str, instances: int | None, memory: int | None) -> Quota:
         """Create or replace the quota of `pattern`. Raises UsageError for a bad pattern or cap."""
         quota = check_quota(Quota(pattern, instances, memory))
-        await self.store.set_quota(quota)
+        await self.store.quotas.set_quota(quota)
         await self.store.add_event(
             None,
             "quota.set",
@@ -61,13 +61,13 @@ class QuotaUseCases:
 
     async def remove_quota(self, pattern: str) -> None:
         """Forget the quota of `pattern`; raises NotFound."""
-        await self.store.remove_quota(pattern)
+        await self.store.quotas.remove_quota(pattern)
         await self.store.add_event(None, "quota.removed", f'quota "{pattern}" removed', {"pattern": pattern})
         await self._reconcile_covered(Quota(pattern))
 
     async def quota_states(self, app: str | None = None) -> list[QuotaState]:
         """Every quota (or those covering `app`) with what its apps hold now."""
-        quotas = [q for q in await self.store.list_quotas() if app is None or covers(q, app)]
+        quotas = [q for q in await self.store.quotas.list_quotas() if app is None or covers(q, app)]
         if not quotas:
             return []
         held = await self.held()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from roost.builder import Builder
+from roost.control.aliases import AliasUseCases
 from roost.control.core import Announcer
 from roost.control.lifecycle import LifecycleUseCases
 from roost.errors import NotFound
@@ -52,6 +53,7 @@ class RetentionUseCases:
         builder: Builder,
         lifecycle: LifecycleUseCases,
         announcer: Announcer,
+        aliases: AliasUseCases,
         keep_default: int = DEFAULT_KEEP,
     ) -> None:
         self.store = store
@@ -59,20 +61,22 @@ class RetentionUseCases:
         self.builder = builder
         self.lifecycle = lifecycle
         self.announcer = announcer
+        self.aliases = aliases
         self.keep_default = keep_default
 
     async def prune(self, app: str) -> list[Deployment]:
-        """Remove the files of deployments past the app's `keep` that carry no traffic."""
+        """Remove the files of deployments past the app's `keep` that carry no traffic and serve no alias."""
         record = await self.store.get_app(app)
         keep = record.config.keep or self.keep_default
         weights = {t.deployment: t.weight for t in await self.store.get_traffic(app)}
+        aliased = await self.aliases.held(app)
         kept = 0
         pruned: list[Deployment] = []
         for deployment in await self.store.list_deployments(app):
             if deployment.status in (DeploymentStatus.BUILDING, DeploymentStatus.PRUNED):
                 continue
             kept += 1
-            if kept > keep and weights.get(deployment.id, 0) == 0:
+            if kept > keep and weights.get(deployment.id, 0) == 0 and deployment.id not in aliased:
                 pruned.append(deployment)
         for deployment in pruned:
             await self.lifecycle.retire(deployment.id)

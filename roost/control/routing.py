@@ -12,9 +12,15 @@ from roost.serve_settings import ServeSettings
 from roost.store import Store
 
 
+async def deployment_apps(store: Store) -> dict[DeploymentId, str]:
+    """Each deployment's app, for those who know only the deployment (request log, metrics, events)."""
+    return {d.id: d.app for d in await store.list_deployments()}
+
+
 async def build_route_table(store: Store, domain: str) -> RouteTable:
     """A routing snapshot of the store: the edge never reads SQLite itself."""
     traffic = await store.all_traffic()
+    aliases = await store.aliases.every()
     ready: dict[str, dict[DeploymentId, Deployment]] = {}
     for deployment in await store.list_deployments():
         if deployment.status is DeploymentStatus.READY:
@@ -37,8 +43,9 @@ async def build_route_table(store: Store, domain: str) -> RouteTable:
             body_too_large=body_too_large(config.limits.body),
             entrypoint=config.command is None,
             private_paths=frozenset(job.path for job in config.crons if not job.public),
+            aliases=aliases.get(app.name, {}),
         )
-    return RouteTable(domain=domain, apps=routes, hosts=await store.list_domains())
+    return RouteTable(domain=domain, apps=routes, hosts=await store.domains.list_domains())
 
 
 async def production_scale_specs(store: Store, settings: ServeSettings) -> dict[DeploymentId, ScaleSpec]:

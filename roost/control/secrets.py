@@ -19,7 +19,7 @@ class Secrets:
         return self.vault.encrypt(value)
 
     async def secrets_of(self, app: str) -> dict[str, str]:
-        return {name: self.vault.decrypt(value) for name, value in (await self.store.secrets(app)).items()}
+        return {name: self.vault.decrypt(value) for name, value in (await self.store.secrets.sealed(app)).items()}
 
     async def app_env(self, app: str, config: AppConfig) -> dict[str, str]:
         """What an instance sees: roost.toml's [env], then `roost env` on top."""

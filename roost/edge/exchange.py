@@ -1,9 +1,9 @@
 """One request's trip through the edge, as named steps:
 
-    start (limits, route, split) -> read the body (small ones whole, before any slot)
+    start (admission.py: limits, route, split) -> read the body (small ones whole, before any slot)
     -> acquire (slot, or wait in the activator) -> forward (pooled connection, our own
     framing) -> relay (the answer, streamed) -> finish (slot back, connection back,
-    counters, next request)
+    counters, next request); what the client gets is written by response.py
 
 Never spawns anything: it asks the activator for a slot. Every path ends the
 instance half (slot released once, connection pooled or closed) and the
@@ -24,11 +24,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from roost.edge import wire
+from roost.edge.admission import Refused, admit
 from roost.edge.answers import Answer
 from roost.edge.counters import Tally
-from roost.edge.guard import retry_after
-from roost.edge.routes import AppRoute, no_deployment, resolve_path
-from roost.edge.split import choose
+from roost.edge.response import ResponseWriter
+from roost.edge.routes import AppRoute
 from roost.edge.upstream import UpstreamConnection
 from roost.model import DeploymentId, InstanceId
 from roost.runtime.protocol import Slot, StartKind
@@ -103,11 +103,9 @@ class Exchange:
         "cookie",
         "ctx",
         "deployment",
-        "framing",
         "instance",
         "keep_client",
         "limit_body",
-        "out",
         "path",
         "phase",
         "prefix",
@@ -125,6 +123,7 @@ class Exchange:
         "timer",
         "upstream",
         "waiter",
+        "writer",
     )
 
     def __init__(self, ctx: EdgeContext, client: ClientSide, req: Request) -> None:
@@ -157,50 +156,32 @@ class Exchange:
         self.body_sent = False
         self.retried = False
         self.connecting = False
-        self.framing = wire.NO_BODY
-        self.out: list[bytes] = []
+        self.writer = ResponseWriter(client.write, self.request_id, ctx.server_line, ctx.server)
 
-    # -- step 1: limits, route, split --------------------------------------------------
+    # -- step 1: admission (limits, route, split) -------------------------------------------
 
     def start(self) -> None:
-        req = self.req
-        ctx = self.ctx
-        client = self.client
-        wait = ctx.guard.take(client.rate_key(req), self.started)
-        if wait:
-            self.reply(429, "too many requests", retry_after(wait))
+        admission = admit(self.ctx, self.req, self.client.rate_key(self.req), self.started)
+        if isinstance(admission, Refused):
+            if admission.app is not None:
+                self._bound_by(admission.app)
+            self.reply(admission.status, admission.message, admission.retry_after)
             return
-        matched = ctx.match(req.host or b"")
-        if type(matched) is tuple and not matched[0].private_paths:
-            app, deployment = matched  # a host route: the path does not matter
+        self._bound_by(admission.app)
+        self.path = admission.path
+        self.prefix = admission.prefix
+        self.cookie = admission.cookie
+        deployment = self.deployment = admission.deployment
+        self.tally = self.ctx.tally(deployment)
+        if self.req.body_done:
+            self._acquire(deployment)
         else:
-            found = resolve_path(ctx.routes, matched, req.target.decode("latin-1"), req.internal)
-            if found is None:
-                self.reply(404, "no such app")
-                return
-            app, deployment = found.app, found.deployment
-            if found.prefix:
-                self.path = found.path.encode("latin-1")
-                self.prefix = found.prefix.encode("latin-1")
+            self._read_body()
+
+    def _bound_by(self, app: AppRoute) -> None:
         self.app = app
         self.limit_body = app.limit_body
         self.timeout_request = app.timeout_request
-        if app.stopped:
-            self.reply(503, "this app is stopped")
-        elif req.content_length is not None and req.content_length > app.limit_body:
-            self.reply(413, app.body_too_large)
-        else:
-            if deployment is None:
-                deployment = self._pick(app) if req.pinned is None else self._pinned(app, req.pinned)
-            if deployment is None:
-                self.reply(503, no_deployment(app))
-                return
-            self.deployment = deployment
-            self.tally = ctx.tally(deployment)
-            if req.body_done:
-                self._acquire(deployment)
-            else:
-                self._read_body()
 
     def fail_internal(self) -> None:
         """A bug on our side while handling this request: a 500, and the slot goes back."""
@@ -210,17 +191,6 @@ class Exchange:
             self._finish()
         else:
             self.reply(500, "internal error")
-
-    def _pick(self, app: AppRoute) -> DeploymentId | None:
-        """Production traffic: the split's pick, sticky by cookie when traffic is split."""
-        chosen, self.cookie = choose(app.name, app.traffic, self.req.cookies, self.prefix, self.ctx.rng.random)
-        return chosen
-
-    @staticmethod
-    def _pinned(app: AppRoute, pinned: bytes) -> DeploymentId | None:
-        """Roost's own request (cron) names the deployment: production's, whatever the split says."""
-        deployment = DeploymentId(pinned.decode("latin-1"))
-        return deployment if deployment in app.deployments else None
 
     # -- step 2: read the body -------------------------------------------------------------
 
@@ -312,9 +282,9 @@ class Exchange:
             return
         self.upstream = conn
         conn.begin(self, req.method == b"HEAD", not self.ctx.server, self.client.write_paused)
-        head = wire.request_head(
-            req, self.path, self._forwarded(), self.prefix, req.upgrade is not None, self.client.trusted
-        )
+        client = self.client
+        forwarded = (*req.forwarded(client.peer, client.scheme, client.trusted), self.request_id)
+        head = wire.request_head(req, self.path, forwarded, self.prefix, req.upgrade is not None, client.trusted)
         body = req.take_body() if req.body else None
         if body:
             self.body_sent = True
@@ -327,16 +297,6 @@ class Exchange:
         conn.write(head)
         if not req.body_done:
             self.client.body_wanted()  # (100 Continue, if asked for, went out when we began reading the body)
-
-    def _forwarded(self) -> tuple[bytes, bytes, bytes, bytes]:
-        """X-Forwarded-For/Proto/Host and X-Request-Id: believed from trusted proxies only."""
-        req = self.req
-        client = self.client
-        host = req.host or b""
-        if client.trusted:
-            xff = req.forwarded_for + b", " + client.peer if req.forwarded_for else client.peer
-            return xff, req.forwarded_proto or client.scheme, req.forwarded_host or host, self.request_id
-        return client.peer, client.scheme, host, self.request_id
 
     def on_request_body(self, data: bytes) -> None:
         """More request body from the client: read ahead of a slot, or forwarded to the app."""
@@ -404,7 +364,7 @@ class Exchange:
         conn = self.upstream
         if status in (100, 101) or self.answered or self.req.version != "1.1" or conn is None:
             return
-        self.out.append(wire.informational_head(status, conn.parts))
+        self.writer.informational(status, conn.parts)
 
     def response_head(self, status: int, no_body: bool) -> None:
         """The app's status and headers, filtered by the connection: write ours around them."""
@@ -416,48 +376,30 @@ class Exchange:
         self.responded = True
         if self.phase != UNTIMED:
             self.phase = STREAM  # the head is here: `relayed` times the rest as a stream
-        framing = self.framing = wire.framing(conn.length, no_body, req.version)
-        if framing == wire.TO_CLOSE or self.ctx.closing or self.client.finishing:
-            self.keep_client = False  # (a body still coming is judged at the end: see ClientConnection.exchange_done)
-        head = wire.response_head(
-            status,
-            conn.parts,
-            conn.length,
-            framing,
-            self.ctx.server_line,
-            self.request_id,
-            self.start_kind,
-            self.cookie,
-            wire.head_end(self.keep_client, req.version),
+        keep = self.keep_client and not self.ctx.closing and not self.client.finishing
+        # (a body still coming is judged at the end: see ClientConnection.exchange_done)
+        self.keep_client = self.writer.head(
+            status, conn.parts, conn.length, no_body, req.version, keep, self.start_kind, self.cookie
         )
-        self.out.append(head)
 
     def response_body(self, data: bytes) -> None:
-        if self.answered:
-            return
-        self.out.append(wire.chunk(data) if self.framing == wire.CHUNKED else data)
+        if not self.answered:
+            self.writer.body(data)
 
     def response_end(self) -> None:
         """The app's answer is complete (its connection may be reused)."""
-        if self.framing == wire.CHUNKED and not self.answered:
-            self.out.append(wire.LAST_CHUNK)
+        if not self.answered:
+            self.writer.end()
         conn = self.upstream
         if conn is not None and (not self.req.body_done or self.req.sink is not None):
             conn.reusable = False  # the app answered before reading our whole body
-        self.flush()
+        self.writer.flush()
         self._finish()
-
-    def flush(self) -> None:
-        """Write what the last read from the app produced, in one go."""
-        out = self.out
-        if out:
-            self.client.write(b"".join(out) if len(out) > 1 else out[0])
-            out.clear()
 
     def relayed(self) -> None:
         """After a read from the app that did not end its answer: flush, and time the stream,
         silent for at most limits.stream_idle, and in all at most limits.stream_max."""
-        self.flush()
+        self.writer.flush()
         app = self.app
         if self.phase == STREAM and app is not None:
             now = self.client.loop.time()
@@ -476,9 +418,7 @@ class Exchange:
             return
         self._stop_timer()
         self.responded = True
-        upgrade = conn.upgrade or req.upgrade
-        ctx = self.ctx
-        self.client.write(wire.switching_head(conn.parts, upgrade, ctx.server_line, self.request_id, self.start_kind))
+        self.writer.switching(conn.parts, conn.upgrade or req.upgrade, self.start_kind)
         self._record()
         self.answered = True
         tunnel = conn.tunnel = self.client.open_tunnel(conn.transport, self._tunnel_closed)
@@ -508,18 +448,13 @@ class Exchange:
         self.status = status
         if status == 413 or not self.req.body_done:
             self.keep_client = False
-        self.out.clear()
-        self.client.write(
-            wire.page(
-                status,
-                message,
-                self.request_id,
-                close=not self.keep_client,
-                head_only=self.req.method == b"HEAD",
-                retry_after=retry_after,
-                server=self.ctx.server,
-                date=self.ctx.clock.date(),
-            )
+        self.writer.page(
+            status,
+            message,
+            close=not self.keep_client,
+            head_only=self.req.method == b"HEAD",
+            retry_after=retry_after,
+            date=self.ctx.clock.date(),
         )
         self.responded = True
         if self.upstream is not None:
@@ -583,7 +518,7 @@ class Exchange:
             return
         if self.responded:
             self.keep_client = False
-            self.flush()
+            self.writer.flush()
             self.client.abort()
             self._finish()
         elif self.slot is not None:
@@ -653,7 +588,7 @@ class Exchange:
                 app.timeout_stream,
             )
         self.keep_client = False
-        self.flush()
+        self.writer.flush()
         self.client.abort()
         if self.upstream is not None:
             self.upstream.reusable = False
@@ -668,14 +603,12 @@ class Exchange:
             self.waiter = None
         if self.responded:
             self.keep_client = False
-            self.flush()
+            self.writer.flush()
             self.client.abort()
         else:
             self.status = 504
             self.keep_client = False
-            self.client.write(
-                wire.page(504, "the app did not answer in time", self.request_id, close=True, server=self.ctx.server)
-            )
+            self.writer.page(504, "the app did not answer in time", close=True)
             self.responded = True
         self._end_client_half()
         if self.upstream is None:  # still connecting: nothing runs on the instance yet

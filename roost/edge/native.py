@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 PACKAGE = "roost.edge"
 COMPILED = (
     "activator",
+    "admission",
     "client",
     "context",
     "counters",
@@ -37,6 +38,7 @@ COMPILED = (
     "exchange",
     "guard",
     "request",
+    "response",
     "routes",
     "edge_settings",
     "split",

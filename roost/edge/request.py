@@ -266,3 +266,12 @@ class Request:
     def sane_request_id(self) -> bytes | None:
         rid = self.request_id
         return rid if rid is not None and SANE_REQUEST_ID.fullmatch(rid) else None
+
+    def forwarded(self, peer: bytes, scheme: bytes, trusted: bool) -> tuple[bytes, bytes, bytes]:
+        """X-Forwarded-For/Proto/Host for the app: the client's own are believed from a trusted
+        proxy only (`trusted`), and the peer is appended to its chain."""
+        host = self.host or b""
+        if trusted:
+            xff = self.forwarded_for + b", " + peer if self.forwarded_for else peer
+            return xff, self.forwarded_proto or scheme, self.forwarded_host or host
+        return peer, scheme, host

@@ -5,6 +5,7 @@ one deployment. Never does I/O and never looks at traffic weights (see split).
 
     resolve(table, "hello.localhost:8080", "/x")       -> hello, production, "/x"
     resolve(table, "ab12cd34--hello.localhost", "/")   -> hello, deployment ab12cd34
+    resolve(table, "feature-x--hello.localhost", "/")  -> hello, the deployment alias feature-x names
     resolve(table, "localhost", "/hello/x?q=1")        -> hello, "/x?q=1", prefix "/hello"
     resolve(table, "shop.example.org", "/")            -> the app owning that custom domain
 """
@@ -24,7 +25,8 @@ class AppRoute:
     """What the edge needs to know about one app: a snapshot, rebuilt on every change.
 
     `traffic` is production's (deployment, weight) list; `deployments` the ready
-    ones a preview host may name; `private_paths` answer 404 from outside.
+    ones a preview host may name, by id or by a branch alias (`aliases`: alias ->
+    deployment); `private_paths` answer 404 from outside.
     `timeout_request` bounds the wait for the answer's head; once it streams,
     `timeout_stream_idle` (between reads) and `timeout_stream` (in all) apply.
     `body_too_large` is the 413 page's sentence, naming the limit and its setting.
@@ -41,6 +43,7 @@ class AppRoute:
     timeout_stream_idle: float = 60.0
     timeout_stream: float = 3600.0
     body_too_large: str = "request body too large"
+    aliases: Mapping[str, DeploymentId] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +127,15 @@ def match_host(table: RouteTable, host: str) -> HostMatch:
         return None
     if not sep:
         return app, None
-    return (app, DeploymentId(deployment)) if deployment in app.deployments else None
+    return preview(app, deployment)
+
+
+def preview(app: AppRoute, label: str) -> tuple[AppRoute, DeploymentId] | None:
+    """The ready deployment a preview label names: a deployment id, else a branch alias."""
+    if label in app.deployments:
+        return app, DeploymentId(label)
+    aliased = app.aliases.get(label)
+    return (app, aliased) if aliased is not None and aliased in app.deployments else None
 
 
 def resolve_path(table: RouteTable, matched: HostMatch, path: str, internal: bool = False) -> Resolution | None:

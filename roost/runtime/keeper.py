@@ -20,6 +20,7 @@ from roost.applog import LogBook
 from roost.model import InstanceState, new_instance_id
 from roost.runtime.backoff import BACKOFF_SLACK, is_crash_looping
 from roost.runtime.environ import make_tmpdir
+from roost.runtime.healthcheck import wait_healthy
 from roost.runtime.instance import Instance
 from roost.runtime.launch import StartFailed, launch_command, launch_forked, launch_fresh
 from roost.runtime.notify import Notifier
@@ -100,7 +101,17 @@ class InstanceKeeper:
         self._finish(pool, instance, status, failure)
 
     async def _launch(self, pool: Pool, instance: Instance) -> None:
+        """Spawn or fork it, then, with a `[check]`, wait until it passes: only then is it ready."""
         deadline = time.monotonic() + self.settings.timeout_start
+        await self._spawn(pool, instance, deadline)
+        check = instance.spec.config.check
+        if check is None:
+            return
+        outcome = await wait_healthy(instance.host, instance.port, check, instance.child, deadline)
+        if not outcome.ok:
+            raise StartFailed(f"failed its health check: {outcome.detail}")
+
+    async def _spawn(self, pool: Pool, instance: Instance, deadline: float) -> None:
         make_tmpdir(instance.tmpdir)
         sandbox = self.sandbox
         await sandbox.prepare(instance.spec)
@@ -185,7 +196,8 @@ class InstanceKeeper:
     # -- ready and finished --------------------------------------------------------------------------------------------
 
     def _mark_ready(self, pool: Pool, instance: Instance) -> None:
-        # starting -> ready: forked, said "ready" (fresh) or accepted a connection (command)
+        # starting -> ready: forked, said "ready" (fresh) or accepted a connection (command),
+        # and passed the app's [check] when it has one
         instance.move(InstanceState.READY)
         instance.reason = ""
         instance.ready_at = instance.last_used = time.monotonic()

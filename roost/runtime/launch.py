@@ -6,7 +6,8 @@ Readiness differs on purpose: a forked instance is ready the moment it exists, s
 the app is already imported and the kernel queues connections on the socket we bound;
 a fresh runner is ready once it says so on its notify pipe (after the import and the
 ASGI lifespan startup), so an import error is a start failure rather than a 502; a
-command app is ready once its $PORT accepts a connection.
+command app is ready once its $PORT accepts a connection. An app with a `[check]` is then
+ready only once its check passes (the keeper asks, runtime/healthcheck.py).
 """
 
 from __future__ import annotations

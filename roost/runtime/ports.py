@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from roost.errors import LimitExceeded
+from roost.errors import ConfigError, LimitExceeded
 
 LOOPBACK = "127.0.0.1"
 LIMIT_BACKLOG = 1024
@@ -62,6 +62,18 @@ def parse_range(text: str) -> PortRange:
     except ValueError:
         raise ValueError(f"{text!r} is not a range of port numbers") from None
     return PortRange(first, last)
+
+
+def check_outside(ports: PortRange, **listeners: int) -> None:
+    """Refuse a daemon listener (`edge=8080`, `api=8765`) on an instance port: the firewall would
+    drop its clients from other hosts. Raises ConfigError naming the flag to change."""
+    for name, port in listeners.items():
+        if port in ports:
+            flag = "--port" if name == "edge" else "--api-port"
+            raise ConfigError(
+                f"the {name} port {port} lies in the instance port range {ports.describe()}",
+                hint=f"choose another {flag}, or move the instances with --instance-ports FIRST-LAST",
+            )
 
 
 class PortBook:

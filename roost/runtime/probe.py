@@ -1,6 +1,6 @@
 """The build check: one throwaway fresh instance with $PORT set must answer `GET /` (any
-status counts) within the limit. Always stopped afterwards; never routed to, never
-forked from a zygote. Its output goes to the app's log as source `probe`.
+status counts) within the limit, or pass the app's `[check]` (runtime/healthcheck.py). Always
+stopped afterwards; never routed to, never forked from a zygote. Its output goes to the app's log as source `probe`.
 
 A failure says why in one line that ends with the cause: how the process ended and what it
 said as it died (`exited with status 3 before answering: KeyError: 'DATABASE_URL'`); for a command app it
@@ -9,7 +9,6 @@ starts with the command as run and the port it was given."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shlex
 import shutil
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from roost.applog import LogBook
 from roost.runtime.cause import stated_cause
 from roost.runtime.environ import make_tmpdir, process_env
+from roost.runtime.healthcheck import wait_healthy
 from roost.runtime.output import Output
 from roost.runtime.ports import LOOPBACK, PortBook
 from roost.runtime.process import Child, terminate, wait_exit
@@ -36,11 +36,6 @@ from roost.runtime.spawn import (
 
 PROBE_TAIL = 40
 GRACE_EXIT_NOTICE = 1.0
-LIMIT_STATUS_LINE = 1024
-
-
-class NoAnswer(Exception):
-    """The probe's request got no HTTP status line."""
 
 
 async def run_probe(
@@ -122,36 +117,18 @@ async def _check(spec: DeploymentSpec, spawned: Spawned, port: int, deadline: fl
         if time.monotonic() < deadline:
             await wait_exit(child, GRACE_EXIT_NOTICE)  # its pipe closed before its exit was reaped
         return _died(child) or f"never listened on $PORT ({port}) within {limit:g}s"
-    try:
-        status = await http_status(port, deadline)
-    except (OSError, TimeoutError, NoAnswer) as exc:
-        await wait_exit(child, GRACE_EXIT_NOTICE)  # a process that just died explains the missing answer best
-        detail = "no answer in time" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+    check = spec.config.check
+    outcome = await wait_healthy(LOOPBACK, port, check, child, deadline)
+    if outcome.ok:
+        return f"answered HTTP {outcome.status}" if check is None else f"answered its health check ({outcome.detail})"
+    await wait_exit(child, GRACE_EXIT_NOTICE)  # a process that just died explains the missing answer best
+    if check is None:
+        detail = outcome.detail.removeprefix("GET /: ")
         return _died(child) or f"listened on $PORT ({port}) but did not answer HTTP ({detail})"
-    return f"answered HTTP {status}"
+    return _died(child) or f"listened on $PORT ({port}) but failed its health check within {limit:g}s: {outcome.detail}"
 
 
 def _died(child: Child) -> str:
     if child.exited.done():
         return f"{child.exited.result().describe()} before answering"
     return ""
-
-
-async def http_status(port: int, deadline: float) -> int:
-    """`GET /` on 127.0.0.1:`port`; the status code of the answer."""
-    loop = asyncio.get_running_loop()
-    async with asyncio.timeout_at(loop.time() + max(0.0, deadline - time.monotonic())):
-        reader, writer = await asyncio.open_connection(LOOPBACK, port)
-        try:
-            request = b"GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: roost-probe\r\nConnection: close\r\n\r\n"
-            writer.write(request)
-            await writer.drain()
-            line = await reader.readline()
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-    parts = line[:LIMIT_STATUS_LINE].split()
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-        raise NoAnswer(f"answered something that is not HTTP: {line[:80]!r}" if line else "closed the connection")
-    return int(parts[1])

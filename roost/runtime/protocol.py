@@ -14,8 +14,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from roost.model import AppConfig, AppName, DeploymentId, InstanceId, InstanceRecord, InstanceState
-from roost.runtime.isolation import Isolation as Isolation  # re-exported: part of the protocol's vocabulary
+from roost.model import AppConfig, AppName, Deployment, DeploymentId, InstanceId, InstanceRecord, InstanceState
+from roost.runtime.isolation import Isolation  # re-exported (see __all__): part of the protocol's vocabulary
 from roost.runtime.isolation import describe as describe_isolation
 
 RUNNER_REQUIREMENTS: tuple[str, ...] = (
@@ -54,6 +54,26 @@ class DeploymentSpec:
     config: AppConfig
     env: Mapping[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def of(
+        cls,
+        deployment: Deployment,
+        env: Mapping[str, str],
+        config: AppConfig | None = None,
+        code_dir: Path | None = None,
+        venv_dir: Path | None = None,
+    ) -> DeploymentSpec:
+        """The spec of a stored deployment: its folders and config unless others are given (a
+        build in progress has its folders before the store does; control may narrow the config)."""
+        return cls(
+            deployment.app,
+            deployment.id,
+            code_dir or Path(deployment.code_dir),
+            venv_dir or Path(deployment.venv_dir),
+            deployment.config if config is None else config,
+            env,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class InstanceInfo:
@@ -71,6 +91,13 @@ class InstanceInfo:
     in_flight: int = 0
     restarts: int = 0
     reason: str = ""  # why it stopped or crashed, in words: "exited with status 3", "killed by SIGKILL"
+
+    def record(self) -> InstanceRecord:
+        """What the store keeps of this instance, so `Runtime.recover` can end it after a restart.
+        Every instance leads its own process group, so its pid is the group's id too."""
+        return InstanceRecord(
+            self.id, self.app, self.deployment, self.pid, self.pid, self.state, self.started_at, reason=self.reason
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +125,16 @@ class ProbeResult:
     seconds: float
     message: str  # "answered HTTP 200 in 0.41s" or "never listened on $PORT (port 41234) within 30s"
     output: str  # the app's own stdout and stderr, last lines
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseResult:
+    """The release command: did it exit with status 0 within its `release_timeout`?"""
+
+    ok: bool
+    seconds: float
+    message: str  # "`python manage.py migrate` exited with status 1" or "... did not finish within ..."
+    output: str  # its own stdout and stderr, last lines
 
 
 class Slot:
@@ -224,6 +261,12 @@ class Runtime(Protocol):
     async def probe(self, spec: DeploymentSpec, limit_seconds: float) -> ProbeResult:
         """The build check: start one throwaway instance with PORT set and see it answer."""
 
+    async def release(self, spec: DeploymentSpec, on_line: Callable[[str], None]) -> ReleaseResult:
+        """Run the deployment's `release` command once, confined like an instance, with the app's
+        env and no $PORT; each line of its output goes to `on_line` as it comes. Stopped after
+        `spec.config.release_timeout`. Never raises for the command's own failure: the result says.
+        Example: ``(await runtime.release(spec, log.line)).ok``"""
+
     async def close(self) -> None:
         """Stop everything (daemon shutdown): drain, TERM, grace, KILL; leave no process."""
 
@@ -242,6 +285,7 @@ __all__ = [
     "InstanceInfo",
     "Isolation",
     "ProbeResult",
+    "ReleaseResult",
     "Runtime",
     "RuntimeListener",
     "Slot",

@@ -1,11 +1,11 @@
 """`LocalRuntime`: the Runtime protocol on this machine's processes.
 
 A facade over the parts it owns: a `ZygoteKeeper` (zygotes), an `InstanceKeeper` (each
-instance from spawn to reap), a `LimitWatcher` (CPU budget, memory without cgroups) and a
-`Notifier` (events and listeners). Itself it hands out slots synchronously, turns requests
-for capacity into instance starts, admits them under the memory budget, converges on counts,
-and shuts everything down in parallel. Never parses HTTP (beyond the build probe's status
-line) and never blocks the loop.
+instance from spawn to reap), a `LimitWatcher` (CPU budget, memory without cgroups), a
+`LivenessWatcher` (health checks of running instances) and a `Notifier` (events and
+listeners). Itself it hands out slots synchronously, turns requests for capacity into instance
+starts, admits them under the memory budget, converges on counts, and shuts everything down in
+parallel. Never parses HTTP (beyond the health check's status line) and never blocks the loop.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from roost.runtime.capacity import pick_least_loaded
 from roost.runtime.isolation import Isolation
 from roost.runtime.keeper import InstanceKeeper
 from roost.runtime.limit_watcher import LimitWatcher
+from roost.runtime.liveness import LivenessWatcher
 from roost.runtime.notify import Notifier
 from roost.runtime.pool import Pool, running_pool
 from roost.runtime.probe import run_probe
@@ -35,9 +36,11 @@ from roost.runtime.protocol import (
     EventSink,
     InstanceInfo,
     ProbeResult,
+    ReleaseResult,
     RuntimeListener,
     Slot,
 )
+from roost.runtime.release import run_release
 from roost.runtime.sandbox import Sandbox, SandboxSettings
 from roost.runtime.sandbox.readings import read_build_step, read_instances
 from roost.runtime.scaling import Scaler
@@ -107,6 +110,7 @@ class LocalRuntime:
         self._zygotes = ZygoteKeeper(settings, self.sandbox, logs, self._notifier, self._upkeep)
         self._keeper = InstanceKeeper(settings, self.sandbox, logs, self._notifier, self._upkeep, self._zygotes)
         self._watcher = LimitWatcher(self.sandbox, self._notifier, self._upkeep, self._keeper)
+        self._liveness = LivenessWatcher(self._notifier, self._upkeep, self._keeper)
         self._pools: dict[DeploymentId, Pool] = {}
         self._admission = MemoryAdmission(settings, self._pools, self._keeper, self._upkeep)
         self._scaler = Scaler(self._pools, self._keeper, self._admission, self._notifier, self._upkeep)
@@ -140,6 +144,7 @@ class LocalRuntime:
     def _sweep(self, now: float) -> None:
         self._zygotes.evict_idle(self._pools.values(), now)
         self._watcher.police(self._pools.values(), now)
+        self._liveness.police(self._pools.values(), now)
         for pool in self._pools.values():
             if pool.streak and any(i.healthy_seconds(now) >= self.settings.backoff.reset for i in pool.ready()):
                 pool.streak = 0  # healthy long enough: no longer crash-looping
@@ -305,6 +310,10 @@ class LocalRuntime:
     async def probe(self, spec: DeploymentSpec, limit_seconds: float) -> ProbeResult:
         tmpdir = self._upkeep.tmpdir(f"probe-{spec.deployment}-{secrets.token_hex(3)}")
         return await run_probe(spec, limit_seconds, tmpdir, self._logs, self.settings.grace_kill, self.sandbox)
+
+    async def release(self, spec: DeploymentSpec, on_line: Callable[[str], None]) -> ReleaseResult:
+        tmpdir = self._upkeep.tmpdir(f"release-{spec.deployment}-{secrets.token_hex(3)}")
+        return await run_release(spec, tmpdir, self._logs, on_line, self.settings.grace_kill, self.sandbox)
 
     async def recover(self, leftovers: Sequence[InstanceRecord]) -> list[str]:
         """SIGKILL the process group of each leftover that is still Roost's (see `strays`)."""

@@ -27,9 +27,11 @@ from roost.model import (
     Traffic,
     TrafficEntry,
 )
+from roost.store.aliases import AliasTable
 from roost.store.audit import AuditEntry, AuditQuery, AuditTable
 from roost.store.db import Database
-from roost.store.instance_tables import InstanceTables
+from roost.store.domains import DomainTable
+from roost.store.instance_tables import InstanceTable
 from roost.store.quotas import QuotaTable
 from roost.store.records import app_from_row, deployment_from_row, event_from_row
 from roost.store.secrets import SecretTable
@@ -42,18 +44,27 @@ def _no_app(name: str) -> NotFound:
     return NotFound(f"no app named '{name}'", hint="`roost list` shows the apps there are")
 
 
-class Store(InstanceTables, TokenTable, SecretTable, QuotaTable, AuditTable):
-    """Apps, deployments, traffic, instances and events.
+class Store:
+    """Apps, deployments, traffic and events itself; every other table is an object it owns,
+    one attribute each, all on the one database.
 
     Example::
 
         store = await Store.open(home / "roost.db")
         app = await store.create_app(AppName("hello"), Mode.FUNCTION, AppConfig())
+        await store.tokens.create_token("ci", token_hash)
     """
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.aliases = AliasTable(db)  # branch aliases: stable preview hosts
         self.on_event: Callable[[Event], None] | None = None  # told of each event stored, once committed
+        self.instances = InstanceTable(db)
+        self.domains = DomainTable(db)
+        self.tokens = TokenTable(db)
+        self.secrets = SecretTable(db)
+        self.quotas = QuotaTable(db)
+        self.audit = AuditTable(db)
 
     @classmethod
     async def open(cls, path: Path) -> Store:

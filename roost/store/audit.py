@@ -75,9 +75,10 @@ def _where(query: AuditQuery) -> tuple[str, list[object]]:
 
 
 class AuditTable:
-    """Mixed into Store."""
+    """`store.audit`: the audit trail, on the store's database."""
 
-    _db: Database
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def add_audit(
         self, app: str | None, user: str, kind: str, address: str, method: str, path: str, action: str, status: int

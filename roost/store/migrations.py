@@ -131,4 +131,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX audit_by_user ON audit(user, id);
     CREATE INDEX audit_by_time ON audit(at);
     """,
+    # 8: branch aliases: a stable preview host per (app, alias) that follows the newest deployment
+    # pushed with it (`roost push --alias`); gone with the app
+    """
+    CREATE TABLE aliases (
+        app         TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        deployment  TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+        updated_at  REAL NOT NULL,
+        PRIMARY KEY (app, name)
+    );
+    """,
 )

@@ -11,9 +11,10 @@ from roost.store.db import Database
 
 
 class QuotaTable:
-    """Mixed into Store."""
+    """`store.quotas`: quotas per owner pattern, on the store's database."""
 
-    _db: Database
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def set_quota(self, quota: Quota) -> None:
         """Create or replace the quota of `quota.pattern`."""

@@ -11,9 +11,10 @@ from roost.store.db import Database
 
 
 class SecretTable:
-    """Mixed into Store."""
+    """`store.secrets`: each app's sealed secrets, on the store's database."""
 
-    _db: Database
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def set_secrets(self, app: str, values: Mapping[str, str]) -> None:
         """Insert or replace encrypted values, all in one transaction."""
@@ -42,7 +43,7 @@ class SecretTable:
 
         return await self._db.write(delete)
 
-    async def secrets(self, app: str) -> dict[str, str]:
+    async def sealed(self, app: str) -> dict[str, str]:
         """name -> ciphertext."""
         return await self._db.read(
             lambda conn: {

@@ -20,9 +20,10 @@ class TokenRecord:
 
 
 class TokenTable:
-    """Mixed into Store."""
+    """`store.tokens`: API tokens by hash, on the store's database."""
 
-    _db: Database
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def create_token(self, name: str, token_hash: str, grants: str = "admin", user: str | None = None) -> None:
         def insert(conn: sqlite3.Connection) -> None:

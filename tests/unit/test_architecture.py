@@ -18,10 +18,12 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.units": (),
     "roost.tasks": (),
     "roost.clientaddr": (),
-    "roost.config": LEAVES,
+    "roost.config": (*LEAVES, "roost.gates"),
+    "roost.gates": LEAVES,
     "roost.serve_settings": LEAVES,
     "roost.store": LEAVES,
     "roost.applog": LEAVES,
+    "roost.requestlog": (*LEAVES, "roost.applog", "roost.edge.answers"),
     "roost.pack": (*LEAVES, "roost.config"),
     "roost.registry": LEAVES,
     "roost.builder": (*LEAVES, "roost.config", "roost.registry", "roost.applog"),
@@ -199,9 +201,11 @@ EDGE_LAYERS = (
     "tunnel",
     "request",
     "wire",
+    "response",
     "upstream",
     "activator",
     "context",
+    "admission",
     "exchange",
     "client",
     "server",
@@ -379,7 +383,7 @@ INSIDE_ONLY: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ),
 )
 API_ROUTES = ("access", "apps", "audit", "deploys", "env", "live", "ops", "quotas", "ui")
-STORE_TABLES = ("audit", "instance_tables", "quotas", "secrets", "tokens")
+STORE_TABLES = ("aliases", "audit", "domains", "instance_tables", "quotas", "secrets", "tokens")
 INSIDE_NEVER: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     (
         "roost.runtime",

@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 from roost.errors import Conflict, NoSpace, NotFound, StoreError
-from roost.model import AppConfig, AppName, DeploymentId, DeploymentStatus, DesiredState, Mode, Quota, TrafficEntry
+from roost.model import (
+    Alias,
+    AppConfig,
+    AppName,
+    DeploymentId,
+    DeploymentStatus,
+    DesiredState,
+    Mode,
+    Quota,
+    TrafficEntry,
+)
 from roost.store import AuditQuery, Store
 from roost.store.migrations import MIGRATIONS
 
@@ -169,7 +179,7 @@ WRITER = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
-    from roost.model import AppConfig, AppName, Mode
+    from roost.model import Alias, AppConfig, AppName, Mode
     from roost.store import Store
 
     async def main():
@@ -226,14 +236,14 @@ async def test_a_full_database_is_no_space_not_a_store_error(store: Store) -> No
 
 
 async def test_quotas_are_kept_replaced_and_removed(store: Store) -> None:
-    await store.set_quota(Quota("shop-*", instances=4, memory=2 << 30))
-    await store.set_quota(Quota("blog", instances=1))
-    await store.set_quota(Quota("shop-*", instances=6))
-    assert await store.list_quotas() == [Quota("blog", 1, None), Quota("shop-*", 6, None)]
-    await store.remove_quota("blog")
-    assert await store.list_quotas() == [Quota("shop-*", 6, None)]
+    await store.quotas.set_quota(Quota("shop-*", instances=4, memory=2 << 30))
+    await store.quotas.set_quota(Quota("blog", instances=1))
+    await store.quotas.set_quota(Quota("shop-*", instances=6))
+    assert await store.quotas.list_quotas() == [Quota("blog", 1, None), Quota("shop-*", 6, None)]
+    await store.quotas.remove_quota("blog")
+    assert await store.quotas.list_quotas() == [Quota("shop-*", 6, None)]
     with pytest.raises(NotFound):
-        await store.remove_quota("blog")
+        await store.quotas.remove_quota("blog")
 
 
 async def test_the_audit_trail_is_filtered_in_the_query(store: Store) -> None:
@@ -245,16 +255,49 @@ async def test_the_audit_trail_is_filtered_in_the_query(store: Store) -> None:
         ("shop", "alice", "password", "10.0.0.2", "GET", "/v1/apps/shop/secrets", "secret.reveal", 200),
     ]
     for call in calls:
-        await store.add_audit(*call)
-    shop = await store.list_audit(AuditQuery(app="shop"))
+        await store.audit.add_audit(*call)
+    shop = await store.audit.list_audit(AuditQuery(app="shop"))
     assert [(e.user, e.method, e.address) for e in shop] == [
         ("ci", "POST", "10.0.0.1"),
         ("alice", "DELETE", "10.0.0.2"),
         ("alice", "GET", "10.0.0.2"),
     ]
-    assert [e.app for e in await store.list_audit(AuditQuery(user="ci"))] == ["shop", "blog"]
-    assert [e.path for e in await store.list_audit(AuditQuery(action="delete"))] == ["/v1/apps/shop/env/KEY"]
-    assert [e.app for e in await store.list_audit(AuditQuery(action="secret.reveal"))] == ["shop"]
-    assert [e.user for e in await store.list_audit(AuditQuery(limit=2))] == ["local", "alice"]  # newest, oldest first
-    assert await store.list_audit(AuditQuery(since=shop[-1].at + 3600)) == []
-    assert len(await store.list_audit(AuditQuery(since=shop[0].at))) == 5
+    assert [e.app for e in await store.audit.list_audit(AuditQuery(user="ci"))] == ["shop", "blog"]
+    assert [e.path for e in await store.audit.list_audit(AuditQuery(action="delete"))] == ["/v1/apps/shop/env/KEY"]
+    assert [e.app for e in await store.audit.list_audit(AuditQuery(action="secret.reveal"))] == ["shop"]
+    assert [e.user for e in await store.audit.list_audit(AuditQuery(limit=2))] == [
+        "local",
+        "alice",
+    ]  # newest, oldest first
+    assert await store.audit.list_audit(AuditQuery(since=shop[-1].at + 3600)) == []
+    assert len(await store.audit.list_audit(AuditQuery(since=shop[0].at))) == 5
+
+
+async def test_aliases_move_list_remove_and_go_with_their_app(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "roost.db")
+    app = AppName("shop")
+    await store.create_app(app, Mode.FUNCTION, AppConfig())
+    first = await store.create_deployment(app, DeploymentId("aaaaaaaa"), "sha256:1", "first", AppConfig())
+    second = await store.create_deployment(app, DeploymentId("bbbbbbbb"), "sha256:2", "second", AppConfig())
+    await store.aliases.point(app, "feature-x", first.id)
+    await store.aliases.point(app, "main", first.id)
+    moved = await store.aliases.point(app, "feature-x", second.id)
+    assert moved == Alias(app, "feature-x", second.id, moved.updated_at)
+    assert [(a.name, a.deployment) for a in await store.aliases.of_app(app)] == [
+        ("feature-x", second.id),
+        ("main", first.id),
+    ]
+    assert await store.aliases.every() == {app: {"feature-x": second.id, "main": first.id}}
+    late = await store.aliases.point(app, "feature-x", first.id)  # an older push whose build ended last
+    assert late.deployment == second.id
+    await store.aliases.remove(app, "main")
+    with pytest.raises(NotFound, match="no alias 'main'"):
+        await store.aliases.remove(app, "main")
+    await store.close()
+    reopened = await Store.open(tmp_path / "roost.db")
+    try:
+        assert (await reopened.aliases.get(app, "feature-x")).deployment == second.id  # kept across a restart
+        await reopened.delete_app(app)
+        assert await reopened.aliases.every() == {}
+    finally:
+        await reopened.close()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from roost.errors import ConfigError
+
 DEFAULT_INDEX_HOSTS = ("pypi.org", "files.pythonhosted.org")  # uv's default index and where it keeps the files
 DEFAULT_PORTS = {"https": 443, "http": 80}
 RESOLV_CONF = Path("/etc/resolv.conf")
@@ -78,6 +80,14 @@ Endpoint(host='2001:db8::1', port=443))
     if not host or not (_is_network(host) or _is_hostname(host)):
         raise ValueError(f"{text!r} is not HOST[:PORT] (a hostname, an address or a CIDR like 10.0.0.0/8)")
     return Endpoint(host.lower(), port)
+
+
+def parse_allow_flags(entries: Iterable[str]) -> tuple[Endpoint, ...]:
+    """Every `--build-allow` entry, read before anything starts. Raises ConfigError for a malformed one."""
+    try:
+        return tuple(parse_allow(entry) for entry in entries)
+    except ValueError as exc:
+        raise ConfigError(str(exc), hint="--build-allow takes HOST[:PORT]: pypi.example:443, 10.0.0.0/8") from exc
 
 
 def index_endpoints(env: Mapping[str, str]) -> tuple[Endpoint, ...]:

@@ -53,12 +53,19 @@ def over_memory(rss: int, limit: int) -> bool:
     return rss > limit
 
 
-def tree_rss(pid: int) -> int | None:
-    """RSS of `pid` and all its descendants, in bytes; None when it is gone (reads /proc)."""
+def _tree(pid: int) -> list[psutil.Process] | None:
+    """`pid` and all its descendants; None when it is gone."""
     try:
         root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
+        return [root, *root.children(recursive=True)]
     except psutil.Error:
+        return None
+
+
+def tree_rss(pid: int) -> int | None:
+    """RSS of `pid` and all its descendants, in bytes; None when it is gone (reads /proc)."""
+    processes = _tree(pid)
+    if processes is None:
         return None
     total = 0
     for process in processes:
@@ -71,10 +78,8 @@ def tree_rss(pid: int) -> int | None:
 
 def tree_cpu(pid: int) -> float | None:
     """CPU seconds (user + system) of `pid` and its live descendants; None when it is gone."""
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.Error:
+    processes = _tree(pid)
+    if processes is None:
         return None
     total = 0.0
     for process in processes:

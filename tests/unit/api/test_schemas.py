@@ -3,11 +3,15 @@ must fail here, not fall silently back to a default."""
 
 import dataclasses
 import os
+import types
 
 import pytest
 
-from roost.api.schemas import AppOut, DeploymentOut, EventOut, InstanceOut, RecordOut, TrafficOut
-from roost.control import Urls
+from roost.api.audit import AuditOut
+from roost.api.env import EnvOut
+from roost.api.schemas import AppOut, DeploymentOut, EventOut, InstanceOut, QuotaOut, RecordOut, TrafficOut
+from roost.control import AuditEntry, Urls
+from roost.control.env import EnvEntry
 from roost.control.usage import Usage
 from roost.model import (
     App,
@@ -21,6 +25,7 @@ from roost.model import (
     InstanceId,
     InstanceState,
     Mode,
+    Quota,
     TrafficEntry,
 )
 from roost.runtime.isolation import describe
@@ -34,7 +39,23 @@ PAIRS: list[tuple[type[RecordOut], type, set[str]]] = [
     (TrafficOut, TrafficEntry, set()),
     (EventOut, Event, set()),
     (InstanceOut, InstanceInfo, {"address", "memory", "cpu", "isolation", "isolation_summary"}),
+    (AuditOut, AuditEntry, set()),
+    (EnvOut, EnvEntry, set()),
+    (QuotaOut, Quota, {"used_instances", "used_memory", "usage", "apps"}),
 ]
+
+
+class _Pair(RecordOut):
+    name: str
+    size: int
+    note: str = ""
+
+
+def test_read_takes_a_later_record_over_an_earlier_and_extra_over_both() -> None:
+    first = types.SimpleNamespace(name="a", size=1, other=True)
+    second = types.SimpleNamespace(size=2)
+    assert _Pair.read(first, second) == _Pair(name="a", size=2)
+    assert _Pair.read(first, second, size=3, note="n") == _Pair(name="a", size=3, note="n")
 
 
 @pytest.mark.parametrize(("wire", "record", "passed"), PAIRS, ids=[wire.__name__ for wire, _, _ in PAIRS])

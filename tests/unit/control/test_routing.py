@@ -25,7 +25,7 @@ async def canary_store(home: Path) -> Store:
             await store.finish_deployment(deployment, DeploymentStatus.READY, 1.0)
     await store.set_traffic(web, [TrafficEntry(OLD, 90), TrafficEntry(NEW, 10)], "traffic", "canary")
     await store.set_overrides(web, {"scale": {"max": 7}})
-    await store.add_domain("shop.example.com", web)
+    await store.domains.add_domain("shop.example.com", web)
     await store.create_app(off, Mode.SERVICE, AppConfig())
     await store.create_deployment(off, DeploymentId("dddddddd"), "sha256:0", "off", AppConfig())
     await store.finish_deployment(DeploymentId("dddddddd"), DeploymentStatus.READY, 1.0)

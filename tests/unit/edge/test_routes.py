@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from roost.edge import resolve
@@ -93,3 +95,17 @@ def test_an_app_without_traffic_says_whether_it_ever_worked() -> None:
     )
     unpromoted = route("held", [], previews=(A,))
     assert no_deployment(unpromoted) == "this app has no deployment taking traffic"
+
+
+def test_a_branch_alias_names_the_deployment_it_serves() -> None:
+    hello = route("hello", [(A, 100)], previews=(B,))
+    aliased = table(
+        dataclasses.replace(hello, aliases={"feature-x": B, "stale": C, "aaaaaaaa": B}), domain="apps.example.com"
+    )
+    found = resolve(aliased, "Feature-X--hello.apps.example.com:8080", "/p?q=1")
+    assert found is not None
+    assert (found.app.name, found.deployment, found.path) == ("hello", B, "/p?q=1")
+    assert resolve(aliased, "stale--hello.apps.example.com", "/") is None  # its deployment is not ready
+    assert resolve(aliased, "nope--hello.apps.example.com", "/") is None
+    by_id = resolve(aliased, "aaaaaaaa--hello.apps.example.com", "/")  # a deployment id wins over an alias
+    assert by_id is not None and by_id.deployment == A

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from roost.errors import LimitExceeded
-from roost.runtime.ports import PortBook, PortRange, parse_range
+from roost.errors import ConfigError, LimitExceeded
+from roost.runtime.ports import PortBook, PortRange, check_outside, parse_range
 from roost.runtime.sandbox import SandboxSettings
 from roost.serve_settings import DEFAULT_INSTANCE_PORT_FIRST, DEFAULT_INSTANCE_PORT_LAST, ServeSettings
 
@@ -119,3 +119,14 @@ def test_the_defaults_agree() -> None:
         DEFAULT_INSTANCE_PORT_LAST,
     )
     assert SandboxSettings().ports == PortRange(DEFAULT_INSTANCE_PORT_FIRST, DEFAULT_INSTANCE_PORT_LAST)
+
+
+def test_a_listener_on_an_instance_port_is_refused_with_its_flag() -> None:
+    ports = PortRange(20000, 20010)
+    check_outside(ports, edge=8080, api=20011)
+    with pytest.raises(ConfigError, match="the api port 20005 lies in the instance port range") as caught:
+        check_outside(ports, edge=8080, api=20005)
+    assert "--api-port" in caught.value.hint
+    with pytest.raises(ConfigError) as caught:
+        check_outside(ports, edge=20000)
+    assert "--port" in caught.value.hint

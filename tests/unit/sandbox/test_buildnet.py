@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from roost.errors import ConfigError
 from roost.runtime.sandbox.buildnet import (
     Destination,
     Endpoint,
     index_endpoints,
     parse_allow,
+    parse_allow_flags,
     read_resolvers,
     resolve,
 )
@@ -65,6 +67,13 @@ def test_build_allow_takes_host_and_port(text: str, endpoint: Endpoint) -> None:
 def test_build_allow_refuses_what_is_not_a_host(text: str) -> None:
     with pytest.raises(ValueError, match=r"HOST|port"):
         parse_allow(text)
+
+
+def test_the_build_allow_flags_are_read_together_and_a_bad_one_is_a_config_error() -> None:
+    assert parse_allow_flags(["a.example", "10.0.0.0/8"]) == (Endpoint("a.example", None), Endpoint("10.0.0.0/8", None))
+    with pytest.raises(ConfigError) as caught:
+        parse_allow_flags(["a.example", "host:0"])
+    assert "--build-allow takes HOST[:PORT]" in caught.value.hint
 
 
 def test_resolving_uses_the_hosts_file_and_keeps_networks() -> None:
