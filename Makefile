@@ -34,7 +34,7 @@ check: install
 	$(BIN)/mypy
 
 test: check
-	@scripts/install-system-deps.sh browser
+	@scripts/install-system-deps.sh test
 	$(BIN)/python -m pytest -q
 
 format: install

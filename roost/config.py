@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,25 @@ from roost.model import (
     APP_NAME_PATTERN,
     APP_NAME_RULE,
     ENV_NAME_PATTERN,
+    PROCESS_NAME_PATTERN,
     RELEASE_TIMEOUT_DEFAULT,
     AppConfig,
     CronJob,
     LimitsConfig,
     Mode,
     Network,
+    ProcessType,
     ScaleConfig,
     is_valid_app_name,
+)
+from roost.processes import (
+    PROCESS_LIMIT_KEYS,
+    PROCFILE,
+    build_processes,
+    known_only,
+    procfile_settings,
+    read_procfile,
+    validate_processes,
 )
 from roost.units import (
     DURATION_PATTERN,
@@ -183,6 +195,7 @@ LIMIT_KEYS: dict[str, Parser] = {
     "cpu_budget": _duration,
 }
 TABLES: dict[str, dict[str, Parser]] = {"scale": SCALE_KEYS, "limits": LIMIT_KEYS, "check": CHECK_KEYS}
+PROCESS_KEYS: dict[str, Parser] = {"command": _string, "count": _count, "ready_after": _duration, "grace": _duration}
 
 
 def _check_keys(source: str, prefix: str, data: Mapping[str, object], allowed: set[str]) -> None:
@@ -264,7 +277,23 @@ def settings_schema() -> JsonSchema:
     schema["not"] = {"required": ["entrypoint", "command"]}  # _check_rules: one or the other
     schema["properties"] |= {name: table(keys) for name, keys in TABLES.items()}
     schema["properties"] |= {"env": _SCHEMAS[_env], "cron": {"type": "array", "items": CRON_JOB_SCHEMA}}
+    schema["properties"]["processes"] = _processes_schema()
     return schema
+
+
+def _processes_schema() -> JsonSchema:
+    process_limits = {key: _SCHEMAS[LIMIT_KEYS[key]] for key in PROCESS_LIMIT_KEYS}
+    table: JsonSchema = {
+        "type": "object",
+        "properties": {key: _SCHEMAS[parser] for key, parser in PROCESS_KEYS.items()}
+        | {"limits": {"type": "object", "properties": process_limits, "additionalProperties": False}},
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "propertyNames": {"pattern": PROCESS_NAME_PATTERN, "not": {"enum": ["web", "release"]}},
+        "additionalProperties": {"anyOf": [_SCHEMAS[_string], table]},
+    }
 
 
 def key_schema(table: str, key: str) -> JsonSchema:
@@ -315,7 +344,7 @@ def validate(data: Mapping[str, object], source: str = "roost.toml") -> dict[str
     Only the keys present come back, so layers (file, CLI) can be merged
     before defaults are applied by `build_config`.
     """
-    _check_keys(source, "", data, set(TOP_KEYS) | set(TABLES) | {"env", "cron"})
+    _check_keys(source, "", data, set(TOP_KEYS) | set(TABLES) | {"env", "cron", "processes"})
     result = _parse_table(source, "", {k: v for k, v in data.items() if k in TOP_KEYS}, TOP_KEYS)
     for table, keys in TABLES.items():
         if table in data:
@@ -330,16 +359,19 @@ def validate(data: Mapping[str, object], source: str = "roost.toml") -> dict[str
             raise ConfigError(f"{source}: [env] is not valid", hint=f"[env] takes {exc}") from exc
     if "cron" in data:
         result["cron"] = _cron_jobs(source, data["cron"])
+    if "processes" in data:
+        result["processes"] = validate_processes(source, data["processes"], PROCESS_KEYS, LIMIT_KEYS)
     return result
 
 
 def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
-    """Later layers win, key by key inside tables."""
+    """Later layers win, key by key inside tables (and tables inside tables:
+    `processes.worker.count` from `roost scale` keeps the worker's command)."""
     merged: dict[str, Any] = {}
     for layer in layers:
         for key, value in layer.items():
             if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key] = {**merged[key], **value}
+                merged[key] = merge(merged[key], value)
             else:
                 merged[key] = value
     return merged
@@ -366,6 +398,9 @@ def build_config(settings: Mapping[str, Any], source: str = "roost.toml") -> App
         crons=tuple(CronJob(**job) for job in settings.get("cron", [])),
         keep=settings.get("keep"),
         auto_restart=settings.get("auto_restart", True),
+        processes=build_processes(
+            source, settings.get("processes", {}), limits, partial(_check_process_limits, source)
+        ),
         release=settings.get("release"),
         release_timeout=settings.get("release_timeout", RELEASE_TIMEOUT_DEFAULT),
         check=build_check(settings.get("check")),
@@ -373,6 +408,15 @@ def build_config(settings: Mapping[str, Any], source: str = "roost.toml") -> App
     _check_rules(config, source)
     check_gate_rules(config.check, source)
     return config
+
+
+def _check_process_limits(source: str, limits: LimitsConfig, label: str) -> None:
+    if limits.memory < 16 * 1024 * 1024:
+        raise ConfigError(
+            f"{source}: '{label}.memory' = {format_size(limits.memory)} is too small",
+            hint="give at least 16M; Python itself needs about 10M",
+        )
+    _check_sandbox_limits(limits, f"{source} [{label}]")
 
 
 def _check_rules(config: AppConfig, source: str) -> None:
@@ -451,6 +495,15 @@ def find_settings(app_dir: Path) -> tuple[dict[str, Any], str]:
     Returns the validated sparse settings and the file they came from ("" when
     the app has no settings at all).
     """
+    settings, source = _settings_file(app_dir)
+    procfile = read_procfile(app_dir)
+    if procfile is None:
+        return settings, source
+    added = validate(procfile_settings(procfile, settings), str(app_dir / PROCFILE))
+    return merge(added, settings), source or str(app_dir / PROCFILE)
+
+
+def _settings_file(app_dir: Path) -> tuple[dict[str, Any], str]:
     roost_toml = app_dir / "roost.toml"
     if roost_toml.is_file():
         return validate(read_toml(roost_toml), str(roost_toml)), str(roost_toml)
@@ -476,6 +529,9 @@ def replace_settings(config: AppConfig, changes: Mapping[str, Any], source: str)
     current = config.to_dict()
     current.pop("name", None)
     current["cron"] = current.pop("crons")
+    current["processes"] = {p.name: _process_settings(p, config.limits) for p in config.processes}
+    if not current["processes"]:
+        current.pop("processes")
     if current.get("keep") is None:
         current.pop("keep", None)
     merged = merge(current, validate(changes, source))
@@ -483,8 +539,28 @@ def replace_settings(config: AppConfig, changes: Mapping[str, Any], source: str)
     return build_config(merged, source)
 
 
+def _process_settings(process: ProcessType, limits: LimitsConfig) -> dict[str, Any]:
+    """A process type back as settings: its own limits are those that differ from the app's."""
+    own = {
+        key: getattr(process.limits, key)
+        for key in PROCESS_LIMIT_KEYS
+        if getattr(process.limits, key) != getattr(limits, key) and getattr(process.limits, key) is not None
+    }
+    if "network" in own:
+        own["network"] = process.limits.network.value
+    return {
+        "command": process.command,
+        "count": process.count,
+        "ready_after": process.ready_after,
+        "grace": process.grace,
+        "limits": own,
+    }
+
+
 def with_overrides(config: AppConfig, overrides: Mapping[str, Any]) -> AppConfig:
-    """A deployment's settings with the app's `roost scale` changes on top."""
+    """A deployment's settings with the app's `roost scale` changes on top (counts of process
+    types the deployment does not have are left out)."""
+    overrides = known_only(overrides, config.processes)
     return replace_settings(config, overrides, "roost scale") if overrides else config
 
 

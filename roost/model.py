@@ -120,6 +120,43 @@ class LimitsConfig:
         return self.cpu_budget
 
 
+PROCESS_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,29}$"
+PROCESS_NAME_RULE = "1 to 30 characters: lowercase letters, digits, '-' and '_', starting with a letter"
+PROCESS_READY_AFTER = 3.0  # seconds a process type must stay up to count as ready
+PROCESS_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when a process type's instance stops
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessType:
+    """A long-running command of a deployment beside its web instances (`worker = "celery ..."`):
+    no $PORT, no HTTP check; ready once it stayed up `ready_after` seconds."""
+
+    name: str
+    command: str
+    limits: LimitsConfig = field(default_factory=LimitsConfig)  # the app's [limits] with its own on top
+    count: int = 1  # how many run for production; `roost scale APP --process NAME=N` changes it
+    ready_after: float = PROCESS_READY_AFTER
+    grace: float = PROCESS_GRACE  # after SIGTERM, to finish the current job; then SIGKILL
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["limits"]["network"] = self.limits.network.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProcessType:
+        limits = dict(data.get("limits", {}))
+        limits["network"] = Network(limits.get("network", Network.HOST.value))
+        return cls(
+            name=str(data["name"]),
+            command=str(data["command"]),
+            limits=LimitsConfig(**limits),
+            count=int(data.get("count", 1)),
+            ready_after=float(data.get("ready_after", PROCESS_READY_AFTER)),
+            grace=float(data.get("grace", PROCESS_GRACE)),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class CronJob:
     """A scheduled POST to `path` on the production deployment (Globe's crons)."""
@@ -170,6 +207,11 @@ class AppConfig:
     crons: tuple[CronJob, ...] = ()
     keep: int | None = None  # deployments to keep on disk; None: the daemon's --keep
     auto_restart: bool = True  # a crashed instance is restarted (after a back-off)
+    processes: tuple[ProcessType, ...] = ()  # [processes] or the Procfile's other lines
+
+    def process(self, name: str) -> ProcessType | None:
+        return next((p for p in self.processes if p.name == name), None)
+
     release: str | None = None  # a shell line run once per deployment before it takes traffic
     release_timeout: float = RELEASE_TIMEOUT_DEFAULT
     check: HealthCheck | None = None  # None: any answer on `/` is ready, and no liveness check
@@ -180,6 +222,7 @@ class AppConfig:
         data["crons"] = [dataclasses.asdict(job) for job in self.crons]
         data["mode"] = self.mode.value
         data["limits"]["network"] = self.limits.network.value
+        data["processes"] = [p.to_dict() for p in self.processes]
         return data
 
     @classmethod
@@ -199,6 +242,7 @@ class AppConfig:
             crons=tuple(CronJob(**job) for job in data.get("crons", [])),
             keep=data.get("keep"),
             auto_restart=bool(data.get("auto_restart", True)),
+            processes=tuple(ProcessType.from_dict(p) for p in data.get("processes", [])),
             release=data.get("release"),
             release_timeout=float(data.get("release_timeout", RELEASE_TIMEOUT_DEFAULT)),
             check=HealthCheck(**data["check"]) if data.get("check") else None,

@@ -5,13 +5,16 @@
 #                  deny-list) and nftables (the firewall around instance ports). Without them
 #                  Roost falls back, and says so when `roost serve` starts.
 #   bench          bench/proxy.py's reference and load generator: nginx and wrk.
-#   browser        tests/e2e/test_dashboard.py's browser: Debian's chromium and its chromedriver
-#                  (Selenium is given the driver's path, so nothing downloads a browser).
+#   test           the end-to-end tests' real services and browser: redis-server (tests/e2e/test_processes.py's
+#                  Celery queue), Debian's chromium and its chromedriver (tests/e2e/test_dashboard.py; Selenium
+#                  is given the driver's path, so nothing downloads a browser); without them those tests fail
+#                  and say so.
 set -u
 missing=()
-if [ "${1:-}" = browser ]; then
-    purpose="the dashboard's browser tests"
-    consequence="tests/e2e/test_dashboard.py will fail and say so"
+if [ "${1:-}" = test ]; then
+    purpose="the tests"
+    consequence="the tests that need it will fail, naming it"
+    command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 elif [ "${1:-}" = bench ]; then

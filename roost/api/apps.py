@@ -14,9 +14,10 @@ from pydantic import BaseModel
 
 from roost.api.deps import ControlDep, IdentityDep
 from roost.api.params import SQLITE_INTEGER_MAX, AppName, AppNameQuery, Host, HostText
-from roost.api.schemas import AppCreate, AppInfoOut, AppOut, AppSummaryOut, EventOut, ScaleChange
+from roost.api.schemas import AppCreate, AppInfoOut, AppOut, AppSummaryOut, EventOut, ProcessCounts, ScaleChange
 from roost.api.scopes import shown_event, visible
 from roost.applog import LogLine, LogTail
+from roost.model import PROCESS_NAME_PATTERN
 
 router = APIRouter(tags=["apps"])
 LIMIT_FOLLOW_QUEUE = 10_000
@@ -59,6 +60,12 @@ async def set_scale(name: AppName, change: ScaleChange, control: ControlDep) -> 
     return AppOut.of(await control.set_scale(name, change.changes()))
 
 
+@router.patch("/v1/apps/{name}/processes", response_model=AppOut)
+async def set_process_counts(name: AppName, change: ProcessCounts, control: ControlDep) -> AppOut:
+    """How many instances of each process type production runs; they stay in force across pushes."""
+    return AppOut.of(await control.processes.set_process_counts(name, change.counts))
+
+
 @router.post("/v1/apps/{name}/stop", status_code=204)
 async def stop_app(name: AppName, control: ControlDep) -> Response:
     await control.stop_app(name)
@@ -87,6 +94,9 @@ async def logs(
     lines: int | None = Query(None, ge=0, description="only the last N kept lines (then new ones, with follow)"),
     kind: Literal["all", "requests", "app"] = Query("all", description="the edge's request lines, the app's, or both"),
     json: bool = Query(False, description="one JSON object per line, request fields parsed out"),
+    process: str | None = Query(
+        None, pattern=PROCESS_NAME_PATTERN, description="only the output of this process type's instances"
+    ),
 ) -> StreamingResponse:
     """The app's log lines, oldest first; with follow=true, new lines as they come."""
     start = time.time() - since if since is not None else None
@@ -101,14 +111,19 @@ async def logs(
         raise
     if tail is not None:
         tail.drop_overlap(existing)
-    kept = _last(lines, [line for line in existing if _is_kind(line, kind)])
+    wanted = _selection(kind, process)
+    kept = _last(lines, [line for line in existing if wanted(line)])
 
-    stream = _stream(kept, tail, kind, json, stop_following)
+    stream = _stream(kept, tail, wanted, json, stop_following)
     return StreamingResponse(stream, media_type="application/x-ndjson" if json else "text/plain; charset=utf-8")
 
 
 async def _stream(
-    kept: list[LogLine], tail: LogTail | None, kind: str, as_json: bool, stop_following: Callable[[], None] | None
+    kept: list[LogLine],
+    tail: LogTail | None,
+    wanted: Callable[[LogLine], bool],
+    as_json: bool,
+    stop_following: Callable[[], None] | None,
 ) -> AsyncIterator[bytes]:
     """The kept lines, then (following) new ones of the kind asked for, until the client leaves."""
     try:
@@ -116,7 +131,7 @@ async def _stream(
             yield _render(line, as_json)
         while tail is not None:
             for line in await tail.take():
-                if _is_kind(line, kind):
+                if wanted(line):
                     yield _render(line, as_json)
     finally:
         if stop_following:
@@ -133,8 +148,17 @@ def _last(count: int | None, lines: list[LogLine]) -> list[LogLine]:
     return lines[len(lines) - count :] if count else []
 
 
-def _is_kind(line: LogLine, kind: str) -> bool:
-    return kind == "all" or line.is_request() == (kind == "requests")
+def _selection(kind: str, process: str | None) -> Callable[[LogLine], bool]:
+    """Which lines to send: of a kind (all, requests, app), and of one process type when named
+    (its instances' lines have the source `NAME/INSTANCE`)."""
+    prefix = f"{process}/" if process else None
+
+    def wanted(line: LogLine) -> bool:
+        if prefix is not None and not line.source.startswith(prefix):
+            return False
+        return kind == "all" or line.is_request() == (kind == "requests")
+
+    return wanted
 
 
 @router.get("/v1/apps/{name}/domains", response_model=list[str])

@@ -11,7 +11,7 @@ from roost.api.params import AppNameText, JsonInt, JsonNumber
 from roost.config import key_schema, settings_schema
 from roost.control import AppDetails, AppSummary, Isolation, QuotaState, Urls, describe_isolation
 from roost.control.usage import Usage
-from roost.model import App, Deployment, Event, Mode, TrafficEntry
+from roost.model import PROCESS_NAME_PATTERN, App, Deployment, Event, Mode, TrafficEntry
 
 
 class RecordOut(BaseModel):
@@ -72,6 +72,31 @@ class ScaleChange(BaseModel):
         return {key: value for key, value in self.model_dump().items() if value is not None}
 
 
+ProcessName = Annotated[str, Field(pattern=PROCESS_NAME_PATTERN)]
+
+
+class ProcessCounts(BaseModel):
+    """`roost scale APP --process worker=3`: how many instances of each named process type
+    production runs; the types not named keep their count."""
+
+    counts: dict[ProcessName, Annotated[JsonInt, Field(ge=0, le=1000)]] = Field(
+        description='process type -> count, e.g. {"worker": 3}'
+    )
+
+
+class ProcessOut(RecordOut):
+    """One process type of production: how many should run, how many do, and its restarts."""
+
+    process: str
+    deployment: str
+    wanted: int
+    ready: int
+    starting: int
+    restarts: int
+    crash_looping: bool
+    last_failure: str
+
+
 class AppCreate(BaseModel):
     name: AppNameText
     mode: Mode | None = Field(default=None, description="service or function")
@@ -109,6 +134,7 @@ class AppSummaryOut(RecordOut):
     memory: int = Field(description="bytes in use by the app's instances (proportional set size)")
     url: str
     created_at: float
+    processes: list[ProcessOut] = Field(default_factory=list, description="production's process types")
 
     @classmethod
     def of(cls, summary: AppSummary) -> AppSummaryOut:
@@ -120,6 +146,7 @@ class AppSummaryOut(RecordOut):
             production=production.id if production else None,
             production_created_at=production.created_at if production else None,
             traffic=[TrafficOut.of(t) for t in summary.traffic],
+            processes=[ProcessOut.read(p) for p in summary.processes],
         )
 
 
@@ -177,6 +204,7 @@ class InstanceOut(RecordOut):
     in_flight: int
     restarts: int
     reason: str
+    process: str = Field(default="", description='the process type ("worker") of a non-web instance; "" for web')
     memory: int | None = Field(default=None, description="proportional set size in bytes, now")
     cpu: float | None = Field(default=None, description="percent of one core, now")
     isolation: Isolation | None = Field(
@@ -256,6 +284,7 @@ class AppInfoOut(BaseModel):
     events: list[EventOut]
     domains: list[str]
     quotas: list[QuotaOut] = Field(default_factory=list, description="the quotas covering the app, and how full")
+    processes: list[ProcessOut] = Field(default_factory=list, description="production's process types")
 
     @classmethod
     def of(cls, details: AppDetails, urls: Urls) -> AppInfoOut:
@@ -272,4 +301,5 @@ class AppInfoOut(BaseModel):
             events=[EventOut.of(e) for e in details.events],
             domains=details.domains,
             quotas=[QuotaOut.of(q) for q in details.quotas],
+            processes=[ProcessOut.read(p) for p in details.processes],
         )

@@ -66,6 +66,7 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/v1/apps/{name}"): VIEW_APP,
     ("DELETE", "/v1/apps/{name}"): ADMIN,
     ("PATCH", "/v1/apps/{name}/scale"): DEPLOY_APP,
+    ("PATCH", "/v1/apps/{name}/processes"): DEPLOY_APP,
     ("POST", "/v1/apps/{name}/stop"): DEPLOY_APP,
     ("POST", "/v1/apps/{name}/start"): DEPLOY_APP,
     ("POST", "/v1/apps/{name}/restart"): DEPLOY_APP,

@@ -38,9 +38,12 @@ def list_apps(ctx: Context, as_json: bool) -> None:
     if as_json:
         print_json(apps)
         return
-    rows = table("NAME", "MODE", "STATE", "READY", "PRODUCTION", "AGE", "TRAFFIC", "MEMORY", "URL")
+    with_processes = any(app.get("processes") for app in apps)
+    columns = ("NAME", "MODE", "STATE", "READY", "PRODUCTION", "AGE", "TRAFFIC", "MEMORY", "URL")
+    rows = table(*columns, *(("PROCESSES",) if with_processes else ()))
     for app in apps:
         split = app["traffic"]
+        processes = (_process_counts(app.get("processes", [])),) if with_processes else ()
         rows.add_row(
             app["name"],
             app["mode"],
@@ -51,10 +54,19 @@ def list_apps(ctx: Context, as_json: bool) -> None:
             " ".join(f"{t['deployment']}={t['weight']}" for t in split) if len(split) > 1 else "",
             human_size(app["memory"]) if app["memory"] else "-",
             app["url"],
+            *processes,
         )
     show(rows)
     if not apps:
         console.print("[dim]no apps yet: `roost push` in an app's folder creates one[/]")
+
+
+def _process_counts(processes: list[dict[str, Any]]) -> str:
+    """ "worker 2/2 clock 1/1": ready of wanted, per process type; crash-looping said."""
+    return " ".join(
+        f"{p['process']} {p['ready']}/{p['wanted']}" + (" crash-looping" if p["crash_looping"] else "")
+        for p in processes
+    )
 
 
 @click.command("info")
@@ -74,6 +86,7 @@ def info(ctx: Context, app: str | None, events: int, as_json: bool) -> None:
         return
     _show_settings(details["app"], details["settings"], details["sources"])
     _show_deployments(details["deployments"])
+    _show_processes(details.get("processes", []))
     _show_instances(details["instances"])
     show_isolation(details["instances"], details.get("builds", []), details["deployments"])
     _show_quotas(details.get("quotas", []))
@@ -106,6 +119,8 @@ def _show_settings(app: dict[str, Any], settings: dict[str, Any], sources: dict[
         for key, value in (settings.get(table_name) or {}).items():
             name = f"{table_name}.{key}"
             rows.add_row(name, _setting(value, key), sources.get(name, ""))
+    for process in settings.get("processes", []):
+        rows.add_row(f"processes.{process['name']}", process["command"], "")
     show(rows)
 
 
@@ -138,10 +153,13 @@ def _show_instances(instances: list[dict[str, Any]]) -> None:
     if not instances:
         console.print("[dim]no instances (a function starts one on its next request)[/]")
         return
-    rows = table("INSTANCE", "DEPLOYMENT", "STATE", "PID", "UPTIME", "RESTARTS", "MEMORY", "CPU", "START", "NOTE")
+    with_types = any(i.get("process") for i in instances)
+    columns = ("INSTANCE", "DEPLOYMENT", "STATE", "PID", "UPTIME", "RESTARTS", "MEMORY", "CPU", "START", "NOTE")
+    rows = table(*columns[:1], *(("TYPE",) if with_types else ()), *columns[1:])
     for i in instances:
         rows.add_row(
             i["id"],
+            *((i.get("process") or "web",) if with_types else ()),
             i["deployment"],
             i["state"],
             str(i["pid"] or "-"),
@@ -152,6 +170,23 @@ def _show_instances(instances: list[dict[str, Any]]) -> None:
             i["start_kind"],
             i["reason"],
         )
+    show(rows)
+
+
+def _show_processes(processes: list[dict[str, Any]]) -> None:
+    """Production's process types: ready of wanted, state, restarts and the last failure."""
+    if not processes:
+        return
+    console.print()
+    rows = table("PROCESS", "READY", "STATE", "RESTARTS", "LAST FAILURE")
+    for p in processes:
+        if p["crash_looping"]:
+            state = "crash-looping"
+        elif p["ready"] >= p["wanted"]:
+            state = "running" if p["wanted"] else "scaled to 0"
+        else:
+            state = "starting"
+        rows.add_row(p["process"], f"{p['ready']}/{p['wanted']}", state, str(p["restarts"]), p["last_failure"])
     show(rows)
 
 

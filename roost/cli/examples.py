@@ -37,8 +37,16 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "stop": ("roost stop flask-hello",),
     "kill": ("roost kill flask-hello",),
     "restart": ("roost restart flask-hello",),
-    "scale": ("roost scale flask-hello --max 4 --idle-timeout 2m", "roost scale flask-hello"),
-    "logs": ("roost logs -n 20 -f   # in the app's folder", "roost logs flask-hello --requests-only --json"),
+    "scale": (
+        "roost scale flask-hello --max 4 --idle-timeout 2m",
+        "roost scale shop --process worker=3",
+        "roost scale flask-hello",
+    ),
+    "logs": (
+        "roost logs -n 20 -f   # in the app's folder",
+        "roost logs flask-hello --requests-only --json",
+        "roost logs shop --process worker",
+    ),
     "events": ("roost events flask-hello", "roost events -f"),
     "serve": ("roost serve", "roost serve --port 8080 --api-port 7070 --home /var/lib/roost"),
     "login": ("roost login https://roost.example.com:7070 --user admin",),

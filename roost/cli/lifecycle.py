@@ -68,6 +68,13 @@ def restart(ctx: Context, app: str | None) -> None:
 @click.option("--max", "maximum", type=click.IntRange(min=1), help="Most instances at once.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Requests one instance takes at once.")
 @click.option("--idle-timeout", help="A function sleeps after this long without requests, e.g. 5m.")
+@click.option(
+    "--process",
+    "processes",
+    multiple=True,
+    metavar="NAME=COUNT",
+    help="How many instances of a process type (from [processes] or the Procfile) run, e.g. worker=3; repeatable.",
+)
 @json_option
 @pass_context
 def scale(
@@ -77,24 +84,44 @@ def scale(
     maximum: int | None,
     concurrency: int | None,
     idle_timeout: str | None,
+    processes: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Change APP's scale settings (they stay in force across pushes); with no option, show them."""
+    """Change APP's scale settings and process counts (they stay in force across pushes); with
+    no option, show them."""
     app = resolve_app(app)
     changes = {"min": minimum, "max": maximum, "concurrency": concurrency, "idle_timeout": idle_timeout}
     given = {key: value for key, value in changes.items() if value is not None}
+    counts = _process_counts(processes)
     client = ctx.client()
     if given:
         client.request("PATCH", f"/v1/apps/{app}/scale", json=given)
+    if counts:
+        client.request("PATCH", f"/v1/apps/{app}/processes", json={"counts": counts})
     details = client.request("GET", f"/v1/apps/{app}", params={"events": 0})
     scale_now, sources = details["settings"]["scale"], details["sources"]
+    process_counts = {p["name"]: p["count"] for p in details["settings"].get("processes", [])}
     if as_json:
-        print_json({"scale": scale_now, "sources": {k: v for k, v in sources.items() if k.startswith("scale.")}})
+        scale_sources = {k: v for k, v in sources.items() if k.startswith("scale.")}
+        print_json({"scale": scale_now, "sources": scale_sources, "processes": process_counts})
         return
     for key in ("min", "max", "concurrency", "idle_timeout"):
         value = scale_now[key]
         shown = format_duration(value) if key == "idle_timeout" else str(value)
         console.print(f"  {key:<12} {shown:<8} [dim]({sources[f'scale.{key}']})[/]")
+    for name, count in process_counts.items():
+        console.print(f"  {name:<12} {count:<8} [dim](process type)[/]")
+
+
+def _process_counts(given: tuple[str, ...]) -> dict[str, int]:
+    """`worker=3` options into {"worker": 3}; a UsageError names the one that does not read."""
+    counts: dict[str, int] = {}
+    for item in given:
+        name, sep, count = item.partition("=")
+        if not sep or not name or not count.isdigit():
+            raise UsageError(f"--process {item!r} is not NAME=COUNT", hint="for example: --process worker=3")
+        counts[name] = int(count)
+    return counts
 
 
 DOMAIN_ACTIONS = ("add", "remove", "list")

@@ -20,6 +20,7 @@ from roost.units import parse_duration
     "--requests-only", is_flag=True, help="Only the request lines: time, method, path, status, duration, start."
 )
 @click.option("--app-only", is_flag=True, help="Only the app's own output (instances, zygotes, builds).")
+@click.option("--process", help="Only the output of this process type's instances (e.g. worker).")
 @json_option
 @pass_context
 def logs(
@@ -31,6 +32,7 @@ def logs(
     deployment: str | None,
     requests_only: bool,
     app_only: bool,
+    process: str | None,
     as_json: bool,
 ) -> None:
     """Print APP's log: its instances', zygotes' and builds' output, and a line for every request.
@@ -53,6 +55,8 @@ def logs(
             raise UsageError(f"--since {since!r} is not a duration", hint=f"--since takes {exc}") from exc
     if deployment:
         params["deployment"] = deployment
+    if process:
+        params["process"] = process
     try:
         for line in ctx.client().stream_lines("GET", f"/v1/apps/{app}/logs", params=params):
             click.echo(line)

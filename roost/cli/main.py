@@ -116,6 +116,12 @@ def check(path: Path, as_json: bool) -> None:
             f" (timeout {format_duration(check.timeout)}, restart after {check.failures} failures)",
             highlight=False,
         )
+    for process in config.processes:
+        console.print(
+            f"  process {process.name} x{process.count}: {process.command}"
+            f" (memory={format_size(process.limits.memory)} cpu={process.limits.cpu:g})",
+            markup=False,
+        )
 
 
 @cli.command("completion")

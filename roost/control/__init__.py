@@ -33,6 +33,7 @@ from roost.control.env import EnvUseCases
 from roost.control.isolation import BUILD_ISOLATION
 from roost.control.lifecycle import LifecycleUseCases
 from roost.control.overview import AppSummary, OverviewUseCases
+from roost.control.processes import ProcessUseCases
 from roost.control.quotas import QuotaState, QuotaUseCases
 from roost.control.retention import DEFAULT_KEEP, GcReport, RetentionUseCases
 from roost.control.secrets import Secrets
@@ -99,6 +100,7 @@ class Control:
         self.env = EnvUseCases(store, secrets, self.lifecycle)
         self.access = AccessUseCases(store)
         self.overview = OverviewUseCases(store, runtime, self.apps, urls)
+        self.processes = ProcessUseCases(store, self.lifecycle.reconcile)  # the API calls it as is
 
         # The methods the API, CLI and daemon call, each defined once in its group.
         self.create_app = self.apps.create_app

@@ -29,7 +29,7 @@ from roost.model import (
     TrafficEntry,
     is_valid_app_name,
 )
-from roost.runtime.protocol import InstanceInfo, Isolation, Runtime
+from roost.runtime.protocol import InstanceInfo, Isolation, ProcessStats, Runtime
 from roost.store import Store
 
 LIMIT_BUILD_ISOLATION = 200  # build.isolation events looked at: a few steps of each kept deployment
@@ -71,6 +71,7 @@ class AppDetails:
     settings: AppConfig | None = None  # in force for production, `roost scale` included
     sources: dict[str, str] = field(default_factory=dict)  # "scale.min" -> "roost scale" | "roost.toml" | "default"
     quotas: list[QuotaState] = field(default_factory=list)  # the quotas covering the app, and how full they are
+    processes: list[ProcessStats] = field(default_factory=list)  # production's process types: count, state, restarts
 
 
 def check_app_name(name: str) -> AppName:
@@ -148,6 +149,7 @@ class AppUseCases:
             quotas=await self.quotas.quota_states(name),
             isolation=await self.isolation(instances),
             build_isolation=await self.build_isolation(name, {d.id for d in deployments}),
+            processes=self.runtime.process_stats(top) if top is not None else [],
         )
 
     async def usage(self, instances: Iterable[InstanceInfo]) -> dict[int, Usage]:

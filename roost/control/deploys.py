@@ -19,6 +19,7 @@ from roost.control.buildlog import BuildLog, BuildLogs
 from roost.control.core import Announcer, check_app_name
 from roost.control.isolation import BuildWatch
 from roost.control.lifecycle import LifecycleUseCases
+from roost.control.processes import check_processes
 from roost.control.retention import RetentionUseCases
 from roost.control.secrets import Secrets
 from roost.errors import BuildFailed, ConfigError, Conflict, NoSpace, NotFound, ReleaseFailed, UsageError
@@ -195,6 +196,7 @@ class DeployUseCases:
             raise BuildFailed(f"build check failed: {result.message}", hint=_check_hint(spec))
         build_log.line(f"    {result.message}")
         build_log.line(step_line("build check", result.seconds))
+        await check_processes(self.runtime, spec, build_log.line)
 
     async def _release(self, spec: DeploymentSpec, build_log: BuildLog) -> None:
         """The app's release command, once per deployment, before any traffic: a push of the same

@@ -15,6 +15,7 @@ from dataclasses import replace
 from roost.builder import Builder
 from roost.config import merge, validate, with_overrides
 from roost.control.core import Announcer
+from roost.control.processes import without_processes
 from roost.control.secrets import Secrets
 from roost.cron import CronRunner, JobState
 from roost.errors import LimitExceeded, NotFound, RoostError
@@ -90,13 +91,22 @@ class LifecycleUseCases:
         self._production: dict[DeploymentId, bool] = {}  # served production in this run -> serves it now
 
     def _spec(
-        self, app: App, deployment: Deployment, production: bool, env: dict[str, str], quotas: tuple[Quota, ...] = ()
+        self,
+        app: App,
+        deployment: Deployment,
+        production: bool,
+        env: dict[str, str],
+        quotas: tuple[Quota, ...] = (),
+        top: bool = False,
     ) -> DeploymentSpec:
+        """`top`: the deployment is production itself (not a canary beside it): its process types run."""
         config = with_overrides(deployment.config, app.overrides)
         if production:
             config = within_quotas(config, quotas, app.name)
         else:
             config = preview_config(config, keep_zygote=deployment.id in self._production)
+        if not top:
+            config = without_processes(config)
         return DeploymentSpec.of(deployment, env, config)
 
     async def reconcile(self, app: AppName) -> None:
@@ -129,10 +139,11 @@ class LifecycleUseCases:
         """Production first; once it has a ready instance, what left production drains."""
         production = [d for d in deployments if weights.get(d.id, 0) > 0]
         leaving = [d for d in deployments if weights.get(d.id, 0) == 0 and self._production.get(d.id)]
+        top = Traffic.of_pairs(weights.items()).production
         for deployment in production:
             self._production[deployment.id] = True
             env = {**deployment.config.env, **secrets}
-            await self._register(self._spec(record, deployment, True, env, quotas))
+            await self._register(self._spec(record, deployment, True, env, quotas, top=deployment.id == top))
         handed_over = asyncio.ensure_future(self._hand_over(production, leaving)) if leaving else None
         try:
             if handed_over is not None:  # a slower start finishes the hand-over in the background

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from roost.control.core import AppUseCases, Urls
 from roost.control.usage import LIVE
 from roost.model import App, Deployment, DeploymentStatus, DesiredState, InstanceState, Mode, Traffic, TrafficEntry
-from roost.runtime.protocol import InstanceInfo, Runtime
+from roost.runtime.protocol import InstanceInfo, ProcessStats, Runtime
 from roost.store import Store
 
 
@@ -21,6 +21,7 @@ class AppSummary:
     traffic: list[TrafficEntry]
     memory: int
     url: str
+    processes: list[ProcessStats] = field(default_factory=list)  # production's process types
 
 
 def app_state(app: App, deployments: list[Deployment], live: list[InstanceInfo], crash_looping: bool) -> str:
@@ -58,19 +59,23 @@ class OverviewUseCases:
             deployments = await self.store.list_deployments(app.name)
             traffic = [t for t in await self.store.get_traffic(app.name) if t.weight > 0]
             live = [i for i in instances if i.app == app.name]
-            looping = any(self.runtime.stats(t.deployment).crash_looping for t in traffic)
+            web = [i for i in live if not i.process]
             top = Traffic.of(traffic).production
+            processes = self.runtime.process_stats(top) if top is not None else []
+            looping = any(self.runtime.stats(t.deployment).crash_looping for t in traffic)
+            looping = looping or any(p.crash_looping for p in processes)
             production = next((d for d in deployments if d.id == top), None)
             found.append(
                 AppSummary(
                     app=app,
-                    state=app_state(app, deployments, live, looping),
-                    ready=sum(1 for i in live if i.state is InstanceState.READY),
-                    total=len(live),
+                    state=app_state(app, deployments, web, looping),
+                    ready=sum(1 for i in web if i.state is InstanceState.READY),
+                    total=len(web),
                     production=production,
                     traffic=traffic,
                     memory=sum(usage[i.pid].memory for i in live if i.pid in usage),
                     url=self.urls.production(app.name),
+                    processes=processes,
                 )
             )
         return found

@@ -92,6 +92,7 @@ class Instance:
             in_flight=self.in_flight,
             restarts=self.restarts,
             reason=self.reason,
+            process=self.spec.process.name if self.spec.process is not None else "",
         )
 
     def move(self, target: InstanceState, reason: str = "") -> None:

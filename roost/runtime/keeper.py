@@ -22,7 +22,7 @@ from roost.runtime.backoff import BACKOFF_SLACK, is_crash_looping
 from roost.runtime.environ import make_tmpdir
 from roost.runtime.healthcheck import wait_healthy
 from roost.runtime.instance import Instance
-from roost.runtime.launch import StartFailed, launch_command, launch_forked, launch_fresh
+from roost.runtime.launch import StartFailed, launch_command, launch_forked, launch_fresh, launch_process
 from roost.runtime.notify import Notifier
 from roost.runtime.output import Output
 from roost.runtime.pool import Pool
@@ -63,7 +63,8 @@ class InstanceKeeper:
         """A new instance in `starting`; its task launches it. Synchronous, so it counts at once."""
         spec = pool.spec
         instance_id = new_instance_id()
-        output = Output(lambda line: self._logs.write(spec.app, spec.deployment, instance_id, line))
+        source = f"{spec.process.name}/{instance_id}" if spec.process is not None else instance_id
+        output = Output(lambda line: self._logs.write(spec.app, spec.deployment, source, line))
         instance = Instance(spec, instance_id, self._upkeep.tmpdir(instance_id), output, restarts)
         if restarts:
             instance.reason = f"restart {restarts} after: {pool.last_failure}"
@@ -115,6 +116,9 @@ class InstanceKeeper:
         make_tmpdir(instance.tmpdir)
         sandbox = self.sandbox
         await sandbox.prepare(instance.spec)
+        if instance.spec.process is not None:
+            await launch_process(instance, self._inside_tmp(instance, False), self._confine(instance))
+            return
         if instance.spec.config.command:
             await launch_command(
                 instance, deadline, self._inside_tmp(instance, False), self._confine(instance), sandbox.ports
@@ -203,15 +207,16 @@ class InstanceKeeper:
         instance.ready_at = instance.last_used = time.monotonic()
         pool.failing_to_start = False
         seconds = instance.ready_at - instance.spawned_at
+        where = f"on {instance.host}:{instance.port}" if instance.spec.process is None else "(up)"
         self._notifier.event(
             instance.spec.app,
             "instance.ready",
-            f"instance {instance.id} ready on {instance.host}:{instance.port} in {seconds:.3f}s "
-            f"({instance.start_kind.value})",
+            f"{label(instance)} ready {where} in {seconds:.3f}s ({instance.start_kind.value})",
             deployment=pool.deployment,
             instance=instance.id,
             seconds=round(seconds, 4),
             start_kind=instance.start_kind.value,
+            process=instance.info().process,
         )
         self._notifier.changed(instance)
         instance.resolve_waiters(instance.info())
@@ -253,6 +258,7 @@ class InstanceKeeper:
         lines = output[-3:]
         tail = f": {' | '.join(lines)}" if lines else ""
         now = time.monotonic()
+        pool.crashes += 1
         pool.streak = self.settings.backoff.next_streak(pool.streak, instance.healthy_seconds(now))
         delay = self.settings.backoff.delay(pool.streak)
         pool.backoff_until = now + delay
@@ -265,15 +271,16 @@ class InstanceKeeper:
         self._notifier.event(
             instance.spec.app,
             "instance.crashed",
-            f"instance {instance.id} {what}{tail}",
+            f"{label(instance)} {what}{tail}",
             deployment=pool.deployment,
             instance=instance.id,
             status=status.describe() if status is not None else what,
             output=output,
             streak=pool.streak,
             out_of_memory=bool(memory),
+            process=instance.info().process,
         )
-        if not was_ready:
+        if not was_ready and pool.spec.process is None:  # edge waiters wait for web instances only
             self._notifier.start_failed(pool.spec.deployment, f"instance {instance.id} {reason}")
         if pool.spec.config.auto_restart:
             self.keep_floor(pool, restarts=pool.streak)
@@ -307,14 +314,16 @@ class InstanceKeeper:
         if pool.restart_timer is not None:
             return
         looping = ", crash-looping" if is_crash_looping(pool.streak) else ""
+        what = f"a {pool.spec.process.name} instance" if pool.spec.process is not None else "an instance"
         self._notifier.event(
             pool.spec.app,
             "instance.backoff",
-            f"restarting an instance of {pool.deployment} in {delay:.1f}s "
+            f"restarting {what} of {pool.deployment} in {delay:.1f}s "
             f"({pool.streak} crash(es) in a row{looping}); last: {pool.last_failure}",
             deployment=pool.deployment,
             delay=round(delay, 3),
             streak=pool.streak,
+            process=pool.spec.process.name if pool.spec.process is not None else "",
         )
         pool.restart_timer = asyncio.get_running_loop().call_later(delay, self._restart_due, pool)
 
@@ -371,7 +380,8 @@ class InstanceKeeper:
                     await instance.idle.wait()
         await instance.spawned.wait()
         if instance.child is not None and instance.child.is_alive():
-            await terminate(instance.child, self.settings.grace_kill)
+            process = instance.spec.process  # a worker's grace is its own: time to finish the current job
+            await terminate(instance.child, process.grace if process is not None else self.settings.grace_kill)
         await instance.finished.wait()
 
     async def wait_ready(self, instance: Instance) -> InstanceInfo | str:
@@ -383,6 +393,12 @@ class InstanceKeeper:
         waiter: asyncio.Future[InstanceInfo | str] = asyncio.get_running_loop().create_future()
         instance.ready_waiters.append(waiter)
         return await waiter
+
+
+def label(instance: Instance) -> str:
+    """ "instance i-ab12cd", or "worker instance i-ab12cd" for a process type's."""
+    process = instance.spec.process
+    return f"{process.name} instance {instance.id}" if process is not None else f"instance {instance.id}"
 
 
 def last_words(instance: Instance, killed_for_memory: bool) -> list[str]:

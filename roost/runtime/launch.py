@@ -1,13 +1,16 @@
-"""Bringing one instance's process into being, three ways: a fork of the zygote, a fresh
-runner, or the app's own command. Each returns once the instance can take requests and
-raises StartFailed otherwise; none decides which way to go (the supervisor does).
+"""Bringing one instance's process into being, four ways: a fork of the zygote, a fresh
+runner, the app's own command, or a process type's command (a worker). Each returns once
+the instance is ready and raises StartFailed otherwise; none decides which way to go (the
+supervisor does).
 
 Readiness differs on purpose: a forked instance is ready the moment it exists, since
 the app is already imported and the kernel queues connections on the socket we bound;
 a fresh runner is ready once it says so on its notify pipe (after the import and the
 ASGI lifespan startup), so an import error is a start failure rather than a 502; a
-command app is ready once its $PORT accepts a connection. An app with a `[check]` is then
-ready only once its check passes (the keeper asks, runtime/healthcheck.py).
+command app is ready once its $PORT accepts a connection; a process type takes no
+connections and is ready once it has stayed up for its `ready_after`. A web instance of an app
+with a `[check]` is then ready only once its check passes (the keeper asks,
+runtime/healthcheck.py); a process type has no check.
 """
 
 from __future__ import annotations
@@ -142,6 +145,26 @@ async def launch_command(
     await instance.output.attach(spawned.output_fd)
     if not await wait_listening(port, spawned.child, deadline):
         raise StartFailed(await _not_ready(instance, deadline, f"never listened on $PORT (port {port})"))
+
+
+async def launch_process(instance: Instance, tmpdir: Path, confinement: Confinement | None) -> None:
+    """One instance of a process type: its command, with no $PORT; ready once it stayed up its
+    `ready_after`, so a worker that exits at once is a start failure with its own last lines."""
+    spec = instance.spec
+    process = spec.process
+    assert process is not None  # noqa: S101 - the keeper calls this only for a process type's spec
+    env = process_env(spec, instance.id, tmpdir, None)
+    try:
+        spawned = spawn(command_argv(process.command), spec.code_dir, env, (), confinement)
+    except SpawnFailed as exc:
+        raise StartFailed(str(exc)) from exc
+    instance.child = spawned.child
+    instance.start_kind = StartKind.FRESH
+    instance.mark_spawned()
+    await instance.output.attach(spawned.output_fd)
+    status = await wait_exit(spawned.child, process.ready_after)
+    if status is not None:
+        raise StartFailed(f"{status.describe()} within {process.ready_after:g}s of starting")
 
 
 async def _not_ready(instance: Instance, deadline: float, what: str) -> str:

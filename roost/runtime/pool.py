@@ -42,6 +42,7 @@ class Pool:
         self.restart_timer: asyncio.TimerHandle | None = None
         self.last_failure = ""
         self.failing_to_start = False  # the last crash came before the instance was ready
+        self.crashes = 0  # in all, since the pool was made (a process type's restarts)
 
     @property
     def deployment(self) -> str:

@@ -14,7 +14,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from roost.model import AppConfig, AppName, Deployment, DeploymentId, InstanceId, InstanceRecord, InstanceState
+from roost.model import (
+    AppConfig,
+    AppName,
+    Deployment,
+    DeploymentId,
+    InstanceId,
+    InstanceRecord,
+    InstanceState,
+    ProcessType,
+)
 from roost.runtime.isolation import Isolation  # re-exported (see __all__): part of the protocol's vocabulary
 from roost.runtime.isolation import describe as describe_isolation
 
@@ -45,6 +54,10 @@ class DeploymentSpec:
     to it); `venv_dir` the deployment's virtual environment (`venv_dir/bin/python`);
     `env` the app's own environment (roost.toml [env] and secrets), without
     PORT, TMPDIR or HOME, which the runtime sets.
+
+    The counts of `config.processes` say how many of each process type run (control
+    sets them to 0 outside production). `process` is set by the runtime alone, on the
+    spec it derives for one process type's instances; control leaves it None.
     """
 
     app: AppName
@@ -53,6 +66,7 @@ class DeploymentSpec:
     venv_dir: Path
     config: AppConfig
     env: Mapping[str, str] = field(default_factory=dict)
+    process: ProcessType | None = None
 
     @classmethod
     def of(
@@ -91,6 +105,7 @@ class InstanceInfo:
     in_flight: int = 0
     restarts: int = 0
     reason: str = ""  # why it stopped or crashed, in words: "exited with status 3", "killed by SIGKILL"
+    process: str = ""  # the process type ("worker") of an instance that takes no requests; "" for web
 
     def record(self) -> InstanceRecord:
         """What the store keeps of this instance, so `Runtime.recover` can end it after a restart.
@@ -98,6 +113,20 @@ class InstanceInfo:
         return InstanceRecord(
             self.id, self.app, self.deployment, self.pid, self.pid, self.state, self.started_at, reason=self.reason
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStats:
+    """One process type of one deployment, for `roost info` and `roost list`."""
+
+    deployment: DeploymentId
+    process: str
+    wanted: int  # the count in force (0 outside production)
+    ready: int  # up for at least `ready_after`
+    starting: int
+    restarts: int  # restarts after crashes since the deployment was deployed
+    crash_looping: bool = False
+    last_failure: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +290,14 @@ class Runtime(Protocol):
     async def probe(self, spec: DeploymentSpec, limit_seconds: float) -> ProbeResult:
         """The build check: start one throwaway instance with PORT set and see it answer."""
 
+    async def probe_process(self, spec: DeploymentSpec, process: str) -> ProbeResult:
+        """The build check of a process type: one throwaway instance of it (no PORT) must stay
+        up for its `ready_after`; then it is stopped (TERM, grace, KILL). `output` holds its
+        last lines when it ended sooner."""
+
+    def process_stats(self, deployment: DeploymentId) -> list[ProcessStats]:
+        """Each process type the runtime keeps for the deployment; [] for none or an unknown one."""
+
     async def release(self, spec: DeploymentSpec, on_line: Callable[[str], None]) -> ReleaseResult:
         """Run the deployment's `release` command once, confined like an instance, with the app's
         env and no $PORT; each line of its output goes to `on_line` as it comes. Stopped after
@@ -285,6 +322,7 @@ __all__ = [
     "InstanceInfo",
     "Isolation",
     "ProbeResult",
+    "ProcessStats",
     "ReleaseResult",
     "Runtime",
     "RuntimeListener",

@@ -1,7 +1,8 @@
 """`LocalRuntime`: the Runtime protocol on this machine's processes.
 
 A facade over the parts it owns: a `ZygoteKeeper` (zygotes), an `InstanceKeeper` (each
-instance from spawn to reap), a `LimitWatcher` (CPU budget, memory without cgroups), a
+instance from spawn to reap), a `ProcessKeeper` (process types such as workers, kept by the
+same `InstanceKeeper`), a `LimitWatcher` (CPU budget, memory without cgroups), a
 `LivenessWatcher` (health checks of running instances) and a `Notifier` (events and
 listeners). Itself it hands out slots synchronously, turns requests for capacity into instance
 starts, admits them under the memory budget, converges on counts, and shuts everything down in
@@ -30,12 +31,14 @@ from roost.runtime.liveness import LivenessWatcher
 from roost.runtime.notify import Notifier
 from roost.runtime.pool import Pool, running_pool
 from roost.runtime.probe import run_probe
+from roost.runtime.process_keeper import ProcessKeeper
 from roost.runtime.protocol import (
     DeploymentSpec,
     DeploymentStats,
     EventSink,
     InstanceInfo,
     ProbeResult,
+    ProcessStats,
     ReleaseResult,
     RuntimeListener,
     Slot,
@@ -54,10 +57,13 @@ TIMEOUT_CLOSE_TASKS = 10.0
 
 def same_instances(old: DeploymentSpec, new: DeploymentSpec) -> bool:
     """Whether instances started for `old` can serve as `new`: code, environment and limits are
-    the same, and only mode, scale and preload (how many run, and how they start) differ."""
+    the same, and only mode, scale, preload and the process types' counts (how many run, and how
+    they start) differ."""
 
     def neutral(spec: DeploymentSpec) -> DeploymentSpec:
-        return replace(spec, config=replace(spec.config, mode=Mode.FUNCTION, scale=ScaleConfig(), preload=True))
+        processes = tuple(replace(p, count=0) for p in spec.config.processes)
+        config = replace(spec.config, mode=Mode.FUNCTION, scale=ScaleConfig(), preload=True, processes=processes)
+        return replace(spec, config=config)
 
     return neutral(old) == neutral(new)
 
@@ -109,6 +115,7 @@ class LocalRuntime:
         self._upkeep = Upkeep(home)
         self._zygotes = ZygoteKeeper(settings, self.sandbox, logs, self._notifier, self._upkeep)
         self._keeper = InstanceKeeper(settings, self.sandbox, logs, self._notifier, self._upkeep, self._zygotes)
+        self._processes = ProcessKeeper(self._keeper, self._upkeep)
         self._watcher = LimitWatcher(self.sandbox, self._notifier, self._upkeep, self._keeper)
         self._liveness = LivenessWatcher(self._notifier, self._upkeep, self._keeper)
         self._pools: dict[DeploymentId, Pool] = {}
@@ -143,17 +150,24 @@ class LocalRuntime:
 
     def _sweep(self, now: float) -> None:
         self._zygotes.evict_idle(self._pools.values(), now)
-        self._watcher.police(self._pools.values(), now)
+        self._watcher.police([*self._pools.values(), *self._processes.pools()], now)
         self._liveness.police(self._pools.values(), now)
         for pool in self._pools.values():
             if pool.streak and any(i.healthy_seconds(now) >= self.settings.backoff.reset for i in pool.ready()):
                 pool.streak = 0  # healthy long enough: no longer crash-looping
+        self._processes.sweep(now, self.settings.backoff.reset)
 
     # -- deployments ---------------------------------------------------------------------------------------------------
 
     async def deploy(self, spec: DeploymentSpec) -> None:
+        """The web instances first, then the process types (whose new instances are ready
+        before this returns, so what they replace drains only after)."""
         if self._upkeep.closing:
             raise Unavailable("the runtime is shutting down")
+        await self._deploy_web(spec)
+        await self._processes.deploy(spec)
+
+    async def _deploy_web(self, spec: DeploymentSpec) -> None:
         pool = self._pools.get(spec.deployment)
         if pool is None or pool.retiring:
             pool = self._pools[spec.deployment] = Pool(spec)
@@ -175,7 +189,7 @@ class LocalRuntime:
         self._zygotes.retire(pool)
         if pool.wants_zygote():
             self._zygotes.start(pool)
-        await self.restart(spec.deployment)
+        await self._restart_web(spec.deployment)
 
     async def _respec(self, pool: Pool, spec: DeploymentSpec) -> None:
         """Only how many instances run and whether a zygote stays changed (a scale change, a
@@ -199,7 +213,7 @@ class LocalRuntime:
         pool = self._pools.get(deployment)
         if pool is None:
             return
-        await self._retire_pool(pool)
+        await asyncio.gather(self._retire_pool(pool), self._processes.retire(deployment))
         if self._pools.get(deployment) is pool:
             del self._pools[deployment]
 
@@ -250,6 +264,10 @@ class LocalRuntime:
             await self._keeper.stop(entry[0], entry[1], reason)
 
     async def restart(self, deployment: DeploymentId) -> None:
+        await self._restart_web(deployment)
+        await self._processes.restart(deployment)
+
+    async def _restart_web(self, deployment: DeploymentId) -> None:
         pool = running_pool(self._pools, deployment, self._upkeep.closing)
         pool.held = False
         old = pool.live()
@@ -277,7 +295,9 @@ class LocalRuntime:
         if pool.restart_timer is not None:
             pool.restart_timer.cancel()
             pool.restart_timer = None
-        await asyncio.gather(*(self._keeper.stop(pool, i, "drained") for i in pool.live()))
+        await asyncio.gather(
+            *(self._keeper.stop(pool, i, "drained") for i in pool.live()), self._processes.drain(deployment, "drained")
+        )
 
     def instances(self, deployment: DeploymentId | None = None) -> list[InstanceInfo]:
         """Live instances (starting, ready, draining), then up to 5 recently finished ones per
@@ -287,7 +307,7 @@ class LocalRuntime:
         else:
             pools = [self._pools[deployment]] if deployment in self._pools else []
         live = [i.info() for pool in pools for i in pool.instances.values()]
-        return live + [info for pool in pools for info in pool.finished]
+        return live + [info for pool in pools for info in pool.finished] + self._processes.instances(deployment)
 
     def stats(self, deployment: DeploymentId) -> DeploymentStats:
         """Counters; `last_request_at` is wall-clock time (time.time()). Zeros for an unknown deployment."""
@@ -297,7 +317,8 @@ class LocalRuntime:
         return pool.stats()
 
     async def isolation(self, deployment: DeploymentId | None = None) -> dict[InstanceId, Isolation]:
-        pools = [p for p in self._pools.values() if deployment in (None, p.deployment)]
+        every = [*self._pools.values(), *self._processes.pools()]
+        pools = [p for p in every if deployment in (None, p.deployment)]
         live = [(InstanceId(i.id), i.pid, p.spec) for p in pools for i in p.live() if i.pid is not None]
         return await read_instances(self.sandbox, live, [p.spec for p in self._pools.values()])
 
@@ -310,6 +331,12 @@ class LocalRuntime:
     async def probe(self, spec: DeploymentSpec, limit_seconds: float) -> ProbeResult:
         tmpdir = self._upkeep.tmpdir(f"probe-{spec.deployment}-{secrets.token_hex(3)}")
         return await run_probe(spec, limit_seconds, tmpdir, self._logs, self.settings.grace_kill, self.sandbox)
+
+    async def probe_process(self, spec: DeploymentSpec, process: str) -> ProbeResult:
+        return await self._processes.probe(spec, process)
+
+    def process_stats(self, deployment: DeploymentId) -> list[ProcessStats]:
+        return self._processes.stats(deployment)
 
     async def release(self, spec: DeploymentSpec, on_line: Callable[[str], None]) -> ReleaseResult:
         tmpdir = self._upkeep.tmpdir(f"release-{spec.deployment}-{secrets.token_hex(3)}")
@@ -330,7 +357,11 @@ class LocalRuntime:
         pools = list(self._pools.values())
         for pool in pools:
             pool.cancel_timers()
-        await asyncio.gather(*(self._retire_pool(pool) for pool in pools))
+        deployments = {pool.deployment for pool in [*pools, *self._processes.pools()]}
+        await asyncio.gather(
+            *(self._retire_pool(pool) for pool in pools),
+            *(self._processes.retire(DeploymentId(d)) for d in deployments),
+        )
         self._pools.clear()
         await self._upkeep.finish(TIMEOUT_CLOSE_TASKS)
         await asyncio.to_thread(self.sandbox.release)

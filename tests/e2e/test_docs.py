@@ -70,6 +70,7 @@ def test_the_roost_toml_reference_is_valid(tmp_path: Path) -> None:
     assert config.entrypoint == "main:app"
     assert config.crons[0].name == "nightly-report"
     assert config.keep == 10
+    assert [(p.name, p.count) for p in config.processes] == [("worker", 1)]
 
 
 def test_the_cli_reference_matches_the_commands() -> None:

@@ -335,7 +335,7 @@ class Sandbox:
         but root); when nothing can, say so once per deployment rather than ignore it."""
         if spec.config.limits.network is not Network.NONE:
             return False
-        if spec.config.command:
+        if binds_its_port(spec):
             self._tell_network(spec, "a command app binds $PORT itself, so it keeps the host network")
             return False
         if self.uses_bwrap():
@@ -358,7 +358,7 @@ class Sandbox:
         if prefix is not None:
             read_only.append(prefix)
         # network = "none" needs the socket handed in: a command app binds $PORT itself, so it keeps the host's
-        network_none = spec.config.limits.network is Network.NONE and not spec.config.command
+        network_none = spec.config.limits.network is Network.NONE and not binds_its_port(spec)
         return bwrap.View(
             code_dir=spec.code_dir,
             read_only=tuple(read_only),
@@ -381,6 +381,12 @@ class Sandbox:
                 size = spec.config.limits.tmp
                 limits.append((resource.RLIMIT_FSIZE, size, size))
         return limits
+
+
+def binds_its_port(spec: DeploymentSpec) -> bool:
+    """A command app's web instance binds $PORT itself (so it keeps the host network); a process
+    type's instance (a worker) takes no connections, so `network = "none"` applies to it."""
+    return bool(spec.config.command) and spec.process is None
 
 
 def _describe_build_net(net: buildnet.BuildNet) -> str:

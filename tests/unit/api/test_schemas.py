@@ -94,6 +94,7 @@ def test_an_instance_shows_its_address_and_usage_and_enum_values() -> None:
         "in_flight": 2,
         "restarts": 1,
         "reason": "",
+        "process": "",
         "memory": 1000,
         "cpu": 3.5,
         "isolation": None,  # not read back: none given
