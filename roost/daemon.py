@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -23,7 +24,10 @@ from prometheus_client import CollectorRegistry
 from roost.api import (
     Authenticator,
     AuthMiddleware,
+    Dashboard,
     DoorSettings,
+    EventFeed,
+    SessionBook,
     ThrottlePolicy,
     check_exposure,
     create_api,
@@ -38,9 +42,11 @@ from roost.control.domains import HttpsSetup
 from roost.control.recorder import Recorder
 from roost.control.routing import build_route_table, deployment_apps, production_scale_specs
 from roost.control.tls_sites import TlsSites
+from roost.control.usage import LIVE, measure
 from roost.cron import CronRunner
 from roost.edge import Edge, EdgeSettings, RouteTable, describe_build
 from roost.errors import ConfigError
+from roost.history import SAMPLE_SECONDS, History
 from roost.homelock import HomeLock
 from roost.listeners import bind_tcp, bind_unix
 from roost.metrics import RoostCollector, Tallies, make_registry, render
@@ -48,6 +54,7 @@ from roost.model import (
     AppName,
     CronJob,
     DeploymentId,
+    Event,
     InstanceId,
 )
 from roost.passwords import PasswordFile
@@ -77,8 +84,11 @@ class _EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
-def _address(sock: socket.socket, scheme: str = "http") -> str:
+def _address(sock: socket.socket, scheme: str = "http", reachable: bool = False) -> str:
+    """`scheme://host:port` of a listener; `reachable`: a wildcard host as this machine's loopback."""
     host, port = sock.getsockname()[:2]
+    if reachable and host in ("0.0.0.0", "::"):  # noqa: S104 - read, not bound
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"  # noqa: S104
     return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
@@ -103,6 +113,9 @@ class Daemon:
         self._autoscaler: Autoscaler | None = None
         self._apps_of: dict[DeploymentId, str] = {}
         self.metrics_registry: CollectorRegistry | None = None
+        self._tallies = Tallies()
+        self._feed = EventFeed()
+        self._history: History | None = None
 
     async def start(self) -> None:
         """Lock the home, bind every socket, open the store, recover, start serving."""
@@ -129,6 +142,7 @@ class Daemon:
         self._background(self._autoscaler.run() if self._autoscaler else None, "autoscaler")
         self._background(control.cron.run() if control.cron else None, "cron")
         self._background(control.domains.run() if s.https_port is not None else None, "certificates")
+        self._background(self._sample_history(), "history")
         await self._start_api(control, api_sock, unix_sock)
         scheme = "https" if s.tls_cert else "http"
         edge_scheme = "https" if s.tls_cert and https_sock is None else "http"
@@ -156,8 +170,8 @@ class Daemon:
         s = self.settings
         logs = self._logs = LogBook(s.home / "logs")
         recorder = self._recorder = Recorder(store, lambda: self._apps_of)
-        tallies = Tallies()
-        store.on_event = lambda event: tallies.event(event.app or "", event.kind, event.data)
+        tallies = self._tallies
+        store.on_event = self._on_event
         runtime = self._runtime = LocalRuntime(
             s.home,
             logs,
@@ -219,6 +233,7 @@ class Daemon:
         self.metrics_registry = make_registry(
             RoostCollector(lambda: edge.all_counters().values(), runtime.instances, lambda: self._apps_of, tallies)
         )
+        self._history = History(lambda: edge.all_counters().values(), runtime.instances, lambda: self._apps_of)
         return control
 
     async def _start_edge(
@@ -254,6 +269,23 @@ class Daemon:
         assert self._store is not None  # noqa: S101 - opened before wiring
         return setup, TlsSites(self._store, files, https_port if s.https_port is not None else None, default)
 
+    def _on_event(self, event: Event) -> None:
+        """The store's hook: each stored event feeds the metrics' tallies and the dashboard's streams."""
+        self._tallies.event(event.app or "", event.kind, event.data)
+        self._feed.publish(event)
+
+    async def _sample_history(self) -> None:
+        """Every SAMPLE_SECONDS, one sample of the dashboard's last hour, with each app's memory."""
+        while self._history is not None and self._runtime is not None:
+            live = [i for i in self._runtime.instances() if i.state in LIVE and i.pid is not None]
+            usage = await asyncio.to_thread(measure, [i.pid for i in live if i.pid is not None], 0)
+            memory: dict[str, int] = {}
+            for info in live:
+                if info.pid in usage:
+                    memory[info.app] = memory.get(info.app, 0) + usage[info.pid].memory
+            self._history.record(time.time(), memory)
+            await asyncio.sleep(SAMPLE_SECONDS)
+
     def _background(self, work: Coroutine[Any, Any, None] | None, name: str) -> None:
         if work is None:
             return
@@ -275,9 +307,12 @@ class Daemon:
         """Two doors onto one API: TCP (always authenticated) and the owner-only Unix socket."""
         s = self.settings
         registry = self.metrics_registry
-        api = create_api(control, lambda: render(registry) if registry is not None else b"")
         policy = ThrottlePolicy(lockout_seconds=s.login_lockout)
         auth = Authenticator(PasswordFile(s.passwords_path), control.token_info, policy)
+        sessions = SessionBook()
+        url = _address(tcp, "https" if s.tls_cert else "http", reachable=True)
+        dashboard = Dashboard(auth, sessions, self._history, self._feed, url)
+        api = create_api(control, lambda: render(registry) if registry is not None else b"", dashboard)
         proxies = parse_networks(s.trust_proxy)
         doors = [
             (tcp, DoorSettings(False, s.require_password, s.trust_loopback, proxies), s.tls_cert, s.tls_key),
@@ -285,7 +320,7 @@ class Daemon:
         ]
         for sock, door, cert, key in doors:
             config = uvicorn.Config(
-                AuthMiddleware(api, auth, door, control.audit.record),
+                AuthMiddleware(api, auth, door, control.audit.record, sessions),
                 log_level="warning",
                 access_log=False,
                 lifespan="off",

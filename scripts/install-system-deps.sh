@@ -5,9 +5,11 @@
 #                  deny-list) and nftables (the firewall around instance ports). Without them
 #                  Roost falls back, and says so when `roost serve` starts.
 #   bench          bench/proxy.py's reference and load generator: nginx and wrk.
-#   test           the end-to-end tests' real services: redis-server (tests/e2e/test_processes.py's
-#                  Celery queue) and pebble, Let's Encrypt's ACME test server
-#                  (tests/e2e/test_acme.py); without them those tests fail and say so.
+#   test           the end-to-end tests' real services and browser: redis-server
+#                  (tests/e2e/test_processes.py's Celery queue), pebble, Let's Encrypt's ACME test
+#                  server (tests/e2e/test_acme.py), Debian's chromium and its chromedriver
+#                  (tests/e2e/test_dashboard.py; Selenium is given the driver's path, so nothing
+#                  downloads a browser); without them those tests fail and say so.
 set -u
 missing=()
 if [ "${1:-}" = test ]; then
@@ -15,6 +17,8 @@ if [ "${1:-}" = test ]; then
     consequence="the tests that need it will fail, naming it"
     command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
     command -v pebble >/dev/null 2>&1 || missing+=(pebble)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 elif [ "${1:-}" = bench ]; then
     purpose="the benchmarks"
     consequence="bench/proxy.py will stop and name them"

@@ -12,7 +12,6 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from roost.api.auth import AUDIT_KIND, Identity
 from roost.api.deps import ControlDep, IdentityDep
 from roost.api.params import SQLITE_INTEGER_MAX, AppName, AppNameQuery, Host, HostText
 from roost.api.schemas import (
@@ -25,7 +24,7 @@ from roost.api.schemas import (
     ProcessCounts,
     ScaleChange,
 )
-from roost.api.scopes import visible
+from roost.api.scopes import shown_event, visible
 from roost.applog import LogLine, LogTail
 from roost.control import SuppliedCert
 from roost.errors import RequestInvalid
@@ -64,7 +63,7 @@ async def show_app(
     name: AppName, control: ControlDep, identity: IdentityDep, events: int = Query(20, ge=0, le=1000)
 ) -> AppInfoOut:
     shown = AppInfoOut.of(await control.app_details(name, events), control.urls)
-    shown.events = [e for e in shown.events if _shown(identity, e.kind, e.app)]
+    shown.events = [e for e in shown.events if shown_event(identity, e.kind, e.app)]
     return shown
 
 
@@ -211,12 +210,7 @@ async def list_events(
     limit: int = Query(50, ge=1, le=1000),
 ) -> list[EventOut]:
     """Events, oldest first; a caller without admin sees only its apps' (the page may be shorter)."""
-    return [EventOut.of(e) for e in await control.events(app, after, limit) if _shown(identity, e.kind, e.app)]
-
-
-def _shown(identity: Identity, kind: str, app: str | None) -> bool:
-    """Daemon-wide events and the audit (api.call) are for admins; the rest for the app's viewers."""
-    return identity.grants.admin or (kind != AUDIT_KIND and visible(identity, app))
+    return [EventOut.of(e) for e in await control.events(app, after, limit) if shown_event(identity, e.kind, e.app)]
 
 
 @router.get("/v1/events/stream", response_class=StreamingResponse, tags=["events"])
@@ -225,7 +219,7 @@ async def stream_events(
 ) -> StreamingResponse:
     """The last events, then every new one as it happens: one JSON object per line."""
     first = await control.events(app, 0, max(last, 1))
-    shown = [e for e in first[-last:] if _shown(identity, e.kind, e.app)] if last else []
+    shown = [e for e in first[-last:] if shown_event(identity, e.kind, e.app)] if last else []
 
     async def lines() -> AsyncIterator[bytes]:
         after = first[-1].id if first else 0
@@ -235,7 +229,7 @@ async def stream_events(
             await asyncio.sleep(EVENT_POLL_SECONDS)
             for event in await control.events(app, after, 1000):
                 after = event.id
-                if not _shown(identity, event.kind, event.app):
+                if not shown_event(identity, event.kind, event.app):
                     continue
                 yield (EventOut.of(event).model_dump_json() + "\n").encode()
 

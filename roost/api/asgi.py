@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from fastapi import Depends, FastAPI
 from starlette.routing import BaseRoute
 
 from roost import __version__
-from roost.api import access, apps, audit, deploys, env, ops, quotas
+from roost.api import access, apps, audit, deploys, env, live, ops, quotas, ui
+from roost.api.auth import Authenticator
 from roost.api.errors import install_error_handlers
+from roost.api.live import Charts, EventFeed
 from roost.api.schemas import ErrorOut, HealthOut, VersionOut
 from roost.api.scopes import check_routes, enforce
+from roost.api.session import SessionBook
 from roost.control import Control
 
 # 403: a role the caller lacks (scopes.py); 429: the login throttle (auth.py) and LimitExceeded;
@@ -22,15 +26,46 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-ROUTERS = (apps.router, deploys.router, access.router, env.router, ops.router, quotas.router, audit.router)
+ROUTERS = (
+    apps.router,
+    deploys.router,
+    access.router,
+    env.router,
+    ops.router,
+    quotas.router,
+    audit.router,
+    live.router,
+    ui.router,
+)
 
 
-def create_api(control: Control, metrics: Callable[[], bytes] = lambda: b"") -> FastAPI:
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """What the dashboard's routes need beyond Control: the daemon's sessions, its password and
+    token checks (the same Authenticator as the middleware's, so one throttle), the metrics
+    history, the event feed and the admin API's own address (for `roost ui`'s link)."""
+
+    authenticator: Authenticator | None = None
+    sessions: SessionBook = field(default_factory=SessionBook)
+    charts: Charts | None = None
+    feed: EventFeed = field(default_factory=EventFeed)
+    url: str = ""
+
+
+def create_api(
+    control: Control, metrics: Callable[[], bytes] = lambda: b"", dashboard: Dashboard | None = None
+) -> FastAPI:
     """Build the FastAPI application over `control`; `metrics` renders /metrics. Every route
     runs `enforce` (scopes.py) first; a route without a declared need stops this from starting."""
     api = FastAPI(title="Roost admin API", version=__version__, responses=ERRORS, dependencies=[Depends(enforce)])
     api.state.control = control
     api.state.metrics = metrics
+    dashboard = dashboard or Dashboard()
+    api.state.authenticator = dashboard.authenticator
+    api.state.sessions = dashboard.sessions
+    api.state.charts = dashboard.charts
+    api.state.feed = dashboard.feed
+    api.state.ui_url = dashboard.url
     install_error_handlers(api)
 
     @api.get("/healthz", response_model=HealthOut, tags=["daemon"])

@@ -5,7 +5,8 @@ Over TCP every client shows a token or a password, loopback included, unless
 --trust-loopback. The client's address is the socket peer; X-Forwarded-For
 counts only from --trust-proxy networks. Password attempts are throttled (never
 tokens: a valid one always gets in). Each identity carries its grants; what a route
-needs of them is decided in scopes.py, after routing.
+needs of them is decided in scopes.py, after routing. The dashboard's browser sessions
+(session.py) are a third way in: a session cookie, and on every change its CSRF header.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from roost.api.session import COOKIE, CSRF_HEADER, Login, SessionBook
 from roost.api.throttle import Admission, Sources, Throttle, ThrottlePolicy
 from roost.clientaddr import Network, client_address, is_localhost
 from roost.control import TokenInfo
@@ -30,7 +32,9 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-OPEN_PATHS = frozenset({"/healthz"})
+OPEN_PATHS = frozenset({"/healthz", "/ui", "/ui/", "/ui/login", "/ui/link"})
+OPEN_PREFIX = "/ui/assets/"  # the dashboard's own HTML, CSS and JS: nothing secret
+UI_HEADER = "x-roost-ui"  # sent by the dashboard's page: a 401 then asks for no Basic login box
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CACHE_SECONDS = 60.0
 BCRYPT_PARALLEL = 2
@@ -109,6 +113,14 @@ class Authenticator:
         if credentials is None:
             return Refusal(401, "credentials must be a Bearer token or Basic user:password")
         return await self.login(*credentials, address)
+
+    async def identify_login(self, login: Login, address: str) -> Identity | Refusal:
+        """A session's identity, asked again on every request: the grants of now."""
+        if login.kind == "token":
+            return await self._bearer(login.token, address)
+        if login.kind == "password":
+            return await self._user(login.name, address)
+        return Identity("local", "link", address)  # `roost ui`: the Unix socket's owner
 
     async def _bearer(self, token: str, address: str) -> Identity | Refusal:
         """A token's identity; a user's token (`roost login`) has the user's grants of now, and
@@ -221,26 +233,77 @@ def _cache_key(user: str, password: str) -> str:
 AuditSink = Callable[[Identity, str, str, int], Awaitable[None]]
 
 
+def is_open(path: str) -> bool:
+    """Paths anyone may fetch: the health check, the dashboard's page and its login."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIX)
+
+
+def session_id(headers: dict[str, str]) -> str:
+    """The dashboard's session cookie, or ""."""
+    for part in headers.get("cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE:
+            return value
+    return ""
+
+
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, auth: Authenticator, door: DoorSettings, audit: AuditSink) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        auth: Authenticator,
+        door: DoorSettings,
+        audit: AuditSink,
+        sessions: SessionBook | None = None,
+    ) -> None:
         self.app = app
         self.auth = auth
         self.door = door
         self.audit = audit
+        self.sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         address = self._address(scope, headers)
+        scope.setdefault("state", {})["address"] = address
+        if is_open(scope["path"]):
+            await self.app(scope, receive, send)
+            return
         identity = self._trusted(address)
         if identity is None:
-            identity = await self._authenticate(headers, address, send)
+            if "authorization" not in headers and self.sessions is not None and session_id(headers):
+                identity = await self._from_session(scope, headers, address, send)
+            else:
+                identity = await self._authenticate(headers, address, send)
             if identity is None:
                 return
-        scope.setdefault("state", {})["identity"] = identity
+        scope["state"]["identity"] = identity
         await self._call_audited(scope, receive, send, identity)
+
+    async def _from_session(self, scope: Scope, headers: dict[str, str], address: str, send: Send) -> Identity | None:
+        """The identity of a live session; a change must carry the session's CSRF token too
+        (refused 403 without it, and audited as refused)."""
+        assert self.sessions is not None  # noqa: S101 - checked by the caller
+        sid = session_id(headers)
+        session = self.sessions.get(sid, time.time())
+        if session is None:
+            await _refuse(send, 401, "unauthorized", "the session has ended", "log in again", 0, challenge=False)
+            return None
+        outcome = await self.auth.identify_login(session.login, address)
+        if isinstance(outcome, Refusal):
+            self.sessions.close(sid)  # the user or token is gone: so is its session
+            message = "the session's credentials no longer work"
+            await _refuse(send, 401, "unauthorized", message, "log in again", 0, challenge=False)
+            return None
+        if scope["method"] in MUTATING and not session.is_csrf(headers.get(CSRF_HEADER, "")):
+            hint = f"send the session's CSRF token in the {CSRF_HEADER} header (the dashboard does)"
+            await _refuse(send, 403, "forbidden", "a change needs the session's CSRF token", hint, 0, challenge=False)
+            await self.audit(outcome, scope["method"], scope["path"], 403)
+            return None
+        return outcome
 
     def _address(self, scope: Scope, headers: dict[str, str]) -> str:
         if self.door.via_unix:
@@ -263,7 +326,7 @@ class AuthMiddleware:
         outcome = await self.auth.identify(authorization, address) if authorization else None
         if isinstance(outcome, Identity):
             return outcome
-        await _refuse_with(send, outcome or Refusal(401, "this API needs credentials"))
+        await _refuse_with(send, outcome or Refusal(401, "this API needs credentials"), UI_HEADER not in headers)
         return None
 
     async def _call_audited(self, scope: Scope, receive: Receive, send: Send, identity: Identity) -> None:
@@ -286,20 +349,23 @@ class AuthMiddleware:
                 await self.audit(identity, scope["method"], f"{scope['path']}?{query}", status)
 
 
-async def _refuse_with(send: Send, refusal: Refusal) -> None:
+async def _refuse_with(send: Send, refusal: Refusal, challenge: bool = True) -> None:
     if refusal.status == 429:
         wait = int(refusal.retry_after) + 1
         hint = f"wait {wait}s and try again; a token (`roost login`, `roost token create`) is never throttled"
         await _refuse(send, 429, "limit_exceeded", refusal.message, hint, refusal.retry_after)
         return
     hint = "use --token/ROOST_TOKEN, -B/--basic-auth, or `roost login`; locally, the Unix socket"
-    await _refuse(send, 401, "unauthorized", refusal.message, hint, 0)
+    await _refuse(send, 401, "unauthorized", refusal.message, hint, 0, challenge)
 
 
-async def _refuse(send: Send, status: int, code: str, message: str, hint: str, retry_after: float) -> None:
+async def _refuse(
+    send: Send, status: int, code: str, message: str, hint: str, retry_after: float, challenge: bool = True
+) -> None:
+    """`challenge`: a 401 asks for Basic credentials (a browser's login box); the dashboard's page never wants one."""
     body = json.dumps({"error": code, "message": message, "hint": hint}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 401:
+    if status == 401 and challenge:
         headers.append((b"www-authenticate", b'Basic realm="roost", charset="UTF-8"'))
     if retry_after:
         headers.append((b"retry-after", str(int(retry_after) + 1).encode()))

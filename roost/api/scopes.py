@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 from starlette.routing import BaseRoute
 
-from roost.api.auth import AUDIT_READ, Identity
+from roost.api.auth import AUDIT_KIND, AUDIT_READ, Identity
 from roost.errors import AuthError, Forbidden, UsageError
 from roost.grants import Grants, Role
 
@@ -102,6 +102,18 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("PUT", "/v1/quotas/{pattern}"): ADMIN,
     ("DELETE", "/v1/quotas/{pattern}"): ADMIN,
     ("GET", "/v1/audit"): ADMIN,  # who did what to every app, from where
+    # the dashboard: its page and login are open (nothing secret; login is throttled), the rest
+    # as the JSON routes it reads; a session's changes also need its CSRF token (auth.py)
+    ("GET", "/ui"): OPEN,
+    ("GET", "/ui/"): OPEN,
+    ("GET", "/ui/assets/{name}"): OPEN,
+    ("POST", "/ui/login"): OPEN,
+    ("GET", "/ui/link"): OPEN,  # a one-time secret from `roost ui`
+    ("POST", "/ui/links"): ADMIN,  # and only over the Unix socket (the handler checks)
+    ("POST", "/ui/logout"): SIGNED_IN,
+    ("GET", "/ui/session"): SIGNED_IN,
+    ("GET", "/ui/stream"): Need(Role.VIEWER, AppFrom.QUERY),  # rows filtered as GET /v1/apps
+    ("GET", "/v1/apps/{name}/charts"): VIEW_APP,
 }
 
 _FLAG = TypeAdapter(bool)
@@ -185,6 +197,11 @@ def visible(identity: Identity, app: str | None) -> bool:
     if identity.grants.admin:
         return True
     return app is not None and identity.grants.allows(Role.VIEWER, app)
+
+
+def shown_event(identity: Identity, kind: str, app: str | None) -> bool:
+    """Daemon-wide events and the audit (api.call) are for admins; the rest for the app's viewers."""
+    return identity.grants.admin or (kind != AUDIT_KIND and visible(identity, app))
 
 
 def token_grants(identity: Identity, asked: Grants | None, own: bool) -> tuple[Grants, str | None]:

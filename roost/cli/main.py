@@ -26,6 +26,7 @@ from roost.cli.push import push
 from roost.cli.security import login, logout, password, token
 from roost.cli.serve import serve
 from roost.cli.tenants import audit, quota
+from roost.cli.ui import ui
 from roost.cli.users import user
 from roost.config import load_app_config
 from roost.errors import RoostError, UsageError
@@ -165,6 +166,7 @@ for command in (
     events,
     quota,
     audit,
+    ui,
 ):
     cli.add_command(command)
 attach(cli)

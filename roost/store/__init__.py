@@ -60,7 +60,7 @@ class Store:
         self._db = db
         self.aliases = AliasTable(db)  # branch aliases: stable preview hosts
         self.certificates = CertificateTable(db)  # custom domains' certificates
-        self.on_event: Callable[[Event], None] | None = None  # told of each event add_event stored
+        self.on_event: Callable[[Event], None] | None = None  # told of each event stored, once committed
         self.instances = InstanceTable(db)
         self.domains = DomainTable(db)
         self.tokens = TokenTable(db)
@@ -83,6 +83,7 @@ class Store:
     async def create_app(self, name: AppName, mode: Mode, config: AppConfig) -> App:
         """Insert a new app. Raises Conflict when the name is taken."""
         now = time.time()
+        stored: list[int] = []
 
         def insert(conn: sqlite3.Connection) -> App:
             if conn.execute("SELECT 1 FROM apps WHERE name = ?", (name,)).fetchone():
@@ -91,10 +92,12 @@ class Store:
                 "INSERT INTO apps (name, mode, desired, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (name, mode.value, DesiredState.RUNNING.value, json.dumps(config.to_dict()), now, now),
             )
-            _insert_event(conn, name, "app.created", f"app {name} created ({mode.value})", {})
+            stored.append(_insert_event(conn, name, "app.created", f"app {name} created ({mode.value})", {}))
             return app_from_row(conn.execute("SELECT * FROM apps WHERE name = ?", (name,)).fetchone())
 
-        return await self._db.write(insert)
+        app = await self._db.write(insert)
+        await self._announce(stored)
+        return app
 
     async def get_app(self, name: str) -> App:
         """The app; raises NotFound."""
@@ -158,13 +161,16 @@ class Store:
     async def delete_app(self, name: str) -> None:
         """Remove the app with its deployments, traffic and domains; raises NotFound."""
 
+        stored: list[int] = []
+
         def delete(conn: sqlite3.Connection) -> None:
             if conn.execute("DELETE FROM apps WHERE name = ?", (name,)).rowcount == 0:
                 raise _no_app(name)
             conn.execute("DELETE FROM instances WHERE app = ? AND state IN ('stopped', 'crashed')", (name,))
-            _insert_event(conn, name, "app.removed", f"app {name} removed", {})
+            stored.append(_insert_event(conn, name, "app.removed", f"app {name} removed", {}))
 
         await self._db.write(delete)
+        await self._announce(stored)
 
     # -- deployments --------------------------------------------------------
 
@@ -237,20 +243,25 @@ class Store:
     async def fail_building_deployments(self, reason: str) -> list[Deployment]:
         """Mark every `building` deployment failed (after a daemon restart)."""
 
+        stored: list[int] = []
+
         def update(conn: sqlite3.Connection) -> list[Deployment]:
             rows = conn.execute("SELECT * FROM deployments WHERE status = 'building'").fetchall()
             conn.execute("UPDATE deployments SET status = 'failed', error = ? WHERE status = 'building'", (reason,))
             for row in rows:
-                _insert_event(
+                event = _insert_event(
                     conn,
                     row["app"],
                     "deploy.failed",
                     f"deployment {row['id']} failed: {reason}",
                     {"deployment": row["id"]},
                 )
+                stored.append(event)
             return [deployment_from_row(r) for r in rows]
 
-        return await self._db.write(update)
+        failed = await self._db.write(update)
+        await self._announce(stored)
+        return failed
 
     async def get_deployment(self, app: str, deployment: str) -> Deployment:
         def select(conn: sqlite3.Connection) -> Deployment:
@@ -279,6 +290,7 @@ class Store:
     async def set_traffic(self, app: AppName, entries: list[TrafficEntry], kind: str, message: str) -> None:
         """Replace the app's traffic in one transaction and record the release."""
         now = time.time()
+        stored: list[int] = []
 
         def replace(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM traffic WHERE app = ?", (app,))
@@ -289,9 +301,11 @@ class Store:
             production = Traffic.of(entries).production
             if production is not None:
                 conn.execute("INSERT INTO releases (app, deployment, at) VALUES (?, ?, ?)", (app, production, now))
-            _insert_event(conn, app, kind, message, {"traffic": {e.deployment: e.weight for e in entries}})
+            traffic = {e.deployment: e.weight for e in entries}
+            stored.append(_insert_event(conn, app, kind, message, {"traffic": traffic}))
 
         await self._db.write(replace)
+        await self._announce(stored)
 
     async def get_traffic(self, app: str) -> list[TrafficEntry]:
         return await self._db.read(
@@ -332,6 +346,17 @@ class Store:
         if self.on_event is not None:
             self.on_event(event)
         return event
+
+    async def _announce(self, ids: list[int]) -> None:
+        """Tell `on_event` of events a transaction stored beside its own change (add_event tells it itself)."""
+        if self.on_event is None or not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        rows = await self._db.read(
+            lambda conn: conn.execute(f"SELECT * FROM events WHERE id IN ({marks}) ORDER BY id", ids).fetchall()  # noqa: S608 - only placeholders
+        )
+        for row in rows:
+            self.on_event(event_from_row(row))
 
     async def list_events(self, app: str | None = None, after: int = 0, limit: int = 50) -> list[Event]:
         """Events after id `after`, oldest first; the newest `limit` when `after` is 0."""

@@ -337,6 +337,11 @@ def test_tls_serves_the_api_over_https(home: Path, tmp_path: Path) -> None:
             timeout=10,
         )
         assert edge.status_code == 404
+        trusted = ssl.create_default_context(cafile=str(cert))
+        login = httpx.post(f"{daemon.api_url}/ui/login", json={"user": "admin", "password": PASSWORD}, verify=trusted)
+        assert login.status_code == 200, login.text
+        flags = login.headers["set-cookie"].split("; ")
+        assert {"HttpOnly", "Secure", "SameSite=strict"} <= set(flags), flags  # the dashboard's cookie over TLS
         plain = daemon.api_url.replace("https://", "http://")
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"{plain}/v1/apps", timeout=5).raise_for_status()

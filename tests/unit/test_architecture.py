@@ -59,6 +59,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.vault": LEAVES,
     "roost.cron": LEAVES,
     "roost.metrics": (*LEAVES, "roost.runtime.protocol", "roost.edge.counters"),
+    "roost.history": (*LEAVES, "roost.runtime.protocol", "roost.edge.counters"),
     "roost.api": (
         *LEAVES,
         *VERSION,
@@ -387,7 +388,7 @@ INSIDE_ONLY: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
         for pure in ("backoff", "budget", "capacity", "cause", "isolation")
     ),
 )
-API_ROUTES = ("access", "apps", "audit", "deploys", "env", "ops", "quotas")
+API_ROUTES = ("access", "apps", "audit", "deploys", "env", "live", "ops", "quotas", "ui")
 STORE_TABLES = ("aliases", "audit", "domains", "instance_tables", "quotas", "secrets", "tokens")
 INSIDE_NEVER: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     (
