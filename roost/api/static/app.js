@@ -487,12 +487,26 @@ function drawScale(details) {
   fill(box, form, h("p", { class: "note" }, `Mode ${details.app.mode}; settings from ${Object.values(details.sources || {}).filter((v, i, a) => a.indexOf(v) === i).join(", ") || "defaults"}.`));
 }
 
-function drawDomains(details) {
+function certificateText(domain) {
+  const until = domain.not_after ? new Date(domain.not_after * 1000).toLocaleDateString() : "";
+  switch (domain.state) {
+    case "valid": return `valid until ${until}`;
+    case "pending": return "pending (being issued)";
+    case "failing": return `failing: ${domain.last_error || "the CA refused"}${domain.next_attempt ? ` · next try ${clock(domain.next_attempt)}` : ""}${until ? ` · old one valid until ${until}` : ""}`;
+    case "expired": return `expired ${until}`;
+    default: return "none (plain HTTP)";
+  }
+}
+
+async function drawDomains(details) {
   const box = document.getElementById("domains-body");
   if (!box || box.contains(document.activeElement)) return;
   const name = details.app.name;
-  const tls = details.url.startsWith("https:");
-  const certificate = tls ? "served over HTTPS" : "none (plain HTTP)";
+  let domains;
+  try {
+    domains = await api("GET", `/v1/apps/${name}/domains`);
+  } catch (e) { fill(box, h("p", { class: "muted" }, e.message)); return; }
+  const fallback = details.url.startsWith("https:") ? "served over HTTPS" : "none (plain HTTP)";
   const remove = (host) => h("button", { type: "button", class: "small quiet", "aria-label": `Remove ${host}`, disabled: !state.me.admin,
     onclick: () => change(`Remove ${host}`, () => api("DELETE", `/v1/apps/${name}/domains/${encodeURIComponent(host)}`),
       { title: `Remove ${host}?`, text: `Requests for ${host} stop reaching ${name} at once.`, ok: "Remove" }) }, "Remove");
@@ -502,11 +516,13 @@ function drawDomains(details) {
     change(`Add ${hostInput.value.trim()}`, () => api("POST", `/v1/apps/${name}/domains`, { host: hostInput.value.trim() }));
     hostInput.value = "";
   } }, h("label", { for: "domain-host" }, "Domain", hostInput), h("button", { type: "submit", disabled: !state.me.admin }, "Add"));
+  if (box.contains(document.activeElement)) return;
   fill(box, h("table", {},
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Host"), h("th", { scope: "col" }, "Certificate"), h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
     h("tbody", {},
-      h("tr", {}, h("td", {}, new URL(details.url).hostname, h("span", { class: "muted" }, " (default)")), h("td", {}, certificate), h("td", {})),
-      details.domains.map((host) => h("tr", { "data-domain": host }, h("td", {}, host), h("td", {}, certificate), h("td", {}, remove(host)))))),
+      h("tr", {}, h("td", {}, new URL(details.url).hostname, h("span", { class: "muted" }, " (default)")), h("td", {}, fallback), h("td", {})),
+      domains.map((d) => h("tr", { "data-domain": d.host, "data-state": d.state }, h("td", {}, d.host),
+        h("td", { class: d.state === "failing" || d.state === "expired" ? "bad" : "" }, d.source ? certificateText(d) : fallback), h("td", {}, remove(d.host)))))),
   form, state.me.admin ? null : h("p", { class: "note" }, "Adding a domain needs the admin role."));
 }
 
