@@ -80,6 +80,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "roost audit --app shop-a --since 1h",
         "roost audit --user ci --action DELETE -n 100 --json",
     ),
+    "ui": ("roost ui", "roost ui --open   # in the desktop's browser"),
     "gc": ("roost gc", "roost gc --yes --json"),
     "version": ("roost version", "roost --version"),
     "completion": (
