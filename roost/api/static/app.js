@@ -233,9 +233,8 @@ function route() {
 
 const COLUMNS = [
   ["App", "name"], ["State", "state"], ["Ready", "ready", "num"], ["Req/s", "rps", "num"],
-  ["p95", "p95", "num"], ["Errors", "errors", "num hide-narrow"], ["Memory", "memory", "num hide-narrow"],
-  ["Production", "production", "hide-narrow"],
-];
+  ["p95", "p95", "num"], ["Errors", "errors", "num"], ["Memory", "memory", "num"], ["Production", "production"],
+];  // every column at every width: a narrow screen scrolls the table sideways (.scroll) instead of losing figures
 
 function showOverview() {
   state.app = null;
