@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +18,9 @@ import pytest
 
 from tests.e2e.apps import get, info, push, pushed, wait_until, write_app
 from tests.e2e.harness import Daemon, module_daemon, running
-from tests.e2e.ports import free_port
+from tests.e2e.services import running_redis
 
 daemon = module_daemon("processes")
-
-TIMEOUT_REDIS = 20.0
 
 CELERY_TASKS = """
 import os
@@ -110,36 +105,11 @@ while True:
 """
 
 
-def redis_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A private redis-server on a free loopback port, its data in a folder of its own; stopped
-    (TERM, then KILL) at the end. Its port, once it answers PING."""
-    program = shutil.which("redis-server") or "/usr/bin/redis-server"
-    assert Path(program).exists(), "redis-server is missing: `make test` installs it (apt-get install redis-server)"
-    folder = tmp_path_factory.mktemp("redis")
-    port = free_port()
-    argv = [program, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", ""]
-    argv += ["--appendonly", "no", "--daemonize", "no", "--logfile", str(folder / "redis.log")]
-    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_until("redis-server answering PING", lambda: redis_answers(port), timeout=TIMEOUT_REDIS, every=0.05)
+    """A private redis-server for the module's Celery apps; its port."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as port:
         yield port
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
 
 
 def workers(daemon: Daemon, app: str, state: str = "ready", process: str = "worker") -> list[dict[str, Any]]:

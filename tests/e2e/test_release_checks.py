@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,155 +15,18 @@ from typing import Any
 import pytest
 
 from tests.e2e.apps import get, info, push, pushed, ready_instances, wait_until, write_app
+from tests.e2e.djangoapp import BROKEN_MIGRATION, django_app
 from tests.e2e.harness import Daemon, module_daemon
-from tests.e2e.ports import free_port
+from tests.e2e.services import running_postgres
 
 daemon = module_daemon("release", "--build-check-timeout", "20s")  # a failing check fails within 20s
-
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-PG_USER = "postgres"  # initdb will not run as root; Debian's package made this user
-
-MANAGE = """
-import os
-import sys
-
-if __name__ == "__main__":
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "migsite.settings")
-    from django.core.management import execute_from_command_line
-
-    execute_from_command_line(sys.argv)
-"""
-SETTINGS = """
-import os
-from urllib.parse import urlsplit
-
-url = urlsplit(os.environ["DATABASE_URL"])
-SECRET_KEY = "e2e-only"
-DEBUG = False
-ALLOWED_HOSTS = ["*"]
-ROOT_URLCONF = "migsite.urls"
-INSTALLED_APPS = ["greetings"]
-MIDDLEWARE = []
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": url.path.lstrip("/"),
-        "USER": url.username,
-        "HOST": url.hostname,
-        "PORT": str(url.port),
-    }
-}
-USE_TZ = True
-"""
-URLS = """
-from django.http import HttpResponse
-from django.urls import path
-
-from greetings.models import Greeting
-
-
-def index(request):
-    return HttpResponse(Greeting.objects.get().text)
-
-
-urlpatterns = [path("", index)]
-"""
-WSGI = """
-import os
-
-from django.core.wsgi import get_wsgi_application
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "migsite.settings")
-application = get_wsgi_application()
-"""
-MODELS = """
-from django.db import models
-
-
-class Greeting(models.Model):
-    text = models.CharField(max_length=100)
-"""
-MIGRATION_1 = """
-from django.db import migrations, models
-
-
-def greet(apps, schema_editor):
-    apps.get_model("greetings", "Greeting").objects.create(text="hello from a migration")
-
-
-class Migration(migrations.Migration):
-    initial = True
-    dependencies = []
-    operations = [
-        migrations.CreateModel(
-            name="Greeting",
-            fields=[
-                ("id", models.AutoField(primary_key=True, serialize=False)),
-                ("text", models.CharField(max_length=100)),
-            ],
-        ),
-        migrations.RunPython(greet),
-    ]
-"""
-BROKEN_MIGRATION = """
-from django.db import migrations
-
-
-class Migration(migrations.Migration):
-    dependencies = [("greetings", "0001_initial")]
-    operations = [migrations.RunSQL("ALTER TABLE no_such_table ADD COLUMN x integer")]
-"""
-
-
-def as_postgres(*argv: str) -> None:
-    subprocess.run(["runuser", "-u", PG_USER, "--", *argv], check=True, capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[str]:
-    """A real PostgreSQL on a free loopback port, its data in a folder of its own; its URL."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail("PostgreSQL 15 is not installed (apt-get install postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="roost-e2e-pg-"))
-    shutil.chown(root, PG_USER, PG_USER)
-    data, port = root / "data", free_port()
-    as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "roost", "--no-sync")
-    options = f"-p {port} -k {root} -h 127.0.0.1 -c fsync=off"
-    try:
-        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
-        as_postgres(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "roost", "greetings")
-        yield f"postgresql://roost@127.0.0.1:{port}/greetings"
-    finally:
-        subprocess.run(
-            ["runuser", "-u", PG_USER, "--", str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def django_app(root: Path) -> Path:
-    app = write_app(
-        root,
-        "migrating",
-        {
-            "roost.toml": 'name = "migrating"\nentrypoint = "migsite.wsgi:application"\n'
-            'release = "python manage.py migrate --noinput"\n',
-            "requirements.txt": "django>=5.2\npsycopg[binary]>=3.2\n",
-            "manage.py": MANAGE,
-        },
-    )
-    for package, files in {
-        "migsite": {"settings.py": SETTINGS, "urls.py": URLS, "wsgi.py": WSGI},
-        "greetings": {"models.py": MODELS},
-        "greetings/migrations": {"0001_initial.py": MIGRATION_1},
-    }.items():
-        (app / package).mkdir()
-        (app / package / "__init__.py").write_text("")
-        for name, text in files.items():
-            (app / package / name).write_text(text)
-    return app
+    """A real PostgreSQL for the module's Django app; its URL."""
+    with running_postgres("greetings") as url:
+        yield url
 
 
 def events(daemon: Daemon, app: str) -> list[dict[str, Any]]:
