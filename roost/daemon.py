@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import socket
-import time
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -42,11 +41,11 @@ from roost.control.domains import HttpsSetup
 from roost.control.recorder import Recorder
 from roost.control.routing import build_route_table, deployment_apps, production_scale_specs
 from roost.control.tls_sites import TlsSites
-from roost.control.usage import LIVE, measure
+from roost.control.usage import app_memory
 from roost.cron import CronRunner
 from roost.edge import Edge, EdgeSettings, RouteTable, describe_build
 from roost.errors import ConfigError
-from roost.history import SAMPLE_SECONDS, History
+from roost.history import History
 from roost.homelock import HomeLock
 from roost.listeners import bind_tcp, bind_unix
 from roost.metrics import RoostCollector, Tallies, make_registry, render
@@ -142,7 +141,7 @@ class Daemon:
         self._background(self._autoscaler.run() if self._autoscaler else None, "autoscaler")
         self._background(control.cron.run() if control.cron else None, "cron")
         self._background(control.domains.run() if s.https_port is not None else None, "certificates")
-        self._background(self._sample_history(), "history")
+        self._background(self._history.sample_forever(self._app_memory) if self._history else None, "history")
         await self._start_api(control, api_sock, unix_sock)
         scheme = "https" if s.tls_cert else "http"
         edge_scheme = "https" if s.tls_cert and https_sock is None else "http"
@@ -274,17 +273,9 @@ class Daemon:
         self._tallies.event(event.app or "", event.kind, event.data)
         self._feed.publish(event)
 
-    async def _sample_history(self) -> None:
-        """Every SAMPLE_SECONDS, one sample of the dashboard's last hour, with each app's memory."""
-        while self._history is not None and self._runtime is not None:
-            live = [i for i in self._runtime.instances() if i.state in LIVE and i.pid is not None]
-            usage = await asyncio.to_thread(measure, [i.pid for i in live if i.pid is not None], 0)
-            memory: dict[str, int] = {}
-            for info in live:
-                if info.pid in usage:
-                    memory[info.app] = memory.get(info.app, 0) + usage[info.pid].memory
-            self._history.record(time.time(), memory)
-            await asyncio.sleep(SAMPLE_SECONDS)
+    async def _app_memory(self) -> dict[str, int]:
+        instances = self._runtime.instances() if self._runtime is not None else []
+        return await asyncio.to_thread(app_memory, instances)
 
     def _background(self, work: Coroutine[Any, Any, None] | None, name: str) -> None:
         if work is None:

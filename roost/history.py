@@ -2,14 +2,16 @@
 
 Fed by the same counters as /metrics (the edge's EdgeCounters, the runtime's instances) plus the
 memory the daemon measures; Prometheus stays the long-term store. Sampling and the series are
-pure (`now` is an argument); the daemon's loop calls `record` every SAMPLE_SECONDS. Never reads
-the store and never starts anything.
+pure (`now` is an argument); `sample_forever` records one every SAMPLE_SECONDS with the memory
+its caller measures. Never reads the store and never starts anything.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -160,6 +162,12 @@ class History:
     def record(self, now: float, memory: Mapping[str, int]) -> None:
         self._memory = memory
         self.samples.append(self.sample(now))
+
+    async def sample_forever(self, memory: Callable[[], Awaitable[Mapping[str, int]]]) -> None:
+        """Every SAMPLE_SECONDS, one sample, with each app's memory as `memory` measures it now."""
+        while True:
+            self.record(time.time(), await memory())
+            await asyncio.sleep(SAMPLE_SECONDS)
 
     def chart(self, app: str, now: float, memory: Mapping[str, int] | None = None) -> list[ChartPoint]:
         """One point per recorded interval, and one from the last sample to now (with `memory`

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import psutil
 
 from roost.model import InstanceState
+from roost.runtime.protocol import InstanceInfo
 
 LIVE = (InstanceState.STARTING, InstanceState.READY, InstanceState.DRAINING)
 CPU_SAMPLE_SECONDS = 0.1
@@ -49,3 +50,15 @@ def measure(pids: Iterable[int], sample: float = CPU_SAMPLE_SECONDS) -> dict[int
                 cpu += process.cpu_percent(None)
         usage[pid] = Usage(memory, cpu)
     return usage
+
+
+def app_memory(instances: Iterable[InstanceInfo]) -> dict[str, int]:
+    """Memory (PSS) of each app's live instances, summed; apps with none are absent. Blocking:
+    run it in a thread."""
+    live = [i for i in instances if i.state in LIVE and i.pid is not None]
+    usage = measure([i.pid for i in live if i.pid is not None], 0)
+    memory: dict[str, int] = {}
+    for info in live:
+        if info.pid in usage:
+            memory[info.app] = memory.get(info.app, 0) + usage[info.pid].memory
+    return memory
