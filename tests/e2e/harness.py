@@ -2,6 +2,7 @@
 
 Starts the daemon in its own process group on port 0, waits for its
 "roost is ready" line (with a deadline), and kills the whole group on exit.
+Under pytest-xdist, each worker's daemons get a uid range of their own (see `uid_range`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pytest
 
 from roost.builder import home_id
 from roost.runtime.sandbox import firewall
+from roost.serve_settings import DEFAULT_UID_FIRST, DEFAULT_UID_LAST
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
@@ -33,6 +35,24 @@ REPO = Path(__file__).resolve().parents[2]
 # One uv cache for every test daemon: each test's home is new, its wheels need not be. One per
 # user: another user's (root's) cache is not writable, and sharing it would mix owners.
 UV_CACHE = Path(tempfile.gettempdir()) / f"roost-tests-uv-cache-{os.getuid()}"
+# pytest-xdist workers after the first: app uids from WORKER_UIDS_FIRST on, WORKER_UIDS each
+# (above the ranges test modules name themselves, 300000-347999).
+WORKER_UIDS_FIRST = 400_000
+WORKER_UIDS = 10_000
+
+
+def uid_range() -> tuple[int, int]:
+    """The app uids of this test process's daemons: the default range, except on pytest-xdist's
+    second and later workers (`gw1`, ...), which get one each. Two daemons sharing a range share
+    a build gid (the first uid less one), and each one's nftables table would then also judge the
+    other's apps and builds: a daemon's `--build-allow` refused by its neighbour's table, or a
+    firewall test passed by the neighbour's rules instead of its own."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw")) if worker.removeprefix("gw").isdigit() else 0
+    if index == 0:
+        return DEFAULT_UID_FIRST, DEFAULT_UID_LAST
+    first = WORKER_UIDS_FIRST + (index - 1) * WORKER_UIDS
+    return first, first + WORKER_UIDS - 1
 
 
 def base_env(home: Path) -> dict[str, str]:
@@ -209,7 +229,10 @@ def _pump(stream: object, sink: queue.Queue[str | None] | list[str]) -> None:
 
 
 def spawn(home: Path, *extra: str) -> Daemon:
-    """Start `roost serve` (not waiting for readiness)."""
+    """Start `roost serve` (not waiting for readiness), with this worker's `uid_range` unless
+    `extra` names one."""
+    first, last = uid_range()
+    own_uids = [] if "--uid-range" in extra or first == DEFAULT_UID_FIRST else ["--uid-range", f"{first}-{last}"]
     args = [
         sys.executable,
         "-m",
@@ -223,6 +246,7 @@ def spawn(home: Path, *extra: str) -> Daemon:
         "0",
         "--api-port",
         "0",
+        *own_uids,
         *extra,
     ]
     return launch(args, home)
