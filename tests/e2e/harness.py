@@ -229,10 +229,7 @@ def _pump(stream: object, sink: queue.Queue[str | None] | list[str]) -> None:
 
 
 def spawn(home: Path, *extra: str) -> Daemon:
-    """Start `roost serve` (not waiting for readiness), with this worker's `uid_range` unless
-    `extra` names one."""
-    first, last = uid_range()
-    own_uids = [] if "--uid-range" in extra or first == DEFAULT_UID_FIRST else ["--uid-range", f"{first}-{last}"]
+    """Start `roost serve` (not waiting for readiness)."""
     args = [
         sys.executable,
         "-m",
@@ -246,14 +243,17 @@ def spawn(home: Path, *extra: str) -> Daemon:
         "0",
         "--api-port",
         "0",
-        *own_uids,
         *extra,
     ]
     return launch(args, home)
 
 
 def launch(argv: list[str], home: Path, env: dict[str, str] | None = None) -> Daemon:
-    """Run `argv` (a `roost serve` of `home`, perhaps wrapped) in its own session, its output pumped."""
+    """Run `argv` (a `roost serve` of `home`, perhaps wrapped) in its own session, its output pumped;
+    with this worker's `uid_range` unless `argv` names one."""
+    first, last = uid_range()
+    if "serve" in argv and "--uid-range" not in argv and first != DEFAULT_UID_FIRST:
+        argv = [*argv, "--uid-range", f"{first}-{last}"]
     proc = subprocess.Popen(
         argv,
         env=env or base_env(home),
