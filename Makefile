@@ -33,9 +33,12 @@ check: install
 	$(BIN)/ruff check roost tests setup.py $(wildcard bench)
 	$(BIN)/mypy
 
+# Two pytest-xdist workers, one test file at a time each (loadfile: a module's daemon starts once):
+# most of an end-to-end test is waiting (builds, daemons, deliberate delays), so two overlap
+# well on two cores; tests/e2e/harness.py gives each worker's daemons uids of their own.
 test: check
 	@scripts/install-system-deps.sh test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 format: install
 	$(BIN)/ruff format roost tests setup.py $(wildcard bench)

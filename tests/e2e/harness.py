@@ -2,6 +2,7 @@
 
 Starts the daemon in its own process group on port 0, waits for its
 "roost is ready" line (with a deadline), and kills the whole group on exit.
+Under pytest-xdist, each worker's daemons get a uid range of their own (see `uid_range`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pytest
 
 from roost.builder import home_id
 from roost.runtime.sandbox import firewall
+from roost.serve_settings import DEFAULT_UID_FIRST, DEFAULT_UID_LAST
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
@@ -33,6 +35,24 @@ REPO = Path(__file__).resolve().parents[2]
 # One uv cache for every test daemon: each test's home is new, its wheels need not be. One per
 # user: another user's (root's) cache is not writable, and sharing it would mix owners.
 UV_CACHE = Path(tempfile.gettempdir()) / f"roost-tests-uv-cache-{os.getuid()}"
+# pytest-xdist workers after the first: app uids from WORKER_UIDS_FIRST on, WORKER_UIDS each
+# (above the ranges test modules name themselves, 300000-347999).
+WORKER_UIDS_FIRST = 400_000
+WORKER_UIDS = 10_000
+
+
+def uid_range() -> tuple[int, int]:
+    """The app uids of this test process's daemons: the default range, except on pytest-xdist's
+    second and later workers (`gw1`, ...), which get one each. Two daemons sharing a range share
+    a build gid (the first uid less one), and each one's nftables table would then also judge the
+    other's apps and builds: a daemon's `--build-allow` refused by its neighbour's table, or a
+    firewall test passed by the neighbour's rules instead of its own."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw")) if worker.removeprefix("gw").isdigit() else 0
+    if index == 0:
+        return DEFAULT_UID_FIRST, DEFAULT_UID_LAST
+    first = WORKER_UIDS_FIRST + (index - 1) * WORKER_UIDS
+    return first, first + WORKER_UIDS - 1
 
 
 def base_env(home: Path) -> dict[str, str]:
@@ -229,7 +249,11 @@ def spawn(home: Path, *extra: str) -> Daemon:
 
 
 def launch(argv: list[str], home: Path, env: dict[str, str] | None = None) -> Daemon:
-    """Run `argv` (a `roost serve` of `home`, perhaps wrapped) in its own session, its output pumped."""
+    """Run `argv` (a `roost serve` of `home`, perhaps wrapped) in its own session, its output pumped;
+    with this worker's `uid_range` unless `argv` names one."""
+    first, last = uid_range()
+    if "serve" in argv and "--uid-range" not in argv and first != DEFAULT_UID_FIRST:
+        argv = [*argv, "--uid-range", f"{first}-{last}"]
     proc = subprocess.Popen(
         argv,
         env=env or base_env(home),

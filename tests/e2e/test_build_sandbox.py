@@ -232,26 +232,38 @@ def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         yield started
 
 
+@pytest.fixture(scope="module")
+def brief(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """A daemon whose builds may take 20s (a small app's good build takes about 2s here): the
+    sleeper's wait, half of the 40s `tight` would make it wait."""
+    root = tmp_path_factory.mktemp("brief")
+    home = root / "home"
+    home.mkdir()
+    with running(home, "--uid-range", f"{UID_LAST + 101}-{UID_LAST + 200}", "--build-timeout", "20s") as started:
+        yield started
+
+
 @pytest.mark.parametrize(
-    ("name", "setup", "said"),
+    ("limited", "name", "setup", "said"),
     [
-        ("hog", HOG_SETUP, "stopped by the build memory limit (160M"),
-        ("sleeper", SLEEPER_SETUP, "stopped by the build time limit (40s"),
+        ("tight", "hog", HOG_SETUP, "stopped by the build memory limit (160M"),
+        ("brief", "sleeper", SLEEPER_SETUP, "stopped by the build time limit (20s"),
     ],
 )
 def test_a_build_over_its_limit_fails_naming_it(
-    tight: Daemon, tmp_path: Path, name: str, setup: str, said: str
+    request: pytest.FixtureRequest, tmp_path: Path, limited: str, name: str, setup: str, said: str
 ) -> None:
+    daemon: Daemon = request.getfixturevalue(limited)
     app = write_app(tmp_path, name, {"roost.toml": HANDLER, "main.py": "def handler(request):\n    return 'v1'\n"})
-    pushed(tight, app)
+    pushed(daemon, app)
     sdist(app, name, {"setup.py": setup})
     (app / "requirements.txt").write_text(f"./{name}-0.1.tar.gz\n")
-    code, out, err = push(tight, app)
+    code, out, err = push(daemon, app)
     assert code != 0, out + err
     flag = "--build-memory" if "memory" in said else "--build-timeout"
     assert said in out + err and flag in out + err, out + err
-    assert get(tight, f"{name}.localhost").text == "v1"
-    wait_until("no build process left", lambda: not leftover_builds(tight.home) or None, timeout=30)
+    assert get(daemon, f"{name}.localhost").text == "v1"
+    wait_until("no build process left", lambda: not leftover_builds(daemon.home) or None, timeout=30)
 
 
 def test_no_build_sandbox_says_so_and_builds_as_the_daemon(tmp_path: Path) -> None:

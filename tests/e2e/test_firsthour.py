@@ -9,6 +9,7 @@ import queue
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -274,19 +275,23 @@ def test_completion_offers_the_daemons_apps(daemon: Daemon, apps: dict[str, Path
     assert result.stdout.splitlines() == ["plain,flask-hello"], result
 
 
-def test_serve_and_the_cli_share_a_default_home(tmp_path: Path) -> None:
-    """No ROOST_HOME anywhere: `roost serve` and a later `roost list` meet in ~/.local/share/roost."""
-    env = {k: v for k, v in base_env(tmp_path).items() if k not in ("ROOST_HOME", "XDG_DATA_HOME")}
-    env["HOME"] = str(tmp_path)
-    serve = [sys.executable, "-m", "roost", "serve", "--host", "127.0.0.1", "--port", "0", "--api-port", "0"]
-    started = launch(serve, tmp_path / ".local" / "share" / "roost", env)
-    try:
-        started.wait_ready()
-        result = subprocess.run(
-            [sys.executable, "-m", "roost", "list", "--json"], env=env, capture_output=True, text=True, timeout=60
-        )
-        assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout) == []
-        assert (tmp_path / ".local" / "share" / "roost" / "roost.sock").is_socket()
-    finally:
-        started.stop()
+def test_serve_and_the_cli_share_a_default_home() -> None:
+    """No ROOST_HOME anywhere: `roost serve` and a later `roost list` meet in ~/.local/share/roost.
+    The user's home is a short folder of /tmp, not pytest's: under a pytest-xdist worker's deeper
+    tmp_path, the sockets in ~/.local/share/roost would pass the 108 bytes a socket path may have."""
+    with tempfile.TemporaryDirectory(prefix="roost-user-") as user:
+        user_home = Path(user)
+        env = {k: v for k, v in base_env(user_home).items() if k not in ("ROOST_HOME", "XDG_DATA_HOME")}
+        env["HOME"], env["XDG_CONFIG_HOME"] = str(user_home), str(user_home / ".config")
+        serve = [sys.executable, "-m", "roost", "serve", "--host", "127.0.0.1", "--port", "0", "--api-port", "0"]
+        started = launch(serve, user_home / ".local" / "share" / "roost", env)
+        try:
+            started.wait_ready()
+            result = subprocess.run(
+                [sys.executable, "-m", "roost", "list", "--json"], env=env, capture_output=True, text=True, timeout=60
+            )
+            assert result.returncode == 0, result.stderr
+            assert json.loads(result.stdout) == []
+            assert (user_home / ".local" / "share" / "roost" / "roost.sock").is_socket()
+        finally:
+            started.stop()

@@ -24,10 +24,12 @@ import pytest
 
 from roost.runtime.sandbox.firewall import table_name
 from tests.e2e.apps import get, pushed, ready_instances, wait_until, write_app
-from tests.e2e.harness import Daemon, run_cli, spawn
+from tests.e2e.harness import Daemon, run_cli, spawn, uid_range
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the firewall needs root (non-root: it says so at start)")
-PORT_FIRST, PORT_LAST = 23000, 23999  # not the default range: the flag must reach the allocator and the rules
+# Outside the default range: the flag must reach the allocator and the rules, and no other test
+# daemon running beside this one (pytest-xdist) has a table that closes these ports too.
+PORT_FIRST, PORT_LAST = 30000, 30999
 BUILD_ALLOW = "192.0.2.0/24:8443"
 COMMAND = 'command = "python server.py"\nmode = "service"\n'
 SERVER = """
@@ -195,7 +197,7 @@ def test_builds_reach_only_the_index_and_what_the_operator_allows(fenced: Daemon
     table = subprocess.run(
         ["nft", "list", "table", "inet", table_name(fenced.home)], capture_output=True, text=True, check=True
     ).stdout
-    assert "meta skgid 199999 jump build_net" in table, table  # the default uid range starts at 200000
+    assert f"meta skgid {uid_range()[0] - 1} jump build_net" in table, table  # one below the uid range
     assert "ip daddr 192.0.2.0/24 tcp dport 8443 accept" in table, table
 
 

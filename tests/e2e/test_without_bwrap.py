@@ -56,7 +56,7 @@ def without_bwrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     home = root / "home"
     home.mkdir()
     argv = ["env", f"PATH={PATH_WITHOUT_BWRAP}", sys.executable, "-m", "roost", "serve", "--home", str(home)]
-    argv += ["--host", "127.0.0.1", "--port", "0", "--api-port", "0", "--uid-range", "310000-310999"]
+    argv += ["--host", "127.0.0.1", "--port", "0", "--api-port", "0", "--uid-range", "312000-312999"]
     daemon = launch(argv, home)
     try:
         daemon.wait_ready()
@@ -78,7 +78,7 @@ def test_an_entrypoint_app_answers_as_its_own_uid(without_bwrap: Daemon, tmp_pat
     pushed(without_bwrap, write_app(tmp_path, "plain", {"roost.toml": HANDLER, "main.py": PROBE}))
     seen = get(without_bwrap, "plain.localhost", f"/?pid={without_bwrap.proc.pid}").json()
     if os.geteuid() == 0:
-        assert 310000 <= seen["uid"] <= 310999, seen
+        assert 312000 <= seen["uid"] <= 312999, seen
         # its /proc shows only its own uid's processes: not the daemon's command line (home, ports)
         assert seen["cmdline"] == seen["environ"] == "FileNotFoundError", seen
     else:
@@ -105,7 +105,7 @@ def test_info_reads_back_what_an_instance_got_without_bubblewrap(without_bwrap: 
     for label in ("store", "secret key"):
         assert not (views[label]["seen"] == "host" and (views[label]["readable"] or views[label]["writable"])), views
     if os.geteuid() == 0:
-        assert 310000 <= isolation["identity"]["uid"][1] <= 310999, isolation["identity"]
+        assert 312000 <= isolation["identity"]["uid"][1] <= 312999, isolation["identity"]
         assert isolation["filesystem"]["own_mount_namespace"], isolation["filesystem"]  # the launcher's view
         assert isolation["proc"]["hidepid"] == "invisible", isolation["proc"]
 
@@ -126,7 +126,7 @@ def test_serve_refuses_to_start_when_no_view_can_be_made(tmp_path: Path) -> None
     assert hidden_from_others(home) is not None  # pytest's base folder is 0700
     argv = ["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "env", f"PATH={PATH_WITHOUT_BWRAP}"]
     argv += [sys.executable, "-m", "roost", "serve", "--home", str(home), "--port", "0", "--api-port", "0"]
-    argv += ["--uid-range", "311000-311999"]
+    argv += ["--uid-range", "313000-313999"]
     result = subprocess.run(argv, env=base_env(home), capture_output=True, text=True, timeout=60, check=False)
     text = " ".join(result.stderr.split())
     assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
