@@ -115,7 +115,7 @@ async def create_venv(
     jail = toolchain.jail
     owner = (jail.uid, jail.gid) if jail is not None else (None, None)
     view = await asyncio.to_thread(toolchain.cache.view, app, *owner)
-    env = {**{k: v for k, v in toolchain.env.items() if k != "UV_NO_CACHE"}, **view.environ()}
+    env = with_cache(toolchain.env, view.environ())
     packages = [*sources, *runner_requirements]
     offline = dependencies.kind is DependencyKind.LOCK and view.warm
     install = toolchain.cache.untrusted_install
@@ -132,6 +132,13 @@ async def create_venv(
     )
     _check_space(completed, venv.parent)
     _check_install(completed, dependencies)
+
+
+def with_cache(env: Mapping[str, str], cache: Mapping[str, str]) -> dict[str, str]:
+    """`env` with the uv cache settings `cache` in force. A jailed build's toolchain says
+    UV_NO_CACHE (its other uv steps get no cache); the two install steps each get theirs, the
+    trusted one the shared cache, the untrusted one the app's view."""
+    return {**{k: v for k, v in env.items() if k != "UV_NO_CACHE"}, **cache}
 
 
 async def _install_trusted(
@@ -151,7 +158,7 @@ async def _install_trusted(
     if packages is None:
         log("    the requirements name files or URLs: installing them where a build's code may run")
         return False
-    env = {**toolchain.env, **toolchain.cache.trusted_environ()}
+    env = with_cache(toolchain.env, toolchain.cache.trusted_environ())
     offline = dependencies.kind is DependencyKind.LOCK  # a locked app on a warm cache needs no network
     install = toolchain.cache.trusted_install
     completed = await _uv_install(toolchain, install, venv, packages, env, venv.parent, offline, log, lambda: None)

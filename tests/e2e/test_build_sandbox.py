@@ -181,6 +181,20 @@ def _own_addresses() -> list[str]:
     return [] if own.startswith("127.") else [own]
 
 
+def test_jailed_builds_install_wheels_from_the_shared_cache(daemon: Daemon, tmp_path: Path) -> None:
+    """The trusted, wheels-only step uses the daemon's shared uv cache even though a jailed build's
+    other uv steps run without one: a second app with the same dependencies downloads nothing."""
+    main = "import six\n\ndef handler(request):\n    return six.__version__\n"
+    outputs = []
+    for name in ("cached-a", "cached-b"):  # the comment makes a new venv: it is not reused
+        files = {"roost.toml": HANDLER, "main.py": main, "requirements.txt": f"six==1.16.0  # {name}\n"}
+        outputs.append(pushed(daemon, write_app(tmp_path, name, files)))
+        assert get(daemon, f"{name}.localhost").text == "1.16.0"
+    second = outputs[1]
+    assert "where a build's code may run" not in second, second  # the trusted step did the install
+    assert "Downloading" not in second and "Downloaded" not in second, second
+
+
 def test_a_c_extension_builds_from_source(daemon: Daemon, tmp_path: Path) -> None:
     main = "import cext\n\ndef handler(request):\n    return str(cext.answer())\n"
     app = write_app(tmp_path, "native", {"roost.toml": HANDLER, "main.py": main})
