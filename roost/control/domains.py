@@ -205,6 +205,13 @@ class DomainUseCases:
         now = self.clock()
         return [replace(c, state=state_at(c, now)) for c in await self.store.certificates.list(app)]
 
+    async def api_domain(self) -> DomainCert | None:
+        """The admin API's own name with its certificate's state now, or None without --api-domain."""
+        now = self.clock()
+        return next(
+            (replace(c, state=state_at(c, now)) for c in await self.store.certificates.list() if c.app is None), None
+        )
+
     async def failing(self) -> list[DomainCert]:
         """Every domain whose last issuance or renewal failed, or whose certificate expired."""
         now = self.clock()

@@ -228,7 +228,7 @@ def cli_resolving(home: Path, hosts: Path, *args: str) -> subprocess.CompletedPr
 def test_the_admin_api_serves_https_on_its_own_name_with_a_certificate_that_renews(
     acme: tuple[Pebble, Daemon, Path, int], tmp_path: Path
 ) -> None:
-    _, daemon, trust, _ = acme
+    pebble, daemon, trust, _ = acme
     port = int(daemon.api_url.rsplit(":", 1)[1])
     assert daemon.api_url == f"https://{API}:{port}", daemon.output()
     first = wait_until("the API's certificate from pebble", lambda: api_certificate(port, trust), timeout=60, every=0.3)
@@ -260,3 +260,19 @@ def test_the_admin_api_serves_https_on_its_own_name_with_a_certificate_that_rene
     taken = daemon.cli("domains", APP, "add", API)
     assert taken.returncode != 0 and "admin API" in taken.stderr, taken.stderr
     assert API not in domains(daemon)
+    pebble.point(API, "127.0.0.2")  # the next renewal fails: said loudly, the old certificate kept
+    try:
+        failing = wait_until("a failed API renewal", lambda: (c := api_domain(daemon))["state"] == "failing" and c)
+        kept = api_certificate(port, trust)
+    finally:
+        pebble.unpoint(API)
+    assert "127.0.0.2" in failing["last_error"] and failing["app"] is None, failing
+    assert kept is not None
+    overview = daemon.cli("list").stdout
+    assert f"admin API: {API}: certificate renewal failing" in overview, overview
+
+
+def api_domain(daemon: Daemon) -> dict[str, Any]:
+    with daemon.api() as api:
+        found: dict[str, Any] = api.get("/v1/api-domain").json()
+    return found
