@@ -119,7 +119,12 @@ class AdminTls:
             return
         # temporary or older -> current: the next handshake gets the new certificate
         self._current, self._issued_at, self._temporary = context, cert.issued_at, False
+        await asyncio.to_thread(self._forget_temporary)
         log.info("admin API: now serving the certificate for %s issued at %s", self.host, cert.issued_at)
+
+    def _forget_temporary(self) -> None:
+        for path in self.files.temporary_path(self.host):
+            path.unlink(missing_ok=True)
 
     def _choose(self, conn: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
         conn.context = self._current

@@ -231,6 +231,7 @@ def test_the_admin_api_serves_https_on_its_own_name_with_a_certificate_that_rene
     pebble, daemon, trust, _ = acme
     port = int(daemon.api_url.rsplit(":", 1)[1])
     assert daemon.api_url == f"https://{API}:{port}", daemon.output()
+    assert "temporary self-signed certificate until the CA's arrives" in daemon.output()  # a fresh home
     first = wait_until("the API's certificate from pebble", lambda: api_certificate(port, trust), timeout=60, every=0.3)
     context = ssl.create_default_context(cafile=str(trust))
     with httpx.Client(verify=context, timeout=30) as client:
