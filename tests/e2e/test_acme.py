@@ -25,7 +25,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from tests.e2e.apps import EXAMPLES, pushed, wait_until
-from tests.e2e.harness import Daemon, base_env, running
+from tests.e2e.harness import Daemon, base_env, run_cli, running
 from tests.e2e.pebble import Pebble, have_pebble, make_ca, running_pebble
 from tests.e2e.ports import free_ports
 
@@ -277,3 +277,13 @@ def api_domain(daemon: Daemon) -> dict[str, Any]:
     with daemon.api() as api:
         found: dict[str, Any] = api.get("/v1/api-domain").json()
     return found
+
+
+def test_an_api_domain_without_acme_is_refused_before_anything_listens(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    refused = run_cli(home, "serve", "--port", "0", "--api-port", "0", "--api-domain", API)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "--api-domain needs automatic HTTPS" in refused.stderr and "hint: add --https-port" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not (home / "roost.sock").exists()
