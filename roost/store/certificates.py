@@ -1,8 +1,8 @@
 """Custom domains' certificates: source, state and renewal schedule, one row per domain.
 
 A row belongs to its `domains` row (removed with it); a domain of no app (app NULL) is the admin
-API's own name. `add` writes both in one transaction, so a
-domain never exists half-configured. Keys and chains are files (roost/certs/files.py), never rows.
+API's own name. `add` writes both in one transaction, so a domain never exists half-configured.
+Keys and chains are files (roost/certs/files.py), never rows.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _owner(row: sqlite3.Row) -> AppName | None:
     return None if row["app"] is None else AppName(row["app"])
 
 
-def owned_by(host: str, app: str | None) -> str:
+def _owned_by(app: str | None) -> str:
     """Who holds `host`, for an error message."""
     return "the admin API's own name (roost serve --api-domain)" if app is None else f"app '{app}'"
 
@@ -60,7 +60,7 @@ class CertificateTable:
             row = conn.execute("SELECT app FROM domains WHERE host = ?", (cert.host,)).fetchone()
             if row is not None:
                 raise Conflict(
-                    f"{cert.host} already belongs to {owned_by(cert.host, row['app'])}",
+                    f"{cert.host} already belongs to {_owned_by(row['app'])}",
                     hint=f"remove it there first: roost domains {row['app']} remove {cert.host}"
                     if row["app"] is not None
                     else "use another name, or start `roost serve` without --api-domain",
