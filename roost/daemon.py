@@ -37,10 +37,10 @@ from roost.autoscale import Autoscaler
 from roost.builder import Builder, Enclosure, home_id
 from roost.certs import AcmeSettings, CertificateFiles, Issuer, RenewalPolicy
 from roost.control import Control, Urls
-from roost.control.domains import HttpsSetup
+from roost.control.domains import HttpsSetup, check_api_domain
 from roost.control.recorder import Recorder
 from roost.control.routing import build_route_table, deployment_apps, production_scale_specs
-from roost.control.tls_sites import TlsSites
+from roost.control.tls_sites import AdminTls, TlsSites
 from roost.control.usage import app_memory
 from roost.cron import CronRunner
 from roost.edge import Edge, EdgeSettings, RouteTable, describe_build
@@ -107,6 +107,7 @@ class Daemon:
         self._control: Control | None = None
         self._edge: Edge | None = None
         self._tls_sites: TlsSites | None = None
+        self._admin_tls: AdminTls | None = None
         self._servers: list[tuple[_EmbeddedUvicorn, asyncio.Task[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._autoscaler: Autoscaler | None = None
@@ -119,6 +120,7 @@ class Daemon:
     async def start(self) -> None:
         """Lock the home, bind every socket, open the store, recover, start serving."""
         s = self.settings
+        api_domain = check_api_domain(s)
         s.home.mkdir(parents=True, exist_ok=True)
         s.home.chmod(0o700)  # owner-only; the sandbox opens a way (o+x, never o+r) to an app's own files
         self._lock.acquire()
@@ -135,6 +137,10 @@ class Daemon:
         instance_ports = PortRange(s.instance_port_first, s.instance_port_last)
         check_outside(instance_ports, edge=edge_port, api=api_port)
         control = await self._wire(store, edge_port, api_port, instance_ports)
+        await control.domains.claim_api_domain(api_domain)
+        if api_domain is not None:
+            files = control.domains.https.files
+            self._admin_tls = await asyncio.to_thread(AdminTls, store, files, api_domain)
         await self._refresh_routes(None)
         await self._start_edge(edge_sock, https_sock, internal_sock)
         await control.recover()
@@ -143,15 +149,24 @@ class Daemon:
         self._background(control.domains.run() if s.https_port is not None else None, "certificates")
         self._background(self._history.sample_forever(self._app_memory) if self._history else None, "history")
         await self._start_api(control, api_sock, unix_sock)
-        scheme = "https" if s.tls_cert else "http"
         edge_scheme = "https" if s.tls_cert and https_sock is None else "http"
-        self.announce(f"admin API  {_address(api_sock, scheme)}  (and unix socket {s.socket_path})")
+        self.announce(f"admin API  {self._api_address(api_sock)}  (and unix socket {s.socket_path})")
         self.announce(f"edge       {_address(edge_sock, edge_scheme)}  (apps at {control.urls.production('<app>')})")
         if https_sock is not None:
             self.announce(f"https      {_address(https_sock, 'https')}  (certificates from {s.acme_directory})")
         self.announce(f"edge build {describe_build()}")
         self.announce(f"home       {s.home}")
         self.announce("roost is ready")
+
+    def _api_address(self, api_sock: socket.socket) -> str:
+        """The admin API's start-up line: its URL, and with --api-domain whose certificate it serves."""
+        if self._admin_tls is None:
+            return _address(api_sock, "https" if self.settings.tls_cert else "http")
+        port = api_sock.getsockname()[1]
+        url = f"https://{self._admin_tls.host}:{port}"
+        if self._admin_tls.is_temporary():
+            return f"{url}  (HTTPS with a temporary self-signed certificate until the CA's arrives)"
+        return url
 
     def _build_jails(self, runtime: LocalRuntime) -> SandboxedBuilds | None:
         """Each build's jail (the app's uid, bubblewrap, seccomp, the build limits), and the start-up
@@ -302,6 +317,8 @@ class Daemon:
         auth = Authenticator(PasswordFile(s.passwords_path), control.token_info, policy)
         sessions = SessionBook()
         url = _address(tcp, "https" if s.tls_cert else "http", reachable=True)
+        if self._admin_tls is not None:
+            url = f"https://{self._admin_tls.host}:{tcp.getsockname()[1]}"
         dashboard = Dashboard(auth, sessions, self._history, self._feed, url)
         api = create_api(control, lambda: render(registry) if registry is not None else b"", dashboard)
         proxies = parse_networks(s.trust_proxy)
@@ -310,6 +327,7 @@ class Daemon:
             (unix, DoorSettings(True, s.require_password), None, None),
         ]
         for sock, door, cert, key in doors:
+            tls = self._admin_tls.context if self._admin_tls is not None and sock is tcp else None
             config = uvicorn.Config(
                 AuthMiddleware(api, auth, door, control.audit.record, sessions),
                 log_level="warning",
@@ -321,6 +339,9 @@ class Daemon:
                 ssl_certfile=str(cert) if cert else None,
                 ssl_keyfile=str(key) if key else None,
             )
+            if tls is not None:  # uvicorn takes files; the API's own name needs a context that follows renewals
+                config.load()
+                config.ssl = tls
             server = _EmbeddedUvicorn(config)
             task = asyncio.create_task(server.serve(sockets=[sock]))
             self._servers.append((server, task))
@@ -343,6 +364,8 @@ class Daemon:
         self._edge.update_routes(table)
         if self._tls_sites is not None:
             self._edge.update_tls(await self._tls_sites.table())
+        if self._admin_tls is not None:
+            await self._admin_tls.refresh()
         self._apps_of = await deployment_apps(self._store)
         if self._autoscaler is not None:
             self._autoscaler.set_specs(await production_scale_specs(self._store, self.settings))

@@ -351,10 +351,11 @@ class CertSource(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class DomainCert:
-    """A custom domain with its certificate's state (`roost domains APP list`)."""
+    """A custom domain with its certificate's state (`roost domains APP list`); `app` None: the
+    admin API's own name (`roost serve --api-domain`), which routes to no app."""
 
     host: str
-    app: AppName
+    app: AppName | None
     source: CertSource | None = None  # None: no certificate asked for
     state: CertState = CertState.NONE
     not_before: float | None = None

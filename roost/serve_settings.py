@@ -77,6 +77,7 @@ class ServeSettings:
     acme_email: str | None = None
     acme_challenge: str = "http-01"  # or "tls-alpn-01", answered on the HTTPS port (port 80 closed)
     acme_ca_bundle: Path | None = None  # trust for a private ACME server's own HTTPS (pebble in tests)
+    api_domain: str | None = None  # the admin API's own name: HTTPS with an ACME certificate for it
     acme_renew_after: float | None = None  # tests only: renew at this age instead of 2/3 of the lifetime
     uv_cache: Path | None = None  # default: home/cache/uv
     keep: int = 10

@@ -1,4 +1,4 @@
-"""Operations routes: garbage collection and cron status."""
+"""Operations routes: garbage collection, cron status and the admin API's own certificate."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from roost.api.deps import ControlDep
 from roost.api.params import AppName
-from roost.api.schemas import RecordOut
+from roost.api.schemas import DomainOut, RecordOut
 
 router = APIRouter(tags=["operations"])
 
@@ -60,6 +60,13 @@ async def cron(name: AppName, control: ControlDep) -> list[CronOut]:
         )
         for s in await control.cron_status(name)
     ]
+
+
+@router.get("/v1/api-domain", response_model=DomainOut | None)
+async def api_domain(control: ControlDep) -> DomainOut | None:
+    """The admin API's own name (`roost serve --api-domain`) and its certificate's state; null without one."""
+    cert = await control.domains.api_domain()
+    return DomainOut.of(cert) if cert is not None else None
 
 
 @router.get("/metrics", include_in_schema=False)

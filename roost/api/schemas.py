@@ -199,7 +199,7 @@ class DomainOut(RecordOut):
     certificate keeps serving until `not_after`) or expired. Times in seconds since the epoch."""
 
     host: str
-    app: str
+    app: str | None = Field(description="the app it routes to; null: the admin API's own name (--api-domain)")
     source: CertSource | None
     state: CertState
     not_before: float | None

@@ -98,6 +98,7 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/v1/tokens"): ADMIN,
     ("DELETE", "/v1/tokens/{name}"): ADMIN,
     ("POST", "/v1/gc"): ADMIN,
+    ("GET", "/v1/api-domain"): VIEW_LIST,  # the admin API's own certificate: nothing of any app
     ("GET", "/v1/quotas"): ADMIN,  # every owner's caps and usage
     ("PUT", "/v1/quotas/{pattern}"): ADMIN,
     ("DELETE", "/v1/quotas/{pattern}"): ADMIN,

@@ -4,7 +4,7 @@ Never touches the store or the edge: control decides what to issue and when, the
 the edge its TLS snapshot.
 """
 
-from roost.certs.files import CertificateFiles, CertInfo, check_pair, read_info
+from roost.certs.files import CertificateFiles, CertInfo, check_pair, read_info, self_signed
 from roost.certs.issuer import (
     CHALLENGES,
     HTTP_01,
@@ -35,5 +35,6 @@ __all__ = [
     "next_wake",
     "read_info",
     "renew_at",
+    "self_signed",
     "state_at",
 ]

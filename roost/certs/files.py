@@ -7,13 +7,14 @@ written atomically so a reader never sees half a pair, and the ACME account key.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from roost.errors import ConfigError
@@ -79,6 +80,29 @@ def check_pair(chain_pem: bytes, key_pem: bytes) -> CertInfo:
     return info
 
 
+def self_signed(host: str, days: int = 7) -> tuple[bytes, bytes]:
+    """(key PEM, certificate PEM) of a throwaway self-signed certificate for `host`: what the admin
+    API serves on its own name until the CA's certificate arrives, so it never falls back to HTTP."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, f"{host} (temporary, self-signed)")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+
+
 class CertificateFiles:
     """HOME/certs: one key and one chain per host, owner-only."""
 
@@ -98,6 +122,10 @@ class CertificateFiles:
         """Replace `host`'s pair: the key first, so a chain on disk always has its key beside it."""
         self.write_private(self.key_path(host), key_pem)
         self.write_private(self.chain_path(host), chain_pem)
+
+    def temporary_path(self, host: str) -> tuple[Path, Path]:
+        """(chain, key) of `host`'s temporary self-signed pair; dot files, so never a host's pair."""
+        return self.folder / f".self-signed-{host}.pem", self.folder / f".self-signed-{host}.key"
 
     def read_chain(self, host: str) -> bytes:
         return self.chain_path(host).read_bytes()

@@ -62,6 +62,15 @@ def list_apps(ctx: Context, as_json: bool) -> None:
     for app in apps:
         for problem in app.get("certificate_problems", []):
             console.print(f"[red]![/] {app['name']}: {problem} (`roost domains {app['name']} list`)")
+    _api_certificate_problem(ctx.client().request("GET", "/v1/api-domain"))
+
+
+def _api_certificate_problem(cert: dict[str, Any] | None) -> None:
+    """Say loudly when the admin API's own certificate (--api-domain) failed to renew or expired."""
+    if cert is None or cert["state"] not in ("failing", "expired"):
+        return
+    what = "expired" if cert["state"] == "expired" else "renewal failing"
+    console.print(f"[red]![/] admin API: {cert['host']}: certificate {what}: {cert['last_error'] or 'not renewed'}")
 
 
 def _process_counts(processes: list[dict[str, Any]]) -> str:

@@ -108,6 +108,14 @@ def _announce(line: str) -> None:
     help="Trust this CA file for the ACME server's own HTTPS (a private CA) [env ROOST_ACME_CA_BUNDLE].",
 )
 @click.option(
+    "--api-domain",
+    envvar="ROOST_API_DOMAIN",
+    metavar="NAME",
+    help="Serve the admin API over HTTPS on --api-port with an ACME certificate for NAME, obtained and "
+    "renewed like a custom domain's (needs --https-port; not with --tls-cert). Until the first "
+    "certificate arrives the API serves a temporary self-signed one [env ROOST_API_DOMAIN].",
+)
+@click.option(
     "--acme-renew-after",
     default=None,
     envvar="ROOST_ACME_RENEW_AFTER",
@@ -312,6 +320,7 @@ def serve(
     acme_challenge: str,
     acme_email: str | None,
     acme_ca_bundle: Path | None,
+    api_domain: str | None,
     acme_renew_after: str | None,
     keep: int,
     uv_cache: Path | None,
@@ -372,6 +381,7 @@ def serve(
         acme_challenge=acme_challenge,
         acme_email=acme_email,
         acme_ca_bundle=acme_ca_bundle.resolve() if acme_ca_bundle else None,
+        api_domain=api_domain,
         acme_renew_after=_duration("--acme-renew-after", acme_renew_after) if acme_renew_after else None,
         keep=keep,
         uv_cache=uv_cache.resolve() if uv_cache else None,

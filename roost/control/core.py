@@ -33,7 +33,7 @@ from roost.runtime.protocol import InstanceInfo, Isolation, ProcessStats, Runtim
 from roost.store import Store
 
 LIMIT_BUILD_ISOLATION = 200  # build.isolation events looked at: a few steps of each kept deployment
-Listener = Callable[[AppName], Awaitable[None]]
+Listener = Callable[[AppName | None], Awaitable[None]]  # None: no app's (the admin API's certificate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +90,7 @@ class Announcer:
         """Call `listener(app)` after every change to an app's desired state."""
         self._listeners.append(listener)
 
-    async def announce(self, app: AppName) -> None:
+    async def announce(self, app: AppName | None) -> None:
         for listener in self._listeners:
             await listener(app)
 

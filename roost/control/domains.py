@@ -30,6 +30,7 @@ from roost.certs import (
 from roost.control.core import Announcer, check_host
 from roost.errors import CertificateRefused, ConfigError, NotFound, RoostError, Unavailable
 from roost.model import AppName, CertSource, CertState, DomainCert
+from roost.serve_settings import ServeSettings
 from roost.store import Store
 from roost.units import format_duration
 
@@ -56,6 +57,25 @@ class SuppliedCert:
 
     chain_pem: bytes
     key_pem: bytes
+
+
+def check_api_domain(settings: ServeSettings) -> str | None:
+    """`roost serve --api-domain NAME`'s name, checked like a custom domain's, or None. Raises
+    UsageError (a bad name) or ConfigError (no ACME to get it from, or --tls-cert for it too)."""
+    if settings.api_domain is None:
+        return None
+    host = check_host(settings.api_domain)
+    if settings.https_port is None:
+        raise ConfigError(
+            "--api-domain needs automatic HTTPS to get the admin API its certificate",
+            hint="add --https-port 443 (and --acme-email), or drop --api-domain",
+        )
+    if settings.tls_cert is not None:
+        raise ConfigError(
+            "--api-domain and --tls-cert would both give the admin API its certificate",
+            hint="drop --tls-cert to have ACME certify the API's name, or drop --api-domain to keep the file",
+        )
+    return host
 
 
 class DomainUseCases:
@@ -133,6 +153,22 @@ class DomainUseCases:
             self._busy.discard(host)
         return issued
 
+    async def claim_api_domain(self, host: str | None) -> DomainCert | None:
+        """Make `host` the admin API's own name, routed to no app, its certificate due at once
+        (pending) unless one is kept from an earlier run; forget every other name the API had.
+        Raises Conflict when an app already has `host`."""
+        for gone in await self.store.certificates.remove_api_domains(keep=host):
+            await asyncio.to_thread(self.https.files.remove, gone)
+        if host is None:
+            return None
+        kept = await self.store.certificates.get(host)
+        if kept is not None and kept.app is None:
+            return kept
+        cert = DomainCert(host, None, CertSource.ACME, CertState.PENDING, redirect=False)
+        await self.store.certificates.add(cert)
+        self._changed.set()  # the renewal loop issues it
+        return cert
+
     async def _obtain(self, cert: DomainCert) -> DomainCert:
         """Ask the CA (in a thread), keep the pair on disk, record it, announce it."""
         issuer, board = self.https.issuer, self.https.board
@@ -168,6 +204,13 @@ class DomainUseCases:
         await self.store.get_app(app)
         now = self.clock()
         return [replace(c, state=state_at(c, now)) for c in await self.store.certificates.list(app)]
+
+    async def api_domain(self) -> DomainCert | None:
+        """The admin API's own name with its certificate's state now, or None without --api-domain."""
+        now = self.clock()
+        return next(
+            (replace(c, state=state_at(c, now)) for c in await self.store.certificates.list() if c.app is None), None
+        )
 
     async def failing(self) -> list[DomainCert]:
         """Every domain whose last issuance or renewal failed, or whose certificate expired."""

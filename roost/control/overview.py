@@ -68,6 +68,8 @@ class OverviewUseCases:
         now = time.time()
         found: dict[str, list[str]] = {}
         for cert in await self.store.certificates.list():
+            if cert.app is None:
+                continue  # the admin API's own name: `roost list` asks for it apart (control.domains.api_domain)
             state = state_at(cert, now)
             if state is CertState.EXPIRED:
                 line = f"{cert.host}: certificate expired ({cert.last_error or 'not renewed'})"

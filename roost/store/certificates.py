@@ -1,7 +1,8 @@
 """Custom domains' certificates: source, state and renewal schedule, one row per domain.
 
-A row belongs to its `domains` row (removed with it). `add` writes both in one transaction, so a
-domain never exists half-configured. Keys and chains are files (roost/certs/files.py), never rows.
+A row belongs to its `domains` row (removed with it); a domain of no app (app NULL) is the admin
+API's own name. `add` writes both in one transaction, so a domain never exists half-configured.
+Keys and chains are files (roost/certs/files.py), never rows.
 """
 
 from __future__ import annotations
@@ -17,12 +18,21 @@ _COLUMNS += "c.next_attempt, c.redirect, c.hsts"
 _SELECT = f"SELECT {_COLUMNS} FROM domains d LEFT JOIN certificates c ON c.host = d.host"  # noqa: S608
 
 
+def _owner(row: sqlite3.Row) -> AppName | None:
+    return None if row["app"] is None else AppName(row["app"])
+
+
+def _owned_by(app: str | None) -> str:
+    """Who holds `host`, for an error message."""
+    return "the admin API's own name (roost serve --api-domain)" if app is None else f"app '{app}'"
+
+
 def _cert(row: sqlite3.Row) -> DomainCert:
     if row["source"] is None:
-        return DomainCert(host=row["host"], app=AppName(row["app"]))
+        return DomainCert(host=row["host"], app=_owner(row))
     return DomainCert(
         host=row["host"],
-        app=AppName(row["app"]),
+        app=_owner(row),
         source=CertSource(row["source"]),
         state=CertState(row["state"]),
         not_before=row["not_before"],
@@ -50,10 +60,15 @@ class CertificateTable:
             row = conn.execute("SELECT app FROM domains WHERE host = ?", (cert.host,)).fetchone()
             if row is not None:
                 raise Conflict(
-                    f"{cert.host} already belongs to app '{row['app']}'",
-                    hint=f"remove it there first: roost domains {row['app']} remove {cert.host}",
+                    f"{cert.host} already belongs to {_owned_by(row['app'])}",
+                    hint=f"remove it there first: roost domains {row['app']} remove {cert.host}"
+                    if row["app"] is not None
+                    else "use another name, or start `roost serve` without --api-domain",
                 )
-            if conn.execute("SELECT 1 FROM apps WHERE name = ?", (cert.app,)).fetchone() is None:
+            if (
+                cert.app is not None
+                and conn.execute("SELECT 1 FROM apps WHERE name = ?", (cert.app,)).fetchone() is None
+            ):
                 raise NotFound(f"no app named '{cert.app}'", hint="`roost list` shows the apps there are")
             conn.execute("INSERT INTO domains (host, app) VALUES (?, ?)", (cert.host, cert.app))
             conn.execute(
@@ -82,6 +97,18 @@ class CertificateTable:
             return [_cert(r) for r in conn.execute(f"{_SELECT} WHERE d.app = ? ORDER BY d.host", (app,))]
 
         return await self._db.read(select)
+
+    async def remove_api_domains(self, keep: str | None) -> set[str]:
+        """Forget the admin API's names other than `keep` (a restart with another --api-domain, or
+        none). Returns the hosts removed, whose files the caller removes."""
+
+        def delete(conn: sqlite3.Connection) -> set[str]:
+            rows = conn.execute("SELECT host FROM domains WHERE app IS NULL").fetchall()
+            gone = {r["host"] for r in rows if r["host"] != keep}
+            conn.executemany("DELETE FROM domains WHERE host = ?", [(host,) for host in gone])
+            return gone
+
+        return await self._db.write(delete)
 
     async def get(self, host: str) -> DomainCert | None:
         row = await self._db.read(lambda conn: conn.execute(f"{_SELECT} WHERE d.host = ?", (host,)).fetchone())

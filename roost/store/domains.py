@@ -1,4 +1,5 @@
-"""Custom domains: which host routes to which app, one app per host."""
+"""Custom domains: which host routes to which app, one app per host. A host of no app (app NULL)
+is the admin API's own name: taken, but never routed."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ class DomainTable:
     async def add_domain(self, host: str, app: str) -> None:
         def insert(conn: sqlite3.Connection) -> None:
             row = conn.execute("SELECT app FROM domains WHERE host = ?", (host,)).fetchone()
+            if row is not None and row["app"] is None:
+                raise Conflict(f"{host} is the admin API's own name", hint="give the app another name")
             if row is not None:
                 raise Conflict(f"{host} already routes to app '{row['app']}'", hint="remove it there first")
             if conn.execute("SELECT 1 FROM apps WHERE name = ?", (app,)).fetchone() is None:
@@ -33,11 +36,11 @@ class DomainTable:
         await self._db.write(delete)
 
     async def list_domains(self, app: str | None = None) -> dict[str, str]:
-        """Custom host -> app."""
+        """Custom host -> app (the admin API's own name is no app's, so never listed)."""
 
         def select(conn: sqlite3.Connection) -> dict[str, str]:
             if app is None:
-                rows = conn.execute("SELECT host, app FROM domains ORDER BY host")
+                rows = conn.execute("SELECT host, app FROM domains WHERE app IS NOT NULL ORDER BY host")
             else:
                 rows = conn.execute("SELECT host, app FROM domains WHERE app = ? ORDER BY host", (app,))
             return {r["host"]: r["app"] for r in rows}

@@ -1,6 +1,7 @@
 """Automatic HTTPS against a real ACME server: Debian's pebble validates each domain through a
 real HTTP-01 challenge answered by the edge, the site is fetched over HTTPS verifying pebble's
-root, plain HTTP redirects, certificates renew, and a refusing CA leaves the old one serving.
+root, plain HTTP redirects, certificates renew, and a refusing CA leaves the old one serving. The
+admin API gets its own name's certificate the same way (--api-domain) and serves HTTPS with it.
 
 One pebble (with its DNS, which answers 127.0.0.1 for every name) and one daemon for the file.
 """
@@ -8,8 +9,12 @@ One pebble (with its DNS, which answers 127.0.0.1 for every name) and one daemon
 from __future__ import annotations
 
 import json
+import os
+import socket
 import ssl
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from tests.e2e.apps import EXAMPLES, pushed, wait_until
-from tests.e2e.harness import Daemon, running
+from tests.e2e.harness import Daemon, base_env, run_cli, running
 from tests.e2e.pebble import Pebble, have_pebble, make_ca, running_pebble
 from tests.e2e.ports import free_ports
 
@@ -28,6 +33,7 @@ APP = "handler-hello"
 SITE = "shop.roost.test"
 PLAIN = "plain.roost.test"  # added with --no-redirect
 MANUAL = "manual.roost.test"  # a supplied certificate
+API = "api.roost.test"  # the admin API's own name (--api-domain)
 RENEW_AFTER = "4s"  # pebble's certificates last five years: renew at this age instead (a hidden serve setting)
 
 pytestmark = pytest.mark.skipif(not have_pebble(), reason="Debian's pebble is not installed (make install does it)")
@@ -44,6 +50,7 @@ def acme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pebble, Dae
         flags = (
             "--port", str(http_port), "--https-port", str(https_port), "--acme-directory", pebble.directory,
             "--acme-ca-bundle", str(pebble.ca), "--acme-email", "ops@roost.test", "--acme-renew-after", RENEW_AFTER,
+            "--api-domain", API,
         )  # fmt: skip
         with running(root / "home", *flags) as daemon:
             pushed(daemon, EXAMPLES / APP)
@@ -73,9 +80,7 @@ def https_get(name: str, port: int, trust: Path, path: str = "/") -> requests.Re
 def served_certificate(name: str, port: int, trust: Path) -> bytes:
     """The DER certificate the edge presents for `name`, verified against pebble's root."""
     context = ssl.create_default_context(cafile=str(trust))
-    with context.wrap_socket(
-        __import__("socket").create_connection(("127.0.0.1", port), timeout=10), server_hostname=name
-    ) as tls:
+    with context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname=name) as tls:
         der = tls.getpeercert(binary_form=True)
         assert der is not None
         return der
@@ -201,3 +206,84 @@ def test_tls_alpn_01_issues_where_port_80_is_closed(tmp_path_factory: pytest.Tem
             assert added.returncode == 0, added.stdout + added.stderr + daemon.output() + pebble.output()
             assert https_get(SITE, https_port, trust).text == "Hello, world!\n"
             assert domains(daemon)[SITE]["state"] == "valid"
+
+
+def api_certificate(port: int, trust: Path) -> bytes | None:
+    """The admin API's certificate for its name, or None while it is not one pebble's root verifies."""
+    try:
+        return served_certificate(API, port, trust)
+    except ssl.SSLCertVerificationError:
+        return None
+
+
+def cli_resolving(home: Path, hosts: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`roost ARGS` in a mount namespace of its own where `hosts` is /etc/hosts (so the API's name
+    resolves to this machine for this process alone; the namespace goes with it)."""
+    script = 'mount --bind "$0" /etc/hosts && exec "$@"'
+    argv = ["unshare", "--mount", "sh", "-c", script, str(hosts), sys.executable, "-m", "roost", *args]
+    return subprocess.run(argv, env=base_env(home), capture_output=True, text=True, timeout=60, cwd=str(home.parent))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a private /etc/hosts needs a mount namespace (root)")
+def test_the_admin_api_serves_https_on_its_own_name_with_a_certificate_that_renews(
+    acme: tuple[Pebble, Daemon, Path, int], tmp_path: Path
+) -> None:
+    pebble, daemon, trust, _ = acme
+    port = int(daemon.api_url.rsplit(":", 1)[1])
+    assert daemon.api_url == f"https://{API}:{port}", daemon.output()
+    assert "temporary self-signed certificate until the CA's arrives" in daemon.output()  # a fresh home
+    first = wait_until("the API's certificate from pebble", lambda: api_certificate(port, trust), timeout=60, every=0.3)
+    context = ssl.create_default_context(cafile=str(trust))
+    with httpx.Client(verify=context, timeout=30) as client:
+        health = client.get(
+            f"https://127.0.0.1:{port}/healthz", headers={"Host": API}, extensions={"sni_hostname": API}
+        )
+    assert health.json() == {"ok": True}
+    with pytest.raises(httpx.TransportError):  # never plain HTTP on the listener asked to be HTTPS
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+    created = daemon.cli("token", "create", "acme-api")
+    assert created.returncode == 0, created.stderr
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost {API}\n")
+    flags = ("--url", daemon.api_url, "--cacert", str(trust), "--token", created.stdout.strip())
+    listed = cli_resolving(daemon.home, hosts, *flags, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert APP in [app["name"] for app in json.loads(listed.stdout)]
+    untrusted = cli_resolving(daemon.home, hosts, "--url", daemon.api_url, "--token", created.stdout.strip(), "list")
+    assert untrusted.returncode != 0  # pebble's root is no system root: the name is really verified
+    renewed = wait_until(
+        "the API's renewed certificate", lambda: (c := api_certificate(port, trust)) != first and c, timeout=60
+    )
+    assert renewed != first  # the same listener now serves the renewed certificate
+    with daemon.api() as api:
+        issued = api.get("/v1/events", params={"limit": 500}).json()
+    assert any(e["kind"] == "certificate.issued" and e["data"].get("host") == API for e in issued)
+    taken = daemon.cli("domains", APP, "add", API)
+    assert taken.returncode != 0 and "admin API" in taken.stderr, taken.stderr
+    assert API not in domains(daemon)
+    pebble.point(API, "127.0.0.2")  # the next renewal fails: said loudly, the old certificate kept
+    try:
+        failing = wait_until("a failed API renewal", lambda: (c := api_domain(daemon))["state"] == "failing" and c)
+        kept = api_certificate(port, trust)
+    finally:
+        pebble.unpoint(API)
+    assert "127.0.0.2" in failing["last_error"] and failing["app"] is None, failing
+    assert kept is not None
+    overview = daemon.cli("list").stdout
+    assert f"admin API: {API}: certificate renewal failing" in overview, overview
+
+
+def api_domain(daemon: Daemon) -> dict[str, Any]:
+    with daemon.api() as api:
+        found: dict[str, Any] = api.get("/v1/api-domain").json()
+    return found
+
+
+def test_an_api_domain_without_acme_is_refused_before_anything_listens(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    refused = run_cli(home, "serve", "--port", "0", "--api-port", "0", "--api-domain", API)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "--api-domain needs automatic HTTPS" in refused.stderr and "hint: add --https-port" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not (home / "roost.sock").exists()

@@ -14,9 +14,12 @@ from roost.model import (
     Alias,
     AppConfig,
     AppName,
+    CertSource,
+    CertState,
     DeploymentId,
     DeploymentStatus,
     DesiredState,
+    DomainCert,
     Mode,
     Quota,
     TrafficEntry,
@@ -301,3 +304,42 @@ async def test_aliases_move_list_remove_and_go_with_their_app(tmp_path: Path) ->
         assert await reopened.aliases.every() == {}
     finally:
         await reopened.close()
+
+
+async def test_domains_and_certificates_survive_the_upgrade_that_lets_a_domain_have_no_app(tmp_path: Path) -> None:
+    added = next(i for i, script in enumerate(MIGRATIONS) if "domains_next" in script)
+    conn = sqlite3.connect(tmp_path / "roost.db")
+    for script in MIGRATIONS[:added]:
+        conn.executescript(script)
+    conn.execute(f"PRAGMA user_version = {added}")
+    config = json.dumps(AppConfig(entrypoint="main:app").to_dict())
+    conn.execute(
+        "INSERT INTO apps (name, mode, desired, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        ("old", "function", "running", config, 1.0, 1.0),
+    )
+    conn.execute("INSERT INTO domains (host, app) VALUES ('shop.example.com', 'old')")
+    conn.execute(
+        "INSERT INTO certificates (host, source, state, not_before, not_after, issued_at, hsts)"
+        " VALUES ('shop.example.com', 'acme', 'valid', 1.0, 2.0, 1.5, 1)"
+    )
+    conn.commit()
+    conn.close()
+    store = await Store.open(tmp_path / "roost.db")
+    try:
+        cert = await store.certificates.get("shop.example.com")
+        assert cert is not None
+        assert (cert.app, cert.state, cert.not_after, cert.issued_at, cert.hsts) == (
+            "old",
+            CertState.VALID,
+            2.0,
+            1.5,
+            True,
+        )
+        await store.certificates.add(DomainCert("api.example.com", None, CertSource.ACME, CertState.PENDING))
+        assert await store.domains.list_domains() == {"shop.example.com": "old"}  # the API's name routes nowhere
+        with pytest.raises(Conflict, match="admin API"):
+            await store.domains.add_domain("api.example.com", "old")
+        await store.delete_app("old")
+        assert [c.host for c in await store.certificates.list()] == ["api.example.com"]  # cascade still holds
+    finally:
+        await store.close()

@@ -17,9 +17,10 @@ from cryptography.x509.oid import NameOID
 
 from roost.certs import CertificateFiles, Issued, RenewalPolicy
 from roost.control.core import Announcer
-from roost.control.domains import DomainUseCases, HttpsSetup
-from roost.errors import CertificateRefused, Conflict
+from roost.control.domains import DomainUseCases, HttpsSetup, check_api_domain
+from roost.errors import CertificateRefused, ConfigError, Conflict, UsageError
 from roost.model import AppConfig, AppName, CertState, Mode
+from roost.serve_settings import ServeSettings
 from roost.store import Store
 
 START = 1_800_000_000.0  # the made-up clock's start
@@ -153,4 +154,54 @@ async def test_the_files_of_a_removed_app_are_swept(tmp_path: Path) -> None:
     assert await domains.sweep() == 1
     assert not (tmp_path / "certs" / "shop.example.com.pem").exists()
     assert (tmp_path / "certs" / "blog.example.com.pem").exists()
+    await store.close()
+
+
+def settings(tmp_path: Path, **values: object) -> ServeSettings:
+    return ServeSettings(home=tmp_path, **values)  # type: ignore[arg-type]
+
+
+def test_the_api_domain_is_checked_like_a_custom_domain_and_needs_acme(tmp_path: Path) -> None:
+    assert check_api_domain(settings(tmp_path)) is None
+    assert check_api_domain(settings(tmp_path, api_domain="API.Example.COM.", https_port=443)) == "api.example.com"
+    with pytest.raises(UsageError, match="not a valid host name"):
+        check_api_domain(settings(tmp_path, api_domain="bad_name!", https_port=443))
+    with pytest.raises(ConfigError, match="needs automatic HTTPS") as no_acme:
+        check_api_domain(settings(tmp_path, api_domain="api.example.com"))
+    assert "--https-port" in no_acme.value.hint
+    with pytest.raises(ConfigError, match="--tls-cert") as both:
+        check_api_domain(settings(tmp_path, api_domain="api.example.com", https_port=443, tls_cert=tmp_path / "c"))
+    assert "drop" in both.value.hint
+
+
+async def test_the_api_domain_is_issued_by_the_renewal_loop_and_is_no_apps(tmp_path: Path) -> None:
+    domains, store, ca, clock = await use_cases(tmp_path)
+    pending = await domains.claim_api_domain("api.example.com")
+    assert pending is not None and (pending.app, pending.state) == (None, CertState.PENDING)
+    assert await domains.renew_due() == 1
+    assert ca.asked == ["api.example.com"]
+    issued = await store.certificates.get("api.example.com")
+    assert issued is not None and (issued.state, issued.app) == (CertState.VALID, None)
+    assert (tmp_path / "certs" / "api.example.com.pem").is_file()
+    assert [e.kind for e in await store.list_events() if e.app is None] == ["certificate.issued"]
+    with pytest.raises(Conflict, match="admin API"):
+        await domains.add(SHOP, "api.example.com")
+    assert await store.domains.list_domains() == {}
+    clock[0] = START + 60 * DAY
+    assert await domains.renew_due() == 1  # renewed on the same schedule as an app's
+    await store.close()
+
+
+async def test_another_api_domain_forgets_the_old_one_and_an_apps_name_is_refused(tmp_path: Path) -> None:
+    domains, store, _, _ = await use_cases(tmp_path)
+    await domains.claim_api_domain("api.example.com")
+    await domains.renew_due()
+    await domains.claim_api_domain("admin.example.com")
+    assert [c.host for c in await store.certificates.list()] == ["admin.example.com"]
+    assert not (tmp_path / "certs" / "api.example.com.pem").exists()
+    await domains.add(SHOP, "shop.example.com")
+    with pytest.raises(Conflict, match="app 'shop'"):
+        await domains.claim_api_domain("shop.example.com")
+    await domains.claim_api_domain(None)
+    assert [c.host for c in await store.certificates.list()] == ["shop.example.com"]
     await store.close()
