@@ -80,20 +80,28 @@ def check_pair(chain_pem: bytes, key_pem: bytes) -> CertInfo:
     return info
 
 
-def self_signed(host: str, days: int = 7) -> tuple[bytes, bytes]:
-    """(key PEM, certificate PEM) of a throwaway self-signed certificate for `host`: what the admin
-    API serves on its own name until the CA's certificate arrives, so it never falls back to HTTP."""
+def self_signed(
+    host: str, days: float = 7, *, not_before: float | None = None, label: str | None = None
+) -> tuple[bytes, bytes]:
+    """(key PEM, certificate PEM) of a throwaway self-signed ECDSA P-256 certificate for `host`,
+    valid `days` from `not_before` (default: five minutes ago), its common name `label` or `host`.
+    The admin API serves one on its own name until the CA's certificate arrives, so it never falls
+    back to HTTP; tests and bench/proxy.py --tls make theirs here too."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, f"{host} (temporary, self-signed)")])
-    now = datetime.datetime.now(datetime.UTC)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, label or host)])
+    start = (
+        datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
+        if not_before is None
+        else datetime.datetime.fromtimestamp(not_before, datetime.UTC)
+    )
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
         .sign(key, hashes.SHA256())
     )

@@ -99,7 +99,7 @@ class AdminTls:
             except (OSError, ssl.SSLError) as exc:
                 log.error("cannot load the admin API's certificate for %s: %s", self.host, exc)
         chain, key = self.files.temporary_path(self.host)
-        key_pem, chain_pem = self_signed(self.host)
+        key_pem, chain_pem = self_signed(self.host, label=f"{self.host} (temporary, self-signed)")
         self._temporary = True
         self.files.write_private(key, key_pem)
         self.files.write_private(chain, chain_pem)

@@ -4,18 +4,13 @@ issuance that fails and leaves nothing, a name another app holds."""
 
 from __future__ import annotations
 
-import datetime
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from roost.certs import CertificateFiles, Issued, RenewalPolicy
+from roost.certs import CertificateFiles, Issued, RenewalPolicy, self_signed
 from roost.control.core import Announcer
 from roost.control.domains import DomainUseCases, HttpsSetup, check_api_domain
 from roost.errors import CertificateRefused, ConfigError, Conflict, UsageError
@@ -29,22 +24,7 @@ SHOP = AppName("shop")
 
 
 def certificate(host: str, not_before: float, days: float) -> Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    start = datetime.datetime.fromtimestamp(not_before, datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return Issued(pem, cert.public_bytes(serialization.Encoding.PEM))
+    return Issued(*self_signed(host, days, not_before=not_before))
 
 
 @dataclass
