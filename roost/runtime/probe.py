@@ -38,6 +38,20 @@ PROBE_TAIL = 40
 GRACE_EXIT_NOTICE = 1.0
 
 
+async def end_one_off(
+    child: Child | None, output: Output, tmpdir: Path, confinement: Confinement | None, grace_kill: float
+) -> None:
+    """Clear away what a one-off process of a deployment (the build check, the release command)
+    leaves behind: its process group if it still runs (TERM, grace, KILL), its output reader, its
+    TMPDIR and its cgroup."""
+    if child is not None and child.is_alive():
+        await terminate(child, grace_kill)
+    await output.finish()
+    await asyncio.to_thread(shutil.rmtree, tmpdir, True)
+    if confinement is not None and confinement.cgroup is not None:
+        await asyncio.to_thread(confinement.cgroup.remove)
+
+
 async def run_probe(
     spec: DeploymentSpec, limit_seconds: float, tmpdir: Path, logs: LogBook, grace_kill: float, sandbox: Sandbox
 ) -> ProbeResult:
@@ -66,12 +80,7 @@ async def run_probe(
         if ok:
             message = f"{message} in {seconds:.2f}s"
     finally:
-        if child is not None and child.is_alive():
-            await terminate(child, grace_kill)
-        await output.finish()
-        await asyncio.to_thread(shutil.rmtree, tmpdir, True)
-        if confinement is not None and confinement.cgroup is not None:
-            await asyncio.to_thread(confinement.cgroup.remove)
+        await end_one_off(child, output, tmpdir, confinement, grace_kill)
     if not ok:
         message = f"{subject}{message}{_stated_cause(child, output) if ended else ''}"
     return ProbeResult(ok, seconds, message, "\n".join(output.tail))

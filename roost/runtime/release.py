@@ -9,8 +9,6 @@ the app's log (source `release`) and, line by line, to whoever follows the push.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 from roost.applog import LogBook
 from roost.runtime.environ import make_tmpdir, process_env
 from roost.runtime.output import Output
+from roost.runtime.probe import end_one_off
 from roost.runtime.process import Child, ExitStatus, terminate, wait_exit
 from roost.runtime.protocol import DeploymentSpec, ReleaseResult
 from roost.runtime.sandbox import Sandbox
@@ -61,12 +60,7 @@ async def run_release(
         if status is None:
             await terminate(child, grace_kill)
     finally:
-        if child is not None and child.is_alive():
-            await terminate(child, grace_kill)
-        await output.finish()
-        await asyncio.to_thread(shutil.rmtree, tmpdir, True)
-        if confinement is not None and confinement.cgroup is not None:
-            await asyncio.to_thread(confinement.cgroup.remove)
+        await end_one_off(child, output, tmpdir, confinement, grace_kill)
     seconds = time.monotonic() - started
     tail = "\n".join(output.tail)
     return ReleaseResult(status is not None and status.code == 0, seconds, verdict(command, status, limit), tail)
