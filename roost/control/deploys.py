@@ -113,7 +113,9 @@ class DeployUseCases:
             raise UsageError(f"the archive {digest} is not in the registry", hint="run `roost push` again to upload it")
         await self._ensure_app(app, config)
         deployment = await self.store.create_deployment(app, new_deployment_id(), digest, message, config, sources)
-        await self.store.add_event(app, "deploy.started", f"deployment {deployment.id} building", {"digest": digest})
+        await self.store.add_event(
+            app, "deploy.started", f"deployment {deployment.id} building", {"digest": digest, "deployment": deployment.id}
+        )
         build_log = self.buildlogs.open(app, deployment.id)
         self.tasks.start(self._build_and_release(deployment, build_log, promote, alias), name=f"build {deployment.id}")
         return deployment

@@ -290,6 +290,19 @@ def test_roost_ui_prints_a_link_that_works_once(daemon: Daemon, browser: WebDriv
     assert over_tcp.returncode != 0
 
 
+def test_the_app_page_follows_a_pushs_build_as_it_happens(daemon: Daemon, browser: WebDriver, tmp_path: Path) -> None:
+    browser.find_element(By.LINK_TEXT, APP).click()
+    wait_for(browser, "the app page's events", lambda d: d.find_elements(By.CSS_SELECTOR, "#events li"))
+    app = write_app(
+        tmp_path, APP, {"roost.toml": f'name = "{APP}"\nentrypoint = "handler:handler"\n', "handler.py": HANDLER}
+    )
+    out = pushed(daemon, app, "--no-promote", "-m", "third")  # production and its traffic stay as they are
+    newest = max(json.loads(daemon.cli("deployments", APP, "--json").stdout), key=lambda d: d["created_at"])["id"]
+    assert newest in out
+    wait_for(browser, "the push's build log", lambda d: f"Deployment {newest}:" in text_of(d, "#build-which"))
+    wait_for(browser, "its end", lambda d: f"deployment {newest} is ready" in text_of(d, "#build-log"))
+
+
 def test_the_page_runs_only_its_own_code(daemon: Daemon) -> None:
     page = httpx.get(f"{daemon.api_url}/ui/", timeout=WAIT)
     assert page.status_code == 200

@@ -309,7 +309,11 @@ function showApp(name) {
   );
   drawActions(name);
   handlers.overview = (rows) => drawFigures(rows.find((r) => r.name === name));
-  handlers.event = (event) => { addEvent(event); if (!event.kind.startsWith("api.")) refreshApp(); };
+  handlers.event = (event) => {
+    addEvent(event);
+    if (event.kind === "deploy.started" && event.data && event.data.deployment) followBuild(name, event.data.deployment, false);  // a push's build, as it happens
+    if (!event.kind.startsWith("api.")) refreshApp();
+  };
   handlers.log = addLog;
   handlers.chart = drawCharts;
   state.timers.push(setInterval(tickUptimes, 1000));
@@ -641,7 +645,7 @@ function redrawLog() {
   if (logFilter.follow) pre.scrollTop = pre.scrollHeight;
 }
 
-async function followBuild(name, deployment) {
+async function followBuild(name, deployment, focus = true) {
   const pre = document.getElementById("build-log");
   document.getElementById("build-which").textContent = `Deployment ${deployment}:`;
   pre.hidden = false;
@@ -661,7 +665,7 @@ async function followBuild(name, deployment) {
   } catch (e) {
     pre.append(`\n(${e.message})`);
   }
-  pre.focus();
+  if (focus) pre.focus();
 }
 
 // ---------------------------------------------------------------- charts
