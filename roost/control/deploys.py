@@ -114,7 +114,10 @@ class DeployUseCases:
         await self._ensure_app(app, config)
         deployment = await self.store.create_deployment(app, new_deployment_id(), digest, message, config, sources)
         await self.store.add_event(
-            app, "deploy.started", f"deployment {deployment.id} building", {"digest": digest, "deployment": deployment.id}
+            app,
+            "deploy.started",
+            f"deployment {deployment.id} building",
+            {"digest": digest, "deployment": deployment.id},
         )
         build_log = self.buildlogs.open(app, deployment.id)
         self.tasks.start(self._build_and_release(deployment, build_log, promote, alias), name=f"build {deployment.id}")
