@@ -12,7 +12,7 @@ unset ROOST_URL
 if [ -n "$home" ]; then
     export ROOST_HOME="$home"
 fi
-home="$("$bin/python" -c 'from roost.settings import default_home; print(default_home())')"
+home="$("$bin/python" -c 'from roost.serve_settings import default_home; print(default_home())')"
 export ROOST_HOME="$home"
 
 "$bin/roost" serve --home "$home" "$@" &
@@ -54,7 +54,7 @@ push_examples() {
         printf '[examples] %d of %d pushes failed (see above), %.1f s after `make serve` started\n' \
             "$failed" "${#pids[@]}" "$total"
     fi
-    if [ "$home" = "$(env -u ROOST_HOME "$bin/python" -c 'from roost.settings import default_home; print(default_home())')" ]; then
+    if [ "$home" = "$(env -u ROOST_HOME "$bin/python" -c 'from roost.serve_settings import default_home; print(default_home())')" ]; then
         echo "[examples] in another terminal: . .venv/bin/activate && roost list"
     else
         echo "[examples] in another terminal: . .venv/bin/activate && export ROOST_HOME=$home && roost list"
