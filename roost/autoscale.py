@@ -3,7 +3,8 @@
 Concurrency-based, like Knative's KPA: desired = ceil(average demand / target per
 instance), averaged over a stable window and a short panic window. Panic
 (demand >= 2x capacity) scales up at once and never down; scale-down waits for
-`scale_down_delay` of lower demand. A quota (roost/quotas.py) caps the count last: the loop
+`scale_down_delay` of lower demand in both windows (the stable window alone still remembers
+the calm before a burst that the activator scaled for). A quota (roost/quotas.py) caps the count last: the loop
 works out what the rest of the quota's group holds and hands `decide` the room that is left.
 Sees the runtime only through its protocol.
 """
@@ -148,6 +149,16 @@ def _decide_demand(spec: ScaleSpec, state: ScaleState, obs: Observation) -> tupl
         return Decision(desired, why), replace(state, below_since=None)
     if desired == 0 and spec.function and stable == 0:
         return Decision(0, f"no request for {spec.idle_timeout:g}s"), replace(state, below_since=None)
+    if clamp(want_panic) >= obs.current:
+        why = f"{panic:.1f} in flight over the last {spec.window_panic:g}s still needs {obs.current} instances"
+        return Decision(obs.current, why), replace(state, below_since=None)
+    return _after_the_delay(spec, state, obs, desired, stable)
+
+
+def _after_the_delay(
+    spec: ScaleSpec, state: ScaleState, obs: Observation, desired: int, stable: float
+) -> tuple[Decision, ScaleState]:
+    """Fewer instances (`desired`) once both windows have wanted fewer for `scale_down_delay`."""
     below_since = state.below_since if state.below_since is not None else obs.now
     if obs.now - below_since < spec.scale_down_delay:
         return Decision(obs.current, "waiting out the scale-down delay"), replace(state, below_since=below_since)

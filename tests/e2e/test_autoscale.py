@@ -143,6 +143,10 @@ def test_service_scales_down_after_the_delay_when_demand_falls(daemon: Daemon) -
     with Load(daemon, host, SLOW, clients=1) as rest:  # demand 1: one instance is enough
         with Load(daemon, host, SLOW, clients=7) as peak:  # demand 8 wants 4: capped at 3
             reaches(daemon, "scaled-svc", 3)
+            # The activator started those for the waiting requests; the peak stays on until the
+            # autoscaler's windows have seen it too, so the drop below is the only one there is.
+            held = holds(daemon, "scaled-svc", WINDOW)
+            assert set(held) == {3}, held
             peak.stop.set()
         dropped_at = peak.last_done  # the peak's last request ended: demand fell to the rest's 1
         wait_until("scaled-svc down to 1", lambda: len(live(daemon, "scaled-svc")) == 1, timeout=40)

@@ -77,6 +77,29 @@ def test_drop_scales_down_only_after_the_delay() -> None:
     assert result[-1] == 1
 
 
+def test_the_delay_counts_from_when_recent_demand_fell_not_from_when_the_long_average_did() -> None:
+    """A burst the activator scaled for (1 -> 3 instances) while the stable window still holds the
+    calm before it: the stable average alone wants fewer at once, yet the burst is still on."""
+    spec = ScaleSpec(
+        min=1, max=3, target=2, idle_timeout=300, function=False, window_stable=10, window_panic=1, scale_down_delay=5
+    )
+    trace = [1.0] * 9 + [8.0] * 3 + [1.0] * 30  # the burst is on for seconds 9-11
+    state, current, samples, lowered_at = ScaleState(), 1, [], None
+    for second, demand in enumerate(trace):
+        if second == 9:
+            current = 3  # the activator started two for the burst's waiting requests
+        samples.append((float(second), demand))
+        window = tuple(s for s in samples if s[0] > second - spec.window_stable)
+        decision, state = decide(spec, state, Observation(float(second), current, window, float(second)))
+        if decision.desired < current and lowered_at is None:
+            lowered_at = second
+            assert decision.reason.startswith("demand fell"), decision
+        current = decision.desired
+    assert lowered_at is not None, "never scaled down"
+    assert lowered_at >= 12 + spec.scale_down_delay, f"scaled down at {lowered_at}s, the burst ended at 12s"
+    assert current == 1
+
+
 def test_flapping_demand_does_not_flap_instances() -> None:
     trace = ([40.0] * 5 + [20.0] * 5) * 20
     result = counts(replay(SERVICE, trace))
