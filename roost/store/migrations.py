@@ -142,28 +142,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (app, name)
     );
     """,
-    # 9: each custom domain's certificate (ACME or supplied), its state and its renewal schedule
+    # 9: certificates: each custom domain's (ACME or supplied), its state and renewal schedule; a
+    # domain may belong to no app (the admin API's own name, app NULL). SQLite cannot drop NOT
+    # NULL in place: domains is rebuilt first.
     """
-    CREATE TABLE certificates (
-        host          TEXT PRIMARY KEY REFERENCES domains(host) ON DELETE CASCADE,
-        source        TEXT NOT NULL,
-        state         TEXT NOT NULL,
-        not_before    REAL,
-        not_after     REAL,
-        issued_at     REAL,
-        failures      INTEGER NOT NULL DEFAULT 0,
-        last_error    TEXT NOT NULL DEFAULT '',
-        next_attempt  REAL,
-        redirect      INTEGER NOT NULL DEFAULT 1,
-        hsts          INTEGER NOT NULL DEFAULT 0
-    );
-    """,
-    # 10: a domain may belong to no app: the admin API's own name (app NULL), certificate renewed
-    # like a custom domain's. SQLite cannot drop NOT NULL in place: both tables are rebuilt, the
-    # certificates set aside first so dropping the old domains cascades into nothing.
-    """
-    CREATE TABLE certificates_kept AS SELECT * FROM certificates;
-    DROP TABLE certificates;
     CREATE TABLE domains_next (
         host  TEXT PRIMARY KEY,
         app   TEXT REFERENCES apps(name) ON DELETE CASCADE
@@ -184,7 +166,5 @@ MIGRATIONS: tuple[str, ...] = (
         redirect      INTEGER NOT NULL DEFAULT 1,
         hsts          INTEGER NOT NULL DEFAULT 0
     );
-    INSERT INTO certificates SELECT * FROM certificates_kept;
-    DROP TABLE certificates_kept;
     """,
 )
