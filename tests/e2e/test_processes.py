@@ -81,7 +81,7 @@ while True:
 HOG = """
 import time
 
-time.sleep(1.5)  # past its ready_after: this is a running worker's memory kill, not a failed start
+time.sleep(3)  # well past its ready_after (1 s), even on a busy host: a memory kill, not a failed start
 print("hog: allocating", flush=True)
 ballast = []
 while True:
