@@ -37,6 +37,9 @@ from roost.units import format_duration
 log = logging.getLogger("roost.control")
 LOOK_AGAIN = 300.0  # the renewal loop looks at the schedule at least this often
 LOOK_AT_LEAST = 1.0  # ... and never more often than this
+# What asking the CA can end in besides a certificate: refused, unreachable, or an answer we
+# cannot read (ConfigError from read_info).
+CA_FAILURES = (CertificateRefused, Unavailable, ConfigError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +147,7 @@ class DomainUseCases:
             await self.announcer.announce(app)  # routed at once; the HTTP-01 answer is the edge's own
             try:
                 issued = await self._obtain(cert)
-            except (CertificateRefused, Unavailable) as exc:
+            except CA_FAILURES as exc:
                 await self.store.domains.remove_domain(host, app)  # nothing half-configured: try again once fixed
                 await self.store.add_event(app, "certificate.failed", f"{host}: {exc.message}", {"host": host})
                 await self.announcer.announce(app)
@@ -267,9 +270,7 @@ class DomainUseCases:
         self._busy.add(cert.host)
         try:
             await self._obtain(cert)
-        except (CertificateRefused, Unavailable) as exc:
-            await self._renewal_failed(cert, exc)
-        except ConfigError as exc:  # the CA sent what we cannot read (read_info)
+        except CA_FAILURES as exc:
             await self._renewal_failed(cert, exc)
         except NotFound:
             await asyncio.to_thread(self.https.files.remove, cert.host)  # removed while we asked
