@@ -20,6 +20,8 @@ SERVICE = (
     'entrypoint = "main:app"\nmode = "service"\n[scale]\nmin = 1\n[limits]\nmemory = "96M"\npids = 48\ncpu = 0.25\n'
 )
 APP = "async def app(scope, receive, send):\n    pass\n"
+# A command app: its instance's pid is bwrap (root, the host's view), which forks the command.
+COMMAND = SERVICE.replace('entrypoint = "main:app"', 'command = "python -m http.server $PORT --bind 127.0.0.1"')
 SECRETS = {"home", "store", "secret key"}
 
 
@@ -32,6 +34,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     with running(home, "--uid-range", f"{UID_FIRST}-{UID_LAST}") as started:
         pushed(started, write_app(root, "blog", {"roost.toml": SERVICE, "main.py": APP}))
         pushed(started, write_app(root, "shop", {"roost.toml": SERVICE, "main.py": APP}))
+        pushed(started, write_app(root, "static", {"roost.toml": COMMAND, "index.html": "hello"}))
         yield started
 
 
@@ -45,10 +48,15 @@ def read_back(daemon: Daemon, app: str) -> dict[str, Any]:
     return wait_until(f"a ready instance of {app} with its isolation", ready, timeout=60)
 
 
-def test_info_reports_what_the_instance_really_got(daemon: Daemon) -> None:
-    instance = read_back(daemon, "shop")
+@pytest.mark.parametrize("app", ["shop", "static"])
+def test_info_reports_what_the_instance_really_got(daemon: Daemon, app: str) -> None:
+    instance = read_back(daemon, app)
     isolation = instance["isolation"]
-    assert isolation["pid"] == instance["pid"] and isolation["errors"] == [], isolation
+    assert isolation["errors"] == [], isolation
+    if app == "shop":
+        assert isolation["pid"] == instance["pid"], isolation  # forked from the zygote: the app itself
+    else:
+        assert isolation["command"].endswith("python"), isolation  # the command, not its wrappers
     identity = isolation["identity"]
     if os.geteuid() == 0:
         assert UID_FIRST <= identity["uid"][1] <= UID_LAST, identity  # the app's own uid, from --uid-range

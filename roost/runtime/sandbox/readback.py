@@ -47,6 +47,7 @@ _SKUID_RE = re.compile(r"meta skuid (\d+)(?:-(\d+))?")
 T = TypeVar("T")
 K = TypeVar("K")
 POLL_PROGRAM = 0.02
+WRAPPERS = frozenset({"bwrap", "setpriv"})  # what stands between an instance's pid and the app
 _SECCOMP_MODES = {"0": SeccompMode.DISABLED, "1": SeccompMode.STRICT, "2": SeccompMode.FILTER}
 
 
@@ -300,9 +301,10 @@ async def isolation_of(targets: Mapping[K, tuple[int, Vantage]]) -> dict[K, Isol
         first = next(iter(targets.values()), None)
         ruleset = read_ruleset(first[1]) if first is not None else None
         found: dict[K, Isolation] = {}
+        tree = process_tree()
         for key, (pid, vantage) in targets.items():
             with contextlib.suppress(ProcessLookupError):
-                found[key] = read_isolation(pid, vantage, ruleset)
+                found[key] = read_isolation(behind_wrappers(pid, tree), vantage, ruleset)
         return found
 
     return await asyncio.to_thread(read_all)
@@ -427,17 +429,43 @@ def _proc_view(base: Path, mounts: Sequence[Mount] | None) -> ProcView:
     return ProcView(own_proc=(host.st_dev, host.st_ino) != (seen.st_dev, seen.st_ino), hidepid=hidepid_of(mounts or []))
 
 
-def program_in_tree(pid: int, argv: Sequence[str]) -> int | None:
-    """The process of `pid`'s tree (itself first, then its descendants) whose command line is
-    exactly `argv`: what a wrapper chain (enter.py, bwrap, setpriv) ends in, once it has executed
-    it. Blocking: reads every process's stat, and the command lines of the tree only."""
-    wanted = [part.encode() for part in argv]
+def process_tree() -> dict[int, list[int]]:
+    """Every process's children, by pid (from each /proc/PID/stat). Blocking."""
     children: dict[int, list[int]] = {}
     for entry in os.scandir(PROC):
         if entry.name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
                 parent = int((PROC / entry.name / "stat").read_text().rsplit(")", 1)[1].split()[1])
                 children.setdefault(parent, []).append(int(entry.name))
+    return children
+
+
+def behind_wrappers(pid: int, tree: Mapping[int, list[int]]) -> int:
+    """The app's own process behind `pid`: a command app's instance is bwrap, which forks the
+    command it confines (setpriv and `sh -c exec` replace themselves), and bwrap itself runs as
+    root with the host's view, so reading it back would describe the wrapper, not the app.
+    `pid` itself when it is no wrapper or has not forked yet. Blocking."""
+    current = pid
+    while _program(current) in WRAPPERS and len(tree.get(current, [])) == 1:
+        current = tree[current][0]
+    return current
+
+
+def _program(pid: int) -> str:
+    """The file name of `pid`'s argv[0] ("" when it is gone)."""
+    try:
+        argv0 = (PROC / str(pid) / "cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return ""
+    return os.path.basename(argv0.decode(errors="replace"))
+
+
+def program_in_tree(pid: int, argv: Sequence[str]) -> int | None:
+    """The process of `pid`'s tree (itself first, then its descendants) whose command line is
+    exactly `argv`: what a wrapper chain (enter.py, bwrap, setpriv) ends in, once it has executed
+    it. Blocking: reads every process's stat, and the command lines of the tree only."""
+    wanted = [part.encode() for part in argv]
+    children = process_tree()
     queue = [pid]
     while queue:
         current = queue.pop(0)
