@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from roost.edge.guard import retry_after
-from roost.edge.routes import AppRoute, no_deployment, resolve_path
+from roost.edge.routes import AppRoute, no_deployment, not_found, resolve_path
 from roost.edge.split import choose
 from roost.model import DeploymentId
 
@@ -58,7 +58,7 @@ def admit(ctx: EdgeContext, req: Request, rate_key: str, now: float) -> Admitted
     else:
         found = resolve_path(ctx.routes, matched, req.target.decode("latin-1"), req.internal)
         if found is None:
-            return Refused(404, "no such app")
+            return Refused(404, not_found(ctx.routes, (req.host or b"").decode("latin-1")))
         app, deployment = found.app, found.deployment
         if found.prefix:
             path, prefix = found.path.encode("latin-1"), found.prefix.encode("latin-1")

@@ -81,6 +81,24 @@ def no_deployment(app: AppRoute) -> str:
     )
 
 
+def not_found(table: RouteTable, host: str) -> str:
+    """The 404 page when no app matched: on a Host that is not this edge's domain (an IP
+    address, a name the DNS points here but nobody added), it says which URLs do answer.
+
+    >>> not_found(RouteTable("localhost"), "127.0.0.1:8080")
+    'no such app: no app answers to the host 127.0.0.1; apps are at http://APP.localhost:8080/ and http://localhost:8080/APP/'
+    """
+    name, domain = host_name(host), table.domain.lower()
+    if name == domain or name.endswith("." + domain) or name in table.hosts:
+        return "no such app"
+    port = host.strip()[len(name) :] if host.strip().lower().startswith(name) else ""
+    port = port if port.startswith(":") and port[1:].isdigit() else ""
+    return (
+        f"no such app: no app answers to the host {name}; "
+        f"apps are at http://APP.{domain}{port}/ and http://{domain}{port}/APP/"
+    )
+
+
 def host_name(host: str) -> str:
     """The lower-case name in a Host value, without port or trailing dot ("[::1]:80" -> "[::1]")."""
     host = host.strip().lower()

@@ -95,6 +95,13 @@ def test_edge_placeholder_says_no_such_app(daemon: Daemon) -> None:
     assert "no such app" in response.text
 
 
+def test_edge_tells_a_client_at_its_ip_address_which_urls_answer(daemon: Daemon) -> None:
+    port = daemon.edge_port
+    response = httpx.get(f"http://127.0.0.1:{port}/hello/", timeout=10)
+    assert response.status_code == 404
+    assert f"apps are at http://APP.localhost:{port}/ and http://localhost:{port}/APP/" in response.text
+
+
 def test_sigterm_and_sigint_stop_cleanly(home: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         daemon = spawn(home)

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from roost.edge import resolve
-from roost.edge.routes import host_name, no_deployment, normal_path
+from roost.edge.routes import host_name, no_deployment, normal_path, not_found
 from roost.model import DeploymentId
 from tests.unit.edge.harness import route, table
 
@@ -109,3 +109,22 @@ def test_a_branch_alias_names_the_deployment_it_serves() -> None:
     assert resolve(aliased, "nope--hello.apps.example.com", "/") is None
     by_id = resolve(aliased, "aaaaaaaa--hello.apps.example.com", "/")  # a deployment id wins over an alias
     assert by_id is not None and by_id.deployment == A
+
+
+@pytest.mark.parametrize(
+    ("host", "says"),
+    [
+        ("127.0.0.1:8080", "no app answers to the host 127.0.0.1; apps are at http://APP.localhost:8080/"),
+        ("[::1]:8080", "no app answers to the host [::1]; apps are at http://APP.localhost:8080/"),
+        ("Shop.Other.COM", "no app answers to the host shop.other.com; apps are at http://APP.localhost/"),
+    ],
+)
+def test_a_host_that_is_not_the_domain_is_told_which_urls_answer(host: str, says: str) -> None:
+    message = not_found(table(), host)
+    assert message.startswith("no such app: " + says), message
+    assert message.endswith("/APP/"), message
+
+
+@pytest.mark.parametrize("host", ["localhost:8080", "nope.localhost", "ab12cd34--hello.localhost"])
+def test_a_miss_under_the_domain_stays_short(host: str) -> None:
+    assert not_found(table(), host) == "no such app"
