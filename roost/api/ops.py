@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from roost.api.deps import ControlDep
 from roost.api.params import AppName
@@ -21,6 +21,7 @@ class GcOut(RecordOut):
     pruned: list[str]
     venvs: list[FreedOut]
     blobs: list[FreedOut]
+    views: list[FreedOut] = Field(description="removed apps' views of the uv cache")
     freed_bytes: int
 
 
@@ -44,6 +45,7 @@ async def gc(control: ControlDep) -> GcOut:
         report,
         venvs=[FreedOut(name=n, bytes=b) for n, b in report.venvs],
         blobs=[FreedOut(name=n, bytes=b) for n, b in report.blobs],
+        views=[FreedOut(name=n, bytes=b) for n, b in report.views],
     )
 
 

@@ -13,7 +13,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -296,6 +296,14 @@ class Builder:
         """Remove a deployment's files (its venv stays, for `gc_venvs`); returns the bytes freed."""
         path = self.deployment_dir(app, deployment)
         return await in_thread(_remove_deployment_dir, path)
+
+    async def gc_cache_views(self, apps: Collection[str]) -> list[tuple[str, int]]:
+        """Remove the uv cache views of apps not in `apps` (removed apps'); (app, bytes freed) of each."""
+
+        def prune() -> list[tuple[str, int]]:
+            return UvCache(self.cache_dir, views_dir(self.cache_dir, self.home, home_id(self.home))).prune_views(apps)
+
+        return await asyncio.to_thread(prune)
 
     async def gc_venvs(
         self, referenced_keys: set[str], *, grace_seconds: float = GRACE_SECONDS, now: float | None = None

@@ -24,7 +24,7 @@ import os
 import secrets
 import stat
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +119,32 @@ class UvCache:
             remove_tree(staging)
             raise
         return CacheView(path, warm=False)
+
+    def prune_views(self, apps: Collection[str]) -> list[tuple[str, int]]:
+        """Remove the views of apps not in `apps` (removed since their builds); (app, bytes freed:
+        the files only the view held, such as the sdists it built) of each. A staging folder
+        (".seed-…") belongs to a build under way and is left alone. Blocking."""
+        removed: list[tuple[str, int]] = []
+        with contextlib.suppress(FileNotFoundError):
+            for entry in sorted(os.scandir(self.views), key=lambda e: e.name):
+                if entry.name.startswith(".") or entry.name in apps:
+                    continue
+                freed = _own_bytes(Path(entry.path))
+                remove_tree(Path(entry.path))
+                removed.append((entry.name, freed))
+        return removed
+
+
+def _own_bytes(tree: Path) -> int:
+    """The bytes of the regular files under `tree` that no other link keeps (freed by removing it)."""
+    total = 0
+    for directory, _, filenames in os.walk(tree):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                info = os.lstat(os.path.join(directory, name))
+                if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+                    total += info.st_size
+    return total
 
 
 def admits_trusted(requirements: Iterable[str]) -> bool:

@@ -30,6 +30,8 @@ def gc(ctx: Context, yes: bool, as_json: bool) -> None:
     for kind in ("venvs", "blobs"):
         for item in report[kind]:
             console.print(f"removed {kind[:-1]} {item['name']} ({human_size(item['bytes'])})")
+    for item in report["views"]:
+        console.print(f"removed the uv cache view of removed app {item['name']} ({human_size(item['bytes'])})")
     console.print(f"freed {human_size(report['freed_bytes'])}")
 
 

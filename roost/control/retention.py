@@ -10,7 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from roost.builder import Builder
@@ -37,10 +37,11 @@ class GcReport:
     pruned: list[str] = field(default_factory=list)  # "app/deployment"
     venvs: list[tuple[str, int]] = field(default_factory=list)
     blobs: list[tuple[str, int]] = field(default_factory=list)
+    views: list[tuple[str, int]] = field(default_factory=list)  # removed apps' uv cache views
 
     @property
     def freed_bytes(self) -> int:
-        return sum(size for _, size in self.venvs) + sum(size for _, size in self.blobs)
+        return sum(size for _, size in (*self.venvs, *self.blobs, *self.views))
 
 
 class RetentionUseCases:
@@ -104,13 +105,15 @@ class RetentionUseCases:
         deployments = await self.store.list_deployments()
         kept = [d for d in deployments if d.status is not DeploymentStatus.PRUNED]
         venvs: list[tuple[str, int]] = []
+        views: list[tuple[str, int]] = []
         if not any(d.status is DeploymentStatus.BUILDING for d in deployments):
             venv_keys = {Path(d.venv_dir).name for d in kept if d.venv_dir}
             venvs = await self.builder.gc_venvs(venv_keys, grace_seconds=SLACK_SECONDS, now=began)
+            views = await self.builder.gc_cache_views({app.name for app in await self.store.list_apps()})
         referenced = {d.digest for d in kept}
         blobs = await self._remove_blobs({d.digest for d in deployments} - referenced, began - SLACK_SECONDS)
         blobs += await self.registry.gc(referenced, grace_seconds=UPLOAD_GRACE_SECONDS)
-        return GcReport([], venvs, blobs)
+        return GcReport([], venvs, blobs, views)
 
     async def _remove_blobs(self, digests: Iterable[str], written_before: float) -> list[tuple[str, int]]:
         """Remove blobs by digest, unless gone or written since `written_before` (uploaded again for
@@ -130,8 +133,8 @@ class RetentionUseCases:
         """After a push: prune the app, then collect what nothing references any more."""
         pruned = [f"{d.app}/{d.id}" for d in await self.prune(app)]
         collected = await self.collect()
-        report = GcReport(pruned, collected.venvs, collected.blobs)
-        if report.venvs or report.blobs:
+        report = replace(collected, pruned=pruned)
+        if report.venvs or report.blobs or report.views:
             await self._record(AppName(app), "retention.collected", report)
         return report
 
@@ -141,7 +144,7 @@ class RetentionUseCases:
         for app in await self.store.list_apps():
             pruned += [f"{d.app}/{d.id}" for d in await self.prune(app.name)]
         collected = await self.collect()
-        report = GcReport(pruned, collected.venvs, collected.blobs)
+        report = replace(collected, pruned=pruned)
         await self._record(None, "retention.gc", report)
         return report
 
@@ -150,11 +153,13 @@ class RetentionUseCases:
             app,
             kind,
             f"{'gc' if app is None else 'after the push'}: pruned {len(report.pruned)} deployment(s), "
-            f"removed {len(report.venvs)} venv(s) and {len(report.blobs)} blob(s), {report.freed_bytes} bytes freed",
+            f"removed {len(report.venvs)} venv(s), {len(report.blobs)} blob(s) and the uv cache views of "
+            f"{len(report.views)} removed app(s), {report.freed_bytes} bytes freed",
             {
                 "pruned": report.pruned,
                 "venvs": [k for k, _ in report.venvs],
                 "blobs": [d for d, _ in report.blobs],
+                "views": [a for a, _ in report.views],
                 "freed_bytes": report.freed_bytes,
             },
         )

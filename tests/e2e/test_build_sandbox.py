@@ -207,6 +207,12 @@ def test_a_c_extension_builds_from_source(daemon: Daemon, tmp_path: Path) -> Non
     for path in (venv, venv.parent, code, code.parent):  # the app's uid cannot change its deployment
         info = path.stat()
         assert info.st_uid == os.geteuid() and not info.st_mode & 0o022, (path, oct(info.st_mode), info.st_uid)
+    # The sdist was built in the app's own view of the uv cache; removing the app lets gc remove it.
+    assert daemon.cli("remove", "native", "--yes").returncode == 0
+    report = json.loads(daemon.cli("gc", "--yes", "--json").stdout)
+    freed = {view["name"]: view["bytes"] for view in report["views"]}
+    assert "native" in freed and freed["native"] > 0, report  # cext's built wheel was the view's own
+    assert "native" not in {view["name"] for view in json.loads(daemon.cli("gc", "--yes", "--json").stdout)["views"]}
 
 
 def _build_groups(home: Path) -> list[Path]:

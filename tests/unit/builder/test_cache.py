@@ -201,6 +201,22 @@ async def test_two_first_builds_of_an_app_share_one_view(shared: Path, tmp_path:
     assert sorted(p.name for p in (tmp_path / "views").iterdir()) == ["twice"]  # no staging left behind
 
 
+def test_removed_apps_views_are_pruned_and_only_their_own_files_count_as_freed(shared: Path, tmp_path: Path) -> None:
+    cache = UvCache(shared, tmp_path / "views")
+    kept, gone = cache.view("shop"), cache.view("gone")
+    (gone.path / "built-sdist.whl").write_bytes(b"x" * 5000)  # what only that app's builds added
+    staging = tmp_path / "views" / ".seed-new-0a1b"  # a build under way seeds a view here
+    staging.mkdir()
+    ((name, freed),) = cache.prune_views({"shop"})
+    # Linked files stay the shared cache's: only what the view added, and uv's few marker files
+    # (copied into every view), are freed.
+    assert name == "gone" and 5000 <= freed < 5000 + 4096, freed
+    assert sorted(p.name for p in (tmp_path / "views").iterdir()) == [".seed-new-0a1b", "shop"]
+    assert kept.path.is_dir() and digest_tree(kept.path)
+    assert cache.prune_views({"shop"}) == []
+    assert UvCache(shared, tmp_path / "never-made").prune_views(set()) == []
+
+
 def test_the_docstring_examples_hold() -> None:
     result = doctest.testmod(cache_module, verbose=False, report=True)
     assert result.attempted > 0 and result.failed == 0, result
