@@ -171,6 +171,10 @@ class DeployUseCases:
                     else f"==> alias {alias} stays on {held.deployment}, pushed after this one"
                 )
             if promote:
+                workers = [p for p in spec.config.processes if p.count > 0]
+                if workers:
+                    names = ", ".join(f"{p.name} ({p.count})" for p in workers)
+                    build_log.line(f"==> moving production: starting {names}, then draining the old deployment's")
                 await self.promote(deployment.app, deployment.id)
                 build_log.line(f"==> production traffic goes to {deployment.id}")
             else:
