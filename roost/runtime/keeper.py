@@ -257,16 +257,8 @@ class InstanceKeeper:
         output = last_words(instance, bool(memory))
         lines = output[-3:]
         tail = f": {' | '.join(lines)}" if lines else ""
-        now = time.monotonic()
-        pool.crashes += 1
-        pool.streak = self.settings.backoff.next_streak(pool.streak, instance.healthy_seconds(now))
-        delay = self.settings.backoff.delay(pool.streak)
-        pool.backoff_until = now + delay
         pool.failing_to_start = not was_ready
-        reason = f"{what}{tail}"
-        if is_crash_looping(pool.streak):
-            reason = f"crash-looping ({pool.streak} crashes in a row): {reason}"
-        pool.last_failure = reason
+        reason = self.count_failure(pool, instance, f"{what}{tail}")
         instance.move(InstanceState.CRASHED, reason)
         self._notifier.event(
             instance.spec.app,
@@ -294,6 +286,19 @@ class InstanceKeeper:
             deployment=pool.deployment,
             instance=instance.id,
         )
+
+    def count_failure(self, pool: Pool, instance: Instance, what: str) -> str:
+        """One more failure in `pool`'s streak (a crash, or a restart for failing the health
+        check): the next start waits out the back-off. Returns `what`, said to be crash-looping
+        once the streak is long enough."""
+        now = time.monotonic()
+        pool.crashes += 1
+        pool.streak = self.settings.backoff.next_streak(pool.streak, instance.healthy_seconds(now))
+        pool.backoff_until = now + self.settings.backoff.delay(pool.streak)
+        if is_crash_looping(pool.streak):
+            what = f"crash-looping ({pool.streak} crashes in a row): {what}"
+        pool.last_failure = what
+        return what
 
     # -- keeping the floor: a service's instances, restarted after a back-off ------------------------------------------
 

@@ -99,9 +99,12 @@ class LivenessWatcher:
             status=outcome.status,
         )
         live_before = len(pool.live())
+        if not instance.is_live():
+            return
+        self._keeper.count_failure(pool, instance, f"unhealthy: {reason}")  # a sick app backs off like a crashing one
         if not self._keeper.begin_stop(pool, instance, f"unhealthy: {reason}"):
             return
         self._upkeep.keep_task(self._keeper.complete_stop(instance), name=f"restart {instance.id}")
-        if len(pool.live()) < live_before:  # the floor did not replace it (a function): start one
-            self._keeper.start(pool)
+        if len(pool.live()) < live_before and pool.backoff_until <= time.monotonic():
+            self._keeper.start(pool)  # the floor did not replace it (a function): start one, unless backing off
         self._records.pop(instance.id, None)

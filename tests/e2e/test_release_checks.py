@@ -248,6 +248,49 @@ def test_an_instance_that_turns_unhealthy_is_restarted_with_an_event_naming_the_
     assert get(daemon, "liveness.localhost", "/healthz").text == "ok"
 
 
+WEARY_APP = """
+checks = 0
+
+
+def handler(request):
+    global checks
+    if request.path == "/healthz":
+        checks += 1
+        return ("ok", 200) if checks <= 2 else ("worn out", 503)
+    return "hello"
+"""
+
+
+def test_an_instance_that_keeps_turning_unhealthy_is_restarted_with_a_growing_back_off(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """Every instance passes its first two checks, then fails: restarts back off like crashes do
+    (1 s, 2 s, 4 s) and the third says crash-looping, instead of a restart every few seconds forever."""
+    app = write_app(
+        tmp_path,
+        "weary",
+        {
+            "roost.toml": 'name = "weary"\nentrypoint = "main:handler"\nmode = "service"\n'
+            '[scale]\nmin = 1\nmax = 1\n[check]\npath = "/healthz"\ninterval = "1s"\ntimeout = "1s"\nfailures = 2\n',
+            "main.py": WEARY_APP,
+        },
+    )
+    pushed(daemon, app)
+
+    def backoffs() -> list[dict[str, Any]] | None:
+        found = [e for e in events(daemon, "weary") if e["kind"] == "instance.backoff"]
+        return found if len(found) >= 3 else None
+
+    first, second, third = wait_until("three backed-off restarts", backoffs, timeout=90)[:3]
+    assert [e["data"]["streak"] for e in (first, second, third)] == [1, 2, 3]
+    assert [e["data"]["delay"] for e in (first, second, third)] == pytest.approx([1.0, 2.0, 4.0], abs=0.2)
+    assert "unhealthy: failed its health check 2 time(s) in a row" in first["message"], first
+    assert "crash-looping" in third["message"], third
+    unhealthy = [e for e in events(daemon, "weary") if e["kind"] == "instance.unhealthy"]
+    assert len(unhealthy) >= 3, unhealthy
+    assert daemon.cli("remove", "weary", "--yes").returncode == 0
+
+
 def test_checks_neither_keep_a_function_awake_nor_count_as_its_requests(daemon: Daemon, tmp_path: Path) -> None:
     app = write_app(
         tmp_path,
