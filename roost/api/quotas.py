@@ -12,9 +12,16 @@ from roost.api.schemas import QuotaOut
 router = APIRouter(tags=["quotas"])
 
 
+STORE_INT_MAX = 2**63 - 1  # the largest integer SQLite stores
+
+
 class QuotaIn(BaseModel):
-    instances: int | None = Field(default=None, ge=1, description="most instances over the covered apps")
-    memory: int | None = Field(default=None, ge=1, description="most bytes of memory limits over the covered apps")
+    instances: int | None = Field(
+        default=None, ge=1, le=STORE_INT_MAX, description="most instances over the covered apps"
+    )
+    memory: int | None = Field(
+        default=None, ge=1, le=STORE_INT_MAX, description="most bytes of memory limits over the covered apps"
+    )
 
 
 @router.get("/v1/quotas", response_model=list[QuotaOut])

@@ -99,3 +99,12 @@ def test_removing_a_quota_asks_first_then_scaling_goes_past_it(daemon: Daemon) -
 
 def quota_events(daemon: Daemon, since: float) -> list[dict[str, object]]:
     return [e for e in events(daemon, "shop-a") if e["kind"] == "quota.reached" and e["at"] >= since]
+
+
+def test_a_quota_beyond_what_the_store_holds_is_refused_not_a_server_error(daemon: Daemon) -> None:
+    with daemon.api() as api:
+        for body in ({"memory": 2**64}, {"instances": 2**63}):
+            answer = api.put("/v1/quotas/huge-*", json=body)
+            assert answer.status_code == 422, answer.text
+        assert api.put("/v1/quotas/huge-*", json={"memory": 2**63 - 1}).status_code == 200
+        assert api.delete("/v1/quotas/huge-*").status_code in (200, 204)
