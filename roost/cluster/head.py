@@ -1,0 +1,80 @@
+"""`roost serve --cluster`: the cluster's token, the Ray head kept running beside the daemon,
+and the node table read from it. The daemon owns one `ClusterHead`; it starts with the daemon
+and stops with it. Nothing here places work: later stages do, through Ray.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from roost.cluster.cluster_settings import HeadSettings, check_temp_dir, cluster_dir, head_argv, ray_environment
+from roost.cluster.cluster_settings import token_path as default_token_path
+from roost.cluster.cluster_token import ensure_token
+from roost.cluster.gcs import GcsReader
+from roost.cluster.installed import require_ray
+from roost.cluster.nodetable import cluster_nodes
+from roost.cluster.rayproc import RayCommand, RayKeeper
+from roost.listeners import bind_tcp
+from roost.model import ClusterNode
+
+log = logging.getLogger("roost.cluster")
+HEAD_LOG = "ray-head.log"
+
+
+class ClusterHead:
+    """The head's side of the cluster. `report` hears of Ray's deaths and restarts."""
+
+    def __init__(self, settings: HeadSettings, report: Callable[[str], None] = log.warning) -> None:
+        self.settings = settings
+        self.report = report
+        self.token_path = default_token_path(settings.home)
+        self._keeper: RayKeeper | None = None
+        self._keeping: asyncio.Task[None] | None = None
+        self._reader = GcsReader(settings.gcs_address, self.token_path)
+
+    def check(self) -> None:
+        """What can be checked before anything starts: Ray installed, the home short enough for
+        Ray's sockets, the address this machine's and the port free. Raises RoostError."""
+        s = self.settings
+        require_ray("roost serve --cluster")
+        check_temp_dir(s.home)
+        bind_tcp(s.address, s.port, "cluster's Ray head", "--cluster-address and --cluster-port").close()
+
+    async def start(self) -> None:
+        """Check again, make the token, start Ray's head and wait until it is up. Raises RoostError."""
+        s = self.settings
+        self.check()
+        temp_dir = check_temp_dir(s.home)
+        await asyncio.to_thread(ensure_token, self.token_path)
+        command = RayCommand(
+            "the cluster's Ray head",
+            tuple(head_argv(sys.executable, s, temp_dir)),
+            ray_environment(self.token_path, s.home, os.environ),
+            cluster_dir(s.home) / HEAD_LOG,
+        )
+        self._keeper = RayKeeper(command, self.report)
+        await self._keeper.start()
+        self._keeping = asyncio.get_running_loop().create_task(self._keeper.keep(), name="ray head")
+
+    async def nodes(self) -> list[ClusterNode]:
+        """Every machine that joined, alive or dead; read in a thread (Ray's client blocks)."""
+        return cluster_nodes(await asyncio.to_thread(self._reader.read))
+
+    def describe(self) -> str:
+        s = self.settings
+        join = f"roost node join {s.gcs_address} --region NAME --token-file <a copy of {self.token_path}>"
+        return f"{s.gcs_address}  (machines join with: {join})"
+
+    async def close(self) -> None:
+        """Stop keeping Ray, then stop it: TERM, grace, KILL of its process group."""
+        if self._keeping is not None:
+            self._keeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeping
+        if self._keeper is not None:
+            await self._keeper.stop()
