@@ -10,6 +10,7 @@ run `read` in a thread.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from roost.cluster.nodetable import RayNode
 from roost.errors import Unavailable
 
 TIMEOUT_READ = 5.0
+TIMEOUT_CONNECT = 1.0  # Ray's client waits 40 s for a GCS that does not answer: ask the port first
 ALIVE = 0  # GcsNodeInfo.GcsNodeState.ALIVE
 
 
@@ -38,16 +40,23 @@ class GcsReader:
 
     def read(self, timeout: float = TIMEOUT_READ) -> list[RayNode]:
         """Every node Ray knows, alive or dead. Blocking; raises Unavailable when the GCS does not answer."""
-        if self._client is None:
-            self._client = _ray_client(self.address, self.token_file)
         try:
+            if self._client is None:
+                self._probe()
+                self._client = _ray_client(self.address, self.token_file)
             infos = self._client.get_all_node_info(timeout=timeout)
         except Exception as exc:  # Ray raises its own RPC, auth and timeout errors
+            self._client = None  # a restarted head is a new cluster: connect afresh next time
             raise Unavailable(
                 f"the cluster's Ray head at {self.address} did not answer: {exc}".splitlines()[0],
                 hint="`roost serve --cluster` restarts it when it dies; its log is HOME/cluster/ray-head.log",
             ) from exc
         return [_ray_node(info) for info in infos.values()]
+
+    def _probe(self) -> None:
+        """Raise OSError at once when nothing listens at the head's address."""
+        host, _, port = self.address.rpartition(":")
+        socket.create_connection((host.strip("[]"), int(port)), timeout=TIMEOUT_CONNECT).close()
 
 
 def _ray_node(info: Any) -> RayNode:

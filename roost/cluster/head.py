@@ -19,6 +19,7 @@ from roost.cluster.gcs import GcsReader
 from roost.cluster.installed import require_ray
 from roost.cluster.nodetable import cluster_nodes
 from roost.cluster.rayproc import RayCommand, RayKeeper
+from roost.errors import Unavailable
 from roost.listeners import bind_tcp
 from roost.model import ClusterNode
 
@@ -62,8 +63,19 @@ class ClusterHead:
         self._keeping = asyncio.get_running_loop().create_task(self._keeper.keep(), name="ray head")
 
     async def nodes(self) -> list[ClusterNode]:
-        """Every machine that joined, alive or dead; read in a thread (Ray's client blocks)."""
+        """Every machine that joined, alive or dead; read in a thread (Ray's client blocks).
+        Raises Unavailable while Ray's head is down (it is being started again)."""
+        keeper = self._keeper
+        if keeper is None or not keeper.process.is_running():
+            why = f" ({keeper.last_exit})" if keeper is not None and keeper.last_exit else ""
+            raise Unavailable(
+                f"the cluster's Ray head is not running{why}",
+                hint=f"`roost serve --cluster` starts it again, with back-off; Ray's log is {self._keeper_log()}",
+            )
         return cluster_nodes(await asyncio.to_thread(self._reader.read))
+
+    def _keeper_log(self) -> str:
+        return str(cluster_dir(self.settings.home) / HEAD_LOG)
 
     def describe(self) -> str:
         s = self.settings

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ GRACE_STOP = 20.0  # Ray drains for up to 30 s, but with nothing of Roost's runn
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 POLL = 0.1
+PROCESS_DIED = re.compile(r"-- (\w+) \[exit code=(-?\d+)\]")  # `ray start --block`'s report of a dead process
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,14 @@ class RayCommand:
     argv: tuple[str, ...]
     env: dict[str, str]
     log_path: Path
+
+
+def describe_death(match: re.Match[str]) -> str:
+    """'gcs_server [exit code=-9]' -> 'gcs_server was killed by SIGKILL'."""
+    name, code = match.group(1), int(match.group(2))
+    if code < 0 and -code in signal.valid_signals():
+        return f"{name} was killed by {signal.Signals(-code).name}"
+    return f"{name} exited with status {code}"
 
 
 def _killpg(pgid: int, sig: int) -> bool:
@@ -108,11 +118,14 @@ class RayProcess:
 
     async def stop(self, grace: float = GRACE_STOP) -> None:
         """TERM to `ray start` (it drains and stops Ray's processes), then KILL whatever of its
-        process group is left after `grace`. Idempotent."""
+        process group is left after `grace`; when it had already ended by itself, KILL what it
+        left at once. Idempotent."""
         proc = self._proc
         if proc is None:
             return
-        if proc.returncode is None:
+        if proc.returncode is not None:
+            grace = 0.0
+        else:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
@@ -138,18 +151,23 @@ class RayProcess:
             return file.read().decode(errors="replace")
 
     def last_line(self) -> str:
-        lines = [line for line in self.output().splitlines() if line.strip()]
+        """The one line that says why Ray ended: which of its processes died, else its last error."""
+        lines = [line.strip() for line in self.output().splitlines() if line.strip()]
+        died = [describe_death(m) for line in lines if (m := PROCESS_DIED.search(line))]
+        if died:
+            return ", ".join(died)
         errors = [line for line in lines if "Error" in line or "error" in line]
-        return (errors or lines or ["(no output)"])[-1].strip()
+        return (errors or lines or ["(no output)"])[-1]
 
 
 class RayKeeper:
     """Keeps `ray start --block` running: the first start is awaited (its failure raised); after
     that a death is reported through `report` and followed by a restart with back-off."""
 
-    def __init__(self, command: RayCommand, report: Callable[[str], None]) -> None:
+    def __init__(self, command: RayCommand, report: Callable[[str], None], grace: float = GRACE_STOP) -> None:
         self.command = command
         self.report = report
+        self.grace = grace
         self.process = RayProcess(command)
         self.restarts = 0
         self.last_exit = ""
@@ -191,4 +209,4 @@ class RayKeeper:
 
     async def stop(self) -> None:
         self._stopping = True
-        await self.process.stop()
+        await self.process.stop(self.grace)

@@ -135,6 +135,12 @@ def nodes(host: Host, home: Path) -> dict[str, dict[str, Any]]:
     return {node["name"]: node for node in json.loads(done.stdout)}
 
 
+def nodes_if_answered(host: Host, home: Path) -> dict[str, dict[str, Any]]:
+    """`nodes`, or {} while the head does not answer (its Ray restarting)."""
+    done = roost(host, home, "nodes", "--json")
+    return {node["name"]: node for node in json.loads(done.stdout)} if done.returncode == 0 else {}
+
+
 def copy_token(source: Path, home: Path) -> Path:
     """A node's owner-only copy of the head's token, as an operator would scp it."""
     target = home / "token"

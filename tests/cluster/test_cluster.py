@@ -9,6 +9,7 @@ refused; a daemon without --cluster never loads Ray and says it is not a head.
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import time
@@ -16,14 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.cluster.harness import (
     TIMEOUT_HEAD,
     TIMEOUT_JOIN,
     copy_token,
     join,
     nodes,
+    nodes_if_answered,
     pss_mib,
     roost,
     serve_head,
@@ -89,8 +89,8 @@ def _dead(head: Host, home: Path, name: str) -> dict[str, Any] | None:
 
 
 def _alive(head: Host, home: Path, name: str) -> dict[str, Any] | None:
-    node = nodes(head, home)[name]
-    return node if node["alive"] else None
+    node = nodes_if_answered(head, home).get(name)
+    return node if node and node["alive"] else None
 
 
 def _ray_processes(folder: Path) -> list[str]:
@@ -157,7 +157,29 @@ def test_a_daemon_without_cluster_loads_no_ray_and_says_it_is_no_head(make_lan: 
     assert server.stop() == 0
 
 
-@pytest.fixture(autouse=True)
-def _root_only() -> None:
-    if os.geteuid() != 0:
-        pytest.fail("the cluster tests need root (network namespaces)")
+def test_the_head_starts_ray_again_when_it_dies(make_lan: MakeLan) -> None:
+    lan, folder = make_lan(2)
+    head, machine = lan.hosts
+    server = serve_head(head, folder / "h1")
+    server.wait_for("roost is ready", TIMEOUT_HEAD)
+    node = join(machine, folder / "h2", head, "eu", "512M", copy_token(folder / "h1/cluster/token", folder / "h2"), "n")
+    node.wait_for("joined", TIMEOUT_JOIN)
+    before = wait_until(lambda: _alive(head, folder / "h1", "head"), 30, "the head listed")
+
+    gcs = subprocess.run(["pgrep", "-f", f"gcs_server.*{folder}/h1/"], capture_output=True, text=True).stdout.split()
+    assert len(gcs) == 1
+    killed_at = time.time()
+    os.kill(int(gcs[0]), signal.SIGKILL)
+    server.wait_for("starting it again", 60)
+    down = roost(head, folder / "h1", "nodes")
+    assert down.returncode == 1 and "Ray head" in down.stderr, down.stderr
+    after = wait_until(lambda: _alive(head, folder / "h1", "head"), TIMEOUT_HEAD, "the head's Ray back")
+    assert after["node_id"] != before["node_id"]
+    again = wait_until(lambda: _alive(head, folder / "h1", "n"), TIMEOUT_JOIN, "the node rejoined")
+    assert again["started_at"] > after["started_at"]
+    print(
+        f"\nRay's head killed: back after {after['started_at'] - killed_at:.1f} s, "
+        f"its node rejoined after {again['started_at'] - killed_at:.1f} s"
+    )
+    for running in (node, server):
+        assert running.stop() == 0, running.output()
