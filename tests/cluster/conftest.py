@@ -5,6 +5,8 @@ both removed after the test whatever happened. Root only; run with the cluster v
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -14,6 +16,15 @@ import pytest
 
 from tests.cluster.harness import reap_all
 from tests.cluster.netns import Lan, lan
+
+
+@pytest.fixture(autouse=True)
+def _ray_and_root() -> None:
+    """Fail, never skip: these tests need root (namespaces) and the cluster venv (Ray)."""
+    if os.geteuid() != 0:
+        pytest.fail("the cluster tests need root (network namespaces)")
+    if importlib.util.find_spec("ray") is None:
+        pytest.fail("the cluster tests need Ray: run them with `make test-cluster` (the cluster venv)")
 
 
 @pytest.fixture
