@@ -89,6 +89,7 @@ class RayProcess:
         deadline = time.monotonic() + within
         while READY_LINE not in await asyncio.to_thread(self.output):
             if self._proc.returncode is not None:
+                await self.stop()  # what it started before it ended
                 raise self._failed(f"stopped while starting ({self.describe_exit()})")
             if time.monotonic() > deadline:
                 await self.stop()
