@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 
 from roost.cluster.cluster_settings import HeadSettings, check_temp_dir, cluster_dir, head_argv, ray_environment
@@ -37,6 +38,7 @@ class ClusterHead:
         self._keeper: RayKeeper | None = None
         self._keeping: asyncio.Task[None] | None = None
         self._reader = GcsReader(settings.gcs_address, self.token_path)
+        self.started_in = 0.0  # seconds Ray's head took to come up
 
     def check(self) -> None:
         """What can be checked before anything starts: Ray installed, the home short enough for
@@ -59,7 +61,9 @@ class ClusterHead:
             cluster_dir(s.home) / HEAD_LOG,
         )
         self._keeper = RayKeeper(command, self.report)
+        began = time.monotonic()
         await self._keeper.start()
+        self.started_in = time.monotonic() - began
         self._keeping = asyncio.get_running_loop().create_task(self._keeper.keep(), name="ray head")
 
     async def nodes(self) -> list[ClusterNode]:
@@ -80,7 +84,7 @@ class ClusterHead:
     def describe(self) -> str:
         s = self.settings
         join = f"roost node join {s.gcs_address} --region NAME --token-file <a copy of {self.token_path}>"
-        return f"{s.gcs_address}  (machines join with: {join})"
+        return f"{s.gcs_address}  (Ray's head up in {self.started_in:.1f} s; machines join with: {join})"
 
     async def close(self) -> None:
         """Stop keeping Ray, then stop it: TERM, grace, KILL of its process group."""

@@ -9,9 +9,11 @@ refused; a daemon without --cluster never loads Ray and says it is not a head.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +47,9 @@ def test_nodes_join_die_and_rejoin(make_lan: MakeLan) -> None:
     head_home = folder / "h1"
     server = serve_head(head, head_home)
     head_seconds = server.wait_for("roost is ready", TIMEOUT_HEAD)
+    ray_up = re.search(r"Ray's head up in ([\d.]+) s", server.output())
+    assert ray_up, server.output()
+    ray_seconds = float(ray_up.group(1))
     token = head_home / "cluster" / "token"
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
 
@@ -58,7 +63,7 @@ def test_nodes_join_die_and_rejoin(make_lan: MakeLan) -> None:
     assert (listed["eu-1"]["address"], listed["us-1"]["address"]) == (eu.address, us.address)
     assert listed["head"]["role"] == "head" and listed["head"]["alive"]
     print(
-        f"\nhead (daemon + Ray) ready in {head_seconds:.1f} s, nodes joined in "
+        f"\nhead ready in {head_seconds:.1f} s (Ray's head {ray_seconds:.1f} s of it), nodes joined in "
         f"{', '.join(f'{s:.1f}' for s in join_seconds)} s; memory (PSS): head host {pss_mib(head.pids()):.0f} MiB "
         f"(daemon {pss_mib([server.proc.pid]):.0f}), node {pss_mib(eu.pids()):.0f} MiB"
     )
@@ -183,3 +188,31 @@ def test_the_head_starts_ray_again_when_it_dies(make_lan: MakeLan) -> None:
     )
     for running in (node, server):
         assert running.stop() == 0, running.output()
+
+
+def test_a_taken_cluster_port_is_said_before_anything_starts(make_lan: MakeLan) -> None:
+    lan, folder = make_lan(1)
+    (host,) = lan.hosts
+    holder = subprocess.Popen(
+        host.argv([sys.executable, "-c", HOLD_PORT, host.address]), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "listening"
+        server = serve_head(host, folder / "h1")
+        assert server.proc.wait(timeout=TIMEOUT_HEAD) == 1
+        assert "port 6379 on 10.77.0.1 is in use" in server.output()
+        assert "--cluster-port" in server.output()
+        assert not (folder / "h1" / "cluster" / "token").exists()
+    finally:
+        holder.kill()
+        holder.communicate(timeout=10)
+
+
+HOLD_PORT = """
+import socket, sys, time
+s = socket.socket()
+s.bind((sys.argv[1], 6379))
+s.listen()
+print("listening", flush=True)
+time.sleep(600)
+"""
