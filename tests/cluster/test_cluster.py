@@ -73,6 +73,11 @@ def test_nodes_join_die_and_rejoin(make_lan: MakeLan) -> None:
     dead = wait_until(lambda: _dead(head, head_home, "us-1"), TIMEOUT_DEAD, "us-1 marked dead")
     print(f"a SIGKILLed node was reported dead after {time.monotonic() - killed_at:.1f} s ({dead['reason']})")
     assert nodes(head, head_home)["eu-1"]["alive"]
+    table = roost(head, head_home, "nodes").stdout.splitlines()
+    assert table[0].split() == ["NODE", "ROLE", "REGION", "MEMORY", "BUDGET", "ADDRESS", "STATE", "SINCE"]
+    rows = {line.split()[0]: line.split() for line in table[1:]}
+    assert rows["eu-1"][:6] == ["eu-1", "node", "eu", "1G", eu.address, "alive"]
+    assert rows["us-1"][:6] == ["us-1", "node", "us", "2G", us.address, "dead:"]
 
     again = join(us, folder / "h3", head, "us", "2G", folder / "h3" / "token", "us-1")
     again.wait_for("joined", TIMEOUT_JOIN)
