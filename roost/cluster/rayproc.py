@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,15 @@ GRACE_STOP = 20.0  # Ray drains for up to 30 s, but with nothing of Roost's runn
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 POLL = 0.1
+# Run before `ray start` (as `python -c`, then exec): the kernel sends it SIGTERM when its parent
+# (the daemon, `roost node join`) dies, even by SIGKILL, so Ray stops instead of outliving Roost.
+# argv: [-c, parent pid, program, args...]; a parent already gone means exit at once.
+PARENT_DEATH_EXEC = (
+    "import ctypes, os, signal, sys; "
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM); "  # PR_SET_PDEATHSIG
+    "os.getppid() == int(sys.argv[1]) or sys.exit(1); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
 PROCESS_DIED = re.compile(r"-- (\w+) \[exit code=(-?\d+)\]")  # `ray start --block`'s report of a dead process
 
 
@@ -79,6 +89,10 @@ class RayProcess:
         self._log_offset = await asyncio.to_thread(self._log_size)
         with self.command.log_path.open("ab") as output:
             self._proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                PARENT_DEATH_EXEC,
+                str(os.getpid()),
                 *self.command.argv,
                 env=self.command.env,
                 stdin=asyncio.subprocess.DEVNULL,

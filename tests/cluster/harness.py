@@ -58,9 +58,12 @@ class Running:
     proc: subprocess.Popen[bytes]
     log: Path
     started: float
+    offset: int = 0  # where this run's output begins in `log` (a rejoin appends to the same file)
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        with self.log.open("rb") as file:
+            file.seek(self.offset)
+            return file.read().decode(errors="replace")
 
     def wait_for(self, text: str, within: float) -> float:
         """Seconds from the start until `text` appeared in the output; fails if the process ends first."""
@@ -93,6 +96,7 @@ class Running:
 def start(host: Host, home: Path, args: list[str], name: str) -> Running:
     home.mkdir(parents=True, exist_ok=True)
     log = home / f"{name}.out"
+    offset = log.stat().st_size if log.exists() else 0
     with log.open("ab") as output:
         proc = subprocess.Popen(
             host.argv([str(ROOST), *args]),
@@ -101,7 +105,7 @@ def start(host: Host, home: Path, args: list[str], name: str) -> Running:
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    running = Running(host, home, proc, log, time.monotonic())
+    running = Running(host, home, proc, log, time.monotonic(), offset)
     STARTED.append(running)
     return running
 

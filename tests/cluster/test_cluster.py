@@ -221,3 +221,23 @@ s.listen()
 print("listening", flush=True)
 time.sleep(600)
 """
+
+
+def test_ray_does_not_outlive_a_killed_daemon_or_node(make_lan: MakeLan) -> None:
+    lan, folder = make_lan(2)
+    head, machine = lan.hosts
+    server = serve_head(head, folder / "h1")
+    server.wait_for("roost is ready", TIMEOUT_HEAD)
+    node = join(machine, folder / "h2", head, "eu", "512M", copy_token(folder / "h1/cluster/token", folder / "h2"), "n")
+    node.wait_for("joined", TIMEOUT_JOIN)
+    assert any("raylet" in line for line in _ray_processes(folder / "h2"))
+
+    for running in (node, server):
+        running.proc.send_signal(signal.SIGKILL)  # Roost alone: Ray's processes get no signal from here
+        running.proc.wait(timeout=10)
+    wait_until(lambda: not _ray_processes(folder), 60, "Ray's processes gone after their parent's SIGKILL")
+    assert machine.pids() == [] and head.pids() == []
+
+    again = serve_head(head, folder / "h1")  # the port is free again
+    again.wait_for("roost is ready", TIMEOUT_HEAD)
+    assert again.stop() == 0, again.output()
