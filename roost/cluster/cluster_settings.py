@@ -92,6 +92,13 @@ def ray_temp_dir(home: Path) -> Path:
     return cluster_dir(home) / "ray"
 
 
+def ray_address_file(temp_dir: Path) -> Path:
+    """Where `ray start` notes the cluster it last started. A head refuses to start while that
+    address is also in any local process's command line, which a node on the same machine (or a
+    raylet still waiting for the dead head) has: the note is stale once Roost stopped that run."""
+    return temp_dir / "ray_current_cluster"
+
+
 def join_host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from roost.cluster.nodetable import RayNode
-from roost.errors import Unavailable
+from roost.errors import AuthError, Unavailable
 
 TIMEOUT_READ = 5.0
 TIMEOUT_CONNECT = 1.0  # Ray's client waits 40 s for a GCS that does not answer: ask the port first
@@ -39,7 +39,8 @@ class GcsReader:
         self._client: Any = None
 
     def read(self, timeout: float = TIMEOUT_READ) -> list[RayNode]:
-        """Every node Ray knows, alive or dead. Blocking; raises Unavailable when the GCS does not answer."""
+        """Every node Ray knows, alive or dead. Blocking; raises AuthError when the head refuses
+        the token, Unavailable when it does not answer."""
         try:
             if self._client is None:
                 self._probe()
@@ -47,11 +48,21 @@ class GcsReader:
             infos = self._client.get_all_node_info(timeout=timeout)
         except Exception as exc:  # Ray raises its own RPC, auth and timeout errors
             self._client = None  # a restarted head is a new cluster: connect afresh next time
-            raise Unavailable(
-                f"the cluster's Ray head at {self.address} did not answer: {exc}".splitlines()[0],
-                hint="`roost serve --cluster` restarts it when it dies; its log is HOME/cluster/ray-head.log",
-            ) from exc
+            raise self._translate(exc) from exc
         return [_ray_node(info) for info in infos.values()]
+
+    def _translate(self, exc: Exception) -> AuthError | Unavailable:
+        if type(exc).__name__ == "AuthenticationError":  # ray.exceptions', not importable without Ray
+            return AuthError(
+                f"the cluster's Ray head at {self.address} refused the token in {self.token_file}",
+                hint="copy the head's HOME/cluster/token again (owner-only); a head whose token file was "
+                "removed made a new one, which every machine needs",
+            )
+        return Unavailable(
+            f"the cluster's Ray head at {self.address} did not answer: {exc}".splitlines()[0],
+            hint="check that `roost serve --cluster` runs there (it restarts Ray when Ray dies; Ray's log is "
+            "its HOME/cluster/ray-head.log) and that this machine reaches its --cluster-address and --cluster-port",
+        )
 
     def _probe(self) -> None:
         """Raise OSError at once when nothing listens at the head's address."""

@@ -13,7 +13,14 @@ import sys
 import time
 from collections.abc import Callable
 
-from roost.cluster.cluster_settings import HeadSettings, check_temp_dir, cluster_dir, head_argv, ray_environment
+from roost.cluster.cluster_settings import (
+    HeadSettings,
+    check_temp_dir,
+    cluster_dir,
+    head_argv,
+    ray_address_file,
+    ray_environment,
+)
 from roost.cluster.cluster_settings import token_path as default_token_path
 from roost.cluster.cluster_token import ensure_token
 from roost.cluster.gcs import GcsReader
@@ -59,6 +66,7 @@ class ClusterHead:
             tuple(head_argv(sys.executable, s, temp_dir)),
             ray_environment(self.token_path, s.home, os.environ),
             cluster_dir(s.home) / HEAD_LOG,
+            stale=(ray_address_file(temp_dir),),
         )
         self._keeper = RayKeeper(command, self.report)
         began = time.monotonic()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from roost.cluster.cluster_settings import NodeSettings, check_temp_dir, cluster_dir, node_argv, ray_environment
 from roost.cluster.cluster_token import check_token_file
+from roost.cluster.gcs import GcsReader
 from roost.cluster.installed import require_ray
 from roost.cluster.rayproc import RayCommand, RayKeeper
 from roost.units import format_size
@@ -37,6 +38,9 @@ def node_command(settings: NodeSettings) -> RayCommand:
 
 
 async def _join_and_keep(keeper: RayKeeper, settings: NodeSettings, announce: Callable[[str], None]) -> None:
+    """Ask the head first (a refused token or an unreachable head is said in a second, where Ray
+    would retry for half a minute), then start Ray and keep it."""
+    await asyncio.to_thread(GcsReader(settings.head, settings.token_file).read)
     await keeper.start()
     announce(
         f"joined {settings.head} as {settings.name} (region {settings.region}, "

@@ -45,12 +45,14 @@ PROCESS_DIED = re.compile(r"-- (\w+) \[exit code=(-?\d+)\]")  # `ray start --blo
 
 @dataclass(frozen=True, slots=True)
 class RayCommand:
-    """What to run: `what` names it for people ("the Ray head")."""
+    """What to run: `what` names it for people ("the Ray head"); `stale` are files a previous
+    run left that must not outlive it (removed before each start)."""
 
     what: str
     argv: tuple[str, ...]
     env: dict[str, str]
     log_path: Path
+    stale: tuple[Path, ...] = ()
 
 
 def describe_death(match: re.Match[str]) -> str:
@@ -86,7 +88,7 @@ class RayProcess:
         """Spawn and wait until Ray's processes are up. Raises Unavailable (and leaves nothing
         running) when it exits first or is not ready `within` seconds."""
         self.command.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log_offset = await asyncio.to_thread(self._log_size)
+        self._log_offset = await asyncio.to_thread(self._prepare)
         with self.command.log_path.open("ab") as output:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -152,6 +154,12 @@ class RayProcess:
         while _killpg(proc.pid, signal.SIGKILL):  # noqa: ASYNC110
             await asyncio.sleep(POLL)
         await proc.wait()
+
+    def _prepare(self) -> int:
+        """Remove the previous run's stale files; the log's size (where this run's output starts)."""
+        for path in self.command.stale:
+            path.unlink(missing_ok=True)
+        return self._log_size()
 
     def _log_size(self) -> int:
         try:

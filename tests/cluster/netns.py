@@ -42,8 +42,12 @@ def pids_in(namespace: str) -> list[int]:
 
 
 def kill_all_in(namespace: str, deadline: float = KILL_DEADLINE) -> None:
-    """SIGKILL every process in `namespace` until none is left (a dying parent may still spawn)."""
+    """SIGKILL every process in `namespace` until none is left, as a machine that loses power: all
+    are stopped first, so none sees another die (a parent-death signal would let Ray leave cleanly)."""
     end = time.monotonic() + deadline
+    for pid in pids_in(namespace):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
     while pids := pids_in(namespace):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):

@@ -142,9 +142,13 @@ def test_a_node_with_another_token_is_refused(make_lan: MakeLan) -> None:
     intruder = join(machine, folder / "h2", head, "eu", "512M", forged, "intruder")
     code = intruder.proc.wait(timeout=TIMEOUT_JOIN)
     assert code == 1, intruder.output()
-    assert "error:" in intruder.output() and "joined" not in intruder.output()
+    assert "refused the token in" in intruder.output() and "joined" not in intruder.output()
     assert "intruder" not in nodes(head, folder / "h1")
     assert machine.pids() == []
+
+    elsewhere = roost(machine, folder / "h2", "node", "join", "10.77.0.99", "--region", "eu",
+                      "--token-file", str(folder / "h2" / "token"))  # fmt: skip
+    assert elsewhere.returncode == 1 and "10.77.0.99:6379 did not answer" in elsewhere.stderr
 
     forged.chmod(0o644)
     loose = roost(machine, folder / "h2", "node", "join", f"{head.address}:6379", "--region", "eu",
