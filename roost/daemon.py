@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 import uvloop
@@ -69,6 +69,9 @@ from roost.serve_settings import ServeSettings
 from roost.store import Store
 from roost.units import format_duration
 
+if TYPE_CHECKING:
+    from roost.cluster import ClusterHead
+
 log = logging.getLogger("roost.daemon")
 GRACE_API_SHUTDOWN = 3
 GRACE_EDGE_SHUTDOWN = 10.0
@@ -116,6 +119,7 @@ class Daemon:
         self._tallies = Tallies()
         self._feed = EventFeed()
         self._history: History | None = None
+        self._cluster: ClusterHead | None = None
 
     async def start(self) -> None:
         """Lock the home, bind every socket, open the store, recover, start serving."""
@@ -124,6 +128,7 @@ class Daemon:
         s.home.mkdir(parents=True, exist_ok=True)
         s.home.chmod(0o700)  # owner-only; the sandbox opens a way (o+x, never o+r) to an app's own files
         self._lock.acquire()
+        self._cluster = self._cluster_head()
         edge_sock = self._keep(bind_tcp(s.edge_host, s.edge_port, "edge router", "--port"))
         https_sock = None
         if s.https_port is not None:
@@ -148,15 +153,36 @@ class Daemon:
         self._background(control.cron.run() if control.cron else None, "cron")
         self._background(control.domains.run() if s.https_port is not None else None, "certificates")
         self._background(self._history.sample_forever(self._app_memory) if self._history else None, "history")
+        await self._start_cluster()
         await self._start_api(control, api_sock, unix_sock)
         edge_scheme = "https" if s.tls_cert and https_sock is None else "http"
         self.announce(f"admin API  {self._api_address(api_sock)}  (and unix socket {s.socket_path})")
         self.announce(f"edge       {_address(edge_sock, edge_scheme)}  (apps at {control.urls.production('<app>')})")
         if https_sock is not None:
             self.announce(f"https      {_address(https_sock, 'https')}  (certificates from {s.acme_directory})")
+        if self._cluster is not None:
+            self.announce(f"cluster    {self._cluster.describe()}")
         self.announce(f"edge build {describe_build()}")
         self.announce(f"home       {s.home}")
         self.announce("roost is ready")
+
+    def _cluster_head(self) -> ClusterHead | None:
+        """With --cluster: the cluster's head, checked before anything starts (roost.cluster is
+        imported here alone, so a daemon without --cluster never loads it, nor Ray)."""
+        s = self.settings
+        if s.cluster_address is None:
+            return None
+        from roost.cluster import ClusterHead, HeadSettings, HealthChecks  # --cluster only
+
+        health = HealthChecks(s.cluster_health_period, s.cluster_health_timeout, s.cluster_health_failures)
+        head = ClusterHead(HeadSettings(s.home, s.cluster_address, s.cluster_port, health))
+        head.check()
+        return head
+
+    async def _start_cluster(self) -> None:
+        """Ray's head, kept beside the daemon until it stops."""
+        if self._cluster is not None:
+            await self._cluster.start()
 
     def _api_address(self, api_sock: socket.socket) -> str:
         """The admin API's start-up line: its URL, and with --api-domain whose certificate it serves."""
@@ -320,7 +346,9 @@ class Daemon:
         if self._admin_tls is not None:
             url = f"https://{self._admin_tls.host}:{tcp.getsockname()[1]}"
         dashboard = Dashboard(auth, sessions, self._history, self._feed, url)
-        api = create_api(control, lambda: render(registry) if registry is not None else b"", dashboard)
+        api = create_api(
+            control, lambda: render(registry) if registry is not None else b"", dashboard, cluster=self._cluster
+        )
         proxies = parse_networks(s.trust_proxy)
         doors = [
             (tcp, DoorSettings(False, s.require_password, s.trust_loopback, proxies), s.tls_cert, s.tls_key),
@@ -405,6 +433,8 @@ class Daemon:
             await self._control.cancel_background()
         if self._runtime is not None:
             await self._runtime.close()
+        if self._cluster is not None:
+            await self._cluster.close()
 
     async def _stop_api(self) -> None:
         for server, _ in self._servers:

@@ -442,3 +442,22 @@ class Alias:
     name: str
     deployment: DeploymentId
     updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterNode:
+    """One machine of a cluster as `roost nodes` shows it: the newest Ray node it joined as.
+
+    `role` is "head" or "node"; `memory_budget` the bytes of instance memory limits it offers
+    (0 on the head); `ended_at` and `reason` are set once Ray has marked it dead."""
+
+    name: str
+    role: str
+    region: str
+    memory_budget: int
+    address: str
+    alive: bool
+    node_id: str
+    started_at: float
+    ended_at: float | None = None
+    reason: str = ""

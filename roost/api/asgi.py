@@ -10,10 +10,11 @@ from fastapi import Depends, FastAPI
 from starlette.routing import BaseRoute
 
 from roost import __version__
-from roost.api import access, apps, audit, deploys, env, live, ops, quotas, ui
+from roost.api import access, apps, audit, deploys, env, live, nodes, ops, quotas, ui
 from roost.api.auth import Authenticator
 from roost.api.errors import install_error_handlers
 from roost.api.live import Charts, EventFeed
+from roost.api.nodes import ClusterView
 from roost.api.schemas import ErrorOut, HealthOut, VersionOut
 from roost.api.scopes import check_routes, enforce
 from roost.api.session import SessionBook
@@ -34,6 +35,7 @@ ROUTERS = (
     ops.router,
     quotas.router,
     audit.router,
+    nodes.router,
     live.router,
     ui.router,
 )
@@ -53,13 +55,18 @@ class Dashboard:
 
 
 def create_api(
-    control: Control, metrics: Callable[[], bytes] = lambda: b"", dashboard: Dashboard | None = None
+    control: Control,
+    metrics: Callable[[], bytes] = lambda: b"",
+    dashboard: Dashboard | None = None,
+    cluster: ClusterView | None = None,
 ) -> FastAPI:
-    """Build the FastAPI application over `control`; `metrics` renders /metrics. Every route
-    runs `enforce` (scopes.py) first; a route without a declared need stops this from starting."""
+    """Build the FastAPI application over `control`; `metrics` renders /metrics; `cluster` is the
+    cluster head's view (None: not a head). Every route runs `enforce` (scopes.py) first; a route
+    without a declared need stops this from starting."""
     api = FastAPI(title="Roost admin API", version=__version__, responses=ERRORS, dependencies=[Depends(enforce)])
     api.state.control = control
     api.state.metrics = metrics
+    api.state.cluster = cluster
     dashboard = dashboard or Dashboard()
     api.state.authenticator = dashboard.authenticator
     api.state.sessions = dashboard.sessions

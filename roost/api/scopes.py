@@ -103,6 +103,7 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("PUT", "/v1/quotas/{pattern}"): ADMIN,
     ("DELETE", "/v1/quotas/{pattern}"): ADMIN,
     ("GET", "/v1/audit"): ADMIN,  # who did what to every app, from where
+    ("GET", "/v1/nodes"): ADMIN,  # the cluster's machines and their addresses
     # the dashboard: its page and login are open (nothing secret; login is throttled), the rest
     # as the JSON routes it reads; a session's changes also need its CSRF token (auth.py)
     ("GET", "/ui"): OPEN,

@@ -12,6 +12,7 @@ from rich.markup import escape
 from roost import __version__
 from roost.cli.apps import create, info, list_apps, remove
 from roost.cli.base import Context, RoostGroup, json_option, pass_context
+from roost.cli.cluster import node, nodes
 from roost.cli.deploys import alias, deployments, promote, rollback, traffic
 from roost.cli.domains import domains
 from roost.cli.env import env
@@ -39,6 +40,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Traffic": ("traffic", "domains"),
     "Runtime": ("logs", "events", "scale", "start", "stop", "kill", "restart"),
     "Admin": ("serve", "login", "logout", "password", "user", "token", "quota", "audit", "gc", "version", "completion"),
+    "Cluster (preview)": ("nodes", "node"),
 }
 
 
@@ -167,6 +169,8 @@ for command in (
     quota,
     audit,
     ui,
+    nodes,
+    node,
 ):
     cli.add_command(command)
 attach(cli)

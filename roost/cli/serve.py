@@ -301,6 +301,51 @@ def _announce(line: str) -> None:
     help="How long an address or user name stays locked after 8 failed passwords: its attempts are then "
     "checked one at a time, 5s apart (tokens are never throttled) [env ROOST_LOGIN_LOCKOUT].",
 )
+@click.option(
+    "--cluster",
+    is_flag=True,
+    envvar="ROOST_CLUSTER",
+    help="Also run the head of a cluster (preview): a token-protected Ray head that machines join with "
+    "`roost node join`; needs `pip install 'roost[cluster]'` and --cluster-address (see docs/cluster.md) "
+    "[env ROOST_CLUSTER].",
+)
+@click.option(
+    "--cluster-address",
+    envvar="ROOST_CLUSTER_ADDRESS",
+    metavar="ADDRESS",
+    help="With --cluster: this machine's address on the cluster's network, where Ray's head listens and "
+    "nodes reach it [env ROOST_CLUSTER_ADDRESS].",
+)
+@click.option(
+    "--cluster-port",
+    default=6379,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    envvar="ROOST_CLUSTER_PORT",
+    help="With --cluster: the Ray head's port [env ROOST_CLUSTER_PORT].",
+)
+@click.option(
+    "--cluster-health-period",
+    default="1s",
+    show_default=True,
+    envvar="ROOST_CLUSTER_HEALTH_PERIOD",
+    help="With --cluster: how often the head checks each node [env ROOST_CLUSTER_HEALTH_PERIOD].",
+)
+@click.option(
+    "--cluster-health-timeout",
+    default="1s",
+    show_default=True,
+    envvar="ROOST_CLUSTER_HEALTH_TIMEOUT",
+    help="With --cluster: how long a node has to answer a check [env ROOST_CLUSTER_HEALTH_TIMEOUT].",
+)
+@click.option(
+    "--cluster-health-failures",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    envvar="ROOST_CLUSTER_HEALTH_FAILURES",
+    help="With --cluster: checks missed in a row before a node is marked dead [env ROOST_CLUSTER_HEALTH_FAILURES].",
+)
 def serve(
     home: Path | None,
     host: str,
@@ -344,6 +389,12 @@ def serve(
     build_timeout: str,
     cron_speed: float,
     login_lockout: str,
+    cluster: bool,
+    cluster_address: str | None,
+    cluster_port: int,
+    cluster_health_period: str,
+    cluster_health_timeout: str,
+    cluster_health_failures: int,
 ) -> None:
     """Run the Roost daemon in the foreground."""
     from roost import daemon  # the one place the daemon is imported
@@ -389,7 +440,7 @@ def serve(
         scale_panic_window=_duration("--scale-panic-window", scale_panic_window),
         scale_down_delay=_duration("--scale-down-delay", scale_down_delay),
         cron_speed=cron_speed,
-        memory_budget=_memory_budget(memory_budget),
+        memory_budget=parse_memory_budget(memory_budget),
         client_rate=client_rate,
         zygote_idle=_duration("--zygote-idle", zygote_idle),
         uid_first=uid_first,
@@ -407,6 +458,11 @@ def serve(
         limit_connections=limit_connections,
         limit_connections_per_client=limit_per_client,
         login_lockout=_duration("--login-lockout", login_lockout),
+        cluster_address=_cluster_address(cluster, cluster_address),
+        cluster_port=cluster_port,
+        cluster_health_period=_duration("--cluster-health-period", cluster_health_period),
+        cluster_health_timeout=_duration("--cluster-health-timeout", cluster_health_timeout),
+        cluster_health_failures=cluster_health_failures,
     )
     if trust_loopback:
         logging.getLogger("roost").warning(
@@ -420,7 +476,25 @@ def serve(
     daemon.run(settings, _announce)
 
 
-def _memory_budget(value: str) -> int:
+def _cluster_address(cluster: bool, address: str | None) -> str | None:
+    """--cluster's address: one of this machine's, never the wildcard (Ray's ports stay on the cluster's network)."""
+    if not cluster:
+        if address:
+            raise UsageError("--cluster-address goes with --cluster", hint="add --cluster to run a cluster head")
+        return None
+    hint = "--cluster-address takes this machine's address on the network its nodes share, e.g. 10.0.0.1"
+    if not address:
+        raise UsageError("--cluster needs --cluster-address", hint=hint)
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        raise UsageError(f"--cluster-address {address!r} is not an IP address", hint=hint) from None
+    if parsed.is_unspecified:
+        raise UsageError(f"--cluster-address {address} would offer Ray's ports on every network", hint=hint)
+    return address
+
+
+def parse_memory_budget(value: str) -> int:
     """'80%' of RAM, a size like '16G', or '0' for none."""
     text = value.strip()
     try:

@@ -81,12 +81,19 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "roost.guess",
         "roost.quotas",
         "roost.grants",
+        "roost.cluster",  # `roost node join` only (cli/cluster.py), inside the command
     ),
+    "roost.cluster": (*LEAVES, "roost.listeners"),
     "roost.daemon": ("roost",),
     "roost.__main__": ("roost.cli",),
     "roost": (),
 }
 DAEMON_IMPORTERS = {"roost.cli.serve"}
+# Single-machine Roost never loads the cluster package (nor Ray): only `roost serve --cluster` (the
+# daemon) and `roost node join` (cli/cluster.py) import it, and inside roost/cluster only gcs.py
+# imports Ray.
+CLUSTER_IMPORTERS = {"roost.daemon", "roost.cli.cluster"}
+RAY_IMPORTERS = {"roost.cluster.gcs"}
 
 
 def module_name(path: Path) -> str:
@@ -174,6 +181,38 @@ def test_only_serve_imports_the_daemon() -> None:
         if module in DAEMON_IMPORTERS:
             continue
         assert not any(is_within(n, "roost.daemon") for n in roost_imports(path)), f"{module} imports roost.daemon"
+
+
+def test_only_cluster_commands_import_the_cluster_package() -> None:
+    for path in ROOT.rglob("*.py"):
+        module = module_name(path)
+        if module in CLUSTER_IMPORTERS or is_within(module, "roost.cluster"):
+            continue
+        assert not any(is_within(n, "roost.cluster") for n in roost_imports(path)), f"{module} imports roost.cluster"
+
+
+def ray_imports(source: str) -> list[int]:
+    """The lines of `source` that import Ray (`import ray`, `from ray._raylet import ...`)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        if any(name.split(".")[0] == "ray" for name in names):
+            found.append(node.lineno)
+    return found
+
+
+def test_the_ray_checker_catches_an_import() -> None:
+    assert ray_imports("import ray\n") == [1]
+    assert ray_imports("def f():\n    from ray._raylet import GcsClient\n") == [2]
+    assert ray_imports("import os, ray.util as u\n") == [1]
+    assert not ray_imports("import rayon\nfrom roost import ray_thing\n# import ray\n")
+
+
+def test_only_the_cluster_state_reader_imports_ray() -> None:
+    importers = {module_name(path) for path in ROOT.rglob("*.py") if ray_imports(path.read_text())}
+    assert importers == RAY_IMPORTERS, f"Ray is imported by {sorted(importers)}; only {sorted(RAY_IMPORTERS)} may"
 
 
 def test_leaves_import_nothing_of_roost() -> None:
@@ -388,7 +427,7 @@ INSIDE_ONLY: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
         for pure in ("backoff", "budget", "capacity", "cause", "isolation")
     ),
 )
-API_ROUTES = ("access", "apps", "audit", "deploys", "env", "live", "ops", "quotas", "ui")
+API_ROUTES = ("access", "apps", "audit", "deploys", "env", "live", "nodes", "ops", "quotas", "ui")
 STORE_TABLES = ("aliases", "audit", "domains", "instance_tables", "quotas", "secrets", "tokens")
 INSIDE_NEVER: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     (

@@ -1,0 +1,117 @@
+"""Cluster commands (preview): `roost nodes` asks the head's API; `roost node join` runs this
+machine as a node, in the foreground (the one command besides `serve` that runs something)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from roost.cli.base import Context, json_option, pass_context
+from roost.cli.output import age, console, print_json, show, table
+from roost.cli.serve import parse_memory_budget
+from roost.serve_settings import default_home
+from roost.units import format_size
+
+
+@click.command("nodes")
+@json_option
+@pass_context
+def nodes(ctx: Context, as_json: bool) -> None:
+    """List the cluster's machines (on its head): role, region, memory budget, address, alive or dead.
+
+    A machine that joined several times is listed once, as it joined last.
+    """
+    listed = ctx.client().request("GET", "/v1/nodes")
+    if as_json:
+        print_json(listed)
+        return
+    rows = table("NODE", "ROLE", "REGION", "MEMORY BUDGET", "ADDRESS", "STATE", "SINCE")
+    for node in listed:
+        state = "alive" if node["alive"] else f"dead{': ' + node['reason'] if node['reason'] else ''}"
+        since = node["started_at"] if node["alive"] else node["ended_at"]
+        rows.add_row(
+            node["name"],
+            node["role"],
+            node["region"] or "-",
+            format_size(node["memory_budget"]) if node["memory_budget"] else "-",
+            node["address"],
+            state,
+            f"{age(since)} ago" if since else "-",
+        )
+    show(rows)
+
+
+@click.group("node")
+def node() -> None:
+    """Run this machine as a node of a cluster (preview)."""
+
+
+def _announce(line: str) -> None:
+    sys.stdout.write(f"roost: {line}\n")
+    sys.stdout.flush()
+
+
+@node.command("join")
+@click.argument("head")
+@click.option("--region", required=True, envvar="ROOST_REGION", help="This machine's region, e.g. eu-west.")
+@click.option(
+    "--memory-budget",
+    default="80%",
+    show_default=True,
+    envvar="ROOST_MEMORY_BUDGET",
+    help="Memory this machine offers to instances (their limits add up to at most this): a share of RAM "
+    "(80%) or a size (16G). Advertised to Ray as the resource roost_memory, in bytes.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="ROOST_CLUSTER_TOKEN_FILE",
+    help="An owner-only copy of the head's HOME/cluster/token [default: HOME/cluster/token] "
+    "[env ROOST_CLUSTER_TOKEN_FILE].",
+)
+@click.option("--name", envvar="ROOST_NODE_NAME", help="This machine's name in `roost nodes` [default: host name].")
+@click.option(
+    "--address",
+    envvar="ROOST_NODE_ADDRESS",
+    help="This machine's address on the cluster's network [default: the one that reaches HEAD].",
+)
+@click.option("--home", type=click.Path(path_type=Path), envvar="ROOST_HOME", help="State directory [env ROOST_HOME].")
+def join(
+    head: str,
+    region: str,
+    memory_budget: str,
+    token_file: Path | None,
+    name: str | None,
+    address: str | None,
+    home: Path | None,
+) -> None:
+    """Join the cluster whose head is HEAD (HOST or HOST:PORT, as `roost serve --cluster` printed) and
+    stay joined in the foreground until SIGTERM or Ctrl-C, which leave it. Ray is restarted if it
+    dies. Example: roost node join 10.0.0.1:6379 --region eu-west --memory-budget 8G
+    """
+    from roost.cluster import (
+        NodeSettings,
+        check_region,
+        parse_head_address,
+        run_node,
+        token_path,
+    )  # cluster commands only
+
+    root = (home or default_home()).expanduser().resolve()
+    budget = parse_memory_budget(memory_budget)
+    settings = NodeSettings(
+        home=root,
+        head=parse_head_address(head),
+        region=check_region(region),
+        memory_budget=budget,
+        token_file=(token_file or token_path(root)).expanduser().resolve(),
+        name=name or socket.gethostname(),
+        address=address,
+    )
+    if budget <= 0:
+        raise click.BadParameter("a node offers some memory", param_hint="--memory-budget")
+    console.print(f"joining {settings.head} as {settings.name}", markup=False)
+    run_node(settings, _announce)
