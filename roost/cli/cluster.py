@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from roost.cli.base import Context, json_option, pass_context
+from roost.cli.base import Context, RoostGroup, json_option, pass_context
 from roost.cli.output import age, console, print_json, show, table
 from roost.cli.serve import parse_memory_budget
 from roost.serve_settings import default_home
@@ -44,7 +44,7 @@ def nodes(ctx: Context, as_json: bool) -> None:
     show(rows)
 
 
-@click.group("node")
+@click.group("node", cls=RoostGroup)
 def node() -> None:
     """Run this machine as a node of a cluster (preview)."""
 
@@ -54,7 +54,7 @@ def _announce(line: str) -> None:
     sys.stdout.flush()
 
 
-@node.command("join")
+@node.command("join", short_help="Join a cluster's head and stay joined, in the foreground.")
 @click.argument("head")
 @click.option("--region", required=True, envvar="ROOST_REGION", help="This machine's region, e.g. eu-west.")
 @click.option(
@@ -90,7 +90,7 @@ def join(
 ) -> None:
     """Join the cluster whose head is HEAD (HOST or HOST:PORT, as `roost serve --cluster` printed) and
     stay joined in the foreground until SIGTERM or Ctrl-C, which leave it. Ray is restarted if it
-    dies. Example: roost node join 10.0.0.1:6379 --region eu-west --memory-budget 8G
+    dies.
     """
     from roost.cluster import (
         NodeSettings,

@@ -52,7 +52,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "roost logs shop --process worker",
     ),
     "events": ("roost events flask-hello", "roost events -f"),
-    "serve": ("roost serve", "roost serve --port 8080 --api-port 7070 --home /var/lib/roost"),
+    "serve": (
+        "roost serve",
+        "roost serve --port 8080 --api-port 7070 --home /var/lib/roost",
+        "roost serve --cluster --cluster-address 10.0.0.1   # the head of a cluster (preview)",
+    ),
     "login": ("roost login https://roost.example.com:7070 --user admin",),
     "logout": ("roost logout https://roost.example.com:7070",),
     "password": (
@@ -82,6 +86,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "ui": ("roost ui", "roost ui --open   # in the desktop's browser"),
     "gc": ("roost gc", "roost gc --yes --json"),
+    "nodes": ("roost nodes", "roost nodes --json"),
+    "node": ("roost node join 10.0.0.1:6379 --region eu-west --memory-budget 8G",),
+    "node join": (
+        "roost node join 10.0.0.1:6379 --region eu-west --memory-budget 8G",
+        "roost node join head.internal --region us-east --token-file /etc/roost/cluster-token",
+    ),
     "version": ("roost version", "roost --version"),
     "completion": (
         "echo 'eval \"$(roost completion bash)\"' >> ~/.bashrc",

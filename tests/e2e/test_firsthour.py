@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 
 from roost import __version__
@@ -242,8 +243,16 @@ def test_an_empty_folder_is_no_app(daemon: Daemon, tmp_path: Path) -> None:
 
 
 def test_no_help_is_cut_with_an_ellipsis_and_each_has_an_example(daemon: Daemon) -> None:
-    names = [[]] + [[name] for name in cli.commands] + [["token", name] for name in ("create", "list", "revoke")]
-    names += [["user", name] for name in ("list", "grant", "revoke")]
+    def every(group: click.Group, above: list[str]) -> list[list[str]]:
+        found: list[list[str]] = []
+        for name, command in group.commands.items():
+            found.append([*above, name])
+            if isinstance(command, click.Group):
+                found += every(command, [*above, name])
+        return found
+
+    names = [[], *every(cli, [])]
+    assert ["node", "join"] in names and ["token", "create"] in names  # subcommands too
     for words in names:
         result = daemon.cli(*words, "--help")
         assert result.returncode == 0, (words, result.stderr)
