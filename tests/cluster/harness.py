@@ -15,18 +15,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from tests.cluster.netns import Host
+from tests.e2e.apps import wait_until
 
 ROOST = Path(sys.executable).with_name("roost")  # the console script of this venv (the cluster one)
 TIMEOUT_HEAD = 180.0  # a daemon and Ray's head on a busy two-core machine (8 s idle)
 TIMEOUT_JOIN = 120.0
 TIMEOUT_STOP = 60.0
-T = TypeVar("T")
 STARTED: list[Running] = []  # every process `start` made, reaped by `reap_all` after the test
 
 
@@ -35,18 +34,6 @@ def env_for(home: Path) -> dict[str, str]:
     env.update(ROOST_HOME=str(home), PYTHONUNBUFFERED="1", NO_COLOR="1", COLUMNS="200")
     env["XDG_CONFIG_HOME"] = str(home / "config")
     return env
-
-
-def wait_until(check: Callable[[], T | None], within: float, what: str, poll: float = 0.2) -> T:
-    """The first truthy value of `check()`, polled until `within` seconds have passed."""
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {within:.0f} s")
-        time.sleep(poll)
 
 
 @dataclass
@@ -77,7 +64,7 @@ class Running:
                 )
             return False
 
-        wait_until(seen, within, f"{text!r} from {self.proc.args[-1]}\n{self.output()}")
+        wait_until(f"{text!r} from {self.proc.args[-1]}\n{self.output()}", seen, within)
         return time.monotonic() - self.started
 
     def stop(self, within: float = TIMEOUT_STOP) -> int:

@@ -22,6 +22,7 @@ from typing import Any
 from tests.cluster.harness import (
     TIMEOUT_HEAD,
     TIMEOUT_JOIN,
+    Running,
     copy_token,
     join,
     nodes,
@@ -30,9 +31,9 @@ from tests.cluster.harness import (
     roost,
     serve_head,
     start,
-    wait_until,
 )
 from tests.cluster.netns import Host, Lan, namespaces
+from tests.e2e.apps import wait_until
 
 MakeLan = Callable[[int], tuple[Lan, Path]]
 
@@ -57,7 +58,7 @@ def test_nodes_join_die_and_rejoin(make_lan: MakeLan) -> None:
     us_node = join(us, folder / "h3", head, "us", "2G", copy_token(token, folder / "h3"), "us-1")
     join_seconds = [node.wait_for("joined", TIMEOUT_JOIN) for node in (eu_node, us_node)]
 
-    listed = wait_until(lambda: _both_alive(head, head_home), 30, "both nodes listed alive")
+    listed = wait_until("both nodes listed alive", lambda: _both_alive(head, head_home), 30)
     assert (listed["eu-1"]["region"], listed["eu-1"]["memory_budget"]) == ("eu", GIB)
     assert (listed["us-1"]["region"], listed["us-1"]["memory_budget"]) == ("us", 2 * GIB)
     assert (listed["eu-1"]["address"], listed["us-1"]["address"]) == (eu.address, us.address)
@@ -70,7 +71,7 @@ def test_nodes_join_die_and_rejoin(make_lan: MakeLan) -> None:
 
     killed_at = time.monotonic()
     us.kill_all()  # SIGKILL of `roost node join` and every Ray process of that machine
-    dead = wait_until(lambda: _dead(head, head_home, "us-1"), TIMEOUT_DEAD, "us-1 marked dead")
+    dead = wait_until("us-1 marked dead", lambda: _dead(head, head_home, "us-1"), TIMEOUT_DEAD)
     print(f"a SIGKILLed node was reported dead after {time.monotonic() - killed_at:.1f} s ({dead['reason']})")
     assert nodes(head, head_home)["eu-1"]["alive"]
     table = roost(head, head_home, "nodes").stdout.splitlines()
@@ -81,7 +82,7 @@ def test_nodes_join_die_and_rejoin(make_lan: MakeLan) -> None:
 
     again = join(us, folder / "h3", head, "us", "2G", folder / "h3" / "token", "us-1")
     again.wait_for("joined", TIMEOUT_JOIN)
-    back = wait_until(lambda: _alive(head, head_home, "us-1"), 30, "us-1 listed alive again")
+    back = wait_until("us-1 listed alive again", lambda: _alive(head, head_home, "us-1"), 30)
     assert back["node_id"] != dead["node_id"] and back["memory_budget"] == 2 * GIB
 
     for running in (again, eu_node, server):
@@ -103,6 +104,15 @@ def _alive(head: Host, home: Path, name: str) -> dict[str, Any] | None:
     return node if node and node["alive"] else None
 
 
+def head_and_node(head: Host, machine: Host, folder: Path) -> tuple[Running, Running]:
+    """A ready head in folder/h1 and node "n" (region eu, 512M) joined from folder/h2."""
+    server = serve_head(head, folder / "h1")
+    server.wait_for("roost is ready", TIMEOUT_HEAD)
+    node = join(machine, folder / "h2", head, "eu", "512M", copy_token(folder / "h1/cluster/token", folder / "h2"), "n")
+    node.wait_for("joined", TIMEOUT_JOIN)
+    return server, node
+
+
 def _ray_processes(folder: Path) -> list[str]:
     """Ray's processes anywhere on this machine that belong to this run (its folder in their command line)."""
     listing = subprocess.run(["pgrep", "-af", str(folder)], capture_output=True, text=True).stdout
@@ -112,15 +122,12 @@ def _ray_processes(folder: Path) -> list[str]:
 def test_stopping_leaves_no_process_and_no_namespace(make_lan: MakeLan) -> None:
     lan, folder = make_lan(2)
     head, machine = lan.hosts
-    server = serve_head(head, folder / "h1")
-    server.wait_for("roost is ready", TIMEOUT_HEAD)
-    node = join(machine, folder / "h2", head, "eu", "512M", copy_token(folder / "h1/cluster/token", folder / "h2"), "n")
-    node.wait_for("joined", TIMEOUT_JOIN)
+    server, node = head_and_node(head, machine, folder)
     assert _ray_processes(folder), "the check below would see no Ray process even while they run"
 
     assert node.stop() == 0, node.output()
     assert "left the cluster" in node.output()
-    wait_until(lambda: _dead(head, folder / "h1", "n"), 30, "a node that left listed dead")
+    wait_until("a node that left listed dead", lambda: _dead(head, folder / "h1", "n"), 30)
     assert server.stop() == 0, server.output()
     assert machine.pids() == [] and head.pids() == []
     assert _ray_processes(folder) == []
@@ -174,11 +181,8 @@ def test_a_daemon_without_cluster_loads_no_ray_and_says_it_is_no_head(make_lan: 
 def test_the_head_starts_ray_again_when_it_dies(make_lan: MakeLan) -> None:
     lan, folder = make_lan(2)
     head, machine = lan.hosts
-    server = serve_head(head, folder / "h1")
-    server.wait_for("roost is ready", TIMEOUT_HEAD)
-    node = join(machine, folder / "h2", head, "eu", "512M", copy_token(folder / "h1/cluster/token", folder / "h2"), "n")
-    node.wait_for("joined", TIMEOUT_JOIN)
-    before = wait_until(lambda: _alive(head, folder / "h1", "head"), 30, "the head listed")
+    server, node = head_and_node(head, machine, folder)
+    before = wait_until("the head listed", lambda: _alive(head, folder / "h1", "head"), 30)
 
     gcs = subprocess.run(["pgrep", "-f", f"gcs_server.*{folder}/h1/"], capture_output=True, text=True).stdout.split()
     assert len(gcs) == 1
@@ -187,9 +191,9 @@ def test_the_head_starts_ray_again_when_it_dies(make_lan: MakeLan) -> None:
     server.wait_for("starting it again", 60)
     down = roost(head, folder / "h1", "nodes")
     assert down.returncode == 1 and "Ray head" in down.stderr, down.stderr
-    after = wait_until(lambda: _alive(head, folder / "h1", "head"), TIMEOUT_HEAD, "the head's Ray back")
+    after = wait_until("the head's Ray back", lambda: _alive(head, folder / "h1", "head"), TIMEOUT_HEAD)
     assert after["node_id"] != before["node_id"]
-    again = wait_until(lambda: _alive(head, folder / "h1", "n"), TIMEOUT_JOIN, "the node rejoined")
+    again = wait_until("the node rejoined", lambda: _alive(head, folder / "h1", "n"), TIMEOUT_JOIN)
     assert again["started_at"] > after["started_at"]
     print(
         f"\nRay's head killed: back after {after['started_at'] - killed_at:.1f} s, "
@@ -230,16 +234,13 @@ time.sleep(600)
 def test_ray_does_not_outlive_a_killed_daemon_or_node(make_lan: MakeLan) -> None:
     lan, folder = make_lan(2)
     head, machine = lan.hosts
-    server = serve_head(head, folder / "h1")
-    server.wait_for("roost is ready", TIMEOUT_HEAD)
-    node = join(machine, folder / "h2", head, "eu", "512M", copy_token(folder / "h1/cluster/token", folder / "h2"), "n")
-    node.wait_for("joined", TIMEOUT_JOIN)
+    server, node = head_and_node(head, machine, folder)
     assert any("raylet" in line for line in _ray_processes(folder / "h2"))
 
     for running in (node, server):
         running.proc.send_signal(signal.SIGKILL)  # Roost alone: Ray's processes get no signal from here
         running.proc.wait(timeout=10)
-    wait_until(lambda: not _ray_processes(folder), 60, "Ray's processes gone after their parent's SIGKILL")
+    wait_until("Ray's processes gone after their parent's SIGKILL", lambda: not _ray_processes(folder), 60)
     assert machine.pids() == [] and head.pids() == []
 
     again = serve_head(head, folder / "h1")  # the port is free again
