@@ -83,7 +83,16 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "roost.grants",
         "roost.cluster",  # `roost node join` only (cli/cluster.py), inside the command
     ),
-    "roost.cluster": (*LEAVES, "roost.listeners"),
+    "roost.cluster": (
+        *LEAVES,
+        "roost.listeners",
+        "roost.applog",
+        "roost.config",
+        "roost.registry",
+        "roost.builder",
+        "roost.runtime",
+        "roost.edge",
+    ),
     "roost.daemon": ("roost",),
     "roost.__main__": ("roost.cli",),
     "roost": (),
