@@ -108,6 +108,8 @@ class ServeSettings:
     cluster_health_period: float = 1.0  # Ray's node health checks: every period, within timeout, dead after failures
     cluster_health_timeout: float = 1.0
     cluster_health_failures: int = 3
+    cluster_region: str = "main"  # the head's own region: it runs instances too
+    cluster_peer_port: int = 8081  # where other machines' edges forward requests for this one's instances
 
     @property
     def passwords_path(self) -> Path:

@@ -346,6 +346,23 @@ def _announce(line: str) -> None:
     envvar="ROOST_CLUSTER_HEALTH_FAILURES",
     help="With --cluster: checks missed in a row before a node is marked dead [env ROOST_CLUSTER_HEALTH_FAILURES].",
 )
+@click.option(
+    "--cluster-region",
+    default="main",
+    show_default=True,
+    envvar="ROOST_CLUSTER_REGION",
+    help="With --cluster: the head's own region (the head runs instances too, within --memory-budget) "
+    "[env ROOST_CLUSTER_REGION].",
+)
+@click.option(
+    "--cluster-peer-port",
+    default=8081,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    envvar="ROOST_CLUSTER_PEER_PORT",
+    help="With --cluster: the port on --cluster-address where other machines' edges forward requests for "
+    "this machine's instances [env ROOST_CLUSTER_PEER_PORT].",
+)
 def serve(
     home: Path | None,
     host: str,
@@ -395,6 +412,8 @@ def serve(
     cluster_health_period: str,
     cluster_health_timeout: str,
     cluster_health_failures: int,
+    cluster_region: str,
+    cluster_peer_port: int,
 ) -> None:
     """Run the Roost daemon in the foreground."""
     from roost import daemon  # the one place the daemon is imported
@@ -463,6 +482,8 @@ def serve(
         cluster_health_period=_duration("--cluster-health-period", cluster_health_period),
         cluster_health_timeout=_duration("--cluster-health-timeout", cluster_health_timeout),
         cluster_health_failures=cluster_health_failures,
+        cluster_region=cluster_region,
+        cluster_peer_port=cluster_peer_port,
     )
     if trust_loopback:
         logging.getLogger("roost").warning(

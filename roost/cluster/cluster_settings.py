@@ -60,6 +60,8 @@ class HeadSettings:
     address: str
     port: int = RAY_DEFAULT_PORT
     health: HealthChecks = HealthChecks()
+    region: str = "main"  # the head runs instances too: its region and the memory it offers them
+    memory_budget: int = 0
 
     @property
     def gcs_address(self) -> str:
@@ -184,8 +186,10 @@ def head_argv(python: str, settings: HeadSettings, temp_dir: Path) -> list[str]:
         "--no-monitor",  # Ray's autoscaler: Roost adds no machines itself
         "--system-config",
         json.dumps(settings.health.system_config()),
+        "--resources",
+        json.dumps(node_resources(settings.region, settings.memory_budget)),
         "--labels",
-        labels({ROLE_LABEL: HEAD_ROLE, NODE_LABEL: HEAD_ROLE}),
+        labels({ROLE_LABEL: HEAD_ROLE, NODE_LABEL: HEAD_ROLE, REGION_LABEL: settings.region}),
     ]
 
 

@@ -102,7 +102,7 @@ DAEMON_IMPORTERS = {"roost.cli.serve"}
 # daemon) and `roost node join` (cli/cluster.py) import it, and inside roost/cluster only gcs.py
 # imports Ray.
 CLUSTER_IMPORTERS = {"roost.daemon", "roost.cli.cluster"}
-RAY_IMPORTERS = {"roost.cluster.gcs"}
+RAY_IMPORTERS = {"roost.cluster.gcs", "roost.cluster.placement"}
 
 
 def module_name(path: Path) -> str:

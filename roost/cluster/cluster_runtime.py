@@ -1,0 +1,587 @@
+"""`ClusterRuntime`: the `Runtime` protocol over several machines, for control and the autoscaler
+on the head. Decides how many instances of each deployment run (as the autoscaler and `min` ask)
+and lets Ray decide where: each instance is a reservation (a single-bundle placement group of the
+app's memory limit, `placement.py`); a node runs as many instances of a deployment as it holds
+reservations for (`Assignment`), through its own `LocalRuntime`. When Ray moves a reservation
+(its node died), the next tick assigns it on its new node.
+
+Every `TICK` it reads Ray's node list, asks each node's agent for its `NodeReport`, follows where
+the reservations are, tells nodes what changed, turns the reports into the listeners' events and
+sends every node the new `ClusterMap` when it changed. Never imports Ray (placement.py does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from roost.cluster.contract import (
+    Artifact,
+    Assignment,
+    ClusterMap,
+    Demand,
+    NodeIdentity,
+    NodeReport,
+    Serving,
+)
+from roost.cluster.placement import Agent, RayCluster, Reservation
+from roost.edge.routes import RouteTable
+from roost.errors import RoostError, Unavailable
+from roost.model import AppName, DeploymentId, InstanceId, InstanceRecord, InstanceState
+from roost.runtime.capacity import clamp_count, floor_count, starts_needed
+from roost.runtime.protocol import (
+    DeploymentSpec,
+    DeploymentStats,
+    InstanceInfo,
+    Isolation,
+    ProbeResult,
+    ProcessStats,
+    ReleaseResult,
+    Runtime,
+    RuntimeListener,
+)
+from roost.tasks import TaskSet
+
+log = logging.getLogger("roost.cluster")
+TICK = 0.5
+TIMEOUT_CALL = 5.0
+TIMEOUT_PREPARE = 15 * 60.0  # a node builds the deployment's venv (or reuses it)
+TIMEOUT_PLACE = 30.0  # Ray finds a node with room, or there is none
+TIMEOUT_PLACE_IN_REGION = 1.5  # then anywhere
+TIMEOUT_READY = 120.0
+RETRY_AFTER_FULL = 5
+
+DigestOf = Callable[[DeploymentId], Awaitable[str]]
+ClusterEvents = Callable[[AppName | None, str, str, Mapping[str, object]], None]
+"""Where events go (the head's store): the runtime's own kinds, and `node.*` ones without an app."""
+ArchiveOf = Callable[[str], Awaitable[bytes]]
+
+
+@dataclass
+class _Node:
+    """One machine the head works with: its agent, who it is, what it said last."""
+
+    node_id: str
+    agent: Agent
+    identity: NodeIdentity
+    report: NodeReport | None = None
+    prepared: dict[DeploymentId, Artifact] = field(default_factory=dict)
+    assigned: dict[DeploymentId, int] = field(default_factory=dict)
+    shown: int = -1
+
+
+@dataclass
+class _Deployment:
+    spec: DeploymentSpec
+    artifact: Artifact
+    reservations: list[Reservation] = field(default_factory=list)
+    placed: dict[str, str | None] = field(default_factory=dict)  # reservation id -> node id
+    starting: int = 0  # starts asked for and not placed yet
+
+
+class ClusterRuntime:
+    """The head's runtime. `local` is the head's own `LocalRuntime` (its builds' checks, the release
+    command); the head is also one of the nodes, through its own agent like every other."""
+
+    def __init__(
+        self,
+        ray: RayCluster,
+        local: Runtime,
+        events: ClusterEvents,
+        digest_of: DigestOf,
+        archive_of: ArchiveOf,
+        head_edge: str,
+    ) -> None:
+        self.ray = ray
+        self.local = local
+        self.events = events
+        self.digest_of = digest_of
+        self.archive_of = archive_of
+        self.head_edge = head_edge
+        self._listeners: list[RuntimeListener] = []
+        self._nodes: dict[str, _Node] = {}
+        self._deployments: dict[DeploymentId, _Deployment] = {}
+        self._instances: dict[InstanceId, tuple[str, InstanceInfo]] = {}
+        self._routes = RouteTable("localhost")
+        self._map: ClusterMap | None = None
+        self._version = 0
+        self._locks: dict[tuple[DeploymentId, str], asyncio.Lock] = {}
+        self._archives: dict[str, bytes] = {}
+        self._tasks = TaskSet(log, "cluster")
+        self._ticking: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._reported = asyncio.Event()
+
+    # -- life ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect to Ray as the driver and start the tick."""
+        await self.ray.connect()
+        self._ticking = asyncio.get_running_loop().create_task(self._tick_forever(), name="cluster tick")
+        self._ready.set()
+
+    async def close(self) -> None:
+        """Stop working the cluster. Nodes keep serving what they run (a restarted head resumes);
+        the head's own instances stop with its LocalRuntime, which the daemon closes."""
+        if self._ticking is not None:
+            self._ticking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticking
+        await self._tasks.cancel_all()
+        await self.ray.close()
+
+    def subscribe(self, listener: RuntimeListener) -> None:
+        self._listeners.append(listener)
+
+    def set_routes(self, routes: RouteTable) -> None:
+        """The head's newest route table: every node's edges get it with the next map."""
+        self._routes = routes
+        self._tasks.start(self._show_map(force=True), name="cluster map")
+
+    # -- the tick --------------------------------------------------------------------------
+
+    async def _tick_forever(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # one bad tick must not stop the cluster's upkeep
+                log.exception("cluster tick failed")
+            await asyncio.sleep(TICK)
+
+    async def tick(self) -> None:
+        await self._follow_nodes()
+        await asyncio.gather(*(self._ask_report(node) for node in list(self._nodes.values())))
+        await self._follow_reservations()
+        self._reported.set()
+        self._reported = asyncio.Event()
+        await self._show_map()
+
+    async def _follow_nodes(self) -> None:
+        seen = {n.node_id: n for n in await self.ray.nodes()}
+        for node_id in list(self._nodes):
+            state = seen.get(node_id)
+            if state is None or not state.alive:
+                self._lose(self._nodes.pop(node_id), "Ray marked it dead")
+        for node_id, state in seen.items():
+            if state.alive and state.memory > 0 and node_id not in self._nodes:
+                await self._meet(node_id)
+
+    async def _meet(self, node_id: str) -> None:
+        agent = self.ray.agent(node_id)
+        try:
+            identity: NodeIdentity = await agent.call("hello", timeout=TIMEOUT_CALL)
+        except RoostError as exc:
+            log.info("node %s is not ready for work yet: %s", node_id[:12], exc.message)
+            return
+        self._nodes[node_id] = _Node(node_id, agent, identity)
+        self._record(None, "node.joined", f"node {identity.name} (region {identity.region}) takes work", identity)
+
+    def _lose(self, node: _Node, why: str) -> None:
+        """A node left: its instances are gone; Ray moves its reservations, the tick reassigns them."""
+        self._record(None, "node.lost", f"node {node.identity.name} was lost ({why})", node.identity)
+        for instance, (owner, info) in list(self._instances.items()):
+            if owner == node.node_id:
+                del self._instances[instance]
+                gone = replace(info, state=InstanceState.CRASHED, reason=f"its node {node.identity.name} was lost")
+                self._changed(gone)
+
+    async def _ask_report(self, node: _Node) -> None:
+        try:
+            report: NodeReport = await node.agent.call("report", timeout=TIMEOUT_CALL)
+        except RoostError as exc:
+            log.info("node %s did not report: %s", node.identity.name, exc.message)
+            return
+        node.report = report
+        for event in report.events:
+            message = f"{event.message} (node {report.identity.name})"
+            self.events(event.app, event.kind, message, {**event.data, "node": report.identity.name})
+        self._merge_instances(node, report)
+
+    def _merge_instances(self, node: _Node, report: NodeReport) -> None:
+        fresh = {info.id: self._as_seen(node, info) for info in report.instances}
+        grew: set[DeploymentId] = set()
+        for instance, (owner, old) in list(self._instances.items()):
+            if owner == node.node_id and instance not in fresh:
+                del self._instances[instance]
+                if old.state not in (InstanceState.STOPPED, InstanceState.CRASHED):
+                    gone = replace(old, state=InstanceState.STOPPED)
+                    self._changed(gone)
+        for instance, info in fresh.items():
+            old_entry = self._instances.get(instance)
+            self._instances[instance] = (node.node_id, info)
+            if old_entry is None or old_entry[1].state is not info.state:
+                self._changed(info)
+                if info.state is InstanceState.READY:
+                    grew.add(info.deployment)
+        for deployment in grew:
+            self._capacity(deployment)
+
+    def _as_seen(self, node: _Node, info: InstanceInfo) -> InstanceInfo:
+        """An instance of another machine is reached through its node's door; its pid is not ours."""
+        if node.identity.name == self._head_name():
+            return info
+        host, _, port = node.identity.door.rpartition(":")
+        return replace(info, host=host, port=int(port), pid=None)
+
+    def _head_name(self) -> str:
+        return "head"
+
+    async def _follow_reservations(self) -> None:
+        everything = [r for d in self._deployments.values() for r in d.reservations]
+        if not everything:
+            return
+        where = await self.ray.where(everything)
+        for deployment, entry in self._deployments.items():
+            entry.placed = {r.id: where.get(r.id) for r in entry.reservations}
+            self._assign_all(deployment)
+
+    def _assign_all(self, deployment: DeploymentId) -> None:
+        """Tell each node whose share of `deployment` changed (in the background, one at a time per node)."""
+        entry = self._deployments.get(deployment)
+        wanted = self._shares(entry) if entry is not None else {}
+        for node in self._nodes.values():
+            if node.assigned.get(deployment, 0) != wanted.get(node.node_id, 0):
+                self._tasks.start(self._assign(deployment, node), name=f"assign {deployment}")
+
+    @staticmethod
+    def _shares(entry: _Deployment) -> dict[str, int]:
+        shares: dict[str, int] = {}
+        for node_id in entry.placed.values():
+            if node_id is not None:
+                shares[node_id] = shares.get(node_id, 0) + 1
+        return shares
+
+    async def _assign(self, deployment: DeploymentId, node: _Node) -> None:
+        lock = self._locks.setdefault((deployment, node.node_id), asyncio.Lock())
+        async with lock:
+            entry = self._deployments.get(deployment)
+            count = self._shares(entry).get(node.node_id, 0) if entry is not None else 0
+            if node.assigned.get(deployment, 0) == count or node.node_id not in self._nodes:
+                return
+            try:
+                if count and entry is not None and node.prepared.get(deployment) != entry.artifact:
+                    archive = await self._archive(entry.artifact.digest)
+                    await node.agent.call("prepare", entry.artifact, archive, timeout=TIMEOUT_PREPARE)
+                    node.prepared[deployment] = entry.artifact
+                if deployment in node.prepared:
+                    await node.agent.call("assign", Assignment(deployment, count), timeout=TIMEOUT_CALL)
+                node.assigned[deployment] = count
+            except RoostError as exc:
+                app = entry.spec.app if entry is not None else None
+                why = exc.message
+                self._record(app, "node.failed", f"node {node.identity.name} could not run {deployment}: {why}")
+                self._failed(deployment, why)
+
+    async def _archive(self, digest: str) -> bytes:
+        if digest not in self._archives:
+            self._archives[digest] = await self.archive_of(digest)
+        return self._archives[digest]
+
+    async def _show_map(self, force: bool = False) -> None:
+        serving = self._serving()
+        if force or self._map is None or self._map.serving != serving or self._map.routes is not self._routes:
+            self._version += 1
+            self._map = ClusterMap(self._version, self._routes, serving, self.head_edge)
+        current = self._map
+        await asyncio.gather(*(self._show(node, current) for node in list(self._nodes.values())))
+
+    async def _show(self, node: _Node, current: ClusterMap) -> None:
+        if node.shown >= current.version:
+            return
+        try:
+            await node.agent.call("show", current, timeout=TIMEOUT_CALL)
+        except RoostError as exc:
+            log.info("node %s missed map %d: %s", node.identity.name, current.version, exc.message)
+            return
+        node.shown = max(node.shown, current.version)
+
+    def _serving(self) -> dict[DeploymentId, tuple[Serving, ...]]:
+        ready: dict[tuple[DeploymentId, str], int] = {}
+        for owner, info in self._instances.values():
+            if info.state is InstanceState.READY and not info.process:
+                ready[(info.deployment, owner)] = ready.get((info.deployment, owner), 0) + 1
+        serving: dict[DeploymentId, list[Serving]] = {}
+        for (deployment, owner), count in sorted(ready.items()):
+            node = self._nodes.get(owner)
+            entry = self._deployments.get(deployment)
+            if node is None or entry is None:
+                continue
+            concurrency = entry.spec.config.scale.concurrency
+            who = node.identity
+            serving.setdefault(deployment, []).append(Serving(who.name, who.region, who.door, count, concurrency))
+        return {deployment: tuple(shares) for deployment, shares in serving.items()}
+
+    # -- deployments -----------------------------------------------------------------------
+
+    async def deploy(self, spec: DeploymentSpec) -> None:
+        digest = await self.digest_of(spec.deployment)
+        artifact = Artifact(spec.app, spec.deployment, digest, spec.config, dict(spec.env))
+        entry = self._deployments.get(spec.deployment)
+        if entry is None:
+            entry = self._deployments[spec.deployment] = _Deployment(spec, artifact)
+        else:
+            entry.spec, entry.artifact = spec, artifact
+            for node in self._nodes.values():
+                if node.prepared.get(spec.deployment) not in (None, artifact):
+                    node.assigned.pop(spec.deployment, None)  # prepared again, then assigned again
+        self._assign_all(spec.deployment)
+        floor = floor_count(spec.config)
+        if len(entry.reservations) < floor:
+            self._tasks.start(self.scale_to(spec.deployment, floor, "keeping the minimum"), name="cluster floor")
+
+    async def retire(self, deployment: DeploymentId) -> None:
+        entry = self._deployments.pop(deployment, None)
+        if entry is not None:
+            await asyncio.gather(*(self.ray.release(r) for r in entry.reservations))
+        await asyncio.gather(*(self._retire_on(node, deployment) for node in list(self._nodes.values())))
+
+    async def _retire_on(self, node: _Node, deployment: DeploymentId) -> None:
+        if deployment not in node.prepared:
+            return
+        with contextlib.suppress(RoostError):
+            await node.agent.call("retire", deployment, timeout=TIMEOUT_PREPARE)
+        node.prepared.pop(deployment, None)
+        node.assigned.pop(deployment, None)
+
+    async def drain(self, deployment: DeploymentId) -> None:
+        entry = self._deployments.get(deployment)
+        if entry is None:
+            return
+        await self._release(entry, len(entry.reservations))
+
+    async def restart(self, deployment: DeploymentId) -> None:
+        """Instance by instance: each is stopped once the node's replacement is on its way."""
+        for info in self.instances(deployment):
+            await self.stop_instance(info.id, "restart")
+
+    # -- slots: the edges hold them (EdgeView); the head's autoscaler and activator ask here ---
+
+    def try_acquire(self, deployment: DeploymentId) -> None:
+        """Slots are handed out by each edge's own view of the cluster, never here."""
+        return None
+
+    def request_capacity(self, deployment: DeploymentId, slots: int, region: str = "") -> None:
+        entry = self._deployments.get(deployment)
+        if entry is None:
+            return
+        stats = self.stats(deployment)
+        config = entry.spec.config
+        count = starts_needed(
+            slots=slots,
+            free=stats.capacity,
+            starting=stats.starting + entry.starting,
+            live=len(entry.reservations),
+            concurrency=config.scale.concurrency,
+            maximum=config.scale.max,
+        )
+        for _ in range(count):
+            self._tasks.start(self._start_for_demand(deployment, region), name=f"start {deployment}")
+
+    async def _start_for_demand(self, deployment: DeploymentId, region: str) -> None:
+        try:
+            await self._place(deployment, region)
+        except RoostError as exc:
+            why = exc.message
+            self._failed(deployment, why)
+
+    async def start_instance(self, deployment: DeploymentId) -> InstanceInfo:
+        return await self._place(deployment, "")
+
+    async def _place(self, deployment: DeploymentId, region: str) -> InstanceInfo:
+        """One more reservation, in `region` when it has room, else wherever Ray finds one; then
+        the instance on its node, once ready. Raises Unavailable."""
+        entry = self._deployment(deployment)
+        memory = entry.spec.config.limits.memory
+        entry.starting += 1
+        try:
+            reservation = self.ray.reserve(memory, region)
+            placed = await self.ray.placed(reservation, TIMEOUT_PLACE_IN_REGION if region else TIMEOUT_PLACE)
+            if not placed and region:
+                await self.ray.release(reservation)
+                reservation = self.ray.reserve(memory)
+                placed = await self.ray.placed(reservation, TIMEOUT_PLACE)
+            if not placed:
+                await self.ray.release(reservation)
+                raise Unavailable(
+                    f"no machine of the cluster has room for another instance of {entry.spec.app} "
+                    f"({memory // 2**20} MB)",
+                    hint="join another machine (`roost node join`), raise a node's --memory-budget "
+                    "or lower limits.memory",
+                )
+        finally:
+            entry.starting -= 1
+        if self._deployments.get(deployment) is not entry:  # retired meanwhile
+            await self.ray.release(reservation)
+            raise Unavailable(f"deployment {deployment} was retired while an instance was being placed")
+        entry.reservations.append(reservation)
+        where = await self.ray.where([reservation])
+        entry.placed[reservation.id] = node_id = where.get(reservation.id)
+        before = {i.id for i in self.instances(deployment)}
+        self._assign_all(deployment)
+        return await self._new_ready(deployment, node_id, before)
+
+    async def _new_ready(self, deployment: DeploymentId, node_id: str | None, before: set[InstanceId]) -> InstanceInfo:
+        deadline = time.monotonic() + TIMEOUT_READY
+        while time.monotonic() < deadline:
+            for owner, info in self._instances.values():
+                new = info.deployment == deployment and info.id not in before and info.state is InstanceState.READY
+                if new and (node_id is None or owner == node_id):
+                    return info
+            node = self._nodes.get(node_id) if node_id is not None else None
+            if node is not None:
+                await self._ask_report(node)  # sooner than the tick
+                await self._show_map()
+                await asyncio.sleep(0.05)
+            else:
+                await self._reported.wait()
+        raise Unavailable(f"no new instance of {deployment} was ready within {TIMEOUT_READY:.0f} s")
+
+    def _deployment(self, deployment: DeploymentId) -> _Deployment:
+        entry = self._deployments.get(deployment)
+        if entry is None:
+            raise Unavailable(f"deployment {deployment} is not deployed in the cluster")
+        return entry
+
+    async def scale_to(self, deployment: DeploymentId, count: int, reason: str) -> None:
+        entry = self._deployment(deployment)
+        target = clamp_count(entry.spec.config, count)
+        current = len(entry.reservations) + entry.starting
+        if target > current:
+            results = await asyncio.gather(
+                *(self._place(deployment, "") for _ in range(target - current)), return_exceptions=True
+            )
+            failures = [r for r in results if isinstance(r, RoostError)]
+            if failures:
+                raise failures[0]
+        elif target < len(entry.reservations):
+            await self._release(entry, len(entry.reservations) - target)
+
+    async def _release(self, entry: _Deployment, count: int) -> None:
+        """Give back `count` reservations: unplaced ones first, then from the nodes holding most."""
+        chosen = self._surplus(entry, count)
+        for reservation in chosen:
+            entry.reservations.remove(reservation)
+            entry.placed.pop(reservation.id, None)
+        self._assign_all(entry.spec.deployment)
+        await asyncio.gather(*(self.ray.release(r) for r in chosen))
+
+    def _surplus(self, entry: _Deployment, count: int) -> list[Reservation]:
+        shares = self._shares(entry)
+        chosen = [r for r in entry.reservations if entry.placed.get(r.id) is None][:count]
+        while len(chosen) < count:
+            placed = [(r, node) for r in entry.reservations if r not in chosen and (node := entry.placed.get(r.id))]
+            if not placed:
+                break
+            pick, node = max(placed, key=lambda pair: shares[pair[1]])
+            shares[node] -= 1
+            chosen.append(pick)
+        return chosen
+
+    async def stop_instance(self, instance: InstanceId, reason: str) -> None:
+        """Stops it where it runs; its node keeps its share, so a recycled instance is replaced."""
+        entry = self._instances.get(instance)
+        node = self._nodes.get(entry[0]) if entry is not None else None
+        if node is None:
+            return
+        with contextlib.suppress(RoostError):
+            await node.agent.call("stop_instance", instance, reason, timeout=TIMEOUT_CALL * 6)
+
+    # -- what runs --------------------------------------------------------------------------
+
+    def instances(self, deployment: DeploymentId | None = None) -> list[InstanceInfo]:
+        return [info for _, info in self._instances.values() if deployment is None or info.deployment == deployment]
+
+    def stats(self, deployment: DeploymentId) -> DeploymentStats:
+        infos = [i for i in self.instances(deployment) if not i.process]
+        entry = self._deployments.get(deployment)
+        concurrency = entry.spec.config.scale.concurrency if entry is not None else 1
+        ready = [i for i in infos if i.state is InstanceState.READY]
+        in_flight = sum(i.in_flight for i in infos)
+        demand = self.demand(deployment)
+        started = [i.started_at for i in infos if i.state in (InstanceState.READY, InstanceState.STARTING)]
+        return DeploymentStats(
+            deployment,
+            ready=len(ready),
+            starting=sum(1 for i in infos if i.state is InstanceState.STARTING),
+            draining=sum(1 for i in infos if i.state is InstanceState.DRAINING),
+            in_flight=in_flight,
+            capacity=max(0, len(ready) * concurrency - sum(i.in_flight for i in ready)),
+            last_request_at=demand.last_request_at,
+            last_start_at=max(started) if started else None,
+        )
+
+    def demand(self, deployment: DeploymentId) -> Demand:
+        """Requests in flight or waiting at every node's edges, and the latest request's time."""
+        waiting, last = 0, None
+        for node in self._nodes.values():
+            seen = node.report.demand.get(deployment) if node.report is not None else None
+            if seen is None:
+                continue
+            waiting += seen.waiting
+            if seen.last_request_at is not None and (last is None or seen.last_request_at > last):
+                last = seen.last_request_at
+        return Demand(waiting, last)
+
+    def nodes_serving(self) -> Mapping[str, tuple[str, int]]:
+        """Node name -> (region, live instances): for `roost nodes`."""
+        counts: dict[str, tuple[str, int]] = {}
+        for node in self._nodes.values():
+            live = sum(1 for owner, _ in self._instances.values() if owner == node.node_id)
+            counts[node.identity.name] = (node.identity.region, live)
+        return counts
+
+    async def isolation(self, deployment: DeploymentId | None = None) -> dict[InstanceId, Isolation]:
+        found: dict[InstanceId, Isolation] = {}
+        for node in list(self._nodes.values()):
+            with contextlib.suppress(RoostError):
+                found.update(await node.agent.call("isolation", deployment, timeout=TIMEOUT_CALL * 6))
+        return found
+
+    # -- the head's own: builds are checked and released where they were built ----------------
+
+    async def isolation_of_build(
+        self, pid: int, argv: Sequence[str], app: AppName, build_dir: Path
+    ) -> Isolation | None:
+        return await self.local.isolation_of_build(pid, argv, app, build_dir)
+
+    async def probe(self, spec: DeploymentSpec, limit_seconds: float) -> ProbeResult:
+        return await self.local.probe(spec, limit_seconds)
+
+    async def probe_process(self, spec: DeploymentSpec, process: str) -> ProbeResult:
+        return await self.local.probe_process(spec, process)
+
+    def process_stats(self, deployment: DeploymentId) -> list[ProcessStats]:
+        return self.local.process_stats(deployment)
+
+    async def release(self, spec: DeploymentSpec, on_line: Callable[[str], None]) -> ReleaseResult:
+        return await self.local.release(spec, on_line)
+
+    async def recover(self, leftovers: Sequence[InstanceRecord]) -> list[str]:
+        return await self.local.recover(leftovers)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _changed(self, info: InstanceInfo) -> None:
+        for listener in self._listeners:
+            listener.instance_changed(info)
+
+    def _capacity(self, deployment: DeploymentId) -> None:
+        for listener in self._listeners:
+            listener.capacity_changed(deployment)
+
+    def _failed(self, deployment: DeploymentId, why: str) -> None:
+        for listener in self._listeners:
+            listener.start_failed(deployment, why, RETRY_AFTER_FULL)
+
+    def _record(self, app: AppName | None, kind: str, message: str, identity: Any = None) -> None:
+        data: dict[str, object] = {}
+        if isinstance(identity, NodeIdentity):
+            data = {"node": identity.name, "region": identity.region}
+        log.info("%s", message)
+        self.events(app, kind, message, data)
