@@ -30,7 +30,7 @@ from roost.cluster.contract import (
     NodeReport,
     Serving,
 )
-from roost.cluster.placement import Agent, RayCluster, Reservation
+from roost.cluster.placement import RayCluster, Reservation
 from roost.edge.routes import RouteTable
 from roost.errors import RoostError, Unavailable
 from roost.model import AppName, DeploymentId, InstanceId, InstanceRecord, InstanceState
@@ -68,7 +68,6 @@ class _Node:
     """One machine the head works with: its agent, who it is, what it said last."""
 
     node_id: str
-    agent: Agent
     identity: NodeIdentity
     report: NodeReport | None = None
     prepared: dict[DeploymentId, Artifact] = field(default_factory=dict)
@@ -83,6 +82,7 @@ class _Deployment:
     reservations: list[Reservation] = field(default_factory=list)
     placed: dict[str, str | None] = field(default_factory=dict)  # reservation id -> node id
     starting: int = 0  # starts asked for and not placed yet
+    settled: bool = False  # placed as asked since it was deployed (or since Ray came back)
 
 
 class ClusterRuntime:
@@ -115,16 +115,14 @@ class ClusterRuntime:
         self._archives: dict[str, bytes] = {}
         self._tasks = TaskSet(log, "cluster")
         self._ticking: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
         self._reported = asyncio.Event()
 
     # -- life ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect to Ray as the driver and start the tick."""
+        """Connect to Ray (through the driver process) and start the tick, which reconnects."""
         await self.ray.connect()
         self._ticking = asyncio.get_running_loop().create_task(self._tick_forever(), name="cluster tick")
-        self._ready.set()
 
     async def close(self) -> None:
         """Stop working the cluster. Nodes keep serving what they run (a restarted head resumes);
@@ -149,10 +147,34 @@ class ClusterRuntime:
     async def _tick_forever(self) -> None:
         while True:
             try:
-                await self.tick()
+                if self.ray.connected:
+                    await self.tick()
+                else:
+                    await self._reconnect()
+            except RoostError as exc:
+                log.warning("cluster: %s", exc.message)
             except Exception:  # one bad tick must not stop the cluster's upkeep
                 log.exception("cluster tick failed")
             await asyncio.sleep(TICK)
+
+    async def _reconnect(self) -> None:
+        """Ray's head restarted (or the driver died): its placement groups went with the old
+        driver. Nodes keep serving what they run; everything is placed again, at the counts it
+        had, and each node's share follows from where Ray puts it."""
+        why = self.ray.ended
+        await self.ray.connect()
+        self._record(None, "cluster.reconnected", f"connected to Ray again ({why}); placing every instance again")
+        counts = {d: len(e.reservations) for d, e in self._deployments.items()}
+        for entry in self._deployments.values():
+            entry.reservations.clear()
+            entry.placed.clear()
+            entry.settled = False
+        for node in self._nodes.values():
+            node.assigned.clear()  # told again once its share is known; it keeps running meanwhile
+        self._nodes.clear()
+        await self._follow_nodes()
+        for deployment, count in counts.items():
+            self._tasks.start(self._settle(deployment, count, "placed again"), name=f"replace {deployment}")
 
     async def tick(self) -> None:
         await self._follow_nodes()
@@ -173,13 +195,12 @@ class ClusterRuntime:
                 await self._meet(node_id)
 
     async def _meet(self, node_id: str) -> None:
-        agent = self.ray.agent(node_id)
         try:
-            identity: NodeIdentity = await agent.call("hello", timeout=TIMEOUT_CALL)
+            identity: NodeIdentity = await self.ray.call(node_id, "hello", timeout=TIMEOUT_CALL)
         except RoostError as exc:
             log.info("node %s is not ready for work yet: %s", node_id[:12], exc.message)
             return
-        self._nodes[node_id] = _Node(node_id, agent, identity)
+        self._nodes[node_id] = _Node(node_id, identity)
         self._record(None, "node.joined", f"node {identity.name} (region {identity.region}) takes work", identity)
 
     def _lose(self, node: _Node, why: str) -> None:
@@ -193,10 +214,14 @@ class ClusterRuntime:
 
     async def _ask_report(self, node: _Node) -> None:
         try:
-            report: NodeReport = await node.agent.call("report", timeout=TIMEOUT_CALL)
+            report: NodeReport = await self.ray.call(node.node_id, "report", timeout=TIMEOUT_CALL)
         except RoostError as exc:
             log.info("node %s did not report: %s", node.identity.name, exc.message)
             return
+        if node.report is None:  # what it runs already (a head that restarted finds nodes at work)
+            for deployment in report.prepared:
+                live = [i for i in report.instances if i.deployment == deployment and not i.process]
+                node.assigned.setdefault(deployment, len(live))
         node.report = report
         for event in report.events:
             message = f"{event.message} (node {report.identity.name})"
@@ -246,7 +271,10 @@ class ClusterRuntime:
         entry = self._deployments.get(deployment)
         wanted = self._shares(entry) if entry is not None else {}
         for node in self._nodes.values():
-            if node.assigned.get(deployment, 0) != wanted.get(node.node_id, 0):
+            has, wants = node.assigned.get(deployment, 0), wanted.get(node.node_id, 0)
+            if wants < has and entry is not None and not entry.settled:
+                continue  # not before every instance is placed again: what runs keeps serving
+            if has != wants:
                 self._tasks.start(self._assign(deployment, node), name=f"assign {deployment}")
 
     @staticmethod
@@ -267,10 +295,10 @@ class ClusterRuntime:
             try:
                 if count and entry is not None and node.prepared.get(deployment) != entry.artifact:
                     archive = await self._archive(entry.artifact.digest)
-                    await node.agent.call("prepare", entry.artifact, archive, timeout=TIMEOUT_PREPARE)
+                    await self.ray.call(node.node_id, "prepare", entry.artifact, archive, timeout=TIMEOUT_PREPARE)
                     node.prepared[deployment] = entry.artifact
                 if deployment in node.prepared:
-                    await node.agent.call("assign", Assignment(deployment, count), timeout=TIMEOUT_CALL)
+                    await self.ray.call(node.node_id, "assign", Assignment(deployment, count), timeout=TIMEOUT_CALL)
                 node.assigned[deployment] = count
             except RoostError as exc:
                 app = entry.spec.app if entry is not None else None
@@ -295,7 +323,7 @@ class ClusterRuntime:
         if node.shown >= current.version:
             return
         try:
-            await node.agent.call("show", current, timeout=TIMEOUT_CALL)
+            await self.ray.call(node.node_id, "show", current, timeout=TIMEOUT_CALL)
         except RoostError as exc:
             log.info("node %s missed map %d: %s", node.identity.name, current.version, exc.message)
             return
@@ -333,7 +361,22 @@ class ClusterRuntime:
         self._assign_all(spec.deployment)
         floor = floor_count(spec.config)
         if len(entry.reservations) < floor:
-            self._tasks.start(self.scale_to(spec.deployment, floor, "keeping the minimum"), name="cluster floor")
+            self._tasks.start(self._settle(spec.deployment, floor, "keeping the minimum"), name="cluster floor")
+        else:
+            entry.settled = True
+
+    async def _settle(self, deployment: DeploymentId, count: int, reason: str) -> None:
+        """Place `count`; then (placed or not) nodes may be told to run fewer than they do."""
+        try:
+            await self.scale_to(deployment, count, reason)
+        except RoostError as exc:
+            entry = self._deployments.get(deployment)
+            self._record(entry.spec.app if entry else None, "cluster.unplaced", f"{deployment}: {exc.message}")
+        finally:
+            entry = self._deployments.get(deployment)
+            if entry is not None:
+                entry.settled = True
+                self._assign_all(deployment)
 
     async def retire(self, deployment: DeploymentId) -> None:
         entry = self._deployments.pop(deployment, None)
@@ -345,7 +388,7 @@ class ClusterRuntime:
         if deployment not in node.prepared:
             return
         with contextlib.suppress(RoostError):
-            await node.agent.call("retire", deployment, timeout=TIMEOUT_PREPARE)
+            await self.ray.call(node.node_id, "retire", deployment, timeout=TIMEOUT_PREPARE)
         node.prepared.pop(deployment, None)
         node.assigned.pop(deployment, None)
 
@@ -400,11 +443,11 @@ class ClusterRuntime:
         memory = entry.spec.config.limits.memory
         entry.starting += 1
         try:
-            reservation = self.ray.reserve(memory, region)
+            reservation = await self.ray.reserve(memory, region)
             placed = await self.ray.placed(reservation, TIMEOUT_PLACE_IN_REGION if region else TIMEOUT_PLACE)
             if not placed and region:
                 await self.ray.release(reservation)
-                reservation = self.ray.reserve(memory)
+                reservation = await self.ray.reserve(memory)
                 placed = await self.ray.placed(reservation, TIMEOUT_PLACE)
             if not placed:
                 await self.ray.release(reservation)
@@ -490,7 +533,7 @@ class ClusterRuntime:
         if node is None:
             return
         with contextlib.suppress(RoostError):
-            await node.agent.call("stop_instance", instance, reason, timeout=TIMEOUT_CALL * 6)
+            await self.ray.call(node.node_id, "stop_instance", instance, reason, timeout=TIMEOUT_CALL * 6)
 
     # -- what runs --------------------------------------------------------------------------
 
@@ -540,7 +583,7 @@ class ClusterRuntime:
         found: dict[InstanceId, Isolation] = {}
         for node in list(self._nodes.values()):
             with contextlib.suppress(RoostError):
-                found.update(await node.agent.call("isolation", deployment, timeout=TIMEOUT_CALL * 6))
+                found.update(await self.ray.call(node.node_id, "isolation", deployment, timeout=TIMEOUT_CALL * 6))
         return found
 
     # -- the head's own: builds are checked and released where they were built ----------------

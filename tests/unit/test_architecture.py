@@ -102,7 +102,7 @@ DAEMON_IMPORTERS = {"roost.cli.serve"}
 # daemon) and `roost node join` (cli/cluster.py) import it, and inside roost/cluster only gcs.py
 # imports Ray.
 CLUSTER_IMPORTERS = {"roost.daemon", "roost.cli.cluster"}
-RAY_IMPORTERS = {"roost.cluster.gcs", "roost.cluster.placement"}
+RAY_IMPORTERS = {"roost.cluster.gcs", "roost.cluster.raybridge"}
 
 
 def module_name(path: Path) -> str:
