@@ -62,12 +62,9 @@ from roost.requestlog import AnswerLog
 from roost.runtime import LocalRuntime
 from roost.runtime.ports import PortRange, check_outside
 from roost.runtime.protocol import RUNNER_REQUIREMENTS
-from roost.runtime.sandbox import UNCONFINED_BUILDS, BuildLimits, SandboxedBuilds, SandboxSettings
-from roost.runtime.sandbox.buildnet import index_endpoints, parse_allow_flags
-from roost.runtime.sandbox.uids import build_gid
+from roost.runtime.sandbox.host_confinement import HostConfinement, build_jails, unjailed_build_procs
 from roost.serve_settings import ServeSettings
 from roost.store import Store
-from roost.units import format_duration
 
 if TYPE_CHECKING:
     from roost.cluster import ClusterHead
@@ -194,16 +191,21 @@ class Daemon:
             return f"{url}  (HTTPS with a temporary self-signed certificate until the CA's arrives)"
         return url
 
-    def _build_jails(self, runtime: LocalRuntime) -> SandboxedBuilds | None:
-        """Each build's jail (the app's uid, bubblewrap, seccomp, the build limits), and the start-up
-        line saying what builds get and what they do not; None with --no-build-sandbox."""
+    def _confinement(self, api_port: int, instance_ports: PortRange) -> HostConfinement:
+        """What instances and builds are confined with (one home for the rule: `roost node join` too)."""
         s = self.settings
-        if not s.build_sandbox:
-            log.warning("%s", UNCONFINED_BUILDS)
-            return None
-        jails = SandboxedBuilds(runtime.sandbox, BuildLimits(memory=s.build_memory, cpu=s.build_cpu, pids=s.build_pids))
-        log.info("%s, at most %s", jails.describe(), format_duration(s.timeout_build))
-        return jails
+        return HostConfinement(
+            uid_first=s.uid_first,
+            uid_last=s.uid_last,
+            ports=instance_ports,
+            firewall=s.firewall,
+            guarded_ports=(api_port,),
+            build_allow=s.build_allow,
+            build_sandbox=s.build_sandbox,
+            build_memory=s.build_memory,
+            build_cpu=s.build_cpu,
+            build_pids=s.build_pids,
+        )
 
     async def _wire(self, store: Store, edge_port: int, api_port: int, instance_ports: PortRange) -> Control:
         """Build the runtime, edge, builder, control, autoscaler and cron runner, and connect them."""
@@ -218,15 +220,7 @@ class Daemon:
             recorder,
             memory_budget=s.memory_budget,
             zygote_idle=s.zygote_idle,
-            sandbox=SandboxSettings(
-                uid_first=s.uid_first,
-                uid_last=s.uid_last,
-                ports=instance_ports,
-                firewall=s.firewall,
-                guarded_ports=(api_port,),
-                build_gid=build_gid(s.uid_first),
-                build_endpoints=(*index_endpoints(os.environ), *parse_allow_flags(s.build_allow)),
-            ),
+            sandbox=self._confinement(api_port, instance_ports).sandbox_settings(os.environ),
         )
         runtime.subscribe(recorder)
         await runtime.start()
@@ -242,10 +236,8 @@ class Daemon:
         edge.on_answer = AnswerLog(logs, lambda: self._apps_of)
         https, self._tls_sites = self._https_setup(edge, edge_port)
         urls = Urls(domain=s.domain, port=edge_port, scheme="https" if s.tls_cert else "http")
-        builds_group = await asyncio.to_thread(runtime.sandbox.build_group)  # after the sweep of a crashed run's
-        jails = self._build_jails(runtime)
-        # jailed, a build joins a group of its own under the builds' group (which then holds no process)
-        procs = tuple(str(path) for path in builds_group.procs_files()) if builds_group and not jails else ()
+        jails = build_jails(runtime.sandbox, self._confinement(api_port, instance_ports), s.timeout_build)
+        procs = await asyncio.to_thread(unjailed_build_procs, runtime.sandbox, jails)  # after the runtime's sweep
         builder = Builder(
             s.home,
             RUNNER_REQUIREMENTS,

@@ -6,7 +6,8 @@ stable ``code`` for the wire, and the HTTP status the admin API answers with::
     RoostError                      500  internal
     ├── ConfigError                 400  config_invalid
     ├── UsageError                  400  usage
-    │   └── RequestInvalid          422  invalid_request
+    │   ├── RequestInvalid          422  invalid_request
+    │   └── DigestMismatch          400  digest_mismatch
     ├── AuthError                   401  unauthorized
     ├── Forbidden                   403  forbidden
     ├── NotFound                    404  not_found
@@ -72,6 +73,12 @@ class RequestInvalid(UsageError):
 
     code = "invalid_request"
     status = 422
+
+
+class DigestMismatch(UsageError):
+    """Bytes that do not hash to the digest they came with (an archive cut or changed in transit)."""
+
+    code = "digest_mismatch"
 
 
 class AuthError(RoostError):

@@ -3,6 +3,7 @@ machine as a node, in the foreground (the one command besides `serve` that runs 
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import click
 from roost.cli.base import Context, RoostGroup, json_option, pass_context
 from roost.cli.output import age, console, print_json, show, table
 from roost.cli.serve import parse_memory_budget
-from roost.serve_settings import default_home
+from roost.serve_settings import DEFAULT_EDGE_HOST, DEFAULT_EDGE_PORT, default_home
 from roost.units import format_size
 
 
@@ -78,6 +79,27 @@ def _announce(line: str) -> None:
     envvar="ROOST_NODE_ADDRESS",
     help="This machine's address on the cluster's network [default: the one that reaches HEAD].",
 )
+@click.option(
+    "--host",
+    default=DEFAULT_EDGE_HOST,
+    show_default=True,
+    envvar="ROOST_HOST",
+    help="Address this node's public edge and peer door listen on.",
+)
+@click.option(
+    "--port",
+    default=DEFAULT_EDGE_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    envvar="ROOST_PORT",
+    help="This node's public edge: clients reach every app of the cluster here.",
+)
+@click.option(
+    "--peer-port",
+    type=click.IntRange(0, 65535),
+    envvar="ROOST_PEER_PORT",
+    help="This node's peer door: other nodes' edges forward requests for this node's instances here [default: 8081].",
+)
 @click.option("--home", type=click.Path(path_type=Path), envvar="ROOST_HOME", help="State directory [env ROOST_HOME].")
 def join(
     head: str,
@@ -86,13 +108,19 @@ def join(
     token_file: Path | None,
     name: str | None,
     address: str | None,
+    host: str,
+    port: int,
+    peer_port: int | None,
     home: Path | None,
 ) -> None:
     """Join the cluster whose head is HEAD (HOST or HOST:PORT, as `roost serve --cluster` printed) and
     stay joined in the foreground until SIGTERM or Ctrl-C, which leave it. Ray is restarted if it
-    dies.
+    dies. The node runs the instances the head places on it (built here from the head's archives),
+    serves every app on its public edge (--port) and takes other nodes' forwarded requests on its
+    peer door (--peer-port).
     """
     from roost.cluster import (
+        DEFAULT_PEER_PORT,
         NodeSettings,
         check_region,
         parse_head_address,
@@ -110,8 +138,12 @@ def join(
         token_file=(token_file or token_path(root)).expanduser().resolve(),
         name=name or socket.gethostname(),
         address=address,
+        edge_host=host,
+        edge_port=port,
+        peer_port=DEFAULT_PEER_PORT if peer_port is None else peer_port,
     )
     if budget <= 0:
         raise click.BadParameter("a node offers some memory", param_hint="--memory-budget")
+    logging.basicConfig(level=logging.INFO, format="roost: %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     console.print(f"joining {settings.head} as {settings.name}", markup=False)
     run_node(settings, _announce)

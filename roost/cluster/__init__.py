@@ -3,7 +3,10 @@
 (only `gcs.py` does, when the head first reads Ray's node table).
 """
 
+from roost.cluster.agent import AgentServer, NodeAgent
 from roost.cluster.cluster_settings import (
+    AGENT_SOCKET_ENV,
+    DEFAULT_PEER_PORT,
     MEMORY_RESOURCE,
     RAY_DEFAULT_PORT,
     REGION_LABEL,
@@ -11,24 +14,39 @@ from roost.cluster.cluster_settings import (
     HeadSettings,
     HealthChecks,
     NodeSettings,
+    agent_socket_path,
     check_region,
     parse_head_address,
     token_path,
 )
 from roost.cluster.head import ClusterHead
-from roost.cluster.join import run_node
+from roost.cluster.join import run_node, serve_node
+from roost.cluster.nodedaemon import EdgeRuntimes, NodeDaemon, local_edges
+from roost.cluster.nodehost import BuiltPaths, LocalNodeHost, NodeEvents
 
 __all__ = [
+    "AGENT_SOCKET_ENV",
+    "DEFAULT_PEER_PORT",
     "MEMORY_RESOURCE",
     "RAY_DEFAULT_PORT",
     "REGION_LABEL",
     "REGION_RESOURCE_PREFIX",
+    "AgentServer",
+    "BuiltPaths",
     "ClusterHead",
+    "EdgeRuntimes",
     "HeadSettings",
     "HealthChecks",
+    "LocalNodeHost",
+    "NodeAgent",
+    "NodeDaemon",
+    "NodeEvents",
     "NodeSettings",
+    "agent_socket_path",
     "check_region",
+    "local_edges",
     "parse_head_address",
     "run_node",
+    "serve_node",
     "token_path",
 ]

@@ -32,6 +32,11 @@ REGION_RULE = "1 to 32 characters: lowercase letters, digits and '-', starting w
 # Ray's session folders hold Unix sockets (`<temp>/session_<date>_<pid>/sockets/plasma_store`),
 # whose paths the kernel caps at 107 bytes: the session's own part takes 62 of them.
 TEMP_DIR_MAX = 45
+AGENT_SOCKET_NAME = "agent.sock"
+AGENT_SOCKET_ENV = "ROOST_AGENT_SOCKET"  # where a Ray worker on a machine finds that machine's daemon
+DEFAULT_NODE_EDGE_HOST = "0.0.0.0"  # noqa: S104 - a node's public edge serves the world, as the head's
+DEFAULT_NODE_EDGE_PORT = 8080
+DEFAULT_PEER_PORT = 8081
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,9 @@ class NodeSettings:
     token_file: Path
     name: str
     address: str | None = None  # this machine's address on the cluster's network; None: Ray's guess
+    edge_host: str = DEFAULT_NODE_EDGE_HOST  # the public edge's and the peer door's address
+    edge_port: int = DEFAULT_NODE_EDGE_PORT  # the public edge: clients come here, for every app
+    peer_port: int = DEFAULT_PEER_PORT  # the peer door: other edges forward here for this node's instances
 
 
 def cluster_dir(home: Path) -> Path:
@@ -88,6 +96,11 @@ def cluster_dir(home: Path) -> Path:
 
 def token_path(home: Path) -> Path:
     return cluster_dir(home) / "token"
+
+
+def agent_socket_path(home: Path) -> Path:
+    """The daemon's owner-only socket, where the agent actor on the same machine reaches its `NodeHost`."""
+    return cluster_dir(home) / AGENT_SOCKET_NAME
 
 
 def ray_temp_dir(home: Path) -> Path:
@@ -210,7 +223,8 @@ def node_argv(python: str, settings: NodeSettings, temp_dir: Path) -> list[str]:
 
 def ray_environment(token_file: Path, home: Path, inherited: Mapping[str, str]) -> dict[str, str]:
     """The explicit environment of Ray's processes: token authentication with Roost's token file
-    (Ray never writes one of its own then), and Ray's stray files under the cluster folder."""
+    (Ray never writes one of its own then), Ray's stray files under the cluster folder, and the
+    daemon's agent socket (Ray's workers inherit it: the agent actor on this machine reads it)."""
     env = {key: inherited[key] for key in ("PATH", "LANG", "LC_ALL", "TZ") if key in inherited}
     env.update(
         RAY_AUTH_MODE="token",
@@ -218,4 +232,5 @@ def ray_environment(token_file: Path, home: Path, inherited: Mapping[str, str]) 
         RAY_USAGE_STATS_ENABLED="0",
         HOME=str(cluster_dir(home)),
     )
+    env[AGENT_SOCKET_ENV] = str(agent_socket_path(home))
     return env

@@ -1,6 +1,7 @@
 """`roost node join`: this machine as a worker node of the cluster, in the foreground.
 
-Runs `ray start --block` with the node's resources and labels, restarts it when it dies (Ray
+Starts the node's daemon (nodedaemon.py: runtime, builder, public edge, peer door, agent socket),
+then runs `ray start --block` with the node's resources and labels, restarts it when it dies (Ray
 makes a node that was marked dead exit; the restart rejoins it), and on SIGTERM or SIGINT leaves
 the cluster and returns, leaving no process behind. systemd-friendly: contrib/roost-node.service.
 """
@@ -16,8 +17,10 @@ from collections.abc import Callable
 
 from roost.cluster.cluster_settings import NodeSettings, check_temp_dir, cluster_dir, node_argv, ray_environment
 from roost.cluster.cluster_token import check_token_file
+from roost.cluster.contract import ClusterMap
 from roost.cluster.gcs import GcsReader
 from roost.cluster.installed import require_ray
+from roost.cluster.nodedaemon import EdgeRuntimes, NodeDaemon, local_edges
 from roost.cluster.rayproc import RayCommand, RayKeeper
 from roost.units import format_size
 
@@ -49,14 +52,23 @@ async def _join_and_keep(keeper: RayKeeper, settings: NodeSettings, announce: Ca
     await keeper.keep()
 
 
-async def serve_node(settings: NodeSettings, announce: Callable[[str], None]) -> None:
-    """Join and stay joined until SIGTERM or SIGINT; then leave. Raises RoostError when the first join fails."""
+async def serve_node(
+    settings: NodeSettings,
+    announce: Callable[[str], None],
+    *,
+    edge_runtimes: EdgeRuntimes = local_edges,
+    on_map: Callable[[ClusterMap], None] | None = None,
+) -> None:
+    """Start the node's daemon, join and stay joined until SIGTERM or SIGINT; then leave: Ray
+    stopped, the edges closed, no instance left, the agent socket removed. Raises RoostError when
+    the daemon cannot start or the first join fails."""
     keeper = RayKeeper(node_command(settings), announce)
+    daemon = NodeDaemon(settings, announce, edge_runtimes=edge_runtimes, on_map=on_map)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    work = loop.create_task(_join_and_keep(keeper, settings, announce), name="ray node")
+    work = loop.create_task(_start_and_keep(daemon, keeper, settings, announce), name="node")
     stop = loop.create_task(stopping.wait(), name="signals")
     try:
         await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -65,12 +77,20 @@ async def serve_node(settings: NodeSettings, announce: Callable[[str], None]) ->
             task.cancel()
         await asyncio.gather(work, stop, return_exceptions=True)
         await keeper.stop()
+        await daemon.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     error = None if work.cancelled() else work.exception()
     if error is not None:
         raise error
     announce("left the cluster")
+
+
+async def _start_and_keep(
+    daemon: NodeDaemon, keeper: RayKeeper, settings: NodeSettings, announce: Callable[[str], None]
+) -> None:
+    await daemon.start()
+    await _join_and_keep(keeper, settings, announce)
 
 
 def run_node(settings: NodeSettings, announce: Callable[[str], None]) -> None:

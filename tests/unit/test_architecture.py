@@ -86,6 +86,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "roost.cluster": (
         *LEAVES,
         "roost.listeners",
+        "roost.homelock",  # `roost node join` locks its home as `roost serve` does
         "roost.applog",
         "roost.config",
         "roost.registry",

@@ -52,7 +52,7 @@ def test_a_node_advertises_its_budget_in_bytes_and_its_region() -> None:
     assert "--node-ip-address" not in node_argv("python", guessed, Path("/r/cluster/ray"))
 
 
-def test_ray_gets_the_token_path_and_only_the_environment_it_needs() -> None:
+def test_ray_gets_the_token_path_the_agent_socket_and_only_the_environment_it_needs() -> None:
     env = ray_environment(Path("/r/cluster/token"), Path("/r"), {"PATH": "/bin", "ROOST_TOKEN": "x", "SECRET": "y"})
     assert env == {
         "PATH": "/bin",
@@ -60,6 +60,7 @@ def test_ray_gets_the_token_path_and_only_the_environment_it_needs() -> None:
         "RAY_AUTH_TOKEN_PATH": "/r/cluster/token",
         "RAY_USAGE_STATS_ENABLED": "0",
         "HOME": "/r/cluster",
+        "ROOST_AGENT_SOCKET": "/r/cluster/agent.sock",
     }
 
 
