@@ -57,7 +57,7 @@ TIMEOUT_PLACE_IN_REGION = 1.5  # then anywhere
 TIMEOUT_READY = 120.0
 RETRY_AFTER_FULL = 5
 
-DigestOf = Callable[[DeploymentId], Awaitable[str]]
+DigestOf = Callable[[AppName, DeploymentId], Awaitable[str]]
 ClusterEvents = Callable[[AppName | None, str, str, Mapping[str, object]], None]
 """Where events go (the head's store): the runtime's own kinds, and `node.*` ones without an app."""
 ArchiveOf = Callable[[str], Awaitable[bytes]]
@@ -348,7 +348,7 @@ class ClusterRuntime:
     # -- deployments -----------------------------------------------------------------------
 
     async def deploy(self, spec: DeploymentSpec) -> None:
-        digest = await self.digest_of(spec.deployment)
+        digest = await self.digest_of(spec.app, spec.deployment)
         artifact = Artifact(spec.app, spec.deployment, digest, spec.config, dict(spec.env))
         entry = self._deployments.get(spec.deployment)
         if entry is None:
