@@ -82,6 +82,7 @@ class LoopbackRuntime:
     listeners: list[RuntimeListener] = field(default_factory=list)
     starts: Counter[DeploymentId] = field(default_factory=Counter)
     capacity_asks: list[tuple[DeploymentId, int]] = field(default_factory=list)
+    regions_asked: list[str] = field(default_factory=list)  # the region of each capacity ask
     stopped: list[tuple[InstanceId, str]] = field(default_factory=list)
     acquired: int = 0
     released: int = 0
@@ -128,8 +129,9 @@ class LoopbackRuntime:
             for listener in self.listeners:
                 listener.capacity_changed(slot.deployment)
 
-    def request_capacity(self, deployment: DeploymentId, slots: int) -> None:
+    def request_capacity(self, deployment: DeploymentId, slots: int, region: str = "") -> None:
         self.capacity_asks.append((deployment, slots))
+        self.regions_asked.append(region)
         plan = self.plans.get(deployment)
         if plan is None:
             return
