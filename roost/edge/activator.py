@@ -23,6 +23,7 @@ from roost.runtime.protocol import Runtime, Slot
 
 RETRY_AFTER_FULL = 1
 RETRY_AFTER_TIMEOUT = 5
+LIMIT_INSTEAD = 64  # slots held on a failed instance while looking for another one
 
 
 class Waiting(Protocol):
@@ -69,13 +70,17 @@ class Activator:
     def instead_of(self, deployment: DeploymentId, same: Slot) -> Slot:
         """A slot off `same`'s instance if any other has room, else `same` (for a retry after a
         failed try). The runtime picks the least loaded, so holding slots on the failed instance
-        while asking moves its choice away; that instance's concurrency bounds the loop. Rare
-        and synchronous: every slot taken is handed back or returned before it returns."""
+        while asking moves its choice away; that instance's concurrency bounds the loop, and
+        LIMIT_INSTEAD a slot source without one (another edge, in a cluster). Rare and
+        synchronous: every slot taken is handed back or returned before it returns."""
         held = [same]
         slot = self.try_acquire(deployment)
-        while slot is not None and slot.instance == same.instance:
+        while slot is not None and slot.instance == same.instance and len(held) < LIMIT_INSTEAD:
             held.append(slot)
             slot = self.try_acquire(deployment)
+        if slot is not None and slot.instance == same.instance:
+            held.append(slot)
+            slot = None
         if slot is None:
             slot = held.pop()  # no other instance has room: the failed one again
         for extra in held:

@@ -216,6 +216,13 @@ def listening_socket(host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
+def refusing_address() -> tuple[socket.socket, tuple[str, int]]:
+    """A loopback port that refuses connections: bound (so nobody else takes it), never listening."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[:2]
+
+
 async def _body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
