@@ -124,7 +124,7 @@ def serve_edge(fd: int, upstream_port: int, profile: Path | None, request_log: b
         def _release(self, slot: Slot) -> None:
             self.in_flight -= 1
 
-        def request_capacity(self, dep: DeploymentId, slots: int) -> None:
+        def request_capacity(self, dep: DeploymentId, slots: int, region: str = "") -> None:
             pass
 
     async def main() -> None:

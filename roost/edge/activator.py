@@ -8,6 +8,8 @@ or given back if handing it over raises.
 
 It also tells a waiter what it waited for (X-Roost-Start): a start, if its
 slot is on an instance that became ready after it queued; else only a slot.
+And it tells the runtime where the demand comes from: the region of the newest
+waiter (the one a forwarding edge named, else this edge's own).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from roost.runtime.protocol import Runtime, Slot
 
 RETRY_AFTER_FULL = 1
 RETRY_AFTER_TIMEOUT = 5
+LIMIT_INSTEAD = 64  # slots held on a failed instance while looking for another one
 
 
 class Waiting(Protocol):
@@ -35,20 +38,22 @@ class Waiting(Protocol):
 
 
 class Waiter:
-    __slots__ = ("deployment", "epoch", "request", "timer")
+    __slots__ = ("deployment", "epoch", "region", "request", "timer")
 
-    def __init__(self, deployment: DeploymentId, request: Waiting, epoch: int) -> None:
+    def __init__(self, deployment: DeploymentId, request: Waiting, epoch: int, region: str) -> None:
         self.deployment = deployment
         self.request = request
         self.epoch = epoch  # the activator's ready count when it queued
+        self.region = region  # where the request came from ("" unknown)
         self.timer: asyncio.TimerHandle | None = None
 
 
 class Activator:
     """Bounded FIFO queues of waiting requests, one per deployment."""
 
-    def __init__(self, runtime: Runtime, limit_queue: int, timeout_activate: float) -> None:
+    def __init__(self, runtime: Runtime, limit_queue: int, timeout_activate: float, region: str = "") -> None:
         self._runtime = runtime
+        self._region = region  # this edge's own: the demand's region when a request names none
         self._limit_queue = limit_queue
         self._timeout = timeout_activate
         self._queues: dict[DeploymentId, deque[Waiter]] = {}
@@ -65,30 +70,35 @@ class Activator:
     def instead_of(self, deployment: DeploymentId, same: Slot) -> Slot:
         """A slot off `same`'s instance if any other has room, else `same` (for a retry after a
         failed try). The runtime picks the least loaded, so holding slots on the failed instance
-        while asking moves its choice away; that instance's concurrency bounds the loop. Rare
-        and synchronous: every slot taken is handed back or returned before it returns."""
+        while asking moves its choice away; that instance's concurrency bounds the loop, and
+        LIMIT_INSTEAD a slot source without one (another edge, in a cluster). Rare and
+        synchronous: every slot taken is handed back or returned before it returns."""
         held = [same]
         slot = self.try_acquire(deployment)
-        while slot is not None and slot.instance == same.instance:
+        while slot is not None and slot.instance == same.instance and len(held) < LIMIT_INSTEAD:
             held.append(slot)
             slot = self.try_acquire(deployment)
+        if slot is not None and slot.instance == same.instance:
+            held.append(slot)
+            slot = None
         if slot is None:
             slot = held.pop()  # no other instance has room: the failed one again
         for extra in held:
             extra.release()
         return slot
 
-    def wait(self, deployment: DeploymentId, request: Waiting) -> Waiter | None:
-        """Queue `request`, or None when the queue is full (the caller sheds it with a 503)."""
+    def wait(self, deployment: DeploymentId, request: Waiting, region: str = "") -> Waiter | None:
+        """Queue `request`, or None when the queue is full (the caller sheds it with a 503).
+        `region`: where the request came from, when a forwarding edge said so."""
         queue = self._queues.get(deployment)
         if queue is None:
             queue = self._queues[deployment] = deque()
         elif len(queue) >= self._limit_queue:
             return None
-        waiter = Waiter(deployment, request, self._epoch)
+        waiter = Waiter(deployment, request, self._epoch, region or self._region)
         waiter.timer = asyncio.get_running_loop().call_later(self._timeout, self._expire, waiter)
         queue.append(waiter)
-        self._runtime.request_capacity(deployment, len(queue))
+        self._runtime.request_capacity(deployment, len(queue), waiter.region)
         return waiter
 
     def leave(self, waiter: Waiter) -> None:
@@ -137,7 +147,7 @@ class Activator:
                 slot.release()
                 raise
         if queue:
-            self._runtime.request_capacity(deployment, len(queue))
+            self._runtime.request_capacity(deployment, len(queue), queue[-1].region)
         else:
             self._queues.pop(deployment, None)
 

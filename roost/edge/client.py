@@ -167,7 +167,7 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         if self._broken or self._done:
             raise MALFORMED
-        self._incoming = Request(self.internal)
+        self._incoming = Request(self.internal, self.trusted)
         self._head_count = self._head_size = self._head_raw = 0
         self._fresh_head = True
 

@@ -83,6 +83,8 @@ class EdgeContext:
         self.clock = Clock()
         self.server = settings.server_header.encode("latin-1")
         self.server_line = b"Server: %s\r\n" % self.server if self.server else b""
+        # on answers from an instance of this machine (a peer edge's answers carry its own)
+        self.node_line = b"X-Roost-Node: %s\r\n" % settings.node.encode("latin-1") if settings.node else b""
         self.routes = RouteTable(domain="localhost")
         self.tls = TlsTable()  # the HTTPS door's certificates by name, redirects and HSTS
         self.challenges = Challenges()  # HTTP-01 answers for an ACME CA

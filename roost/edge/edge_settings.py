@@ -34,3 +34,7 @@ class EdgeSettings:
     rate_burst: int = 2000  # bucket size: requests a client may send at once
     trust_proxy: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-* and X-Request-Id are believed
     server_header: str = "roost"  # replaces the app's Server header; "" passes the app's through
+    # In a cluster: X-Roost-Node on every answer an instance of this machine gave ("n1; region=eu");
+    # "" adds none (one machine).
+    node: str = ""
+    region: str = ""  # this edge's region: where the demand it sees comes from, unless a peer says otherwise

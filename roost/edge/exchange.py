@@ -249,7 +249,8 @@ class Exchange:
         if slot is not None:
             self._forward(slot)
             return
-        self.waiter = activator.wait(deployment, self)
+        region = self.req.region
+        self.waiter = activator.wait(deployment, self, "" if region is None else region.decode("ascii"))
         if self.waiter is None:
             self.reply(503, "too many requests are waiting for this app", RETRY_AFTER_FULL)
 
@@ -295,8 +296,12 @@ class Exchange:
         self._send(conn)
 
     def connect_failed(self, why: str) -> None:
+        """No connection to the slot's address: its owner hears so (a peer node's edge that does not
+        answer is left alone for a while), then the usual retry once or 502."""
         self.connecting = False
-        if self.slot is not None:
+        slot = self.slot
+        if slot is not None:
+            slot.unreachable()
             self.upstream_failed(why)
 
     def _send(self, conn: UpstreamConnection) -> None:
@@ -307,10 +312,13 @@ class Exchange:
             self._body_too_large()
             return
         self.upstream = conn
-        conn.begin(self, req.method == b"HEAD", not self.ctx.server, self.client.write_paused)
+        slot = self.slot
+        extra = () if slot is None else slot.headers
+        peer = slot is not None and bool(slot.node)
+        conn.begin(self, req.method == b"HEAD", not self.ctx.server, self.client.write_paused, peer)
         client = self.client
         forwarded = (*req.forwarded(client.peer, client.scheme, client.trusted), self.request_id)
-        head = wire.request_head(req, self.path, forwarded, self.prefix, req.upgrade is not None, client.trusted)
+        head = wire.request_head(req, self.path, forwarded, self.prefix, req.upgrade is not None, client.trusted, extra)
         body = req.take_body() if req.body else None
         if body:
             self.body_sent = True
@@ -404,8 +412,13 @@ class Exchange:
             self.phase = STREAM  # the head is here: `relayed` times the rest as a stream
         keep = self.keep_client and not self.ctx.closing and not self.client.finishing
         # (a body still coming is judged at the end: see ClientConnection.exchange_done)
+        slot = self.slot
+        if slot is not None and slot.node:  # a peer node's edge answered: its X-Roost-* pass through
+            start_kind, node_line = b"", b""
+        else:
+            start_kind, node_line = self.start_kind, self.ctx.node_line
         self.keep_client = self.writer.head(
-            status, conn.parts, conn.length, no_body, req.version, keep, self.start_kind, self.cookie
+            status, conn.parts, conn.length, no_body, req.version, keep, start_kind, self.cookie, node_line
         )
 
     def response_body(self, data: bytes) -> None:
@@ -444,7 +457,11 @@ class Exchange:
             return
         self._stop_timer()
         self.responded = True
-        self.writer.switching(conn.parts, conn.upgrade or req.upgrade, self.start_kind)
+        slot = self.slot
+        if slot is not None and slot.node:  # as in response_head
+            self.writer.switching(conn.parts, conn.upgrade or req.upgrade, b"", b"")
+        else:
+            self.writer.switching(conn.parts, conn.upgrade or req.upgrade, self.start_kind, self.ctx.node_line)
         self._record()
         self.answered = True
         tunnel = conn.tunnel = self.client.open_tunnel(conn.transport, self._tunnel_closed)

@@ -5,7 +5,8 @@ module adds what it allows: any Transfer-Encoding but a lone `chunked`,
 Transfer-Encoding in HTTP/1.0, a missing or repeated Host, odd Expect values.
 It sorts every header into forwarded, dropped (hop-by-hop, X-Roost-*, any
 name with an underscore) or kept aside to be rewritten (framing,
-X-Forwarded-*, X-Request-Id).
+X-Forwarded-*, X-Request-Id) or believed from Roost itself only (X-Roost-Cron,
+X-Roost-Deployment, X-Roost-Region: see `_add_roost`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ SPECIAL: dict[bytes, int] = {
 }
 DROP_PREFIXES = (b"x-roost-", b"proxy-")  # X-Roost-Cron and friends never come from outside
 CRON_HEADER = b"x-roost-cron"  # kept only on the internal door
-PIN_HEADER = b"x-roost-deployment"  # internal door only: the deployment that must serve (cron: production's)
+# Internal door and trusted peers (another Roost edge forwarding to this one): the deployment
+# that must serve (cron: production's; a forwarded request: the one the first edge's split chose).
+PIN_HEADER = b"x-roost-deployment"
+# Trusted peers only: where the demand of a request forwarded to the head comes from (a region name).
+REGION_HEADER = b"x-roost-region"
+SANE_REGION = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:+/=-]{1,128}")
 VALID_HOST = re.compile(rb"(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?")
 METHODS_REJECTED = {b"CONNECT", b"TRACE"}
@@ -95,15 +101,18 @@ class Request:
         "method",
         "pinned",
         "proxy_headers",
+        "region",
         "request_id",
         "sink",
         "target",
+        "trusted",
         "upgrade",
         "version",
     )
 
-    def __init__(self, internal: bool = False) -> None:
+    def __init__(self, internal: bool = False, trusted: bool = False) -> None:
         self.internal = internal  # from Roost itself (cron): X-Roost-Cron passes, private paths open
+        self.trusted = trusted or internal  # also from a trusted peer: X-Roost-Deployment and -Region count
         self.method = b""
         self.target = b""
         self.version = "1.1"
@@ -120,7 +129,8 @@ class Request:
         self.request_id: bytes | None = None
         self.proxy_headers: list[tuple[bytes, bytes]] | None = None
         self.cookies: list[bytes] | None = None
-        self.pinned: bytes | None = None  # X-Roost-Deployment, from the internal door only
+        self.pinned: bytes | None = None  # X-Roost-Deployment, from the internal door or a trusted peer
+        self.region: bytes | None = None  # X-Roost-Region, from a trusted peer (a forwarding edge)
         self.keep_alive = True
         self.head_done = False
         self.error: Rejected | None = None
@@ -153,8 +163,8 @@ class Request:
         if kind is None:
             if not lname.startswith(DROP_PREFIXES):
                 self.headers.append((name, value))
-            elif self.internal:
-                self._add_internal(lname, name, value)
+            elif self.trusted:
+                self._add_roost(lname, name, value)
         elif kind == HOST:
             if self.host is not None:
                 raise Rejected(400, "more than one Host header")
@@ -166,13 +176,18 @@ class Request:
         else:
             self._add_special(kind, name, value)
 
-    def _add_internal(self, lname: bytes, name: bytes, value: bytes) -> None:
-        """Roost's own headers, believed on the internal door only: X-Roost-Cron goes to the app,
-        X-Roost-Deployment picks the deployment (never forwarded)."""
+    def _add_roost(self, lname: bytes, name: bytes, value: bytes) -> None:
+        """Roost's own headers, from the internal door or a trusted peer: X-Roost-Cron goes to the
+        app (internal door only), X-Roost-Deployment picks the deployment, X-Roost-Region says
+        where a forwarded request came from (neither is forwarded to the app)."""
         if lname == CRON_HEADER:
-            self.headers.append((name, value))
+            if self.internal:
+                self.headers.append((name, value))
         elif lname == PIN_HEADER:
             self.pinned = value.strip()
+        elif lname == REGION_HEADER:
+            region = value.strip()
+            self.region = region if SANE_REGION.fullmatch(region) else None
 
     def _add_special(self, kind: int, name: bytes, value: bytes) -> None:
         if kind == LENGTH:

@@ -38,15 +38,17 @@ class ResponseWriter:
         keep: bool,
         start_kind: bytes,
         cookie: bytes | None,
+        node_line: bytes,
     ) -> bool:
         """Choose the body's framing and queue our head; returns whether the client connection
-        can still be kept (not when the body runs until the connection closes)."""
+        can still be kept (not when the body runs until the connection closes). `start_kind`
+        and `node_line` are b"" when a peer edge answered (its own pass through)."""
         framing = self.framing = wire.framing(length, no_body, version)
         keep = keep and framing != wire.TO_CLOSE
         end = wire.head_end(keep, version)
         self.out.append(
             wire.response_head(
-                status, headers, length, framing, self.server_line, self.request_id, start_kind, cookie, end
+                status, headers, length, framing, self.server_line, self.request_id, start_kind, cookie, end, node_line
             )
         )
         return keep
@@ -66,9 +68,9 @@ class ResponseWriter:
             self.write(b"".join(out) if len(out) > 1 else out[0])
             out.clear()
 
-    def switching(self, headers: list[bytes], upgrade: bytes, start_kind: bytes) -> None:
+    def switching(self, headers: list[bytes], upgrade: bytes, start_kind: bytes, node_line: bytes) -> None:
         """The 101 head that opens a tunnel, written now."""
-        self.write(wire.switching_head(headers, upgrade, self.server_line, self.request_id, start_kind))
+        self.write(wire.switching_head(headers, upgrade, self.server_line, self.request_id, start_kind, node_line))
 
     def page(
         self,

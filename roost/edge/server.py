@@ -47,7 +47,7 @@ class Edge:
         ...
         await edge.close(grace=10.0)       # stop accepting, finish in-flight answers, then cut
 
-    Raises ConfigError for a bad `trust_proxy` network.
+    Raises ConfigError for a bad `trust_proxy` network, or a `node` that is not printable ASCII.
     """
 
     def __init__(self, runtime: Runtime, settings: EdgeSettings | None = None, *, rng: random.Random | None = None):
@@ -56,7 +56,9 @@ class Edge:
             networks = parse_networks(settings.trust_proxy)
         except ValueError as exc:
             raise ConfigError(str(exc), hint="pass --trust-proxy a CIDR such as 10.0.0.0/8") from exc
-        self._activator = Activator(runtime, settings.limit_queue, settings.timeout_activate)
+        if not (settings.node.isascii() and settings.node.isprintable()):
+            raise ConfigError(f"{settings.node!r} cannot be an X-Roost-Node header", hint="use printable ASCII")
+        self._activator = Activator(runtime, settings.limit_queue, settings.timeout_activate, settings.region)
         self._ctx = EdgeContext(settings, self._activator, networks, rng or random.Random())  # noqa: S311 - a traffic split, not a secret
         self._server: asyncio.AbstractServer | None = None
         self._internal: asyncio.AbstractServer | None = None

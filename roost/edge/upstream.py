@@ -34,8 +34,13 @@ RESPONSE_SPECIAL: dict[bytes, int] = {
     b"proxy-authenticate": DROPPED,
     b"x-request-id": DROPPED,  # the edge sets its own
     b"x-roost-start": DROPPED,
+    b"x-roost-node": DROPPED,  # an app's own must not pass as the edge's
     b"server": SERVER,
     b"upgrade": UPGRADE,
+}
+# From a peer node's edge: its X-Roost-Start and X-Roost-Node describe the instance that served.
+PEER_SPECIAL: dict[bytes, int] = {
+    name: kind for name, kind in RESPONSE_SPECIAL.items() if name not in (b"x-roost-start", b"x-roost-node")
 }
 
 
@@ -111,13 +116,16 @@ class UpstreamConnection(asyncio.Protocol):
         self.upgrade: bytes | None = None
         self.connection: bytes | None = None
         self.keep_server = True
+        self.special = RESPONSE_SPECIAL
 
-    def begin(self, exchange: ResponseSink, head_only: bool, keep_server: bool, paused: bool) -> None:
-        """Take the connection for one exchange's request; `paused`: its client cannot take more yet."""
+    def begin(self, exchange: ResponseSink, head_only: bool, keep_server: bool, paused: bool, peer: bool) -> None:
+        """Take the connection for one exchange's request; `paused`: its client cannot take more yet;
+        `peer`: it goes to a peer node's edge, whose X-Roost-* answer headers pass."""
         if self._stale_parser:
             self._parser = HttpResponseParser(self)
             self._stale_parser = False
         self.exchange = exchange
+        self.special = PEER_SPECIAL if peer else RESPONSE_SPECIAL
         if paused:
             self.pause_reading()
         self._head_only = head_only
@@ -165,7 +173,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._until_close = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        kind = RESPONSE_SPECIAL.get(name.lower())
+        kind = self.special.get(name.lower())
         if kind is None:
             self.parts += (name, b": ", value, b"\r\n")
         elif kind == LENGTH:

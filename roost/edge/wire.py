@@ -24,7 +24,7 @@ NO_BODY: Final = 0
 LENGTH: Final = 1
 CHUNKED: Final = 2
 TO_CLOSE: Final = 3
-# How a response head ends: after X-Roost-Start's value (or Set-Cookie's), then the blank line.
+# How a response head ends: after X-Request-Id's, X-Roost-Start's or Set-Cookie's value, then the blank line.
 END_CLOSE = b"\r\nConnection: close\r\n\r\n"
 END_KEEP_ALIVE = b"\r\nConnection: keep-alive\r\n\r\n"  # HTTP/1.0 keeps a connection only when told
 END_PLAIN = b"\r\n\r\n"
@@ -42,10 +42,12 @@ def request_head(
     prefix: bytes,
     tunnel: bool,
     trusted: bool,
+    extra: tuple[tuple[bytes, bytes], ...] = (),
 ) -> bytes:
     """The head sent upstream: request line, filtered headers, our framing and X-Forwarded-*.
 
-    `forwarded` is (for, proto, host, request id), already decided.
+    `forwarded` is (for, proto, host, request id), already decided; `extra` are the slot's own
+    headers (for a peer node's edge: the deployment chosen here, the region).
     """
     parts = [req.method, b" ", path, b" HTTP/1.1\r\n"]
     for name, value in req.headers:
@@ -64,6 +66,8 @@ def request_head(
     parts += (b"\r\nX-Forwarded-Host: ", host, b"\r\nX-Request-Id: ", rid, b"\r\n")
     if prefix:
         parts += (b"X-Forwarded-Prefix: ", prefix, b"\r\n")
+    for name, value in extra:
+        parts += (name, b": ", value, b"\r\n")
     parts.append(b"\r\n")
     return b"".join(parts)
 
@@ -128,16 +132,21 @@ def response_head(
     start_kind: bytes,
     cookie: bytes | None,
     end: bytes,
+    node_line: bytes = b"",
 ) -> bytes:
     """The head the client gets: our status line, the app's filtered `headers` (name, ": ",
-    value, CRLF pieces), our framing, `edge_headers` (Server), X-Request-Id, X-Roost-Start,
-    the split's Set-Cookie, and `end` (see `head_end`). A HEAD answer keeps its Content-Length."""
+    value, CRLF pieces), our framing, `edge_headers` (Server), `node_line` (X-Roost-Node, a
+    whole line or b""), X-Request-Id, X-Roost-Start (none when `start_kind` is b"": a peer
+    edge's passes through), the split's Set-Cookie, and `end` (see `head_end`). A HEAD answer
+    keeps its Content-Length."""
     parts = [status_line(status), *headers]
     if length is not None:
         parts.append(b"Content-Length: %d\r\n" % length)
     if body_framing == CHUNKED:
         parts.append(b"Transfer-Encoding: chunked\r\n")
-    parts += (edge_headers, b"X-Request-Id: ", request_id, b"\r\nX-Roost-Start: ", start_kind)
+    parts += (edge_headers, node_line, b"X-Request-Id: ", request_id)
+    if start_kind:
+        parts += (b"\r\nX-Roost-Start: ", start_kind)
     if cookie is not None:
         parts += (b"\r\nSet-Cookie: ", cookie)
     parts.append(end)
@@ -150,12 +159,20 @@ def informational_head(status: int, headers: list[bytes]) -> bytes:
 
 
 def switching_head(
-    headers: list[bytes], upgrade: bytes, edge_headers: bytes, request_id: bytes, start_kind: bytes
+    headers: list[bytes],
+    upgrade: bytes,
+    edge_headers: bytes,
+    request_id: bytes,
+    start_kind: bytes,
+    node_line: bytes = b"",
 ) -> bytes:
-    """The 101 head that opens a tunnel: the app's filtered headers and our own Connection/Upgrade."""
+    """The 101 head that opens a tunnel: the app's filtered headers and our own Connection/Upgrade
+    (X-Roost-Node and X-Roost-Start as in `response_head`)."""
     head = [b"HTTP/1.1 101 Switching Protocols\r\n", *headers, b"Connection: upgrade\r\n"]
-    head += (b"Upgrade: ", upgrade, b"\r\n", edge_headers)
-    head += (b"X-Request-Id: ", request_id, b"\r\nX-Roost-Start: ", start_kind, b"\r\n\r\n")
+    head += (b"Upgrade: ", upgrade, b"\r\n", edge_headers, node_line, b"X-Request-Id: ", request_id)
+    if start_kind:
+        head += (b"\r\nX-Roost-Start: ", start_kind)
+    head.append(b"\r\n\r\n")
     return b"".join(head)
 
 

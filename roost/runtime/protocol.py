@@ -168,9 +168,29 @@ class ReleaseResult:
 
 class Slot:
     """One request's place on a ready instance. Release it exactly once, on
-    every path (success, error, cancellation)."""
+    every path (success, error, cancellation).
 
-    __slots__ = ("_release", "deployment", "host", "instance", "port", "released", "start_kind")
+    In a cluster a slot may be a place at a peer node's edge rather than on an instance of this
+    machine: `node` names that node ("" for an instance here), `headers` are extra request
+    headers the edge sends upstream with the request (name, value; e.g. the region a request
+    came from, for the head), and `unreachable()` is what the edge calls when it could not
+    connect to `host:port` at all (the slot's owner stops handing out that address for a while).
+    The edge adds X-Roost-Start and X-Roost-Node only for a slot on an instance here; a peer's
+    edge has added its own.
+    """
+
+    __slots__ = (
+        "_on_unreachable",
+        "_release",
+        "deployment",
+        "headers",
+        "host",
+        "instance",
+        "node",
+        "port",
+        "released",
+        "start_kind",
+    )
 
     def __init__(
         self,
@@ -180,19 +200,32 @@ class Slot:
         port: int,
         start_kind: StartKind,
         release: Callable[[Slot], None],
+        *,
+        node: str = "",
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+        on_unreachable: Callable[[Slot], None] | None = None,
     ) -> None:
         self.instance = instance
         self.deployment = deployment
         self.host = host
         self.port = port
         self.start_kind = start_kind
+        self.node = node
+        self.headers = headers
         self.released = False
         self._release = release
+        self._on_unreachable = on_unreachable
 
     def release(self) -> None:
         if not self.released:
             self.released = True
             self._release(self)
+
+    def unreachable(self) -> None:
+        """The edge could not connect to `host:port` (refused, unreachable, timed out). Called
+        before the slot is released; the edge then retries elsewhere when it safely can."""
+        if self._on_unreachable is not None:
+            self._on_unreachable(self)
 
 
 class EventSink(Protocol):
@@ -248,9 +281,11 @@ class Runtime(Protocol):
         """A slot on the least-loaded ready instance with room, or None. Synchronous:
         nothing can take the same slot in between."""
 
-    def request_capacity(self, deployment: DeploymentId, slots: int) -> None:
+    def request_capacity(self, deployment: DeploymentId, slots: int, region: str = "") -> None:
         """Start instances (never beyond `scale.max`, nor when stopped) unless ready and
-        starting instances already cover `slots` requests. Returns at once."""
+        starting instances already cover `slots` requests. Returns at once. `region` is where
+        the demand comes from ("" unknown): a cluster runtime prefers to place new instances
+        there; a single machine has one place and ignores it."""
 
     async def start_instance(self, deployment: DeploymentId) -> InstanceInfo:
         """Start one instance and return once it can take requests. Raises

@@ -247,7 +247,8 @@ class LocalRuntime:
 
     # -- how many run: the scaler -----------------------------------------------------------------------------------
 
-    def request_capacity(self, deployment: DeploymentId, slots: int) -> None:
+    def request_capacity(self, deployment: DeploymentId, slots: int, region: str = "") -> None:
+        """`region` is ignored: one machine is one place."""
         self._scaler.request_capacity(deployment, slots)
 
     async def start_instance(self, deployment: DeploymentId) -> InstanceInfo:

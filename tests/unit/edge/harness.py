@@ -82,6 +82,7 @@ class LoopbackRuntime:
     listeners: list[RuntimeListener] = field(default_factory=list)
     starts: Counter[DeploymentId] = field(default_factory=Counter)
     capacity_asks: list[tuple[DeploymentId, int]] = field(default_factory=list)
+    regions_asked: list[str] = field(default_factory=list)  # the region of each capacity ask
     stopped: list[tuple[InstanceId, str]] = field(default_factory=list)
     acquired: int = 0
     released: int = 0
@@ -128,8 +129,9 @@ class LoopbackRuntime:
             for listener in self.listeners:
                 listener.capacity_changed(slot.deployment)
 
-    def request_capacity(self, deployment: DeploymentId, slots: int) -> None:
+    def request_capacity(self, deployment: DeploymentId, slots: int, region: str = "") -> None:
         self.capacity_asks.append((deployment, slots))
+        self.regions_asked.append(region)
         plan = self.plans.get(deployment)
         if plan is None:
             return
@@ -212,6 +214,13 @@ def listening_socket(host: str = "127.0.0.1") -> socket.socket:
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+def refusing_address() -> tuple[socket.socket, tuple[str, int]]:
+    """A loopback port that refuses connections: bound (so nobody else takes it), never listening."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[:2]
 
 
 async def _body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> AsyncIterator[bytes]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import pytest
@@ -17,6 +16,7 @@ from tests.unit.edge.harness import (
     answer,
     raw_server,
     read_request,
+    refusing_address,
     route,
     running_edge,
     table,
@@ -115,13 +115,6 @@ async def test_a_crash_page_shows_only_a_fixed_sentence_or_the_memory_limit(reas
     assert response.status == 502
     assert response.text == f"{page}request id: {response.headers['x-request-id']}\n"
     assert runtime.acquired == runtime.released
-
-
-def refusing_address() -> tuple[socket.socket, tuple[str, int]]:
-    """A loopback port that refuses connections: bound (so nobody else takes it), never listening."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    return sock, sock.getsockname()[:2]
 
 
 async def test_a_refused_connection_is_retried_once_on_another_instance(hello: tuple[str, int]) -> None:

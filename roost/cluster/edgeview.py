@@ -1,0 +1,231 @@
+"""An edge's runtime in a cluster: where a request's slot comes from when instances run on
+several machines.
+
+`EdgeView` (a node's public edge, and the head's) hands out, in this order: a slot on an
+instance of this machine; else a place at a peer node's edge (its peer door) that serves the
+deployment, own region first, least loaded by what this edge has sent it; else, on a node, a
+place at the head's public edge, which starts an instance through the cluster runtime
+("activation through the head"). `LocalOnly` is the peer door's: this machine's instances
+only, and it never asks for capacity (the head alone decides where instances run), so a
+forwarded request is never forwarded again. Neither starts or stops anything itself; what
+they do not change goes to the node's `LocalRuntime` (`delegate.py`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+from roost.cluster.cluster_settings import REGION_RE
+from roost.cluster.contract import ClusterMap, NodeName, Serving
+from roost.cluster.delegate import LocalDelegate
+from roost.model import DeploymentId, InstanceId
+from roost.runtime.protocol import Runtime, RuntimeListener, Slot, StartKind
+
+UNREACHABLE_FOR = 5.0  # seconds a peer that refused a connection gets no new requests from this edge
+HEAD = "head"  # the head's node name (contract.NodeName)
+PIN_HEADER = b"x-roost-deployment"  # the deployment this edge's split chose: the next edge serves it
+REGION_HEADER = b"x-roost-region"  # where the demand comes from, for the head's placement
+Headers = tuple[tuple[bytes, bytes], ...]
+Activate = Callable[[DeploymentId, int, str], None]
+
+
+class Peer:
+    """One peer node's edge as this edge forwards to it, for one deployment (from a `Serving`)."""
+
+    __slots__ = ("host", "instance", "node", "port", "region", "slots")
+
+    def __init__(self, serving: Serving) -> None:
+        self.node = serving.node
+        self.region = serving.region
+        self.slots = serving.slots
+        self.host, self.port = split_address(serving.door)
+        self.instance = InstanceId("peer:" + serving.node)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`host:port` (an IPv6 host in brackets) as (host, port).
+
+    >>> split_address("[::1]:8081")
+    ('::1', 8081)
+    """
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def choose_peer(
+    peers: Sequence[Peer],
+    region: str,
+    in_flight: Mapping[NodeName, int],
+    unreachable_until: Mapping[NodeName, float],
+    now: float,
+) -> Peer | None:
+    """The peer to forward to: own region before others, then the least loaded by this edge's
+    requests in flight there per slot; never one that is full by that count, has no slots, or
+    refused a connection lately (`unreachable_until` a time after `now`). None when none fits.
+    Pure; `peers` never holds this node itself."""
+    best: Peer | None = None
+    best_rank = 2.0
+    for peer in peers:
+        if peer.slots <= 0 or unreachable_until.get(peer.node, 0.0) > now:
+            continue
+        load = in_flight.get(peer.node, 0)
+        if load >= peer.slots:
+            continue
+        rank = (peer.region != region) + load / peer.slots  # own region in [0, 1), others in [1, 2)
+        if rank < best_rank:
+            best, best_rank = peer, rank
+    return best
+
+
+class EdgeView(LocalDelegate):
+    """The runtime of a node's public edge (see the module docstring). `show` takes each new
+    `ClusterMap`; `activate` (the head's only) is the cluster runtime's request_capacity.
+
+    Example (a node's daemon)::
+
+        view = EdgeView(local, "n1", "eu", activate=None, is_head=False)
+        edge = Edge(view, EdgeSettings(node="n1; region=eu", region="eu"))
+        view.show(cluster_map)      # on every map the head sends; older versions are ignored
+    """
+
+    def __init__(
+        self,
+        local: Runtime,
+        node: NodeName,
+        region: str,
+        activate: Activate | None,
+        is_head: bool,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(local)
+        self.node = node
+        self.region = region
+        self._activate = activate
+        self._is_head = is_head
+        self._clock = clock
+        self._map: ClusterMap | None = None
+        self._peers: dict[DeploymentId, tuple[Peer, ...]] = {}  # from the map, without this node
+        self._pins: dict[DeploymentId, Headers] = {}  # headers of a slot at a peer's edge
+        self._head_pins: dict[DeploymentId, Headers] = {}  # headers of a slot at the head's, made once per map
+        self._head: tuple[str, int] | None = None  # the head's public edge, for a node's view
+        self._head_instance = InstanceId("edge:" + HEAD)  # never a peer's id: a retry moves off it
+        self._listeners: list[RuntimeListener] = []
+        self._in_flight: dict[NodeName, int] = {}  # this edge's requests at each peer now
+        self._unreachable_until: dict[NodeName, float] = {}
+
+    @property
+    def map(self) -> ClusterMap | None:
+        """The newest map shown, or None before the first."""
+        return self._map
+
+    def is_unreachable(self, node: NodeName) -> bool:
+        """Whether `node` refused this edge a connection in the last UNREACHABLE_FOR seconds."""
+        return self._unreachable_until.get(node, 0.0) > self._clock()
+
+    def subscribe(self, listener: RuntimeListener) -> None:
+        """`listener` hears this machine's runtime, and `capacity_changed` when a peer has room."""
+        self._listeners.append(listener)
+        self.local.subscribe(listener)
+
+    def show(self, view: ClusterMap) -> None:
+        """Take the cluster's newest map (an older `version` is ignored); waiters of each
+        deployment that gained slots at a peer try again."""
+        if self._map is not None and view.version < self._map.version:
+            return
+        before = self._peers
+        self._map = view
+        self._peers = {
+            dep: tuple(Peer(s) for s in serving if s.node != self.node) for dep, serving in view.serving.items()
+        }
+        self._pins = {dep: ((PIN_HEADER, dep.encode()),) for dep in view.serving}
+        self._head_pins = {}
+        self._head = split_address(view.head_edge) if view.head_edge and not self._is_head else None
+        for dep, peers in self._peers.items():
+            if gained_slots(before.get(dep, ()), peers):
+                for listener in self._listeners:
+                    listener.capacity_changed(dep)
+
+    def try_acquire(self, deployment: DeploymentId) -> Slot | None:
+        """This machine's slot first; else a peer's edge; else (a node) the head's public edge."""
+        slot = self.local.try_acquire(deployment)
+        if slot is not None:
+            return slot
+        now = self._clock()
+        peers = self._peers.get(deployment)
+        if peers:
+            peer = choose_peer(peers, self.region, self._in_flight, self._unreachable_until, now)
+            if peer is not None:
+                return self._peer_slot(deployment, peer)
+        if self._head is not None and self._unreachable_until.get(HEAD, 0.0) <= now:
+            return self._head_slot(deployment, *self._head)
+        return None
+
+    def request_capacity(self, deployment: DeploymentId, slots: int, region: str = "") -> None:
+        """The head's view asks the cluster runtime (demand from `region`, else this edge's own);
+        a node's asks nobody: its requests went on to the head's edge, which asks there."""
+        if self._activate is not None:
+            self._activate(deployment, slots, region if REGION_RE.fullmatch(region) else self.region)
+
+    def _peer_slot(self, deployment: DeploymentId, peer: Peer) -> Slot:
+        self._in_flight[peer.node] = self._in_flight.get(peer.node, 0) + 1
+        headers = self._pins.get(deployment, ())
+        return Slot(
+            peer.instance,
+            deployment,
+            peer.host,
+            peer.port,
+            StartKind.FORK,
+            self._release_peer,
+            node=peer.node,
+            headers=headers,
+            on_unreachable=self._mark_unreachable,
+        )
+
+    def _head_slot(self, deployment: DeploymentId, host: str, port: int) -> Slot:
+        headers = self._head_pins.get(deployment)
+        if headers is None:
+            headers = ((PIN_HEADER, deployment.encode()),)
+            if self.region:
+                headers = (*headers, (REGION_HEADER, self.region.encode()))
+            self._head_pins[deployment] = headers
+        return Slot(
+            self._head_instance,
+            deployment,
+            host,
+            port,
+            StartKind.FORK,
+            _release_nothing,
+            node=HEAD,
+            headers=headers,
+            on_unreachable=self._mark_unreachable,
+        )
+
+    def _release_peer(self, slot: Slot) -> None:
+        self._in_flight[slot.node] -= 1
+        for listener in self._listeners:
+            listener.capacity_changed(slot.deployment)
+
+    def _mark_unreachable(self, slot: Slot) -> None:
+        """The edge could not connect to the slot's peer (or the head): leave it alone for a while."""
+        self._unreachable_until[slot.node] = self._clock() + UNREACHABLE_FOR
+
+
+def gained_slots(before: Sequence[Peer], after: Sequence[Peer]) -> bool:
+    """Whether some peer has more slots in `after` than in `before` (a new peer counts)."""
+    had = {peer.node: peer.slots for peer in before}
+    return any(peer.slots > had.get(peer.node, 0) for peer in after)
+
+
+def _release_nothing(slot: Slot) -> None:
+    """The head's edge has no slot count here: its own queue bounds what it takes."""
+
+
+class LocalOnly(LocalDelegate):
+    """The peer door's runtime: slots on this machine's instances only (never a peer's, so a
+    forwarded request goes no further), and no capacity requests (the head decides where
+    instances run; a request that waits here waits for a slot to free)."""
+
+    def request_capacity(self, deployment: DeploymentId, slots: int, region: str = "") -> None:
+        """Nothing: see the class docstring."""
