@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import socket
 from collections.abc import Callable, Coroutine, Generator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
 import uvicorn
 import uvloop
 from prometheus_client import CollectorRegistry
@@ -61,18 +64,21 @@ from roost.registry import Registry
 from roost.requestlog import AnswerLog
 from roost.runtime import LocalRuntime
 from roost.runtime.ports import PortRange, check_outside
-from roost.runtime.protocol import RUNNER_REQUIREMENTS
+from roost.runtime.protocol import RUNNER_REQUIREMENTS, Runtime
 from roost.runtime.sandbox.host_confinement import HostConfinement, build_jails, unjailed_build_procs
 from roost.serve_settings import ServeSettings
 from roost.store import Store
 
 if TYPE_CHECKING:
     from roost.cluster import ClusterHead
+    from roost.cluster.contract import Artifact
+    from roost.cluster.head_node import HeadNode
 
 log = logging.getLogger("roost.daemon")
 GRACE_API_SHUTDOWN = 3
 GRACE_EDGE_SHUTDOWN = 10.0
 INTERNAL_SOCKET_NAME = "edge-internal.sock"  # the edge's door for Roost's own requests (cron)
+HEAD_SHARE_OF_RAM = 0.8  # what a cluster's head offers instances without --memory-budget, as `roost node join`
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -117,6 +123,8 @@ class Daemon:
         self._feed = EventFeed()
         self._history: History | None = None
         self._cluster: ClusterHead | None = None
+        self._head_node: HeadNode | None = None
+        self._peer_sock: socket.socket | None = None
 
     async def start(self) -> None:
         """Lock the home, bind every socket, open the store, recover, start serving."""
@@ -133,6 +141,9 @@ class Daemon:
         api_sock = self._keep(bind_tcp(s.api_host, s.api_port, "admin API", "--api-port"))
         unix_sock = self._keep(bind_unix(s.socket_path))
         internal_sock = self._keep(bind_unix(s.home / INTERNAL_SOCKET_NAME))
+        if self._cluster is not None:
+            where = self._cluster.settings.address
+            self._peer_sock = self._keep(bind_tcp(where, s.cluster_peer_port, "peer door", "--cluster-peer-port"))
         store = self._store = await Store.open(s.db_path)
         check_exposure(s, await store.tokens.has_tokens())
         edge_port, api_port = edge_sock.getsockname()[1], api_sock.getsockname()[1]
@@ -145,12 +156,12 @@ class Daemon:
             self._admin_tls = await asyncio.to_thread(AdminTls, store, files, api_domain)
         await self._refresh_routes(None)
         await self._start_edge(edge_sock, https_sock, internal_sock)
+        await self._start_cluster()  # before recovery: control deploys through the cluster
         await control.recover()
         self._background(self._autoscaler.run() if self._autoscaler else None, "autoscaler")
         self._background(control.cron.run() if control.cron else None, "cron")
         self._background(control.domains.run() if s.https_port is not None else None, "certificates")
         self._background(self._history.sample_forever(self._app_memory) if self._history else None, "history")
-        await self._start_cluster()
         await self._start_api(control, api_sock, unix_sock)
         edge_scheme = "https" if s.tls_cert and https_sock is None else "http"
         self.announce(f"admin API  {self._api_address(api_sock)}  (and unix socket {s.socket_path})")
@@ -169,17 +180,19 @@ class Daemon:
         s = self.settings
         if s.cluster_address is None:
             return None
-        from roost.cluster import ClusterHead, HeadSettings, HealthChecks  # --cluster only
+        from roost.cluster import ClusterHead, HeadSettings, HealthChecks, check_region  # --cluster only
 
         health = HealthChecks(s.cluster_health_period, s.cluster_health_timeout, s.cluster_health_failures)
-        head = ClusterHead(HeadSettings(s.home, s.cluster_address, s.cluster_port, health))
+        budget = s.memory_budget or int(psutil.virtual_memory().total * HEAD_SHARE_OF_RAM)
+        region = check_region(s.cluster_region)
+        head = ClusterHead(HeadSettings(s.home, s.cluster_address, s.cluster_port, health, region, budget))
         head.check()
         return head
 
     async def _start_cluster(self) -> None:
-        """Ray's head, kept beside the daemon until it stops."""
-        if self._cluster is not None:
-            await self._cluster.start()
+        """Ray's head (kept beside the daemon until it stops), the driver, and the head as a node."""
+        if self._head_node is not None:
+            await self._head_node.start()
 
     def _api_address(self, api_sock: socket.socket) -> str:
         """The admin API's start-up line: its URL, and with --api-domain whose certificate it serves."""
@@ -222,20 +235,8 @@ class Daemon:
             zygote_idle=s.zygote_idle,
             sandbox=self._confinement(api_port, instance_ports).sandbox_settings(os.environ),
         )
-        runtime.subscribe(recorder)
         await runtime.start()
-        edge_settings = EdgeSettings(
-            trust_proxy=s.trust_proxy,
-            rate_per_client=s.client_rate,
-            rate_burst=max(1, int(2 * s.client_rate)),
-            limit_connections=s.limit_connections,
-            limit_connections_per_client=s.limit_connections_per_client,
-        )
-        edge = self._edge = Edge(runtime, edge_settings)
-        edge.on_recycle = self._spawn_stop
-        edge.on_answer = AnswerLog(logs, lambda: self._apps_of)
-        https, self._tls_sites = self._https_setup(edge, edge_port)
-        urls = Urls(domain=s.domain, port=edge_port, scheme="https" if s.tls_cert else "http")
+        registry = Registry(s.home / "blobs")
         jails = build_jails(runtime.sandbox, self._confinement(api_port, instance_ports), s.timeout_build)
         procs = await asyncio.to_thread(unjailed_build_procs, runtime.sandbox, jails)  # after the runtime's sweep
         builder = Builder(
@@ -247,11 +248,30 @@ class Daemon:
             jails=jails,
             timeout_build=s.timeout_build,
         )
+        edge_settings = EdgeSettings(
+            trust_proxy=s.trust_proxy,
+            rate_per_client=s.client_rate,
+            rate_burst=max(1, int(2 * s.client_rate)),
+            limit_connections=s.limit_connections,
+            limit_connections_per_client=s.limit_connections_per_client,
+        )
+        work: Runtime = runtime  # what control and the autoscaler drive
+        served: Runtime = runtime  # where the public edge takes its slots
+        if self._cluster is not None:
+            head_node = self._head_node = self._head_side(runtime, builder, registry, edge_port, edge_settings)
+            work, served = head_node.runtime, head_node.view
+            edge_settings = dataclasses.replace(edge_settings, node=head_node.node, region=head_node.region)
+        work.subscribe(recorder)
+        edge = self._edge = Edge(served, edge_settings)
+        edge.on_recycle = self._spawn_stop
+        edge.on_answer = AnswerLog(logs, lambda: self._apps_of)
+        https, self._tls_sites = self._https_setup(edge, edge_port)
+        urls = Urls(domain=s.domain, port=edge_port, scheme="https" if s.tls_cert else "http")
         control = self._control = Control(
             store,
-            Registry(s.home / "blobs"),
+            registry,
             builder,
-            runtime,
+            work,
             logs,
             s.home,
             urls,
@@ -260,13 +280,48 @@ class Daemon:
             https=https,
         )
         control.on_change(self._refresh_routes)
-        self._autoscaler = Autoscaler(runtime, self._demand, recorder.scaled, record_quota=recorder.quota_reached)
+        self._autoscaler = Autoscaler(work, self._demand, recorder.scaled, record_quota=recorder.quota_reached)
         control.cron = CronRunner(self._send_cron, recorder.event, speed=s.cron_speed)
         self.metrics_registry = make_registry(
-            RoostCollector(lambda: edge.all_counters().values(), runtime.instances, lambda: self._apps_of, tallies)
+            RoostCollector(lambda: edge.all_counters().values(), work.instances, lambda: self._apps_of, tallies)
         )
-        self._history = History(lambda: edge.all_counters().values(), runtime.instances, lambda: self._apps_of)
+        self._history = History(lambda: edge.all_counters().values(), work.instances, lambda: self._apps_of)
         return control
+
+    def _head_side(
+        self, runtime: LocalRuntime, builder: Builder, registry: Registry, edge_port: int, door: EdgeSettings
+    ) -> HeadNode:
+        """With --cluster: the head's side of the cluster around this daemon's runtime, builder and registry."""
+        from roost.cluster.head_node import HeadNode, node_label  # --cluster only
+        from roost.cluster.nodehost import BuiltPaths
+
+        store, recorder, logs = self._store, self._recorder, self._logs
+        assert store is not None and recorder is not None and logs is not None and self._cluster is not None  # noqa: S101
+        assert self._peer_sock is not None  # noqa: S101 - bound in start
+
+        async def digest_of(app: AppName, deployment: DeploymentId) -> str:
+            return (await store.get_deployment(app, deployment)).digest
+
+        async def find_build(artifact: Artifact) -> BuiltPaths | None:
+            """The head built every deployment already (control did): its node uses that build."""
+            found = await store.get_deployment(artifact.app, artifact.deployment)
+            paths = BuiltPaths(Path(found.code_dir), Path(found.venv_dir))
+            built = await asyncio.to_thread(lambda: paths.code_dir.is_dir() and paths.venv_dir.is_dir())
+            return paths if built else None
+
+        return HeadNode(
+            self._cluster,
+            runtime,
+            recorder,
+            builder=builder,
+            registry=registry,
+            logs=logs,
+            digest_of=digest_of,
+            find_build=find_build,
+            peer_sock=self._peer_sock,
+            edge_port=edge_port,
+            door_settings=dataclasses.replace(door, node=node_label("head", self.settings.cluster_region)),
+        )
 
     async def _start_edge(
         self, edge_sock: socket.socket, https_sock: socket.socket | None, internal_sock: socket.socket
@@ -320,7 +375,13 @@ class Daemon:
         if self._edge is None:
             return 0, None
         counters = self._edge.counters(deployment)
-        return counters.in_flight + counters.queued, counters.last_request_at
+        waiting, last = counters.in_flight + counters.queued, counters.last_request_at
+        if self._head_node is not None:  # and every other machine's edge, as each last reported
+            elsewhere = self._head_node.runtime.demand(deployment)
+            waiting += elsewhere.waiting
+            if elsewhere.last_request_at is not None and (last is None or elsewhere.last_request_at > last):
+                last = elsewhere.last_request_at
+        return waiting, last
 
     async def _send_cron(self, app: str, job: CronJob) -> tuple[int, str]:
         if self._edge is None:
@@ -382,6 +443,8 @@ class Daemon:
             return
         table: RouteTable = await build_route_table(self._store, self.settings.domain)
         self._edge.update_routes(table)
+        if self._head_node is not None:
+            self._head_node.update_routes(table)
         if self._tls_sites is not None:
             self._edge.update_tls(await self._tls_sites.table())
         if self._admin_tls is not None:
@@ -423,10 +486,10 @@ class Daemon:
             await self._edge.close(GRACE_EDGE_SHUTDOWN)
         if self._control is not None:
             await self._control.cancel_background()
+        if self._head_node is not None:  # nodes keep serving what they run
+            await self._head_node.close()
         if self._runtime is not None:
             await self._runtime.close()
-        if self._cluster is not None:
-            await self._cluster.close()
 
     async def _stop_api(self) -> None:
         for server, _ in self._servers:

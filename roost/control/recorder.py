@@ -25,7 +25,8 @@ class Recorder:
         self._apps_of = apps_of
         self._tasks = TaskSet(log, "recording runtime state")
 
-    def __call__(self, app: AppName, kind: str, message: str, data: Mapping[str, object]) -> None:
+    def __call__(self, app: AppName | None, kind: str, message: str, data: Mapping[str, object]) -> None:
+        """The runtime's events; a cluster's `node.*` ones have no app."""
         self._tasks.start(self._store.add_event(app, kind, message, dict(data)), name=f"event {kind}")
 
     def instance_changed(self, info: InstanceInfo) -> None:
