@@ -292,7 +292,8 @@ class Daemon:
         self, runtime: LocalRuntime, builder: Builder, registry: Registry, edge_port: int, door: EdgeSettings
     ) -> HeadNode:
         """With --cluster: the head's side of the cluster around this daemon's runtime, builder and registry."""
-        from roost.cluster.head_node import HeadNode, node_label  # --cluster only
+        from roost.cluster.edgeview import node_label  # --cluster only
+        from roost.cluster.head_node import HeadNode
         from roost.cluster.nodehost import BuiltPaths
 
         store, recorder, logs = self._store, self._recorder, self._logs

@@ -21,7 +21,7 @@ from roost.cluster.cluster_settings import (
 )
 from roost.cluster.head import ClusterHead
 from roost.cluster.join import run_node, serve_node
-from roost.cluster.nodedaemon import EdgeRuntimes, NodeDaemon, local_edges
+from roost.cluster.nodedaemon import NodeDaemon
 from roost.cluster.nodehost import BuiltPaths, LocalNodeHost, NodeEvents
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
     "AgentServer",
     "BuiltPaths",
     "ClusterHead",
-    "EdgeRuntimes",
     "HeadSettings",
     "HealthChecks",
     "LocalNodeHost",
@@ -44,7 +43,6 @@ __all__ = [
     "NodeSettings",
     "agent_socket_path",
     "check_region",
-    "local_edges",
     "parse_head_address",
     "run_node",
     "serve_node",

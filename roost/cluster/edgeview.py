@@ -30,6 +30,11 @@ Headers = tuple[tuple[bytes, bytes], ...]
 Activate = Callable[[DeploymentId, int, str], None]
 
 
+def node_label(name: str, region: str) -> str:
+    """X-Roost-Node's value for answers of this machine's instances: 'n1; region=eu'."""
+    return f"{name}; region={region}"
+
+
 class Peer:
     """One peer node's edge as this edge forwards to it, for one deployment (from a `Serving`)."""
 

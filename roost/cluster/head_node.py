@@ -19,7 +19,7 @@ from roost.cluster.agent import AgentServer
 from roost.cluster.cluster_runtime import ArchiveOf, ClusterEvents, ClusterRuntime, DigestOf
 from roost.cluster.cluster_settings import HEAD_ROLE, agent_socket_path, cluster_dir, join_host_port
 from roost.cluster.contract import Artifact, ClusterMap, NodeIdentity
-from roost.cluster.edgeview import EdgeView, LocalOnly
+from roost.cluster.edgeview import EdgeView, LocalOnly, node_label
 from roost.cluster.head import ClusterHead
 from roost.cluster.nodehost import BuiltPaths, LocalNodeHost, NodeEvents
 from roost.cluster.placement import RayCluster, driver_environment
@@ -29,11 +29,6 @@ from roost.runtime import LocalRuntime
 
 GRACE_DOOR_SHUTDOWN = 10.0
 FindBuild = Callable[[Artifact], Awaitable[BuiltPaths | None]]
-
-
-def node_label(name: str, region: str) -> str:
-    """X-Roost-Node's value: 'n1; region=eu'."""
-    return f"{name}; region={region}"
 
 
 class HeadNode:

@@ -17,10 +17,9 @@ from collections.abc import Callable
 
 from roost.cluster.cluster_settings import NodeSettings, check_temp_dir, cluster_dir, node_argv, ray_environment
 from roost.cluster.cluster_token import check_token_file
-from roost.cluster.contract import ClusterMap
 from roost.cluster.gcs import GcsReader
 from roost.cluster.installed import require_ray
-from roost.cluster.nodedaemon import EdgeRuntimes, NodeDaemon, local_edges
+from roost.cluster.nodedaemon import NodeDaemon
 from roost.cluster.rayproc import RayCommand, RayKeeper
 from roost.units import format_size
 
@@ -55,15 +54,12 @@ async def _join_and_keep(keeper: RayKeeper, settings: NodeSettings, announce: Ca
 async def serve_node(
     settings: NodeSettings,
     announce: Callable[[str], None],
-    *,
-    edge_runtimes: EdgeRuntimes = local_edges,
-    on_map: Callable[[ClusterMap], None] | None = None,
 ) -> None:
     """Start the node's daemon, join and stay joined until SIGTERM or SIGINT; then leave: Ray
     stopped, the edges closed, no instance left, the agent socket removed. Raises RoostError when
     the daemon cannot start or the first join fails."""
     keeper = RayKeeper(node_command(settings), announce)
-    daemon = NodeDaemon(settings, announce, edge_runtimes=edge_runtimes, on_map=on_map)
+    daemon = NodeDaemon(settings, announce)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -2,8 +2,8 @@
 door and agent socket, started and closed in one place (`join.py` keeps Ray beside it).
 
 Wiring only: what a node does for the head is `LocalNodeHost`'s; how requests are served is the
-edges'. The edges' runtimes come from a seam (`edge_runtimes`): by default both serve from this
-machine's instances alone.
+edges'. The public edge serves through an `EdgeView` (this machine's instances, else a peer's door,
+else the head's edge), the peer door through `LocalOnly` (this machine's instances alone).
 """
 
 from __future__ import annotations
@@ -22,26 +22,19 @@ from roost.builder.builder import TIMEOUT_BUILD
 from roost.cluster.agent import AgentServer
 from roost.cluster.cluster_settings import NodeSettings, agent_socket_path, join_host_port
 from roost.cluster.contract import ClusterMap, Demand, NodeIdentity
+from roost.cluster.edgeview import EdgeView, LocalOnly, node_label
 from roost.cluster.nodehost import LocalNodeHost, NodeEvents
 from roost.edge import Edge, EdgeSettings
 from roost.homelock import HomeLock
 from roost.listeners import bind_tcp
 from roost.model import DeploymentId, InstanceId
 from roost.registry import Registry
-from roost.runtime import RUNNER_REQUIREMENTS, LocalRuntime, Runtime
+from roost.runtime import RUNNER_REQUIREMENTS, LocalRuntime
 from roost.runtime.sandbox.host_confinement import HostConfinement, build_jails, unjailed_build_procs
 
 log = logging.getLogger("roost.cluster.node")
 GRACE_EDGE_SHUTDOWN = 10.0
 LOCK_NAME = "roost.lock"  # the same lock as `roost serve`'s: one daemon per home, whichever it is
-
-EdgeRuntimes = Callable[[LocalRuntime], tuple[Runtime, Runtime]]
-"""The public edge's and the peer door's runtimes, given this machine's `LocalRuntime`."""
-
-
-def local_edges(local: LocalRuntime) -> tuple[Runtime, Runtime]:
-    """Both edges serve from this machine's instances alone (no forwarding to other nodes)."""
-    return local, local
 
 
 def split_host(address: str) -> str:
@@ -77,8 +70,6 @@ class NodeDaemon:
         settings: NodeSettings,
         announce: Callable[[str], None],
         *,
-        edge_runtimes: EdgeRuntimes = local_edges,
-        on_map: Callable[[ClusterMap], None] | None = None,
         confinement: HostConfinement | None = None,
     ) -> None:
         self.settings = settings
@@ -87,8 +78,7 @@ class NodeDaemon:
         self.host: LocalNodeHost | None = None
         self.edge: Edge | None = None
         self.door: Edge | None = None
-        self._edge_runtimes = edge_runtimes
-        self._on_map = on_map
+        self.view: EdgeView | None = None
         self._confinement = confinement or HostConfinement()
         self._lock = HomeLock(settings.home / LOCK_NAME)
         self._sockets: list[socket.socket] = []
@@ -140,9 +130,11 @@ class NodeDaemon:
         return Builder(s.home, RUNNER_REQUIREMENTS, enclosure=enclosure, jails=jails, timeout_build=TIMEOUT_BUILD)
 
     async def _start_edges(self, runtime: LocalRuntime, edge_sock: socket.socket, door_sock: socket.socket) -> None:
-        public_runtime, door_runtime = self._edge_runtimes(runtime)
-        edge = self.edge = Edge(public_runtime, EdgeSettings())
-        door = self.door = Edge(door_runtime, EdgeSettings())
+        s = self.settings
+        view = self.view = EdgeView(runtime, s.name, s.region, activate=None, is_head=False)
+        settings = EdgeSettings(node=node_label(s.name, s.region), region=s.region)
+        edge = self.edge = Edge(view, settings)
+        door = self.door = Edge(LocalOnly(runtime), settings)
         for each in (edge, door):
             each.on_recycle = self._recycle
         await edge.start(edge_sock)
@@ -169,8 +161,8 @@ class NodeDaemon:
         for edge in (self.edge, self.door):
             if edge is not None:
                 edge.update_routes(view.routes)
-        if self._on_map is not None:
-            self._on_map(view)
+        if self.view is not None:
+            self.view.show(view)
 
     def _recycle(self, instance: InstanceId, reason: str) -> None:
         """The edges' hook: an instance overran a request's time limit."""
