@@ -51,6 +51,7 @@ from roost.tasks import TaskSet
 log = logging.getLogger("roost.cluster")
 TICK = 0.5
 TIMEOUT_CALL = 5.0
+TIMEOUT_HELLO = 60.0  # a node's agent actor starts a Ray worker first
 TIMEOUT_PREPARE = 15 * 60.0  # a node builds the deployment's venv (or reuses it)
 TIMEOUT_PLACE = 30.0  # Ray finds a node with room, or there is none
 TIMEOUT_PLACE_IN_REGION = 1.5  # then anywhere
@@ -106,6 +107,7 @@ class ClusterRuntime:
         self.head_edge = head_edge
         self._listeners: list[RuntimeListener] = []
         self._nodes: dict[str, _Node] = {}
+        self._meeting: set[str] = set()
         self._deployments: dict[DeploymentId, _Deployment] = {}
         self._instances: dict[InstanceId, tuple[str, InstanceInfo]] = {}
         self._routes = RouteTable("localhost")
@@ -191,15 +193,19 @@ class ClusterRuntime:
             if state is None or not state.alive:
                 self._lose(self._nodes.pop(node_id), "Ray marked it dead")
         for node_id, state in seen.items():
-            if state.alive and state.memory > 0 and node_id not in self._nodes:
-                await self._meet(node_id)
+            if state.alive and state.memory > 0 and node_id not in self._nodes and node_id not in self._meeting:
+                self._meeting.add(node_id)
+                self._tasks.start(self._meet(node_id), name=f"meet {node_id[:12]}")
 
     async def _meet(self, node_id: str) -> None:
+        """Ask a new node who it is (its agent actor starts first: a second or more)."""
         try:
-            identity: NodeIdentity = await self.ray.call(node_id, "hello", timeout=TIMEOUT_CALL)
+            identity: NodeIdentity = await self.ray.call(node_id, "hello", timeout=TIMEOUT_HELLO)
         except RoostError as exc:
             log.info("node %s is not ready for work yet: %s", node_id[:12], exc.message)
             return
+        finally:
+            self._meeting.discard(node_id)
         self._nodes[node_id] = _Node(node_id, identity)
         self._record(None, "node.joined", f"node {identity.name} (region {identity.region}) takes work", identity)
 

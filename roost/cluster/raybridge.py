@@ -19,7 +19,7 @@ import sys
 from typing import Any
 
 import ray
-import ray.util.placement_group as placement
+from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from roost.cluster.agent import NodeAgent
@@ -42,7 +42,8 @@ class Bridge:
     def __init__(self) -> None:
         self._groups: dict[str, Any] = {}
         self._agents: dict[str, Any] = {}
-        self._agent_class = ray.remote(num_cpus=0, max_concurrency=AGENT_CONCURRENCY)(NodeAgent)
+        remote: Any = ray.remote  # its stubs know no actor options
+        self._agent_class = remote(num_cpus=0, max_concurrency=AGENT_CONCURRENCY)(NodeAgent)
 
     async def op_nodes(self) -> list[tuple[str, bool, float, str]]:
         nodes = await asyncio.to_thread(ray.nodes)
@@ -57,7 +58,7 @@ class Bridge:
         ]
 
     async def op_reserve(self, bundle: dict[str, float]) -> str:
-        group = placement.placement_group([bundle], strategy="PACK")
+        group = placement_group([bundle], strategy="PACK")
         key = str(group.id.hex())
         self._groups[key] = group
         return key
@@ -76,7 +77,7 @@ class Bridge:
         found: dict[str, str | None] = {}
         for key in keys:
             group = self._groups.get(key)
-            table = placement.placement_group_table(group) if group is not None else {}
+            table = placement_group_table(group) if group is not None else {}
             node = table.get("bundles_to_node_id", {}).get(0) if table.get("state") == "CREATED" else None
             found[key] = str(node) if node else None
         return found
@@ -84,7 +85,7 @@ class Bridge:
     async def op_release(self, key: str) -> None:
         group = self._groups.pop(key, None)
         if group is not None:
-            await asyncio.to_thread(placement.remove_placement_group, group)
+            await asyncio.to_thread(remove_placement_group, group)
 
     async def op_call(self, node_id: str, method: str, args: tuple[Any, ...], within: float) -> Any:
         agent = self._agents.get(node_id)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.harness import reap_all
+from tests.cluster.harness import PROXY, reap_all
 from tests.cluster.netns import Lan, lan
+from tests.cluster.proxy import index_proxy
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +38,10 @@ def make_lan() -> Iterator[Callable[[int], tuple[Lan, Path]]]:
         folder = Path(f"/tmp/rc-{run}")
         folder.mkdir(mode=0o700)
         stack.callback(shutil.rmtree, folder, True)  # after the LAN's processes are killed
-        return stack.enter_context(lan(count, run)), folder
+        network = stack.enter_context(lan(count, run))
+        PROXY["url"] = stack.enter_context(index_proxy(network.uplink))
+        stack.callback(PROXY.clear)
+        return network, folder
 
     with stack:
         stack.callback(reap_all)  # last: the LAN's close has killed them; collect their exits

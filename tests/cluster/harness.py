@@ -27,12 +27,17 @@ TIMEOUT_HEAD = 180.0  # a daemon and Ray's head on a busy two-core machine (8 s 
 TIMEOUT_JOIN = 120.0
 TIMEOUT_STOP = 60.0
 STARTED: list[Running] = []  # every process `start` made, reaped by `reap_all` after the test
+PROXY: dict[str, str] = {}  # the LAN's package-index proxy (conftest sets it): {"url": ...}
 
 
 def env_for(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "RAY_"))}
     env.update(ROOST_HOME=str(home), PYTHONUNBUFFERED="1", NO_COLOR="1", COLUMNS="200")
     env["XDG_CONFIG_HOME"] = str(home / "config")
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY"):
+        env.pop(name, None)
+    if PROXY:
+        env["HTTPS_PROXY"] = PROXY["url"]  # only uv goes out: the CLI talks to its daemon, Ray gets its own env
     return env
 
 
