@@ -7,9 +7,9 @@ are different namespaces. The LAN's uplink is this machine's address 10.77.N.254
 the root namespace onto the bridge; nothing is forwarded or routed beyond it): the package
 index's proxy listens there (proxy.py), as a company's network offers one. A host's commands
 run with `nsenter --net` (not `ip netns exec`, which mounts a sysfs of its own where no cgroup
-controller shows), so the daemons confine instances with the machine's cgroups. `Lan.close` (and the `lan` context manager)
-kills every process left in the hosts' namespaces and deletes every namespace, even after a
-failure. Needs root and iproute2.
+controller shows), so the daemons confine instances with the machine's cgroups. `Lan.close`
+(and the `lan` context manager) kills every process left in the hosts' namespaces and deletes
+every namespace, even after a failure. Needs root and iproute2.
 """
 
 from __future__ import annotations
