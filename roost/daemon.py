@@ -71,7 +71,7 @@ from roost.store import Store
 
 if TYPE_CHECKING:
     from roost.cluster import ClusterHead
-    from roost.cluster.contract import Artifact
+    from roost.cluster.contract import Artifact, Demand
     from roost.cluster.head_node import HeadNode
 
 log = logging.getLogger("roost.daemon")
@@ -322,7 +322,16 @@ class Daemon:
             peer_sock=self._peer_sock,
             edge_port=edge_port,
             door_settings=dataclasses.replace(door, node=node_label("head", self.settings.cluster_region)),
+            demand=self._edge_demand,
         )
+
+    def _edge_demand(self) -> dict[DeploymentId, Demand]:
+        """Requests at this machine's public edge, by deployment: the head's part of the cluster's demand."""
+        if self._edge is None:
+            return {}
+        from roost.cluster.contract import Demand  # --cluster only
+
+        return {d: Demand(c.in_flight + c.queued, c.last_request_at) for d, c in self._edge.all_counters().items()}
 
     async def _start_edge(
         self, edge_sock: socket.socket, https_sock: socket.socket | None, internal_sock: socket.socket
@@ -375,14 +384,11 @@ class Daemon:
     def _demand(self, deployment: DeploymentId) -> tuple[int, float | None]:
         if self._edge is None:
             return 0, None
+        if self._head_node is not None:  # every machine's edge, as each last reported (this one's too)
+            demand = self._head_node.runtime.demand(deployment)
+            return demand.waiting, demand.last_request_at
         counters = self._edge.counters(deployment)
-        waiting, last = counters.in_flight + counters.queued, counters.last_request_at
-        if self._head_node is not None:  # and every other machine's edge, as each last reported
-            elsewhere = self._head_node.runtime.demand(deployment)
-            waiting += elsewhere.waiting
-            if elsewhere.last_request_at is not None and (last is None or elsewhere.last_request_at > last):
-                last = elsewhere.last_request_at
-        return waiting, last
+        return counters.in_flight + counters.queued, counters.last_request_at
 
     async def _send_cron(self, app: str, job: CronJob) -> tuple[int, str]:
         if self._edge is None:

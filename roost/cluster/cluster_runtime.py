@@ -33,7 +33,7 @@ from roost.cluster.contract import (
 from roost.cluster.placement import RayCluster, Reservation
 from roost.edge.routes import RouteTable
 from roost.errors import RoostError, Unavailable
-from roost.model import AppName, DeploymentId, InstanceId, InstanceRecord, InstanceState
+from roost.model import AppName, DeploymentId, InstanceId, InstanceRecord, InstanceState, Mode
 from roost.runtime.capacity import clamp_count, floor_count, starts_needed
 from roost.runtime.protocol import (
     DeploymentSpec,
@@ -182,6 +182,7 @@ class ClusterRuntime:
         await self._follow_nodes()
         await asyncio.gather(*(self._ask_report(node) for node in list(self._nodes.values())))
         await self._follow_reservations()
+        self._sleep_idle(time.time())
         self._reported.set()
         self._reported = asyncio.Event()
         await self._show_map()
@@ -305,12 +306,32 @@ class ClusterRuntime:
                     node.prepared[deployment] = entry.artifact
                 if deployment in node.prepared:
                     await self.ray.call(node.node_id, "assign", Assignment(deployment, count), timeout=TIMEOUT_CALL)
+                    log.info("node %s runs %d of %s", node.identity.name, count, deployment)
                 node.assigned[deployment] = count
             except RoostError as exc:
                 app = entry.spec.app if entry is not None else None
                 why = exc.message
                 self._record(app, "node.failed", f"node {node.identity.name} could not run {deployment}: {why}")
                 self._failed(deployment, why)
+
+    def _sleep_idle(self, now: float) -> None:
+        """A function with no request for its `idle_timeout` sleeps down to its `min`, as on one
+        machine (where each instance's own timer does it): nodes never idle instances out."""
+        for deployment, entry in self._deployments.items():
+            config = entry.spec.config
+            floor = config.scale.min
+            if config.mode is not Mode.FUNCTION or len(entry.reservations) <= floor or entry.starting:
+                continue
+            demand, stats = self.demand(deployment), self.stats(deployment)
+            if demand.waiting or stats.in_flight:
+                continue
+            moments = [t for t in (demand.last_request_at, stats.last_start_at) if t is not None]
+            if moments and now - max(moments) < config.scale.idle_timeout:
+                continue
+            idle = config.scale.idle_timeout
+            message = f"{deployment}: {len(entry.reservations)} -> {floor} instances (no request for {idle:g}s)"
+            self._record(entry.spec.app, "scale", message)
+            self._tasks.start(self._release(entry, len(entry.reservations) - floor), name=f"sleep {deployment}")
 
     async def _archive(self, digest: str) -> bytes:
         if digest not in self._archives:

@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from roost.cluster.cluster_settings import REGION_RE
 from roost.cluster.contract import ClusterMap, NodeName, Serving
 from roost.cluster.delegate import LocalDelegate
-from roost.model import DeploymentId, InstanceId
-from roost.runtime.protocol import Runtime, RuntimeListener, Slot, StartKind
+from roost.model import AppName, DeploymentId, InstanceId, InstanceState
+from roost.runtime.protocol import InstanceInfo, Runtime, RuntimeListener, Slot, StartKind
 
 UNREACHABLE_FOR = 5.0  # seconds a peer that refused a connection gets no new requests from this edge
 HEAD = "head"  # the head's node name (contract.NodeName)
@@ -40,12 +40,18 @@ class Peer:
 
     __slots__ = ("host", "instance", "node", "port", "region", "slots")
 
-    def __init__(self, serving: Serving) -> None:
+    def __init__(self, serving: Serving, deployment: DeploymentId) -> None:
         self.node = serving.node
         self.region = serving.region
         self.slots = serving.slots
         self.host, self.port = split_address(serving.door)
-        self.instance = InstanceId("peer:" + serving.node)
+        # what the activator knows it by: ready when it appears in a map (a waiter then says it
+        # waited for a start), gone when it leaves one
+        self.instance = InstanceId(f"peer:{serving.node}:{deployment}")
+
+    def info(self, deployment: DeploymentId, state: InstanceState) -> InstanceInfo:
+        """The peer as the edge's listeners hear of it: no address of its own (its door is shared)."""
+        return InstanceInfo(self.instance, AppName(""), deployment, state, "", 0, None, 0.0, StartKind.FORK)
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -142,8 +148,9 @@ class EdgeView(LocalDelegate):
         before = self._peers
         self._map = view
         self._peers = {
-            dep: tuple(Peer(s) for s in serving if s.node != self.node) for dep, serving in view.serving.items()
+            dep: tuple(Peer(s, dep) for s in serving if s.node != self.node) for dep, serving in view.serving.items()
         }
+        self._tell_peers(before, self._peers)
         self._pins = {dep: ((PIN_HEADER, dep.encode()),) for dep in view.serving}
         self._head_pins = {}
         self._head = split_address(view.head_edge) if view.head_edge and not self._is_head else None
@@ -151,6 +158,18 @@ class EdgeView(LocalDelegate):
             if gained_slots(before.get(dep, ()), peers):
                 for listener in self._listeners:
                     listener.capacity_changed(dep)
+
+    def _tell_peers(
+        self, before: Mapping[DeploymentId, tuple[Peer, ...]], after: Mapping[DeploymentId, tuple[Peer, ...]]
+    ) -> None:
+        """Peers that began or stopped serving a deployment, as instances becoming ready or stopping."""
+        old = {p.instance: (dep, p) for dep, peers in before.items() for p in peers}
+        new = {p.instance: (dep, p) for dep, peers in after.items() for p in peers}
+        changes = [p.info(d, InstanceState.STOPPED) for i, (d, p) in old.items() if i not in new]
+        changes += [p.info(d, InstanceState.READY) for i, (d, p) in new.items() if i not in old]
+        for info in changes:
+            for listener in self._listeners:
+                listener.instance_changed(info)
 
     def try_acquire(self, deployment: DeploymentId) -> Slot | None:
         """This machine's slot first; else a peer's edge; else (a node) the head's public edge."""

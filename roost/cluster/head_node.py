@@ -11,19 +11,20 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from roost.applog import LogBook
 from roost.builder import Builder
 from roost.cluster.agent import AgentServer
 from roost.cluster.cluster_runtime import ArchiveOf, ClusterEvents, ClusterRuntime, DigestOf
 from roost.cluster.cluster_settings import HEAD_ROLE, agent_socket_path, cluster_dir, join_host_port
-from roost.cluster.contract import Artifact, ClusterMap, NodeIdentity
+from roost.cluster.contract import Artifact, ClusterMap, Demand, NodeIdentity
 from roost.cluster.edgeview import EdgeView, LocalOnly, node_label
 from roost.cluster.head import ClusterHead
 from roost.cluster.nodehost import BuiltPaths, LocalNodeHost, NodeEvents
 from roost.cluster.placement import RayCluster, driver_environment
 from roost.edge import Edge, EdgeSettings, RouteTable
+from roost.model import DeploymentId
 from roost.registry import Registry
 from roost.runtime import LocalRuntime
 
@@ -49,6 +50,7 @@ class HeadNode:
         peer_sock: socket.socket,
         edge_port: int,
         door_settings: EdgeSettings,
+        demand: Callable[[], Mapping[DeploymentId, Demand]],
     ) -> None:
         s = head.settings
         self.head = head
@@ -68,7 +70,7 @@ class HeadNode:
             registry,
             logs,
             NodeEvents(),  # the head's runtime reports to the daemon's store directly
-            demand=lambda: {},  # the head's edge counts its own demand (the daemon adds it)
+            demand=demand,  # at the head's public edge, reported like every node's
             on_map=self._show,
             find_build=find_build,
         )

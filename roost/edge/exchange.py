@@ -30,7 +30,7 @@ from roost.edge.counters import Tally
 from roost.edge.response import ResponseWriter
 from roost.edge.routes import AppRoute
 from roost.edge.tls import host_name
-from roost.edge.upstream import UpstreamConnection
+from roost.edge.upstream import PEER_SPECIAL, PEER_STARTED_SPECIAL, UpstreamConnection
 from roost.model import DeploymentId, InstanceId
 from roost.runtime.protocol import Slot, StartKind
 
@@ -314,7 +314,9 @@ class Exchange:
         self.upstream = conn
         slot = self.slot
         extra = () if slot is None else slot.headers
-        peer = slot is not None and bool(slot.node)
+        peer = None
+        if slot is not None and slot.node:  # waited here for a start: that part of the answer is ours
+            peer = PEER_SPECIAL if self.start_kind == b"hot" else PEER_STARTED_SPECIAL
         conn.begin(self, req.method == b"HEAD", not self.ctx.server, self.client.write_paused, peer)
         client = self.client
         forwarded = (*req.forwarded(client.peer, client.scheme, client.trusted), self.request_id)
@@ -414,7 +416,7 @@ class Exchange:
         # (a body still coming is judged at the end: see ClientConnection.exchange_done)
         slot = self.slot
         if slot is not None and slot.node:  # a peer node's edge answered: its X-Roost-* pass through
-            start_kind, node_line = b"", b""
+            start_kind, node_line = (b"" if self.start_kind == b"hot" else self.start_kind), b""
         else:
             start_kind, node_line = self.start_kind, self.ctx.node_line
         self.keep_client = self.writer.head(

@@ -42,6 +42,10 @@ RESPONSE_SPECIAL: dict[bytes, int] = {
 PEER_SPECIAL: dict[bytes, int] = {
     name: kind for name, kind in RESPONSE_SPECIAL.items() if name not in (b"x-roost-start", b"x-roost-node")
 }
+# From a peer node's edge, for a request that waited here for the instance's start: the start is ours to say.
+PEER_STARTED_SPECIAL: dict[bytes, int] = {
+    name: kind for name, kind in RESPONSE_SPECIAL.items() if name != b"x-roost-node"
+}
 
 
 class ResponseSink(Protocol):
@@ -118,14 +122,17 @@ class UpstreamConnection(asyncio.Protocol):
         self.keep_server = True
         self.special = RESPONSE_SPECIAL
 
-    def begin(self, exchange: ResponseSink, head_only: bool, keep_server: bool, paused: bool, peer: bool) -> None:
+    def begin(
+        self, exchange: ResponseSink, head_only: bool, keep_server: bool, paused: bool, peer: dict[bytes, int] | None
+    ) -> None:
         """Take the connection for one exchange's request; `paused`: its client cannot take more yet;
-        `peer`: it goes to a peer node's edge, whose X-Roost-* answer headers pass."""
+        `peer`: it goes to a peer node's edge, and these are the answer headers this edge handles
+        itself (PEER_SPECIAL: the peer's X-Roost-* pass; PEER_STARTED_SPECIAL: its X-Roost-Node)."""
         if self._stale_parser:
             self._parser = HttpResponseParser(self)
             self._stale_parser = False
         self.exchange = exchange
-        self.special = PEER_SPECIAL if peer else RESPONSE_SPECIAL
+        self.special = RESPONSE_SPECIAL if peer is None else peer
         if paused:
             self.pause_reading()
         self._head_only = head_only

@@ -104,7 +104,7 @@ def test_a_peer_slot_names_the_peer_its_door_and_the_deployment_chosen_here() ->
     view.show(cluster_map(1, {DEP: (serving("b", "us", 8001),)}))
     slot = view.try_acquire(DEP)
     assert slot is not None
-    assert (slot.node, slot.instance, slot.host, slot.port) == ("b", InstanceId("peer:b"), "10.0.0.1", 8001)
+    assert (slot.node, slot.instance, slot.host, slot.port) == ("b", InstanceId("peer:b:" + DEP), "10.0.0.1", 8001)
     assert slot.headers == ((b"x-roost-deployment", b"dep00001"),)
     assert slot.start_kind is StartKind.FORK
 
@@ -227,7 +227,7 @@ def test_local_only_takes_this_machines_slots_and_asks_nobody() -> None:
 
 
 def test_choose_peer_is_pure() -> None:
-    peers = [Peer(serving("x", "eu", 8001, ready=1, concurrency=4)), Peer(serving("y", "eu", 8002, ready=0))]
+    peers = [Peer(serving("x", "eu", 8001, ready=1, concurrency=4), DEP), Peer(serving("y", "eu", 8002, ready=0), DEP)]
     assert choose_peer(peers, "eu", {"x": 4}, {}, 0.0) is None  # x full, y has no slots
     assert choose_peer(peers, "eu", {"x": 3}, {}, 0.0) is peers[0]
     assert choose_peer(peers, "eu", {}, {"x": 10.0}, 5.0) is None
