@@ -129,3 +129,16 @@ async def test_a_node_activates_through_the_heads_edge_with_its_region() -> None
     assert response.headers.get_list("x-roost-start") == ["warm"]  # the head's edge waited for a fork
     assert asked == [(dep, 1, "eu")]  # the demand came from node a's region
     await until(lambda: local.acquired == local.released)
+
+
+async def test_a_peer_that_overruns_the_time_limit_is_not_recycled_by_the_forwarding_edge(node_b: NodeB) -> None:
+    """Edge a's 504 and grace end its connection to b's door; the instance is b's to recycle."""
+    routes = table(route("hello", [(node_b.dep, 100)], timeout=0.3))  # a's limit, shorter than b's
+    view = node_a(routes, {node_b.dep: (Serving("b", "us", door_of(node_b.door), 1, 10),)})
+    settings = EdgeSettings(grace_recycle=0.1)
+    async with running_edge(view, routes, settings) as edge_a, httpx.AsyncClient() as client:  # type: ignore[arg-type]
+        response = await client.get(f"http://{edge_a.host}:{edge_a.port}/sleep?s=2", headers=HOST)
+        assert response.status_code == 504
+        await until(lambda: node_b.local.acquired == node_b.local.released == 1)  # b saw a go
+        assert edge_a.recycled == []
+        assert node_b.door.recycled == []
