@@ -15,6 +15,7 @@ from roost.cluster.cluster_settings import (
     parse_head_address,
     token_path,
 )
+from roost.cluster.edgeview import EdgeView, LocalOnly
 from roost.cluster.head import ClusterHead
 from roost.cluster.join import run_node
 
@@ -24,8 +25,10 @@ __all__ = [
     "REGION_LABEL",
     "REGION_RESOURCE_PREFIX",
     "ClusterHead",
+    "EdgeView",
     "HeadSettings",
     "HealthChecks",
+    "LocalOnly",
     "NodeSettings",
     "check_region",
     "parse_head_address",
