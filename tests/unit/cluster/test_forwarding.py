@@ -5,6 +5,7 @@ as the client."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from tests.unit.edge.harness import (
     LoopbackRuntime,
     Plan,
     Running,
+    raw_server,
+    read_head,
     refusing_address,
     route,
     running_edge,
@@ -30,6 +33,7 @@ from tests.unit.edge.harness import (
 
 TRUST_LOOPBACK = ("127.0.0.0/8",)  # the edges forward to each other over loopback
 HOST = {"Host": "hello.localhost"}
+UPGRADE = b"GET /ws HTTP/1.1\r\nHost: hello.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
 
 
 @dataclass
@@ -142,3 +146,32 @@ async def test_a_peer_that_overruns_the_time_limit_is_not_recycled_by_the_forwar
         await until(lambda: node_b.local.acquired == node_b.local.released == 1)  # b saw a go
         assert edge_a.recycled == []
         assert node_b.door.recycled == []
+
+
+async def echo_after_upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An app that switches to a websocket-like echo."""
+    await read_head(reader)
+    writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+
+
+async def test_an_upgrade_is_tunnelled_through_a_peer_door_and_names_the_peer() -> None:
+    async with raw_server(echo_after_upgrade) as address:
+        local = LoopbackRuntime()
+        dep = local.add("dep00001", Plan([address]))
+        routes = table(route("hello", [(dep, 100)]))
+        settings = EdgeSettings(node="b; region=us", region="us", trust_proxy=TRUST_LOOPBACK)
+        async with running_edge(LocalOnly(local), routes, settings) as door:  # type: ignore[arg-type]
+            view = node_a(routes, {dep: (Serving("b", "us", door_of(door), 1, 10),)})
+            edge_settings = EdgeSettings(node="a; region=eu")
+            async with running_edge(view, routes, edge_settings) as edge_a, edge_a.client() as client:  # type: ignore[arg-type]
+                assert client.reader is not None
+                await client.send(UPGRADE)
+                head = await read_head(client.reader)
+                assert head.startswith(b"HTTP/1.1 101 ")
+                assert head.count(b"X-Roost-Node: ") == 1 and b"\r\nX-Roost-Node: b; region=us\r\n" in head
+                assert head.count(b"X-Roost-Start: ") == 1
+                await client.send(b"ping through two edges")
+                assert await client.reader.readexactly(22) == b"ping through two edges"
