@@ -19,6 +19,7 @@ from roost.cluster.cluster_settings import (
     parse_head_address,
     token_path,
 )
+from roost.cluster.edgeview import EdgeView, LocalOnly
 from roost.cluster.head import ClusterHead
 from roost.cluster.join import run_node, serve_node
 from roost.cluster.nodedaemon import NodeDaemon
@@ -34,9 +35,11 @@ __all__ = [
     "AgentServer",
     "BuiltPaths",
     "ClusterHead",
+    "EdgeView",
     "HeadSettings",
     "HealthChecks",
     "LocalNodeHost",
+    "LocalOnly",
     "NodeAgent",
     "NodeDaemon",
     "NodeEvents",

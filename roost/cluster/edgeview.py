@@ -13,6 +13,7 @@ they do not change goes to the node's `LocalRuntime` (`delegate.py`).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -22,6 +23,7 @@ from roost.cluster.delegate import LocalDelegate
 from roost.model import AppName, DeploymentId, InstanceId, InstanceState
 from roost.runtime.protocol import InstanceInfo, Runtime, RuntimeListener, Slot, StartKind
 
+log = logging.getLogger("roost.cluster")
 UNREACHABLE_FOR = 5.0  # seconds a peer that refused a connection gets no new requests from this edge
 HEAD = "head"  # the head's node name (contract.NodeName)
 PIN_HEADER = b"x-roost-deployment"  # the deployment this edge's split chose: the next edge serves it
@@ -55,13 +57,16 @@ class Peer:
 
 
 def split_address(address: str) -> tuple[str, int]:
-    """`host:port` (an IPv6 host in brackets) as (host, port).
+    """`host:port` (an IPv6 host in brackets) as (host, port); ValueError when it is not one.
 
     >>> split_address("[::1]:8081")
     ('::1', 8081)
     """
     host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
+    number = int(port)  # ValueError for none
+    if not host.strip("[]") or not 0 < number < 65536:
+        raise ValueError(f"{address!r} is not host:port")
+    return host.strip("[]"), number
 
 
 def choose_peer(
@@ -142,22 +147,48 @@ class EdgeView(LocalDelegate):
 
     def show(self, view: ClusterMap) -> None:
         """Take the cluster's newest map (an older `version` is ignored); waiters of each
-        deployment that gained slots at a peer try again."""
+        deployment that gained slots at a peer try again, and on a node all of them once the
+        head's edge is known (it takes what no peer has room for)."""
         if self._map is not None and view.version < self._map.version:
             return
-        before = self._peers
+        before, had_head = self._peers, self._head is not None
         self._map = view
-        self._peers = {
-            dep: tuple(Peer(s, dep) for s in serving if s.node != self.node) for dep, serving in view.serving.items()
-        }
+        self._peers = {dep: self._peers_of(dep, serving) for dep, serving in view.serving.items()}
         self._tell_peers(before, self._peers)
         self._pins = {dep: ((PIN_HEADER, dep.encode()),) for dep in view.serving}
         self._head_pins = {}
-        self._head = split_address(view.head_edge) if view.head_edge and not self._is_head else None
-        for dep, peers in self._peers.items():
-            if gained_slots(before.get(dep, ()), peers):
-                for listener in self._listeners:
-                    listener.capacity_changed(dep)
+        self._head = self._head_of(view.head_edge)
+        if self._head is not None and not had_head:
+            woken = {dep for app in view.routes.apps.values() for dep in app.deployments} | set(self._peers)
+        else:
+            woken = {dep for dep, peers in self._peers.items() if gained_slots(before.get(dep, ()), peers)}
+        for dep in sorted(woken):
+            for listener in self._listeners:
+                listener.capacity_changed(dep)
+
+    def _peers_of(self, deployment: DeploymentId, serving: Sequence[Serving]) -> tuple[Peer, ...]:
+        """The peers that serve a deployment, without this node and any with a malformed door."""
+        peers = []
+        for share in serving:
+            if share.node == self.node:
+                continue
+            try:
+                peers.append(Peer(share, deployment))
+            except ValueError:
+                log.warning(
+                    "cluster map: node %s's door %r is not host:port; not forwarding there", share.node, share.door
+                )
+        return tuple(peers)
+
+    def _head_of(self, head_edge: str) -> tuple[str, int] | None:
+        """The head's public edge as (host, port), for a node's view; None on the head or when unknown."""
+        if self._is_head or not head_edge:
+            return None
+        try:
+            return split_address(head_edge)
+        except ValueError:
+            log.warning("cluster map: the head's edge %r is not host:port; not forwarding there", head_edge)
+            return None
 
     def _tell_peers(
         self, before: Mapping[DeploymentId, tuple[Peer, ...]], after: Mapping[DeploymentId, tuple[Peer, ...]]

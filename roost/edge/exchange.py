@@ -576,10 +576,10 @@ class Exchange:
             self.writer.flush()
             self.client.abort()
             self._finish()
-        elif self.slot is not None:
+        elif self.slot is not None and not self.slot.node:
             # the page says why when the runtime knows (e.g. "exceeded its memory limit of 128 MB")
             self.ctx.explain_end(self.slot.instance, self._reply_failed)
-        else:
+        else:  # (a peer node's edge would have answered with its own page if it could)
             self.reply(502, "the app failed to answer")
 
     def _reply_failed(self, reason: str) -> None:
@@ -674,7 +674,7 @@ class Exchange:
     def _recycle(self) -> None:
         self.timer = None
         slot = self.slot
-        if slot is not None:
+        if slot is not None and not slot.node:  # a peer node's edge recycles its own instance
             limit = self.timeout_request
             self.ctx.recycle(slot.instance, f"a request ran past its {limit:g}s time limit and did not finish")
         if self.upstream is not None:

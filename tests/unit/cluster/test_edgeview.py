@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
+
 from roost.cluster.contract import ClusterMap, Serving
 from roost.cluster.edgeview import UNREACHABLE_FOR, EdgeView, LocalOnly, Peer, choose_peer, split_address
 from roost.edge import RouteTable
 from roost.model import DeploymentId, InstanceId
 from roost.runtime.protocol import InstanceInfo, RuntimeListener, Slot, StartKind
+from tests.unit.edge.harness import route, table
 
 DEP = DeploymentId("dep00001")
 OTHER = DeploymentId("dep00002")
@@ -237,3 +240,31 @@ def test_choose_peer_is_pure() -> None:
 def test_split_address() -> None:
     assert split_address("10.1.2.3:8081") == ("10.1.2.3", 8081)
     assert split_address("[fd00::1]:80") == ("fd00::1", 80)
+    for bad in ("10.1.2.3", "10.1.2.3:", ":80", "host:0", "host:70000", "host:http"):
+        with pytest.raises(ValueError):
+            split_address(bad)
+
+
+def test_a_malformed_door_is_skipped_not_fatal() -> None:
+    view, _ = view_of(LocalSlots())
+    broken = Serving("x", "eu", "no-port-here", 1, 2)
+    view.show(cluster_map(1, {DEP: (broken, serving("b", "eu", 8001))}, head="nonsense"))
+    slot = view.try_acquire(DEP)
+    assert slot is not None and slot.node == "b"
+    slot.release()
+    view.show(cluster_map(2, {DEP: (broken,)}, head="nonsense"))
+    assert view.try_acquire(DEP) is None  # neither the broken door nor a head edge that is not one
+
+
+def test_a_node_wakes_every_waiter_once_the_heads_edge_is_known() -> None:
+    view, _ = view_of(LocalSlots())
+    heard = Heard()
+    view.subscribe(heard)
+    routes = table(route("hello", [(DEP, 100)], previews=(OTHER,)))
+    view.show(ClusterMap(1, routes, {}, ""))
+    assert heard.capacity == []
+    view.show(ClusterMap(2, routes, {}, "10.0.0.9:8080"))
+    assert heard.capacity == [DEP, OTHER]  # they may go to the head's edge now
+    heard.capacity.clear()
+    view.show(ClusterMap(3, routes, {}, "10.0.0.9:8080"))
+    assert heard.capacity == []

@@ -6,7 +6,9 @@ import asyncio
 import time
 
 from roost.edge import EdgeSettings
-from roost.runtime.protocol import StartKind
+from roost.edge.activator import LIMIT_INSTEAD, Activator
+from roost.model import DeploymentId, InstanceId
+from roost.runtime.protocol import Slot, StartKind
 from tests.unit.edge.harness import LoopbackRuntime, Plan, Response, Running, route, running_edge, table, until
 
 
@@ -139,3 +141,23 @@ async def test_a_waiting_client_that_leaves_is_forgotten(hello: tuple[str, int])
         await until(lambda: edge.edge.counters(dep).queued == 0)  # the edge noticed: the waiter left
         assert (await get(edge)).status == 200
     assert runtime.acquired == runtime.released
+
+
+def test_a_retry_search_ends_on_a_slot_source_without_a_count() -> None:
+    """Another edge (the head's, in a cluster) takes any number of requests: looking for a slot
+    off it must end, with that edge again and every extra slot given back."""
+    handed: list[Slot] = []
+
+    class Unbounded:
+        def try_acquire(self, deployment: DeploymentId) -> Slot:
+            slot = Slot(InstanceId("edge:head"), deployment, "127.0.0.1", 9, StartKind.FORK, lambda s: None)
+            handed.append(slot)
+            return slot
+
+    dep = DeploymentId("dep00001")
+    activator = Activator(Unbounded(), 10, 1.0)  # type: ignore[arg-type]
+    failed = Slot(InstanceId("edge:head"), dep, "127.0.0.1", 9, StartKind.FORK, lambda s: None)
+    again = activator.instead_of(dep, failed)
+    assert again.instance == failed.instance and not again.released
+    assert len(handed) == LIMIT_INSTEAD
+    assert all(slot.released for slot in [failed, *handed] if slot is not again)
