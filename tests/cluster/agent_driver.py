@@ -1,0 +1,98 @@
+"""A Ray driver that plays the head's part against one node, through the agent actor as the head
+will: `python -m tests.cluster.agent_driver GCS NODE ARCHIVE DIGEST APP DEPLOYMENT`, run in the
+head's namespace with the cluster's token (RAY_AUTH_MODE, RAY_AUTH_TOKEN_PATH). Prints one JSON
+object: what each step saw. Bounded: every wait has a deadline."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from roost.cluster.agent import NodeAgent
+from roost.cluster.contract import Artifact, Assignment, ClusterMap, NodeReport
+from roost.edge.routes import AppRoute, RouteTable
+from roost.model import AppConfig, AppName, DeploymentId, InstanceState
+
+TIMEOUT_READY = 120.0
+TIMEOUT_CALL = 600.0  # prepare builds (uv) on a busy machine
+
+
+def ray_node_id(name: str) -> str:
+    for node in ray.nodes():
+        if node["Alive"] and node.get("Labels", {}).get("roost-node") == name:
+            return str(node["NodeID"])
+    raise RuntimeError(f"no live Ray node labelled {name}: {ray.nodes()}")
+
+
+def ready_instances(report: NodeReport, deployment: DeploymentId) -> list[Any]:
+    return [i for i in report.instances if i.deployment == deployment and i.state is InstanceState.READY]
+
+
+def route_table(app: AppName, deployment: DeploymentId) -> RouteTable:
+    route = AppRoute(app, ((deployment, 100),), frozenset({deployment}), False, 5.0, 10 * 1024**2, True)
+    return RouteTable("localhost", {app: route})
+
+
+def get(door: str, host: str) -> dict[str, Any]:
+    address, _, port = door.rpartition(":")
+    connection = http.client.HTTPConnection(address, int(port), timeout=30)
+    try:
+        connection.request("GET", "/", headers={"Host": host})
+        response = connection.getresponse()
+        return {"status": response.status, "body": response.read().decode(errors="replace")}
+    finally:
+        connection.close()
+
+
+def main(gcs: str, node: str, archive_path: str, digest: str, app_name: str, deployment_id: str) -> dict[str, Any]:
+    app, deployment = AppName(app_name), DeploymentId(deployment_id)
+    seen: dict[str, Any] = {}
+    ray.init(address=gcs, logging_level="WARNING", log_to_driver=False)
+    agent_class = ray.remote(num_cpus=0, max_concurrency=16)(NodeAgent)
+    strategy = NodeAffinitySchedulingStrategy(ray_node_id(node), soft=False)
+    agent = agent_class.options(scheduling_strategy=strategy).remote()  # type: ignore[attr-defined]
+
+    identity = ray.get(agent.hello.remote(), timeout=TIMEOUT_CALL)
+    seen["hello"] = {"name": identity.name, "region": identity.region, "door": identity.door}
+    artifact = Artifact(app, deployment, digest, AppConfig(name=app_name, entrypoint="handler:handler"))
+    archive = Path(archive_path).read_bytes()
+    seen["prepare_seconds"] = ray.get(agent.prepare.remote(artifact, archive), timeout=TIMEOUT_CALL)
+    seen["prepare_again_seconds"] = ray.get(agent.prepare.remote(artifact, archive), timeout=TIMEOUT_CALL)
+    try:
+        ray.get(agent.prepare.remote(artifact, archive + b"x"), timeout=TIMEOUT_CALL)
+    except Exception as exc:  # noqa: BLE001 - what crossed Ray is the point
+        seen["mismatch"] = {"type": type(exc).__name__, "message": str(exc)}
+    ray.get(agent.show.remote(ClusterMap(1, route_table(app, deployment), {}, "unused:8080")), timeout=TIMEOUT_CALL)
+    ray.get(agent.assign.remote(Assignment(deployment, 1)), timeout=TIMEOUT_CALL)
+
+    deadline = time.monotonic() + TIMEOUT_READY
+    report = ray.get(agent.report.remote(), timeout=TIMEOUT_CALL)
+    while not ready_instances(report, deployment) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        report = ray.get(agent.report.remote(), timeout=TIMEOUT_CALL)
+    ready = ready_instances(report, deployment)
+    seen["ready"] = [{"id": i.id, "pid": i.pid, "port": i.port} for i in ready]
+    seen["prepared"] = sorted(report.prepared)
+    seen["answer"] = get(identity.door, f"{app_name}.localhost")
+    seen["demand_after"] = {
+        d: [x.waiting, x.last_request_at is not None]
+        for d, x in ray.get(agent.report.remote(), timeout=TIMEOUT_CALL).demand.items()
+    }
+
+    ray.get(agent.retire.remote(deployment), timeout=TIMEOUT_CALL)
+    after = ray.get(agent.report.remote(), timeout=TIMEOUT_CALL)
+    seen["after_retire"] = {"instances": len(after.instances), "prepared": sorted(after.prepared)}
+    seen["events"] = [e.kind for e in report.events + after.events]
+    ray.shutdown()
+    return seen
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(*sys.argv[1:7])), flush=True)
