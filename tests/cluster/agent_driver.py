@@ -63,7 +63,8 @@ def main(gcs: str, node: str, archive_path: str, digest: str, app_name: str, dep
     seen["hello"] = {"name": identity.name, "region": identity.region, "door": identity.door}
     artifact = Artifact(app, deployment, digest, AppConfig(name=app_name, entrypoint="handler:handler"))
     archive = Path(archive_path).read_bytes()
-    seen["prepare_seconds"] = ray.get(agent.prepare.remote(artifact, archive), timeout=TIMEOUT_CALL)
+    both = [agent.prepare.remote(artifact, archive) for _ in range(2)]  # at once: one build, the other waits
+    seen["prepare_seconds"] = sorted(ray.get(both, timeout=TIMEOUT_CALL))
     seen["prepare_again_seconds"] = ray.get(agent.prepare.remote(artifact, archive), timeout=TIMEOUT_CALL)
     try:
         ray.get(agent.prepare.remote(artifact, archive + b"x"), timeout=TIMEOUT_CALL)
