@@ -5,10 +5,14 @@ object: what each step saw. Bounded: every wait has a deadline."""
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
+import os
+import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ from roost.edge.routes import AppRoute, RouteTable
 from roost.model import AppConfig, AppName, DeploymentId, InstanceState
 
 TIMEOUT_READY = 120.0
+LIVE = (InstanceState.STARTING, InstanceState.READY)
 TIMEOUT_CALL = 600.0  # prepare builds (uv) on a busy machine
 
 
@@ -33,6 +38,25 @@ def ray_node_id(name: str) -> str:
 
 def ready_instances(report: NodeReport, deployment: DeploymentId) -> list[Any]:
     return [i for i in report.instances if i.deployment == deployment and i.state is InstanceState.READY]
+
+
+def live(report: NodeReport, deployment: DeploymentId) -> list[Any]:
+    return [i for i in report.instances if i.deployment == deployment and i.state in LIVE]
+
+
+def until(agent: Any, condition: Callable[[NodeReport], bool]) -> NodeReport:
+    """Reports until one meets `condition` (each report's events are the ones since the last: kept
+    in the returned one's, merged); RuntimeError at the deadline."""
+    deadline = time.monotonic() + TIMEOUT_READY
+    events: list[Any] = []
+    while True:
+        report = ray.get(agent.report.remote(), timeout=TIMEOUT_CALL)
+        events += report.events
+        if condition(report):
+            return dataclasses.replace(report, events=tuple(events))
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no report met the condition within {TIMEOUT_READY}s: {report}")
+        time.sleep(0.2)
 
 
 def route_table(app: AppName, deployment: DeploymentId) -> RouteTable:
@@ -73,24 +97,35 @@ def main(gcs: str, node: str, archive_path: str, digest: str, app_name: str, dep
     ray.get(agent.show.remote(ClusterMap(1, route_table(app, deployment), {}, "unused:8080")), timeout=TIMEOUT_CALL)
     ray.get(agent.assign.remote(Assignment(deployment, 1)), timeout=TIMEOUT_CALL)
 
-    deadline = time.monotonic() + TIMEOUT_READY
-    report = ray.get(agent.report.remote(), timeout=TIMEOUT_CALL)
-    while not ready_instances(report, deployment) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        report = ray.get(agent.report.remote(), timeout=TIMEOUT_CALL)
+    report = until(agent, lambda r: len(ready_instances(r, deployment)) == 1)
     ready = ready_instances(report, deployment)
     seen["ready"] = [{"id": i.id, "pid": i.pid, "port": i.port} for i in ready]
     seen["prepared"] = sorted(report.prepared)
     seen["answer"] = get(identity.door, f"{app_name}.localhost")
-    seen["demand_after"] = {
-        d: [x.waiting, x.last_request_at is not None]
-        for d, x in ray.get(agent.report.remote(), timeout=TIMEOUT_CALL).demand.items()
-    }
+    after_get = ray.get(agent.report.remote(), timeout=TIMEOUT_CALL)
+    seen["demand_after"] = {d: [x.waiting, x.last_request_at is not None] for d, x in after_get.demand.items()}
+    events = [*report.events, *after_get.events]
+
+    ray.get(agent.assign.remote(Assignment(deployment, 2)), timeout=TIMEOUT_CALL)
+    report = until(agent, lambda r: len(ready_instances(r, deployment)) == 2)
+    events += report.events
+    seen["raised_to_2"] = len(ready_instances(report, deployment))
+    ray.get(agent.assign.remote(Assignment(deployment, 1)), timeout=TIMEOUT_CALL)
+    report = until(agent, lambda r: len(live(r, deployment)) == 1)
+    events += report.events
+    seen["lowered_to_1"] = [i.pid for i in live(report, deployment)]
+
+    crashed = live(report, deployment)[0]
+    os.kill(crashed.pid, signal.SIGKILL)  # the node keeps its count: a crashed instance is started again
+    report = until(agent, lambda r: [i.id for i in ready_instances(r, deployment)] not in ([], [crashed.id]))
+    events += report.events
+    seen["restarted"] = [{"id": i.id, "pid": i.pid} for i in ready_instances(report, deployment)]
+    seen["crashed"] = {"id": crashed.id, "pid": crashed.pid}
 
     ray.get(agent.retire.remote(deployment), timeout=TIMEOUT_CALL)
     after = ray.get(agent.report.remote(), timeout=TIMEOUT_CALL)
     seen["after_retire"] = {"instances": len(after.instances), "prepared": sorted(after.prepared)}
-    seen["events"] = [e.kind for e in report.events + after.events]
+    seen["events"] = [e.kind for e in [*events, *after.events]]
     ray.shutdown()
     return seen
 

@@ -1,8 +1,9 @@
 """A node's side of stage B, end to end: a head (`roost serve --cluster`) and a `roost node join`
 in namespaces; a Ray driver in the head's namespace pins a `NodeAgent` actor to the node, as the
 head's ClusterRuntime will, and through it: hello, prepare (a real archive, verified and built on
-the node), show (routes), assign 1; the node's peer door answers with the app; report shows the
-ready instance; retire leaves no instance process.
+the node; twice at once, one build), show (routes), assign 1; the node's peer door answers with
+the app; report shows the ready instance; assign 2 then 1 is followed; a killed instance is
+started again and its crash reported; retire leaves no instance process.
 """
 
 from __future__ import annotations
@@ -82,9 +83,12 @@ def _run_through_the_agent(head: Host, machine: Host, folder: Path) -> None:
     assert len(seen["ready"]) == 1 and seen["prepared"] == ["a1b2c3d4"]
     assert seen["answer"]["status"] == 200 and ANSWERS["handler-hello"] in seen["answer"]["body"], seen
     assert seen["demand_after"] == {}  # the peer door's requests are the forwarding edge's demand, not this node's
+    assert seen["raised_to_2"] == 2 and len(seen["lowered_to_1"]) == 1  # the head's count, up and down
+    assert len(seen["restarted"]) == 1 and seen["restarted"][0]["id"] != seen["crashed"]["id"]
+    assert "instance.crashed" in seen["events"] and "instance.ready" in seen["events"], seen["events"]
     assert seen["after_retire"] == {"instances": 0, "prepared": []}
-    pid = seen["ready"][0]["pid"]
-    assert not Path(f"/proc/{pid}").exists() and _instance_processes(node_home) == []
+    pids = {seen["ready"][0]["pid"], *seen["lowered_to_1"], seen["restarted"][0]["pid"]}
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()] and _instance_processes(node_home) == []
     logs = "".join(p.read_text(errors="replace") for p in (node_home / "logs").rglob("*") if p.is_file())
     assert logs.count("building a1b2c3d4 on node n") == 1, logs  # two prepares at once, one build
     assert "==> done in" in logs
