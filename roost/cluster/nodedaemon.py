@@ -20,8 +20,9 @@ from roost.applog import LogBook
 from roost.builder import Builder, Enclosure, home_id
 from roost.builder.builder import TIMEOUT_BUILD
 from roost.cluster.agent import AgentServer
-from roost.cluster.cluster_settings import NodeSettings, agent_socket_path, join_host_port
+from roost.cluster.cluster_settings import NodeSettings, agent_socket_path, cluster_dir, join_host_port
 from roost.cluster.contract import ClusterMap, Demand, NodeIdentity
+from roost.cluster.ledger import InstanceLedger
 from roost.cluster.nodehost import LocalNodeHost, NodeEvents
 from roost.edge import Edge, EdgeSettings
 from roost.homelock import HomeLock
@@ -33,6 +34,7 @@ from roost.runtime.sandbox.host_confinement import HostConfinement, build_jails,
 
 log = logging.getLogger("roost.cluster.node")
 GRACE_EDGE_SHUTDOWN = 10.0
+LEDGER_NAME = "instances.json"  # under HOME/cluster
 LOCK_NAME = "roost.lock"  # the same lock as `roost serve`'s: one daemon per home, whichever it is
 
 EdgeRuntimes = Callable[[LocalRuntime], tuple[Runtime, Runtime]]
@@ -94,6 +96,7 @@ class NodeDaemon:
         self._sockets: list[socket.socket] = []
         self._runtime: LocalRuntime | None = None
         self._agent: AgentServer | None = None
+        self._ledger: InstanceLedger | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
@@ -114,6 +117,7 @@ class NodeDaemon:
             sandbox=self._confinement.sandbox_settings(os.environ),
         )
         await runtime.start()
+        await self._recover(runtime)
         builder = await self._builder(runtime)
         await self._start_edges(runtime, edge_sock, door_sock)
         self.host = LocalNodeHost(
@@ -131,6 +135,16 @@ class NodeDaemon:
         self.announce(f"edge       http://{_listening(edge_sock)}  (every app of the cluster)")
         self.announce(f"peer door  http://{self.host.identity.door}  (other nodes' edges, for this node's instances)")
         self.announce(f"agent      {self._agent.path}")
+
+    async def _recover(self, runtime: LocalRuntime) -> None:
+        """End the instances a previous run left (a SIGKILLed daemon's), then record this run's."""
+        path = cluster_dir(self.settings.home) / LEDGER_NAME
+        ended = await runtime.recover(InstanceLedger.leftovers(path))
+        if ended:
+            self.announce(f"ended what a previous run left running: {', '.join(ended)}")
+        self._ledger = InstanceLedger(path)
+        await self._ledger.start()
+        runtime.subscribe(self._ledger)
 
     async def _builder(self, runtime: LocalRuntime) -> Builder:
         s = self.settings
@@ -185,14 +199,16 @@ class NodeDaemon:
 
     async def close(self) -> None:
         """Shutdown, in order: the edges (in-flight answers finish within the grace), every
-        instance (drain, TERM, grace, KILL), the agent socket, the home's lock. Safe after a
-        start that failed half-way."""
+        instance (drain, TERM, grace, KILL; the ledger then lists none), the agent socket, the
+        home's lock. Safe after a start that failed half-way."""
         for edge in (self.edge, self.door):
             if edge is not None:
                 await edge.close(GRACE_EDGE_SHUTDOWN)
         if self._runtime is not None:
             await self._runtime.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._ledger is not None:
+            await self._ledger.close()
         if self._agent is not None:
             await self._agent.close()
         for sock in self._sockets:
