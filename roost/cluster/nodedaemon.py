@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from roost.applog import LogBook
@@ -44,6 +45,14 @@ EdgeRuntimes = Callable[[LocalRuntime], tuple[Runtime, Runtime]]
 def local_edges(local: LocalRuntime) -> tuple[Runtime, Runtime]:
     """Both edges serve from this machine's instances alone (no forwarding to other nodes)."""
     return local, local
+
+
+def door_settings() -> EdgeSettings:
+    """The peer door's: its clients are the other machines' edges, each carrying many users'
+    requests, so no per-address rate or connection cap (the edge that took a request applied
+    its own); the total cap stays."""
+    defaults = EdgeSettings()
+    return replace(defaults, rate_per_client=0.0, limit_connections_per_client=defaults.limit_connections)
 
 
 def split_host(address: str) -> str:
@@ -156,7 +165,7 @@ class NodeDaemon:
     async def _start_edges(self, runtime: LocalRuntime, edge_sock: socket.socket, door_sock: socket.socket) -> None:
         public_runtime, door_runtime = self._edge_runtimes(runtime)
         edge = self.edge = Edge(public_runtime, EdgeSettings())
-        door = self.door = Edge(door_runtime, EdgeSettings())
+        door = self.door = Edge(door_runtime, door_settings())
         for each in (edge, door):
             each.on_recycle = self._recycle
         await edge.start(edge_sock)

@@ -18,7 +18,7 @@ import pytest
 from roost.cluster.agent import NodeAgent
 from roost.cluster.cluster_settings import NodeSettings, agent_socket_path, cluster_dir
 from roost.cluster.ledger import InstanceLedger
-from roost.cluster.nodedaemon import NodeDaemon, address_toward, split_host
+from roost.cluster.nodedaemon import NodeDaemon, address_toward, door_settings, split_host
 from roost.errors import DaemonAlreadyRunning
 from roost.model import AppName, DeploymentId, InstanceId, InstanceState
 from roost.runtime.protocol import InstanceInfo, StartKind
@@ -64,6 +64,12 @@ async def test_a_node_daemon_serves_its_doors_and_its_agent_until_closed(tmp_pat
         await again.start()  # the home's lock was released
     finally:
         await again.close()
+
+
+def test_the_peer_door_caps_no_single_address_as_its_clients_are_edges() -> None:
+    door = door_settings()
+    assert door.rate_per_client == 0.0
+    assert door.limit_connections_per_client == door.limit_connections
 
 
 def test_a_node_confines_as_roost_serve_does_by_default() -> None:
