@@ -36,6 +36,16 @@ def ray_node_id(name: str) -> str:
     raise RuntimeError(f"no live Ray node labelled {name}: {ray.nodes()}")
 
 
+def pinned(name: str) -> NodeAffinitySchedulingStrategy:
+    return NodeAffinitySchedulingStrategy(ray_node_id(name), soft=False)
+
+
+@ray.remote(num_cpus=0)
+def socket_env() -> str | None:
+    """What a Ray worker on the machine it runs on was told of its daemon's agent socket."""
+    return os.environ.get("ROOST_AGENT_SOCKET")
+
+
 def ready_instances(report: NodeReport, deployment: DeploymentId) -> list[Any]:
     return [i for i in report.instances if i.deployment == deployment and i.state is InstanceState.READY]
 
@@ -80,9 +90,12 @@ def main(gcs: str, node: str, archive_path: str, digest: str, app_name: str, dep
     seen: dict[str, Any] = {}
     ray.init(address=gcs, logging_level="WARNING", log_to_driver=False)
     agent_class = ray.remote(num_cpus=0, max_concurrency=16)(NodeAgent)
-    strategy = NodeAffinitySchedulingStrategy(ray_node_id(node), soft=False)
-    agent = agent_class.options(scheduling_strategy=strategy).remote()  # type: ignore[attr-defined]
+    agent = agent_class.options(scheduling_strategy=pinned(node)).remote()  # type: ignore[attr-defined]
 
+    seen["socket_env"] = {
+        name: ray.get(socket_env.options(scheduling_strategy=pinned(name)).remote(), timeout=TIMEOUT_CALL)
+        for name in (node, "head")
+    }
     identity = ray.get(agent.hello.remote(), timeout=TIMEOUT_CALL)
     seen["hello"] = {"name": identity.name, "region": identity.region, "door": identity.door}
     artifact = Artifact(app, deployment, digest, AppConfig(name=app_name, entrypoint="handler:handler"))

@@ -75,6 +75,10 @@ def _run_through_the_agent(head: Host, machine: Host, folder: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr + node.output()
     seen = json.loads(done.stdout.strip().splitlines()[-1])
 
+    assert seen["socket_env"] == {  # Ray's workers inherit it from `ray start`, on each machine its own
+        "n": str(node_home / "cluster" / "agent.sock"),
+        "head": str(folder / "h1" / "cluster" / "agent.sock"),
+    }
     assert seen["hello"] == {"name": "n", "region": "eu", "door": f"{machine.address}:8081"}
     waited, built = seen["prepare_seconds"]
     assert waited == 0.0 and built > 0 and seen["prepare_again_seconds"] == 0.0
