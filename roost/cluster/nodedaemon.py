@@ -26,6 +26,7 @@ from roost.cluster.contract import ClusterMap, Demand, NodeIdentity
 from roost.cluster.ledger import InstanceLedger
 from roost.cluster.nodehost import LocalNodeHost, NodeEvents
 from roost.edge import Edge, EdgeSettings
+from roost.errors import ConfigError
 from roost.homelock import HomeLock
 from roost.listeners import bind_tcp
 from roost.model import DeploymentId, InstanceId
@@ -67,9 +68,15 @@ def address_toward(head: str) -> str:
     when `--address` is not given. No packet is sent (a UDP socket's connect only picks a route)."""
     host = split_host(head)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        probe.connect((host, 9))
-        return str(probe.getsockname()[0])
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, 9))
+            return str(probe.getsockname()[0])
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot tell this machine's address toward the head {head}: {exc.strerror or exc}",
+            hint="give the address other machines reach this one at with --address",
+        ) from exc
 
 
 class NodeDaemon:

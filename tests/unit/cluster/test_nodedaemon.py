@@ -19,7 +19,7 @@ from roost.cluster.agent import NodeAgent
 from roost.cluster.cluster_settings import NodeSettings, agent_socket_path, cluster_dir
 from roost.cluster.ledger import InstanceLedger
 from roost.cluster.nodedaemon import NodeDaemon, address_toward, door_settings, split_host
-from roost.errors import DaemonAlreadyRunning
+from roost.errors import ConfigError, DaemonAlreadyRunning
 from roost.model import AppName, DeploymentId, InstanceId, InstanceState
 from roost.runtime.protocol import InstanceInfo, StartKind
 from roost.runtime.sandbox.host_confinement import HostConfinement
@@ -93,6 +93,9 @@ def test_the_head_s_host_is_split_from_its_port(address: str, host: str) -> None
 
 def test_this_machine_s_address_toward_the_head_is_the_one_on_that_route() -> None:
     assert address_toward("127.0.0.1:6379") == "127.0.0.1"
+    with pytest.raises(ConfigError, match=r"address toward the head head\.invalid:6379") as unknown:
+        address_toward("head.invalid:6379")  # a name that does not resolve: said, with the way out
+    assert "--address" in unknown.value.hint
 
 
 def _orphan_marked_as_an_instance() -> int:
