@@ -93,6 +93,12 @@ async def _start_and_keep(
     await _join_and_keep(keeper, settings, announce)
 
 
-def run_node(settings: NodeSettings, announce: Callable[[str], None]) -> None:
+def run_node(
+    settings: NodeSettings,
+    announce: Callable[[str], None],
+    *,
+    edge_runtimes: EdgeRuntimes = local_edges,
+    on_map: Callable[[ClusterMap], None] | None = None,
+) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_node(settings, announce))
+        asyncio.run(serve_node(settings, announce, edge_runtimes=edge_runtimes, on_map=on_map))
