@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import signal
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -67,6 +68,16 @@ def until(agent: Any, condition: Callable[[NodeReport], bool]) -> NodeReport:
         if time.monotonic() > deadline:
             raise RuntimeError(f"no report met the condition within {TIMEOUT_READY}s: {report}")
         time.sleep(0.2)
+
+
+def report_round_trips(agent: Any, rounds: int = 21) -> list[float]:
+    """Milliseconds of `report()` from this driver through the actor and the socket: median, max."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        ray.get(agent.report.remote(), timeout=TIMEOUT_CALL)
+        times.append((time.perf_counter() - started) * 1000)
+    return [statistics.median(times), max(times)]
 
 
 def route_table(app: AppName, deployment: DeploymentId) -> RouteTable:
@@ -135,6 +146,7 @@ def main(gcs: str, node: str, archive_path: str, digest: str, app_name: str, dep
     seen["restarted"] = [{"id": i.id, "pid": i.pid} for i in ready_instances(report, deployment)]
     seen["crashed"] = {"id": crashed.id, "pid": crashed.pid}
 
+    seen["report_ms"] = report_round_trips(agent)
     ray.get(agent.retire.remote(deployment), timeout=TIMEOUT_CALL)
     after = ray.get(agent.report.remote(), timeout=TIMEOUT_CALL)
     seen["after_retire"] = {"instances": len(after.instances), "prepared": sorted(after.prepared)}
