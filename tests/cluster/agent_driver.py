@@ -126,6 +126,8 @@ def main(gcs: str, node: str, archive_path: str, digest: str, app_name: str, dep
     seen["ready"] = [{"id": i.id, "pid": i.pid, "port": i.port} for i in ready]
     seen["prepared"] = sorted(report.prepared)
     seen["answer"] = get(identity.door, f"{app_name}.localhost")
+    isolation = ray.get(agent.isolation.remote(deployment), timeout=TIMEOUT_CALL)
+    seen["isolation"] = {i: {"uid": x.identity.uid[1], "errors": list(x.errors)} for i, x in isolation.items()}
     after_get = ray.get(agent.report.remote(), timeout=TIMEOUT_CALL)
     seen["demand_after"] = {d: [x.waiting, x.last_request_at is not None] for d, x in after_get.demand.items()}
     events = [*report.events, *after_get.events]

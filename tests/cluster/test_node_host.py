@@ -86,6 +86,8 @@ def _run_through_the_agent(head: Host, machine: Host, folder: Path) -> None:
     assert packed.digest in seen["mismatch"]["message"]
     assert len(seen["ready"]) == 1 and seen["prepared"] == ["a1b2c3d4"]
     assert seen["answer"]["status"] == 200 and ANSWERS["handler-hello"] in seen["answer"]["body"], seen
+    isolation = seen["isolation"][seen["ready"][0]["id"]]  # read back from the instance's own process
+    assert 200000 <= isolation["uid"] <= 265535, isolation  # the app's own uid, as on a single machine
     assert seen["demand_after"] == {}  # the peer door's requests are the forwarding edge's demand, not this node's
     assert seen["raised_to_2"] == 2 and len(seen["lowered_to_1"]) == 1  # the head's count, up and down
     assert len(seen["restarted"]) == 1 and seen["restarted"][0]["id"] != seen["crashed"]["id"]
