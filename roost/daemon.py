@@ -258,7 +258,7 @@ class Daemon:
         work: Runtime = runtime  # what control and the autoscaler drive
         served: Runtime = runtime  # where the public edge takes its slots
         if self._cluster is not None:
-            head_node = self._head_node = self._head_side(runtime, builder, registry, edge_port, edge_settings)
+            head_node = self._head_node = self._head_side(runtime, builder, registry, edge_settings)
             work, served = head_node.runtime, head_node.view
             edge_settings = dataclasses.replace(edge_settings, node=head_node.node, region=head_node.region)
         work.subscribe(recorder)
@@ -288,15 +288,16 @@ class Daemon:
         self._history = History(lambda: edge.all_counters().values(), work.instances, lambda: self._apps_of)
         return control
 
-    def _head_side(
-        self, runtime: LocalRuntime, builder: Builder, registry: Registry, edge_port: int, door: EdgeSettings
-    ) -> HeadNode:
+    def _head_side(self, runtime: LocalRuntime, builder: Builder, registry: Registry, door: EdgeSettings) -> HeadNode:
         """With --cluster: the head's side of the cluster around this daemon's runtime, builder and registry."""
-        from roost.cluster.edgeview import node_label  # --cluster only
+        from roost.cluster.cluster_settings import HEAD_ROLE  # --cluster only
+        from roost.cluster.edgeview import node_label
         from roost.cluster.head_node import HeadNode
+        from roost.cluster.nodedaemon import door_settings
         from roost.cluster.nodehost import BuiltPaths
 
         store, recorder, logs = self._store, self._recorder, self._logs
+        region = self.settings.cluster_region
         assert store is not None and recorder is not None and logs is not None and self._cluster is not None  # noqa: S101
         assert self._peer_sock is not None  # noqa: S101 - bound in start
 
@@ -320,8 +321,7 @@ class Daemon:
             digest_of=digest_of,
             find_build=find_build,
             peer_sock=self._peer_sock,
-            edge_port=edge_port,
-            door_settings=dataclasses.replace(door, node=node_label("head", self.settings.cluster_region)),
+            door_settings=door_settings(dataclasses.replace(door, node=node_label(HEAD_ROLE, region), region=region)),
             demand=self._edge_demand,
         )
 

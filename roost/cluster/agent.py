@@ -65,13 +65,14 @@ class AgentServer:
 
     async def close(self) -> None:
         """Stop listening, end the calls under way, remove the socket."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()  # from Python 3.12 it waits for the connections: ended above
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 

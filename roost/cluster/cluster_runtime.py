@@ -112,7 +112,7 @@ class ClusterRuntime:
         self._instances: dict[InstanceId, tuple[str, InstanceInfo]] = {}
         self._routes = RouteTable("localhost")
         self._map: ClusterMap | None = None
-        self._version = 0
+        self._version = time.time_ns() // 1_000_000  # grows across a head's restarts: nodes ignore older maps
         self._locks: dict[tuple[DeploymentId, str], asyncio.Lock] = {}
         self._archives: dict[str, bytes] = {}
         self._tasks = TaskSet(log, "cluster")

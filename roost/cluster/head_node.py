@@ -19,7 +19,7 @@ from roost.cluster.agent import AgentServer
 from roost.cluster.cluster_runtime import ArchiveOf, ClusterEvents, ClusterRuntime, DigestOf
 from roost.cluster.cluster_settings import HEAD_ROLE, agent_socket_path, cluster_dir, join_host_port
 from roost.cluster.contract import Artifact, ClusterMap, Demand, NodeIdentity
-from roost.cluster.edgeview import EdgeView, LocalOnly, node_label
+from roost.cluster.edgeview import EdgeView, node_label
 from roost.cluster.head import ClusterHead
 from roost.cluster.nodehost import BuiltPaths, LocalNodeHost, NodeEvents
 from roost.cluster.placement import RayCluster, driver_environment
@@ -33,8 +33,9 @@ FindBuild = Callable[[Artifact], Awaitable[BuiltPaths | None]]
 
 
 class HeadNode:
-    """The head's side of the cluster. `peer_sock` is bound on the cluster's address (the peer
-    door); `edge_port` is the public edge's port, where nodes send requests that need a start."""
+    """The head's side of the cluster. `peer_sock` is bound on the cluster's address: the head's
+    door, where other machines' edges forward requests for its instances and those that need a
+    start (its door serves through the same `EdgeView` as its public edge)."""
 
     def __init__(
         self,
@@ -48,7 +49,6 @@ class HeadNode:
         digest_of: DigestOf,
         find_build: FindBuild,
         peer_sock: socket.socket,
-        edge_port: int,
         door_settings: EdgeSettings,
         demand: Callable[[], Mapping[DeploymentId, Demand]],
     ) -> None:
@@ -56,13 +56,13 @@ class HeadNode:
         self.head = head
         self.region = s.region
         self.ray = RayCluster(s.gcs_address, driver_environment(head.token_path, cluster_dir(s.home), os.environ))
-        self.runtime = ClusterRuntime(
-            self.ray, local, events, digest_of, _reader(registry), join_host_port(s.address, edge_port)
-        )
-        self.view = EdgeView(local, HEAD_ROLE, s.region, activate=self.runtime.request_capacity, is_head=True)
-        self.door = Edge(LocalOnly(local), door_settings)
-        self._peer_sock = peer_sock
         door = join_host_port(s.address, peer_sock.getsockname()[1])
+        # nodes send the head's door what no machine has room for: it starts an instance (the
+        # door trusts the cluster's network, so the demand's region and the chosen deployment count)
+        self.runtime = ClusterRuntime(self.ray, local, events, digest_of, _reader(registry), door)
+        self.view = EdgeView(local, HEAD_ROLE, s.region, activate=self.runtime.request_capacity, is_head=True)
+        self.door = Edge(self.view, door_settings)
+        self._peer_sock = peer_sock
         self.host = LocalNodeHost(
             NodeIdentity(HEAD_ROLE, s.region, door, s.memory_budget),
             local,

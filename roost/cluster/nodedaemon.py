@@ -14,17 +14,20 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from roost.applog import LogBook
 from roost.builder import Builder, Enclosure, home_id
 from roost.builder.builder import TIMEOUT_BUILD
 from roost.cluster.agent import AgentServer
-from roost.cluster.cluster_settings import NodeSettings, agent_socket_path, join_host_port
+from roost.cluster.cluster_settings import NodeSettings, agent_socket_path, cluster_dir, join_host_port
 from roost.cluster.contract import ClusterMap, Demand, NodeIdentity
 from roost.cluster.edgeview import EdgeView, LocalOnly, node_label
+from roost.cluster.ledger import InstanceLedger
 from roost.cluster.nodehost import LocalNodeHost, NodeEvents
 from roost.edge import Edge, EdgeSettings
+from roost.errors import ConfigError
 from roost.homelock import HomeLock
 from roost.listeners import bind_tcp
 from roost.model import DeploymentId, InstanceId
@@ -34,7 +37,26 @@ from roost.runtime.sandbox.host_confinement import HostConfinement, build_jails,
 
 log = logging.getLogger("roost.cluster.node")
 GRACE_EDGE_SHUTDOWN = 10.0
+LEDGER_NAME = "instances.json"  # under HOME/cluster
 LOCK_NAME = "roost.lock"  # the same lock as `roost serve`'s: one daemon per home, whichever it is
+
+
+TRUST_EVERY_PEER = ("0.0.0.0/0", "::/0")
+
+
+def door_settings(base: EdgeSettings | None = None) -> EdgeSettings:
+    """A peer door's: its clients are the other machines' edges, each carrying many users'
+    requests, so no per-address rate or connection cap (the edge that took a request applied
+    its own; the total cap stays), and what they say is believed (the deployment their split
+    chose, the demand's region, the client's address): the door is open only on the cluster's
+    network (docs/cluster.md)."""
+    defaults = base or EdgeSettings()
+    return replace(
+        defaults,
+        rate_per_client=0.0,
+        limit_connections_per_client=defaults.limit_connections,
+        trust_proxy=TRUST_EVERY_PEER,
+    )
 
 
 def split_host(address: str) -> str:
@@ -49,9 +71,15 @@ def address_toward(head: str) -> str:
     when `--address` is not given. No packet is sent (a UDP socket's connect only picks a route)."""
     host = split_host(head)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        probe.connect((host, 9))
-        return str(probe.getsockname()[0])
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, 9))
+            return str(probe.getsockname()[0])
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot tell this machine's address toward the head {head}: {exc.strerror or exc}",
+            hint="give the address other machines reach this one at with --address",
+        ) from exc
 
 
 class NodeDaemon:
@@ -84,6 +112,7 @@ class NodeDaemon:
         self._sockets: list[socket.socket] = []
         self._runtime: LocalRuntime | None = None
         self._agent: AgentServer | None = None
+        self._ledger: InstanceLedger | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
@@ -104,6 +133,7 @@ class NodeDaemon:
             sandbox=self._confinement.sandbox_settings(os.environ),
         )
         await runtime.start()
+        await self._recover(runtime)
         builder = await self._builder(runtime)
         await self._start_edges(runtime, edge_sock, door_sock)
         self.host = LocalNodeHost(
@@ -122,6 +152,16 @@ class NodeDaemon:
         self.announce(f"peer door  http://{self.host.identity.door}  (other nodes' edges, for this node's instances)")
         self.announce(f"agent      {self._agent.path}")
 
+    async def _recover(self, runtime: LocalRuntime) -> None:
+        """End the instances a previous run left (a SIGKILLed daemon's), then record this run's."""
+        path = cluster_dir(self.settings.home) / LEDGER_NAME
+        ended = await runtime.recover(InstanceLedger.leftovers(path))
+        if ended:
+            self.announce(f"ended what a previous run left running: {', '.join(ended)}")
+        self._ledger = InstanceLedger(path)
+        await self._ledger.start()
+        runtime.subscribe(self._ledger)
+
     async def _builder(self, runtime: LocalRuntime) -> Builder:
         s = self.settings
         jails = build_jails(runtime.sandbox, self._confinement, TIMEOUT_BUILD)
@@ -132,9 +172,9 @@ class NodeDaemon:
     async def _start_edges(self, runtime: LocalRuntime, edge_sock: socket.socket, door_sock: socket.socket) -> None:
         s = self.settings
         view = self.view = EdgeView(runtime, s.name, s.region, activate=None, is_head=False)
-        settings = EdgeSettings(node=node_label(s.name, s.region), region=s.region)
-        edge = self.edge = Edge(view, settings)
-        door = self.door = Edge(LocalOnly(runtime), settings)
+        label = node_label(s.name, s.region)
+        edge = self.edge = Edge(view, EdgeSettings(node=label, region=s.region))
+        door = self.door = Edge(LocalOnly(runtime), replace(door_settings(), node=label, region=s.region))
         for each in (edge, door):
             each.on_recycle = self._recycle
         await edge.start(edge_sock)
@@ -177,14 +217,16 @@ class NodeDaemon:
 
     async def close(self) -> None:
         """Shutdown, in order: the edges (in-flight answers finish within the grace), every
-        instance (drain, TERM, grace, KILL), the agent socket, the home's lock. Safe after a
-        start that failed half-way."""
+        instance (drain, TERM, grace, KILL; the ledger then lists none), the agent socket, the
+        home's lock. Safe after a start that failed half-way."""
         for edge in (self.edge, self.door):
             if edge is not None:
                 await edge.close(GRACE_EDGE_SHUTDOWN)
         if self._runtime is not None:
             await self._runtime.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._ledger is not None:
+            await self._ledger.close()
         if self._agent is not None:
             await self._agent.close()
         for sock in self._sockets:

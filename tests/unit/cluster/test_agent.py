@@ -220,3 +220,20 @@ def test_the_agent_finds_the_socket_in_its_environment(monkeypatch: pytest.Monke
         NodeAgent()
     monkeypatch.setenv(AGENT_SOCKET_ENV, str(tmp_path / "agent.sock"))
     assert NodeAgent().socket_path == str(tmp_path / "agent.sock")
+
+
+async def test_closing_ends_the_calls_under_way_and_their_callers_hear_it(tmp_path: Path) -> None:
+    host = RecordingHost()
+    server = AgentServer(host, tmp_path / "agent.sock")
+    await server.start()
+    agent = NodeAgent(str(server.path))
+    stuck = asyncio.ensure_future(asyncio.to_thread(agent.stop_instance, InstanceId("i1"), "test"))
+    for _ in range(200):
+        if host.calls:
+            break
+        await asyncio.sleep(0.01)
+    assert host.calls == [("stop_instance", (InstanceId("i1"), "test"))]
+    await server.close()  # the host never answers: the call is cut, not waited for
+    with pytest.raises(Unavailable, match="does not answer stop_instance"):
+        await stuck
+    assert not server.path.exists()
