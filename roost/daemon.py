@@ -172,10 +172,13 @@ class Daemon:
         s = self.settings
         if s.cluster_address is None:
             return None
-        from roost.cluster import ClusterHead, HeadSettings, HealthChecks  # --cluster only
+        from roost.cluster import ClusterHead, HeadSettings, HealthChecks, ray_ports  # --cluster only
 
         health = HealthChecks(s.cluster_health_period, s.cluster_health_timeout, s.cluster_health_failures)
-        head = ClusterHead(HeadSettings(s.home, s.cluster_address, s.cluster_port, health))
+        instances = (s.instance_port_first, s.instance_port_last)
+        listeners = {"--port": s.edge_port, "--https-port": s.https_port, "--api-port": s.api_port}
+        ports = ray_ports(s.cluster_ports, s.cluster_port, {"--instance-ports": instances, **listeners})
+        head = ClusterHead(HeadSettings(s.home, s.cluster_address, ports, health))
         head.check()
         return head
 
@@ -224,6 +227,7 @@ class Daemon:
                 ports=instance_ports,
                 firewall=s.firewall,
                 guarded_ports=(api_port,),
+                closed_ports=self._cluster.closed_to_apps() if self._cluster is not None else (),
                 build_gid=build_gid(s.uid_first),
                 build_endpoints=(*index_endpoints(os.environ), *parse_allow_flags(s.build_allow)),
             ),

@@ -4,6 +4,7 @@
 """
 
 from roost.cluster.cluster_settings import (
+    DEFAULT_PORTS,
     MEMORY_RESOURCE,
     RAY_DEFAULT_PORT,
     REGION_LABEL,
@@ -11,14 +12,18 @@ from roost.cluster.cluster_settings import (
     HeadSettings,
     HealthChecks,
     NodeSettings,
+    RayPorts,
     check_region,
+    closed_to_apps,
     parse_head_address,
+    ray_ports,
     token_path,
 )
 from roost.cluster.head import ClusterHead
 from roost.cluster.join import run_node
 
 __all__ = [
+    "DEFAULT_PORTS",
     "MEMORY_RESOURCE",
     "RAY_DEFAULT_PORT",
     "REGION_LABEL",
@@ -27,8 +32,11 @@ __all__ = [
     "HeadSettings",
     "HealthChecks",
     "NodeSettings",
+    "RayPorts",
     "check_region",
+    "closed_to_apps",
     "parse_head_address",
+    "ray_ports",
     "run_node",
     "token_path",
 ]

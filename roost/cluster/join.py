@@ -34,6 +34,7 @@ def node_command(settings: NodeSettings) -> RayCommand:
         tuple(node_argv(sys.executable, settings, temp_dir)),
         ray_environment(settings.token_file, settings.home, os.environ),
         cluster_dir(settings.home) / NODE_LOG,
+        private=(cluster_dir(settings.home),),
     )
 
 

@@ -53,6 +53,15 @@ class RayCommand:
     env: dict[str, str]
     log_path: Path
     stale: tuple[Path, ...] = ()
+    private: tuple[Path, ...] = ()  # folders made owner-only (0700) before each start
+
+
+def make_private(path: Path) -> None:
+    """`path` as a folder only its owner may enter, whatever mode it had: Ray makes its session
+    folders world-writable (0777) and the token lies beside them, so the cluster's folder must
+    be closed to every other uid (the apps') even where the home lets them pass (o+x)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
 
 
 def describe_death(match: re.Match[str]) -> str:
@@ -156,7 +165,10 @@ class RayProcess:
         await proc.wait()
 
     def _prepare(self) -> int:
-        """Remove the previous run's stale files; the log's size (where this run's output starts)."""
+        """Close the private folders, remove the previous run's stale files; the log's size (where
+        this run's output starts)."""
+        for folder in self.command.private:
+            make_private(folder)
         for path in self.command.stale:
             path.unlink(missing_ok=True)
         return self._log_size()

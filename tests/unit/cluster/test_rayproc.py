@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from roost.cluster.rayproc import READY_LINE, RayCommand, RayKeeper, RayProcess
+from roost.cluster.rayproc import READY_LINE, RayCommand, RayKeeper, RayProcess, make_private
 from roost.errors import Unavailable
 
 # argv[1]: what to do. "serve": say Ray's line, start a child of the same group that ignores TERM
@@ -102,3 +104,20 @@ async def test_a_death_is_reported_and_ray_started_again(tmp_path: Path) -> None
         await asyncio.gather(keeping, return_exceptions=True)
         await keeper.stop()
     assert not keeper.process.is_running()
+
+
+async def test_the_clusters_folder_is_made_owner_only_before_each_start(tmp_path: Path) -> None:
+    """Ray makes its session folders world-writable and the token lies beside them: a folder left
+    open (here 0755, as a plain mkdir makes it) is closed before Ray starts."""
+    folder = tmp_path / "cluster"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    process = RayProcess(replace(command(tmp_path, "serve", str(tmp_path / "child")), private=(folder,)))
+    await process.start(within=30)
+    try:
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    finally:
+        await process.stop(grace=0.5)
+    fresh = tmp_path / "new" / "cluster"
+    make_private(fresh)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
