@@ -79,6 +79,10 @@ class RayPorts:
     client_server: int  # Ray Client, on the head
     workers: tuple[int, ...]  # one per Ray worker process (the agent actor, the head's driver, idle ones)
 
+    def others(self) -> list[int]:
+        """Every port of the block but the GCS's."""
+        return [port for port in range(self.block.first, self.block.last + 1) if port != self.gcs]
+
     def fixed(self) -> tuple[int, ...]:
         """Every port but the workers', in the order of the layout."""
         return (

@@ -27,7 +27,7 @@ from roost.cluster.cluster_token import ensure_token
 from roost.cluster.gcs import GcsReader
 from roost.cluster.installed import has_ray_client, require_ray
 from roost.cluster.nodetable import cluster_nodes
-from roost.cluster.rayproc import RayCommand, RayKeeper
+from roost.cluster.rayproc import RayCommand, RayKeeper, check_free
 from roost.errors import Unavailable
 from roost.listeners import bind_tcp
 from roost.model import ClusterNode
@@ -51,11 +51,12 @@ class ClusterHead:
 
     def check(self) -> None:
         """What can be checked before anything starts: Ray installed, the home short enough for
-        Ray's sockets, the address this machine's and the port free. Raises RoostError."""
+        Ray's sockets, the address this machine's and Ray's ports free. Raises RoostError."""
         s = self.settings
         require_ray("roost serve --cluster")
         check_temp_dir(s.home)
         bind_tcp(s.address, s.port, "cluster's Ray head", "--cluster-address and --cluster-port").close()
+        check_free(s.ports)
 
     async def start(self) -> None:
         """Check again, make the token, start Ray's head and wait until it is up. Raises RoostError."""

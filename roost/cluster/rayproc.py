@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from roost.cluster.cluster_settings import RayPorts
 from roost.errors import Unavailable
+from roost.listeners import bind_tcp
 
 log = logging.getLogger("roost.cluster")
 READY_LINE = "Ray runtime started."
@@ -54,6 +56,14 @@ class RayCommand:
     log_path: Path
     stale: tuple[Path, ...] = ()
     private: tuple[Path, ...] = ()  # folders made owner-only (0700) before each start
+
+
+def check_free(ports: RayPorts) -> None:
+    """Raise PortInUse naming --cluster-ports when anything listens on a port of Ray's block but
+    the GCS's (the head checks that one on its address): Ray binds them on every address, and a
+    taken one would stop a raylet or a worker later, with Ray's words only in its logs."""
+    for port in ports.others():
+        bind_tcp("0.0.0.0", port, "cluster's Ray", "--cluster-ports").close()  # noqa: S104 - a probe, closed at once
 
 
 def make_private(path: Path) -> None:
