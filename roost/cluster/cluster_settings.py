@@ -65,7 +65,7 @@ class RayPorts:
     the same on the head and on each node (a node leaves the GCS's and the client server's ports
     unused), so one table says what to open between machines; `ray_ports` makes it. Example::
 
-        ray_ports(PortRange(7300, 7399)).node_manager == 7301  # and workers 7308-7399
+        ray_ports((7300, 7399)).node_manager == 7301  # and workers 7308-7399
     """
 
     block: PortRange
@@ -83,21 +83,8 @@ class RayPorts:
         """Every port of the block but the GCS's."""
         return [port for port in range(self.block.first, self.block.last + 1) if port != self.gcs]
 
-    def fixed(self) -> tuple[int, ...]:
-        """Every port but the workers', in the order of the layout."""
-        return (
-            self.gcs,
-            self.node_manager,
-            self.object_manager,
-            self.metrics_export,
-            self.dashboard_agent_grpc,
-            self.dashboard_agent_listen,
-            self.runtime_env_agent,
-            self.client_server,
-        )
 
-
-FIXED_PORTS = 8  # RayPorts.fixed()
+FIXED_PORTS = 8  # RayPorts' fields from `gcs` to `client_server`
 PORTS_LEAST = FIXED_PORTS + WORKERS_LEAST
 PORTS_HINT = (
     f"give --cluster-ports a block of at least {PORTS_LEAST} ports that nothing else on the machine uses, "
