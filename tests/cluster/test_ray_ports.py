@@ -2,7 +2,8 @@
 machines), every socket Ray's processes listen on lies in the cluster's block (7300-7399 by
 default), and an app pushed to the head can neither connect to Ray's GCS, raylet or worker ports
 (on its own machine or the node, on any address) nor open the cluster's token, nor find Ray's
-variables in its environment; the edge, outside the block, it still reaches.
+variables in its environment; the edge, outside the block, it still reaches. A block moved
+elsewhere holds every port too, and a node given only the head's address joins its first port.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.harness import TIMEOUT_HEAD, TIMEOUT_JOIN, copy_token, join, roost, serve_head
+from tests.cluster.harness import TIMEOUT_HEAD, TIMEOUT_JOIN, copy_token, join, roost, serve_head, start
 from tests.cluster.netns import Host, Lan
 from tests.e2e.apps import wait_until, write_app
 from tests.e2e.harness import UV_CACHE
@@ -229,3 +230,25 @@ def _ask_app(
 def _answered(argv: list[str]) -> str | None:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=150)
     return done.stdout if done.returncode == 0 else None
+
+
+def test_a_moved_block_holds_every_port_and_a_node_joins_its_first_without_a_port(make_lan: MakeLan) -> None:
+    """The smallest block Roost takes, elsewhere: the head's Ray on its first port, a node told only
+    the head's address and the same block joins there, and neither listens outside it."""
+    lan, folder = make_lan(2)
+    head, machine = lan.hosts
+    block = ["--cluster-ports", "8000-8023"]
+    server = serve_head(head, folder / "h1", *block)
+    server.wait_for("roost is ready", TIMEOUT_HEAD)
+    assert f"cluster    {head.address}:8000" in server.output(), server.output()
+    token = copy_token(folder / "h1" / "cluster" / "token", folder / "h2")
+    args = ["node", "join", head.address, "--region", "eu", "--memory-budget", "512M", *block]
+    node = start(
+        machine, folder / "h2", [*args, "--token-file", str(token), "--name", "n", "--home", str(folder / "h2")], "node"
+    )
+    node.wait_for(f"joined {head.address}:8000 as n", TIMEOUT_JOIN)
+    for host, running in ((head, server), (machine, node)):
+        listening = _ray_listeners(host, running.proc.pid)
+        assert 8001 in listening and set(listening) <= set(range(8000, 8024)), listening
+    for running in (node, server):
+        assert running.stop() == 0, running.output()
