@@ -180,12 +180,16 @@ class Daemon:
         s = self.settings
         if s.cluster_address is None:
             return None
-        from roost.cluster import ClusterHead, HeadSettings, HealthChecks, check_region  # --cluster only
+        from roost.cluster import ClusterHead, HeadSettings, HealthChecks, check_region, ray_ports  # --cluster only
 
         health = HealthChecks(s.cluster_health_period, s.cluster_health_timeout, s.cluster_health_failures)
+        instances = (s.instance_port_first, s.instance_port_last)
+        listeners = {"--port": s.edge_port, "--https-port": s.https_port, "--api-port": s.api_port}
+        listeners["--cluster-peer-port"] = s.cluster_peer_port
+        ports = ray_ports(s.cluster_ports, s.cluster_port, {"--instance-ports": instances, **listeners})
         budget = s.memory_budget or int(psutil.virtual_memory().total * HEAD_SHARE_OF_RAM)
         region = check_region(s.cluster_region)
-        head = ClusterHead(HeadSettings(s.home, s.cluster_address, s.cluster_port, health, region, budget))
+        head = ClusterHead(HeadSettings(s.home, s.cluster_address, ports, health, region, budget))
         head.check()
         return head
 
@@ -213,6 +217,7 @@ class Daemon:
             ports=instance_ports,
             firewall=s.firewall,
             guarded_ports=(api_port,),
+            closed_ports=self._cluster.closed_to_apps() if self._cluster is not None else (),
             build_allow=s.build_allow,
             build_sandbox=s.build_sandbox,
             build_memory=s.build_memory,

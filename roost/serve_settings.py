@@ -104,7 +104,8 @@ class ServeSettings:
     limit_connections_per_client: int = DEFAULT_MAX_CONNECTIONS_PER_CLIENT  # edge: per client address
     login_lockout: float = 300.0  # admin API: how long a source with too many failed passwords stays locked
     cluster_address: str | None = None  # `--cluster`: the address the cluster's Ray head listens on; None: no cluster
-    cluster_port: int = 6379  # the Ray head's (GCS) port there
+    cluster_port: int | None = None  # the Ray head's (GCS) port there; None: the first of `cluster_ports`
+    cluster_ports: tuple[int, int] | None = None  # first, last: every port Ray opens; None: the cluster's default
     cluster_health_period: float = 1.0  # Ray's node health checks: every period, within timeout, dead after failures
     cluster_health_timeout: float = 1.0
     cluster_health_failures: int = 3

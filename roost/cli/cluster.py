@@ -12,8 +12,14 @@ import click
 
 from roost.cli.base import Context, RoostGroup, json_option, pass_context
 from roost.cli.output import age, console, print_json, show, table
-from roost.cli.serve import parse_memory_budget
-from roost.serve_settings import DEFAULT_EDGE_HOST, DEFAULT_EDGE_PORT, default_home
+from roost.cli.serve import CLUSTER_PORTS_DEFAULT, parse_memory_budget, parse_port_range
+from roost.serve_settings import (
+    DEFAULT_EDGE_HOST,
+    DEFAULT_EDGE_PORT,
+    DEFAULT_INSTANCE_PORT_FIRST,
+    DEFAULT_INSTANCE_PORT_LAST,
+    default_home,
+)
 from roost.units import format_size
 
 
@@ -100,6 +106,13 @@ def _announce(line: str) -> None:
     envvar="ROOST_PEER_PORT",
     help="This node's peer door: other nodes' edges forward requests for this node's instances here [default: 8081].",
 )
+@click.option(
+    "--cluster-ports",
+    metavar="FIRST-LAST",
+    envvar="ROOST_CLUSTER_PORTS",
+    help="Every port Ray opens on this machine lies in this block, which no app may connect to, on any address; "
+    f"the same block as the head's [default: {CLUSTER_PORTS_DEFAULT}] [env ROOST_CLUSTER_PORTS].",
+)
 @click.option("--home", type=click.Path(path_type=Path), envvar="ROOST_HOME", help="State directory [env ROOST_HOME].")
 def join(
     head: str,
@@ -111,28 +124,34 @@ def join(
     host: str,
     port: int,
     peer_port: int | None,
+    cluster_ports: str | None,
     home: Path | None,
 ) -> None:
-    """Join the cluster whose head is HEAD (HOST or HOST:PORT, as `roost serve --cluster` printed) and
-    stay joined in the foreground until SIGTERM or Ctrl-C, which leave it. Ray is restarted if it
-    dies. The node runs the instances the head places on it (built here from the head's archives),
-    serves every app on its public edge (--port) and takes other nodes' forwarded requests on its
-    peer door (--peer-port).
+    """Join the cluster whose head is HEAD (HOST or HOST:PORT, as `roost serve --cluster` printed; the
+    port defaults to the first of --cluster-ports, as the head's) and stay joined in the foreground
+    until SIGTERM or Ctrl-C, which leave it. Ray is restarted if it dies. The node runs the instances
+    the head places on it (built here from the head's archives), serves every app on its public edge
+    (--port) and takes other nodes' forwarded requests on its peer door (--peer-port).
     """
     from roost.cluster import (
         DEFAULT_PEER_PORT,
         NodeSettings,
         check_region,
         parse_head_address,
+        ray_ports,
         run_node,
         token_path,
     )  # cluster commands only
 
     root = (home or default_home()).expanduser().resolve()
     budget = parse_memory_budget(memory_budget)
+    block = parse_port_range("--cluster-ports", cluster_ports, CLUSTER_PORTS_DEFAULT) if cluster_ports else None
+    door = DEFAULT_PEER_PORT if peer_port is None else peer_port
+    instances = (DEFAULT_INSTANCE_PORT_FIRST, DEFAULT_INSTANCE_PORT_LAST)
+    ports = ray_ports(block, apart={"the instance ports": instances, "--port": port, "--peer-port": door})
     settings = NodeSettings(
         home=root,
-        head=parse_head_address(head),
+        head=parse_head_address(head, ports.gcs),
         region=check_region(region),
         memory_budget=budget,
         token_file=(token_file or token_path(root)).expanduser().resolve(),
@@ -140,7 +159,8 @@ def join(
         address=address,
         edge_host=host,
         edge_port=port,
-        peer_port=DEFAULT_PEER_PORT if peer_port is None else peer_port,
+        peer_port=door,
+        ports=ports,
     )
     if budget <= 0:
         raise click.BadParameter("a node offers some memory", param_hint="--memory-budget")

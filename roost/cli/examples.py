@@ -87,10 +87,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "ui": ("roost ui", "roost ui --open   # in the desktop's browser"),
     "gc": ("roost gc", "roost gc --yes --json"),
     "nodes": ("roost nodes", "roost nodes --json"),
-    "node": ("roost node join 10.0.0.1:6379 --region eu-west --memory-budget 8G",),
+    "node": ("roost node join 10.0.0.1 --region eu-west --memory-budget 8G",),
     "node join": (
-        "roost node join 10.0.0.1:6379 --region eu-west --memory-budget 8G",
-        "roost node join head.internal --region us-east --token-file /etc/roost/cluster-token",
+        "roost node join 10.0.0.1 --region eu-west --memory-budget 8G",
+        "roost node join head.internal:8000 --region us-east --cluster-ports 8000-8099 --token-file /etc/roost/token",
     ),
     "version": ("roost version", "roost --version"),
     "completion": (

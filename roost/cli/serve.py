@@ -37,6 +37,9 @@ BUILD_LIMIT_LOWEST = 1024 * 1024
 BUILD_MEMORY_LOWEST = 64 * 1024 * 1024
 PORT_LOWEST = 1024  # an app's uid cannot bind below
 PORT_HIGHEST = 65535
+# roost.cluster.DEFAULT_PORTS, which this module may not import (single-machine Roost never loads the
+# cluster package); tests/unit/cluster/test_cluster_ports.py checks that the two agree.
+CLUSTER_PORTS_DEFAULT = "7300-7399"
 
 
 def _duration(flag: str, value: str) -> float:
@@ -318,11 +321,18 @@ def _announce(line: str) -> None:
 )
 @click.option(
     "--cluster-port",
-    default=6379,
-    show_default=True,
     type=click.IntRange(1, 65535),
     envvar="ROOST_CLUSTER_PORT",
-    help="With --cluster: the Ray head's port [env ROOST_CLUSTER_PORT].",
+    help="With --cluster: the Ray head's port, where nodes join; one of --cluster-ports [default: its first, "
+    f"{CLUSTER_PORTS_DEFAULT.partition('-')[0]}] [env ROOST_CLUSTER_PORT].",
+)
+@click.option(
+    "--cluster-ports",
+    metavar="FIRST-LAST",
+    envvar="ROOST_CLUSTER_PORTS",
+    help="With --cluster: every port Ray opens on this machine lies in this block, which no app may connect to, "
+    f"on any address; use the same block on every machine [default: {CLUSTER_PORTS_DEFAULT}] "
+    "[env ROOST_CLUSTER_PORTS].",
 )
 @click.option(
     "--cluster-health-period",
@@ -408,7 +418,8 @@ def serve(
     login_lockout: str,
     cluster: bool,
     cluster_address: str | None,
-    cluster_port: int,
+    cluster_port: int | None,
+    cluster_ports: str | None,
     cluster_health_period: str,
     cluster_health_timeout: str,
     cluster_health_failures: int,
@@ -479,6 +490,7 @@ def serve(
         login_lockout=_duration("--login-lockout", login_lockout),
         cluster_address=_cluster_address(cluster, cluster_address),
         cluster_port=cluster_port,
+        cluster_ports=_cluster_ports(cluster, cluster_ports),
         cluster_health_period=_duration("--cluster-health-period", cluster_health_period),
         cluster_health_timeout=_duration("--cluster-health-timeout", cluster_health_timeout),
         cluster_health_failures=cluster_health_failures,
@@ -515,6 +527,16 @@ def _cluster_address(cluster: bool, address: str | None) -> str | None:
     return address
 
 
+def _cluster_ports(cluster: bool, value: str | None) -> tuple[int, int] | None:
+    """--cluster-ports: None for the cluster's default block (the cluster package checks the
+    block's size and what it must stay apart from, when the daemon starts)."""
+    if value is None:
+        return None
+    if not cluster:
+        raise UsageError("--cluster-ports goes with --cluster", hint="add --cluster to run a cluster head")
+    return parse_port_range("--cluster-ports", value, CLUSTER_PORTS_DEFAULT)
+
+
 def parse_memory_budget(value: str) -> int:
     """'80%' of RAM, a size like '16G', or '0' for none."""
     text = value.strip()
@@ -545,14 +567,19 @@ def _uid_range(value: str) -> tuple[int, int]:
 
 def _instance_ports(value: str) -> tuple[int, int]:
     """'20000-29999' -> (20000, 29999): ports an app's uid may bind, which Roost alone hands out."""
+    return parse_port_range("--instance-ports", value, "20000-29999")
+
+
+def parse_port_range(flag: str, value: str, example: str) -> tuple[int, int]:
+    """'20000-29999' -> (20000, 29999), unprivileged ports; UsageError naming `flag` otherwise."""
     first_text, dash, last_text = value.strip().partition("-")
-    hint = f"--instance-ports takes FIRST-LAST between {PORT_LOWEST} and {PORT_HIGHEST}, for example 20000-29999"
+    hint = f"{flag} takes FIRST-LAST between {PORT_LOWEST} and {PORT_HIGHEST}, for example {example}"
     try:
         first, last = int(first_text), int(last_text)
     except ValueError:
-        raise UsageError(f"--instance-ports {value!r} is not a range of ports", hint=hint) from None
+        raise UsageError(f"{flag} {value!r} is not a range of ports", hint=hint) from None
     if not dash or not PORT_LOWEST <= first <= last <= PORT_HIGHEST:
-        raise UsageError(f"--instance-ports {value!r} is not a usable range of ports", hint=hint)
+        raise UsageError(f"{flag} {value!r} is not a usable range of ports", hint=hint)
     return first, last
 
 

@@ -7,6 +7,7 @@ from roost.cluster.agent import AgentServer, NodeAgent
 from roost.cluster.cluster_settings import (
     AGENT_SOCKET_ENV,
     DEFAULT_PEER_PORT,
+    DEFAULT_PORTS,
     MEMORY_RESOURCE,
     RAY_DEFAULT_PORT,
     REGION_LABEL,
@@ -14,9 +15,12 @@ from roost.cluster.cluster_settings import (
     HeadSettings,
     HealthChecks,
     NodeSettings,
+    RayPorts,
     agent_socket_path,
     check_region,
+    closed_to_apps,
     parse_head_address,
+    ray_ports,
     token_path,
 )
 from roost.cluster.edgeview import EdgeView, LocalOnly
@@ -28,6 +32,7 @@ from roost.cluster.nodehost import BuiltPaths, LocalNodeHost, NodeEvents
 __all__ = [
     "AGENT_SOCKET_ENV",
     "DEFAULT_PEER_PORT",
+    "DEFAULT_PORTS",
     "MEMORY_RESOURCE",
     "RAY_DEFAULT_PORT",
     "REGION_LABEL",
@@ -44,9 +49,12 @@ __all__ = [
     "NodeDaemon",
     "NodeEvents",
     "NodeSettings",
+    "RayPorts",
     "agent_socket_path",
     "check_region",
+    "closed_to_apps",
     "parse_head_address",
+    "ray_ports",
     "run_node",
     "serve_node",
     "token_path",

@@ -1,9 +1,11 @@
 """What a Ray head or node of a Roost cluster is started with: the settings, the resources and
-labels a node advertises, the `ray start` command line and its environment.
+labels a node advertises, the ports Ray may open, the `ray start` command line and its environment.
 
 Pure: no I/O and no Ray import. A node advertises its memory budget as the custom resource
 `roost_memory`, in bytes (as Ray's own `memory`), its region as `roost_region_<name>: 1`, and
-both, with its name, as node labels (`roost-region`, `roost-node`, `roost-role`).
+both, with its name, as node labels (`roost-region`, `roost-node`, `roost-role`). Every TCP port
+Ray listens on, on the head and on each node, lies in one block (`--cluster-ports`, 7300-7399 by
+default), which the sandbox's firewall closes to the apps on every address (`closed_to_apps`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roost.errors import UsageError
+from roost.runtime.ports import PortRange
 
-RAY_DEFAULT_PORT = 6379
+# Every port Ray opens, on every machine of the cluster: the same block on each by default. Not
+# Ray's own 6379, which is Redis's: the firewall refuses the apps these ports on every address.
+DEFAULT_PORTS = PortRange(7300, 7399)
+RAY_DEFAULT_PORT = DEFAULT_PORTS.first  # the head's GCS port (`roost node join HEAD` without a port)
+WORKERS_LEAST = 16  # Ray worker processes per machine: Roost's agent actor, the head's driver, a few idle
 MEMORY_RESOURCE = "roost_memory"  # bytes of instance memory limits a node offers
 REGION_RESOURCE_PREFIX = "roost_region_"
 REGION_LABEL = "roost-region"
@@ -58,15 +65,108 @@ class HealthChecks:
 
 
 @dataclass(frozen=True, slots=True)
+class RayPorts:
+    """Where each of Ray's listeners goes on one machine, every one inside `block`. The layout is
+    the same on the head and on each node (a node leaves the GCS's and the client server's ports
+    unused), so one table says what to open between machines; `ray_ports` makes it. Example::
+
+        ray_ports((7300, 7399)).node_manager == 7301  # and workers 7308-7399
+    """
+
+    block: PortRange
+    gcs: int  # the head's GCS (`--cluster-port`): where nodes and drivers join
+    node_manager: int  # the raylet
+    object_manager: int
+    metrics_export: int
+    dashboard_agent_grpc: int
+    dashboard_agent_listen: int
+    runtime_env_agent: int
+    client_server: int  # Ray Client, on the head
+    workers: tuple[int, ...]  # one per Ray worker process (the agent actor, the head's driver, idle ones)
+
+    def others(self) -> list[int]:
+        """Every port of the block but the GCS's."""
+        return [port for port in range(self.block.first, self.block.last + 1) if port != self.gcs]
+
+
+FIXED_PORTS = 8  # RayPorts' fields from `gcs` to `client_server`
+PORTS_LEAST = FIXED_PORTS + WORKERS_LEAST
+PORTS_HINT = (
+    f"give --cluster-ports a block of at least {PORTS_LEAST} ports that nothing else on the machine uses, "
+    f"the same on every machine of the cluster (default {DEFAULT_PORTS.describe()})"
+)
+
+
+Apart = Mapping[str, tuple[int, int] | int | None]
+"""What must not share a port with Ray's block, by flag: `{"--instance-ports": (20000, 29999),
+"--port": 8080}`; None or 0 for a port the kernel picks."""
+
+
+def ray_ports(
+    block_range: tuple[int, int] | None = None, gcs: int | None = None, apart: Apart | None = None
+) -> RayPorts:
+    """The layout of `block_range` (first, last; None: DEFAULT_PORTS): the GCS on `gcs` (default:
+    the block's first port), the other fixed listeners on the next ports, the workers on the
+    rest. Raises UsageError naming the flags to change."""
+    block = PortRange(*block_range) if block_range is not None else DEFAULT_PORTS
+    if len(block) < PORTS_LEAST:
+        raise UsageError(
+            f"--cluster-ports {block.describe()} holds {len(block)} ports; Ray needs at least {PORTS_LEAST}",
+            hint=PORTS_HINT,
+        )
+    gcs = block.first if gcs is None else gcs
+    if gcs not in block:
+        raise UsageError(
+            f"--cluster-port {gcs} lies outside --cluster-ports {block.describe()}",
+            hint="every port Ray opens lies in that block, which the sandbox closes to apps: choose a --cluster-port "
+            "inside it, or move the block with --cluster-ports FIRST-LAST",
+        )
+    for flag, other in (apart or {}).items():
+        _check_apart(block, flag, other)
+    rest = [port for port in range(block.first, block.last + 1) if port != gcs]
+    return RayPorts(
+        block,
+        gcs,
+        node_manager=rest[0],
+        object_manager=rest[1],
+        metrics_export=rest[2],
+        dashboard_agent_grpc=rest[3],
+        dashboard_agent_listen=rest[4],
+        runtime_env_agent=rest[5],
+        client_server=rest[6],
+        workers=tuple(rest[FIXED_PORTS - 1 :]),
+    )
+
+
+def _check_apart(block: PortRange, flag: str, other: tuple[int, int] | int | None) -> None:
+    if not other:
+        return
+    first, last = (other, other) if isinstance(other, int) else other
+    if block.overlaps(first, last):
+        what = str(first) if first == last else f"{first}-{last}"
+        raise UsageError(
+            f"--cluster-ports {block.describe()} overlaps {flag} {what}",
+            hint=f"move one of them: apps may not connect to any port of --cluster-ports; {PORTS_HINT}",
+        )
+
+
+DEFAULT_LAYOUT = ray_ports()
+
+
+@dataclass(frozen=True, slots=True)
 class HeadSettings:
-    """`roost serve --cluster`: Ray's head on `address:port` (the address nodes reach it at)."""
+    """`roost serve --cluster`: Ray's head on `address:ports.gcs` (the address nodes reach it at)."""
 
     home: Path
     address: str
-    port: int = RAY_DEFAULT_PORT
+    ports: RayPorts = DEFAULT_LAYOUT
     health: HealthChecks = HealthChecks()
     region: str = "main"  # the head runs instances too: its region and the memory it offers them
     memory_budget: int = 0
+
+    @property
+    def port(self) -> int:
+        return self.ports.gcs
 
     @property
     def gcs_address(self) -> str:
@@ -87,6 +187,7 @@ class NodeSettings:
     edge_host: str = DEFAULT_NODE_EDGE_HOST  # the public edge's and the peer door's address
     edge_port: int = DEFAULT_NODE_EDGE_PORT  # the public edge: clients come here, for every app
     peer_port: int = DEFAULT_PEER_PORT  # the peer door: other edges forward here for this node's instances
+    ports: RayPorts = DEFAULT_LAYOUT  # every port Ray opens here (`--cluster-ports`)
 
 
 def cluster_dir(home: Path) -> Path:
@@ -118,8 +219,21 @@ def join_host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def parse_head_address(text: str) -> str:
-    """'10.0.0.1' or '10.0.0.1:6380' -> 'host:port' of the head's Ray (GCS)."""
+def closed_to_apps(settings: HeadSettings | NodeSettings) -> tuple[PortRange, ...]:
+    """The TCP ports no app (nor build) on this machine may connect to, on any address: Ray's
+    block here (the same block on every machine covers the others'), and a node's head's GCS
+    port when it lies outside that block. The sandbox's `SandboxSettings.closed_ports`."""
+    closed = [settings.ports.block]
+    if isinstance(settings, NodeSettings):
+        head_port = int(settings.head.rpartition(":")[2])
+        if head_port not in settings.ports.block:
+            closed.append(PortRange(head_port, head_port))
+    return tuple(closed)
+
+
+def parse_head_address(text: str, default_port: int = RAY_DEFAULT_PORT) -> str:
+    """'10.0.0.1' or '10.0.0.1:7301' -> 'host:port' of the head's Ray (GCS); a port left out is
+    `default_port` (the first of the node's --cluster-ports: the head's by default)."""
     value = text.strip()
     if value.startswith("["):  # [v6]:port
         host, _, rest = value[1:].partition("]")
@@ -128,11 +242,11 @@ def parse_head_address(text: str) -> str:
         host, _, port_text = value.partition(":")
     else:
         host, port_text = value, ""
-    hint = "give the head's address as HOST or HOST:PORT, e.g. 10.0.0.1:6379"
+    hint = f"give the head's address as HOST or HOST:PORT, e.g. 10.0.0.1:{RAY_DEFAULT_PORT}"
     if not host:
         raise UsageError("no head address", hint=hint)
     try:
-        port = int(port_text) if port_text else RAY_DEFAULT_PORT
+        port = int(port_text) if port_text else default_port
     except ValueError:
         raise UsageError(f"{text!r} is not HOST:PORT", hint=hint) from None
     if not 0 < port < 65536:
@@ -184,14 +298,20 @@ def _common_argv(python: str, temp_dir: Path) -> list[str]:
     ]
 
 
-def head_argv(python: str, settings: HeadSettings, temp_dir: Path) -> list[str]:
+def head_argv(python: str, settings: HeadSettings, temp_dir: Path, ray_client: bool = False) -> list[str]:
+    """`ray_client`: Ray Client's dependencies are installed, so Ray starts its client server
+    (on 10001 unless told otherwise); Ray refuses the port flag without them."""
+    ports = settings.ports
+    client = ["--ray-client-server-port", str(ports.client_server)] if ray_client else []
     return [
         *_common_argv(python, temp_dir),
         "--head",
         "--node-ip-address",
         settings.address,
         "--port",
-        str(settings.port),
+        str(ports.gcs),
+        *client,
+        *_port_argv(ports),
         "--include-dashboard",
         "false",
         "--dashboard-host",
@@ -211,6 +331,7 @@ def node_argv(python: str, settings: NodeSettings, temp_dir: Path) -> list[str]:
         *_common_argv(python, temp_dir),
         "--address",
         settings.head,
+        *_port_argv(settings.ports),
         "--resources",
         json.dumps(node_resources(settings.region, settings.memory_budget)),
         "--labels",
@@ -219,6 +340,29 @@ def node_argv(python: str, settings: NodeSettings, temp_dir: Path) -> list[str]:
     if settings.address:
         argv += ["--node-ip-address", settings.address]
     return argv
+
+
+def _port_argv(ports: RayPorts) -> list[str]:
+    """The ports every machine's Ray opens, all in the block (Ray would pick most of them itself,
+    anywhere, and its workers from 10002-19999)."""
+    argv = [
+        "--node-manager-port",
+        str(ports.node_manager),
+        "--object-manager-port",
+        str(ports.object_manager),
+        "--metrics-export-port",
+        str(ports.metrics_export),
+        "--dashboard-agent-grpc-port",
+        str(ports.dashboard_agent_grpc),
+        "--dashboard-agent-listen-port",
+        str(ports.dashboard_agent_listen),
+        "--runtime-env-agent-port",
+        str(ports.runtime_env_agent),
+    ]
+    workers = ports.workers
+    if workers == tuple(range(workers[0], workers[-1] + 1)):
+        return [*argv, "--min-worker-port", str(workers[0]), "--max-worker-port", str(workers[-1])]
+    return [*argv, "--worker-port-list", ",".join(map(str, workers))]  # the GCS's port among them
 
 
 def ray_environment(token_file: Path, home: Path, inherited: Mapping[str, str]) -> dict[str, str]:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from roost.cluster.cluster_settings import (
     HeadSettings,
     check_temp_dir,
+    closed_to_apps,
     cluster_dir,
     head_argv,
     ray_address_file,
@@ -24,12 +25,13 @@ from roost.cluster.cluster_settings import (
 from roost.cluster.cluster_settings import token_path as default_token_path
 from roost.cluster.cluster_token import ensure_token
 from roost.cluster.gcs import GcsReader
-from roost.cluster.installed import require_ray
+from roost.cluster.installed import has_ray_client, require_ray
 from roost.cluster.nodetable import cluster_nodes
-from roost.cluster.rayproc import RayCommand, RayKeeper
+from roost.cluster.rayproc import RayCommand, RayKeeper, check_free
 from roost.errors import Unavailable
 from roost.listeners import bind_tcp
 from roost.model import ClusterNode
+from roost.runtime.ports import PortRange
 
 log = logging.getLogger("roost.cluster")
 HEAD_LOG = "ray-head.log"
@@ -49,11 +51,12 @@ class ClusterHead:
 
     def check(self) -> None:
         """What can be checked before anything starts: Ray installed, the home short enough for
-        Ray's sockets, the address this machine's and the port free. Raises RoostError."""
+        Ray's sockets, the address this machine's and Ray's ports free. Raises RoostError."""
         s = self.settings
         require_ray("roost serve --cluster")
         check_temp_dir(s.home)
         bind_tcp(s.address, s.port, "cluster's Ray head", "--cluster-address and --cluster-port").close()
+        check_free(s.ports)
 
     async def start(self) -> None:
         """Check again, make the token, start Ray's head and wait until it is up. Raises RoostError."""
@@ -63,10 +66,11 @@ class ClusterHead:
         await asyncio.to_thread(ensure_token, self.token_path)
         command = RayCommand(
             "the cluster's Ray head",
-            tuple(head_argv(sys.executable, s, temp_dir)),
+            tuple(head_argv(sys.executable, s, temp_dir, has_ray_client())),
             ray_environment(self.token_path, s.home, os.environ),
             cluster_dir(s.home) / HEAD_LOG,
             stale=(ray_address_file(temp_dir),),
+            private=(cluster_dir(s.home),),
         )
         self._keeper = RayKeeper(command, self.report)
         began = time.monotonic()
@@ -88,6 +92,10 @@ class ClusterHead:
 
     def _keeper_log(self) -> str:
         return str(cluster_dir(self.settings.home) / HEAD_LOG)
+
+    def closed_to_apps(self) -> tuple[PortRange, ...]:
+        """The ports the sandbox closes to this machine's apps on every address: Ray's."""
+        return closed_to_apps(self.settings)
 
     def describe(self) -> str:
         s = self.settings

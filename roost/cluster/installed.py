@@ -1,4 +1,5 @@
-"""Whether Ray is installed beside Roost: the cluster's commands need it, nothing else does."""
+"""Whether Ray is installed beside Roost: the cluster's commands need it, nothing else does; and
+whether Ray Client is (then Ray's head opens its client server, whose port Roost must pin)."""
 
 from __future__ import annotations
 
@@ -14,3 +15,9 @@ def require_ray(command: str) -> None:
             f"`{command}` needs Ray, which is not installed beside Roost",
             hint="pip install 'roost[cluster]' (into the same environment as Roost)",
         )
+
+
+def has_ray_client() -> bool:
+    """Whether Ray Client's dependency (grpcio, from `ray[client]` or `ray[default]`) is installed,
+    as Ray itself decides. Imports nothing."""
+    return importlib.util.find_spec("grpc") is not None

@@ -20,7 +20,7 @@ from roost.cluster.cluster_token import check_token_file
 from roost.cluster.gcs import GcsReader
 from roost.cluster.installed import require_ray
 from roost.cluster.nodedaemon import NodeDaemon
-from roost.cluster.rayproc import RayCommand, RayKeeper
+from roost.cluster.rayproc import RayCommand, RayKeeper, check_free
 from roost.units import format_size
 
 NODE_LOG = "ray-node.log"
@@ -31,11 +31,13 @@ def node_command(settings: NodeSettings) -> RayCommand:
     require_ray("roost node join")
     temp_dir = check_temp_dir(settings.home)
     check_token_file(settings.token_file)
+    check_free(settings.ports)
     return RayCommand(
         f"the Ray node {settings.name}",
         tuple(node_argv(sys.executable, settings, temp_dir)),
         ray_environment(settings.token_file, settings.home, os.environ),
         cluster_dir(settings.home) / NODE_LOG,
+        private=(cluster_dir(settings.home),),
     )
 
 

@@ -21,7 +21,7 @@ from roost.applog import LogBook
 from roost.builder import Builder, Enclosure, home_id
 from roost.builder.builder import TIMEOUT_BUILD
 from roost.cluster.agent import AgentServer
-from roost.cluster.cluster_settings import NodeSettings, agent_socket_path, cluster_dir, join_host_port
+from roost.cluster.cluster_settings import NodeSettings, agent_socket_path, closed_to_apps, cluster_dir, join_host_port
 from roost.cluster.contract import ClusterMap, Demand, NodeIdentity
 from roost.cluster.edgeview import EdgeView, LocalOnly, node_label
 from roost.cluster.ledger import InstanceLedger
@@ -107,7 +107,7 @@ class NodeDaemon:
         self.edge: Edge | None = None
         self.door: Edge | None = None
         self.view: EdgeView | None = None
-        self._confinement = confinement or HostConfinement()
+        self._confinement = confinement or HostConfinement(closed_ports=closed_to_apps(settings))
         self._lock = HomeLock(settings.home / LOCK_NAME)
         self._sockets: list[socket.socket] = []
         self._runtime: LocalRuntime | None = None

@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from roost.cluster.cluster_settings import RayPorts
 from roost.errors import Unavailable
+from roost.listeners import bind_tcp
 
 log = logging.getLogger("roost.cluster")
 READY_LINE = "Ray runtime started."
@@ -53,6 +55,23 @@ class RayCommand:
     env: dict[str, str]
     log_path: Path
     stale: tuple[Path, ...] = ()
+    private: tuple[Path, ...] = ()  # folders made owner-only (0700) before each start
+
+
+def check_free(ports: RayPorts) -> None:
+    """Raise PortInUse naming --cluster-ports when anything listens on a port of Ray's block but
+    the GCS's (the head checks that one on its address): Ray binds them on every address, and a
+    taken one would stop a raylet or a worker later, with Ray's words only in its logs."""
+    for port in ports.others():
+        bind_tcp("0.0.0.0", port, "cluster's Ray", "--cluster-ports").close()  # noqa: S104 - a probe, closed at once
+
+
+def make_private(path: Path) -> None:
+    """`path` as a folder only its owner may enter, whatever mode it had: Ray makes its session
+    folders world-writable (0777) and the token lies beside them, so the cluster's folder must
+    be closed to every other uid (the apps') even where the home lets them pass (o+x)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
 
 
 def describe_death(match: re.Match[str]) -> str:
@@ -156,7 +175,10 @@ class RayProcess:
         await proc.wait()
 
     def _prepare(self) -> int:
-        """Remove the previous run's stale files; the log's size (where this run's output starts)."""
+        """Close the private folders, remove the previous run's stale files; the log's size (where
+        this run's output starts)."""
+        for folder in self.command.private:
+            make_private(folder)
         for path in self.command.stale:
             path.unlink(missing_ok=True)
         return self._log_size()

@@ -114,7 +114,7 @@ def serve_head(host: Host, home: Path, *extra: str) -> Running:
 
 
 def join(host: Host, home: Path, head: Host, region: str, budget: str, token: Path, name: str) -> Running:
-    args = ["node", "join", f"{head.address}:6379", "--region", region, "--memory-budget", budget]
+    args = ["node", "join", head.address, "--region", region, "--memory-budget", budget]  # the default port
     return start(host, home, [*args, "--token-file", str(token), "--name", name, "--home", str(home)], "node")
 
 

@@ -156,10 +156,10 @@ def test_a_node_with_another_token_is_refused(make_lan: MakeLan) -> None:
     nobody = f"{lan.subnet}.99"
     elsewhere = roost(machine, folder / "h2", "node", "join", nobody, "--region", "eu",
                       "--token-file", str(folder / "h2" / "token"))  # fmt: skip
-    assert elsewhere.returncode == 1 and f"{nobody}:6379 did not answer" in elsewhere.stderr
+    assert elsewhere.returncode == 1 and f"{nobody}:7300 did not answer" in elsewhere.stderr
 
     forged.chmod(0o644)
-    loose = roost(machine, folder / "h2", "node", "join", f"{head.address}:6379", "--region", "eu",
+    loose = roost(machine, folder / "h2", "node", "join", f"{head.address}:7300", "--region", "eu",
                   "--token-file", str(forged))  # fmt: skip
     assert loose.returncode == 2 and "can be read by others" in loose.stderr
     assert server.stop() == 0
@@ -214,7 +214,7 @@ def test_a_taken_cluster_port_is_said_before_anything_starts(make_lan: MakeLan) 
         assert holder.stdout is not None and holder.stdout.readline().strip() == "listening"
         server = serve_head(host, folder / "h1")
         assert server.proc.wait(timeout=TIMEOUT_HEAD) == 1
-        assert f"port 6379 on {host.address} is in use" in server.output()
+        assert f"port 7300 on {host.address} is in use" in server.output()
         assert "--cluster-port" in server.output()
         assert not (folder / "h1" / "cluster" / "token").exists()
     finally:
@@ -225,7 +225,7 @@ def test_a_taken_cluster_port_is_said_before_anything_starts(make_lan: MakeLan) 
 HOLD_PORT = """
 import socket, sys, time
 s = socket.socket()
-s.bind((sys.argv[1], 6379))
+s.bind((sys.argv[1], 7300))
 s.listen()
 print("listening", flush=True)
 time.sleep(600)

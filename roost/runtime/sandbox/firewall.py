@@ -1,7 +1,8 @@
 """The firewall that keeps every way to an instance but the edge closed: one nftables table per
 home (`inet roost_<hash of home>`, IPv4 and IPv6 alike), written whole and replaced atomically
 at each start, deleted at a clean shutdown. It rejects TCP from the apps' uids to this host's
-own addresses on the instance ports and the admin API's TCP port(s), and drops TCP to the
+own addresses on the instance ports and the admin API's TCP port(s), and to every address on
+the closed ports (a cluster's Ray ports, here and on the other machines), and drops TCP to the
 instance ports arriving on any interface but `lo`. Sockets of builds (primary gid `build_gid`)
 may open connections only to the DNS resolvers and the package index's addresses (sandbox/
 buildnet.py); anything else is refused at once (TCP reset, ICMP unreachable) so the build fails fast.
@@ -38,6 +39,7 @@ class Rules:
     uid_last: int
     ports: PortRange
     guarded: tuple[int, ...] = ()  # other local TCP ports the apps must not reach (the admin API)
+    closed: tuple[PortRange, ...] = ()  # TCP ports the apps (and builds) must not reach on any address (Ray's)
     build_gid: int | None = None  # sockets of this primary gid are builds: only `build_net` is open to them
     build_net: BuildNet = field(default_factory=lambda: BuildNet((), ()))
 
@@ -62,6 +64,10 @@ def ruleset(table: str, rules: Rules) -> str:
     refused = [
         f"    {OPENING} tcp dport {dport} meta skuid {uids} fib daddr type local reject with tcp reset"
         for dport in [ports, *(str(p) for p in sorted(set(rules.guarded)))]
+    ]
+    refused += [  # anywhere: builds run as their app's uid, so this holds for them too
+        f"    {OPENING} tcp dport {closed} meta skuid {uids} reject with tcp reset"
+        for closed in sorted({r.describe() for r in rules.closed})
     ]
     return "\n".join(
         [

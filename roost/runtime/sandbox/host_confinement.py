@@ -43,6 +43,7 @@ class HostConfinement:
     ports: PortRange = field(default_factory=PortRange)
     firewall: bool = True
     guarded_ports: tuple[int, ...] = ()
+    closed_ports: tuple[PortRange, ...] = ()  # ports no app may reach on any address (a cluster's Ray)
     build_allow: tuple[str, ...] = ()  # HOST[:PORT] builds may reach besides the package index
     build_sandbox: bool = True
     build_memory: int = 2 * 1024**3
@@ -58,6 +59,7 @@ class HostConfinement:
             ports=self.ports,
             firewall=self.firewall,
             guarded_ports=self.guarded_ports,
+            closed_ports=self.closed_ports,
             build_gid=build_gid(self.uid_first),
             build_endpoints=(*index_endpoints(environ), *parse_allow_flags(self.build_allow)),
         )

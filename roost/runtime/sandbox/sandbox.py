@@ -127,13 +127,13 @@ class Sandbox:
         s = self.settings
         if found.uids is None:
             fix = "run roost serve as root" if not found.root else "keep separate users on"
-            found.notes.append(f"{OPEN_PORTS} (apps share one uid; fix: {fix})")
+            found.notes.append(f"{self._open_ports()} (apps share one uid; fix: {fix})")
             return
         binary = firewall.nft_binary()
         if binary is None:
-            found.notes.append(f"{OPEN_PORTS} (nft not found; fix: apt-get install nftables)")
+            found.notes.append(f"{self._open_ports()} (nft not found; fix: apt-get install nftables)")
             return
-        rules = firewall.Rules(s.uid_first, s.uid_last, s.ports, s.guarded_ports)
+        rules = firewall.Rules(s.uid_first, s.uid_last, s.ports, s.guarded_ports, s.closed_ports)
         if s.build_gid is not None:
             net = buildnet.resolve(s.build_endpoints, buildnet.read_resolvers())
             rules = replace(rules, build_gid=s.build_gid, build_net=net)
@@ -144,11 +144,17 @@ class Sandbox:
             firewall.apply(firewall.ruleset(table, rules), [binary])
         except firewall.FirewallUnavailable as exc:
             found.notes.append(
-                f"{OPEN_PORTS} (nft refused: {exc}; fix: modprobe nf_tables nft_fib_inet nft_reject_inet)"
+                f"{self._open_ports()} (nft refused: {exc}; fix: modprobe nf_tables nft_fib_inet nft_reject_inet)"
             )
             return
         found.firewall = table
         found.build_net = rules.build_net if s.build_gid is not None else None
+
+    def _open_ports(self) -> str:
+        """What stays open without the firewall, for the start line."""
+        if not self.settings.closed_ports:
+            return OPEN_PORTS
+        return f"{OPEN_PORTS}; apps can connect to the cluster's Ray ports (only Ray's token guards them)"
 
     def _detect_bwrap(self, found: Facilities) -> None:
         binary = shutil.which("bwrap") if self.settings.bwrap else None
@@ -253,9 +259,11 @@ class Sandbox:
     def _describe_firewall(self, table: str) -> str:
         guarded = sorted(set(self.settings.guarded_ports))
         admin = f" nor the admin API port {', '.join(map(str, guarded))}" if guarded else ""
+        closed = ", ".join(sorted({r.describe() for r in self.settings.closed_ports}))
+        ray = f"; apps and builds cannot reach the cluster's Ray ports {closed} on any address" if closed else ""
         return (
             f"firewall nft inet {table} (instance ports {self.settings.ports.describe()}: only the edge may connect; "
-            f"apps cannot reach them{admin})"
+            f"apps cannot reach them{admin}{ray})"
         )
 
     def has_cgroups(self) -> bool:

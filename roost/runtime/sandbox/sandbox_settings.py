@@ -51,5 +51,6 @@ class SandboxSettings:
     ports: PortRange = field(default_factory=PortRange)  # every instance listens on a port of this range
     firewall: bool = False  # root only: close `ports` (and `guarded_ports`) to the apps and to other hosts
     guarded_ports: tuple[int, ...] = ()  # local TCP ports no app may reach (the admin API's)
+    closed_ports: tuple[PortRange, ...] = ()  # TCP ports no app nor build may reach on any address (Ray's)
     build_gid: int | None = None  # with the firewall: sockets of this gid (builds) reach only `build_endpoints`
     build_endpoints: tuple[Endpoint, ...] = ()  # the package index hosts and the operator's --build-allow

@@ -17,6 +17,7 @@ from roost.cluster.cluster_settings import (
     node_argv,
     parse_head_address,
     ray_environment,
+    ray_ports,
 )
 from roost.errors import UsageError
 
@@ -26,25 +27,27 @@ def option(argv: list[str], name: str) -> str:
 
 
 def test_the_head_binds_its_address_with_tuned_health_checks_and_no_autoscaler() -> None:
-    settings = HeadSettings(Path("/var/lib/roost"), "10.0.0.1", 6380, HealthChecks(2.0, 0.5, 4))
+    settings = HeadSettings(
+        Path("/var/lib/roost"), "10.0.0.1", ray_ports((7300, 7399), 7380), HealthChecks(2.0, 0.5, 4)
+    )
     argv = head_argv("/venv/bin/python", settings, Path("/var/lib/roost/cluster/ray"))
     assert argv[:5] == ["/venv/bin/python", "-m", "ray.scripts.scripts", "start", "--block"]
     assert "--head" in argv and "--no-monitor" in argv
-    assert (option(argv, "--node-ip-address"), option(argv, "--port")) == ("10.0.0.1", "6380")
+    assert (option(argv, "--node-ip-address"), option(argv, "--port")) == ("10.0.0.1", "7380")
     assert json.loads(option(argv, "--system-config")) == {
         "health_check_period_ms": 2000,
         "health_check_timeout_ms": 500,
         "health_check_failure_threshold": 4,
     }
     assert option(argv, "--temp-dir") == "/var/lib/roost/cluster/ray"
-    assert settings.gcs_address == "10.0.0.1:6380"
+    assert settings.gcs_address == "10.0.0.1:7380"
 
 
 def test_a_node_advertises_its_budget_in_bytes_and_its_region() -> None:
-    settings = NodeSettings(Path("/r"), "10.0.0.1:6379", "eu-west", 8 * 1024**3, Path("/r/t"), "box-1", "10.0.0.7")
+    settings = NodeSettings(Path("/r"), "10.0.0.1:7300", "eu-west", 8 * 1024**3, Path("/r/t"), "box-1", "10.0.0.7")
     argv = node_argv("python", settings, Path("/r/cluster/ray"))
     assert "--head" not in argv
-    assert option(argv, "--address") == "10.0.0.1:6379"
+    assert option(argv, "--address") == "10.0.0.1:7300"
     assert json.loads(option(argv, "--resources")) == {"roost_memory": 8 * 1024**3, "roost_region_eu-west": 1}
     assert option(argv, "--labels") == "roost-role=node,roost-node=box-1,roost-region=eu-west"
     assert option(argv, "--node-ip-address") == "10.0.0.7"
@@ -67,15 +70,20 @@ def test_ray_gets_the_token_path_the_agent_socket_and_only_the_environment_it_ne
 @pytest.mark.parametrize(
     ("text", "address"),
     [
-        ("10.0.0.1", "10.0.0.1:6379"),
+        ("10.0.0.1", "10.0.0.1:7300"),
         ("10.0.0.1:6380", "10.0.0.1:6380"),
-        (" head.lan ", "head.lan:6379"),
+        (" head.lan ", "head.lan:7300"),
         ("[fd00::1]:7000", "[fd00::1]:7000"),
-        ("fd00::1", "[fd00::1]:6379"),
+        ("fd00::1", "[fd00::1]:7300"),
     ],
 )
 def test_head_addresses(text: str, address: str) -> None:
     assert parse_head_address(text) == address
+
+
+def test_a_head_address_without_a_port_takes_the_given_default() -> None:
+    assert parse_head_address("10.0.0.1", 8000) == "10.0.0.1:8000"
+    assert parse_head_address("10.0.0.1:7300", 8000) == "10.0.0.1:7300"
 
 
 @pytest.mark.parametrize("text", ["", "10.0.0.1:http", "10.0.0.1:0", "10.0.0.1:70000"])

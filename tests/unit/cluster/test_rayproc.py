@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import stat
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from roost.cluster.rayproc import READY_LINE, RayCommand, RayKeeper, RayProcess
-from roost.errors import Unavailable
+from roost.cluster.cluster_settings import PORTS_LEAST, ray_ports
+from roost.cluster.rayproc import READY_LINE, RayCommand, RayKeeper, RayProcess, check_free, make_private
+from roost.errors import PortInUse, Unavailable
 
 # argv[1]: what to do. "serve": say Ray's line, start a child of the same group that ignores TERM
 # (writing its pid to argv[2]), then wait; "die": say Ray's report of a dead process and exit 1;
@@ -102,3 +106,32 @@ async def test_a_death_is_reported_and_ray_started_again(tmp_path: Path) -> None
         await asyncio.gather(keeping, return_exceptions=True)
         await keeper.stop()
     assert not keeper.process.is_running()
+
+
+async def test_the_clusters_folder_is_made_owner_only_before_each_start(tmp_path: Path) -> None:
+    """Ray makes its session folders world-writable and the token lies beside them: a folder left
+    open (here 0755, as a plain mkdir makes it) is closed before Ray starts."""
+    folder = tmp_path / "cluster"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    process = RayProcess(replace(command(tmp_path, "serve", str(tmp_path / "child")), private=(folder,)))
+    await process.start(within=30)
+    try:
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    finally:
+        await process.stop(grace=0.5)
+    fresh = tmp_path / "new" / "cluster"
+    make_private(fresh)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+
+
+def test_a_taken_port_of_the_block_is_said_with_the_flag_to_change() -> None:
+    """The held port is the first one checked (the block's first, the GCS's, is the head's own check)."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(PortInUse) as caught:
+            check_free(ray_ports((port - 1, port - 1 + PORTS_LEAST - 1)))
+    assert caught.value.message.startswith(f"port {port} on 0.0.0.0 is in use, so the cluster's Ray")
+    assert "--cluster-ports" in caught.value.hint

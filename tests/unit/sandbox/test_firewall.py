@@ -74,6 +74,21 @@ def test_ruleset_closes_the_range_and_the_admin_port_to_app_uids() -> None:
     assert "hook input" in text
 
 
+RAY = PortRange(7300, 7399)
+CLUSTER_RULES = replace(RULES, closed=(RAY, PortRange(6380, 6380), RAY))
+
+
+def test_ruleset_closes_the_clusters_ports_to_app_uids_on_every_address() -> None:
+    text = ruleset("roost_t", CLUSTER_RULES)
+    apps = text[text.index("chain apps_out") : text.index("chain instances_in")]
+    for dport in ("7300-7399", "6380-6380"):
+        rule = f"tcp flags & (syn | ack) == syn tcp dport {dport} meta skuid 200000-265535 reject with tcp reset\n"
+        assert rule in apps  # no `fib daddr type local`: other machines' addresses too
+    assert apps.count("7300-7399") == 1  # a range named twice is one rule
+    assert text.count("reject") == 5
+    assert "7300" not in ruleset("roost_t", RULES)
+
+
 def test_removal_deletes_even_a_missing_table() -> None:
     assert removal("roost_t") == "table inet roost_t\ndelete table inet roost_t\n"
 
@@ -122,6 +137,56 @@ def test_nft_accepts_the_ruleset_and_it_holds_in_a_kernel(netns: str) -> None:
             assert as_app[f"{host} {port}"] == "ECONNREFUSED", (host, port, as_app)
             assert as_root[f"{host} {port}"] == "ok"
         assert as_app[f"{host} 30000"] == "ok"  # other local services stay reachable
+
+
+@pytest.fixture
+def other_machine(netns: str) -> Iterator[str]:
+    """A second namespace on a link of its own with `netns`: 10.98.0.1 there, 10.98.0.2 here."""
+    name = f"roostfw{uuid.uuid4().hex[:8]}"
+    here, there = f"{name[7:]}a", f"{name[7:]}b"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "link", "add", here, "type", "veth", "peer", "name", there], check=True)
+        subprocess.run(["ip", "link", "set", here, "netns", netns], check=True)
+        subprocess.run(["ip", "link", "set", there, "netns", name], check=True)
+        for space, link, address in ((netns, here, "10.98.0.1/24"), (name, there, "10.98.0.2/24")):
+            subprocess.run(["ip", "-n", space, "addr", "add", address, "dev", link], check=True)
+            subprocess.run(["ip", "-n", space, "link", "set", link, "up"], check=True)
+            subprocess.run(["ip", "-n", space, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)  # its end of the veth pair goes with it
+
+
+@needs_nft
+def test_the_clusters_ports_are_closed_to_apps_on_this_machine_and_on_others(netns: str, other_machine: str) -> None:
+    assert NFT is not None
+    firewall.apply(ruleset("roost_unit", CLUSTER_RULES), _in(netns, NFT))
+    ports = [7300, 7399, 7400]
+    servers = [
+        subprocess.Popen(_in(space, sys.executable, "-c", SERVE, *map(str, ports)), stdout=subprocess.PIPE, text=True)
+        for space in (netns, other_machine)
+    ]
+    try:
+        for server in servers:
+            assert server.stdout is not None
+            assert server.stdout.readline().strip() == "listening"
+        targets = [[host, port] for host in ("127.0.0.1", "::1", "10.98.0.1", "10.98.0.2") for port in ports]
+        as_app = _probe(netns, targets, ["setpriv", "--reuid=200123", "--regid=200123", "--clear-groups"])
+        as_build = _probe(netns, targets, ["setpriv", "--reuid=200123", "--regid=199999", "--clear-groups"])
+        as_root = _probe(netns, targets, [])
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
+            if server.stdout is not None:
+                server.stdout.close()
+    for host in ("127.0.0.1", "::1", "10.98.0.1", "10.98.0.2"):
+        for port in (7300, 7399):
+            assert as_app[f"{host} {port}"] == "ECONNREFUSED", (host, port, as_app)
+            assert as_build[f"{host} {port}"] == "ECONNREFUSED", (host, port, as_build)
+            assert as_root[f"{host} {port}"] == "ok"  # the daemon's own Ray driver
+        assert as_app[f"{host} 7400"] == "ok"  # next door to the block
 
 
 @needs_nft
@@ -311,3 +376,25 @@ async def test_the_start_line_says_what_builds_reach(tmp_path: Path, monkeypatch
     assert "builds cannot reach no-such-host.invalid (not resolved at start)" in line, line
     assert "meta skgid 199999 jump build_net" in kept.read_text()
     await asyncio.to_thread(sandbox.release)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root only the uids can be told apart")
+async def test_the_start_line_says_the_clusters_ports_are_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real program standing in for nft keeps the script, as above; without nft the line says
+    that the apps can reach Ray's ports."""
+    kept = tmp_path / "script.nft"
+    fake = tmp_path / "nft"
+    fake.write_text(f"#!/bin/sh\ncat >> {kept}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(firewall, "nft_binary", lambda: str(fake))
+    sandbox = Sandbox(_settings(closed_ports=(PortRange(7300, 7399),)), tmp_path / "home")
+    await sandbox.detect()
+    assert "apps and builds cannot reach the cluster's Ray ports 7300-7399 on any address" in sandbox.summary()
+    assert "tcp dport 7300-7399 meta skuid 200000-265535 reject" in kept.read_text()
+    await asyncio.to_thread(sandbox.release)
+    monkeypatch.setattr(firewall, "nft_binary", lambda: None)
+    bare = Sandbox(_settings(closed_ports=(PortRange(7300, 7399),)), tmp_path / "home2")
+    await bare.detect()
+    assert "apps can connect to the cluster's Ray ports" in bare.summary()
