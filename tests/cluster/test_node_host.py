@@ -15,12 +15,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from roost.pack import pack_app
 from tests.cluster.harness import TIMEOUT_HEAD, TIMEOUT_JOIN, copy_token, env_for, join, serve_head
 from tests.cluster.netns import Host, Lan
-from tests.cluster.wheelhouse import download, served
 from tests.e2e.apps import ANSWERS, EXAMPLES
 
 MakeLan = Callable[[int], tuple[Lan, Path]]
@@ -34,15 +31,10 @@ def _instance_processes(home: Path) -> list[str]:
     return [line for line in listing.splitlines() if "pgrep" not in line]
 
 
-def test_the_head_runs_an_instance_on_a_node_through_its_agent(
-    make_lan: MakeLan, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_head_runs_an_instance_on_a_node_through_its_agent(make_lan: MakeLan) -> None:
     lan, folder = make_lan(2)
     head, machine = lan.hosts
-    with served(head, download(folder / "wheels")) as index_env:
-        for name, value in index_env.items():
-            monkeypatch.setenv(name, value)  # the daemons' environment (harness.env_for), which builds inherit
-        _run_through_the_agent(head, machine, folder)
+    _run_through_the_agent(head, machine, folder)
 
 
 def _run_through_the_agent(head: Host, machine: Host, folder: Path) -> None:

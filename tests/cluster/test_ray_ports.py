@@ -13,15 +13,12 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from tests.cluster.harness import TIMEOUT_HEAD, TIMEOUT_JOIN, copy_token, join, roost, serve_head, start
 from tests.cluster.netns import Host, Lan
 from tests.e2e.apps import wait_until, write_app
-from tests.e2e.harness import UV_CACHE
 
 MakeLan = Callable[[int], tuple[Lan, Path]]
 BLOCK = range(7300, 7400)
@@ -74,18 +71,11 @@ def handler(request):
 """
 
 
-@pytest.fixture
-def offline_builds(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The namespaced machines have no way out: builds install from the test suite's uv cache."""
-    monkeypatch.setenv("UV_OFFLINE", "1")
-    yield
-
-
-def test_rays_ports_and_token_are_out_of_the_apps_reach(make_lan: MakeLan, offline_builds: None) -> None:
+def test_rays_ports_and_token_are_out_of_the_apps_reach(make_lan: MakeLan) -> None:
     lan, folder = make_lan(2)
     head, machine = lan.hosts
     head_home = folder / "h1"
-    server = serve_head(head, head_home, "--uv-cache", str(UV_CACHE))
+    server = serve_head(head, head_home)
     server.wait_for("roost is ready", TIMEOUT_HEAD)
     token = head_home / "cluster" / "token"
     node = join(machine, folder / "h2", head, "eu", "512M", copy_token(token, folder / "h2"), "n")
