@@ -412,7 +412,10 @@ class Daemon:
             url = f"https://{self._admin_tls.host}:{tcp.getsockname()[1]}"
         dashboard = Dashboard(auth, sessions, self._history, self._feed, url)
         api = create_api(
-            control, lambda: render(registry) if registry is not None else b"", dashboard, cluster=self._cluster
+            control,
+            lambda: render(registry) if registry is not None else b"",
+            dashboard,
+            cluster=self._head_node or self._cluster,
         )
         proxies = parse_networks(s.trust_proxy)
         doors = [

@@ -448,8 +448,9 @@ class Alias:
 class ClusterNode:
     """One machine of a cluster as `roost nodes` shows it: the newest Ray node it joined as.
 
-    `role` is "head" or "node"; `memory_budget` the bytes of instance memory limits it offers
-    (0 on the head); `ended_at` and `reason` are set once Ray has marked it dead."""
+    `role` is "head" or "node"; `memory_budget` the bytes of instance memory limits it offers;
+    `memory_used` the part of it its instances' placements hold, and `instances` how many run
+    there; `ended_at` and `reason` are set once Ray has marked it dead."""
 
     name: str
     role: str
@@ -461,3 +462,5 @@ class ClusterNode:
     started_at: float
     ended_at: float | None = None
     reason: str = ""
+    instances: int = 0
+    memory_used: int = 0

@@ -34,6 +34,8 @@ class NodeOut(RecordOut):
     started_at: float
     ended_at: float | None
     reason: str
+    instances: int
+    memory_used: int
 
 
 def _cluster(request: Request) -> ClusterView:
@@ -49,5 +51,5 @@ def _cluster(request: Request) -> ClusterView:
 @router.get("/v1/nodes", response_model=list[NodeOut])
 async def list_nodes(request: Request) -> list[NodeOut]:
     """Each machine of the cluster (the newest Ray node it joined as): role, region, memory budget
-    in bytes, address, alive or dead and since when."""
+    and the part of it in use in bytes, instances running there, address, alive or dead and since when."""
     return [NodeOut.read(node) for node in await _cluster(request).nodes()]

@@ -27,7 +27,7 @@ from roost.units import format_size
 @json_option
 @pass_context
 def nodes(ctx: Context, as_json: bool) -> None:
-    """List the cluster's machines (on its head): role, region, memory budget, address, alive or dead.
+    """List the cluster's machines (on its head): role, region, memory in use of its budget, instances, address, health.
 
     A machine that joined several times is listed once, as it joined last.
     """
@@ -35,7 +35,7 @@ def nodes(ctx: Context, as_json: bool) -> None:
     if as_json:
         print_json(listed)
         return
-    rows = table("NODE", "ROLE", "REGION", "MEMORY BUDGET", "ADDRESS", "STATE", "SINCE")
+    rows = table("NODE", "ROLE", "REGION", "MEMORY USED/BUDGET", "INSTANCES", "ADDRESS", "STATE", "SINCE")
     for node in listed:
         state = "alive" if node["alive"] else f"dead{': ' + node['reason'] if node['reason'] else ''}"
         since = node["started_at"] if node["alive"] else node["ended_at"]
@@ -43,7 +43,10 @@ def nodes(ctx: Context, as_json: bool) -> None:
             node["name"],
             node["role"],
             node["region"] or "-",
-            format_size(node["memory_budget"]) if node["memory_budget"] else "-",
+            f"{format_size(node['memory_used'])}/{format_size(node['memory_budget'])}"
+            if node["memory_budget"]
+            else "-",
+            str(node["instances"]),
             node["address"],
             state,
             f"{age(since)} ago" if since else "-",

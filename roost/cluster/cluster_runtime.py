@@ -57,6 +57,9 @@ TIMEOUT_PLACE = 30.0  # Ray finds a node with room, or there is none
 TIMEOUT_PLACE_IN_REGION = 1.5  # then anywhere
 TIMEOUT_READY = 120.0
 RETRY_AFTER_FULL = 5
+RECENT = 5.0  # seconds: a request this recent at an edge is demand there
+RETRY_NO_ROOM = 30.0  # seconds before a region that had no room is asked again
+LIVE = (InstanceState.STARTING, InstanceState.READY)
 
 DigestOf = Callable[[AppName, DeploymentId], Awaitable[str]]
 ClusterEvents = Callable[[AppName | None, str, str, Mapping[str, object]], None]
@@ -84,6 +87,8 @@ class _Deployment:
     placed: dict[str, str | None] = field(default_factory=dict)  # reservation id -> node id
     starting: int = 0  # starts asked for and not placed yet
     settled: bool = False  # placed as asked since it was deployed (or since Ray came back)
+    regions_starting: set[str] = field(default_factory=set)  # regions an instance is being placed in for their demand
+    no_room: dict[str, float] = field(default_factory=dict)  # region -> when it last had no room for one
 
 
 class ClusterRuntime:
@@ -183,6 +188,7 @@ class ClusterRuntime:
         await asyncio.gather(*(self._ask_report(node) for node in list(self._nodes.values())))
         await self._follow_reservations()
         self._sleep_idle(time.time())
+        self._place_where_demand_is(time.time())
         self._reported.set()
         self._reported = asyncio.Event()
         await self._show_map()
@@ -333,6 +339,44 @@ class ClusterRuntime:
             self._record(entry.spec.app, "scale", message)
             self._tasks.start(self._release(entry, len(entry.reservations) - floor), name=f"sleep {deployment}")
 
+    def _place_where_demand_is(self, now: float) -> None:
+        """A region whose edges see requests for a deployment that none of its machines runs (they
+        are forwarded to another region) gets an instance of its own, while it has room and the
+        deployment is under its `max`: the nearest compute serves, and the edges there prefer it."""
+        if len({node.identity.region for node in self._nodes.values()}) < 2:
+            return
+        for deployment, entry in self._deployments.items():
+            running = {
+                self._nodes[owner].identity.region
+                for owner, info in self._instances.values()
+                if info.deployment == deployment and owner in self._nodes and info.state in LIVE
+            }
+            for node in list(self._nodes.values()):
+                region = node.identity.region
+                seen = node.report.demand.get(deployment) if node.report is not None else None
+                recent = seen is not None and (
+                    seen.waiting or (seen.last_request_at is not None and now - seen.last_request_at < RECENT)
+                )
+                if not recent or region in running or region in entry.regions_starting:
+                    continue
+                if now - entry.no_room.get(region, 0.0) < RETRY_NO_ROOM:
+                    continue
+                if len(entry.reservations) + entry.starting >= entry.spec.config.scale.max:
+                    break
+                entry.regions_starting.add(region)
+                self._tasks.start(self._start_in(deployment, entry, region), name=f"place {deployment} in {region}")
+
+    async def _start_in(self, deployment: DeploymentId, entry: _Deployment, region: str) -> None:
+        try:
+            await self._place(deployment, region, anywhere=False)
+            self._record(
+                entry.spec.app, "cluster.placed", f"{deployment}: an instance in region {region}, where its demand is"
+            )
+        except RoostError:
+            entry.no_room[region] = time.time()
+        finally:
+            entry.regions_starting.discard(region)
+
     async def _archive(self, digest: str) -> bytes:
         if digest not in self._archives:
             self._archives[digest] = await self.archive_of(digest)
@@ -463,16 +507,16 @@ class ClusterRuntime:
     async def start_instance(self, deployment: DeploymentId) -> InstanceInfo:
         return await self._place(deployment, "")
 
-    async def _place(self, deployment: DeploymentId, region: str) -> InstanceInfo:
-        """One more reservation, in `region` when it has room, else wherever Ray finds one; then
-        the instance on its node, once ready. Raises Unavailable."""
+    async def _place(self, deployment: DeploymentId, region: str, anywhere: bool = True) -> InstanceInfo:
+        """One more reservation, in `region` when it has room, else (`anywhere`) wherever Ray finds
+        one; then the instance on its node, once ready. Raises Unavailable."""
         entry = self._deployment(deployment)
         memory = entry.spec.config.limits.memory
         entry.starting += 1
         try:
             reservation = await self.ray.reserve(memory, region)
             placed = await self.ray.placed(reservation, TIMEOUT_PLACE_IN_REGION if region else TIMEOUT_PLACE)
-            if not placed and region:
+            if not placed and region and anywhere:
                 await self.ray.release(reservation)
                 reservation = await self.ray.reserve(memory)
                 placed = await self.ray.placed(reservation, TIMEOUT_PLACE)
@@ -598,13 +642,19 @@ class ClusterRuntime:
                 last = seen.last_request_at
         return Demand(waiting, last)
 
-    def nodes_serving(self) -> Mapping[str, tuple[str, int]]:
-        """Node name -> (region, live instances): for `roost nodes`."""
-        counts: dict[str, tuple[str, int]] = {}
+    def usage(self) -> dict[str, tuple[int, int]]:
+        """Node name -> (instances running there, bytes of memory its placements hold): `roost nodes`."""
+        found: dict[str, tuple[int, int]] = {}
         for node in self._nodes.values():
-            live = sum(1 for owner, _ in self._instances.values() if owner == node.node_id)
-            counts[node.identity.name] = (node.identity.region, live)
-        return counts
+            live = sum(1 for owner, info in self._instances.values() if owner == node.node_id and not info.process)
+            held = sum(
+                r.memory
+                for entry in self._deployments.values()
+                for r in entry.reservations
+                if entry.placed.get(r.id) == node.node_id
+            )
+            found[node.identity.name] = (live, held)
+        return found
 
     async def isolation(self, deployment: DeploymentId | None = None) -> dict[InstanceId, Isolation]:
         found: dict[InstanceId, Isolation] = {}

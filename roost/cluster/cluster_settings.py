@@ -27,6 +27,7 @@ WORKERS_LEAST = 16  # Ray worker processes per machine: Roost's agent actor, the
 MEMORY_RESOURCE = "roost_memory"  # bytes of instance memory limits a node offers
 REGION_RESOURCE_PREFIX = "roost_region_"
 REGION_LABEL = "roost-region"
+HEAD_AWAY_SECONDS = 5  # a raylet (or the head's driver) without its head that long exits, to join its next run
 NODE_LABEL = "roost-node"
 ROLE_LABEL = "roost-role"
 HEAD_ROLE = "head"
@@ -367,13 +368,17 @@ def _port_argv(ports: RayPorts) -> list[str]:
 
 def ray_environment(token_file: Path, home: Path, inherited: Mapping[str, str]) -> dict[str, str]:
     """The explicit environment of Ray's processes: token authentication with Roost's token file
-    (Ray never writes one of its own then), Ray's stray files under the cluster folder, and the
-    daemon's agent socket (Ray's workers inherit it: the agent actor on this machine reads it)."""
+    (Ray never writes one of its own then), Ray's stray files under the cluster folder, the
+    daemon's agent socket (Ray's workers inherit it: the agent actor on this machine reads it),
+    and a short wait for a head that went away: a raylet whose head (GCS) is gone for that long
+    exits, and `roost node join` starts it again into the head's new run (Ray's default, 60 s,
+    left a node out of a restarted head's cluster for a minute)."""
     env = {key: inherited[key] for key in ("PATH", "LANG", "LC_ALL", "TZ") if key in inherited}
     env.update(
         RAY_AUTH_MODE="token",
         RAY_AUTH_TOKEN_PATH=str(token_file),
         RAY_USAGE_STATS_ENABLED="0",
+        RAY_gcs_rpc_server_reconnect_timeout_s=str(HEAD_AWAY_SECONDS),
         HOME=str(cluster_dir(home)),
     )
     env[AGENT_SOCKET_ENV] = str(agent_socket_path(home))

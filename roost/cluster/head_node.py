@@ -9,6 +9,7 @@ Wiring only, as the daemon's: what each piece does is its own module's.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,7 +25,7 @@ from roost.cluster.head import ClusterHead
 from roost.cluster.nodehost import BuiltPaths, LocalNodeHost, NodeEvents
 from roost.cluster.placement import RayCluster, driver_environment
 from roost.edge import Edge, EdgeSettings, RouteTable
-from roost.model import DeploymentId
+from roost.model import ClusterNode, DeploymentId
 from roost.registry import Registry
 from roost.runtime import LocalRuntime
 
@@ -82,6 +83,17 @@ class HeadNode:
 
     def _show(self, view: ClusterMap) -> None:
         self.view.show(view)
+
+    async def nodes(self) -> list[ClusterNode]:
+        """`roost nodes`: Ray's node table, with what runs on each machine now."""
+        usage = self.runtime.usage()
+        rows = await self.head.nodes()
+        return [
+            dataclasses.replace(row, instances=usage[row.name][0], memory_used=usage[row.name][1])
+            if row.alive and row.name in usage
+            else row
+            for row in rows
+        ]
 
     def update_routes(self, table: RouteTable) -> None:
         self.door.update_routes(table)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from roost.cluster.agent_wire import encode, read_frame, unwrap
-from roost.cluster.cluster_settings import MEMORY_RESOURCE, REGION_RESOURCE_PREFIX
+from roost.cluster.cluster_settings import HEAD_AWAY_SECONDS, MEMORY_RESOURCE, REGION_RESOURCE_PREFIX
 from roost.errors import Unavailable
 
 log = logging.getLogger("roost.cluster")
@@ -189,7 +189,7 @@ def driver_environment(token: Path, home: Path, inherited: Mapping[str, str]) ->
         RAY_AUTH_MODE="token",
         RAY_AUTH_TOKEN_PATH=str(token),
         RAY_USAGE_STATS_ENABLED="0",
-        RAY_gcs_rpc_server_reconnect_timeout_s="5",
+        RAY_gcs_rpc_server_reconnect_timeout_s=str(HEAD_AWAY_SECONDS),
         HOME=str(home),
     )
     return env

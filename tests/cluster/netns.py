@@ -115,6 +115,13 @@ class Lan:
         _ip("-n", host.namespace, "link", "set", "eth0", "up")
         return host
 
+    def cut(self, host: Host) -> None:
+        """`host`'s link down: its processes live on, and nothing reaches them or comes from them."""
+        _ip("-n", host.namespace, "link", "set", "eth0", "down")
+
+    def mend(self, host: Host) -> None:
+        _ip("-n", host.namespace, "link", "set", "eth0", "up")
+
     def add_uplink(self) -> None:
         """A veth from the root namespace onto the bridge, with `uplink` on the root's end."""
         root, far = f"rc{self.run}u", f"rc{self.run}v"

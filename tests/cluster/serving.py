@@ -14,12 +14,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.cluster.harness import TIMEOUT_HEAD, TIMEOUT_JOIN, Running, copy_token, join, roost, serve_head
+from tests.cluster.harness import (
+    TIMEOUT_HEAD,
+    TIMEOUT_JOIN,
+    Running,
+    copy_token,
+    join,
+    nodes_if_answered,
+    roost,
+    serve_head,
+)
 from tests.cluster.netns import Host, Lan
 from tests.e2e.apps import wait_until
 
 EDGE_PORT = 8080
 BUDGET = "1G"
+HEAD_FLAGS = ("--port", str(EDGE_PORT), "--host", "0.0.0.0", "--memory-budget", BUDGET)
 REPO = Path(__file__).resolve().parents[2]
 HANDLER = """\
 import time
@@ -46,6 +56,7 @@ class Cluster:
     lan: Lan
     folder: Path
     head: Running
+    regions: tuple[str, str, str]
     nodes: dict[str, Running] = field(default_factory=dict)
 
     @property
@@ -81,6 +92,17 @@ class Cluster:
             self.name_of(i["address"]) for i in instances if i["state"] == "ready" and not i.get("process")
         )
 
+    def isolation(self, app: str, node: str) -> list[int]:
+        """The uids `roost info` read back from `app`'s instances on `node`."""
+        done = self.roost("info", app, "--json")
+        assert done.returncode == 0, done.stderr
+        instances = json.loads(done.stdout)["instances"]
+        return [
+            i["isolation"]["identity"]["uid"][1]
+            for i in instances
+            if self.name_of(i["address"]) == node and i.get("isolation")
+        ]
+
     def wait_placed(self, app: str, count: int, within: float = 120) -> collections.Counter[str]:
         return wait_until(
             f"{count} ready instances of {app}",
@@ -108,6 +130,15 @@ class Cluster:
         argv += ["--rate", str(rate), "--seconds", str(seconds), "--out", str(out), *urls]
         proc = subprocess.Popen(self.client.argv(argv), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return Load(proc, out, time.monotonic())
+
+    def alive(self, name: str) -> bool:
+        """Whether the head lists `name` alive (False while the head does not answer)."""
+        return bool(nodes_if_answered(self.lan.hosts[0], self.folder / "h1").get(name, {}).get("alive"))
+
+    def restart_head(self) -> None:
+        """`roost serve --cluster` again on the head's home, as its service manager would."""
+        self.head = serve_head(self.lan.hosts[0], self.folder / "h1", *HEAD_FLAGS, "--cluster-region", self.regions[0])
+        self.head.wait_for("roost is ready", TIMEOUT_HEAD)
 
     def join(self, index: int, region: str) -> Running:
         name = f"n{index}"
@@ -151,7 +182,7 @@ def start_cluster(lan: Lan, folder: Path, regions: tuple[str, str, str] = ("main
         cluster.join(index, region)
     for node in cluster.nodes.values():
         node.wait_for("joined", TIMEOUT_JOIN)
-    wait_until("every node taking work", lambda: cluster.head.output().count("takes work") >= 3, 120)
+    wait_until("every machine taking work", lambda: cluster.head.output().count("takes work") >= 3, 120)
     return cluster
 
 

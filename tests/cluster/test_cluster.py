@@ -75,10 +75,11 @@ def test_nodes_join_die_and_rejoin(make_lan: MakeLan) -> None:
     print(f"a SIGKILLed node was reported dead after {time.monotonic() - killed_at:.1f} s ({dead['reason']})")
     assert nodes(head, head_home)["eu-1"]["alive"]
     table = roost(head, head_home, "nodes").stdout.splitlines()
-    assert table[0].split() == ["NODE", "ROLE", "REGION", "MEMORY", "BUDGET", "ADDRESS", "STATE", "SINCE"]
+    header = ["NODE", "ROLE", "REGION", "MEMORY", "USED/BUDGET", "INSTANCES", "ADDRESS", "STATE", "SINCE"]
+    assert table[0].split() == header, table
     rows = {line.split()[0]: line.split() for line in table[1:]}
-    assert rows["eu-1"][:6] == ["eu-1", "node", "eu", "1G", eu.address, "alive"]
-    assert rows["us-1"][:6] == ["us-1", "node", "us", "2G", us.address, "dead:"]
+    assert rows["eu-1"][:7] == ["eu-1", "node", "eu", "0/1G", "0", eu.address, "alive"]
+    assert rows["us-1"][:7] == ["us-1", "node", "us", "0/2G", "0", us.address, "dead:"]
 
     again = join(us, folder / "h3", head, "us", "2G", folder / "h3" / "token", "us-1")
     again.wait_for("joined", TIMEOUT_JOIN)
