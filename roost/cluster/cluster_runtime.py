@@ -51,12 +51,14 @@ from roost.tasks import TaskSet
 log = logging.getLogger("roost.cluster")
 TICK = 0.5
 TIMEOUT_CALL = 5.0
+TIMEOUT_REPORT = 2.0  # a machine that does not report within this is asked again next tick
 TIMEOUT_HELLO = 60.0  # a node's agent actor starts a Ray worker first
 TIMEOUT_PREPARE = 15 * 60.0  # a node builds the deployment's venv (or reuses it)
 TIMEOUT_PLACE = 30.0  # Ray finds a node with room, or there is none
 TIMEOUT_PLACE_IN_REGION = 1.5  # then anywhere
 TIMEOUT_READY = 120.0
 RETRY_AFTER_FULL = 5
+REJOIN_GRACE = 10.0  # seconds after the head (re)connects before it places floors: machines rejoin first
 RECENT = 5.0  # seconds: a request this recent at an edge is demand there
 RETRY_NO_ROOM = 30.0  # seconds before a region that had no room is asked again
 LIVE = (InstanceState.STARTING, InstanceState.READY)
@@ -113,6 +115,9 @@ class ClusterRuntime:
         self._listeners: list[RuntimeListener] = []
         self._nodes: dict[str, _Node] = {}
         self._meeting: set[str] = set()
+        self._asking: set[str] = set()  # machines whose report is being asked for
+        self._showing: set[str] = set()  # machines a map is on its way to
+        self._placing_from = 0.0  # monotonic time from which floors are placed (machines rejoin first)
         self._deployments: dict[DeploymentId, _Deployment] = {}
         self._instances: dict[InstanceId, tuple[str, InstanceInfo]] = {}
         self._routes = RouteTable("localhost")
@@ -129,6 +134,7 @@ class ClusterRuntime:
     async def start(self) -> None:
         """Connect to Ray (through the driver process) and start the tick, which reconnects."""
         await self.ray.connect()
+        self._placing_from = time.monotonic() + REJOIN_GRACE
         self._ticking = asyncio.get_running_loop().create_task(self._tick_forever(), name="cluster tick")
 
     async def close(self) -> None:
@@ -170,6 +176,7 @@ class ClusterRuntime:
         had, and each node's share follows from where Ray puts it."""
         why = self.ray.ended
         await self.ray.connect()
+        self._placing_from = time.monotonic() + REJOIN_GRACE
         self._record(None, "cluster.reconnected", f"connected to Ray again ({why}); placing every instance again")
         counts = {d: len(e.reservations) for d, e in self._deployments.items()}
         for entry in self._deployments.values():
@@ -185,7 +192,10 @@ class ClusterRuntime:
 
     async def tick(self) -> None:
         await self._follow_nodes()
-        await asyncio.gather(*(self._ask_report(node) for node in list(self._nodes.values())))
+        for node in list(self._nodes.values()):  # a machine that does not answer must not hold up the others
+            if node.node_id not in self._asking:
+                self._asking.add(node.node_id)
+                self._tasks.start(self._report_of(node), name=f"report {node.identity.name}")
         await self._follow_reservations()
         self._sleep_idle(time.time())
         self._place_where_demand_is(time.time())
@@ -225,9 +235,15 @@ class ClusterRuntime:
                 gone = replace(info, state=InstanceState.CRASHED, reason=f"its node {node.identity.name} was lost")
                 self._changed(gone)
 
+    async def _report_of(self, node: _Node) -> None:
+        try:
+            await self._ask_report(node)
+        finally:
+            self._asking.discard(node.node_id)
+
     async def _ask_report(self, node: _Node) -> None:
         try:
-            report: NodeReport = await self.ray.call(node.node_id, "report", timeout=TIMEOUT_CALL)
+            report: NodeReport = await self.ray.call(node.node_id, "report", timeout=TIMEOUT_REPORT)
         except RoostError as exc:
             log.info("node %s did not report: %s", node.identity.name, exc.message)
             return
@@ -310,7 +326,10 @@ class ClusterRuntime:
                     archive = await self._archive(entry.artifact.digest)
                     await self.ray.call(node.node_id, "prepare", entry.artifact, archive, timeout=TIMEOUT_PREPARE)
                     node.prepared[deployment] = entry.artifact
-                if deployment in node.prepared:
+                runs_it = (
+                    node.report is not None and deployment in node.report.prepared
+                )  # from before the head's restart
+                if deployment in node.prepared or runs_it:
                     await self.ray.call(node.node_id, "assign", Assignment(deployment, count), timeout=TIMEOUT_CALL)
                     log.info("node %s runs %d of %s", node.identity.name, count, deployment)
                 node.assigned[deployment] = count
@@ -387,18 +406,24 @@ class ClusterRuntime:
         if force or self._map is None or self._map.serving != serving or self._map.routes is not self._routes:
             self._version += 1
             self._map = ClusterMap(self._version, self._routes, serving, self.head_edge)
-        current = self._map
-        await asyncio.gather(*(self._show(node, current) for node in list(self._nodes.values())))
+        for node in list(self._nodes.values()):  # each in the background: a silent machine holds up no other
+            if node.shown < self._map.version and node.node_id not in self._showing:
+                self._showing.add(node.node_id)
+                self._tasks.start(self._show(node), name=f"map to {node.identity.name}")
 
-    async def _show(self, node: _Node, current: ClusterMap) -> None:
-        if node.shown >= current.version:
-            return
+    async def _show(self, node: _Node) -> None:
+        """Send `node` the newest map until it has it (the map may change while one is on its way)."""
         try:
-            await self.ray.call(node.node_id, "show", current, timeout=TIMEOUT_CALL)
-        except RoostError as exc:
-            log.info("node %s missed map %d: %s", node.identity.name, current.version, exc.message)
-            return
-        node.shown = max(node.shown, current.version)
+            while self._map is not None and node.shown < self._map.version and node.node_id in self._nodes:
+                current = self._map
+                try:
+                    await self.ray.call(node.node_id, "show", current, timeout=TIMEOUT_CALL)
+                except RoostError as exc:
+                    log.info("node %s missed map %d: %s", node.identity.name, current.version, exc.message)
+                    return
+                node.shown = max(node.shown, current.version)
+        finally:
+            self._showing.discard(node.node_id)
 
     def _serving(self) -> dict[DeploymentId, tuple[Serving, ...]]:
         ready: dict[tuple[DeploymentId, str], int] = {}
@@ -437,7 +462,10 @@ class ClusterRuntime:
             entry.settled = True
 
     async def _settle(self, deployment: DeploymentId, count: int, reason: str) -> None:
-        """Place `count`; then (placed or not) nodes may be told to run fewer than they do."""
+        """Place `count`; then (placed or not) nodes may be told to run fewer than they do. Right
+        after the head (re)connects it first waits for the machines to rejoin: they may still run
+        those instances, which it then keeps where Ray places them again."""
+        await asyncio.sleep(max(0.0, self._placing_from - time.monotonic()))
         try:
             await self.scale_to(deployment, count, reason)
         except RoostError as exc:

@@ -24,6 +24,7 @@ from roost.cluster.rayproc import RayCommand, RayKeeper, check_free
 from roost.units import format_size
 
 NODE_LOG = "ray-node.log"
+REJOIN_BACKOFF_MAX = 5.0  # a node whose head restarts tries at least this often to rejoin it
 
 
 def node_command(settings: NodeSettings) -> RayCommand:
@@ -60,7 +61,7 @@ async def serve_node(
     """Start the node's daemon, join and stay joined until SIGTERM or SIGINT; then leave: Ray
     stopped, the edges closed, no instance left, the agent socket removed. Raises RoostError when
     the daemon cannot start or the first join fails."""
-    keeper = RayKeeper(node_command(settings), announce)
+    keeper = RayKeeper(node_command(settings), announce, backoff_max=REJOIN_BACKOFF_MAX)
     daemon = NodeDaemon(settings, announce)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

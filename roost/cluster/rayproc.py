@@ -209,10 +209,17 @@ class RayKeeper:
     """Keeps `ray start --block` running: the first start is awaited (its failure raised); after
     that a death is reported through `report` and followed by a restart with back-off."""
 
-    def __init__(self, command: RayCommand, report: Callable[[str], None], grace: float = GRACE_STOP) -> None:
+    def __init__(
+        self,
+        command: RayCommand,
+        report: Callable[[str], None],
+        grace: float = GRACE_STOP,
+        backoff_max: float = BACKOFF_MAX,
+    ) -> None:
         self.command = command
         self.report = report
         self.grace = grace
+        self.backoff_max = backoff_max
         self.process = RayProcess(command)
         self.restarts = 0
         self.last_exit = ""
@@ -243,8 +250,8 @@ class RayKeeper:
         try:
             await self.process.start()
         except Unavailable as exc:
-            self.report(f"{exc.message}; trying again in {min(backoff * 2, BACKOFF_MAX):.0f} s")
-            return min(backoff * 2, BACKOFF_MAX)
+            self.report(f"{exc.message}; trying again in {min(backoff * 2, self.backoff_max):.0f} s")
+            return min(backoff * 2, self.backoff_max)
         self.restarts += 1
         self.report(f"{self.command.what} is running again (restart {self.restarts})")
         return BACKOFF_FIRST

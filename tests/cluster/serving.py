@@ -164,20 +164,9 @@ class Load:
 def start_cluster(lan: Lan, folder: Path, regions: tuple[str, str, str] = ("main", "main", "main")) -> Cluster:
     """The head on the first machine (region regions[0]), nodes n2 and n3 on the next two; the last
     machine is the client."""
-    head = serve_head(
-        lan.hosts[0],
-        folder / "h1",
-        "--port",
-        str(EDGE_PORT),
-        "--host",
-        "0.0.0.0",
-        "--memory-budget",
-        BUDGET,
-        "--cluster-region",
-        regions[0],
-    )
+    head = serve_head(lan.hosts[0], folder / "h1", *HEAD_FLAGS, "--cluster-region", regions[0])
     head.wait_for("roost is ready", TIMEOUT_HEAD)
-    cluster = Cluster(lan, folder, head)
+    cluster = Cluster(lan, folder, head, regions)
     for index, region in ((2, regions[1]), (3, regions[2])):
         cluster.join(index, region)
     for node in cluster.nodes.values():
