@@ -685,11 +685,22 @@ class ClusterRuntime:
         return found
 
     async def isolation(self, deployment: DeploymentId | None = None) -> dict[InstanceId, Isolation]:
-        found: dict[InstanceId, Isolation] = {}
-        for node in list(self._nodes.values()):
-            with contextlib.suppress(RoostError):
-                found.update(await self.ray.call(node.node_id, "isolation", deployment, timeout=TIMEOUT_CALL * 6))
-        return found
+        """Each machine's read-back, asked at once; a machine that does not answer in time (cut
+        off, say) is left out, as an instance whose process cannot be read is."""
+
+        async def read(node: _Node) -> dict[InstanceId, Isolation]:
+            try:
+                found: dict[InstanceId, Isolation] = await self.ray.call(
+                    node.node_id, "isolation", deployment, timeout=TIMEOUT_CALL
+                )
+            except RoostError:
+                return {}
+            return found
+
+        merged: dict[InstanceId, Isolation] = {}
+        for part in await asyncio.gather(*(read(node) for node in list(self._nodes.values()))):
+            merged.update(part)
+        return merged
 
     # -- the head's own: builds are checked and released where they were built ----------------
 

@@ -13,6 +13,7 @@ they do not change goes to the node's `LocalRuntime` (`delegate.py`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,9 @@ from roost.model import AppName, DeploymentId, InstanceId, InstanceState
 from roost.runtime.protocol import InstanceInfo, Runtime, RuntimeListener, Slot, StartKind
 
 log = logging.getLogger("roost.cluster")
+LIVE = (InstanceState.STARTING, InstanceState.READY)
+NOT_HERE = "no instance of it runs on this machine any more"
+RETRY_NOT_HERE = 1  # seconds: the forwarding edge has the newer map by then
 UNREACHABLE_FOR = 5.0  # seconds a peer that refused a connection gets no new requests from this edge
 HEAD = "head"  # the head's node name (contract.NodeName)
 PIN_HEADER = b"x-roost-deployment"  # the deployment this edge's split chose: the next edge serves it
@@ -280,7 +284,22 @@ def _release_nothing(slot: Slot) -> None:
 class LocalOnly(LocalDelegate):
     """The peer door's runtime: slots on this machine's instances only (never a peer's, so a
     forwarded request goes no further), and no capacity requests (the head decides where
-    instances run; a request that waits here waits for a slot to free)."""
+    instances run; a request that waits here waits for a slot to free). A request for a
+    deployment none of whose instances runs here any more (the forwarding edge's map was older
+    than this machine's work) is refused at once, with Retry-After, rather than left waiting."""
+
+    def __init__(self, local: Runtime) -> None:
+        super().__init__(local)
+        self._listeners: list[RuntimeListener] = []
+
+    def subscribe(self, listener: RuntimeListener) -> None:
+        self._listeners.append(listener)
+        self.local.subscribe(listener)
 
     def request_capacity(self, deployment: DeploymentId, slots: int, region: str = "") -> None:
-        """Nothing: see the class docstring."""
+        """Nothing while an instance of `deployment` is ready or starting here; else waiters fail fast."""
+        if any(i.state in LIVE and not i.process for i in self.local.instances(deployment)):
+            return
+        loop = asyncio.get_running_loop()  # never inside the activator's own call
+        for listener in self._listeners:
+            loop.call_soon(listener.start_failed, deployment, NOT_HERE, RETRY_NOT_HERE)

@@ -59,10 +59,14 @@ def test_an_app_is_served_from_every_machine_and_a_lost_machine_is_replaced(make
     assert all(r["node"].startswith(home) for r in forwarded)
 
     cluster.push(write_app(folder, "sleepy", SLEEPY))
+    woken = []
     for node in NODES:  # asleep, it wakes through any machine's edge
         wait_until("sleepy asleep", lambda: not cluster.placement("sleepy"), 60)
+        began = time.monotonic()
         status, headers = cluster.get(node, "sleepy")
+        woken.append(f"{node} {time.monotonic() - began:.2f} s ({headers.get('x-roost-node')})")
         assert status == 200 and headers.get("x-roost-start") in ("warm", "cold"), (node, status, headers)
+    print("woken from zero through each edge (curl, client machine):", ", ".join(woken))
 
     isolated = cluster.isolation("spread", "n2")  # read back through the agent on the node
     assert isolated and all(200000 <= uid <= 265535 for uid in isolated), isolated

@@ -4,6 +4,7 @@ unreachable), then the head's public edge; and who asks for capacity."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from roost.cluster.contract import ClusterMap, Serving
 from roost.cluster.edgeview import UNREACHABLE_FOR, EdgeView, LocalOnly, Peer, choose_peer, split_address
 from roost.edge import RouteTable
-from roost.model import DeploymentId, InstanceId
+from roost.model import AppName, DeploymentId, InstanceId, InstanceState
 from roost.runtime.protocol import InstanceInfo, RuntimeListener, Slot, StartKind
 from tests.unit.edge.harness import route, table
 
@@ -26,6 +27,7 @@ class LocalSlots:
     free: dict[DeploymentId, int] = field(default_factory=dict)
     listeners: list[RuntimeListener] = field(default_factory=list)
     asks: list[tuple[DeploymentId, int, str]] = field(default_factory=list)
+    running: tuple[DeploymentId, ...] = ()  # deployments with a ready instance here
 
     def subscribe(self, listener: RuntimeListener) -> None:
         self.listeners.append(listener)
@@ -43,7 +45,13 @@ class LocalSlots:
         self.asks.append((deployment, slots, region))
 
     def instances(self, deployment: DeploymentId | None = None) -> list[InstanceInfo]:
-        return []
+        return [
+            InstanceInfo(
+                InstanceId(f"i{dep}"), AppName("app"), dep, InstanceState.READY, "127.0.0.1", 9, 1, 0.0, StartKind.FORK
+            )
+            for dep in self.running
+            if deployment in (None, dep)
+        ]
 
 
 @dataclass
@@ -51,6 +59,7 @@ class Heard:
     """A listener that notes which deployments had capacity news."""
 
     capacity: list[DeploymentId] = field(default_factory=list)
+    failed: list[tuple[DeploymentId, str, int | None]] = field(default_factory=list)
 
     def instance_changed(self, info: InstanceInfo) -> None:
         pass
@@ -59,7 +68,7 @@ class Heard:
         self.capacity.append(deployment)
 
     def start_failed(self, deployment: DeploymentId, reason: str, retry_after: int | None = None) -> None:
-        pass
+        self.failed.append((deployment, reason, retry_after))
 
 
 class Clock:
@@ -218,15 +227,29 @@ def test_only_the_head_asks_for_capacity_with_the_demands_region() -> None:
     assert local.asks == []  # the node's requests went on to the head's edge
 
 
-def test_local_only_takes_this_machines_slots_and_asks_nobody() -> None:
-    local = LocalSlots({DEP: 1})
+async def test_local_only_takes_this_machines_slots_and_asks_nobody() -> None:
+    local = LocalSlots({DEP: 1}, running=(DEP,))
     door = LocalOnly(local)  # type: ignore[arg-type]
+    heard = Heard()
+    door.subscribe(heard)
     slot = door.try_acquire(DEP)
     assert slot is not None and slot.node == ""
     assert door.try_acquire(DEP) is None
-    door.request_capacity(DEP, 2, "eu")
-    assert local.asks == []
-    assert door.instances() == []  # the rest is the local runtime's
+    door.request_capacity(DEP, 2, "eu")  # its instance is busy: wait for it
+    await asyncio.sleep(0)
+    assert local.asks == [] and heard.failed == []
+    assert [i.deployment for i in door.instances()] == [DEP]  # the rest is the local runtime's
+
+
+async def test_local_only_refuses_at_once_what_no_longer_runs_here() -> None:
+    other = DeploymentId("dep00002")
+    door = LocalOnly(LocalSlots({}, running=(DEP,)))  # type: ignore[arg-type]
+    heard = Heard()
+    door.subscribe(heard)
+    door.request_capacity(other, 1, "eu")
+    assert heard.failed == []  # never inside the caller's own call
+    await asyncio.sleep(0)
+    assert heard.failed == [(other, "no instance of it runs on this machine any more", 1)]
 
 
 def test_choose_peer_is_pure() -> None:
