@@ -61,9 +61,10 @@ format: install
 	$(BIN)/ruff format roost tests setup.py $(wildcard bench)
 	$(BIN)/ruff check --fix roost tests setup.py $(wildcard bench)
 
-bench: install
+bench: install $(CLUSTER_STAMP)
 	@scripts/install-system-deps.sh bench
-	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in $(filter-out bench/cluster.py,$(wildcard bench/[!_]*.py)); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@echo "== bench/cluster.py"; $(CLUSTER_VENV)/bin/python bench/cluster.py
 
 clean:
 	rm -rf $(VENV) $(CLUSTER_VENV) .roost-home .mypy_cache .ruff_cache .pytest_cache build roost/edge/*.so roost/edge/_native.sha256

@@ -58,6 +58,7 @@ TIMEOUT_PLACE = 30.0  # Ray finds a node with room, or there is none
 TIMEOUT_PLACE_IN_REGION = 1.5  # then anywhere
 TIMEOUT_READY = 120.0
 RETRY_AFTER_FULL = 5
+TIMEOUT_DELIVERY = 1.0  # seconds a scale-down waits for every edge to have the map without what drains
 REJOIN_GRACE = 10.0  # seconds after the head (re)connects before it places floors: machines rejoin first
 RECENT = 5.0  # seconds: a request this recent at an edge is demand there
 RETRY_NO_ROOM = 30.0  # seconds before a region that had no room is asked again
@@ -431,11 +432,16 @@ class ClusterRuntime:
             if info.state is InstanceState.READY and not info.process:
                 ready[(info.deployment, owner)] = ready.get((info.deployment, owner), 0) + 1
         serving: dict[DeploymentId, list[Serving]] = {}
+        shares = {deployment: self._shares(entry) for deployment, entry in self._deployments.items() if entry.settled}
         for (deployment, owner), count in sorted(ready.items()):
             node = self._nodes.get(owner)
             entry = self._deployments.get(deployment)
             if node is None or entry is None:
                 continue
+            if deployment in shares:  # a machine told to run fewer is sent fewer before it drains
+                count = min(count, shares[deployment].get(owner, 0))
+                if not count:
+                    continue
             concurrency = entry.spec.config.scale.concurrency
             who = node.identity
             serving.setdefault(deployment, []).append(Serving(who.name, who.region, who.door, count, concurrency))
@@ -610,8 +616,18 @@ class ClusterRuntime:
         for reservation in chosen:
             entry.reservations.remove(reservation)
             entry.placed.pop(reservation.id, None)
+        await self._show_map()  # every edge stops sending there first, then the machines drain
+        await self._delivered(TIMEOUT_DELIVERY)
         self._assign_all(entry.spec.deployment)
         await asyncio.gather(*(self.ray.release(r) for r in chosen))
+
+    async def _delivered(self, within: float) -> None:
+        """Until every machine has the current map (or `within` seconds passed)."""
+        deadline = time.monotonic() + within
+        while self._map is not None and time.monotonic() < deadline:
+            if all(node.shown >= self._map.version for node in self._nodes.values()):
+                return
+            await asyncio.sleep(0.02)
 
     def _surplus(self, entry: _Deployment, count: int) -> list[Reservation]:
         shares = self._shares(entry)

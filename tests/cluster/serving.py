@@ -28,6 +28,7 @@ from tests.cluster.netns import Host, Lan
 from tests.e2e.apps import wait_until
 
 EDGE_PORT = 8080
+NODES_OF_TEST = ("head", "n2", "n3")  # the machines start_cluster starts, by name
 BUDGET = "1G"
 HEAD_FLAGS = ("--port", str(EDGE_PORT), "--host", "0.0.0.0", "--memory-budget", BUDGET)
 REPO = Path(__file__).resolve().parents[2]

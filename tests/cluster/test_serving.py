@@ -13,6 +13,8 @@ from pathlib import Path
 
 from tests.cluster.netns import Lan
 from tests.cluster.serving import (
+    NODES_OF_TEST,
+    Cluster,
     failures,
     percentiles,
     start_cluster,
@@ -25,7 +27,7 @@ MakeLan = Callable[[int], tuple[Lan, Path]]
 SPREAD = 'mode = "service"\n[scale]\nmin = 6\nconcurrency = 2\n[limits]\nmemory = "64M"\n'
 SINGLE = 'mode = "service"\n[scale]\nmin = 1\nmax = 1\n[limits]\nmemory = "64M"\n'
 SLEEPY = 'mode = "function"\n[scale]\nidle_timeout = "3s"\n[limits]\nmemory = "64M"\n'
-NODES = ("head", "n2", "n3")
+NODES = NODES_OF_TEST
 
 
 def test_an_app_is_served_from_every_machine_and_a_lost_machine_is_replaced(make_lan: MakeLan) -> None:
@@ -71,6 +73,17 @@ def test_an_app_is_served_from_every_machine_and_a_lost_machine_is_replaced(make
     isolated = cluster.isolation("spread", "n2")  # read back through the agent on the node
     assert isolated and all(200000 <= uid <= 265535 for uid in isolated), isolated
 
+    _lose_a_machine_under_load(cluster, lan)
+
+    rejoined = cluster.join(3, "main")  # the same machine again: it gets work, nothing of its last run is left
+    rejoined.wait_for("joined", 120)
+    cluster.push(write_app(folder, "more", 'mode = "service"\n[scale]\nmin = 3\n[limits]\nmemory = "64M"\n'))
+    assert cluster.wait_placed("more", 3)["n3"] >= 1
+    status, headers = cluster.get("n3", "more")
+    assert status == 200 and headers["x-roost-node"].startswith(("head", "n2", "n3"))
+
+
+def _lose_a_machine_under_load(cluster: Cluster, lan: Lan) -> None:
     # n3 killed (every process of the machine) under 50 requests/s sent to the two others' edges;
     # each request takes 200 ms and an instance takes 2 at once, so each edge has more requests
     # than its own 4 slots and forwards the rest to its peers
@@ -93,13 +106,6 @@ def test_an_app_is_served_from_every_machine_and_a_lost_machine_is_replaced(make
     assert forwarded > 0  # the load did reach the machine that was lost
     assert not failures(after), failures(after)[:5]
     assert all(r["at"] >= killed_at - 0.5 for r in failed), failed[:5]
-
-    rejoined = cluster.join(3, "main")  # the same machine again: it gets work, nothing of its last run is left
-    rejoined.wait_for("joined", 120)
-    cluster.push(write_app(folder, "more", 'mode = "service"\n[scale]\nmin = 3\n[limits]\nmemory = "64M"\n'))
-    assert cluster.wait_placed("more", 3)["n3"] >= 1
-    status, headers = cluster.get("n3", "more")
-    assert status == 200 and headers["x-roost-node"].startswith(("head", "n2", "n3"))
 
 
 NEAR = 'mode = "function"\n[scale]\nmax = 4\nidle_timeout = "120s"\n[limits]\nmemory = "64M"\n'
