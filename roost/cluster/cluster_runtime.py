@@ -332,7 +332,8 @@ class ClusterRuntime:
                 )  # from before the head's restart
                 if deployment in node.prepared or runs_it:
                     await self.ray.call(node.node_id, "assign", Assignment(deployment, count), timeout=TIMEOUT_CALL)
-                    log.info("node %s runs %d of %s", node.identity.name, count, deployment)
+                    app = entry.spec.app if entry is not None else None
+                    self._record(app, "node.assigned", f"node {node.identity.name} runs {count} of {deployment}")
                 node.assigned[deployment] = count
             except RoostError as exc:
                 app = entry.spec.app if entry is not None else None

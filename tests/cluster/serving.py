@@ -93,6 +93,19 @@ class Cluster:
             self.name_of(i["address"]) for i in instances if i["state"] == "ready" and not i.get("process")
         )
 
+    def timeline(self, since: float) -> str:
+        """The head's events since the wall-clock time `since`, as seconds after it: what the
+        cluster noticed and did (a machine lost, instances placed, started, ready)."""
+        done = self.roost("events", "--all", "--last", "300", "--json")
+        if done.returncode != 0:
+            return done.stderr
+        lines = [
+            f"+{e['at'] - since:.1f}s {e['kind']}: {e['message'][:110]}"
+            for e in json.loads(done.stdout)
+            if e["at"] >= since and e["kind"].startswith(("node.", "instance.ready", "cluster.", "scale"))
+        ]
+        return "\n".join(lines)
+
     def isolation(self, app: str, node: str) -> list[int]:
         """The uids `roost info` read back from `app`'s instances on `node`."""
         done = self.roost("info", app, "--json")

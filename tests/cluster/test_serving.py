@@ -90,6 +90,7 @@ def _lose_a_machine_under_load(cluster: Cluster, lan: Lan) -> None:
     load = cluster.load("spread", ["head", "n2"], rate=50, seconds=40, path="/?ms=200")
     time.sleep(10)  # load before the loss; the client's records say what happened when
     killed_at = time.monotonic() - load.began
+    wall = time.time()
     lan.hosts[2].kill_all()
     lost = time.monotonic()
     replaced = wait_until(
@@ -103,6 +104,7 @@ def _lose_a_machine_under_load(cluster: Cluster, lan: Lan) -> None:
     print(f"n3 killed at {killed_at:.1f} s ({forwarded} requests had gone to n3 before): {len(failed)} of "
           f"{len(records)} failed, window {window(records):.1f} s; 6 ready again ({dict(replaced)}) "
           f"{replaced_in:.1f} s after")  # fmt: skip
+    print(cluster.timeline(wall))
     assert forwarded > 0  # the load did reach the machine that was lost
     assert not failures(after), failures(after)[:5]
     assert all(r["at"] >= killed_at - 0.5 for r in failed), failed[:5]
@@ -137,6 +139,7 @@ def test_regions_a_cut_off_machine_and_a_head_restart(make_lan: MakeLan) -> None
     load = cluster.load("spread", ["head", "n2"], rate=50, seconds=45, path="/?ms=200")
     time.sleep(10)
     cut_at = time.monotonic() - load.began
+    wall = time.time()
     lan.cut(lan.hosts[2])  # n3's link down: its processes live on, unreachable
     lost = time.monotonic()
     replaced = wait_until(
@@ -148,16 +151,18 @@ def test_regions_a_cut_off_machine_and_a_head_restart(make_lan: MakeLan) -> None
     after = [r for r in records if r["at"] > cut_at + 15]
     print(f"n3 cut off at {cut_at:.1f} s: {len(failed)} of {len(records)} failed, window {window(records):.1f} s; "
           f"6 ready again ({dict(replaced)}) {replaced_in:.1f} s after")  # fmt: skip
+    print(cluster.timeline(wall))
     assert not failures(after), failures(after)[:5]
     lan.mend(lan.hosts[2])
     wait_until("n3 back in the cluster", lambda: cluster.alive("n3"), 120)
 
     cluster.head.stop()  # the head goes away: every other machine serves what it ran
     assert cluster.get("n2", "spread")[0] == 200 and cluster.get("n2", "near")[0] == 200
-    restarted = time.monotonic()
+    restarted, wall = time.monotonic(), time.time()
     cluster.restart_head()
     wait_until("every machine back", lambda: all(cluster.alive(n) for n in ("n2", "n3")), 120)
     cluster.wait_placed("spread", 6)
     print(f"head restarted: machines back and the app placed again in {time.monotonic() - restarted:.1f} s")
+    print(cluster.timeline(wall))
     for node in NODES:
         assert cluster.get(node, "spread")[0] == 200
