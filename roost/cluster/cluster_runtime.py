@@ -92,6 +92,7 @@ class _Deployment:
     settled: bool = False  # placed as asked since it was deployed (or since Ray came back)
     regions_starting: set[str] = field(default_factory=set)  # regions an instance is being placed in for their demand
     no_room: dict[str, float] = field(default_factory=dict)  # region -> when it last had no room for one
+    placed_at: float | None = None  # wall-clock time of the newest placement
 
 
 class ClusterRuntime:
@@ -352,9 +353,9 @@ class ClusterRuntime:
             demand, stats = self.demand(deployment), self.stats(deployment)
             if demand.waiting or stats.in_flight:
                 continue
-            moments = [t for t in (demand.last_request_at, stats.last_start_at) if t is not None]
-            if moments and now - max(moments) < config.scale.idle_timeout:
-                continue
+            moments = [t for t in (demand.last_request_at, stats.last_start_at, entry.placed_at) if t is not None]
+            if not moments or now - max(moments) < config.scale.idle_timeout:
+                continue  # an instance placed a moment ago is not idle: its request is on its way
             idle = config.scale.idle_timeout
             message = f"{deployment}: {len(entry.reservations)} -> {floor} instances (no request for {idle:g}s)"
             self._record(entry.spec.app, "scale", message)
@@ -569,6 +570,7 @@ class ClusterRuntime:
             await self.ray.release(reservation)
             raise Unavailable(f"deployment {deployment} was retired while an instance was being placed")
         entry.reservations.append(reservation)
+        entry.placed_at = time.time()
         where = await self.ray.where([reservation])
         entry.placed[reservation.id] = node_id = where.get(reservation.id)
         before = {i.id for i in self.instances(deployment)}

@@ -87,14 +87,17 @@ def _lose_a_machine_under_load(cluster: Cluster, lan: Lan) -> None:
     # n3 killed (every process of the machine) under 50 requests/s sent to the two others' edges;
     # each request takes 200 ms and an instance takes 2 at once, so each edge has more requests
     # than its own 4 slots and forwards the rest to its peers
-    load = cluster.load("spread", ["head", "n2"], rate=50, seconds=40, path="/?ms=200")
+    load = cluster.load("spread", ["head", "n2"], rate=50, seconds=30, path="/?ms=200")
     time.sleep(10)  # load before the loss; the client's records say what happened when
+    before = cluster.placement("spread")  # the autoscaler may have added some for the load
     killed_at = time.monotonic() - load.began
     wall = time.time()
     lan.hosts[2].kill_all()
     lost = time.monotonic()
     replaced = wait_until(
-        "6 ready without n3", lambda: (p := cluster.placement("spread"))["n3"] == 0 and sum(p.values()) == 6 and p, 120
+        f"{sum(before.values())} ready without n3",
+        lambda: (p := cluster.placement("spread"))["n3"] == 0 and sum(p.values()) >= sum(before.values()) and p,
+        120,
     )
     replaced_in = time.monotonic() - lost
     records = load.finish()
@@ -102,7 +105,7 @@ def _lose_a_machine_under_load(cluster: Cluster, lan: Lan) -> None:
     forwarded = sum(1 for r in records if r["at"] < killed_at and not r["node"].startswith(("head", "n2")))
     after = [r for r in records if r["at"] > killed_at + 15]
     print(f"n3 killed at {killed_at:.1f} s ({forwarded} requests had gone to n3 before): {len(failed)} of "
-          f"{len(records)} failed, window {window(records):.1f} s; 6 ready again ({dict(replaced)}) "
+          f"{len(records)} failed, window {window(records):.1f} s; {dict(before)} replaced ({dict(replaced)}) "
           f"{replaced_in:.1f} s after")  # fmt: skip
     print(cluster.timeline(wall))
     assert forwarded > 0  # the load did reach the machine that was lost
@@ -136,28 +139,33 @@ def test_regions_a_cut_off_machine_and_a_head_restart(make_lan: MakeLan) -> None
 
     cluster.push(write_app(folder, "spread", SPREAD))
     cluster.wait_placed("spread", 6)
-    load = cluster.load("spread", ["head", "n2"], rate=50, seconds=45, path="/?ms=200")
+    load = cluster.load("spread", ["head", "n2"], rate=50, seconds=30, path="/?ms=200")
     time.sleep(10)
+    before = cluster.placement("spread")
     cut_at = time.monotonic() - load.began
     wall = time.time()
     lan.cut(lan.hosts[2])  # n3's link down: its processes live on, unreachable
     lost = time.monotonic()
     replaced = wait_until(
-        "6 ready without n3", lambda: (p := cluster.placement("spread"))["n3"] == 0 and sum(p.values()) == 6 and p, 120
+        f"{sum(before.values())} ready without n3",
+        lambda: (p := cluster.placement("spread"))["n3"] == 0 and sum(p.values()) >= sum(before.values()) and p,
+        120,
     )
     replaced_in = time.monotonic() - lost
     records = load.finish()
     failed = failures(records)
     after = [r for r in records if r["at"] > cut_at + 15]
     print(f"n3 cut off at {cut_at:.1f} s: {len(failed)} of {len(records)} failed, window {window(records):.1f} s; "
-          f"6 ready again ({dict(replaced)}) {replaced_in:.1f} s after")  # fmt: skip
+          f"{dict(before)} replaced ({dict(replaced)}) {replaced_in:.1f} s after")  # fmt: skip
     print(cluster.timeline(wall))
     assert not failures(after), failures(after)[:5]
     lan.mend(lan.hosts[2])
     wait_until("n3 back in the cluster", lambda: cluster.alive("n3"), 120)
 
     cluster.head.stop()  # the head goes away: every other machine serves what it ran
-    assert cluster.get("n2", "spread")[0] == 200 and cluster.get("n2", "near")[0] == 200
+    during = {(node, app): cluster.get(node, app)[0] for node in ("n2", "n3") for app in ("spread", "near")}
+    print(f"with the head stopped: {during}")
+    assert during[("n2", "spread")] == during[("n3", "spread")] == during[("n3", "near")] == 200, during
     restarted, wall = time.monotonic(), time.time()
     cluster.restart_head()
     wait_until("every machine back", lambda: all(cluster.alive(n) for n in ("n2", "n3")), 120)
