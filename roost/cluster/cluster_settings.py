@@ -367,7 +367,8 @@ def _port_argv(ports: RayPorts) -> list[str]:
 
 
 def ray_environment(token_file: Path, home: Path, inherited: Mapping[str, str]) -> dict[str, str]:
-    """The explicit environment of Ray's processes: token authentication with Roost's token file
+    """The explicit environment of Ray's processes (and of the head's driver, raybridge): token
+    authentication with Roost's token file
     (Ray never writes one of its own then), Ray's stray files under the cluster folder, the
     daemon's agent socket (Ray's workers inherit it: the agent actor on this machine reads it),
     and a short wait for a head that went away: a raylet whose head (GCS) is gone for that long

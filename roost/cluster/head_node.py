@@ -18,12 +18,12 @@ from roost.applog import LogBook
 from roost.builder import Builder
 from roost.cluster.agent import AgentServer
 from roost.cluster.cluster_runtime import ArchiveOf, ClusterEvents, ClusterRuntime, DigestOf
-from roost.cluster.cluster_settings import HEAD_ROLE, agent_socket_path, cluster_dir, join_host_port
+from roost.cluster.cluster_settings import HEAD_ROLE, agent_socket_path, join_host_port, ray_environment
 from roost.cluster.contract import Artifact, ClusterMap, Demand, NodeIdentity
 from roost.cluster.edgeview import EdgeView, node_label
 from roost.cluster.head import ClusterHead
 from roost.cluster.nodehost import BuiltPaths, LocalNodeHost, NodeEvents
-from roost.cluster.placement import RayCluster, driver_environment
+from roost.cluster.placement import RayCluster
 from roost.edge import Edge, EdgeSettings, RouteTable
 from roost.model import ClusterNode, DeploymentId
 from roost.registry import Registry
@@ -56,7 +56,7 @@ class HeadNode:
         s = head.settings
         self.head = head
         self.region = s.region
-        self.ray = RayCluster(s.gcs_address, driver_environment(head.token_path, cluster_dir(s.home), os.environ))
+        self.ray = RayCluster(s.gcs_address, ray_environment(head.token_path, s.home, os.environ))  # as Ray's own
         door = join_host_port(s.address, peer_sock.getsockname()[1])
         # nodes send the head's door what no machine has room for: it starts an instance (the
         # door trusts the cluster's network, so the demand's region and the chosen deployment count)

@@ -17,11 +17,10 @@ import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from roost.cluster.agent_wire import encode, read_frame, unwrap
-from roost.cluster.cluster_settings import HEAD_AWAY_SECONDS, MEMORY_RESOURCE, REGION_RESOURCE_PREFIX
+from roost.cluster.cluster_settings import MEMORY_RESOURCE, REGION_RESOURCE_PREFIX
 from roost.errors import Unavailable
 
 log = logging.getLogger("roost.cluster")
@@ -179,17 +178,3 @@ class RayCluster:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reading
             self._reading = None
-
-
-def driver_environment(token: Path, home: Path, inherited: Mapping[str, str]) -> dict[str, str]:
-    """The driver's explicit environment: token authentication, no usage stats, and a short wait
-    for a lost head (it exits, and the daemon starts another once Ray is back)."""
-    env = {key: inherited[key] for key in ("PATH", "LANG", "LC_ALL", "TZ") if key in inherited}
-    env.update(
-        RAY_AUTH_MODE="token",
-        RAY_AUTH_TOKEN_PATH=str(token),
-        RAY_USAGE_STATS_ENABLED="0",
-        RAY_gcs_rpc_server_reconnect_timeout_s=str(HEAD_AWAY_SECONDS),
-        HOME=str(home),
-    )
-    return env

@@ -145,9 +145,13 @@ class Cluster:
         proc = subprocess.Popen(self.client.argv(argv), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return Load(proc, out, time.monotonic())
 
+    def listed(self) -> dict[str, dict[str, Any]]:
+        """`roost nodes --json` on the head, by name ({} while it does not answer)."""
+        return nodes_if_answered(self.lan.hosts[0], self.folder / "h1")
+
     def alive(self, name: str) -> bool:
         """Whether the head lists `name` alive (False while the head does not answer)."""
-        return bool(nodes_if_answered(self.lan.hosts[0], self.folder / "h1").get(name, {}).get("alive"))
+        return bool(self.listed().get(name, {}).get("alive"))
 
     def restart_head(self) -> None:
         """`roost serve --cluster` again on the head's home, as its service manager would."""

@@ -8,6 +8,7 @@ with -s to see them)."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +42,13 @@ def test_an_app_is_served_from_every_machine_and_a_lost_machine_is_replaced(make
         f"\nmin = 6 placed {dict(placed)}; push {seconds:.1f} s, then all ready {time.monotonic() - began:.1f} s later"
     )
     assert set(placed) == set(NODES) and max(placed.values()) - min(placed.values()) <= 1, placed
+
+    listed = wait_until(
+        "roost nodes counting them",
+        lambda: (n := cluster.listed()) and all(n[m]["instances"] == 2 for m in NODES) and n,
+        30,
+    )
+    assert all(listed[m]["memory_used"] == 2 * 64 * 1024**2 and listed[m]["alive"] for m in NODES), listed
 
     for node in NODES:  # each edge serves from its own instances
         status, headers = cluster.get(node, "spread")
@@ -94,11 +102,7 @@ def _lose_a_machine_under_load(cluster: Cluster, lan: Lan) -> None:
     wall = time.time()
     lan.hosts[2].kill_all()
     lost = time.monotonic()
-    replaced = wait_until(
-        f"{sum(before.values())} ready without n3",
-        lambda: (p := cluster.placement("spread"))["n3"] == 0 and sum(p.values()) >= sum(before.values()) and p,
-        120,
-    )
+    replaced = _replaced(cluster, before, "n3")
     replaced_in = time.monotonic() - lost
     records = load.finish()
     failed = failures(records)
@@ -111,6 +115,15 @@ def _lose_a_machine_under_load(cluster: Cluster, lan: Lan) -> None:
     assert forwarded > 0  # the load did reach the machine that was lost
     assert not failures(after), failures(after)[:5]
     assert all(r["at"] >= killed_at - 0.5 for r in failed), failed[:5]
+
+
+def _replaced(cluster: Cluster, before: Counter[str], lost: str) -> Counter[str]:
+    """Once `spread` has as many ready instances as `before`, none of them on `lost`."""
+    return wait_until(
+        f"{sum(before.values())} ready without {lost}",
+        lambda: (p := cluster.placement("spread"))[lost] == 0 and sum(p.values()) >= sum(before.values()) and p,
+        120,
+    )
 
 
 NEAR = 'mode = "function"\n[scale]\nmax = 4\nidle_timeout = "120s"\n[limits]\nmemory = "64M"\n'
@@ -146,11 +159,7 @@ def test_regions_a_cut_off_machine_and_a_head_restart(make_lan: MakeLan) -> None
     wall = time.time()
     lan.cut(lan.hosts[2])  # n3's link down: its processes live on, unreachable
     lost = time.monotonic()
-    replaced = wait_until(
-        f"{sum(before.values())} ready without n3",
-        lambda: (p := cluster.placement("spread"))["n3"] == 0 and sum(p.values()) >= sum(before.values()) and p,
-        120,
-    )
+    replaced = _replaced(cluster, before, "n3")
     replaced_in = time.monotonic() - lost
     records = load.finish()
     failed = failures(records)
