@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from urllib.parse import unquote
 
 from roost.model import AppName, DeploymentId
@@ -45,6 +45,11 @@ class AppRoute:
     body_too_large: str = "request body too large"
     aliases: Mapping[str, DeploymentId] = field(default_factory=dict)
 
+    def __reduce__(self) -> tuple[type[AppRoute], tuple[object, ...]]:
+        """Pickled by its constructor: compiled (mypyc), a frozen dataclass cannot be unpickled by
+        setting its fields, and a cluster's head sends route tables to the other machines."""
+        return (AppRoute, tuple(getattr(self, f.name) for f in fields(self)))
+
 
 @dataclass(frozen=True, slots=True)
 class RouteTable:
@@ -53,6 +58,10 @@ class RouteTable:
     domain: str
     apps: Mapping[AppName, AppRoute] = field(default_factory=dict)
     hosts: Mapping[str, str] = field(default_factory=dict)
+
+    def __reduce__(self) -> tuple[type[RouteTable], tuple[object, ...]]:
+        """As `AppRoute.__reduce__`."""
+        return (RouteTable, (self.domain, self.apps, self.hosts))
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,8 @@ async def test_an_admin_sees_each_node_as_the_head_reads_it() -> None:
             "started_at": 100.0,
             "ended_at": 160.5,
             "reason": "health check failed",
+            "instances": 0,
+            "memory_used": 0,
         }
     ]
 

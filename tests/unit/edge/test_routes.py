@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import pytest
 
@@ -128,3 +129,13 @@ def test_a_host_that_is_not_the_domain_is_told_which_urls_answer(host: str, says
 @pytest.mark.parametrize("host", ["localhost:8080", "nope.localhost", "ab12cd34--hello.localhost"])
 def test_a_miss_under_the_domain_stays_short(host: str) -> None:
     assert not_found(table(), host) == "no such app"
+
+
+def test_a_route_table_crosses_to_another_machine_whole() -> None:
+    """A cluster's head pickles its route table to every machine; compiled with mypyc, a frozen
+    dataclass would not unpickle field by field."""
+    app = route("hello", [(DeploymentId("d1234567"), 100)])
+    routes = table(
+        dataclasses.replace(app, aliases={"feature-x": DeploymentId("d2345678")}), hosts={"a.example": "hello"}
+    )
+    assert pickle.loads(pickle.dumps(routes)) == routes  # noqa: S301 - our own bytes
