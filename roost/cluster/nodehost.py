@@ -161,12 +161,18 @@ class LocalNodeHost:
 
     async def prepare(self, artifact: Artifact, archive: bytes) -> float:
         """Verify, keep and build; one build per deployment at a time (a second call waits for the
-        first and returns 0.0 if it succeeded). Raises DigestMismatch, BuildFailed, NoSpace."""
+        first and returns 0.0 if it succeeded). A deployment prepared already takes the artifact's
+        config and env (`roost env set` changed them): the next assignment runs instances with
+        them. Raises DigestMismatch, BuildFailed, NoSpace."""
         started = time.monotonic()
         digest = await asyncio.to_thread(check_archive, artifact, archive)
         lock = self._preparing.setdefault(artifact.deployment, asyncio.Lock())
         async with lock:
-            if artifact.deployment in self._prepared:
+            known = self._prepared.get(artifact.deployment)
+            if known is not None:
+                self._prepared[artifact.deployment] = replace(
+                    known, config=held_config(artifact.config), env=dict(artifact.env)
+                )
                 return 0.0
             paths = await self._find_build(artifact) if self._find_build is not None else None
             if paths is None:

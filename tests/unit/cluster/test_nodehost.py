@@ -3,6 +3,7 @@ deployment at, assignments of what was never prepared, the newest map, the bound
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from roost.cluster.contract import Artifact, Assignment, ClusterMap, NodeIdentit
 from roost.cluster.nodehost import (
     IDLE_NEVER,
     LIMIT_EVENTS,
+    BuiltPaths,
     LocalNodeHost,
     NodeEvents,
     check_archive,
@@ -130,3 +132,28 @@ def test_events_are_kept_until_taken_and_bounded() -> None:
     assert len(taken) == LIMIT_EVENTS
     assert taken[0].message == "crash 5" and taken[-1].data == {"n": LIMIT_EVENTS + 4}
     assert events.take() == ()
+
+
+async def test_a_prepared_deployment_takes_a_new_env_without_building_again(tmp_path: Path) -> None:
+    logs = LogBook(tmp_path / "logs")
+    events = NodeEvents()
+    runtime = LocalRuntime(tmp_path, logs, events, sandbox=SandboxSettings(enabled=False))
+    builds: list[Artifact] = []
+
+    async def built(of: Artifact) -> BuiltPaths:  # the head's own build, as the head's node finds it
+        builds.append(of)
+        return BuiltPaths(tmp_path / "code", tmp_path / "venv")
+
+    identity = NodeIdentity("head", "eu-west", "10.0.0.1:8081", 2**30)
+    registry = Registry(tmp_path / "blobs")
+    host = LocalNodeHost(identity, runtime, Builder(tmp_path, ()), registry, logs, events,
+                         demand=dict, on_map=lambda _: None, find_build=built)  # fmt: skip
+    try:
+        assert await host.prepare(artifact(), ARCHIVE) >= 0.0
+        changed = dataclasses.replace(artifact(), env={"GREETING": "hi"})
+        assert await host.prepare(changed, ARCHIVE) == 0.0
+        assert len(builds) == 1  # found (or built) once
+        spec = host.prepared(DEP)
+        assert spec is not None and spec.env == {"GREETING": "hi"} and spec.code_dir == tmp_path / "code"
+    finally:
+        await runtime.close()
