@@ -56,6 +56,7 @@ TIMEOUT_HELLO = 60.0  # a node's agent actor starts a Ray worker first
 TIMEOUT_PREPARE = 15 * 60.0  # a node builds the deployment's venv (or reuses it)
 TIMEOUT_PLACE = 30.0  # Ray finds a node with room, or there is none
 TIMEOUT_PLACE_IN_REGION = 1.5  # then anywhere
+QUICK_PLACEMENT = 1.0  # seconds Ray takes to place a group when a machine has room (2-76 ms measured)
 TIMEOUT_READY = 120.0
 RETRY_AFTER_FULL = 5
 TIMEOUT_DELIVERY = 1.0  # seconds a scale-down waits for every edge to have the map without what drains
@@ -119,6 +120,7 @@ class ClusterRuntime:
         self._meeting: set[str] = set()
         self._asking: set[str] = set()  # machines whose report is being asked for
         self._showing: set[str] = set()  # machines a map is on its way to
+        self._reserving = asyncio.Lock()
         self._placing_from = 0.0  # monotonic time from which floors are placed (machines rejoin first)
         self._deployments: dict[DeploymentId, _Deployment] = {}
         self._instances: dict[InstanceId, tuple[str, InstanceInfo]] = {}
@@ -550,12 +552,12 @@ class ClusterRuntime:
         memory = entry.spec.config.limits.memory
         entry.starting += 1
         try:
-            reservation = await self.ray.reserve(memory, region)
-            placed = await self.ray.placed(reservation, TIMEOUT_PLACE_IN_REGION if region else TIMEOUT_PLACE)
+            reservation, placed = await self._reserve(
+                memory, region, TIMEOUT_PLACE_IN_REGION if region else TIMEOUT_PLACE
+            )
             if not placed and region and anywhere:
                 await self.ray.release(reservation)
-                reservation = await self.ray.reserve(memory)
-                placed = await self.ray.placed(reservation, TIMEOUT_PLACE)
+                reservation, placed = await self._reserve(memory, "", TIMEOUT_PLACE)
             if not placed:
                 await self.ray.release(reservation)
                 raise Unavailable(
@@ -576,6 +578,16 @@ class ClusterRuntime:
         before = {i.id for i in self.instances(deployment)}
         self._assign_all(deployment)
         return await self._new_ready(deployment, node_id, before)
+
+    async def _reserve(self, memory: int, region: str, within: float) -> tuple[Reservation, bool]:
+        """Ask Ray for one place and wait for it. One request at a time while Ray answers quickly:
+        placement groups asked for all at once were placed from the same view of the machines
+        (3/2/1 instead of 2/2/2 for six on three), one after the other they spread."""
+        async with self._reserving:
+            reservation = await self.ray.reserve(memory, region)
+            if await self.ray.placed(reservation, min(within, QUICK_PLACEMENT)):
+                return reservation, True
+        return reservation, within > QUICK_PLACEMENT and await self.ray.placed(reservation, within - QUICK_PLACEMENT)
 
     async def _new_ready(self, deployment: DeploymentId, node_id: str | None, before: set[InstanceId]) -> InstanceInfo:
         deadline = time.monotonic() + TIMEOUT_READY
