@@ -475,7 +475,6 @@ class ClusterRuntime:
         """Place `count`; then (placed or not) nodes may be told to run fewer than they do. Right
         after the head (re)connects it first waits for the machines to rejoin: they may still run
         those instances, which it then keeps where Ray places them again."""
-        await asyncio.sleep(max(0.0, self._placing_from - time.monotonic()))
         try:
             await self.scale_to(deployment, count, reason)
         except RoostError as exc:
@@ -612,6 +611,7 @@ class ClusterRuntime:
         return entry
 
     async def scale_to(self, deployment: DeploymentId, count: int, reason: str) -> None:
+        await asyncio.sleep(max(0.0, self._placing_from - time.monotonic()))  # machines rejoin first
         entry = self._deployment(deployment)
         target = clamp_count(entry.spec.config, count)
         current = len(entry.reservations) + entry.starting

@@ -83,15 +83,17 @@ class Cluster:
         assert done.returncode == 0, done.stdout + done.stderr + self.head.output()[-4000:]
         return time.monotonic() - began
 
-    def placement(self, app: str) -> collections.Counter[str]:
-        """Ready web instances of `app` by node, as the head sees them."""
+    def placement(self, app: str, states: tuple[str, ...] = ("ready",)) -> collections.Counter[str]:
+        """Web instances of `app` in `states` by node, as the head sees them."""
         done = self.roost("info", app, "--json")
-        if done.returncode != 0:
-            return collections.Counter()
+        assert done.returncode == 0, done.stdout + done.stderr
         instances = json.loads(done.stdout).get("instances", [])
         return collections.Counter(
-            self.name_of(i["address"]) for i in instances if i["state"] == "ready" and not i.get("process")
+            self.name_of(i["address"]) for i in instances if i["state"] in states and not i.get("process")
         )
+
+    def asleep(self, app: str) -> bool:
+        return not self.placement(app, ("starting", "ready", "draining"))
 
     def timeline(self, since: float) -> str:
         """The head's events since the wall-clock time `since`, as seconds after it: what the

@@ -71,7 +71,7 @@ def test_an_app_is_served_from_every_machine_and_a_lost_machine_is_replaced(make
     cluster.push(write_app(folder, "sleepy", SLEEPY))
     woken = []
     for node in NODES:  # asleep, it wakes through any machine's edge
-        wait_until("sleepy asleep", lambda: not cluster.placement("sleepy"), 60)
+        wait_until("sleepy asleep", lambda: cluster.asleep("sleepy"), 60)
         began = time.monotonic()
         status, headers = cluster.get(node, "sleepy")
         woken.append(f"{node} {time.monotonic() - began:.2f} s ({headers.get('x-roost-node')})")
