@@ -375,13 +375,8 @@ class ClusterRuntime:
                 for owner, info in self._instances.values()
                 if info.deployment == deployment and owner in self._nodes and info.state in LIVE
             }
-            for node in list(self._nodes.values()):
-                region = node.identity.region
-                seen = node.report.demand.get(deployment) if node.report is not None else None
-                recent = seen is not None and (
-                    seen.waiting or (seen.last_request_at is not None and now - seen.last_request_at < RECENT)
-                )
-                if not recent or region in running or region in entry.regions_starting:
+            for region in sorted(self._regions_asking(deployment, now)):
+                if region in running or region in entry.regions_starting:
                     continue
                 if now - entry.no_room.get(region, 0.0) < RETRY_NO_ROOM:
                     continue
@@ -389,6 +384,17 @@ class ClusterRuntime:
                     break
                 entry.regions_starting.add(region)
                 self._tasks.start(self._start_in(deployment, entry, region), name=f"place {deployment} in {region}")
+
+    def _regions_asking(self, deployment: DeploymentId, now: float) -> set[str]:
+        """Regions whose edges have requests for `deployment` waiting, or had one in the last RECENT seconds."""
+        regions = set()
+        for node in self._nodes.values():
+            seen = node.report.demand.get(deployment) if node.report is not None else None
+            if seen is not None and (
+                seen.waiting or (seen.last_request_at is not None and now - seen.last_request_at < RECENT)
+            ):
+                regions.add(node.identity.region)
+        return regions
 
     async def _start_in(self, deployment: DeploymentId, entry: _Deployment, region: str) -> None:
         try:
@@ -645,16 +651,34 @@ class ClusterRuntime:
             await asyncio.sleep(0.02)
 
     def _surplus(self, entry: _Deployment, count: int) -> list[Reservation]:
+        """Which `count` reservations to give back: unplaced ones first; then from a region that
+        keeps one without it, or that no request asks for, so a region with demand keeps its own
+        instance while it can; among those, from the machine holding most."""
         shares = self._shares(entry)
+        asking = self._regions_asking(entry.spec.deployment, time.time())
+        in_region: dict[str, int] = {}
+        for node_id, share in shares.items():
+            region = self._region_of(node_id)
+            in_region[region] = in_region.get(region, 0) + share
         chosen = [r for r in entry.reservations if entry.placed.get(r.id) is None][:count]
         while len(chosen) < count:
             placed = [(r, node) for r in entry.reservations if r not in chosen and (node := entry.placed.get(r.id))]
             if not placed:
                 break
-            pick, node = max(placed, key=lambda pair: shares[pair[1]])
+
+            def spare(pair: tuple[Reservation, str]) -> tuple[bool, int]:
+                region = self._region_of(pair[1])
+                return region not in asking or in_region[region] > 1, shares[pair[1]]
+
+            pick, node = max(placed, key=spare)
             shares[node] -= 1
+            in_region[self._region_of(node)] -= 1
             chosen.append(pick)
         return chosen
+
+    def _region_of(self, node_id: str) -> str:
+        node = self._nodes.get(node_id)
+        return node.identity.region if node is not None else ""
 
     async def stop_instance(self, instance: InstanceId, reason: str) -> None:
         """Stops it where it runs; its node keeps its share, so a recycled instance is replaced."""
