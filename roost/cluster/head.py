@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from roost.cluster.cluster_settings import (
+    HEAD_AWAY_SECONDS,
     HeadSettings,
     check_temp_dir,
     closed_to_apps,
@@ -72,7 +73,10 @@ class ClusterHead:
             stale=(ray_address_file(temp_dir),),
             private=(cluster_dir(s.home),),
         )
-        self._keeper = RayKeeper(command, self.report)
+        # Started again only once every raylet has given the dead head up (HEAD_AWAY_SECONDS): one that
+        # reconnected to the new head at the old address would be a stranger there, out of the
+        # cluster until Ray's own health checks gave up on it a minute later.
+        self._keeper = RayKeeper(command, self.report, backoff_first=HEAD_AWAY_SECONDS + 1)
         began = time.monotonic()
         await self._keeper.start()
         self.started_in = time.monotonic() - began

@@ -215,11 +215,13 @@ class RayKeeper:
         report: Callable[[str], None],
         grace: float = GRACE_STOP,
         backoff_max: float = BACKOFF_MAX,
+        backoff_first: float = BACKOFF_FIRST,
     ) -> None:
         self.command = command
         self.report = report
         self.grace = grace
         self.backoff_max = backoff_max
+        self.backoff_first = backoff_first
         self.process = RayProcess(command)
         self.restarts = 0
         self.last_exit = ""
@@ -230,7 +232,7 @@ class RayKeeper:
 
     async def keep(self) -> None:
         """Run until `stop`: wait for an exit, report it, start again after a back-off."""
-        backoff = BACKOFF_FIRST
+        backoff = self.backoff_first
         while not self.is_stopping():
             if self.process.is_running():
                 await self.process.wait()
@@ -250,11 +252,12 @@ class RayKeeper:
         try:
             await self.process.start()
         except Unavailable as exc:
-            self.report(f"{exc.message}; trying again in {min(backoff * 2, self.backoff_max):.0f} s")
-            return min(backoff * 2, self.backoff_max)
+            backoff = max(min(backoff * 2, self.backoff_max), self.backoff_first)
+            self.report(f"{exc.message}; trying again in {backoff:.0f} s")
+            return backoff
         self.restarts += 1
         self.report(f"{self.command.what} is running again (restart {self.restarts})")
-        return BACKOFF_FIRST
+        return self.backoff_first
 
     def is_stopping(self) -> bool:
         return self._stopping
