@@ -132,6 +132,7 @@ class ClusterRuntime:
         self._tasks = TaskSet(log, "cluster")
         self._ticking: asyncio.Task[None] | None = None
         self._reported = asyncio.Event()
+        self._map_taken = asyncio.Event()  # set when a machine got a map (or one is lost): for `_delivered`
 
     # -- life ------------------------------------------------------------------------------
 
@@ -233,6 +234,7 @@ class ClusterRuntime:
     def _lose(self, node: _Node, why: str) -> None:
         """A node left: its instances are gone; Ray moves its reservations, the tick reassigns them."""
         self._record(None, "node.lost", f"node {node.identity.name} was lost ({why})", node.identity)
+        self._map_taken.set()  # one machine fewer to wait for
         for instance, (owner, info) in list(self._instances.items()):
             if owner == node.node_id:
                 del self._instances[instance]
@@ -433,6 +435,7 @@ class ClusterRuntime:
                     log.info("node %s missed map %d: %s", node.identity.name, current.version, exc.message)
                     return
                 node.shown = max(node.shown, current.version)
+                self._map_taken.set()
         finally:
             self._showing.discard(node.node_id)
 
@@ -645,10 +648,12 @@ class ClusterRuntime:
     async def _delivered(self, within: float) -> None:
         """Until every machine has the current map (or `within` seconds passed)."""
         deadline = time.monotonic() + within
-        while self._map is not None and time.monotonic() < deadline:
-            if all(node.shown >= self._map.version for node in self._nodes.values()):
+        while self._map is not None and any(node.shown < self._map.version for node in self._nodes.values()):
+            self._map_taken.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._map_taken.wait(), deadline - time.monotonic())
+            if time.monotonic() >= deadline:
                 return
-            await asyncio.sleep(0.02)
 
     def _surplus(self, entry: _Deployment, count: int) -> list[Reservation]:
         """Which `count` reservations to give back: unplaced ones first; then from a region that
