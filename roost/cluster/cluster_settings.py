@@ -373,13 +373,16 @@ def ray_environment(token_file: Path, home: Path, inherited: Mapping[str, str]) 
     daemon's agent socket (Ray's workers inherit it: the agent actor on this machine reads it),
     and a short wait for a head that went away: a raylet whose head (GCS) is gone for that long
     exits, and `roost node join` starts it again into the head's new run (Ray's default, 60 s,
-    left a node out of a restarted head's cluster for a minute)."""
+    left a node out of a restarted head's cluster for a minute). No drain on SIGTERM: Ray's waits
+    (30 s by default) for the node's work to end, and the agent actor the head keeps there never
+    ends, so `roost node join` took 30 s to stop; Roost drains its instances itself."""
     env = {key: inherited[key] for key in ("PATH", "LANG", "LC_ALL", "TZ") if key in inherited}
     env.update(
         RAY_AUTH_MODE="token",
         RAY_AUTH_TOKEN_PATH=str(token_file),
         RAY_USAGE_STATS_ENABLED="0",
         RAY_gcs_rpc_server_reconnect_timeout_s=str(HEAD_AWAY_SECONDS),
+        RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0",
         HOME=str(cluster_dir(home)),
     )
     env[AGENT_SOCKET_ENV] = str(agent_socket_path(home))
