@@ -27,6 +27,7 @@ WORKERS_LEAST = 16  # Ray worker processes per machine: Roost's agent actor, the
 MEMORY_RESOURCE = "roost_memory"  # bytes of instance memory limits a node offers
 REGION_RESOURCE_PREFIX = "roost_region_"
 REGION_LABEL = "roost-region"
+SELF_CHECK_MS = 2000  # how often a raylet asks its head whether it knows it (Ray's default: a minute)
 HEAD_AWAY_SECONDS = 5  # a raylet (or the head's driver) without its head that long exits, to join its next run
 NODE_LABEL = "roost-node"
 ROLE_LABEL = "roost-role"
@@ -373,7 +374,9 @@ def ray_environment(token_file: Path, home: Path, inherited: Mapping[str, str]) 
     daemon's agent socket (Ray's workers inherit it: the agent actor on this machine reads it),
     and a short wait for a head that went away: a raylet whose head (GCS) is gone for that long
     exits, and `roost node join` starts it again into the head's new run (Ray's default, 60 s,
-    left a node out of a restarted head's cluster for a minute). No drain on SIGTERM: Ray's waits
+    left a node out of a restarted head's cluster for a minute). A raylet that reconnected in
+    time to a head that restarted (a new cluster there, which does not know it) learns so at its
+    next self-check and exits, to join again: every 2 s, not Ray's minute. No drain on SIGTERM: Ray's waits
     (30 s by default) for the node's work to end, and the agent actor the head keeps there never
     ends, so `roost node join` took 30 s to stop; Roost drains its instances itself."""
     env = {key: inherited[key] for key in ("PATH", "LANG", "LC_ALL", "TZ") if key in inherited}
@@ -383,6 +386,7 @@ def ray_environment(token_file: Path, home: Path, inherited: Mapping[str, str]) 
         RAY_USAGE_STATS_ENABLED="0",
         RAY_gcs_rpc_server_reconnect_timeout_s=str(HEAD_AWAY_SECONDS),
         RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0",
+        RAY_raylet_liveness_self_check_interval_ms=str(SELF_CHECK_MS),
         HOME=str(cluster_dir(home)),
     )
     env[AGENT_SOCKET_ENV] = str(agent_socket_path(home))

@@ -4,8 +4,8 @@ A Ray driver whose head (GCS) stays away for a minute terminates its whole proce
 must outlive Ray's restarts, so it drives Ray through this child instead (`placement.RayCluster`).
 It speaks the agent relay's frames (`agent_wire`) over the socket FD: first ("ready",) once
 connected, then, for each request (call id, operation, args), a reply (call id, ok or error) as
-soon as that one is done; several run at once. It exits when the daemon closes the socket, and
-Ray's placement groups and actors of this driver go with it.
+soon as that one is done; several run at once. It exits at once when the daemon closes the socket
+(or dies), and Ray's placement groups and actors of this driver go with it.
 
 With `gcs.py`, the only module of Roost that imports Ray.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import sys
 from typing import Any
@@ -140,7 +141,10 @@ async def serve(fd: int, address: str) -> None:
         try:
             request = await read_frame(reader)
         except (asyncio.IncompleteReadError, ConnectionError):
-            return  # the daemon closed the socket (or died): leave, and Ray forgets this driver's work
+            # The daemon closed the socket (or died): leave at once. Not through `ray.shutdown` and
+            # the executor's threads: with Ray's head gone too they wait for it, and the process
+            # outlived a killed daemon. Ray forgets a dead driver's groups and actors by itself.
+            os._exit(0)
         task = asyncio.create_task(_answer(bridge, request, writer))
         tasks.add(task)
         task.add_done_callback(tasks.discard)

@@ -120,11 +120,18 @@ class Cluster:
         ]
 
     def wait_placed(self, app: str, count: int, within: float = 120) -> collections.Counter[str]:
-        return wait_until(
-            f"{count} ready instances of {app}",
-            lambda: (p := self.placement(app)) and sum(p.values()) == count and p,
-            within,
-        )
+        began = time.time()
+        try:
+            return wait_until(
+                f"{count} ready instances of {app}",
+                lambda: (p := self.placement(app)) and sum(p.values()) == count and p,
+                within,
+            )
+        except TimeoutError as exc:
+            seen = self.placement(app, ("starting", "ready", "draining"))
+            raise TimeoutError(
+                f"{exc}; placed: {dict(seen)}; the head's events:\n{self.timeline(began - 30)}"
+            ) from None
 
     def get(self, node: str, app: str, path: str = "/") -> tuple[int, dict[str, str]]:
         """One GET from the client machine to `node`'s public edge: status and headers (lower case)."""

@@ -130,7 +130,8 @@ def test_stopping_leaves_no_process_and_no_namespace(make_lan: MakeLan) -> None:
     assert "left the cluster" in node.output()
     wait_until("a node that left listed dead", lambda: _dead(head, folder / "h1", "n"), 30)
     assert server.stop() == 0, server.output()
-    assert machine.pids() == [] and head.pids() == []
+    left = [Path(f"/proc/{pid}/cmdline").read_bytes()[:200] for pid in machine.pids() + head.pids()]
+    assert left == [], left
     assert _ray_processes(folder) == []
 
     names = lan.names()

@@ -64,6 +64,7 @@ def test_ray_gets_the_token_path_the_agent_socket_and_only_the_environment_it_ne
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_gcs_rpc_server_reconnect_timeout_s": "5",
         "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+        "RAY_raylet_liveness_self_check_interval_ms": "2000",
         "HOME": "/r/cluster",
         "ROOST_AGENT_SOCKET": "/r/cluster/agent.sock",
     }
