@@ -540,12 +540,13 @@ class ClusterRuntime:
             concurrency=config.scale.concurrency,
             maximum=config.scale.max,
         )
+        entry.starting += count  # counted now: a request for capacity just after this sees them
         for _ in range(count):
             self._tasks.start(self._start_for_demand(deployment, region), name=f"start {deployment}")
 
     async def _start_for_demand(self, deployment: DeploymentId, region: str) -> None:
         try:
-            await self._place(deployment, region)
+            await self._place(deployment, region, counted=True)
         except RoostError as exc:
             why = exc.message
             self._failed(deployment, why)
@@ -553,12 +554,16 @@ class ClusterRuntime:
     async def start_instance(self, deployment: DeploymentId) -> InstanceInfo:
         return await self._place(deployment, "")
 
-    async def _place(self, deployment: DeploymentId, region: str, anywhere: bool = True) -> InstanceInfo:
+    async def _place(
+        self, deployment: DeploymentId, region: str, anywhere: bool = True, counted: bool = False
+    ) -> InstanceInfo:
         """One more reservation, in `region` when it has room, else (`anywhere`) wherever Ray finds
-        one; then the instance on its node, once ready. Raises Unavailable."""
+        one; then the instance on its node, once ready. Raises Unavailable. `counted`: the caller
+        has already added it to the deployment's `starting` (before the task ran)."""
         entry = self._deployment(deployment)
         memory = entry.spec.config.limits.memory
-        entry.starting += 1
+        if not counted:
+            entry.starting += 1
         try:
             reservation, placed = await self._reserve(
                 memory, region, TIMEOUT_PLACE_IN_REGION if region else TIMEOUT_PLACE
@@ -600,6 +605,9 @@ class ClusterRuntime:
     async def _new_ready(self, deployment: DeploymentId, node_id: str | None, before: set[InstanceId]) -> InstanceInfo:
         deadline = time.monotonic() + TIMEOUT_READY
         while time.monotonic() < deadline:
+            kept = self._kept(deployment, node_id)
+            if kept is not None:
+                return kept
             for owner, info in self._instances.values():
                 new = info.deployment == deployment and info.id not in before and info.state is InstanceState.READY
                 if new and (node_id is None or owner == node_id):
@@ -613,6 +621,20 @@ class ClusterRuntime:
                 await self._reported.wait()
         raise Unavailable(f"no new instance of {deployment} was ready within {TIMEOUT_READY:.0f} s")
 
+    def _kept(self, deployment: DeploymentId, node_id: str | None) -> InstanceInfo | None:
+        """Before a deployment is placed again after the head (re)connected, a machine that still
+        runs as many of it as Ray now places there starts none: one of those it runs is the place's."""
+        entry = self._deployments.get(deployment)
+        if entry is None or entry.settled or node_id is None:
+            return None
+        running = [
+            info
+            for owner, info in self._instances.values()
+            if owner == node_id and info.deployment == deployment and info.state is InstanceState.READY
+            if not info.process
+        ]
+        return running[0] if running and len(running) >= self._shares(entry).get(node_id, 0) else None
+
     def _deployment(self, deployment: DeploymentId) -> _Deployment:
         entry = self._deployments.get(deployment)
         if entry is None:
@@ -625,8 +647,9 @@ class ClusterRuntime:
         target = clamp_count(entry.spec.config, count)
         current = len(entry.reservations) + entry.starting
         if target > current:
+            entry.starting += target - current  # counted now: a scale_to woken with this one sees them
             results = await asyncio.gather(
-                *(self._place(deployment, "") for _ in range(target - current)), return_exceptions=True
+                *(self._place(deployment, "", counted=True) for _ in range(target - current)), return_exceptions=True
             )
             failures = [r for r in results if isinstance(r, RoostError)]
             if failures:

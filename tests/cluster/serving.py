@@ -10,9 +10,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.cluster.harness import (
     TIMEOUT_HEAD,
@@ -26,6 +27,8 @@ from tests.cluster.harness import (
 )
 from tests.cluster.netns import Host, Lan
 from tests.e2e.apps import wait_until
+
+T = TypeVar("T")
 
 EDGE_PORT = 8080
 NODES_OF_TEST = ("head", "n2", "n3")  # the machines start_cluster starts, by name
@@ -120,13 +123,18 @@ class Cluster:
         ]
 
     def wait_placed(self, app: str, count: int, within: float = 120) -> collections.Counter[str]:
+        return self.wait(
+            f"{count} ready instances of {app}",
+            lambda: (p := self.placement(app)) and sum(p.values()) == count and p,
+            app,
+            within,
+        )
+
+    def wait(self, what: str, probe: Callable[[], T | None], app: str, within: float = 120) -> T:
+        """`wait_until`, saying on a timeout where `app`'s instances are and what the head did."""
         began = time.time()
         try:
-            return wait_until(
-                f"{count} ready instances of {app}",
-                lambda: (p := self.placement(app)) and sum(p.values()) == count and p,
-                within,
-            )
+            return wait_until(what, probe, within)
         except TimeoutError as exc:
             seen = self.placement(app, ("starting", "ready", "draining"))
             raise TimeoutError(
