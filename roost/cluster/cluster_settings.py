@@ -376,9 +376,9 @@ def ray_environment(token_file: Path, home: Path, inherited: Mapping[str, str]) 
     exits, and `roost node join` starts it again into the head's new run (Ray's default, 60 s,
     left a node out of a restarted head's cluster for a minute). A raylet that reconnected in
     time to a head that restarted (a new cluster there, which does not know it) learns so at its
-    next self-check and exits, to join again: every 2 s, not Ray's minute. No drain on SIGTERM: Ray's waits
-    (30 s by default) for the node's work to end, and the agent actor the head keeps there never
-    ends, so `roost node join` took 30 s to stop; Roost drains its instances itself."""
+    next self-check and exits, to join again: every 2 s, not Ray's minute. No drain on SIGTERM:
+    Ray's waits (30 s by default) for the node's work to end, and the agent actor the head keeps
+    there never ends, so `roost node join` took 30 s to stop; Roost drains its instances itself."""
     env = {key: inherited[key] for key in ("PATH", "LANG", "LC_ALL", "TZ") if key in inherited}
     env.update(
         RAY_AUTH_MODE="token",

@@ -75,7 +75,7 @@ class ClusterHead:
         )
         # Started again only once every raylet has given the dead head up (HEAD_AWAY_SECONDS): one that
         # reconnected to the new head at the old address would be a stranger there, out of the
-        # cluster until Ray's own health checks gave up on it a minute later.
+        # cluster until its next liveness self-check made it exit and join again.
         self._keeper = RayKeeper(command, self.report, backoff_first=HEAD_AWAY_SECONDS + 1)
         began = time.monotonic()
         await self._keeper.start()
