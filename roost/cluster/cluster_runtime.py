@@ -630,8 +630,10 @@ class ClusterRuntime:
         running = [
             info
             for owner, info in self._instances.values()
-            if owner == node_id and info.deployment == deployment and info.state is InstanceState.READY
-            if not info.process
+            if owner == node_id
+            and info.deployment == deployment
+            and info.state is InstanceState.READY
+            and not info.process
         ]
         return running[0] if running and len(running) >= self._shares(entry).get(node_id, 0) else None
 

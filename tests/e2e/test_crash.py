@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -12,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from tests.e2e.apps import get, pushed, wait_until, write_app
 from tests.e2e.harness import Daemon, base_env, leftover_builds, leftover_instances, running, spawn
@@ -71,25 +74,23 @@ def compiling(home: Path) -> set[int]:
     return found
 
 
+def ppid(pid: int) -> int:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        return psutil.Process(pid).ppid()
+    return 0
+
+
 def compile_workers(home: Path) -> set[int]:
     """compileall's worker processes: forks of a compileall process (not of bwrap, whose command line
     names compileall too). They, unlike compileall itself (bwrap's child, which dies with it), do not
     die with the daemon: until they run, a kill would leave nothing behind to test."""
     found = compiling(home)
-    parents = {pid: parent_of(pid) for pid in found}
+    parents = {pid: ppid(pid) for pid in found}
     return {
         pid
         for pid, parent in parents.items()
         if parent in found and Path(cmdline(parent).split(" ", 1)[0]).name != "bwrap"
     }
-
-
-def parent_of(pid: int) -> int:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
-    return int(stat[stat.rfind(")") + 2 :].split()[1])
 
 
 def in_builds_cgroup(pid: int) -> bool:
